@@ -1,0 +1,324 @@
+//! Input data: loading a labelled image dataset (IDX files such as MNIST, or an
+//! image folder laid out as torchvision's `ImageFolder`) into one `N×C×H×W`
+//! tensor of `f32` pixels in `[0, 1]`, converted to the model's channel count
+//! and size, with a SHA-256 that pins the files read.
+//!
+//! [`load`] decides the format from the path; [`idx`] reads and writes IDX
+//! files; the image-folder reader is private to this module.
+
+use std::fmt;
+use std::fs;
+use std::path::Path;
+
+use image::imageops::FilterType;
+use image::{ImageBuffer, Luma};
+
+use crate::error::{Error, Result};
+
+mod folder;
+pub mod idx;
+
+pub use idx::{read_idx_images, read_idx_labels, write_idx_images, write_idx_labels, IdxImages};
+
+/// A loaded dataset: pixels in `[0, 1]`, row-major `N×C×H×W`, `f32`.
+#[derive(Clone, PartialEq)]
+pub struct Dataset {
+    /// The pixels, `n * channels * height * width` values in `[0, 1]`
+    /// (a byte divided by 255, a 16-bit sample by 65535), item after item,
+    /// each item channel after channel, each channel row after row.
+    pub pixels: Vec<f32>,
+    /// `[N, C, H, W]`.
+    pub shape: [usize; 4],
+    /// One label per item.
+    pub labels: Vec<u32>,
+    /// The name of each class, indexed by label: `"0"`, `"1"`, ... for IDX
+    /// files (ten names when every label is below 10, else one per label up
+    /// to the largest), the subfolder names for an image folder.
+    pub class_names: Vec<String>,
+    /// What the data is, for people: `IDX <images file>` or `image folder <path>`.
+    pub source: String,
+    /// Lowercase hex SHA-256 over the raw bytes of the files read, in the
+    /// order they were read, so that a report can pin the data.
+    pub sha256: String,
+}
+
+impl fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dataset")
+            .field("shape", &self.shape)
+            .field("classes", &self.class_names.len())
+            .field("source", &self.source)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dataset {
+    /// The number of items, `N`.
+    pub fn len(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of values in one item, `C * H * W`.
+    pub fn item_len(&self) -> usize {
+        self.shape[1] * self.shape[2] * self.shape[3]
+    }
+
+    /// The pixels of item `i` (`C * H * W` values).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn item(&self, i: usize) -> &[f32] {
+        let len = self.item_len();
+        &self.pixels[i * len..(i + 1) * len]
+    }
+
+    /// The first `n` items (all of them when there are fewer). `source` and
+    /// `sha256` are kept: they name the files read, and `shape[0]` says how
+    /// many items of them are used.
+    pub fn take(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset {
+            pixels: self.pixels[..n * self.item_len()].to_vec(),
+            shape: [n, self.shape[1], self.shape[2], self.shape[3]],
+            labels: self.labels[..n].to_vec(),
+            class_names: self.class_names.clone(),
+            source: self.source.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
+
+    /// Checks that every label is below `classes` (the model's number of
+    /// outputs); the error names the data source, the first offending item
+    /// and its label.
+    pub fn labels_in_range(&self, classes: usize) -> Result<()> {
+        match self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= classes)
+        {
+            None => Ok(()),
+            Some((i, &l)) => Err(Error::data(
+                &self.source,
+                format!(
+                    "item {i} has label {l}, but the model has {classes} classes \
+                     (labels 0..={})",
+                    classes.saturating_sub(1)
+                ),
+            )),
+        }
+    }
+}
+
+/// How to load a dataset so that it fits a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The model's channel count, 1 (grey) or 3 (RGB). Grey data is repeated
+    /// into three channels; RGB data is turned grey with the ITU-R 601 luma
+    /// that PIL's `convert("L")` uses (`(299 R + 587 G + 114 B) / 1000`,
+    /// rounded as PIL rounds). Alpha is dropped.
+    pub channels: usize,
+    /// The `(H, W)` the model expects; `None` takes whatever the data has
+    /// (every item must then have the size of the first).
+    pub size: Option<(usize, usize)>,
+    /// What to do with an item of another size: `false` makes it an error
+    /// that names the file and both sizes, `true` resizes it bilinearly
+    /// (`image`'s `Triangle` filter).
+    pub resize: bool,
+    /// Load only the first `n` items, in the fixed order (IDX: file order;
+    /// image folder: class order, then file order).
+    pub limit: Option<usize>,
+}
+
+impl Default for LoadOptions {
+    /// One channel, the data's own size, no resizing, no limit.
+    fn default() -> Self {
+        LoadOptions {
+            channels: 1,
+            size: None,
+            resize: false,
+            limit: None,
+        }
+    }
+}
+
+impl LoadOptions {
+    fn validate(&self) -> Result<()> {
+        if self.channels != 1 && self.channels != 3 {
+            return Err(Error::Invalid(format!(
+                "channels must be 1 (grey) or 3 (RGB), got {}",
+                self.channels
+            )));
+        }
+        if let Some((h, w)) = self.size {
+            if h == 0 || w == 0 || u32::try_from(h).is_err() || u32::try_from(w).is_err() {
+                return Err(Error::Invalid(format!(
+                    "image size must be positive and below 2^32, got {h}x{w}"
+                )));
+            }
+        }
+        if self.limit == Some(0) {
+            return Err(Error::Invalid("limit must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Loads the dataset at `path`:
+/// - a folder holding an IDX images file (`*-images-idx3-ubyte`, optionally
+///   `.gz`) and its labels file (`*-labels-idx1-ubyte[.gz]`): that IDX pair;
+/// - an IDX images file: it, with the labels file whose name has
+///   `labels-idx1` in place of `images-idx3` (with or without `.gz`);
+/// - any other folder: an image folder, one subfolder per class, read in
+///   torchvision `ImageFolder` order.
+///
+/// The pixels are converted to `opts.channels` and checked against (or
+/// resized to) `opts.size`.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    opts.validate()?;
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        match idx::find_in_dir(path)? {
+            Some((images, labels)) => idx::load_idx(&images, &labels, opts),
+            None => folder::load_folder(path, opts),
+        }
+    } else {
+        let labels = idx::labels_path_for(path)?;
+        idx::load_idx(path, &labels, opts)
+    }
+}
+
+/// The size an item of size `found` (H, W) from `file` ends up with:
+/// `found` itself when it is `expected`, `expected` when resizing is allowed,
+/// and otherwise an error naming the file and both sizes. `what` says whose
+/// size `expected` is ("the model expects", "the first image ... is").
+pub(crate) fn fit_size(
+    file: &Path,
+    found: (usize, usize),
+    expected: (usize, usize),
+    what: &str,
+    resize: bool,
+) -> Result<(usize, usize)> {
+    if found == expected || resize {
+        Ok(expected)
+    } else {
+        Err(Error::data(
+            file.display().to_string(),
+            format!(
+                "image is {}x{} (HxW) but {what} {}x{}; resize the data or enable resizing",
+                found.0, found.1, expected.0, expected.1
+            ),
+        ))
+    }
+}
+
+/// Resizes one `h×w` plane of values in `[0, 1]` to `nh×nw`, bilinearly.
+pub(crate) fn resize_plane(plane: &[f32], h: usize, w: usize, nh: usize, nw: usize) -> Vec<f32> {
+    if (h, w) == (nh, nw) {
+        return plane.to_vec();
+    }
+    // Dimensions come from IDX headers (u32), decoded images (u32) or
+    // validated options (below 2^32), and the plane has h*w values.
+    let buf: ImageBuffer<Luma<f32>, Vec<f32>> =
+        ImageBuffer::from_raw(w as u32, h as u32, plane.to_vec())
+            .expect("a plane holds h*w values");
+    let mut out =
+        image::imageops::resize(&buf, nw as u32, nh as u32, FilterType::Triangle).into_raw();
+    for v in &mut out {
+        *v = v.clamp(0.0, 1.0);
+    }
+    out
+}
+
+/// Lowercase hex of a digest.
+pub(crate) use crate::util::hex;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Dataset {
+        Dataset {
+            pixels: (0..12).map(|v| v as f32 / 12.0).collect(),
+            shape: [3, 1, 2, 2],
+            labels: vec![0, 4, 2],
+            class_names: (0..10).map(|i| i.to_string()).collect(),
+            source: "IDX tiny".into(),
+            sha256: "ab".into(),
+        }
+    }
+
+    #[test]
+    fn take_len_item() {
+        let d = tiny();
+        assert_eq!(d.len(), 3);
+        assert!(!d.is_empty());
+        assert_eq!(d.item_len(), 4);
+        assert_eq!(d.item(1), &d.pixels[4..8]);
+        let t = d.take(2);
+        assert_eq!(t.shape, [2, 1, 2, 2]);
+        assert_eq!(t.labels, vec![0, 4]);
+        assert_eq!(t.pixels, d.pixels[..8].to_vec());
+        assert_eq!(d.take(99).len(), 3);
+        assert!(d.take(0).is_empty());
+    }
+
+    #[test]
+    fn labels_in_range_names_first_offender() {
+        let d = tiny();
+        assert!(d.labels_in_range(5).is_ok());
+        let e = d.labels_in_range(3).unwrap_err().to_string();
+        assert!(e.contains("IDX tiny"), "{e}");
+        assert!(e.contains("item 1 has label 4"), "{e}");
+    }
+
+    #[test]
+    fn bad_options_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        for opts in [
+            LoadOptions {
+                channels: 4,
+                ..Default::default()
+            },
+            LoadOptions {
+                channels: 0,
+                ..Default::default()
+            },
+            LoadOptions {
+                size: Some((0, 3)),
+                ..Default::default()
+            },
+            LoadOptions {
+                limit: Some(0),
+                ..Default::default()
+            },
+        ] {
+            let e = load(dir.path(), &opts).unwrap_err();
+            assert!(matches!(e, Error::Invalid(_)), "{e}");
+        }
+    }
+
+    #[test]
+    fn missing_path_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nope");
+        let e = load(&p, &LoadOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }));
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn resize_keeps_constant_planes() {
+        let out = resize_plane(&[0.25; 16], 4, 4, 2, 3);
+        assert_eq!(out.len(), 6);
+        for v in out {
+            assert!((v - 0.25).abs() < 1e-6, "{v}");
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `xai-audit inspect`: what a model file holds and how its spec resolves —
+//! the tensors, then each layer with its output shape and parameter count.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::model::load::{find_spec, WeightsFile};
+use crate::model::spec::fmt_shape;
+use crate::model::Network;
+
+/// The text `inspect` prints for `path`. Errors (no spec, shape mismatches)
+/// are returned for the caller to report.
+pub fn inspect(path: &Path, arch: Option<&Path>) -> Result<String> {
+    let file = WeightsFile::read(path)?;
+    let mut out = String::new();
+    let total_bytes = file.bytes().len();
+    let _ = writeln!(
+        out,
+        "{} ({} tensors, {} bytes)",
+        path.display(),
+        file.tensors.len(),
+        total_bytes
+    );
+    out.push_str(&file.tensor_listing());
+    let (spec, source) = find_spec(&file, arch)?;
+    let params = spec.params();
+    let wanted: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    let tensors = file.f32_tensors(&wanted)?;
+    let (network, used) = Network::from_tensors(spec, &tensors)?;
+    let spec = network.spec();
+    let [c, h, w] = spec.input.shape;
+    let _ = writeln!(out, "\nspec: {source}");
+    if let Some(name) = &spec.name {
+        let _ = writeln!(out, "name: {name}");
+    }
+    let _ = writeln!(
+        out,
+        "input: [N, {c}, {h}, {w}] in [{}, {}]",
+        spec.input.range[0], spec.input.range[1]
+    );
+    if let (Some(m), Some(s)) = (&spec.input.mean, &spec.input.std) {
+        let _ = writeln!(out, "normalization inside the model: mean {m:?}, std {s:?}");
+    } else if let Some(m) = &spec.input.mean {
+        let _ = writeln!(out, "normalization inside the model: mean {m:?}");
+    } else if let Some(s) = &spec.input.std {
+        let _ = writeln!(out, "normalization inside the model: std {s:?}");
+    }
+    let _ = writeln!(out, "classes ({}): {}", spec.num_classes(), spec.class_names().join(", "));
+    let _ = writeln!(out, "\n  {:<10} {:<48} {:<16} {:>10}", "layer", "op", "output", "params");
+    let infos = spec.layer_infos().map_err(|message| crate::Error::Spec {
+        origin: source.to_string(),
+        message,
+    })?;
+    for info in &infos {
+        let depth = info.path.matches('.').count() / 2;
+        let indent = "  ".repeat(depth);
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<48} {:<16} {:>10}",
+            info.path,
+            format!("{indent}{}", info.description),
+            format!("[N, {}]", &fmt_shape(&info.output_shape)[1..].trim_end_matches(']')),
+            info.parameters
+        );
+    }
+    let _ = writeln!(out, "\ntotal parameters: {}", spec.parameter_count());
+    let unused: Vec<&str> = file
+        .tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| !used.iter().any(|u| u == n) && !n.ends_with(".num_batches_tracked"))
+        .collect();
+    if !unused.is_empty() {
+        let _ = writeln!(out, "warning: {} tensors no layer uses: {}", unused.len(), unused.join(", "));
+    }
+    Ok(out)
+}

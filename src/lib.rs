@@ -1,0 +1,20 @@
+//! xai-audit: audit a trained neural network before anyone trusts it.
+//!
+//! The library is organised along the flow of an audit:
+//! - [`model`]: the architecture spec, safetensors loading, layers with
+//!   PyTorch-exact gradients, and the [`model::Classifier`] boundary;
+//! - [`data`]: MNIST IDX files and image folders;
+//! - [`inspect`]: the `inspect` command's report on a model file;
+//! - [`error`]: the library's error type;
+//! - [`util`]: hashing and atomic writes.
+//!
+//! The `xai-audit` binary is a thin layer over these modules.
+#![warn(missing_docs)]
+
+pub mod data;
+pub mod error;
+pub mod inspect;
+pub mod model;
+pub mod util;
+
+pub use error::{Error, Result};

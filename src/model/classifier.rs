@@ -1,0 +1,216 @@
+//! The [`Classifier`] boundary every check talks to, and [`Network`], the
+//! classifier built from a spec and weights. Input gradients go through candle
+//! autograd: the input becomes a `Var`, the weights stay plain tensors, so only
+//! the input path is differentiated.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor, Var};
+
+use super::layers::{build_layers, forward_all, Layer, WeightSource};
+use super::ops;
+use super::spec::ArchSpec;
+use crate::error::{Error, Result};
+
+/// What an input gradient is the gradient of, per sample (the batch's objectives
+/// are summed, so each sample's gradient is its own).
+#[derive(Debug, Clone, Copy)]
+pub enum Objective<'a> {
+    /// Cross-entropy of the logits against these classes (one per sample).
+    CrossEntropy(&'a [u32]),
+    /// The logit of these classes.
+    Logit(&'a [u32]),
+    /// `z_y − max_{j≠y} z_j` for these classes `y`: positive while `y` wins.
+    Margin(&'a [u32]),
+}
+
+impl Objective<'_> {
+    fn classes(&self) -> &[u32] {
+        match self {
+            Objective::CrossEntropy(c) | Objective::Logit(c) | Objective::Margin(c) => c,
+        }
+    }
+}
+
+/// Logits, per-sample objective and input gradient at one point.
+#[derive(Debug, Clone)]
+pub struct InputGradient {
+    /// `[N, K]` logits at the input.
+    pub logits: Tensor,
+    /// `[N]` objective values.
+    pub value: Tensor,
+    /// `∂ objective / ∂ input`, shaped like the input.
+    pub grad: Tensor,
+}
+
+/// A batched image classifier: what attacks, attributions and stress tests need.
+pub trait Classifier: Send + Sync {
+    /// One input's shape `[C, H, W]`.
+    fn input_shape(&self) -> [usize; 3];
+    /// Number of classes.
+    fn num_classes(&self) -> usize;
+    /// Valid input range `(lo, hi)`.
+    fn input_range(&self) -> (f32, f32);
+    /// Logits `[N, K]` for a batch `[N, C, H, W]` (never probabilities).
+    fn logits(&self, x: &Tensor) -> Result<Tensor>;
+    /// Logits, objective and input gradient for a batch.
+    fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient>;
+}
+
+/// A network built from an [`ArchSpec`] and its weights.
+#[derive(Debug, Clone)]
+pub struct Network {
+    spec: ArchSpec,
+    layers: Vec<Layer>,
+    /// `(mean, std)` shaped `[1, C, 1, 1]`.
+    normalize: Option<(Tensor, Tensor)>,
+    num_classes: usize,
+}
+
+impl Network {
+    /// Builds the network from f32 tensors keyed by `state_dict` name.
+    /// Returns the network and the names of the tensors it used.
+    pub fn from_tensors(
+        spec: ArchSpec,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<(Self, Vec<String>)> {
+        let mut src = WeightSource::new(tensors);
+        let layers = build_layers(&spec.layers, "", &mut src)?;
+        let used = src.used().to_vec();
+        let c = spec.input.shape[0];
+        let normalize = if spec.input.mean.is_some() || spec.input.std.is_some() {
+            let mean = spec.input.mean.clone().unwrap_or_else(|| vec![0.0; c]);
+            let std = spec.input.std.clone().unwrap_or_else(|| vec![1.0; c]);
+            Some((
+                Tensor::from_vec(mean, (1, c, 1, 1), &Device::Cpu)?,
+                Tensor::from_vec(std, (1, c, 1, 1), &Device::Cpu)?,
+            ))
+        } else {
+            None
+        };
+        let num_classes = spec.num_classes();
+        Ok((
+            Network {
+                spec,
+                layers,
+                normalize,
+                num_classes,
+            },
+            used,
+        ))
+    }
+
+    /// The spec the network was built from.
+    pub fn spec(&self) -> &ArchSpec {
+        &self.spec
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<()> {
+        let [c, h, w] = self.spec.input.shape;
+        match x.dims() {
+            [_, xc, xh, xw] if [*xc, *xh, *xw] == [c, h, w] => {}
+            dims => {
+                return Err(Error::Invalid(format!(
+                    "the model takes inputs [N, {c}, {h}, {w}], got {dims:?}"
+                )))
+            }
+        }
+        if x.dtype() != DType::F32 {
+            return Err(Error::Invalid(format!(
+                "the model takes f32 inputs, got {:?}",
+                x.dtype()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The forward pass: normalization, then the layers. Differentiable.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = match &self.normalize {
+            Some((mean, std)) => x.broadcast_sub(mean)?.broadcast_div(std)?,
+            None => x.clone(),
+        };
+        forward_all(&self.layers, &x)
+    }
+}
+
+fn one_hot(classes: &[u32], k: usize) -> Result<Tensor> {
+    let mut v = vec![0f32; classes.len() * k];
+    for (i, &c) in classes.iter().enumerate() {
+        v[i * k + c as usize] = 1.0;
+    }
+    Ok(Tensor::from_vec(v, (classes.len(), k), &Device::Cpu)?)
+}
+
+impl Classifier for Network {
+    fn input_shape(&self) -> [usize; 3] {
+        self.spec.input.shape
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn input_range(&self) -> (f32, f32) {
+        (self.spec.input.range[0], self.spec.input.range[1])
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_input(x)?;
+        Ok(self.forward(x)?)
+    }
+
+    fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
+        self.check_input(x)?;
+        let n = x.dim(0)?;
+        let classes = objective.classes();
+        if classes.len() != n {
+            return Err(Error::Invalid(format!(
+                "{} objective classes for a batch of {n}",
+                classes.len()
+            )));
+        }
+        let k = self.num_classes;
+        if let Some(&bad) = classes.iter().find(|&&c| c as usize >= k) {
+            return Err(Error::Invalid(format!(
+                "objective class {bad} outside the model's {k} classes"
+            )));
+        }
+        let var = Var::from_tensor(x)?;
+        let logits = self.forward(var.as_tensor())?;
+        let value = match objective {
+            Objective::CrossEntropy(labels) => ops::cross_entropy(&logits, labels)?,
+            Objective::Logit(c) => (&logits * one_hot(c, k)?)?.sum(1)?,
+            Objective::Margin(y) => {
+                // The runner-up is chosen on detached logits; the max's gradient
+                // then flows to that class only, as torch.max's does.
+                let z: Vec<Vec<f32>> = logits.detach().to_vec2()?;
+                let runner_up: Vec<u32> = z
+                    .iter()
+                    .zip(y)
+                    .map(|(row, &yi)| {
+                        let mut best = None::<(usize, f32)>;
+                        for (j, &v) in row.iter().enumerate() {
+                            if j != yi as usize && best.is_none_or(|(_, b)| v > b) {
+                                best = Some((j, v));
+                            }
+                        }
+                        best.map_or(0, |(j, _)| j as u32)
+                    })
+                    .collect();
+                let weights = (one_hot(y, k)? - one_hot(&runner_up, k)?)?;
+                (&logits * weights)?.sum(1)?
+            }
+        };
+        let grads = value.sum_all()?.backward()?;
+        let grad = match grads.get(var.as_tensor()) {
+            Some(g) => g.clone(),
+            None => x.zeros_like()?,
+        };
+        Ok(InputGradient {
+            logits: logits.detach(),
+            value: value.detach(),
+            grad,
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! Models: the architecture spec, loading safetensors weights, the layers and
+//! their PyTorch-exact custom ops, and the [`Classifier`] boundary.
+
+pub mod classifier;
+pub mod layers;
+pub mod load;
+pub mod ops;
+pub mod skeleton;
+pub mod spec;
+
+pub use classifier::{Classifier, InputGradient, Network, Objective};
+pub use load::{load_model, LoadedModel};
+pub use spec::ArchSpec;
