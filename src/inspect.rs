@@ -46,8 +46,17 @@ pub fn inspect(path: &Path, arch: Option<&Path>) -> Result<String> {
     } else if let Some(s) = &spec.input.std {
         let _ = writeln!(out, "normalization inside the model: std {s:?}");
     }
-    let _ = writeln!(out, "classes ({}): {}", spec.num_classes(), spec.class_names().join(", "));
-    let _ = writeln!(out, "\n  {:<10} {:<48} {:<16} {:>10}", "layer", "op", "output", "params");
+    let _ = writeln!(
+        out,
+        "classes ({}): {}",
+        spec.num_classes(),
+        spec.class_names().join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "\n  {:<10} {:<48} {:<16} {:>10}",
+        "layer", "op", "output", "params"
+    );
     let infos = spec.layer_infos().map_err(|message| crate::Error::Spec {
         origin: source.to_string(),
         message,
@@ -60,7 +69,10 @@ pub fn inspect(path: &Path, arch: Option<&Path>) -> Result<String> {
             "  {:<10} {:<48} {:<16} {:>10}",
             info.path,
             format!("{indent}{}", info.description),
-            format!("[N, {}]", &fmt_shape(&info.output_shape)[1..].trim_end_matches(']')),
+            format!(
+                "[N, {}]",
+                &fmt_shape(&info.output_shape)[1..].trim_end_matches(']')
+            ),
             info.parameters
         );
     }
@@ -72,7 +84,12 @@ pub fn inspect(path: &Path, arch: Option<&Path>) -> Result<String> {
         .filter(|n| !used.iter().any(|u| u == n) && !n.ends_with(".num_batches_tracked"))
         .collect();
     if !unused.is_empty() {
-        let _ = writeln!(out, "warning: {} tensors no layer uses: {}", unused.len(), unused.join(", "));
+        let _ = writeln!(
+            out,
+            "warning: {} tensors no layer uses: {}",
+            unused.len(),
+            unused.join(", ")
+        );
     }
     Ok(out)
 }

@@ -6,6 +6,7 @@
 //! - [`data`]: MNIST IDX files and image folders;
 //! - [`inspect`]: the `inspect` command's report on a model file;
 //! - [`error`]: the library's error type;
+//! - [`rng`]: the seeded generator all randomness goes through;
 //! - [`util`]: hashing and atomic writes.
 //!
 //! The `xai-audit` binary is a thin layer over these modules.
@@ -15,6 +16,7 @@ pub mod data;
 pub mod error;
 pub mod inspect;
 pub mod model;
+pub mod rng;
 pub mod util;
 
 pub use error::{Error, Result};

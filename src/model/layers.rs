@@ -257,7 +257,11 @@ impl<'a> WeightSource<'a> {
 }
 
 /// Builds the layers of `specs` (positions prefixed by `prefix` in errors).
-pub fn build_layers(specs: &[LayerSpec], prefix: &str, src: &mut WeightSource) -> Result<Vec<Layer>> {
+pub fn build_layers(
+    specs: &[LayerSpec],
+    prefix: &str,
+    src: &mut WeightSource,
+) -> Result<Vec<Layer>> {
     specs
         .iter()
         .enumerate()
@@ -272,7 +276,10 @@ fn build_layer(spec: &LayerSpec, path: &str, src: &mut WeightSource) -> Result<L
     };
     let params = spec.own_params();
     let mut get = |leaf: &str| -> Result<Option<Tensor>> {
-        match params.iter().find(|p| p.name.ends_with(&format!(".{leaf}"))) {
+        match params
+            .iter()
+            .find(|p| p.name.ends_with(&format!(".{leaf}")))
+        {
             Some(p) => src.take(&label, &p.name, &p.shape).map(Some),
             None => Ok(None),
         }
@@ -306,7 +313,8 @@ fn build_layer(spec: &LayerSpec, path: &str, src: &mut WeightSource) -> Result<L
             let var = get("running_var")?.expect("bn has running_var");
             let weight = get("weight")?;
             let bias = get("bias")?;
-            let (scale, shift) = fold_batch_norm(&mean, &var, weight.as_ref(), bias.as_ref(), *eps, &label)?;
+            let (scale, shift) =
+                fold_batch_norm(&mean, &var, weight.as_ref(), bias.as_ref(), *eps, &label)?;
             let shape: Vec<usize> = match spec {
                 LayerSpec::BatchNorm1d { .. } => vec![1, *num_features],
                 _ => vec![1, *num_features, 1, 1],
@@ -368,7 +376,11 @@ fn build_layer(spec: &LayerSpec, path: &str, src: &mut WeightSource) -> Result<L
                 None => None,
             },
             activation: match activation {
-                Some(a) => Some(Box::new(build_layer(a, &format!("{path}.activation"), src)?)),
+                Some(a) => Some(Box::new(build_layer(
+                    a,
+                    &format!("{path}.activation"),
+                    src,
+                )?)),
                 None => None,
             },
         },
@@ -412,5 +424,8 @@ fn fold_batch_norm(
         shift.push((bias[i] - mean[i] * s) as f32);
     }
     let dev = candle_core::Device::Cpu;
-    Ok((Tensor::from_vec(scale, n, &dev)?, Tensor::from_vec(shift, n, &dev)?))
+    Ok((
+        Tensor::from_vec(scale, n, &dev)?,
+        Tensor::from_vec(shift, n, &dev)?,
+    ))
 }

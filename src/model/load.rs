@@ -61,7 +61,10 @@ impl WeightsFile {
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| {
-            Error::format(path, format!("not a valid safetensors file: {}", describe(&e)))
+            Error::format(
+                path,
+                format!("not a valid safetensors file: {}", describe(&e)),
+            )
         })?;
         let mut infos: Vec<(usize, TensorInfo)> = meta
             .tensors()
@@ -102,7 +105,10 @@ impl WeightsFile {
     /// values are refused.
     pub fn f32_tensors(&self, names: &[&str]) -> Result<HashMap<String, Tensor>> {
         let st = SafeTensors::deserialize(&self.bytes).map_err(|e| {
-            Error::format(&self.path, format!("not a valid safetensors file: {}", describe(&e)))
+            Error::format(
+                &self.path,
+                format!("not a valid safetensors file: {}", describe(&e)),
+            )
         })?;
         let mut out = HashMap::new();
         for &name in names {
@@ -152,7 +158,12 @@ impl WeightsFile {
     pub fn tensor_listing(&self) -> String {
         let mut s = String::new();
         for t in &self.tensors {
-            s.push_str(&format!("  {:<40} {:<18} {}\n", t.name, fmt_shape(&t.shape), t.dtype));
+            s.push_str(&format!(
+                "  {:<40} {:<18} {}\n",
+                t.name,
+                fmt_shape(&t.shape),
+                t.dtype
+            ));
         }
         s
     }
@@ -163,10 +174,18 @@ fn describe(e: &safetensors::SafeTensorError) -> String {
     match e {
         E::HeaderTooSmall => "the file is shorter than the 8-byte header length".into(),
         E::HeaderTooLarge => "the header length is implausibly large".into(),
-        E::InvalidHeaderLength => "the header length runs past the end of the file (truncated?)".into(),
-        E::InvalidHeaderDeserialization(m) => format!("the header is not valid safetensors JSON ({m})"),
-        E::MetadataIncompleteBuffer => "the tensor data is shorter than the header says (truncated?)".into(),
-        E::InvalidOffset(name) => format!("tensor '{name}' has data offsets that overlap, leave gaps or run past the data"),
+        E::InvalidHeaderLength => {
+            "the header length runs past the end of the file (truncated?)".into()
+        }
+        E::InvalidHeaderDeserialization(m) => {
+            format!("the header is not valid safetensors JSON ({m})")
+        }
+        E::MetadataIncompleteBuffer => {
+            "the tensor data is shorter than the header says (truncated?)".into()
+        }
+        E::InvalidOffset(name) => format!(
+            "tensor '{name}' has data offsets that overlap, leave gaps or run past the data"
+        ),
         E::TensorInvalidInfo => "a tensor's shape does not match its byte length".into(),
         other => other.to_string(),
     }

@@ -5,9 +5,11 @@ pub mod classifier;
 pub mod layers;
 pub mod load;
 pub mod ops;
+pub mod save;
 pub mod skeleton;
 pub mod spec;
 
 pub use classifier::{Classifier, InputGradient, Network, Objective};
 pub use load::{load_model, LoadedModel};
+pub use save::save_model;
 pub use spec::ArchSpec;

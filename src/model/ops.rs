@@ -48,13 +48,23 @@ impl Pool2d {
         );
         match (oh, ow) {
             (Some(oh), Some(ow)) => Ok((oh, ow)),
-            _ => candle_core::bail!("pooling window {:?} larger than the input {h}×{w}", self.kernel),
+            _ => candle_core::bail!(
+                "pooling window {:?} larger than the input {h}×{w}",
+                self.kernel
+            ),
         }
     }
 
     /// Input rows (or columns) covered by output position `o` along one axis:
     /// `(first, step, count)` of the in-range window elements.
-    fn span(o: usize, stride: usize, pad: usize, kernel: usize, dil: usize, len: usize) -> (usize, usize, usize) {
+    fn span(
+        o: usize,
+        stride: usize,
+        pad: usize,
+        kernel: usize,
+        dil: usize,
+        len: usize,
+    ) -> (usize, usize, usize) {
         let start = (o * stride) as isize - pad as isize;
         let mut first = None;
         let mut count = 0;
@@ -191,7 +201,13 @@ pub struct AvgPool2dOp {
 impl AvgPool2dOp {
     /// `(y0, ny, x0, nx, divisor)` for one output position; `ny` or `nx` is 0
     /// for a window that lies entirely in the padding.
-    fn window(&self, h: usize, w: usize, oy: usize, ox: usize) -> (usize, usize, usize, usize, f32) {
+    fn window(
+        &self,
+        h: usize,
+        w: usize,
+        oy: usize,
+        ox: usize,
+    ) -> (usize, usize, usize, usize, f32) {
         let p = &self.pool;
         let axis = |o: usize, s: usize, pad: usize, k: usize, len: usize| {
             let start = (o * s) as isize - pad as isize;
@@ -203,7 +219,11 @@ impl AvgPool2dOp {
         };
         let (y0, ny, py) = axis(oy, p.stride.0, p.padding.0, p.kernel.0, h);
         let (x0, nx, px) = axis(ox, p.stride.1, p.padding.1, p.kernel.1, w);
-        let divisor = if self.count_include_pad { py * px } else { ny * nx };
+        let divisor = if self.count_include_pad {
+            py * px
+        } else {
+            ny * nx
+        };
         (y0, ny, x0, nx, divisor as f32)
     }
 }
@@ -410,10 +430,19 @@ mod tests {
     fn max_pool_ties_route_to_first_maximum() {
         // All-zero input: every window ties; PyTorch sends each window's gradient
         // to its top-left element (see the torch check in tests/fixtures/README.md).
-        let x = Var::from_tensor(&Tensor::zeros((1, 1, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap()).unwrap();
+        let x = Var::from_tensor(
+            &Tensor::zeros((1, 1, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        )
+        .unwrap();
         let y = max_pool2d(x.as_tensor(), pool(2, 2, 0)).unwrap();
         let grads = y.sum_all().unwrap().backward().unwrap();
-        let g: Vec<f32> = grads.get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let g: Vec<f32> = grads
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         #[rustfmt::skip]
         let expected = [1., 0., 1., 0.,
                         0., 0., 0., 0.,
@@ -427,11 +456,22 @@ mod tests {
         // k3 s2 p1 on a 1×1×3×3 ramp: windows overlap on the centre; by hand the
         // outputs are maxima of the clipped windows.
         let data: Vec<f32> = vec![-1., -2., -3., -4., -5., -6., -7., -8., -9.];
-        let x = Var::from_tensor(&Tensor::from_vec(data, (1, 1, 3, 3), &Device::Cpu).unwrap()).unwrap();
+        let x =
+            Var::from_tensor(&Tensor::from_vec(data, (1, 1, 3, 3), &Device::Cpu).unwrap()).unwrap();
         let y = max_pool2d(x.as_tensor(), pool(3, 2, 1)).unwrap();
         let out: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(out, vec![-1., -2., -4., -5.]);
-        let g: Vec<f32> = y.sum_all().unwrap().backward().unwrap().get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let g: Vec<f32> = y
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_eq!(g, vec![1., 1., 0., 1., 1., 0., 0., 0., 0.]);
     }
 
@@ -439,21 +479,41 @@ mod tests {
     fn avg_pool_divisors_follow_count_include_pad() {
         let x = Tensor::ones((1, 1, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
         // k2 s1 p1 on ones: corner windows hold 1 real element of 4.
-        let inc: Vec<f32> = avg_pool2d(&x, pool(2, 1, 1), true).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let inc: Vec<f32> = avg_pool2d(&x, pool(2, 1, 1), true)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_eq!(inc, vec![0.25, 0.5, 0.25, 0.5, 1.0, 0.5, 0.25, 0.5, 0.25]);
-        let exc: Vec<f32> = avg_pool2d(&x, pool(2, 1, 1), false).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let exc: Vec<f32> = avg_pool2d(&x, pool(2, 1, 1), false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         assert_eq!(exc, vec![1.0; 9]);
     }
 
     #[test]
     fn cross_entropy_matches_closed_form_and_gradient() {
-        let z = Var::from_tensor(&Tensor::new(&[[1f32, 2., 3.], [0., 0., 0.]], &Device::Cpu).unwrap()).unwrap();
+        let z =
+            Var::from_tensor(&Tensor::new(&[[1f32, 2., 3.], [0., 0., 0.]], &Device::Cpu).unwrap())
+                .unwrap();
         let loss = cross_entropy(z.as_tensor(), &[2, 0]).unwrap();
         let l: Vec<f32> = loss.to_vec1().unwrap();
         let lse = (1f32.exp() + 2f32.exp() + 3f32.exp()).ln();
         assert!((l[0] - (lse - 3.0)).abs() < 1e-6);
         assert!((l[1] - 3f32.ln()).abs() < 1e-6);
-        let g: Vec<Vec<f32>> = loss.sum_all().unwrap().backward().unwrap().get(&z).unwrap().to_vec2().unwrap();
+        let g: Vec<Vec<f32>> = loss
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap()
+            .get(&z)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         let p0: Vec<f32> = [1f32, 2., 3.].iter().map(|v| (v - lse).exp()).collect();
         assert!((g[0][0] - p0[0]).abs() < 1e-6 && (g[0][2] - (p0[2] - 1.0)).abs() < 1e-6);
         assert!((g[1][0] - (1.0 / 3.0 - 1.0)).abs() < 1e-6 && (g[1][1] - 1.0 / 3.0).abs() < 1e-6);

@@ -83,7 +83,10 @@ pub fn skeleton_spec(tensors: &[TensorInfo]) -> ArchSpec {
                     out_channels: *out,
                     kernel_size: Size2 { h: *kh, w: *kw },
                     stride: Size2::square(1),
-                    padding: Size2 { h: kh / 2, w: kw / 2 },
+                    padding: Size2 {
+                        h: kh / 2,
+                        w: kw / 2,
+                    },
                     dilation: Size2::square(1),
                     groups: 1,
                     bias,
@@ -97,7 +100,11 @@ pub fn skeleton_spec(tensors: &[TensorInfo]) -> ArchSpec {
                     if !seen_conv {
                         // An MLP: guess a square single-channel image.
                         let side = (*inp as f64).sqrt().round() as usize;
-                        input = if side * side == *inp { [1, side, side] } else { [1, 1, *inp] };
+                        input = if side * side == *inp {
+                            [1, side, side]
+                        } else {
+                            [1, 1, *inp]
+                        };
                     }
                 }
                 layers.push(LayerSpec::Linear {
@@ -163,6 +170,13 @@ mod tests {
             t("convbn.running_var", &[8]),
         ]);
         assert_eq!(spec.input.shape[0], 3);
-        assert!(matches!(spec.layers[2], LayerSpec::BatchNorm2d { num_features: 8, affine: false, .. }));
+        assert!(matches!(
+            spec.layers[2],
+            LayerSpec::BatchNorm2d {
+                num_features: 8,
+                affine: false,
+                ..
+            }
+        ));
     }
 }

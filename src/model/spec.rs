@@ -593,12 +593,7 @@ impl ArchSpec {
     /// Errors name the layer whose input does not fit.
     pub fn layer_infos(&self) -> std::result::Result<Vec<LayerInfo>, String> {
         let mut infos = Vec::new();
-        infer(
-            &self.layers,
-            "",
-            self.input.shape.to_vec(),
-            &mut infos,
-        )?;
+        infer(&self.layers, "", self.input.shape.to_vec(), &mut infos)?;
         Ok(infos)
     }
 
@@ -684,7 +679,10 @@ fn parse_layer(value: Value, path: &str) -> std::result::Result<LayerSpec, Strin
         return serde_json::from_value::<LayerSpec>(Value::Object(obj)).map_err(|e| {
             let msg = e.to_string();
             if msg.starts_with("unknown variant") {
-                format!("{path}: unknown op `{op}` (supported: {})", SUPPORTED_OPS.join(", "))
+                format!(
+                    "{path}: unknown op `{op}` (supported: {})",
+                    SUPPORTED_OPS.join(", ")
+                )
             } else {
                 format!("{path} ({op}): {msg}")
             }
@@ -699,7 +697,11 @@ fn parse_layer(value: Value, path: &str) -> std::result::Result<LayerSpec, Strin
     }
     let body = match obj.remove("body") {
         Some(Value::Array(items)) => parse_layers(items, &format!("{path}.body"))?,
-        Some(_) => return Err(format!("{path} (residual): `body` must be a list of layers")),
+        Some(_) => {
+            return Err(format!(
+                "{path} (residual): `body` must be a list of layers"
+            ))
+        }
         None => return Err(format!("{path} (residual): missing key `body`")),
     };
     if body.is_empty() {
@@ -847,7 +849,10 @@ fn infer(
                     ));
                 }
                 if kernel_size.h == 0 || kernel_size.w == 0 || stride.h == 0 || stride.w == 0 {
-                    return Err(format!("{}: kernel_size and stride must be positive", here()));
+                    return Err(format!(
+                        "{}: kernel_size and stride must be positive",
+                        here()
+                    ));
                 }
                 if dilation.h == 0 || dilation.w == 0 {
                     return Err(format!("{}: dilation must be positive", here()));
@@ -913,8 +918,22 @@ fn infer(
                 if dilation.h == 0 || dilation.w == 0 {
                     return Err(format!("{}: dilation must be positive", here()));
                 }
-                let oh = pooled_len(h, kernel_size.h, stride.h, padding.h, dilation.h, *ceil_mode);
-                let ow = pooled_len(w, kernel_size.w, stride.w, padding.w, dilation.w, *ceil_mode);
+                let oh = pooled_len(
+                    h,
+                    kernel_size.h,
+                    stride.h,
+                    padding.h,
+                    dilation.h,
+                    *ceil_mode,
+                );
+                let ow = pooled_len(
+                    w,
+                    kernel_size.w,
+                    stride.w,
+                    padding.w,
+                    dilation.w,
+                    *ceil_mode,
+                );
                 match (oh, ow) {
                     (Some(oh), Some(ow)) => vec![c, oh, ow],
                     _ => return Err(format!("{}: window larger than the input {h}×{w}", here())),
@@ -1015,7 +1034,11 @@ fn infer(
             }
         };
         if out.contains(&0) {
-            return Err(format!("{}: output shape {} is empty", here(), fmt_shape(&out)));
+            return Err(format!(
+                "{}: output shape {} is empty",
+                here(),
+                fmt_shape(&out)
+            ));
         }
         infos.push(LayerInfo {
             path,
@@ -1055,7 +1078,10 @@ fn check_window(
     here: &dyn Fn() -> String,
 ) -> std::result::Result<(), String> {
     if kernel.h == 0 || kernel.w == 0 || stride.h == 0 || stride.w == 0 {
-        return Err(format!("{}: kernel_size and stride must be positive", here()));
+        return Err(format!(
+            "{}: kernel_size and stride must be positive",
+            here()
+        ));
     }
     // PyTorch's own rule: padding at most half the kernel.
     if padding.h * 2 > kernel.h || padding.w * 2 > kernel.w {
@@ -1114,7 +1140,9 @@ mod tests {
     #[test]
     fn unknown_key_names_layer_and_key() {
         let text = cnn_json().replace("\"padding\": 1}", "\"paddin\": 1}");
-        let err = ArchSpec::from_json(&text, "m.arch.json").unwrap_err().to_string();
+        let err = ArchSpec::from_json(&text, "m.arch.json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("layers[0]"), "{err}");
         assert!(err.contains("paddin"), "{err}");
         assert!(err.contains("m.arch.json"), "{err}");
@@ -1124,7 +1152,10 @@ mod tests {
     fn unknown_op_lists_supported_ops() {
         let text = cnn_json().replace("\"op\": \"relu\"", "\"op\": \"swish\"");
         let err = ArchSpec::from_json(&text, "x").unwrap_err().to_string();
-        assert!(err.contains("layers[1]") && err.contains("unknown op `swish`"), "{err}");
+        assert!(
+            err.contains("layers[1]") && err.contains("unknown op `swish`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1139,21 +1170,33 @@ mod tests {
         let text = cnn_json().replace("\"in_channels\": 16", "\"in_channels\": 8");
         let err = ArchSpec::from_json(&text, "x").unwrap_err().to_string();
         assert!(err.contains("layer 3 (conv2d features.3)"), "{err}");
-        assert!(err.contains("expects 8 input channels but gets 16"), "{err}");
+        assert!(
+            err.contains("expects 8 input channels but gets 16"),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_flatten_is_explained() {
         let text = cnn_json().replace("{\"op\": \"flatten\"},", "");
         let err = ArchSpec::from_json(&text, "x").unwrap_err().to_string();
-        assert!(err.contains("classifier.0") && err.contains("flatten"), "{err}");
+        assert!(
+            err.contains("classifier.0") && err.contains("flatten"),
+            "{err}"
+        );
     }
 
     #[test]
     fn class_count_must_match_output() {
-        let text = cnn_json().replace("\"name\": \"t\",", "\"name\": \"t\", \"classes\": [\"a\", \"b\"],");
+        let text = cnn_json().replace(
+            "\"name\": \"t\",",
+            "\"name\": \"t\", \"classes\": [\"a\", \"b\"],",
+        );
         let err = ArchSpec::from_json(&text, "x").unwrap_err().to_string();
-        assert!(err.contains("2 classes") && err.contains("outputs 10"), "{err}");
+        assert!(
+            err.contains("2 classes") && err.contains("outputs 10"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1182,6 +1225,9 @@ mod tests {
         assert!(err.contains("must match to be summed"), "{err}");
         let bad = text.replace("\"padding\": 1}", "\"padding\": 1, \"bogus\": 2}");
         let err = ArchSpec::from_json(&bad, "x").unwrap_err().to_string();
-        assert!(err.contains("layers[0].body[0]") && err.contains("bogus"), "{err}");
+        assert!(
+            err.contains("layers[0].body[0]") && err.contains("bogus"),
+            "{err}"
+        );
     }
 }
