@@ -24,4 +24,25 @@ pub enum Command {
         #[arg(long)]
         arch: Option<PathBuf>,
     },
+    /// Clean accuracy of a model on a dataset (the shipped MNIST sample by default).
+    Eval {
+        /// The model (.safetensors).
+        model: PathBuf,
+        /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
+        #[arg(long)]
+        arch: Option<PathBuf>,
+        /// Data: an IDX images file, a folder with an IDX pair, or an image folder
+        /// (one subfolder per class). Default: the shipped 1,000 MNIST digits.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Resize images whose size differs from the model's input.
+        #[arg(long)]
+        resize: bool,
+        /// Use only the first N inputs.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Inputs per forward pass.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+    },
 }

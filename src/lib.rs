@@ -4,6 +4,7 @@
 //! - [`model`]: the architecture spec, safetensors loading, layers with
 //!   PyTorch-exact gradients, and the [`model::Classifier`] boundary;
 //! - [`data`]: MNIST IDX files and image folders;
+//! - [`audit`]: checks run over a dataset (clean predictions so far);
 //! - [`inspect`]: the `inspect` command's report on a model file;
 //! - [`error`]: the library's error type;
 //! - [`rng`]: the seeded generator all randomness goes through;
@@ -12,6 +13,7 @@
 //! The `xai-audit` binary is a thin layer over these modules.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod data;
 pub mod error;
 pub mod inspect;

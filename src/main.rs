@@ -37,8 +37,82 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = xai_audit::inspect::inspect(&model, arch.as_deref())?;
             print_stdout(&text)?;
         }
+        Command::Eval {
+            model,
+            arch,
+            data,
+            resize,
+            limit,
+            batch_size,
+        } => {
+            let text = eval(
+                &model,
+                arch.as_deref(),
+                data.as_deref(),
+                resize,
+                limit,
+                batch_size,
+            )?;
+            print_stdout(&text)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn eval(
+    model: &std::path::Path,
+    arch: Option<&std::path::Path>,
+    data: Option<&std::path::Path>,
+    resize: bool,
+    limit: Option<usize>,
+    batch_size: usize,
+) -> anyhow::Result<String> {
+    use xai_audit::audit::clean;
+    use xai_audit::model::Classifier;
+    let loaded = xai_audit::model::load_model(model, arch)?;
+    warn_unused(&loaded);
+    let net = &loaded.network;
+    let request = xai_audit::data::batch::DataRequest {
+        path: data,
+        resize,
+        limit,
+    };
+    let dataset =
+        xai_audit::data::batch::load_for_model(&request, net.input_shape(), net.num_classes())?;
+    let predictions = clean::predict(net, &dataset, batch_size)?;
+    let accuracy = clean::accuracy(&predictions.predicted, &dataset.labels);
+    let names = net.spec().class_names();
+    let mut out = format!(
+        "model {}\ndata  {} ({} inputs)\nclean accuracy {:.2}%\n\n  class        correct / total   accuracy\n",
+        model.display(),
+        dataset.source,
+        dataset.len(),
+        100.0 * accuracy
+    );
+    for (c, (correct, total)) in
+        clean::per_class_counts(&predictions.predicted, &dataset.labels, net.num_classes())
+            .into_iter()
+            .enumerate()
+    {
+        if total > 0 {
+            out.push_str(&format!(
+                "  {:<12} {correct:>7} / {total:<7} {:>7.2}%\n",
+                names[c],
+                100.0 * correct as f64 / total as f64
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn warn_unused(loaded: &xai_audit::model::LoadedModel) {
+    if !loaded.unused.is_empty() {
+        eprintln!(
+            "warning: {} tensors in the model file are not used by any layer: {}",
+            loaded.unused.len(),
+            loaded.unused.join(", ")
+        );
+    }
 }
 
 /// Prints to stdout; a closed pipe (`| head`) is not an error.

@@ -116,6 +116,11 @@ fn read_raw(path: &Path, hasher: Option<&mut Sha256>) -> Result<Vec<u8>> {
     if let Some(h) = hasher {
         h.update(&raw);
     }
+    gunzip_if_needed(path, raw)
+}
+
+/// `raw` itself, or its decompression when it starts with the gzip magic.
+fn gunzip_if_needed(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
     if raw.starts_with(&GZIP_MAGIC) {
         let mut out = Vec::new();
         MultiGzDecoder::new(&raw[..])
@@ -324,10 +329,26 @@ pub(crate) fn labels_path_for(images: &Path) -> Result<PathBuf> {
 
 /// Loads the IDX pair `images` + `labels` as a dataset fitted to `opts`.
 pub(crate) fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let image_bytes = fs::read(images).map_err(|e| Error::io(images, e))?;
+    let label_bytes = fs::read(labels).map_err(|e| Error::io(labels, e))?;
+    idx_from_bytes(images, image_bytes, labels, label_bytes, opts)
+}
+
+/// Builds a dataset from the (raw or gzipped) bytes of an IDX pair; the paths
+/// only name the files in errors and in the dataset's `source`.
+pub(crate) fn idx_from_bytes(
+    images: &Path,
+    image_bytes: Vec<u8>,
+    labels: &Path,
+    label_bytes: Vec<u8>,
+    opts: &LoadOptions,
+) -> Result<Dataset> {
     let source = format!("IDX {}", images.display());
     let mut hasher = Sha256::new();
-    let imgs = parse_images(images, read_raw(images, Some(&mut hasher))?)?;
-    let labs = parse_labels(labels, read_raw(labels, Some(&mut hasher))?)?;
+    hasher.update(&image_bytes);
+    hasher.update(&label_bytes);
+    let imgs = parse_images(images, gunzip_if_needed(images, image_bytes)?)?;
+    let labs = parse_labels(labels, gunzip_if_needed(labels, label_bytes)?)?;
     if imgs.n != labs.len() {
         return Err(Error::data(
             source,

@@ -15,6 +15,7 @@ use image::{ImageBuffer, Luma};
 
 use crate::error::{Error, Result};
 
+pub mod batch;
 mod folder;
 pub mod idx;
 
@@ -169,6 +170,25 @@ impl LoadOptions {
         Ok(())
     }
 }
+/// Where the shipped sample lives in the repository (it is also compiled into
+/// the binary, so `run` works from any folder).
+pub const SAMPLE_DIR: &str = "assets/mnist-sample";
+
+/// The shipped sample: the first 1,000 digits of the MNIST test split used
+/// here (see `assets/README.md`), embedded in the binary.
+pub fn shipped_sample(opts: &LoadOptions) -> Result<Dataset> {
+    opts.validate()?;
+    const IMAGES: &[u8] = include_bytes!("../../assets/mnist-sample/sample-images-idx3-ubyte.gz");
+    const LABELS: &[u8] = include_bytes!("../../assets/mnist-sample/sample-labels-idx1-ubyte.gz");
+    let dir = Path::new(SAMPLE_DIR);
+    idx::idx_from_bytes(
+        &dir.join("sample-images-idx3-ubyte.gz"),
+        IMAGES.to_vec(),
+        &dir.join("sample-labels-idx1-ubyte.gz"),
+        LABELS.to_vec(),
+        opts,
+    )
+}
 
 /// Loads the dataset at `path`:
 /// - a folder holding an IDX images file (`*-images-idx3-ubyte`, optionally
@@ -211,7 +231,7 @@ pub(crate) fn fit_size(
         Err(Error::data(
             file.display().to_string(),
             format!(
-                "image is {}x{} (HxW) but {what} {}x{}; resize the data or enable resizing",
+                "image is {}x{} (HxW) but {what} {}x{}; pass --resize to resize it",
                 found.0, found.1, expected.0, expected.1
             ),
         ))

@@ -306,21 +306,25 @@ impl CustomOp2 for AvgPool2dBackward {
 
 /// Per-sample cross-entropy of logits `[N, K]` against fixed labels, fused so
 /// that its gradient is `softmax − one_hot` (scaled by the incoming gradient).
-/// Like PyTorch, the softmax is `exp(z − logsumexp(z))`: the same rounding
-/// as `F.cross_entropy`'s backward, so sign-based attacks see PyTorch's signs.
+/// Like PyTorch, the softmax is `exp(log_softmax(z))`: the same rounding as
+/// `F.cross_entropy`'s backward, so sign-based attacks see PyTorch's signs.
 #[derive(Debug, Clone)]
 pub struct CrossEntropyOp {
     /// One label per row.
     pub labels: Vec<u32>,
 }
 
-fn log_sum_exp(row: &[f32]) -> f32 {
+/// Log-softmax of one row, in PyTorch's order of operations:
+/// `(z − max) − ln Σ exp(z − max)`. Folding `max + ln Σ` first, as a plain
+/// log-sum-exp would, rounds away the tiny `1 − p` of a confident input and
+/// turns the true class's gradient into exactly 0.
+fn log_softmax_into(row: &[f32], out: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return max;
-    }
     let sum: f32 = row.iter().map(|&z| (z - max).exp()).sum();
-    max + sum.ln()
+    let log_sum = sum.ln();
+    for (o, &z) in out.iter_mut().zip(row) {
+        *o = (z - max) - log_sum;
+    }
 }
 
 impl CrossEntropyOp {
@@ -344,10 +348,14 @@ impl CustomOp1 for CrossEntropyOp {
         let z = f32_input(s, l, "cross-entropy")?;
         let (n, k) = l.shape().dims2()?;
         self.check(n, k)?;
+        let mut log_p = vec![0f32; k];
         let loss: Vec<f32> = z
             .chunks(k)
             .zip(&self.labels)
-            .map(|(row, &y)| log_sum_exp(row) - row[y as usize])
+            .map(|(row, &y)| {
+                log_softmax_into(row, &mut log_p);
+                -log_p[y as usize]
+            })
             .collect();
         Ok((CpuStorage::F32(loss), Shape::from(n)))
     }
@@ -381,9 +389,9 @@ impl CustomOp2 for CrossEntropyBackward {
         let (n, k) = l1.shape().dims2()?;
         let mut grad = vec![0f32; n * k];
         for (i, (row, out)) in z.chunks(k).zip(grad.chunks_mut(k)).enumerate() {
-            let lse = log_sum_exp(row);
-            for (o, &zj) in out.iter_mut().zip(row) {
-                *o = (zj - lse).exp() * g[i];
+            log_softmax_into(row, out);
+            for o in out.iter_mut() {
+                *o = o.exp() * g[i];
             }
             out[self.0[i] as usize] -= g[i];
         }

@@ -5,17 +5,12 @@
 //! inputs whose max-pool windows tie, so the gradient routing is checked too.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use xai_audit::model::load::SpecSource;
 use xai_audit::model::{load_model, Classifier, Objective};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+use super::fixture;
 
 fn reference(name: &str) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(fixture(name), &Device::Cpu).unwrap()
@@ -140,4 +135,27 @@ fn integer_running_counters_are_ignored_not_reported() {
         .iter()
         .any(|t| t.name.ends_with("num_batches_tracked") && t.dtype == "I64"));
     assert!(loaded.unused.is_empty(), "{:?}", loaded.unused);
+}
+
+#[test]
+fn shipped_cnn_matches_pytorch_on_sample_digits() {
+    // Reference: `export_pytorch.py reference assets/mnist_cnn.safetensors --count 64`.
+    let loaded = load_model(&super::root().join("assets/mnist_cnn.safetensors"), None).unwrap();
+    let r = reference("mnist_cnn.ref.safetensors");
+    let logits = loaded.network.logits(&r["x"]).unwrap();
+    let d = max_abs_diff(&logits, &r["logits"]);
+    assert!(d <= 1e-4, "logits differ by {d}");
+    let labels: Vec<u32> = r["labels"]
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
+    let g = loaded
+        .network
+        .input_grad(&r["x"], Objective::CrossEntropy(&labels))
+        .unwrap();
+    for (i, c) in cosines(&g.grad, &r["grad_ce"]).iter().enumerate() {
+        assert!(*c >= 0.9999, "digit {i}: cross-entropy gradient cosine {c}");
+    }
 }

@@ -1,0 +1,372 @@
+//! The binary end to end: `inspect` and `eval` on the shipped models, and
+//! every bad input of the foundation issue giving exit code 2 and a message
+//! that names the file, tensor, layer or key — never a panic.
+
+use std::path::Path;
+
+use super::{fixture, root, xai};
+
+/// A safetensors file from a raw header and data section.
+fn raw_safetensors(path: &Path, header: &str, data: &[u8]) {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+const MLP_SPEC: &str = r#"{"version": 1, "name": "mlp-test", "input": {"shape": [1, 28, 28]}, "layers": [
+  {"op": "flatten"},
+  {"op": "linear", "param": "fc1", "in_features": 784, "out_features": 32},
+  {"op": "relu"},
+  {"op": "linear", "param": "fc2", "in_features": 32, "out_features": 10}]}"#;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn inspect_lists_tensors_layers_and_parameters_of_the_shipped_cnn() {
+    let r = xai(&root(), &["inspect", "assets/mnist_cnn.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for needle in [
+        "features.0.weight",
+        "[16, 1, 3, 3]",
+        "F32",
+        "conv2d features.0 1→16 k3 s1 p1",
+        "[N, 16, 14, 14]",
+        "[N, 1568]",
+        "total parameters: 206922",
+        "mean [0.1307], std [0.3081]",
+    ] {
+        assert!(
+            r.stdout.contains(needle),
+            "missing {needle:?} in\n{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn inspect_the_shipped_mlp_and_a_residual_model() {
+    let r = xai(&root(), &["inspect", "assets/mnist_mlp.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("linear net.1 784→256"), "{}", r.stdout);
+    let r = xai(
+        &root(),
+        &[
+            "inspect",
+            fixture("tiny_all_ops.safetensors").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("residual (projection shortcut)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("I64"), "{}", r.stdout);
+}
+
+#[test]
+fn eval_reports_clean_accuracy_of_the_shipped_cnn_on_the_shipped_sample() {
+    let dir = tmp();
+    let model = root().join("assets/mnist_cnn.safetensors");
+    let r = xai(dir.path(), &["eval", model.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("(1000 inputs)"), "{}", r.stdout);
+    let acc: f64 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("clean accuracy "))
+        .and_then(|v| v.trim_end_matches('%').parse().ok())
+        .expect("an accuracy line");
+    assert!(acc >= 98.0, "clean accuracy {acc}%");
+}
+
+#[test]
+fn eval_with_limit_and_an_explicit_idx_file() {
+    let sample = root().join("assets/mnist-sample/sample-images-idx3-ubyte.gz");
+    let r = xai(
+        &root(),
+        &[
+            "eval",
+            "assets/mnist_mlp.safetensors",
+            "--data",
+            sample.to_str().unwrap(),
+            "--limit",
+            "50",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("(50 inputs)"), "{}", r.stdout);
+}
+
+#[test]
+fn missing_model_file_names_it() {
+    xai(&root(), &["inspect", "no/such/model.safetensors"])
+        .expect_error(&["no/such/model.safetensors"]);
+}
+
+#[test]
+fn truncated_safetensors_names_the_file() {
+    let dir = tmp();
+    let bytes = std::fs::read(fixture("mlp.safetensors")).unwrap();
+    let path = dir.path().join("cut.safetensors");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    xai(dir.path(), &["inspect", "cut.safetensors"])
+        .expect_error(&["cut.safetensors", "truncated"]);
+    std::fs::write(&path, &bytes[..5]).unwrap();
+    xai(dir.path(), &["inspect", "cut.safetensors"])
+        .expect_error(&["cut.safetensors", "8-byte header"]);
+}
+
+#[test]
+fn header_length_beyond_file_size() {
+    let dir = tmp();
+    let mut bytes = 1_000_000u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    std::fs::write(dir.path().join("m.safetensors"), bytes).unwrap();
+    xai(dir.path(), &["inspect", "m.safetensors"])
+        .expect_error(&["m.safetensors", "header length"]);
+}
+
+#[test]
+fn header_that_is_not_json() {
+    let dir = tmp();
+    raw_safetensors(&dir.path().join("m.safetensors"), "this is not json", &[]);
+    xai(dir.path(), &["inspect", "m.safetensors"])
+        .expect_error(&["m.safetensors", "not valid safetensors JSON"]);
+}
+
+#[test]
+fn overlapping_or_out_of_bounds_offsets() {
+    let dir = tmp();
+    let header = r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#;
+    raw_safetensors(&dir.path().join("m.safetensors"), header, &[0u8; 12]);
+    xai(dir.path(), &["inspect", "m.safetensors"]).expect_error(&["m.safetensors", "offsets"]);
+    let header = r#"{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}"#;
+    raw_safetensors(&dir.path().join("m.safetensors"), header, &[0u8; 8]);
+    xai(dir.path(), &["inspect", "m.safetensors"])
+        .expect_error(&["m.safetensors", "shorter than the header says"]);
+}
+
+#[test]
+fn no_spec_lists_the_tensors_and_prints_a_skeleton() {
+    let dir = tmp();
+    std::fs::copy(
+        fixture("mlp_nometa.safetensors"),
+        dir.path().join("bare.safetensors"),
+    )
+    .unwrap();
+    let r = xai(dir.path(), &["inspect", "bare.safetensors"]);
+    r.expect_error(&[
+        "no architecture spec found",
+        "bare.arch.json",
+        "fc1.weight",
+        "[32, 784]",
+        "\"op\": \"linear\"",
+    ]);
+    // The skeleton, saved as the sidecar, loads as it stands.
+    let stderr = &r.stderr;
+    let start = stderr.find("{\n").unwrap();
+    let end = stderr.rfind('}').unwrap();
+    std::fs::write(dir.path().join("bare.arch.json"), &stderr[start..=end]).unwrap();
+    let r = xai(dir.path(), &["inspect", "bare.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("sidecar"), "{}", r.stdout);
+}
+
+#[test]
+fn malformed_newer_and_unknown_op_specs_name_the_problem() {
+    let dir = tmp();
+    let model = fixture("mlp.safetensors");
+    let model = model.to_str().unwrap();
+    let cases: [(&str, String, &[&str]); 5] = [
+        (
+            "bad.json",
+            "{ not json".to_string(),
+            &["bad.json", "not valid JSON"],
+        ),
+        (
+            "newer.json",
+            MLP_SPEC.replace("\"version\": 1", "\"version\": 2"),
+            &["newer.json", "newer"],
+        ),
+        (
+            "op.json",
+            MLP_SPEC.replace("\"relu\"", "\"mish\""),
+            &["op.json", "layers[2]", "unknown op `mish`"],
+        ),
+        (
+            "key.json",
+            MLP_SPEC.replace(
+                "\"out_features\": 32",
+                "\"out_features\": 32, \"activation\": 1",
+            ),
+            &["key.json", "layers[1]", "activation"],
+        ),
+        (
+            "range.json",
+            MLP_SPEC.replace(
+                "\"shape\": [1, 28, 28]",
+                "\"shape\": [1, 28, 28], \"range\": [1, 0]",
+            ),
+            &["range.json", "input.range"],
+        ),
+    ];
+    for (name, text, needles) in cases {
+        std::fs::write(dir.path().join(name), text).unwrap();
+        xai(dir.path(), &["inspect", model, "--arch", name]).expect_error(needles);
+    }
+    xai(dir.path(), &["inspect", model, "--arch", "absent.json"]).expect_error(&["absent.json"]);
+}
+
+#[test]
+fn shape_mismatch_names_layer_tensor_and_both_shapes() {
+    let dir = tmp();
+    let spec = MLP_SPEC
+        .replace("\"out_features\": 32}", "\"out_features\": 40}")
+        .replace("\"in_features\": 32", "\"in_features\": 40");
+    std::fs::write(dir.path().join("s.json"), spec).unwrap();
+    let model = fixture("mlp.safetensors");
+    xai(
+        dir.path(),
+        &["inspect", model.to_str().unwrap(), "--arch", "s.json"],
+    )
+    .expect_error(&[
+        "layer 1 (linear fc1)",
+        "fc1.weight",
+        "[32, 784]",
+        "[40, 784]",
+    ]);
+}
+
+#[test]
+fn missing_tensor_names_it_and_unused_tensors_warn() {
+    let dir = tmp();
+    std::fs::write(
+        dir.path().join("s.json"),
+        MLP_SPEC.replace("\"fc2\"", "\"head\""),
+    )
+    .unwrap();
+    let model = fixture("mlp.safetensors");
+    xai(
+        dir.path(),
+        &["inspect", model.to_str().unwrap(), "--arch", "s.json"],
+    )
+    .expect_error(&["layer 3 (linear head)", "head.weight", "missing"]);
+    // A spec that uses fewer tensors than the file holds: a warning, not an error.
+    let short = r#"{"version": 1, "input": {"shape": [1, 28, 28]}, "layers": [
+      {"op": "flatten"}, {"op": "linear", "param": "fc1", "in_features": 784, "out_features": 32}]}"#;
+    std::fs::write(dir.path().join("short.json"), short).unwrap();
+    let r = xai(
+        dir.path(),
+        &["inspect", model.to_str().unwrap(), "--arch", "short.json"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("warning: 2 tensors no layer uses: fc2.bias, fc2.weight")
+            || r.stdout.contains("fc2.weight, fc2.bias"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn non_finite_weights_are_refused() {
+    let dir = tmp();
+    let header = r#"{"__metadata__": {"xai_audit.arch": "{\"version\": 1, \"input\": {\"shape\": [1, 1, 2]}, \"layers\": [{\"op\": \"flatten\"}, {\"op\": \"linear\", \"param\": \"fc\", \"in_features\": 2, \"out_features\": 2, \"bias\": false}]}"}, "fc.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}"#;
+    let mut data = Vec::new();
+    for v in [1.0f32, f32::NAN, 0.5, 2.0] {
+        data.extend_from_slice(&v.to_le_bytes());
+    }
+    raw_safetensors(&dir.path().join("nan.safetensors"), header, &data);
+    xai(dir.path(), &["inspect", "nan.safetensors"]).expect_error(&[
+        "nan.safetensors",
+        "fc.weight",
+        "non-finite",
+    ]);
+}
+
+#[test]
+fn bad_data_inputs_name_the_file() {
+    use xai_audit::data::{write_idx_images, write_idx_labels};
+    let dir = tmp();
+    let d = dir.path();
+    let model = root().join("assets/mnist_mlp.safetensors");
+    let model = model.to_str().unwrap();
+    // Missing path.
+    xai(d, &["eval", model, "--data", "nowhere"]).expect_error(&["nowhere"]);
+    // IDX with a bad magic and with short data.
+    write_idx_images(
+        &d.join("a-images-idx3-ubyte"),
+        2,
+        28,
+        28,
+        &[0u8; 2 * 784],
+        false,
+    )
+    .unwrap();
+    write_idx_labels(&d.join("a-labels-idx1-ubyte"), &[1, 2], false).unwrap();
+    let mut bytes = std::fs::read(d.join("a-images-idx3-ubyte")).unwrap();
+    bytes[3] = 0x01;
+    std::fs::write(d.join("bad-images-idx3-ubyte"), &bytes).unwrap();
+    std::fs::copy(
+        d.join("a-labels-idx1-ubyte"),
+        d.join("bad-labels-idx1-ubyte"),
+    )
+    .unwrap();
+    xai(d, &["eval", model, "--data", "bad-images-idx3-ubyte"])
+        .expect_error(&["bad-images-idx3-ubyte", "magic"]);
+    let bytes = std::fs::read(d.join("a-images-idx3-ubyte")).unwrap();
+    std::fs::write(d.join("short-images-idx3-ubyte"), &bytes[..500]).unwrap();
+    std::fs::copy(
+        d.join("a-labels-idx1-ubyte"),
+        d.join("short-labels-idx1-ubyte"),
+    )
+    .unwrap();
+    xai(d, &["eval", model, "--data", "short-images-idx3-ubyte"])
+        .expect_error(&["short-images-idx3-ubyte"]);
+    // Labels outside the model's classes.
+    write_idx_images(
+        &d.join("l-images-idx3-ubyte"),
+        2,
+        28,
+        28,
+        &[0u8; 2 * 784],
+        false,
+    )
+    .unwrap();
+    write_idx_labels(&d.join("l-labels-idx1-ubyte"), &[1, 12], false).unwrap();
+    xai(d, &["eval", model, "--data", "l-images-idx3-ubyte"])
+        .expect_error(&["l-images-idx3-ubyte", "12"]);
+    // Image folders: empty, corrupt PNG, wrong size without --resize.
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    xai(d, &["eval", model, "--data", "empty"]).expect_error(&["empty"]);
+    std::fs::create_dir_all(d.join("corrupt/3")).unwrap();
+    std::fs::write(d.join("corrupt/3/x.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    xai(d, &["eval", model, "--data", "corrupt"]).expect_error(&["x.png"]);
+    std::fs::create_dir_all(d.join("sized/0")).unwrap();
+    image::GrayImage::new(10, 12)
+        .save(d.join("sized/0/small.png"))
+        .unwrap();
+    xai(d, &["eval", model, "--data", "sized"]).expect_error(&["small.png", "--resize"]);
+    let r = xai(d, &["eval", model, "--data", "sized", "--resize"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn shipped_sample_needs_an_mnist_shaped_model() {
+    let r = xai(
+        &root(),
+        &["eval", fixture("tiny_head.safetensors").to_str().unwrap()],
+    );
+    r.expect_error(&["--data", "1×9×7"]);
+}
+
+#[test]
+fn unknown_flags_exit_2() {
+    let r = xai(&root(), &["inspect", "--frobnicate"]);
+    assert_eq!(r.code, 2);
+}
