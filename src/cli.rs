@@ -45,4 +45,61 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         batch_size: usize,
     },
+    /// Audit a model: clean accuracy and robustness to each attack of a plan,
+    /// written to a versioned JSON report and a tensor sidecar.
+    Run {
+        /// The model (.safetensors).
+        model: PathBuf,
+        /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
+        #[arg(long)]
+        arch: Option<PathBuf>,
+        /// Data: an IDX images file, a folder with an IDX pair, or an image folder.
+        /// Default: the shipped 1,000 MNIST digits (for 1×28×28 models).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Audit plan (TOML). Default: attacks/default.toml (built in).
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Report path (.json); the tensors go beside it as .safetensors.
+        /// Default: reports/<model stem>.json.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Audit only the first N inputs.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Seed for every random choice (overrides the plan's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Inputs per batch (overrides the plan's; results do not depend on it).
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Resize images whose size differs from the model's input.
+        #[arg(long)]
+        resize: bool,
+        /// Write each input's clean, adversarial and amplified-perturbation PNGs here.
+        #[arg(long)]
+        save_images: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the report (as in reports/schema.json).
+    Schema,
+    /// Measure PGD-40 L∞ throughput (images/second) on a model.
+    Bench {
+        /// The model (.safetensors).
+        model: PathBuf,
+        /// Architecture spec JSON.
+        #[arg(long)]
+        arch: Option<PathBuf>,
+        /// Data (default: the shipped sample).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Inputs to attack.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Inputs per batch.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// PGD steps.
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+    },
 }

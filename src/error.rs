@@ -33,6 +33,15 @@ pub enum Error {
         message: String,
     },
 
+    /// An audit plan is invalid.
+    #[error("plan {origin}: {message}")]
+    Plan {
+        /// The plan file.
+        origin: String,
+        /// What is wrong, naming the entry and key.
+        message: String,
+    },
+
     /// A layer's weight tensor is missing or has the wrong shape.
     #[error("layer {layer}: tensor '{tensor}' {problem}")]
     Weight {

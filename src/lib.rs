@@ -4,7 +4,9 @@
 //! - [`model`]: the architecture spec, safetensors loading, layers with
 //!   PyTorch-exact gradients, and the [`model::Classifier`] boundary;
 //! - [`data`]: MNIST IDX files and image folders;
-//! - [`audit`]: checks run over a dataset (clean predictions so far);
+//! - [`attack`]: FGSM and PGD, one file each;
+//! - [`audit`]: plans, and running them over a dataset batch by batch;
+//! - [`report`]: the versioned JSON report, its tensor sidecar and PNG export;
 //! - [`inspect`]: the `inspect` command's report on a model file;
 //! - [`error`]: the library's error type;
 //! - [`rng`]: the seeded generator all randomness goes through;
@@ -13,11 +15,14 @@
 //! The `xai-audit` binary is a thin layer over these modules.
 #![warn(missing_docs)]
 
+pub mod attack;
 pub mod audit;
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod inspect;
 pub mod model;
+pub mod report;
 pub mod rng;
 pub mod util;
 

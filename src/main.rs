@@ -55,6 +55,67 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             print_stdout(&text)?;
         }
+        Command::Run {
+            model,
+            arch,
+            data,
+            plan,
+            out,
+            limit,
+            seed,
+            batch_size,
+            resize,
+            save_images,
+        } => {
+            use xai_audit::audit::job;
+            let opts = job::JobOptions {
+                model,
+                arch,
+                data,
+                plan,
+                out,
+                limit,
+                seed,
+                batch_size,
+                resize,
+                save_images,
+            };
+            let mut sink = xai_audit::audit::sink::ProgressSink::new();
+            let output = job::run_job(&opts, &mut sink)?;
+            let mut text = job::summary_table(&output.report);
+            text.push_str(&format!(
+                "\nreport  {}\ntensors {}\n",
+                output.report_path.display(),
+                output.tensors_path.display()
+            ));
+            if let Some(dir) = &opts.save_images {
+                text.push_str(&format!(
+                    "images  {} ({} PNG files)\n",
+                    dir.display(),
+                    output.images_written
+                ));
+            }
+            print_stdout(&text)?;
+        }
+        Command::Schema => print_stdout(&xai_audit::report::io::schema_json())?,
+        Command::Bench {
+            model,
+            arch,
+            data,
+            limit,
+            batch_size,
+            steps,
+        } => {
+            let text = xai_audit::bench::pgd_throughput(
+                &model,
+                arch.as_deref(),
+                data.as_deref(),
+                limit,
+                batch_size,
+                steps,
+            )?;
+            print_stdout(&text)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,11 @@ impl Rng {
         Rng { inner }
     }
 
+    /// Wraps a ChaCha8 generator.
+    pub fn from_chacha(inner: ChaCha8Rng) -> Self {
+        Rng { inner }
+    }
+
     /// Next raw 64 bits.
     pub fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()

@@ -1,4 +1,9 @@
-//! Audits: running checks over a dataset batch by batch. `clean` holds the
-//! plain predictions every other check compares against.
+//! Audits: a plan (`plan`) of checks run over a dataset batch by batch
+//! (`run`), reporting progress to sinks (`sink`); `clean` holds the plain
+//! predictions every other check compares against.
 
 pub mod clean;
+pub mod job;
+pub mod plan;
+pub mod run;
+pub mod sink;

@@ -318,7 +318,7 @@ pub struct CrossEntropyOp {
 /// `(z − max) − ln Σ exp(z − max)`. Folding `max + ln Σ` first, as a plain
 /// log-sum-exp would, rounds away the tiny `1 − p` of a confident input and
 /// turns the true class's gradient into exactly 0.
-fn log_softmax_into(row: &[f32], out: &mut [f32]) {
+pub fn log_softmax_row(row: &[f32], out: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = row.iter().map(|&z| (z - max).exp()).sum();
     let log_sum = sum.ln();
@@ -353,7 +353,7 @@ impl CustomOp1 for CrossEntropyOp {
             .chunks(k)
             .zip(&self.labels)
             .map(|(row, &y)| {
-                log_softmax_into(row, &mut log_p);
+                log_softmax_row(row, &mut log_p);
                 -log_p[y as usize]
             })
             .collect();
@@ -389,7 +389,7 @@ impl CustomOp2 for CrossEntropyBackward {
         let (n, k) = l1.shape().dims2()?;
         let mut grad = vec![0f32; n * k];
         for (i, (row, out)) in z.chunks(k).zip(grad.chunks_mut(k)).enumerate() {
-            log_softmax_into(row, out);
+            log_softmax_row(row, out);
             for o in out.iter_mut() {
                 *o = o.exp() * g[i];
             }

@@ -1,0 +1,425 @@
+//! Adversarial attacks. Each attack lives in its own file and runs batched on
+//! a [`Classifier`]'s logits (never its probabilities). Shared here: norms,
+//! targets, per-sample random generators, the projected step, and the
+//! bookkeeping that keeps the best adversarial found per sample across steps
+//! and restarts.
+//!
+//! The pitfalls each of these guards against have bitten well-known
+//! libraries: clip to the valid range after every step, project onto the
+//! ε-ball after every step (and correct float round-off so ‖δ‖ ≤ ε holds
+//! exactly), `sign(0) = 0`, keep the best point rather than the last iterate,
+//! and count a sample as robust only if no step of any restart broke it.
+
+pub mod fgsm;
+pub mod pgd;
+
+use candle_core::{Device, Tensor};
+use rand_chacha::rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::clean::argmax;
+use crate::error::{Error, Result};
+use crate::model::ops::log_softmax_row;
+use crate::model::{Classifier, InputGradient, Objective};
+use crate::rng::Rng;
+
+/// The norm an attack's budget is measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    /// Largest absolute pixel change.
+    Linf,
+    /// Euclidean length of the change.
+    L2,
+}
+
+impl std::fmt::Display for Norm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Norm::Linf => "linf",
+            Norm::L2 => "l2",
+        })
+    }
+}
+
+/// How a targeted attack picks each sample's target class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", untagged)]
+pub enum Target {
+    /// A fixed class for every sample (a sample whose label is that class
+    /// can never count as a success).
+    Class(u32),
+    /// A rule.
+    Rule(TargetRule),
+}
+
+/// A rule for choosing target classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetRule {
+    /// The class with the lowest clean logit.
+    LeastLikely,
+    /// A uniformly random class other than the label (seeded per sample).
+    Random,
+}
+
+/// One batch to attack, with what an attack needs to be reproducible and
+/// independent of how the data was cut into batches.
+pub struct AttackBatch<'a> {
+    /// Clean inputs, row-major `[N, C, H, W]`.
+    pub x: &'a [f32],
+    /// `[N, C, H, W]`.
+    pub shape: [usize; 4],
+    /// True labels.
+    pub labels: &'a [u32],
+    /// Clean logits, one row per sample.
+    pub clean_logits: &'a [Vec<f32>],
+    /// Index of the first sample in the whole dataset.
+    pub first_index: usize,
+    /// The audit's seed.
+    pub seed: u64,
+    /// This attack's stream (its position in the plan).
+    pub stream: u64,
+}
+
+impl AttackBatch<'_> {
+    /// Samples in the batch.
+    pub fn len(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.shape[0] == 0
+    }
+
+    /// Values per sample.
+    pub fn item_len(&self) -> usize {
+        self.shape[1] * self.shape[2] * self.shape[3]
+    }
+
+    /// The random generator of sample `i` of this batch: keyed by the seed,
+    /// the attack and the sample's index in the dataset, so batch size and
+    /// order never change a sample's random numbers.
+    pub fn sample_rng(&self, i: usize) -> Rng {
+        Rng::for_item(self.seed, self.stream, (self.first_index + i) as u64)
+    }
+}
+
+/// What an attack returns for a batch.
+#[derive(Debug, Clone)]
+pub struct AttackOutcome {
+    /// The best adversarial input found per sample, `[N, C, H, W]` row-major.
+    pub adversarial: Vec<f32>,
+    /// Logits at `adversarial`.
+    pub logits: Vec<Vec<f32>>,
+    /// Whether the attack reached its goal for each sample (misclassified, or
+    /// classified as the target).
+    pub success: Vec<bool>,
+    /// Target class per sample, for targeted attacks.
+    pub targets: Option<Vec<u32>>,
+    /// Gradient evaluations spent per sample.
+    pub gradient_evaluations: usize,
+}
+
+/// An attack on a batch.
+pub trait Attack: Send + Sync {
+    /// Attacks `batch`; every returned point lies in the ε-ball and the valid range.
+    fn run(&self, model: &dyn Classifier, batch: &AttackBatch) -> Result<AttackOutcome>;
+}
+
+/// `torch.sign`: −1, 0 or 1, and 0 for NaN (Rust's `signum(0.0)` is 1).
+pub fn sign(v: f32) -> f32 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// `(linf, l2)` of `a − b`, in f64.
+pub fn perturbation_norms(a: &[f32], b: &[f32]) -> (f64, f64) {
+    let mut linf = 0f64;
+    let mut sq = 0f64;
+    for (x, y) in a.iter().zip(b) {
+        let d = (*x as f64 - *y as f64).abs();
+        linf = linf.max(d);
+        sq += d * d;
+    }
+    (linf, sq.sqrt())
+}
+
+/// Targets for a batch, or `None` for an untargeted attack.
+pub fn choose_targets(
+    target: Option<Target>,
+    batch: &AttackBatch,
+    num_classes: usize,
+) -> Result<Option<Vec<u32>>> {
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    if num_classes < 2 {
+        return Err(Error::Invalid(
+            "a targeted attack needs at least 2 classes".into(),
+        ));
+    }
+    let targets = (0..batch.len())
+        .map(|i| match target {
+            Target::Class(c) => Ok(c),
+            Target::Rule(TargetRule::LeastLikely) => {
+                let row = &batch.clean_logits[i];
+                let mut best = 0;
+                for (j, &v) in row.iter().enumerate() {
+                    if v < row[best] {
+                        best = j;
+                    }
+                }
+                Ok(best as u32)
+            }
+            Target::Rule(TargetRule::Random) => {
+                // Uniform over the classes other than the label; a stream of
+                // its own so random starts do not shift it.
+                let mut rng = Rng::for_item(
+                    batch.seed ^ 0x7461_7267_6574,
+                    batch.stream,
+                    (batch.first_index + i) as u64,
+                );
+                let label = batch.labels[i];
+                let pick = rng.below(num_classes as u64 - 1) as u32;
+                Ok(if pick >= label { pick + 1 } else { pick })
+            }
+        })
+        .collect::<Result<Vec<u32>>>()?;
+    if let Some(&bad) = targets.iter().find(|&&t| t as usize >= num_classes) {
+        return Err(Error::Invalid(format!(
+            "target class {bad} outside the model's {num_classes} classes"
+        )));
+    }
+    Ok(Some(targets))
+}
+
+/// Whether logits `row` meet the goal: misclassified, or the target wins.
+pub fn reached_goal(row: &[f32], label: u32, target: Option<u32>) -> bool {
+    match target {
+        Some(t) => t != label && argmax(row) == t,
+        None => argmax(row) != label,
+    }
+}
+
+/// The loss an attack ascends at one point: cross-entropy on the label, or
+/// minus cross-entropy on the target.
+pub fn attack_loss(row: &[f32], label: u32, target: Option<u32>) -> f32 {
+    let mut log_p = vec![0f32; row.len()];
+    log_softmax_row(row, &mut log_p);
+    match target {
+        Some(t) => log_p[t as usize],
+        None => -log_p[label as usize],
+    }
+}
+
+/// The best point found per sample: a success beats a failure, and among
+/// equals the higher loss wins.
+pub struct BestTracker {
+    item_len: usize,
+    /// Best inputs so far.
+    pub adversarial: Vec<f32>,
+    /// Logits at them.
+    pub logits: Vec<Vec<f32>>,
+    /// Whether each best point meets the goal.
+    pub success: Vec<bool>,
+    loss: Vec<f32>,
+}
+
+impl BestTracker {
+    /// Starts from the clean inputs, scored with their logits.
+    pub fn new(batch: &AttackBatch, targets: Option<&[u32]>) -> Self {
+        let n = batch.len();
+        let mut t = BestTracker {
+            item_len: batch.item_len(),
+            adversarial: batch.x.to_vec(),
+            logits: batch.clean_logits.to_vec(),
+            success: vec![false; n],
+            loss: vec![f32::NEG_INFINITY; n],
+        };
+        for i in 0..n {
+            let target = targets.map(|t| t[i]);
+            t.success[i] = reached_goal(&batch.clean_logits[i], batch.labels[i], target);
+            t.loss[i] = attack_loss(&batch.clean_logits[i], batch.labels[i], target);
+        }
+        t
+    }
+
+    /// Offers the points `x` with their logits; keeps the better per sample.
+    pub fn offer(
+        &mut self,
+        x: &[f32],
+        logits: &[Vec<f32>],
+        labels: &[u32],
+        targets: Option<&[u32]>,
+    ) {
+        for (i, row) in logits.iter().enumerate() {
+            let target = targets.map(|t| t[i]);
+            let success = reached_goal(row, labels[i], target);
+            let loss = attack_loss(row, labels[i], target);
+            let better = (success && !self.success[i])
+                || (success == self.success[i] && loss > self.loss[i]);
+            if better {
+                let span = i * self.item_len..(i + 1) * self.item_len;
+                self.adversarial[span.clone()].copy_from_slice(&x[span]);
+                self.logits[i] = row.clone();
+                self.success[i] = success;
+                self.loss[i] = loss;
+            }
+        }
+    }
+}
+
+/// A batch tensor from row-major values.
+pub fn to_tensor(x: &[f32], shape: [usize; 4]) -> Result<Tensor> {
+    Ok(Tensor::from_slice(
+        x,
+        (shape[0], shape[1], shape[2], shape[3]),
+        &Device::Cpu,
+    )?)
+}
+
+/// Logits, loss values and gradients of the attack loss at `x`: the gradient
+/// of cross-entropy on the labels, or on the targets (to be descended).
+pub fn loss_gradient(
+    model: &dyn Classifier,
+    x: &[f32],
+    shape: [usize; 4],
+    labels: &[u32],
+    targets: Option<&[u32]>,
+) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
+    let t = to_tensor(x, shape)?;
+    let classes = targets.unwrap_or(labels);
+    let InputGradient { logits, grad, .. } =
+        model.input_grad(&t, Objective::CrossEntropy(classes))?;
+    Ok((logits.to_vec2()?, grad.flatten_all()?.to_vec1()?))
+}
+
+/// Logits at `x`.
+pub fn logits_at(model: &dyn Classifier, x: &[f32], shape: [usize; 4]) -> Result<Vec<Vec<f32>>> {
+    Ok(model.logits(&to_tensor(x, shape)?)?.to_vec2()?)
+}
+
+/// The largest f32 not above `v` (toward −∞ by one step when needed).
+fn next_down(v: f32) -> f32 {
+    if v.is_nan() || v == f32::NEG_INFINITY {
+        return v;
+    }
+    if v == 0.0 {
+        return -f32::from_bits(1);
+    }
+    let bits = v.to_bits();
+    f32::from_bits(if v > 0.0 { bits - 1 } else { bits + 1 })
+}
+
+fn next_up(v: f32) -> f32 {
+    -next_down(-v)
+}
+
+/// Projects one sample's point `adv` onto the ε-ball around `x` in `norm` and
+/// onto the valid range, in PyTorch's order of operations (clamp δ, then clamp
+/// `x + δ`), then nudges any coordinate that float round-off left outside the
+/// ball back by one ulp, so ‖adv − x‖ ≤ ε holds exactly in f64.
+pub fn project(adv: &mut [f32], x: &[f32], norm: Norm, eps: f32, range: (f32, f32)) {
+    let (lo, hi) = range;
+    match norm {
+        Norm::Linf => {
+            for (a, &xi) in adv.iter_mut().zip(x) {
+                let d = (*a - xi).clamp(-eps, eps);
+                *a = (xi + d).clamp(lo, hi);
+                while (*a as f64 - xi as f64) > eps as f64 && *a > lo {
+                    *a = next_down(*a);
+                }
+                while (xi as f64 - *a as f64) > eps as f64 && *a < hi {
+                    *a = next_up(*a);
+                }
+            }
+        }
+        Norm::L2 => {
+            let norm_sq: f32 = adv.iter().zip(x).map(|(a, xi)| (a - xi) * (a - xi)).sum();
+            let dn = norm_sq.sqrt();
+            let factor = if dn > eps { eps / dn } else { 1.0 };
+            for (a, &xi) in adv.iter_mut().zip(x) {
+                *a = (xi + (*a - xi) * factor).clamp(lo, hi);
+            }
+            // Round-off can leave ‖δ‖ a hair above ε: shrink until it is not.
+            let mut shrink = 1.0f64;
+            while perturbation_norms(adv, x).1 > eps as f64 {
+                shrink *= 1.0 - 1e-6;
+                for (a, &xi) in adv.iter_mut().zip(x) {
+                    *a = ((xi as f64 + (*a as f64 - xi as f64) * shrink) as f32).clamp(lo, hi);
+                }
+            }
+        }
+    }
+}
+
+/// Per-sample random generators: a sample's stream depends only on the seed,
+/// the attack and the sample's position in the dataset.
+impl Rng {
+    /// The generator for item `index` of stream `stream`.
+    pub fn for_item(seed: u64, stream: u64, index: u64) -> Rng {
+        fn mix(mut z: u64) -> u64 {
+            // SplitMix64's finaliser.
+            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        let key = mix(seed ^ mix(stream.wrapping_add(0x5EED) ^ mix(index)));
+        Rng::from_chacha(rand_chacha::ChaCha8Rng::seed_from_u64(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_of_zero_is_zero() {
+        assert_eq!(sign(0.0), 0.0);
+        assert_eq!(sign(-0.0), 0.0);
+        assert_eq!(sign(f32::NAN), 0.0);
+        assert_eq!(sign(1e-30), 1.0);
+        assert_eq!(sign(-3.0), -1.0);
+    }
+
+    #[test]
+    fn linf_projection_holds_exactly_despite_round_off() {
+        // 0.7 + 0.1 rounds above 0.8 in f32: the classic 0.1000061 > ε report.
+        let x = vec![0.7f32, 0.3, 0.95, 0.0];
+        let mut adv = vec![0.9f32, 0.1, 1.2, -0.5];
+        project(&mut adv, &x, Norm::Linf, 0.1, (0.0, 1.0));
+        let (linf, _) = perturbation_norms(&adv, &x);
+        assert!(linf <= 0.1f32 as f64, "{linf}");
+        assert!(adv.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert_eq!(adv[2], 1.0);
+        assert_eq!(adv[3], 0.0);
+    }
+
+    #[test]
+    fn l2_projection_scales_into_the_ball() {
+        let x = vec![0.5f32; 4];
+        let mut adv = vec![1.0f32, 0.0, 0.5, 0.5]; // ‖δ‖ = √0.5
+        project(&mut adv, &x, Norm::L2, 0.5, (0.0, 1.0));
+        let (_, l2) = perturbation_norms(&adv, &x);
+        assert!(l2 <= 0.5 && l2 > 0.4999, "{l2}");
+        // Direction kept: δ ∝ (1, −1, 0, 0).
+        assert!((adv[0] - 0.5 - (0.5 - adv[1])).abs() < 1e-6 && adv[2] == 0.5);
+    }
+
+    #[test]
+    fn per_item_generators_depend_only_on_seed_stream_and_index() {
+        let a = Rng::for_item(1, 2, 3).next_u64();
+        assert_eq!(a, Rng::for_item(1, 2, 3).next_u64());
+        assert_ne!(a, Rng::for_item(1, 2, 4).next_u64());
+        assert_ne!(a, Rng::for_item(1, 3, 3).next_u64());
+        assert_ne!(a, Rng::for_item(2, 2, 3).next_u64());
+    }
+}

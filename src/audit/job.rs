@@ -1,0 +1,178 @@
+//! The `run` command as a library call: load the model, data and plan,
+//! validate them all before any work, audit, then write the tensor sidecar
+//! and the report (both atomically, the report last) and optional PNGs.
+
+use std::path::{Path, PathBuf};
+
+use super::plan::Plan;
+use super::run::run_audit;
+use super::sink::Sink;
+use crate::data::batch::{load_for_model, DataRequest};
+use crate::error::{Error, Result};
+use crate::model::{load_model, Classifier};
+use crate::report::build::{build_report, sidecar_tensors, ReportInputs};
+use crate::report::io::write_report;
+use crate::report::tensors::{sidecar_path, write_tensors};
+use crate::report::types::Report;
+
+/// What `run` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct JobOptions {
+    /// The model file.
+    pub model: PathBuf,
+    /// An explicit architecture spec.
+    pub arch: Option<PathBuf>,
+    /// The data (default: the shipped sample).
+    pub data: Option<PathBuf>,
+    /// The plan file (default: `attacks/default.toml`, built in).
+    pub plan: Option<PathBuf>,
+    /// The report path (default: `reports/<model stem>.json`).
+    pub out: Option<PathBuf>,
+    /// Audit only the first N inputs.
+    pub limit: Option<usize>,
+    /// Override the plan's seed.
+    pub seed: Option<u64>,
+    /// Override the plan's batch size.
+    pub batch_size: Option<usize>,
+    /// Resize images to the model's input size.
+    pub resize: bool,
+    /// Write PNGs of every input here.
+    pub save_images: Option<PathBuf>,
+}
+
+/// What `run` produced.
+pub struct JobOutput {
+    /// The report as written.
+    pub report: Report,
+    /// Where it was written.
+    pub report_path: PathBuf,
+    /// Where the tensors went.
+    pub tensors_path: PathBuf,
+    /// PNG files written.
+    pub images_written: usize,
+}
+
+/// `reports/<model stem>.json`.
+pub fn default_report_path(model: &Path) -> PathBuf {
+    let stem = model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    Path::new("reports").join(format!("{stem}.json"))
+}
+
+/// Runs the whole job.
+pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
+    let started_at = crate::util::utc_now_rfc3339();
+    let (mut plan, plan_origin) = match &opts.plan {
+        Some(p) => (Plan::from_file(p)?, p.display().to_string()),
+        None => (
+            Plan::default_plan(),
+            "attacks/default.toml (built in)".to_string(),
+        ),
+    };
+    if let Some(seed) = opts.seed {
+        plan.seed = seed;
+    }
+    if let Some(b) = opts.batch_size {
+        if b == 0 {
+            return Err(Error::Invalid("--batch-size must be at least 1".into()));
+        }
+        plan.batch_size = b;
+    }
+    let model = load_model(&opts.model, opts.arch.as_deref())?;
+    let net = &model.network;
+    plan.check_against(net.num_classes(), &plan_origin)?;
+    let request = DataRequest {
+        path: opts.data.as_deref(),
+        resize: opts.resize,
+        limit: opts.limit,
+    };
+    let data = load_for_model(&request, net.input_shape(), net.num_classes())?;
+
+    // Check the output location before hours of work, not after.
+    let report_path = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| default_report_path(&opts.model));
+    if report_path.extension().and_then(|e| e.to_str()) != Some("json") {
+        return Err(Error::Invalid(format!(
+            "--out {} must end in .json",
+            report_path.display()
+        )));
+    }
+    let out_dir = match report_path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    tempfile::NamedTempFile::new_in(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+
+    let results = run_audit(net, &data, &plan, sink)?;
+    let tensors_path = sidecar_path(&report_path);
+    write_tensors(&tensors_path, &sidecar_tensors(&results, data.shape)?)?;
+    let report = build_report(&ReportInputs {
+        model_path: &opts.model.display().to_string(),
+        model: &model,
+        data: &data,
+        plan: &plan,
+        results: &results,
+        started_at,
+        tensors_file: tensors_path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned()),
+    });
+    write_report(&report_path, &report)?;
+    let images_written = match &opts.save_images {
+        Some(dir) => {
+            crate::report::images::save_images(dir, &results, data.shape, net.input_range())?
+        }
+        None => 0,
+    };
+    Ok(JobOutput {
+        report,
+        report_path,
+        tensors_path,
+        images_written,
+    })
+}
+
+/// The summary table `run` prints.
+pub fn summary_table(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = format!(
+        "model {} ({} parameters)\ndata  {} ({} inputs)\n\nclean accuracy {:.2}%\n\n",
+        report.model.path,
+        report.model.parameter_count,
+        report.data.source,
+        s.count,
+        100.0 * s.clean_accuracy
+    );
+    out.push_str(&format!(
+        "{:<22} {:<5} {:<5} {:>8} {:>11} {:>13} {:>13}\n",
+        "attack", "kind", "norm", "eps", "robust acc", "success rate", "median norm"
+    ));
+    for a in &s.attacks {
+        let median = match a.norm {
+            crate::attack::Norm::Linf => a.median_perturbation_linf,
+            crate::attack::Norm::L2 => a.median_perturbation_l2,
+        };
+        out.push_str(&format!(
+            "{:<22} {:<5} {:<5} {:>8} {:>10.2}% {:>12.2}% {:>13}\n",
+            a.name,
+            a.kind,
+            a.norm.to_string(),
+            format!("{}", a.eps),
+            100.0 * a.robust_accuracy,
+            100.0 * a.attack_success_rate,
+            median.map_or("-".to_string(), |m| format!("{m:.4}"))
+        ));
+    }
+    for w in &report.warnings {
+        out.push_str(&format!("\nwarning: {w}"));
+    }
+    if !report.warnings.is_empty() {
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,164 @@
+//! Drives an audit: the data in batches, each batch through the clean pass
+//! and then every attack of the plan, collecting per-input results. Batches
+//! only bound memory: every random choice is keyed by the input's position
+//! in the data, so results do not depend on the batch size.
+
+use std::time::Instant;
+
+use super::clean::{predictions_from_logits, Predictions};
+use super::plan::{AttackSpec, Plan};
+use super::sink::Sink;
+use crate::attack::{perturbation_norms, AttackBatch};
+use crate::data::batch::batch_tensor;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Classifier;
+
+/// One attack's results over the whole dataset.
+#[derive(Debug, Clone)]
+pub struct AttackResults {
+    /// The plan entry.
+    pub spec: AttackSpec,
+    /// Best adversarial per input, row-major `[N, C, H, W]`, in the model's range.
+    pub adversarial: Vec<f32>,
+    /// Predictions at the adversarials.
+    pub predictions: Predictions,
+    /// Whether the attack reached its goal per input.
+    pub success: Vec<bool>,
+    /// Target per input, for targeted attacks.
+    pub targets: Option<Vec<u32>>,
+    /// L∞ norm of each perturbation.
+    pub linf: Vec<f64>,
+    /// L2 norm of each perturbation.
+    pub l2: Vec<f64>,
+    /// Gradient evaluations per input.
+    pub gradient_evaluations: usize,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Everything an audit computed.
+#[derive(Debug, Clone)]
+pub struct AuditResults {
+    /// Clean inputs in the model's range, row-major.
+    pub clean_inputs: Vec<f32>,
+    /// Clean predictions.
+    pub clean: Predictions,
+    /// Seconds spent on clean predictions.
+    pub clean_seconds: f64,
+    /// Per attack, in plan order.
+    pub attacks: Vec<AttackResults>,
+    /// Seconds for the whole audit.
+    pub total_seconds: f64,
+}
+
+/// Runs `plan` on `data` against `model`.
+pub fn run_audit(
+    model: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    sink: &mut dyn Sink,
+) -> Result<AuditResults> {
+    let started = Instant::now();
+    let [_, c, h, w] = data.shape;
+    if [c, h, w] != model.input_shape() {
+        return Err(Error::Invalid(format!(
+            "data items are {c}×{h}×{w} but the model takes {:?}",
+            model.input_shape()
+        )));
+    }
+    if data.is_empty() {
+        return Err(Error::data(&data.source, "no inputs to audit"));
+    }
+    let names: Vec<String> = plan.attacks.iter().map(|a| a.name.clone()).collect();
+    sink.on_start(data.len(), &names);
+    let attacks: Vec<_> = plan.attacks.iter().map(|a| a.build()).collect();
+    let per = data.item_len();
+    let mut clean_inputs = Vec::with_capacity(data.len() * per);
+    let mut clean = Predictions {
+        predicted: Vec::new(),
+        probabilities: Vec::new(),
+    };
+    let mut clean_seconds = 0.0;
+    let mut results: Vec<AttackResults> = plan
+        .attacks
+        .iter()
+        .map(|spec| AttackResults {
+            spec: spec.clone(),
+            adversarial: Vec::with_capacity(data.len() * per),
+            predictions: Predictions {
+                predicted: Vec::new(),
+                probabilities: Vec::new(),
+            },
+            success: Vec::new(),
+            targets: spec.target.map(|_| Vec::new()),
+            linf: Vec::new(),
+            l2: Vec::new(),
+            gradient_evaluations: 0,
+            seconds: 0.0,
+        })
+        .collect();
+
+    for first in (0..data.len()).step_by(plan.batch_size) {
+        let len = plan.batch_size.min(data.len() - first);
+        sink.on_check_start("clean", first, len);
+        let t = Instant::now();
+        let x_tensor = batch_tensor(data, first, len, model.input_range())?;
+        let x: Vec<f32> = x_tensor.flatten_all()?.to_vec1()?;
+        let logits_tensor = model.logits(&x_tensor)?;
+        let clean_logits: Vec<Vec<f32>> = logits_tensor.to_vec2()?;
+        let p = predictions_from_logits(&logits_tensor)?;
+        clean.predicted.extend(p.predicted);
+        clean.probabilities.extend(p.probabilities);
+        clean_seconds += t.elapsed().as_secs_f64();
+        sink.on_check_done("clean", len);
+
+        let labels = &data.labels[first..first + len];
+        for (k, (attack, out)) in attacks.iter().zip(results.iter_mut()).enumerate() {
+            sink.on_check_start(&out.spec.name, first, len);
+            let t = Instant::now();
+            let batch = AttackBatch {
+                x: &x,
+                shape: [len, c, h, w],
+                labels,
+                clean_logits: &clean_logits,
+                first_index: first,
+                seed: plan.seed,
+                stream: k as u64,
+            };
+            let outcome = attack.run(model, &batch)?;
+            for i in 0..len {
+                let span = i * per..(i + 1) * per;
+                let (linf, l2) = perturbation_norms(&outcome.adversarial[span.clone()], &x[span]);
+                out.linf.push(linf);
+                out.l2.push(l2);
+            }
+            let rows: Vec<f32> = outcome.logits.iter().flatten().copied().collect();
+            let logits = candle_core::Tensor::from_vec(
+                rows,
+                (len, model.num_classes()),
+                &candle_core::Device::Cpu,
+            )?;
+            let p = predictions_from_logits(&logits)?;
+            out.predictions.predicted.extend(p.predicted);
+            out.predictions.probabilities.extend(p.probabilities);
+            out.success.extend(outcome.success);
+            if let (Some(all), Some(t)) = (out.targets.as_mut(), outcome.targets) {
+                all.extend(t);
+            }
+            out.adversarial.extend(outcome.adversarial);
+            out.gradient_evaluations = outcome.gradient_evaluations;
+            out.seconds += t.elapsed().as_secs_f64();
+            sink.on_check_done(&out.spec.name, len);
+        }
+        clean_inputs.extend(x);
+    }
+    sink.on_finish();
+    Ok(AuditResults {
+        clean_inputs,
+        clean,
+        clean_seconds,
+        attacks: results,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,96 @@
+//! `xai-audit bench`: PGD L∞ throughput in images per second, the figure the
+//! performance work is measured by. Speed lives here and in `benches/`,
+//! never in a test's assertions.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::attack::pgd::Pgd;
+use crate::attack::{Attack, AttackBatch, Norm};
+use crate::audit::clean::predictions_from_logits;
+use crate::data::batch::{batch_tensor, load_for_model, DataRequest};
+use crate::error::Result;
+use crate::model::{load_model, Classifier};
+
+/// Runs PGD (ε 0.1, step 0.01, `steps` steps, no random start) over the first
+/// `limit` inputs in batches of `batch_size`; returns a printable summary.
+pub fn pgd_throughput(
+    model: &Path,
+    arch: Option<&Path>,
+    data: Option<&Path>,
+    limit: usize,
+    batch_size: usize,
+    steps: usize,
+) -> Result<String> {
+    let loaded = load_model(model, arch)?;
+    let net = &loaded.network;
+    let request = DataRequest {
+        path: data,
+        resize: false,
+        limit: Some(limit.max(1)),
+    };
+    let data = load_for_model(&request, net.input_shape(), net.num_classes())?;
+    let pgd = Pgd {
+        norm: Norm::Linf,
+        eps: 0.1,
+        step_size: 0.01,
+        steps,
+        random_start: false,
+        restarts: 1,
+        target: None,
+    };
+    let [_, c, h, w] = data.shape;
+    let batch_size = batch_size.max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let mut robust = 0usize;
+    for first in (0..data.len()).step_by(batch_size) {
+        let len = batch_size.min(data.len() - first);
+        let xt = batch_tensor(&data, first, len, net.input_range())?;
+        let logits = net.logits(&xt)?;
+        let x: Vec<f32> = xt.flatten_all()?.to_vec1()?;
+        let clean_logits: Vec<Vec<f32>> = logits.to_vec2()?;
+        let labels = &data.labels[first..first + len];
+        let outcome = pgd.run(
+            net,
+            &AttackBatch {
+                x: &x,
+                shape: [len, c, h, w],
+                labels,
+                clean_logits: &clean_logits,
+                first_index: first,
+                seed: 0,
+                stream: 0,
+            },
+        )?;
+        let rows: Vec<f32> = outcome.logits.iter().flatten().copied().collect();
+        let adv = candle_core::Tensor::from_vec(
+            rows,
+            (len, net.num_classes()),
+            &candle_core::Device::Cpu,
+        )?;
+        let p = predictions_from_logits(&adv)?;
+        robust += p
+            .predicted
+            .iter()
+            .zip(labels)
+            .filter(|(p, y)| p == y)
+            .count();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "PGD-{steps} L∞ (ε 0.1, step 0.01, no random start) on {} inputs, batch {batch_size}, {threads} threads available",
+        data.len()
+    );
+    let _ = writeln!(out, "model {}", model.display());
+    let _ = writeln!(
+        out,
+        "time {seconds:.2} s, {:.1} images/s, robust accuracy {:.2}%",
+        data.len() as f64 / seconds,
+        100.0 * robust as f64 / data.len() as f64
+    );
+    Ok(out)
+}

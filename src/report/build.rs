@@ -1,0 +1,238 @@
+//! From an audit's results to a [`Report`]: the summary statistics (robust
+//! accuracy, success rate, perturbation norms over successes), the per-input
+//! records with top-5 probabilities, and the sanity warnings these numbers
+//! can already reveal.
+
+use candle_core::{Device, Tensor};
+
+use super::types::*;
+use crate::audit::plan::Plan;
+use crate::audit::run::AuditResults;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::model::LoadedModel;
+
+/// What a report is built from.
+pub struct ReportInputs<'a> {
+    /// The model path as the user gave it.
+    pub model_path: &'a str,
+    /// The loaded model.
+    pub model: &'a LoadedModel,
+    /// The audited data.
+    pub data: &'a Dataset,
+    /// The plan as run.
+    pub plan: &'a Plan,
+    /// The results.
+    pub results: &'a AuditResults,
+    /// UTC start time, RFC 3339.
+    pub started_at: String,
+    /// The tensor sidecar's file name, if one is written.
+    pub tensors_file: Option<String>,
+}
+
+/// The `k` most probable classes, most probable first (lower index on ties).
+pub fn top_k(probabilities: &[f32], k: usize) -> Vec<ClassProbability> {
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
+    order.sort_by(|&a, &b| {
+        probabilities[b]
+            .total_cmp(&probabilities[a])
+            .then(a.cmp(&b))
+    });
+    order
+        .into_iter()
+        .take(k)
+        .map(|c| ClassProbability {
+            class: c as u32,
+            probability: probabilities[c] as f64,
+        })
+        .collect()
+}
+
+/// Median of `values` (mean of the middle two for an even count), `None` when empty.
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    })
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// Builds the report.
+pub fn build_report(inp: &ReportInputs) -> Report {
+    let labels = &inp.data.labels;
+    let n = labels.len();
+    let clean_correct: Vec<bool> = inp
+        .results
+        .clean
+        .predicted
+        .iter()
+        .zip(labels)
+        .map(|(p, y)| p == y)
+        .collect();
+    let n_correct = clean_correct.iter().filter(|&&c| c).count();
+    let clean_accuracy = n_correct as f64 / n as f64;
+    let mut warnings = Vec::new();
+    if !inp.model.unused.is_empty() {
+        warnings.push(format!(
+            "{} tensors in the model file are not used by any layer: {}",
+            inp.model.unused.len(),
+            inp.model.unused.join(", ")
+        ));
+    }
+
+    let mut summaries = Vec::new();
+    for a in &inp.results.attacks {
+        let robust = a
+            .predictions
+            .predicted
+            .iter()
+            .zip(labels)
+            .filter(|(p, y)| p == y)
+            .count();
+        let broken: Vec<usize> = (0..n)
+            .filter(|&i| clean_correct[i] && a.success[i])
+            .collect();
+        let linf: Vec<f64> = broken.iter().map(|&i| a.linf[i]).collect();
+        let l2: Vec<f64> = broken.iter().map(|&i| a.l2[i]).collect();
+        let robust_accuracy = robust as f64 / n as f64;
+        if a.spec.eps == 0.0 && robust != n_correct {
+            warnings.push(format!(
+                "{}: ε = 0 gives robust accuracy {:.4} but clean accuracy is {clean_accuracy:.4}: the model is not deterministic or depends on the batch",
+                a.spec.name, robust_accuracy
+            ));
+        }
+        summaries.push(AttackSummary {
+            name: a.spec.name.clone(),
+            kind: a.spec.kind.clone(),
+            norm: a.spec.norm,
+            eps: a.spec.eps,
+            target: a.spec.target_label(),
+            robust_accuracy,
+            attack_success_rate: if n_correct == 0 {
+                0.0
+            } else {
+                broken.len() as f64 / n_correct as f64
+            },
+            successes: a.success.iter().filter(|&&s| s).count(),
+            mean_perturbation_linf: mean(&linf),
+            median_perturbation_linf: median(&linf),
+            mean_perturbation_l2: mean(&l2),
+            median_perturbation_l2: median(&l2),
+            gradient_evaluations: a.gradient_evaluations,
+        });
+    }
+
+    let samples = (0..n)
+        .map(|i| SampleRecord {
+            index: i,
+            label: labels[i],
+            prediction: inp.results.clean.predicted[i],
+            top5: top_k(&inp.results.clean.probabilities[i], 5),
+            attacks: inp
+                .results
+                .attacks
+                .iter()
+                .map(|a| SampleAttack {
+                    name: a.spec.name.clone(),
+                    prediction: a.predictions.predicted[i],
+                    top5: top_k(&a.predictions.probabilities[i], 5),
+                    target: a.targets.as_ref().map(|t| t[i]),
+                    success: a.success[i],
+                    perturbation_linf: a.linf[i],
+                    perturbation_l2: a.l2[i],
+                })
+                .collect(),
+        })
+        .collect();
+
+    let spec = inp.model.network.spec();
+    Report {
+        schema_version: SCHEMA_VERSION,
+        tool: Tool {
+            name: "xai-audit".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        model: ModelInfo {
+            path: inp.model_path.to_string(),
+            sha256: inp.model.sha256.clone(),
+            spec_source: inp.model.spec_source.to_string(),
+            spec: serde_json::to_value(spec).expect("spec serializes"),
+            parameter_count: spec.parameter_count(),
+            class_names: spec.class_names(),
+        },
+        data: DataInfo {
+            source: inp.data.source.clone(),
+            count: n,
+            sha256: inp.data.sha256.clone(),
+            input_shape: spec.input.shape,
+        },
+        plan: inp.plan.clone(),
+        timings: Timings {
+            started_at: inp.started_at.clone(),
+            total_seconds: inp.results.total_seconds,
+            clean_seconds: inp.results.clean_seconds,
+            attacks: inp
+                .results
+                .attacks
+                .iter()
+                .map(|a| AttackTiming {
+                    name: a.spec.name.clone(),
+                    seconds: a.seconds,
+                })
+                .collect(),
+        },
+        summary: Summary {
+            count: n,
+            clean_accuracy,
+            attacks: summaries,
+        },
+        samples,
+        warnings,
+        tensors: inp.tensors_file.clone(),
+    }
+}
+
+/// The sidecar's tensors: `x/clean` and `x/adv/<attack>`, each `[N, C, H, W]`.
+pub fn sidecar_tensors(results: &AuditResults, shape: [usize; 4]) -> Result<Vec<(String, Tensor)>> {
+    let dims = (shape[0], shape[1], shape[2], shape[3]);
+    let mut out = vec![(
+        "x/clean".to_string(),
+        Tensor::from_slice(&results.clean_inputs, dims, &Device::Cpu)?,
+    )];
+    for a in &results.attacks {
+        out.push((
+            format!("x/adv/{}", a.spec.name),
+            Tensor::from_slice(&a.adversarial, dims, &Device::Cpu)?,
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_orders_by_probability_then_index() {
+        let t = top_k(&[0.1, 0.4, 0.1, 0.4], 3);
+        let classes: Vec<u32> = t.iter().map(|c| c.class).collect();
+        assert_eq!(classes, [1, 3, 0]);
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! The audit report: serde types (`types`), writing and loading JSON with a
+//! version check (`io`), the safetensors sidecar of inputs too big for JSON
+//! (`tensors`), and building a report from an audit's results (`build`).
+
+pub mod build;
+pub mod images;
+pub mod io;
+pub mod tensors;
+pub mod types;
+
+pub use types::{Report, SCHEMA_VERSION};

@@ -1,0 +1,198 @@
+//! The report's types. This is a public format: CI jobs, notebooks and the
+//! terminal UI read it, `reports/schema.json` is generated from these types
+//! (a test fails when they drift), and every change bumps
+//! [`SCHEMA_VERSION`]. Field names follow RobustBench's where it has one
+//! (`clean_accuracy`, `robust_accuracy`, `attack_success_rate`, `eps`, `norm`).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::attack::Norm;
+use crate::audit::plan::Plan;
+
+/// The report format version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A complete audit report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// Format version; readers refuse newer versions with an explanation.
+    pub schema_version: u32,
+    /// What wrote the report.
+    pub tool: Tool,
+    /// The audited model.
+    pub model: ModelInfo,
+    /// The inputs.
+    pub data: DataInfo,
+    /// The plan as run, defaults resolved, with the seed.
+    pub plan: Plan,
+    /// Wall-clock timings (the only fields that differ between identical runs).
+    pub timings: Timings,
+    /// Aggregate results.
+    pub summary: Summary,
+    /// One record per input, in data order.
+    pub samples: Vec<SampleRecord>,
+    /// Problems noticed while auditing, one sentence each.
+    pub warnings: Vec<String>,
+    /// File name of the tensor sidecar, relative to the report.
+    pub tensors: Option<String>,
+}
+
+/// The tool that wrote the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    /// Always `xai-audit`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// The audited model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    /// Path as given on the command line.
+    pub path: String,
+    /// SHA-256 of the safetensors file.
+    pub sha256: String,
+    /// Where the architecture spec came from.
+    pub spec_source: String,
+    /// The architecture spec (see `docs/arch-spec.md`).
+    pub spec: serde_json::Value,
+    /// Parameters, running statistics included.
+    pub parameter_count: usize,
+    /// Class names, index = class.
+    pub class_names: Vec<String>,
+}
+
+/// The inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataInfo {
+    /// Where they came from.
+    pub source: String,
+    /// How many were audited.
+    pub count: usize,
+    /// SHA-256 of the files read.
+    pub sha256: String,
+    /// `[C, H, W]` of one input.
+    pub input_shape: [usize; 3],
+}
+
+/// Wall-clock timings in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timings {
+    /// UTC start, RFC 3339.
+    pub started_at: String,
+    /// Whole run.
+    pub total_seconds: f64,
+    /// Clean predictions.
+    pub clean_seconds: f64,
+    /// Per attack, in plan order.
+    pub attacks: Vec<AttackTiming>,
+}
+
+/// One attack's time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttackTiming {
+    /// Attack name.
+    pub name: String,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Aggregate results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    /// Inputs audited.
+    pub count: usize,
+    /// Share of inputs classified correctly.
+    pub clean_accuracy: f64,
+    /// One entry per attack, in plan order.
+    pub attacks: Vec<AttackSummary>,
+}
+
+/// One attack's aggregate results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttackSummary {
+    /// Attack name (unique in the plan).
+    pub name: String,
+    /// `fgsm` or `pgd`.
+    pub kind: String,
+    /// Budget norm.
+    pub norm: Norm,
+    /// Budget.
+    pub eps: f64,
+    /// Target rule or class for targeted attacks.
+    pub target: Option<String>,
+    /// Share of all inputs still classified correctly at the best adversarial
+    /// found (misclassified clean inputs count as not robust).
+    pub robust_accuracy: f64,
+    /// Share of the correctly classified inputs the attack broke (untargeted:
+    /// misclassified; targeted: classified as the target).
+    pub attack_success_rate: f64,
+    /// Inputs the attack succeeded on.
+    pub successes: usize,
+    /// Mean L∞ norm of the perturbation over successes (null when none).
+    pub mean_perturbation_linf: Option<f64>,
+    /// Median L∞ norm over successes.
+    pub median_perturbation_linf: Option<f64>,
+    /// Mean L2 norm over successes.
+    pub mean_perturbation_l2: Option<f64>,
+    /// Median L2 norm over successes.
+    pub median_perturbation_l2: Option<f64>,
+    /// Gradient evaluations per input.
+    pub gradient_evaluations: usize,
+}
+
+/// A class and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClassProbability {
+    /// Class index.
+    pub class: u32,
+    /// Softmax probability.
+    pub probability: f64,
+}
+
+/// One input's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleRecord {
+    /// Position in the data.
+    pub index: usize,
+    /// True class.
+    pub label: u32,
+    /// Clean predicted class.
+    pub prediction: u32,
+    /// Clean top-5 classes, most probable first.
+    pub top5: Vec<ClassProbability>,
+    /// One entry per attack, in plan order.
+    pub attacks: Vec<SampleAttack>,
+}
+
+/// One input under one attack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleAttack {
+    /// Attack name.
+    pub name: String,
+    /// Predicted class at the best adversarial found.
+    pub prediction: u32,
+    /// Top-5 classes there.
+    pub top5: Vec<ClassProbability>,
+    /// Target class, for targeted attacks.
+    pub target: Option<u32>,
+    /// Whether the attack reached its goal.
+    pub success: bool,
+    /// L∞ norm of the perturbation.
+    pub perturbation_linf: f64,
+    /// L2 norm of the perturbation.
+    pub perturbation_l2: f64,
+}
