@@ -1,8 +1,10 @@
 //! Integration test modules and their shared helpers.
 
+mod attacks;
 mod cli;
 mod gradients;
 mod pytorch_parity;
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,310 @@
+//! Attack invariants and hand-computed cases, through the library API:
+//! FGSM on a linear model moves each pixel by ε·sign(w) (0 where w is 0),
+//! every point stays in the ε-ball and the valid range, ε = 0 reproduces the
+//! clean inputs exactly, results do not depend on the batch size (random
+//! starts included), and targeted attacks reach targets that are reachable.
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use xai_audit::attack::{Norm, Target, TargetRule};
+use xai_audit::audit::plan::{AttackSpec, Plan};
+use xai_audit::audit::run::run_audit;
+use xai_audit::audit::sink::NoSink;
+use xai_audit::data::batch::{load_for_model, DataRequest};
+use xai_audit::data::Dataset;
+use xai_audit::model::{load_model, ArchSpec, Network};
+
+use super::root;
+
+fn linear_model(weights: Vec<f32>, classes: usize, side: usize) -> Network {
+    let spec = format!(
+        r#"{{"version": 1, "input": {{"shape": [1, {side}, {side}]}}, "layers": [
+            {{"op": "flatten"}},
+            {{"op": "linear", "param": "fc", "in_features": {}, "out_features": {classes}, "bias": false}}]}}"#,
+        side * side
+    );
+    let spec = ArchSpec::from_json(&spec, "test").unwrap();
+    let w = Tensor::from_vec(weights, (classes, side * side), &Device::Cpu).unwrap();
+    Network::from_tensors(spec, &HashMap::from([("fc.weight".to_string(), w)]))
+        .unwrap()
+        .0
+}
+
+fn dataset(pixels: Vec<f32>, labels: Vec<u32>, side: usize, classes: usize) -> Dataset {
+    Dataset {
+        shape: [labels.len(), 1, side, side],
+        pixels,
+        labels,
+        class_names: (0..classes).map(|c| c.to_string()).collect(),
+        source: "test".into(),
+        sha256: String::new(),
+    }
+}
+
+fn attack(name: &str, kind: &str, norm: Norm, eps: f64) -> AttackSpec {
+    AttackSpec {
+        name: name.into(),
+        kind: kind.into(),
+        norm,
+        eps,
+        step_size: (kind == "pgd").then_some(eps / 4.0),
+        steps: (kind == "pgd").then_some(10),
+        random_start: (kind == "pgd").then_some(true),
+        restarts: (kind == "pgd").then_some(2),
+        target: None,
+    }
+}
+
+fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
+    Plan {
+        seed: 7,
+        batch_size,
+        attacks,
+    }
+}
+
+#[test]
+fn fgsm_on_a_linear_model_moves_each_pixel_by_eps_times_sign_of_w() {
+    // Class 0 has zero weights, class 1 has w: for label 0 the cross-entropy
+    // gradient is p₁·w, so FGSM adds ε·sign(w) (0 where w = 0), then clips.
+    let w: Vec<f32> = vec![0.5, -2.0, 0.0, 1.0, -0.1, 3.0, 0.0, -1.0, 2.0];
+    let mut weights = vec![0f32; 9];
+    weights.extend(&w);
+    let model = linear_model(weights, 2, 3);
+    let x: Vec<f32> = vec![0.5, 0.5, 0.5, 0.95, 0.02, 0.1, 0.0, 1.0, 0.6];
+    let data = dataset(x.clone(), vec![0], 3, 2);
+    let eps = 0.1f32;
+    let results = run_audit(
+        &model,
+        &data,
+        &plan(vec![attack("f", "fgsm", Norm::Linf, eps as f64)], 1),
+        &mut NoSink,
+    )
+    .unwrap();
+    let adv = &results.attacks[0].adversarial;
+    for i in 0..9 {
+        let s = if w[i] > 0.0 {
+            1.0
+        } else if w[i] < 0.0 {
+            -1.0
+        } else {
+            0.0
+        };
+        let expected = (x[i] + eps * s).clamp(0.0, 1.0);
+        assert!(
+            (adv[i] - expected).abs() <= 1e-7,
+            "pixel {i}: {} vs hand-computed {expected}",
+            adv[i]
+        );
+    }
+    // Label 1 flips every direction.
+    let data = dataset(x.clone(), vec![1], 3, 2);
+    let results = run_audit(
+        &model,
+        &data,
+        &plan(vec![attack("f", "fgsm", Norm::Linf, eps as f64)], 1),
+        &mut NoSink,
+    )
+    .unwrap();
+    for i in 0..9 {
+        let s = if w[i] > 0.0 {
+            -1.0
+        } else if w[i] < 0.0 {
+            1.0
+        } else {
+            0.0
+        };
+        let expected = (x[i] + eps * s).clamp(0.0, 1.0);
+        assert!(
+            (results.attacks[0].adversarial[i] - expected).abs() <= 1e-7,
+            "pixel {i}"
+        );
+    }
+}
+
+#[test]
+fn l2_fgsm_on_a_linear_model_steps_along_w_over_its_norm() {
+    let w: Vec<f32> = vec![3.0, 0.0, -4.0, 0.0];
+    let mut weights = vec![0f32; 4];
+    weights.extend(&w);
+    let model = linear_model(weights, 2, 2);
+    let x = vec![0.5f32; 4];
+    let data = dataset(x, vec![0], 2, 2);
+    let results = run_audit(
+        &model,
+        &data,
+        &plan(vec![attack("f", "fgsm", Norm::L2, 0.25)], 1),
+        &mut NoSink,
+    )
+    .unwrap();
+    let adv = &results.attacks[0].adversarial;
+    let expected = [0.5 + 0.25 * 0.6, 0.5, 0.5 - 0.25 * 0.8, 0.5];
+    for i in 0..4 {
+        assert!(
+            (adv[i] - expected[i]).abs() <= 1e-6,
+            "{adv:?} vs {expected:?}"
+        );
+    }
+}
+
+fn shipped_cnn_and_digits(n: usize) -> (Network, Dataset) {
+    let model = load_model(&root().join("assets/mnist_cnn.safetensors"), None)
+        .unwrap()
+        .network;
+    let data = load_for_model(
+        &DataRequest {
+            limit: Some(n),
+            ..Default::default()
+        },
+        [1, 28, 28],
+        10,
+    )
+    .unwrap();
+    (model, data)
+}
+
+#[test]
+fn every_point_stays_in_the_ball_and_the_valid_range() {
+    let (model, data) = shipped_cnn_and_digits(24);
+    let attacks = vec![
+        attack("pgd-linf", "pgd", Norm::Linf, 0.1),
+        attack("pgd-l2", "pgd", Norm::L2, 1.0),
+        attack("fgsm-linf", "fgsm", Norm::Linf, 0.3),
+        attack("fgsm-l2", "fgsm", Norm::L2, 2.0),
+    ];
+    let results = run_audit(&model, &data, &plan(attacks, 8), &mut NoSink).unwrap();
+    for a in &results.attacks {
+        let eps = a.spec.eps as f32 as f64;
+        let norms = if a.spec.norm == Norm::Linf {
+            &a.linf
+        } else {
+            &a.l2
+        };
+        for (i, n) in norms.iter().enumerate() {
+            assert!(
+                *n <= eps,
+                "{}: input {i} has ‖δ‖ = {n} > ε = {eps}",
+                a.spec.name
+            );
+        }
+        assert!(
+            a.adversarial.iter().all(|v| (0.0..=1.0).contains(v)),
+            "{} leaves [0, 1]",
+            a.spec.name
+        );
+        // PGD is at least as strong as its starting point: some inputs broke.
+        assert!(
+            a.success.iter().any(|&s| s),
+            "{} broke nothing",
+            a.spec.name
+        );
+    }
+}
+
+#[test]
+fn eps_zero_reproduces_the_clean_inputs_and_accuracy() {
+    let (model, data) = shipped_cnn_and_digits(40);
+    let attacks = vec![
+        attack("fgsm0", "fgsm", Norm::Linf, 0.0),
+        attack("pgd0", "pgd", Norm::Linf, 0.0),
+        attack("pgd0-l2", "pgd", Norm::L2, 0.0),
+    ];
+    let results = run_audit(&model, &data, &plan(attacks, 16), &mut NoSink).unwrap();
+    for a in &results.attacks {
+        assert_eq!(a.adversarial, results.clean_inputs, "{}", a.spec.name);
+        assert_eq!(
+            a.predictions.predicted, results.clean.predicted,
+            "{}",
+            a.spec.name
+        );
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_batch_size() {
+    let (model, data) = shipped_cnn_and_digits(12);
+    let mut targeted = attack("pgd-random-target", "pgd", Norm::Linf, 0.2);
+    targeted.target = Some(Target::Rule(TargetRule::Random));
+    let attacks = vec![
+        attack("pgd", "pgd", Norm::Linf, 0.1),
+        attack("pgd-l2", "pgd", Norm::L2, 1.0),
+        targeted,
+    ];
+    let one = run_audit(&model, &data, &plan(attacks.clone(), 1), &mut NoSink).unwrap();
+    let many = run_audit(&model, &data, &plan(attacks, 100), &mut NoSink).unwrap();
+    assert_eq!(one.clean.predicted, many.clean.predicted);
+    for (a, b) in one.attacks.iter().zip(&many.attacks) {
+        assert_eq!(
+            a.predictions.predicted, b.predictions.predicted,
+            "{}",
+            a.spec.name
+        );
+        assert_eq!(a.success, b.success, "{}", a.spec.name);
+        assert_eq!(a.targets, b.targets, "{}", a.spec.name);
+        for (u, v) in a.linf.iter().zip(&b.linf) {
+            assert!((u - v).abs() < 1e-5, "{}: {u} vs {v}", a.spec.name);
+        }
+    }
+}
+
+#[test]
+fn targeted_attacks_reach_reachable_targets() {
+    // Each class owns one pixel: setting it to 1 and the others to 0 makes that
+    // class win, so every target is reachable with ε = 1.
+    let side = 2;
+    let classes = 4;
+    let mut weights = vec![0f32; classes * 4];
+    for c in 0..classes {
+        weights[c * 4 + c] = 5.0;
+    }
+    let model = linear_model(weights, classes, side);
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..8u32 {
+        let c = i % classes as u32;
+        let mut img = vec![0.2f32; 4];
+        img[c as usize] = 0.9;
+        pixels.extend(img);
+        labels.push(c);
+    }
+    let data = dataset(pixels, labels.clone(), side, classes);
+    let mut attacks = Vec::new();
+    for (name, target) in [
+        ("random", Target::Rule(TargetRule::Random)),
+        ("least", Target::Rule(TargetRule::LeastLikely)),
+        ("class3", Target::Class(3)),
+    ] {
+        let mut a = attack(name, "pgd", Norm::Linf, 1.0);
+        a.step_size = Some(0.1);
+        a.steps = Some(30);
+        a.target = Some(target);
+        attacks.push(a);
+    }
+    let results = run_audit(&model, &data, &plan(attacks, 3), &mut NoSink).unwrap();
+    for a in &results.attacks {
+        let targets = a.targets.as_ref().unwrap();
+        for i in 0..labels.len() {
+            if targets[i] == labels[i] {
+                // Only a fixed target can equal the label; that is no success.
+                assert_eq!(a.spec.name, "class3");
+                assert!(!a.success[i]);
+                continue;
+            }
+            assert!(
+                a.success[i],
+                "{}: input {i} did not reach target {}",
+                a.spec.name, targets[i]
+            );
+            assert_eq!(a.predictions.predicted[i], targets[i], "{}", a.spec.name);
+        }
+    }
+    let random = &results.attacks[0];
+    assert!(random
+        .targets
+        .as_ref()
+        .unwrap()
+        .iter()
+        .zip(&labels)
+        .all(|(t, y)| t != y));
+}

@@ -1,0 +1,275 @@
+//! `xai-audit run` end to end on the shipped CNN and sample: the report's
+//! numbers against the summary it printed, the report against
+//! `reports/schema.json`, the schema against the Rust types, the tensor
+//! sidecar, determinism, PNG export, and bad plans and outputs failing
+//! cleanly without leaving a report behind.
+
+use std::collections::HashMap;
+
+use candle_core::Device;
+use xai_audit::report::io::{read_report, schema_json};
+
+use super::{root, xai};
+
+fn model() -> String {
+    root()
+        .join("assets/mnist_cnn.safetensors")
+        .display()
+        .to_string()
+}
+
+fn plan(name: &str) -> String {
+    root().join("attacks").join(name).display().to_string()
+}
+
+fn validate_against_schema(report_path: &std::path::Path) {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("reports/schema.json")).unwrap())
+            .unwrap();
+    let instance: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| e.to_string())
+        .take(5)
+        .collect();
+    assert!(errors.is_empty(), "report does not validate: {errors:?}");
+}
+
+/// Parses the summary table rows: name → (robust %, success %).
+fn printed_rows(stdout: &str) -> HashMap<String, (f64, f64)> {
+    let mut rows = HashMap::new();
+    let mut in_table = false;
+    for line in stdout.lines() {
+        if line.starts_with("attack ") {
+            in_table = true;
+            continue;
+        }
+        if in_table {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 7 {
+                break;
+            }
+            let pct = |s: &str| s.trim_end_matches('%').parse::<f64>().unwrap();
+            rows.insert(cols[0].to_string(), (pct(cols[4]), pct(cols[5])));
+        }
+    }
+    rows
+}
+
+#[test]
+fn quick_plan_report_matches_the_printed_summary_and_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = xai(
+        dir.path(),
+        &[
+            "run",
+            &model(),
+            "--plan",
+            &plan("quick.toml"),
+            "--limit",
+            "60",
+            "--out",
+            "out/quick.json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let path = dir.path().join("out/quick.json");
+    let report = read_report(&path).unwrap();
+    validate_against_schema(&path);
+    assert_eq!(report.summary.count, 60);
+    assert_eq!(report.samples.len(), 60);
+    let clean_line = format!(
+        "clean accuracy {:.2}%",
+        100.0 * report.summary.clean_accuracy
+    );
+    assert!(
+        r.stdout.contains(&clean_line),
+        "{clean_line} not in\n{}",
+        r.stdout
+    );
+    let rows = printed_rows(&r.stdout);
+    assert_eq!(rows.len(), report.summary.attacks.len(), "{}", r.stdout);
+    for a in &report.summary.attacks {
+        let (robust, success) = rows[&a.name];
+        assert!(
+            (robust - 100.0 * a.robust_accuracy).abs() < 0.006,
+            "{}: printed {robust}",
+            a.name
+        );
+        assert!(
+            (success - 100.0 * a.attack_success_rate).abs() < 0.006,
+            "{}: printed {success}",
+            a.name
+        );
+        // The summary is consistent with the per-sample records.
+        let idx = report
+            .plan
+            .attacks
+            .iter()
+            .position(|p| p.name == a.name)
+            .unwrap();
+        let robust_count = report
+            .samples
+            .iter()
+            .filter(|s| s.attacks[idx].prediction == s.label)
+            .count();
+        assert_eq!(robust_count as f64 / 60.0, a.robust_accuracy);
+        assert!(a.robust_accuracy <= report.summary.clean_accuracy);
+    }
+    // The sidecar holds the clean inputs and one adversarial batch per attack.
+    let tensors =
+        candle_core::safetensors::load(dir.path().join("out/quick.safetensors"), &Device::Cpu)
+            .unwrap();
+    assert_eq!(report.tensors.as_deref(), Some("quick.safetensors"));
+    assert_eq!(tensors["x/clean"].dims(), [60, 1, 28, 28]);
+    for a in &report.plan.attacks {
+        assert_eq!(
+            tensors[&format!("x/adv/{}", a.name)].dims(),
+            [60, 1, 28, 28]
+        );
+    }
+}
+
+#[test]
+fn default_plan_report_validates_against_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = xai(dir.path(), &["run", &model(), "--limit", "8"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let path = dir.path().join("reports/mnist_cnn.json");
+    validate_against_schema(&path);
+    let report = read_report(&path).unwrap();
+    let kinds: Vec<(&str, String)> = report
+        .summary
+        .attacks
+        .iter()
+        .map(|a| (a.kind.as_str(), a.norm.to_string()))
+        .collect();
+    assert!(
+        kinds.contains(&("fgsm", "linf".into()))
+            && kinds.contains(&("pgd", "linf".into()))
+            && kinds.contains(&("pgd", "l2".into()))
+    );
+}
+
+#[test]
+fn schema_file_matches_the_rust_types() {
+    let on_disk = std::fs::read_to_string(root().join("reports/schema.json")).unwrap();
+    assert!(
+        on_disk == schema_json(),
+        "reports/schema.json is stale: regenerate with `cargo run --release -- schema > reports/schema.json`"
+    );
+}
+
+#[test]
+fn same_inputs_and_seed_give_the_same_report_apart_from_timings() {
+    let dir = tempfile::tempdir().unwrap();
+    for out in ["a.json", "b.json"] {
+        let r = xai(
+            dir.path(),
+            &[
+                "run",
+                &model(),
+                "--plan",
+                &plan("quick.toml"),
+                "--limit",
+                "20",
+                "--seed",
+                "3",
+                "--out",
+                out,
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let mut a = read_report(&dir.path().join("a.json")).unwrap();
+    let mut b = read_report(&dir.path().join("b.json")).unwrap();
+    assert_eq!(a.plan.seed, 3);
+    b.timings = a.timings.clone();
+    a.tensors = None;
+    b.tensors = None;
+    assert_eq!(a, b);
+    let ta = std::fs::read(dir.path().join("a.safetensors")).unwrap();
+    let tb = std::fs::read(dir.path().join("b.safetensors")).unwrap();
+    assert_eq!(ta, tb, "tensor sidecars differ");
+}
+
+#[test]
+fn save_images_writes_clean_adversarial_and_perturbation_pngs() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = xai(
+        dir.path(),
+        &[
+            "run",
+            &model(),
+            "--plan",
+            &plan("quick.toml"),
+            "--limit",
+            "2",
+            "--save-images",
+            "png",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for name in [
+        "00000_clean.png",
+        "00001_pgd-linf-0.1_adv.png",
+        "00001_pgd-linf-0.1_delta.png",
+    ] {
+        let img = image::open(dir.path().join("png").join(name)).unwrap();
+        assert_eq!((img.width(), img.height()), (28, 28), "{name}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("png")).unwrap().count(),
+        2 * (1 + 2 * 3)
+    );
+}
+
+#[test]
+fn bad_plans_fail_before_any_work_and_leave_no_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("kind.toml", "[[attack]]\nname = \"a\"\nkind = \"deepfool\"\neps = 0.1\n", "`kind`"),
+        ("key.toml", "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = 0.1\nstep = 0.1\n", "`step`"),
+        ("eps.toml", "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = -1.0\n", "`eps`"),
+        ("nan.toml", "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = nan\n", "`eps`"),
+        ("steps.toml", "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = 0.1\nsteps = 0\n", "`steps`"),
+        ("dup.toml", "[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = 0.1\n[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = 0.2\n", "twice"),
+        ("target.toml", "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = 0.1\ntarget = 10\n", "`target` class 10"),
+    ];
+    for (file, text, needle) in cases {
+        std::fs::write(dir.path().join(file), text).unwrap();
+        xai(
+            dir.path(),
+            &["run", &model(), "--plan", file, "--out", "r.json"],
+        )
+        .expect_error(&[file, needle]);
+        assert!(!dir.path().join("r.json").exists(), "{file} left a report");
+    }
+}
+
+#[test]
+fn unwritable_output_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "not a directory").unwrap();
+    xai(
+        dir.path(),
+        &[
+            "run",
+            &model(),
+            "--plan",
+            &plan("quick.toml"),
+            "--limit",
+            "2",
+            "--out",
+            "file/r.json",
+        ],
+    )
+    .expect_error(&["file"]);
+    xai(
+        dir.path(),
+        &["run", &model(), "--limit", "2", "--out", "r.txt"],
+    )
+    .expect_error(&["r.txt", ".json"]);
+}
