@@ -52,6 +52,7 @@ pub fn pgd_throughput(
         let x: Vec<f32> = xt.flatten_all()?.to_vec1()?;
         let clean_logits: Vec<Vec<f32>> = logits.to_vec2()?;
         let labels = &data.labels[first..first + len];
+        let indices: Vec<usize> = (first..first + len).collect();
         let outcome = pgd.run(
             net,
             &AttackBatch {
@@ -59,7 +60,7 @@ pub fn pgd_throughput(
                 shape: [len, c, h, w],
                 labels,
                 clean_logits: &clean_logits,
-                first_index: first,
+                indices: &indices,
                 seed: 0,
                 stream: 0,
             },

@@ -10,8 +10,12 @@
 //! exactly), `sign(0) = 0`, keep the best point rather than the last iterate,
 //! and count a sample as robust only if no step of any restart broke it.
 
+pub mod apgd;
+pub mod ensemble;
 pub mod fgsm;
+pub mod fmn;
 pub mod pgd;
+pub mod square;
 
 use candle_core::{Device, Tensor};
 use rand_chacha::rand_core::SeedableRng;
@@ -74,8 +78,8 @@ pub struct AttackBatch<'a> {
     pub labels: &'a [u32],
     /// Clean logits, one row per sample.
     pub clean_logits: &'a [Vec<f32>],
-    /// Index of the first sample in the whole dataset.
-    pub first_index: usize,
+    /// Each sample's index in the whole dataset.
+    pub indices: &'a [usize],
     /// The audit's seed.
     pub seed: u64,
     /// This attack's stream (its position in the plan).
@@ -102,7 +106,7 @@ impl AttackBatch<'_> {
     /// the attack and the sample's index in the dataset, so batch size and
     /// order never change a sample's random numbers.
     pub fn sample_rng(&self, i: usize) -> Rng {
-        Rng::for_item(self.seed, self.stream, (self.first_index + i) as u64)
+        Rng::for_item(self.seed, self.stream, self.indices[i] as u64)
     }
 }
 
@@ -184,7 +188,7 @@ pub fn choose_targets(
                 let mut rng = Rng::for_item(
                     batch.seed ^ 0x7461_7267_6574,
                     batch.stream,
-                    (batch.first_index + i) as u64,
+                    batch.indices[i] as u64,
                 );
                 let label = batch.labels[i];
                 let pick = rng.below(num_classes as u64 - 1) as u32;
@@ -251,7 +255,8 @@ impl BestTracker {
         t
     }
 
-    /// Offers the points `x` with their logits; keeps the better per sample.
+    /// Offers the points `x` with their logits, one per batch sample; keeps
+    /// the better point per sample.
     pub fn offer(
         &mut self,
         x: &[f32],
@@ -259,21 +264,66 @@ impl BestTracker {
         labels: &[u32],
         targets: Option<&[u32]>,
     ) {
-        for (i, row) in logits.iter().enumerate() {
+        let rows: Vec<usize> = (0..logits.len()).collect();
+        self.offer_rows(&rows, x, logits, labels, targets);
+    }
+
+    /// Like [`BestTracker::offer`] for a subset: row `r` of `x` and `logits`
+    /// is batch sample `rows[r]`; `labels` and `targets` are the batch's.
+    pub fn offer_rows(
+        &mut self,
+        rows: &[usize],
+        x: &[f32],
+        logits: &[Vec<f32>],
+        labels: &[u32],
+        targets: Option<&[u32]>,
+    ) {
+        for (r, (&i, row)) in rows.iter().zip(logits).enumerate() {
             let target = targets.map(|t| t[i]);
             let success = reached_goal(row, labels[i], target);
             let loss = attack_loss(row, labels[i], target);
             let better = (success && !self.success[i])
                 || (success == self.success[i] && loss > self.loss[i]);
             if better {
-                let span = i * self.item_len..(i + 1) * self.item_len;
-                self.adversarial[span.clone()].copy_from_slice(&x[span]);
+                let n = self.item_len;
+                self.adversarial[i * n..(i + 1) * n].copy_from_slice(&x[r * n..(r + 1) * n]);
                 self.logits[i] = row.clone();
                 self.success[i] = success;
                 self.loss[i] = loss;
             }
         }
     }
+
+    /// Batch rows that have not met the goal yet.
+    pub fn unbroken(&self) -> Vec<usize> {
+        (0..self.success.len())
+            .filter(|&i| !self.success[i])
+            .collect()
+    }
+
+    /// The tracker's best points as an attack's outcome.
+    pub fn into_outcome(
+        self,
+        targets: Option<Vec<u32>>,
+        gradient_evaluations: usize,
+    ) -> AttackOutcome {
+        AttackOutcome {
+            adversarial: self.adversarial,
+            logits: self.logits,
+            success: self.success,
+            targets,
+            gradient_evaluations,
+        }
+    }
+}
+
+/// The rows `rows` of a batch of items of `item_len` values.
+pub fn gather(values: &[f32], rows: &[usize], item_len: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows.len() * item_len);
+    for &i in rows {
+        out.extend_from_slice(&values[i * item_len..(i + 1) * item_len]);
+    }
+    out
 }
 
 /// A batch tensor from row-major values.

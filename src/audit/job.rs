@@ -109,6 +109,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
     tempfile::NamedTempFile::new_in(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
 
     let results = run_audit(net, &data, &plan, sink)?;
+    let sanity = super::sanity::sanity_checks(net, &data, &plan, &results)?;
     let tensors_path = sidecar_path(&report_path);
     write_tensors(&tensors_path, &sidecar_tensors(&results, data.shape)?)?;
     let report = build_report(&ReportInputs {
@@ -122,6 +123,8 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned()),
     });
+    let mut report = report;
+    report.summary.sanity = sanity;
     write_report(&report_path, &report)?;
     let images_written = match &opts.save_images {
         Some(dir) => {
@@ -149,7 +152,7 @@ pub fn summary_table(report: &Report) -> String {
         100.0 * s.clean_accuracy
     );
     out.push_str(&format!(
-        "{:<22} {:<5} {:<5} {:>8} {:>11} {:>13} {:>13}\n",
+        "{:<22} {:<8} {:<5} {:>8} {:>11} {:>13} {:>13}\n",
         "attack", "kind", "norm", "eps", "robust acc", "success rate", "median norm"
     ));
     for a in &s.attacks {
@@ -158,15 +161,28 @@ pub fn summary_table(report: &Report) -> String {
             crate::attack::Norm::L2 => a.median_perturbation_l2,
         };
         out.push_str(&format!(
-            "{:<22} {:<5} {:<5} {:>8} {:>10.2}% {:>12.2}% {:>13}\n",
+            "{:<22} {:<8} {:<5} {:>8} {:>10.2}% {:>12.2}% {:>13}\n",
             a.name,
             a.kind,
             a.norm.to_string(),
-            format!("{}", a.eps),
+            a.eps.map_or("min".to_string(), |e| e.to_string()),
             100.0 * a.robust_accuracy,
             100.0 * a.attack_success_rate,
             median.map_or("-".to_string(), |m| format!("{m:.4}"))
         ));
+    }
+    for f in &s.sanity {
+        out.push_str(&format!("\nsanity: {}: {}", f.check, f.message));
+    }
+    if !s.sanity.is_empty() {
+        out.push('\n');
+    }
+    for c in &s.eps_curves {
+        out.push_str(&format!("\nrobust accuracy vs ε ({}, {}):", c.name, c.norm));
+        for p in &c.points {
+            out.push_str(&format!(" {}→{:.2}%", p.eps, 100.0 * p.robust_accuracy));
+        }
+        out.push('\n');
     }
     for w in &report.warnings {
         out.push_str(&format!("\nwarning: {w}"));

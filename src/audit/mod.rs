@@ -6,4 +6,5 @@ pub mod clean;
 pub mod job;
 pub mod plan;
 pub mod run;
+pub mod sanity;
 pub mod sink;

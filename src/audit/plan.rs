@@ -8,6 +8,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
+use crate::attack::apgd::{Apgd, ApgdLoss};
+use crate::attack::ensemble::Ensemble;
+use crate::attack::fmn::Fmn;
+use crate::attack::square::Square;
 use crate::attack::{fgsm::Fgsm, pgd::Pgd, Attack, Norm, Target, TargetRule};
 use crate::error::{Error, Result};
 
@@ -30,46 +34,123 @@ pub struct Plan {
 pub struct AttackSpec {
     /// Unique name, used in the report and the tensor sidecar.
     pub name: String,
-    /// `fgsm` or `pgd`.
+    /// One of [`KINDS`].
     pub kind: String,
     /// Budget norm.
     pub norm: Norm,
-    /// Budget, in input units.
-    pub eps: f64,
+    /// Budget, in input units (`None` only for a minimum-norm attack without one).
+    pub eps: Option<f64>,
     /// PGD step length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_size: Option<f64>,
-    /// PGD steps per restart.
+    /// Iterations (PGD, APGD, FMN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<usize>,
     /// PGD random start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_start: Option<bool>,
-    /// PGD restarts.
+    /// Runs on inputs still robust (PGD, APGD, Square).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarts: Option<usize>,
-    /// Targeted mode: `least_likely`, `random` or a class index.
+    /// Targeted mode: `least_likely`, `random` or a class index (FGSM, PGD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
+    /// APGD loss: `ce` or `dlr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<String>,
+    /// APGD-T: attack the this many most likely other classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_classes: Option<usize>,
+    /// Square: queries per input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<usize>,
+    /// Square: initial share of pixels per square.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_init: Option<f64>,
+    /// FMN: bisection rounds of PGD below the distance found (default 8 in L∞, 0 in L2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refine: Option<usize>,
+    /// Ensembles: the member attacks, run in order on inputs still robust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<AttackSpec>>,
+    /// For an entry expanded from an ε list: the entry's name (the curve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve: Option<String>,
 }
 
 impl AttackSpec {
-    /// The runnable attack.
+    fn bare(name: String, kind: &str, norm: Norm, eps: Option<f64>) -> Self {
+        AttackSpec {
+            name,
+            kind: kind.to_string(),
+            norm,
+            eps,
+            step_size: None,
+            steps: None,
+            random_start: None,
+            restarts: None,
+            target: None,
+            loss: None,
+            target_classes: None,
+            queries: None,
+            p_init: None,
+            refine: None,
+            members: None,
+            curve: None,
+        }
+    }
+
+    /// The runnable attack: one line per kind.
     pub fn build(&self) -> Box<dyn Attack> {
+        let eps = self.eps.unwrap_or(0.0) as f32;
         match self.kind.as_str() {
             "fgsm" => Box::new(Fgsm {
                 norm: self.norm,
-                eps: self.eps as f32,
+                eps,
                 target: self.target,
             }),
-            _ => Box::new(Pgd {
+            "pgd" => Box::new(Pgd {
                 norm: self.norm,
-                eps: self.eps as f32,
+                eps,
                 step_size: self.step_size.unwrap_or(0.0) as f32,
                 steps: self.steps.unwrap_or(1),
                 random_start: self.random_start.unwrap_or(false),
                 restarts: self.restarts.unwrap_or(1),
                 target: self.target,
+            }),
+            "apgd" => Box::new(Apgd {
+                norm: self.norm,
+                eps,
+                steps: self.steps.unwrap_or(100),
+                restarts: self.restarts.unwrap_or(1),
+                loss: if self.loss.as_deref() == Some("dlr") {
+                    ApgdLoss::Dlr
+                } else {
+                    ApgdLoss::Ce
+                },
+                target_classes: self.target_classes,
+                rho: 0.75,
+            }),
+            "square" => Box::new(Square {
+                norm: self.norm,
+                eps,
+                queries: self.queries.unwrap_or(5000),
+                p_init: self.p_init.unwrap_or(0.8) as f32,
+                restarts: self.restarts.unwrap_or(1),
+            }),
+            "fmn" => Box::new(Fmn {
+                norm: self.norm,
+                steps: self.steps.unwrap_or(100),
+                eps: self.eps.map(|e| e as f32),
+                alpha_init: 1.0,
+                gamma_init: 0.05,
+                // FMN alone is weaker than PGD in L∞ (see fmn.rs): refine by default there.
+                refine: self
+                    .refine
+                    .unwrap_or(if self.norm == Norm::Linf { 8 } else { 0 }),
+            }),
+            _ => Box::new(Ensemble {
+                members: self.members.iter().flatten().map(|m| m.build()).collect(),
             }),
         }
     }
@@ -82,10 +163,23 @@ impl AttackSpec {
             Target::Rule(TargetRule::Random) => "random".into(),
         })
     }
+
+    /// Whether the attack uses only the model's outputs (no gradients).
+    pub fn is_black_box(&self) -> bool {
+        self.kind == "square"
+    }
 }
 
 /// The kinds this build knows.
-pub const KINDS: &[&str] = &["fgsm", "pgd"];
+pub const KINDS: &[&str] = &[
+    "fgsm",
+    "pgd",
+    "apgd",
+    "square",
+    "fmn",
+    "ensemble",
+    "autoattack",
+];
 
 struct Entry<'a> {
     origin: &'a str,
@@ -245,18 +339,20 @@ impl Plan {
                 label,
                 table,
             };
-            let spec = parse_attack(&mut e)?;
+            let specs = parse_attack(&mut e, &attacks)?;
             e.finish()?;
-            if attacks.iter().any(|a| a.name == spec.name) {
-                return Err(plan_err(
-                    origin,
-                    format!(
-                        "attack[{i}]: `name` \"{}\" is used twice; names must be unique",
-                        spec.name
-                    ),
-                ));
+            for spec in specs {
+                if attacks.iter().any(|a| a.name == spec.name) {
+                    return Err(plan_err(
+                        origin,
+                        format!(
+                            "attack[{i}]: `name` \"{}\" is used twice; names must be unique",
+                            spec.name
+                        ),
+                    ));
+                }
+                attacks.push(spec);
             }
-            attacks.push(spec);
         }
         Ok(Plan {
             seed,
@@ -281,7 +377,8 @@ impl Plan {
     }
 }
 
-fn parse_attack(e: &mut Entry) -> Result<AttackSpec> {
+/// Parses one entry; an ε list expands into one entry per ε (`name@ε`).
+fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>> {
     let kind = e
         .string("kind")?
         .ok_or_else(|| e.err("kind", format!("is missing (one of {})", KINDS.join(", "))))?;
@@ -297,10 +394,10 @@ fn parse_attack(e: &mut Entry) -> Result<AttackSpec> {
     let name = e
         .string("name")?
         .ok_or_else(|| e.err("name", "is missing"))?;
-    if name.is_empty() || name.contains(['/', '\\']) || name.chars().any(char::is_control) {
+    if name.is_empty() || name.contains(['/', '\\', '@']) || name.chars().any(char::is_control) {
         return Err(e.err(
             "name",
-            "must be non-empty, without slashes or control characters",
+            "must be non-empty, without slashes, '@' or control characters",
         ));
     }
     let norm = match e.string("norm")?.as_deref() {
@@ -308,10 +405,184 @@ fn parse_attack(e: &mut Entry) -> Result<AttackSpec> {
         Some("l2") => Norm::L2,
         Some(other) => return Err(e.err("norm", format!("\"{other}\" is not linf or l2"))),
     };
-    let eps = e
-        .nonneg_float("eps")?
-        .ok_or_else(|| e.err("eps", "is missing"))?;
-    let target = match e.take("target") {
+    // ε: a number, or a list of numbers for a robustness curve.
+    let eps_list: Option<Vec<f64>> = match e.take("eps") {
+        None => None,
+        Some(Value::Array(items)) => {
+            let mut v = Vec::new();
+            for item in items {
+                let f = match item {
+                    Value::Float(f) => f,
+                    Value::Integer(i) => i as f64,
+                    other => {
+                        return Err(e.err(
+                            "eps",
+                            format!("list holds {}, not a number", other.type_str()),
+                        ))
+                    }
+                };
+                v.push(f);
+            }
+            if v.is_empty() {
+                return Err(e.err("eps", "is an empty list"));
+            }
+            Some(v)
+        }
+        Some(Value::Float(f)) => Some(vec![f]),
+        Some(Value::Integer(i)) => Some(vec![i as f64]),
+        Some(other) => {
+            return Err(e.err(
+                "eps",
+                format!(
+                    "must be a number or a list of numbers, found {}",
+                    other.type_str()
+                ),
+            ))
+        }
+    };
+    if let Some(list) = &eps_list {
+        if let Some(bad) = list.iter().find(|f| !f.is_finite() || **f < 0.0) {
+            return Err(e.err("eps", format!("must be finite and ≥ 0, found {bad}")));
+        }
+    }
+    let eps_list = match (eps_list, kind.as_str()) {
+        (Some(l), _) => l.into_iter().map(Some).collect::<Vec<_>>(),
+        (None, "fmn") => vec![None],
+        (None, "ensemble") => vec![None],
+        (None, _) => return Err(e.err("eps", "is missing")),
+    };
+    let curve = eps_list.len() > 1;
+    let mut template = AttackSpec::bare(name.clone(), &kind, norm, None);
+    match kind.as_str() {
+        "fgsm" => {
+            template.target = parse_target(e)?;
+        }
+        "pgd" => {
+            template.target = parse_target(e)?;
+            let steps = e.positive_int("steps")?.unwrap_or(40);
+            template.steps = Some(steps);
+            // Madry et al.'s rule 2.5·ε/steps is applied per ε below when unset.
+            template.step_size = e.nonneg_float("step_size")?;
+            template.random_start = Some(e.boolean("random_start")?.unwrap_or(true));
+            template.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
+        }
+        "apgd" => {
+            template.steps = Some(e.positive_int("steps")?.unwrap_or(100));
+            template.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
+            let loss = e.string("loss")?.unwrap_or_else(|| "ce".into());
+            if loss != "ce" && loss != "dlr" {
+                return Err(e.err("loss", format!("\"{loss}\" is not ce or dlr")));
+            }
+            template.loss = Some(loss);
+            template.target_classes = e.positive_int("target_classes")?;
+        }
+        "square" => {
+            template.queries = Some(e.positive_int("queries")?.unwrap_or(5000));
+            let p = e.nonneg_float("p_init")?.unwrap_or(0.8);
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(e.err("p_init", format!("must lie in (0, 1], found {p}")));
+            }
+            template.p_init = Some(p);
+            template.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
+        }
+        "fmn" => {
+            template.steps = Some(e.positive_int("steps")?.unwrap_or(100));
+            template.refine = match e.take("refine") {
+                None => None,
+                Some(Value::Integer(i)) if i >= 0 => Some(i as usize),
+                Some(other) => {
+                    return Err(e.err("refine", format!("must be an integer ≥ 0, found {other}")))
+                }
+            };
+        }
+        "autoattack" => {
+            let version = e.string("version")?.unwrap_or_else(|| "standard".into());
+            if version != "standard" {
+                return Err(e.err(
+                    "version",
+                    format!("\"{version}\" is not supported (only \"standard\")"),
+                ));
+            }
+        }
+        "ensemble" => {
+            let names = match e.take("members") {
+                Some(Value::Array(items)) if !items.is_empty() => items,
+                Some(_) => {
+                    return Err(e.err(
+                        "members",
+                        "must be a non-empty list of earlier attack names",
+                    ))
+                }
+                None => return Err(e.err("members", "is missing")),
+            };
+            let mut members = Vec::new();
+            for item in names {
+                let Value::String(m) = item else {
+                    return Err(e.err("members", "must list attack names as strings"));
+                };
+                let Some(spec) = earlier.iter().find(|a| a.name == m) else {
+                    return Err(e.err(
+                        "members",
+                        format!("\"{m}\" is not an earlier attack in this plan"),
+                    ));
+                };
+                members.push(spec.clone());
+            }
+            let first = &members[0];
+            if members
+                .iter()
+                .any(|m| m.norm != first.norm || m.eps != first.eps)
+            {
+                return Err(e.err("members", "must share one norm and one ε"));
+            }
+            template.norm = first.norm;
+            return Ok(vec![AttackSpec {
+                eps: first.eps,
+                members: Some(members),
+                ..template
+            }]);
+        }
+        _ => unreachable!("kinds are checked above"),
+    }
+    let mut out = Vec::new();
+    for eps in eps_list {
+        let mut spec = template.clone();
+        spec.eps = eps;
+        if curve {
+            spec.name = format!("{name}@{}", eps.unwrap_or(0.0));
+            spec.curve = Some(name.clone());
+        }
+        if kind == "pgd" && spec.step_size.is_none() {
+            spec.step_size = Some(2.5 * eps.unwrap_or(0.0) / spec.steps.unwrap_or(40) as f64);
+        }
+        if kind == "autoattack" {
+            spec.members = Some(autoattack_members(&spec.name, norm, eps));
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+/// AutoAttack "standard": APGD-CE, APGD-T (DLR, 9 targets), Square (5,000 queries).
+fn autoattack_members(name: &str, norm: Norm, eps: Option<f64>) -> Vec<AttackSpec> {
+    let mut ce = AttackSpec::bare(format!("{name}/apgd-ce"), "apgd", norm, eps);
+    ce.steps = Some(100);
+    ce.restarts = Some(1);
+    ce.loss = Some("ce".into());
+    let mut t = AttackSpec::bare(format!("{name}/apgd-t"), "apgd", norm, eps);
+    t.steps = Some(100);
+    t.restarts = Some(1);
+    t.loss = Some("dlr".into());
+    t.target_classes = Some(9);
+    let mut sq = AttackSpec::bare(format!("{name}/square"), "square", norm, eps);
+    sq.queries = Some(5000);
+    sq.p_init = Some(0.8);
+    sq.restarts = Some(1);
+    vec![ce, t, sq]
+}
+
+fn parse_target(e: &mut Entry) -> Result<Option<Target>> {
+    Ok(match e.take("target") {
         None => None,
         Some(Value::String(s)) if s == "least_likely" => {
             Some(Target::Rule(TargetRule::LeastLikely))
@@ -324,30 +595,7 @@ fn parse_attack(e: &mut Entry) -> Result<AttackSpec> {
                 format!("must be \"least_likely\", \"random\" or a class index, found {other}"),
             ))
         }
-    };
-    let mut spec = AttackSpec {
-        name,
-        kind: kind.clone(),
-        norm,
-        eps,
-        step_size: None,
-        steps: None,
-        random_start: None,
-        restarts: None,
-        target,
-    };
-    if kind == "pgd" {
-        let steps = e.positive_int("steps")?.unwrap_or(40);
-        // Madry et al.'s rule: 2.5·ε/steps lets a run cross the whole ball.
-        let step_size = e
-            .nonneg_float("step_size")?
-            .unwrap_or(2.5 * eps / steps as f64);
-        spec.steps = Some(steps);
-        spec.step_size = Some(step_size);
-        spec.random_start = Some(e.boolean("random_start")?.unwrap_or(true));
-        spec.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
-    }
-    Ok(spec)
+    })
 }
 
 #[cfg(test)]
@@ -370,7 +618,7 @@ mod tests {
             .attacks
             .iter()
             .any(|a| a.kind == "pgd" && a.norm == Norm::L2));
-        for file in ["quick.toml", "torchattacks-parity.toml"] {
+        for file in ["quick.toml", "torchattacks-parity.toml", "thorough.toml"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("attacks")
                 .join(file);
@@ -384,6 +632,7 @@ mod tests {
             Plan::from_toml("[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = 0.3\n", "p").unwrap();
         assert_eq!((p.seed, p.batch_size), (0, 100));
         let a = &p.attacks[0];
+        assert_eq!(a.eps, Some(0.3));
         assert_eq!(a.steps, Some(40));
         assert!((a.step_size.unwrap() - 2.5 * 0.3 / 40.0).abs() < 1e-12);
         assert_eq!(

@@ -42,6 +42,8 @@ pub struct AttackResults {
 pub struct AuditResults {
     /// Clean inputs in the model's range, row-major.
     pub clean_inputs: Vec<f32>,
+    /// Clean logits, one row per input.
+    pub clean_logits: Vec<Vec<f32>>,
     /// Clean predictions.
     pub clean: Predictions,
     /// Seconds spent on clean predictions.
@@ -80,6 +82,7 @@ pub fn run_audit(
         probabilities: Vec::new(),
     };
     let mut clean_seconds = 0.0;
+    let mut all_clean_logits = Vec::with_capacity(data.len());
     let mut results: Vec<AttackResults> = plan
         .attacks
         .iter()
@@ -114,6 +117,7 @@ pub fn run_audit(
         sink.on_check_done("clean", len);
 
         let labels = &data.labels[first..first + len];
+        let indices: Vec<usize> = (first..first + len).collect();
         for (k, (attack, out)) in attacks.iter().zip(results.iter_mut()).enumerate() {
             sink.on_check_start(&out.spec.name, first, len);
             let t = Instant::now();
@@ -122,7 +126,7 @@ pub fn run_audit(
                 shape: [len, c, h, w],
                 labels,
                 clean_logits: &clean_logits,
-                first_index: first,
+                indices: &indices,
                 seed: plan.seed,
                 stream: k as u64,
             };
@@ -152,10 +156,12 @@ pub fn run_audit(
             sink.on_check_done(&out.spec.name, len);
         }
         clean_inputs.extend(x);
+        all_clean_logits.extend(clean_logits);
     }
     sink.on_finish();
     Ok(AuditResults {
         clean_inputs,
+        clean_logits: all_clean_logits,
         clean,
         clean_seconds,
         attacks: results,

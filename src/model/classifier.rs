@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// What an input gradient is the gradient of, per sample (the batch's objectives
 /// are summed, so each sample's gradient is its own).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum Objective<'a> {
     /// Cross-entropy of the logits against these classes (one per sample).
     CrossEntropy(&'a [u32]),
@@ -22,12 +22,31 @@ pub enum Objective<'a> {
     Logit(&'a [u32]),
     /// `z_y − max_{j≠y} z_j` for these classes `y`: positive while `y` wins.
     Margin(&'a [u32]),
+    /// Any loss of the logits: given a sample's index and its logits row,
+    /// returns the loss and its gradient with respect to the logits. The
+    /// input gradient is then exact by the chain rule, with one forward pass.
+    Custom(&'a LogitLoss<'a>),
 }
 
-impl Objective<'_> {
-    fn classes(&self) -> &[u32] {
+impl std::fmt::Debug for Objective<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Objective::CrossEntropy(c) | Objective::Logit(c) | Objective::Margin(c) => c,
+            Objective::CrossEntropy(c) => f.debug_tuple("CrossEntropy").field(c).finish(),
+            Objective::Logit(c) => f.debug_tuple("Logit").field(c).finish(),
+            Objective::Margin(c) => f.debug_tuple("Margin").field(c).finish(),
+            Objective::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// A per-sample loss of the logits: `(index, logits) → (loss, ∂loss/∂logits)`.
+pub type LogitLoss<'a> = dyn Fn(usize, &[f32]) -> (f32, Vec<f32>) + Sync + 'a;
+
+impl Objective<'_> {
+    fn classes(&self) -> Option<&[u32]> {
+        match self {
+            Objective::CrossEntropy(c) | Objective::Logit(c) | Objective::Margin(c) => Some(c),
+            Objective::Custom(_) => None,
         }
     }
 }
@@ -163,18 +182,19 @@ impl Classifier for Network {
     fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
         self.check_input(x)?;
         let n = x.dim(0)?;
-        let classes = objective.classes();
-        if classes.len() != n {
-            return Err(Error::Invalid(format!(
-                "{} objective classes for a batch of {n}",
-                classes.len()
-            )));
-        }
         let k = self.num_classes;
-        if let Some(&bad) = classes.iter().find(|&&c| c as usize >= k) {
-            return Err(Error::Invalid(format!(
-                "objective class {bad} outside the model's {k} classes"
-            )));
+        if let Some(classes) = objective.classes() {
+            if classes.len() != n {
+                return Err(Error::Invalid(format!(
+                    "{} objective classes for a batch of {n}",
+                    classes.len()
+                )));
+            }
+            if let Some(&bad) = classes.iter().find(|&&c| c as usize >= k) {
+                return Err(Error::Invalid(format!(
+                    "objective class {bad} outside the model's {k} classes"
+                )));
+            }
         }
         let var = Var::from_tensor(x)?;
         let logits = self.forward(var.as_tensor())?;
@@ -200,6 +220,35 @@ impl Classifier for Network {
                     .collect();
                 let weights = (one_hot(y, k)? - one_hot(&runner_up, k)?)?;
                 (&logits * weights)?.sum(1)?
+            }
+            Objective::Custom(loss) => {
+                // Backpropagate Σ (∂loss/∂z) ⊙ z: its input gradient is the loss's.
+                let z: Vec<Vec<f32>> = logits.detach().to_vec2()?;
+                let mut values = Vec::with_capacity(n);
+                let mut weights = Vec::with_capacity(n * k);
+                for (i, row) in z.iter().enumerate() {
+                    let (v, g) = loss(i, row);
+                    if g.len() != k {
+                        return Err(Error::Invalid(format!(
+                            "a custom loss returned {} logit gradients for {k} classes",
+                            g.len()
+                        )));
+                    }
+                    values.push(v);
+                    weights.extend(g);
+                }
+                let weights = Tensor::from_vec(weights, (n, k), &Device::Cpu)?;
+                let linear = (&logits * weights)?.sum(1)?;
+                let grads = linear.sum_all()?.backward()?;
+                let grad = match grads.get(var.as_tensor()) {
+                    Some(g) => g.clone(),
+                    None => x.zeros_like()?,
+                };
+                return Ok(InputGradient {
+                    logits: logits.detach(),
+                    value: Tensor::from_vec(values, n, &Device::Cpu)?,
+                    grad,
+                });
             }
         };
         let grads = value.sum_all()?.backward()?;

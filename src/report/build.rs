@@ -105,17 +105,12 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         let linf: Vec<f64> = broken.iter().map(|&i| a.linf[i]).collect();
         let l2: Vec<f64> = broken.iter().map(|&i| a.l2[i]).collect();
         let robust_accuracy = robust as f64 / n as f64;
-        if a.spec.eps == 0.0 && robust != n_correct {
-            warnings.push(format!(
-                "{}: ε = 0 gives robust accuracy {:.4} but clean accuracy is {clean_accuracy:.4}: the model is not deterministic or depends on the batch",
-                a.spec.name, robust_accuracy
-            ));
-        }
         summaries.push(AttackSummary {
             name: a.spec.name.clone(),
             kind: a.spec.kind.clone(),
             norm: a.spec.norm,
             eps: a.spec.eps,
+            curve: a.spec.curve.clone(),
             target: a.spec.target_label(),
             robust_accuracy,
             attack_success_rate: if n_correct == 0 {
@@ -194,12 +189,35 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         summary: Summary {
             count: n,
             clean_accuracy,
+            eps_curves: eps_curves(&summaries),
             attacks: summaries,
+            sanity: Vec::new(),
         },
         samples,
         warnings,
         tensors: inp.tensors_file.clone(),
     }
+}
+
+/// Groups the entries expanded from ε lists into curves.
+fn eps_curves(summaries: &[AttackSummary]) -> Vec<EpsCurve> {
+    let mut curves: Vec<EpsCurve> = Vec::new();
+    for a in summaries {
+        let Some(name) = &a.curve else { continue };
+        let point = EpsPoint {
+            eps: a.eps.unwrap_or(0.0),
+            robust_accuracy: a.robust_accuracy,
+        };
+        match curves.iter_mut().find(|c| &c.name == name) {
+            Some(c) => c.points.push(point),
+            None => curves.push(EpsCurve {
+                name: name.clone(),
+                norm: a.norm,
+                points: vec![point],
+            }),
+        }
+    }
+    curves
 }
 
 /// The sidecar's tensors: `x/clean` and `x/adv/<attack>`, each `[N, C, H, W]`.

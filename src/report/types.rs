@@ -115,6 +115,10 @@ pub struct Summary {
     pub clean_accuracy: f64,
     /// One entry per attack, in plan order.
     pub attacks: Vec<AttackSummary>,
+    /// Robust accuracy against ε for entries with an ε list.
+    pub eps_curves: Vec<EpsCurve>,
+    /// Sanity checks that fired (empty when all passed).
+    pub sanity: Vec<SanityFlag>,
 }
 
 /// One attack's aggregate results.
@@ -127,8 +131,10 @@ pub struct AttackSummary {
     pub kind: String,
     /// Budget norm.
     pub norm: Norm,
-    /// Budget.
-    pub eps: f64,
+    /// Budget (`null` for a minimum-norm attack without one).
+    pub eps: Option<f64>,
+    /// For entries expanded from an ε list: the curve they belong to.
+    pub curve: Option<String>,
     /// Target rule or class for targeted attacks.
     pub target: Option<String>,
     /// Share of all inputs still classified correctly at the best adversarial
@@ -147,8 +153,42 @@ pub struct AttackSummary {
     pub mean_perturbation_l2: Option<f64>,
     /// Median L2 norm over successes.
     pub median_perturbation_l2: Option<f64>,
-    /// Gradient evaluations per input.
+    /// Model calls per input: gradient evaluations, or queries for Square.
     pub gradient_evaluations: usize,
+}
+
+/// Robust accuracy against ε for one plan entry with an ε list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EpsCurve {
+    /// The entry's name (its points are the attacks `name@ε`).
+    pub name: String,
+    /// Budget norm.
+    pub norm: Norm,
+    /// `(ε, robust accuracy)`, in the plan's order.
+    pub points: Vec<EpsPoint>,
+}
+
+/// One point of an ε curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EpsPoint {
+    /// Budget.
+    pub eps: f64,
+    /// Robust accuracy at that budget.
+    pub robust_accuracy: f64,
+}
+
+/// A sanity check that fired: the numbers may overstate robustness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SanityFlag {
+    /// Which check (`zero_gradients`, `softmax_outputs`, `eps_zero_not_clean`,
+    /// `batch_size_dependence`, `randomized_model`, `black_box_beats_white_box`,
+    /// `perturbation_outside_budget`).
+    pub check: String,
+    /// One line saying what was seen and what it may mean.
+    pub message: String,
 }
 
 /// A class and its probability.

@@ -47,12 +47,19 @@ fn attack(name: &str, kind: &str, norm: Norm, eps: f64) -> AttackSpec {
         name: name.into(),
         kind: kind.into(),
         norm,
-        eps,
+        eps: Some(eps),
         step_size: (kind == "pgd").then_some(eps / 4.0),
         steps: (kind == "pgd").then_some(10),
         random_start: (kind == "pgd").then_some(true),
         restarts: (kind == "pgd").then_some(2),
         target: None,
+        loss: None,
+        target_classes: None,
+        queries: None,
+        p_init: None,
+        refine: None,
+        members: None,
+        curve: None,
     }
 }
 
@@ -175,7 +182,7 @@ fn every_point_stays_in_the_ball_and_the_valid_range() {
     ];
     let results = run_audit(&model, &data, &plan(attacks, 8), &mut NoSink).unwrap();
     for a in &results.attacks {
-        let eps = a.spec.eps as f32 as f64;
+        let eps = a.spec.eps.unwrap() as f32 as f64;
         let norms = if a.spec.norm == Norm::Linf {
             &a.linf
         } else {

@@ -1,0 +1,428 @@
+//! Auto-PGD (Croce & Hein, ICML 2020), the first two attacks of AutoAttack:
+//! APGD with the cross-entropy or the DLR loss, untargeted, or targeted at
+//! the top-k other classes (APGD-T), in L∞ and L2.
+//!
+//! Follows the reference implementation (`fra31/auto-attack`, as ported in
+//! torchattacks 3.5): a random start on the ε-sphere, first step 2ε,
+//! momentum 0.75, checkpoints every `k` iterations starting at 0.22·N and
+//! shrinking by 0.03·N down to 0.06·N; at a checkpoint a sample's step is
+//! halved, and it restarts from its best point, if the loss increased on at
+//! most ρ = 0.75 of the steps since the last checkpoint, or if neither the
+//! step nor the best loss changed since then. Restarts (and, for APGD-T,
+//! target classes) run only on samples still robust. Every iterate is
+//! offered to the best-point tracker, so an input counts as robust only if
+//! no iterate of any run broke it.
+
+use super::{gather, logits_at, sign, Attack, AttackBatch, AttackOutcome, BestTracker, Norm};
+use crate::error::Result;
+use crate::model::{Classifier, InputGradient, Objective};
+use crate::rng::Rng;
+
+/// APGD's loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApgdLoss {
+    /// Cross-entropy (targeted: minus the cross-entropy of the target).
+    Ce,
+    /// Difference of logits ratio (Croce & Hein 2020), scale invariant.
+    Dlr,
+}
+
+/// An APGD configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Apgd {
+    /// Budget norm.
+    pub norm: Norm,
+    /// Budget.
+    pub eps: f32,
+    /// Iterations per run.
+    pub steps: usize,
+    /// Runs (per target class for APGD-T), on still-robust samples.
+    pub restarts: usize,
+    /// The loss.
+    pub loss: ApgdLoss,
+    /// Targeted at the `n` most likely other classes (APGD-T), or untargeted.
+    pub target_classes: Option<usize>,
+    /// Step-halving threshold ρ.
+    pub rho: f32,
+}
+
+/// The DLR loss and its gradient with respect to the logits. Untargeted:
+/// `−(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e-12)`; targeted at `t`:
+/// `−(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2 + 1e-12)`, z sorted descending.
+pub fn dlr_loss(z: &[f32], y: usize, target: Option<usize>) -> (f32, Vec<f32>) {
+    let k = z.len();
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]).then(a.cmp(&b)));
+    let at = |r: usize| order[r.min(k - 1)];
+    let mut dnum = vec![0f32; k];
+    let mut dden = vec![0f32; k];
+    let (num, den) = match target {
+        None => {
+            let other = if order[0] == y { order[1] } else { order[0] };
+            dnum[y] += 1.0;
+            dnum[other] -= 1.0;
+            dden[at(0)] += 1.0;
+            dden[at(2)] -= 1.0;
+            (z[y] - z[other], z[at(0)] - z[at(2)] + 1e-12)
+        }
+        Some(t) => {
+            dnum[y] += 1.0;
+            dnum[t] -= 1.0;
+            dden[at(0)] += 1.0;
+            dden[at(2)] -= 0.5;
+            dden[at(3)] -= 0.5;
+            (z[y] - z[t], z[at(0)] - 0.5 * (z[at(2)] + z[at(3)]) + 1e-12)
+        }
+    };
+    let loss = -num / den;
+    let grad = (0..k)
+        .map(|j| -dnum[j] / den + num / (den * den) * dden[j])
+        .collect();
+    (loss, grad)
+}
+
+/// The checkpoint schedule: `(first interval, shrink, minimum)` for N iterations.
+fn schedule(steps: usize) -> (usize, usize, usize) {
+    let n = steps as f64;
+    (
+        ((0.22 * n) as usize).max(1),
+        ((0.03 * n) as usize).max(1),
+        ((0.06 * n) as usize).max(1),
+    )
+}
+
+/// `v / ‖v‖₂` with the reference's 1e-12 guard.
+fn l2_normalized(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt() + 1e-12;
+    v.iter().map(|a| a / n).collect()
+}
+
+/// Projects `p` onto the L2 ε-ball around `x` and the range as the reference
+/// does: `x + (p − x)/(‖p − x‖ + 1e-12) · min(ε, ‖p − x‖)`, clipped.
+fn project_l2(p: &mut [f32], x: &[f32], eps: f32, range: (f32, f32)) {
+    let d: Vec<f32> = p.iter().zip(x).map(|(a, b)| a - b).collect();
+    let n = d.iter().map(|a| a * a).sum::<f32>().sqrt();
+    let scale = eps.min(n) / (n + 1e-12);
+    for ((a, &xi), di) in p.iter_mut().zip(x).zip(&d) {
+        *a = (xi + di * scale).clamp(range.0, range.1);
+    }
+}
+
+/// One APGD step for one sample: a (sign or normalised) gradient step, then
+/// momentum towards it, each projected.
+#[allow(clippy::too_many_arguments)]
+fn step_sample(
+    norm: Norm,
+    eps: f32,
+    step: f32,
+    momentum: f32,
+    adv: &mut [f32],
+    old: &[f32],
+    x: &[f32],
+    grad: &[f32],
+    range: (f32, f32),
+) {
+    let (lo, hi) = range;
+    match norm {
+        Norm::Linf => {
+            for i in 0..adv.len() {
+                let z = (adv[i] + step * sign(grad[i]))
+                    .max(x[i] - eps)
+                    .min(x[i] + eps)
+                    .clamp(lo, hi);
+                let m = adv[i] + (z - adv[i]) * momentum + (adv[i] - old[i]) * (1.0 - momentum);
+                adv[i] = m.max(x[i] - eps).min(x[i] + eps).clamp(lo, hi);
+            }
+        }
+        Norm::L2 => {
+            let g = l2_normalized(grad);
+            let mut z: Vec<f32> = adv.iter().zip(&g).map(|(a, gi)| a + step * gi).collect();
+            project_l2(&mut z, x, eps, range);
+            let mut m: Vec<f32> = (0..adv.len())
+                .map(|i| adv[i] + (z[i] - adv[i]) * momentum + (adv[i] - old[i]) * (1.0 - momentum))
+                .collect();
+            project_l2(&mut m, x, eps, range);
+            adv.copy_from_slice(&m);
+        }
+    }
+    // The reference projects with plain float ops; keep ‖δ‖ ≤ ε exact.
+    super::project(adv, x, norm, eps, range);
+}
+
+/// Logits rows, loss per sample and flattened input gradients.
+type LossAndGrad = (Vec<Vec<f32>>, Vec<f32>, Vec<f32>);
+
+impl Apgd {
+    /// Loss values and input gradients at `x` for `rows` of the batch.
+    fn loss_and_grad(
+        &self,
+        model: &dyn Classifier,
+        x: &[f32],
+        shape: [usize; 4],
+        labels: &[u32],
+        targets: Option<&[u32]>,
+    ) -> Result<LossAndGrad> {
+        let t = super::to_tensor(x, shape)?;
+        let InputGradient {
+            logits,
+            value,
+            grad,
+        } = match (self.loss, targets) {
+            (ApgdLoss::Ce, None) => model.input_grad(&t, Objective::CrossEntropy(labels))?,
+            (ApgdLoss::Ce, Some(targets)) => {
+                let loss = |i: usize, z: &[f32]| {
+                    // −CE(target): ascending it descends the target's cross-entropy.
+                    let mut lp = vec![0f32; z.len()];
+                    crate::model::ops::log_softmax_row(z, &mut lp);
+                    let t = targets[i] as usize;
+                    let grad = lp
+                        .iter()
+                        .enumerate()
+                        .map(|(j, l)| if j == t { 1.0 - l.exp() } else { -l.exp() })
+                        .collect();
+                    (lp[t], grad)
+                };
+                model.input_grad(&t, Objective::Custom(&loss))?
+            }
+            (ApgdLoss::Dlr, _) => {
+                let loss = |i: usize, z: &[f32]| {
+                    dlr_loss(z, labels[i] as usize, targets.map(|t| t[i] as usize))
+                };
+                model.input_grad(&t, Objective::Custom(&loss))?
+            }
+        };
+        Ok((
+            logits.to_vec2()?,
+            value.to_vec1()?,
+            grad.flatten_all()?.to_vec1()?,
+        ))
+    }
+
+    /// One APGD run on batch rows `rows`, offering every iterate to `best`.
+    #[allow(clippy::too_many_arguments)]
+    fn single_run(
+        &self,
+        model: &dyn Classifier,
+        batch: &AttackBatch,
+        rows: &[usize],
+        targets: Option<&[u32]>,
+        rngs: &mut [Rng],
+        best: &mut BestTracker,
+    ) -> Result<usize> {
+        let per = batch.item_len();
+        let n = rows.len();
+        let range = model.input_range();
+        let shape = [n, batch.shape[1], batch.shape[2], batch.shape[3]];
+        let x = gather(batch.x, rows, per);
+        let labels: Vec<u32> = rows.iter().map(|&i| batch.labels[i]).collect();
+        let sub_targets: Option<Vec<u32>> = targets.map(|t| rows.iter().map(|&i| t[i]).collect());
+
+        // Random start on the ε-sphere (then clipped), as the reference.
+        let mut adv = x.clone();
+        for (r, &i) in rows.iter().enumerate() {
+            let rng = &mut rngs[i];
+            let xs = &x[r * per..(r + 1) * per];
+            let t: Vec<f32> = match self.norm {
+                Norm::Linf => (0..per).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect(),
+                Norm::L2 => (0..per).map(|_| rng.normal()).collect(),
+            };
+            let scale = match self.norm {
+                Norm::Linf => t.iter().fold(0f32, |m, v| m.max(v.abs())),
+                Norm::L2 => t.iter().map(|v| v * v).sum::<f32>().sqrt() + 1e-12,
+            };
+            let a = &mut adv[r * per..(r + 1) * per];
+            for ((ai, xi), ti) in a.iter_mut().zip(xs).zip(&t) {
+                *ai = xi + self.eps * ti / scale.max(f32::MIN_POSITIVE);
+            }
+            super::project(a, xs, self.norm, self.eps, range);
+        }
+
+        let (logits, mut loss, mut grad) =
+            self.loss_and_grad(model, &adv, shape, &labels, sub_targets.as_deref())?;
+        let mut evaluations = 1;
+        best.offer_rows(rows, &adv, &logits, batch.labels, targets);
+        let mut x_best = adv.clone();
+        let mut grad_best = grad.clone();
+        let mut loss_best = loss.clone();
+        let mut step = vec![2.0 * self.eps; n];
+        let mut old = adv.clone();
+        let (mut k, shrink, k_min) = schedule(self.steps);
+        let mut since_check = 0;
+        let mut loss_steps: Vec<Vec<f32>> = Vec::with_capacity(self.steps);
+        let mut loss_best_last_check = loss_best.clone();
+        let mut reduced_last_check = vec![true; n];
+
+        for i in 0..self.steps {
+            let momentum = if i > 0 { 0.75 } else { 1.0 };
+            let prev = adv.clone();
+            for (r, &step_r) in step.iter().enumerate() {
+                let span = r * per..(r + 1) * per;
+                step_sample(
+                    self.norm,
+                    self.eps,
+                    step_r,
+                    momentum,
+                    &mut adv[span.clone()],
+                    &old[span.clone()],
+                    &x[span.clone()],
+                    &grad[span],
+                    range,
+                );
+            }
+            old = prev;
+            let (logits, new_loss, new_grad) =
+                self.loss_and_grad(model, &adv, shape, &labels, sub_targets.as_deref())?;
+            evaluations += 1;
+            best.offer_rows(rows, &adv, &logits, batch.labels, targets);
+            loss = new_loss;
+            grad = new_grad;
+            loss_steps.push(loss.clone());
+            for r in 0..n {
+                if loss[r] > loss_best[r] {
+                    let span = r * per..(r + 1) * per;
+                    x_best[span.clone()].copy_from_slice(&adv[span.clone()]);
+                    grad_best[span.clone()].copy_from_slice(&grad[span]);
+                    loss_best[r] = loss[r];
+                }
+            }
+            since_check += 1;
+            if since_check == k {
+                for r in 0..n {
+                    // Increases among the last k steps (the reference compares
+                    // with a zero loss before the first step, kept here).
+                    let mut increases = 0usize;
+                    for c in 0..k {
+                        let cur = loss_steps[i - c][r];
+                        let before = if i > c {
+                            loss_steps[i - c - 1][r]
+                        } else {
+                            0.0
+                        };
+                        if cur > before {
+                            increases += 1;
+                        }
+                    }
+                    let oscillating = increases as f32 <= k as f32 * self.rho;
+                    let stalled = !reduced_last_check[r] && loss_best_last_check[r] >= loss_best[r];
+                    let reduce = oscillating || stalled;
+                    reduced_last_check[r] = reduce;
+                    loss_best_last_check[r] = loss_best[r];
+                    if reduce {
+                        step[r] /= 2.0;
+                        let span = r * per..(r + 1) * per;
+                        adv[span.clone()].copy_from_slice(&x_best[span.clone()]);
+                        grad[span.clone()].copy_from_slice(&grad_best[span]);
+                    }
+                }
+                k = k.saturating_sub(shrink).max(k_min);
+                since_check = 0;
+            }
+        }
+        let _ = loss;
+        Ok(evaluations)
+    }
+}
+
+impl Attack for Apgd {
+    fn run(&self, model: &dyn Classifier, batch: &AttackBatch) -> Result<AttackOutcome> {
+        let mut rngs: Vec<Rng> = (0..batch.len()).map(|i| batch.sample_rng(i)).collect();
+        let mut evaluations = 0;
+        match self.target_classes {
+            None => {
+                let mut best = BestTracker::new(batch, None);
+                for _ in 0..self.restarts.max(1) {
+                    let rows = best.unbroken();
+                    if rows.is_empty() {
+                        break;
+                    }
+                    evaluations +=
+                        self.single_run(model, batch, &rows, None, &mut rngs, &mut best)?;
+                }
+                Ok(best.into_outcome(None, evaluations))
+            }
+            Some(n_targets) => {
+                // Robust means no target run succeeded: track untargeted
+                // success (any misclassification) across target classes.
+                let k = model.num_classes();
+                let mut best = BestTracker::new(batch, None);
+                for rank in 2..(n_targets + 2).min(k + 1) {
+                    // The `rank`-th most likely class on the clean input.
+                    let targets: Vec<u32> = batch
+                        .clean_logits
+                        .iter()
+                        .map(|row| {
+                            let mut order: Vec<usize> = (0..row.len()).collect();
+                            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+                            order[rank - 1] as u32
+                        })
+                        .collect();
+                    for _ in 0..self.restarts.max(1) {
+                        let rows = best.unbroken();
+                        if rows.is_empty() {
+                            break;
+                        }
+                        let mut targeted = BestTracker::new(batch, Some(&targets));
+                        evaluations += self.single_run(
+                            model,
+                            batch,
+                            &rows,
+                            Some(&targets),
+                            &mut rngs,
+                            &mut targeted,
+                        )?;
+                        // A point that reaches the target is misclassified: hand
+                        // every point the targeted run found over as untargeted.
+                        let shape = [rows.len(), batch.shape[1], batch.shape[2], batch.shape[3]];
+                        let points = gather(&targeted.adversarial, &rows, batch.item_len());
+                        let logits = logits_at(model, &points, shape)?;
+                        best.offer_rows(&rows, &points, &logits, batch.labels, None);
+                    }
+                }
+                Ok(best.into_outcome(None, evaluations))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dlr_matches_its_definition_and_finite_differences() {
+        let z = [2.0f32, 0.5, 3.0, -1.0, 1.0];
+        // y = 0: π = [2, 0, 4, 1, 3]; max other = z₂ = 3; den = 3 − 1 = 2.
+        let (l, g) = dlr_loss(&z, 0, None);
+        assert!((l - (-(2.0 - 3.0) / 2.0)).abs() < 1e-6);
+        let (lt, _) = dlr_loss(&z, 0, Some(4));
+        // targeted: −(2 − 1) / (3 − (1 + 0.5)/2)
+        assert!((lt - (-(1.0) / (3.0 - 0.75))).abs() < 1e-6);
+        for target in [None, Some(1)] {
+            let (_, g) = if target.is_none() {
+                (l, g.clone())
+            } else {
+                dlr_loss(&z, 0, target)
+            };
+            for j in 0..z.len() {
+                let h = 1e-3;
+                let mut zp = z;
+                let mut zm = z;
+                zp[j] += h;
+                zm[j] -= h;
+                let fd = (dlr_loss(&zp, 0, target).0 - dlr_loss(&zm, 0, target).0) / (2.0 * h);
+                assert!(
+                    (fd - g[j]).abs() < 2e-3,
+                    "{target:?} class {j}: {fd} vs {}",
+                    g[j]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn checkpoint_schedule_matches_the_reference() {
+        // 100 iterations: first interval 22, shrink 3, minimum 6.
+        assert_eq!(schedule(100), (22, 3, 6));
+        assert_eq!(schedule(10), (2, 1, 1));
+    }
+}
