@@ -109,9 +109,12 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
     tempfile::NamedTempFile::new_in(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
 
     let results = run_audit(net, &data, &plan, sink)?;
+    let stress = crate::stress::run_stress(net, &data, &plan, sink)?;
     let tensors_path = sidecar_path(&report_path);
-    write_tensors(&tensors_path, &sidecar_tensors(&results, data.shape)?)?;
-    let report = build_report(&ReportInputs {
+    let mut tensors = sidecar_tensors(&results, data.shape)?;
+    tensors.extend(crate::stress::report::sidecar_tensors(&stress));
+    write_tensors(&tensors_path, &tensors)?;
+    let mut report = build_report(&ReportInputs {
         model_path: &opts.model.display().to_string(),
         model: &model,
         data: &data,
@@ -122,6 +125,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned()),
     });
+    crate::stress::report::fill(&mut report, &stress);
     write_report(&report_path, &report)?;
     let images_written = match &opts.save_images {
         Some(dir) => {
@@ -168,6 +172,7 @@ pub fn summary_table(report: &Report) -> String {
             median.map_or("-".to_string(), |m| format!("{m:.4}"))
         ));
     }
+    out.push_str(&crate::stress::report::summary_lines(report));
     for w in &report.warnings {
         out.push_str(&format!("\nwarning: {w}"));
     }

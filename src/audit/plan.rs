@@ -23,6 +23,12 @@ pub struct Plan {
     pub batch_size: usize,
     /// The attacks, in order.
     pub attacks: Vec<AttackSpec>,
+    /// The `[[stress]]` entries, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stress: Vec<crate::stress::plan::StressSpec>,
+    /// The `[[equivariance]]` entries, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equivariance: Vec<crate::stress::plan::EquivarianceSpec>,
 }
 
 /// One attack entry, defaults resolved.
@@ -218,14 +224,18 @@ impl Plan {
                 ))
             }
         };
+        let (stress, equivariance) = crate::stress::plan::parse(&mut top, origin)?;
         if let Some(key) = top.keys().next() {
             return Err(plan_err(
                 origin,
-                format!("unknown top-level key `{key}` (known: seed, batch_size, attack)"),
+                format!("unknown top-level key `{key}` (known: seed, batch_size, attack, stress, equivariance)"),
             ));
         }
-        if entries.is_empty() {
-            return Err(plan_err(origin, "no [[attack]] entries"));
+        if entries.is_empty() && stress.is_empty() && equivariance.is_empty() {
+            return Err(plan_err(
+                origin,
+                "no entries at all ([[attack]], [[stress]], [[equivariance]])",
+            ));
         }
         let mut attacks: Vec<AttackSpec> = Vec::new();
         for (i, item) in entries.into_iter().enumerate() {
@@ -262,6 +272,8 @@ impl Plan {
             seed,
             batch_size,
             attacks,
+            stress,
+            equivariance,
         })
     }
 

@@ -152,6 +152,8 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                     perturbation_l2: a.l2[i],
                 })
                 .collect(),
+            stress: None,
+            equivariance: None,
         })
         .collect();
 
@@ -190,11 +192,15 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                     seconds: a.seconds,
                 })
                 .collect(),
+            stress: Vec::new(),
+            equivariance: Vec::new(),
         },
         summary: Summary {
             count: n,
             clean_accuracy,
             attacks: summaries,
+            stress: None,
+            equivariance: None,
         },
         samples,
         warnings,

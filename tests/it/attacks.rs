@@ -61,6 +61,8 @@ fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
         seed: 7,
         batch_size,
         attacks,
+        stress: Vec::new(),
+        equivariance: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod gradients;
 mod pytorch_parity;
 mod run;
+mod stress;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
