@@ -7,6 +7,7 @@
 //! - [`attack`]: FGSM and PGD, one file each;
 //! - [`audit`]: plans, and running them over a dataset batch by batch;
 //! - [`report`]: the versioned JSON report, its tensor sidecar and PNG export;
+//! - [`stress`]: extrapolation stress tests and equivariance checks;
 //! - [`inspect`]: the `inspect` command's report on a model file;
 //! - [`error`]: the library's error type;
 //! - [`rng`]: the seeded generator all randomness goes through;
@@ -24,6 +25,7 @@ pub mod inspect;
 pub mod model;
 pub mod report;
 pub mod rng;
+pub mod stress;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -293,11 +293,7 @@ impl Apgd {
                     let mut increases = 0usize;
                     for c in 0..k {
                         let cur = loss_steps[i - c][r];
-                        let before = if i > c {
-                            loss_steps[i - c - 1][r]
-                        } else {
-                            0.0
-                        };
+                        let before = if i > c { loss_steps[i - c - 1][r] } else { 0.0 };
                         if cur > before {
                             increases += 1;
                         }

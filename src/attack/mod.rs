@@ -15,6 +15,7 @@ pub mod ensemble;
 pub mod fgsm;
 pub mod fmn;
 pub mod pgd;
+pub mod spatial;
 pub mod square;
 
 use candle_core::{Device, Tensor};

@@ -110,9 +110,12 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
 
     let results = run_audit(net, &data, &plan, sink)?;
     let sanity = super::sanity::sanity_checks(net, &data, &plan, &results)?;
+    let stress = crate::stress::run_stress(net, &data, &plan, sink)?;
     let tensors_path = sidecar_path(&report_path);
-    write_tensors(&tensors_path, &sidecar_tensors(&results, data.shape)?)?;
-    let report = build_report(&ReportInputs {
+    let mut tensors = sidecar_tensors(&results, data.shape)?;
+    tensors.extend(crate::stress::report::sidecar_tensors(&stress));
+    write_tensors(&tensors_path, &tensors)?;
+    let mut report = build_report(&ReportInputs {
         model_path: &opts.model.display().to_string(),
         model: &model,
         data: &data,
@@ -123,8 +126,9 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned()),
     });
-    let mut report = report;
+
     report.summary.sanity = sanity;
+    crate::stress::report::fill(&mut report, &stress);
     write_report(&report_path, &report)?;
     let images_written = match &opts.save_images {
         Some(dir) => {
@@ -184,6 +188,7 @@ pub fn summary_table(report: &Report) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&crate::stress::report::summary_lines(report));
     for w in &report.warnings {
         out.push_str(&format!("\nwarning: {w}"));
     }

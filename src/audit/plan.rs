@@ -11,6 +11,7 @@ use toml::{Table, Value};
 use crate::attack::apgd::{Apgd, ApgdLoss};
 use crate::attack::ensemble::Ensemble;
 use crate::attack::fmn::Fmn;
+use crate::attack::spatial::{Spatial, SpatialMode};
 use crate::attack::square::Square;
 use crate::attack::{fgsm::Fgsm, pgd::Pgd, Attack, Norm, Target, TargetRule};
 use crate::error::{Error, Result};
@@ -27,6 +28,12 @@ pub struct Plan {
     pub batch_size: usize,
     /// The attacks, in order.
     pub attacks: Vec<AttackSpec>,
+    /// The `[[stress]]` entries, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stress: Vec<crate::stress::plan::StressSpec>,
+    /// The `[[equivariance]]` entries, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equivariance: Vec<crate::stress::plan::EquivarianceSpec>,
 }
 
 /// One attack entry, defaults resolved.
@@ -70,6 +77,24 @@ pub struct AttackSpec {
     /// FMN: bisection rounds of PGD below the distance found (default 8 in L∞, 0 in L2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refine: Option<usize>,
+    /// Spatial: `grid` or `random` (worst of `samples`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Spatial: largest rotation either way, degrees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_angle_deg: Option<f64>,
+    /// Spatial: largest shift either way, pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_shift_px: Option<f64>,
+    /// Spatial grid: angles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub angle_steps: Option<usize>,
+    /// Spatial grid: shifts per axis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_steps: Option<usize>,
+    /// Spatial random: transformations tried per input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
     /// Ensembles: the member attacks, run in order on inputs still robust.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<Vec<AttackSpec>>,
@@ -79,7 +104,8 @@ pub struct AttackSpec {
 }
 
 impl AttackSpec {
-    fn bare(name: String, kind: &str, norm: Norm, eps: Option<f64>) -> Self {
+    /// An entry with every optional setting unset (the attack's defaults).
+    pub fn new(name: String, kind: &str, norm: Norm, eps: Option<f64>) -> Self {
         AttackSpec {
             name,
             kind: kind.to_string(),
@@ -95,6 +121,12 @@ impl AttackSpec {
             queries: None,
             p_init: None,
             refine: None,
+            mode: None,
+            max_angle_deg: None,
+            max_shift_px: None,
+            angle_steps: None,
+            shift_steps: None,
+            samples: None,
             members: None,
             curve: None,
         }
@@ -138,6 +170,16 @@ impl AttackSpec {
                 p_init: self.p_init.unwrap_or(0.8) as f32,
                 restarts: self.restarts.unwrap_or(1),
             }),
+            "spatial" => Box::new(Spatial {
+                max_angle_deg: self.max_angle_deg.unwrap_or(30.0),
+                max_shift_px: self.max_shift_px.unwrap_or(3.0),
+                angle_steps: self.angle_steps.unwrap_or(31),
+                shift_steps: self.shift_steps.unwrap_or(5),
+                mode: match self.mode.as_deref() {
+                    Some("random") => SpatialMode::Random(self.samples.unwrap_or(10)),
+                    _ => SpatialMode::Grid,
+                },
+            }),
             "fmn" => Box::new(Fmn {
                 norm: self.norm,
                 steps: self.steps.unwrap_or(100),
@@ -175,6 +217,7 @@ pub const KINDS: &[&str] = &[
     "fgsm",
     "pgd",
     "apgd",
+    "spatial",
     "square",
     "fmn",
     "ensemble",
@@ -312,14 +355,18 @@ impl Plan {
                 ))
             }
         };
+        let (stress, equivariance) = crate::stress::plan::parse(&mut top, origin)?;
         if let Some(key) = top.keys().next() {
             return Err(plan_err(
                 origin,
-                format!("unknown top-level key `{key}` (known: seed, batch_size, attack)"),
+                format!("unknown top-level key `{key}` (known: seed, batch_size, attack, stress, equivariance)"),
             ));
         }
-        if entries.is_empty() {
-            return Err(plan_err(origin, "no [[attack]] entries"));
+        if entries.is_empty() && stress.is_empty() && equivariance.is_empty() {
+            return Err(plan_err(
+                origin,
+                "no entries at all ([[attack]], [[stress]], [[equivariance]])",
+            ));
         }
         let mut attacks: Vec<AttackSpec> = Vec::new();
         for (i, item) in entries.into_iter().enumerate() {
@@ -358,6 +405,8 @@ impl Plan {
             seed,
             batch_size,
             attacks,
+            stress,
+            equivariance,
         })
     }
 
@@ -445,14 +494,21 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
             return Err(e.err("eps", format!("must be finite and ≥ 0, found {bad}")));
         }
     }
+    if kind == "spatial" && eps_list.is_some() {
+        return Err(e.err(
+            "eps",
+            "does not apply: a spatial attack is bounded by angles and shifts",
+        ));
+    }
     let eps_list = match (eps_list, kind.as_str()) {
         (Some(l), _) => l.into_iter().map(Some).collect::<Vec<_>>(),
         (None, "fmn") => vec![None],
+        (None, "spatial") => vec![None],
         (None, "ensemble") => vec![None],
         (None, _) => return Err(e.err("eps", "is missing")),
     };
     let curve = eps_list.len() > 1;
-    let mut template = AttackSpec::bare(name.clone(), &kind, norm, None);
+    let mut template = AttackSpec::new(name.clone(), &kind, norm, None);
     match kind.as_str() {
         "fgsm" => {
             template.target = parse_target(e)?;
@@ -494,6 +550,18 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
                     return Err(e.err("refine", format!("must be an integer ≥ 0, found {other}")))
                 }
             };
+        }
+        "spatial" => {
+            let mode = e.string("mode")?.unwrap_or_else(|| "grid".into());
+            if mode != "grid" && mode != "random" {
+                return Err(e.err("mode", format!("\"{mode}\" is not grid or random")));
+            }
+            template.mode = Some(mode);
+            template.max_angle_deg = Some(e.nonneg_float("max_angle_deg")?.unwrap_or(30.0));
+            template.max_shift_px = Some(e.nonneg_float("max_shift_px")?.unwrap_or(3.0));
+            template.angle_steps = Some(e.positive_int("angle_steps")?.unwrap_or(31));
+            template.shift_steps = Some(e.positive_int("shift_steps")?.unwrap_or(5));
+            template.samples = Some(e.positive_int("samples")?.unwrap_or(10));
         }
         "autoattack" => {
             let version = e.string("version")?.unwrap_or_else(|| "standard".into());
@@ -565,16 +633,16 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
 
 /// AutoAttack "standard": APGD-CE, APGD-T (DLR, 9 targets), Square (5,000 queries).
 fn autoattack_members(name: &str, norm: Norm, eps: Option<f64>) -> Vec<AttackSpec> {
-    let mut ce = AttackSpec::bare(format!("{name}/apgd-ce"), "apgd", norm, eps);
+    let mut ce = AttackSpec::new(format!("{name}/apgd-ce"), "apgd", norm, eps);
     ce.steps = Some(100);
     ce.restarts = Some(1);
     ce.loss = Some("ce".into());
-    let mut t = AttackSpec::bare(format!("{name}/apgd-t"), "apgd", norm, eps);
+    let mut t = AttackSpec::new(format!("{name}/apgd-t"), "apgd", norm, eps);
     t.steps = Some(100);
     t.restarts = Some(1);
     t.loss = Some("dlr".into());
     t.target_classes = Some(9);
-    let mut sq = AttackSpec::bare(format!("{name}/square"), "square", norm, eps);
+    let mut sq = AttackSpec::new(format!("{name}/square"), "square", norm, eps);
     sq.queries = Some(5000);
     sq.p_init = Some(0.8);
     sq.restarts = Some(1);

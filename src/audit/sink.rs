@@ -53,6 +53,10 @@ impl Default for ProgressSink {
 
 impl Sink for ProgressSink {
     fn on_start(&mut self, inputs: usize, checks: &[String]) {
+        // A later phase (stress checks after the attacks) starts a fresh bar.
+        if self.bar.is_finished() {
+            *self = ProgressSink::new();
+        }
         // One unit per input per check, the clean pass included.
         self.bar.set_length((inputs * (checks.len() + 1)) as u64);
     }

@@ -147,6 +147,8 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                     perturbation_l2: a.l2[i],
                 })
                 .collect(),
+            stress: None,
+            equivariance: None,
         })
         .collect();
 
@@ -185,6 +187,8 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                     seconds: a.seconds,
                 })
                 .collect(),
+            stress: Vec::new(),
+            equivariance: Vec::new(),
         },
         summary: Summary {
             count: n,
@@ -192,6 +196,8 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             eps_curves: eps_curves(&summaries),
             attacks: summaries,
             sanity: Vec::new(),
+            stress: None,
+            equivariance: None,
         },
         samples,
         warnings,

@@ -93,6 +93,12 @@ pub struct Timings {
     pub clean_seconds: f64,
     /// Per attack, in plan order.
     pub attacks: Vec<AttackTiming>,
+    /// Per `[[stress]]` entry, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stress: Vec<crate::stress::types::CheckTiming>,
+    /// Per `[[equivariance]]` entry, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equivariance: Vec<crate::stress::types::CheckTiming>,
 }
 
 /// One attack's time.
@@ -119,6 +125,12 @@ pub struct Summary {
     pub eps_curves: Vec<EpsCurve>,
     /// Sanity checks that fired (empty when all passed).
     pub sanity: Vec<SanityFlag>,
+    /// Extrapolation stress tests (`[[stress]]` entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<crate::stress::types::StressSummary>,
+    /// Equivariance checks (`[[equivariance]]` entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equivariance: Option<crate::stress::types::EquivarianceSummary>,
 }
 
 /// One attack's aggregate results.
@@ -215,6 +227,12 @@ pub struct SampleRecord {
     pub top5: Vec<ClassProbability>,
     /// One entry per attack, in plan order.
     pub attacks: Vec<SampleAttack>,
+    /// This input's stress results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<crate::stress::types::SampleStress>,
+    /// This input's equivariance results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equivariance: Option<crate::stress::types::SampleEquivariance>,
 }
 
 /// One input under one attack.

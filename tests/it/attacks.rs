@@ -44,22 +44,11 @@ fn dataset(pixels: Vec<f32>, labels: Vec<u32>, side: usize, classes: usize) -> D
 
 fn attack(name: &str, kind: &str, norm: Norm, eps: f64) -> AttackSpec {
     AttackSpec {
-        name: name.into(),
-        kind: kind.into(),
-        norm,
-        eps: Some(eps),
         step_size: (kind == "pgd").then_some(eps / 4.0),
         steps: (kind == "pgd").then_some(10),
         random_start: (kind == "pgd").then_some(true),
         restarts: (kind == "pgd").then_some(2),
-        target: None,
-        loss: None,
-        target_classes: None,
-        queries: None,
-        p_init: None,
-        refine: None,
-        members: None,
-        curve: None,
+        ..AttackSpec::new(name.into(), kind, norm, Some(eps))
     }
 }
 
@@ -68,6 +57,8 @@ fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
         seed: 7,
         batch_size,
         attacks,
+        stress: Vec::new(),
+        equivariance: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod gradients;
 mod pytorch_parity;
 mod run;
+mod stress;
 mod strong;
 
 use std::path::{Path, PathBuf};

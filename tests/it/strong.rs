@@ -302,3 +302,75 @@ fn probability_outputs_and_eps_zero_are_checked() {
     assert!(checks.contains(&"softmax_outputs"), "{checks:?}");
     assert!(!checks.contains(&"eps_zero_not_clean"), "{checks:?}");
 }
+
+#[test]
+fn spatial_attack_breaks_digits_with_rotations_and_shifts_only() {
+    let model = load_model(&root().join("assets/mnist_cnn.safetensors"), None)
+        .unwrap()
+        .network;
+    let data = digits(30);
+    let plan = Plan::from_toml(
+        r#"
+        [[attack]]
+        name = "identity"
+        kind = "spatial"
+        max_angle_deg = 0.0
+        max_shift_px = 0.0
+        [[attack]]
+        name = "grid"
+        kind = "spatial"
+        angle_steps = 7
+        shift_steps = 3
+        [[attack]]
+        name = "random"
+        kind = "spatial"
+        mode = "random"
+        samples = 10
+        "#,
+        "test",
+    )
+    .unwrap();
+    let results = run_audit(&model, &data, &plan, &mut NoSink).unwrap();
+    let y = &data.labels;
+    let clean = results
+        .clean
+        .predicted
+        .iter()
+        .zip(y)
+        .filter(|(p, l)| p == l)
+        .count();
+    assert_eq!(
+        robust(&results, "identity", y),
+        clean,
+        "no transformation must reproduce clean accuracy"
+    );
+    let grid = &results.attacks[1];
+    assert!(
+        robust(&results, "grid", y) < clean,
+        "±30°, ±3 px broke nothing"
+    );
+    // Each broken input is an exact grid transformation of its clean input.
+    let per = 784;
+    let i = (0..data.len())
+        .find(|&i| grid.success[i] && results.clean.predicted[i] == y[i])
+        .unwrap();
+    let x = &results.clean_inputs[i * per..(i + 1) * per];
+    let adv = &grid.adversarial[i * per..(i + 1) * per];
+    let spatial = xai_audit::attack::spatial::Spatial {
+        max_angle_deg: 30.0,
+        max_shift_px: 3.0,
+        angle_steps: 7,
+        shift_steps: 3,
+        mode: xai_audit::attack::spatial::SpatialMode::Grid,
+    };
+    let matches = spatial.grid().iter().any(|&(a, dx, dy)| {
+        let t = xai_audit::stress::transform::rigid(x, [1, 28, 28], a, dx, dy);
+        t.iter()
+            .zip(adv)
+            .all(|(u, v)| (u.clamp(0.0, 1.0) - v).abs() < 1e-6)
+    });
+    assert!(
+        matches,
+        "input {i}: the adversarial is not a grid transformation"
+    );
+}

@@ -1,0 +1,138 @@
+//! The spatial attack (Engstrom et al., ICML 2019): rotations and
+//! translations instead of pixel noise. `grid` tries every combination of
+//! the angle and shift grids (defaults ±30° in 31 steps, ±3 px in 5 steps:
+//! 775 points) and stops at an input's first misclassification; `random`
+//! tries `k` random transformations (default 10) and keeps the one with the
+//! highest loss (worst-of-k). Resampling is bilinear with zero fill
+//! ([`crate::stress::transform::rigid`], shared with the equivariance
+//! checks). There is no Lp budget: perturbation norms are reported as they
+//! are, and the report's ε is empty.
+
+use super::{gather, logits_at, Attack, AttackBatch, AttackOutcome, BestTracker};
+use crate::error::Result;
+use crate::model::Classifier;
+use crate::stress::transform::rigid;
+
+/// How the transformations are chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SpatialMode {
+    /// Every grid point, in order, until the input breaks.
+    Grid,
+    /// The worst of `k` random transformations.
+    Random(usize),
+}
+
+/// A spatial attack configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spatial {
+    /// Largest rotation either way, in degrees.
+    pub max_angle_deg: f64,
+    /// Largest shift either way, in pixels.
+    pub max_shift_px: f64,
+    /// Angles in the grid.
+    pub angle_steps: usize,
+    /// Shifts per axis in the grid.
+    pub shift_steps: usize,
+    /// Grid or worst-of-k.
+    pub mode: SpatialMode,
+}
+
+fn linspace(max: f64, steps: usize) -> Vec<f64> {
+    if steps <= 1 {
+        return vec![0.0];
+    }
+    (0..steps)
+        .map(|i| -max + 2.0 * max * i as f64 / (steps - 1) as f64)
+        .collect()
+}
+
+impl Spatial {
+    /// The grid's `(angle, dx, dy)` points, the identity first.
+    pub fn grid(&self) -> Vec<(f64, f64, f64)> {
+        let mut points = vec![(0.0, 0.0, 0.0)];
+        for a in linspace(self.max_angle_deg, self.angle_steps) {
+            for dx in linspace(self.max_shift_px, self.shift_steps) {
+                for dy in linspace(self.max_shift_px, self.shift_steps) {
+                    if (a, dx, dy) != (0.0, 0.0, 0.0) {
+                        points.push((a, dx, dy));
+                    }
+                }
+            }
+        }
+        points
+    }
+}
+
+impl Attack for Spatial {
+    fn run(&self, model: &dyn Classifier, batch: &AttackBatch) -> Result<AttackOutcome> {
+        let [_, c, h, w] = batch.shape;
+        let per = batch.item_len();
+        let range = model.input_range();
+        let mut best = BestTracker::new(batch, None);
+        let mut calls = 0;
+        let transform = |rows: &[usize], point: &dyn Fn(usize) -> (f64, f64, f64)| -> Vec<f32> {
+            let x = gather(batch.x, rows, per);
+            let mut out = Vec::with_capacity(x.len());
+            for (r, &i) in rows.iter().enumerate() {
+                let (a, dx, dy) = point(i);
+                let t = rigid(&x[r * per..(r + 1) * per], [c, h, w], a, dx, dy);
+                out.extend(t.into_iter().map(|v| v.clamp(range.0, range.1)));
+            }
+            out
+        };
+        match self.mode {
+            SpatialMode::Grid => {
+                for (a, dx, dy) in self.grid() {
+                    let rows = best.unbroken();
+                    if rows.is_empty() {
+                        break;
+                    }
+                    let points = transform(&rows, &|_| (a, dx, dy));
+                    let logits = logits_at(model, &points, [rows.len(), c, h, w])?;
+                    calls += 1;
+                    best.offer_rows(&rows, &points, &logits, batch.labels, None);
+                }
+            }
+            SpatialMode::Random(k) => {
+                let mut rngs: Vec<_> = (0..batch.len()).map(|i| batch.sample_rng(i)).collect();
+                let rows: Vec<usize> = (0..batch.len()).collect();
+                for _ in 0..k {
+                    let draws: Vec<(f64, f64, f64)> = rngs
+                        .iter_mut()
+                        .map(|rng| {
+                            let a = (2.0 * rng.uniform_f64() - 1.0) * self.max_angle_deg;
+                            let dx = (2.0 * rng.uniform_f64() - 1.0) * self.max_shift_px;
+                            let dy = (2.0 * rng.uniform_f64() - 1.0) * self.max_shift_px;
+                            (a, dx, dy)
+                        })
+                        .collect();
+                    let points = transform(&rows, &|i| draws[i]);
+                    let logits = logits_at(model, &points, batch.shape)?;
+                    calls += 1;
+                    best.offer_rows(&rows, &points, &logits, batch.labels, None);
+                }
+            }
+        }
+        Ok(best.into_outcome(None, calls))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_grid_has_775_points_identity_first() {
+        let s = Spatial {
+            max_angle_deg: 30.0,
+            max_shift_px: 3.0,
+            angle_steps: 31,
+            shift_steps: 5,
+            mode: SpatialMode::Grid,
+        };
+        let g = s.grid();
+        assert_eq!(g.len(), 775);
+        assert_eq!(g[0], (0.0, 0.0, 0.0));
+        assert!(g.contains(&(-30.0, 3.0, -1.5)));
+    }
+}

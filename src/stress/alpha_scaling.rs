@@ -1,0 +1,283 @@
+//! α-scaling (Hein, Andriushchenko & Bitterwolf, CVPR 2019): a ReLU network
+//! is piecewise affine, so along a ray `α·x` its logits grow linearly and the
+//! softmax tends to one class with probability 1. Per input, the smallest
+//! `α ≥ 1` at which the max-softmax reaches the target (0.999 in the paper;
+//! MNIST's plain model needs a median α of 1.5 on uniform noise), and the mean
+//! max-softmax (MMC) against α for `α·x` and for `α·x` clipped to the valid range.
+//!
+//! The search walks the plan's α grid and bisects inside the first bracket
+//! `(α_{k−1}, α_k]` whose right end reaches the target; where the confidence
+//! is monotone along the ray (a linear model's is), that is the smallest α to
+//! within the bisection's resolution. Scaling is in the model's units.
+
+use candle_core::{Device, Tensor};
+
+use super::ood::max_softmax;
+use super::plan::{AlphaInputs, AlphaScalingSpec};
+use super::types::{AlphaPoint, AlphaScalingSummary, AlphaSetSummary, Quantile, SampleAlpha};
+use super::{Context, Outcome, Progress};
+use crate::error::Result;
+
+/// Quantile levels of the smallest α reported per input set.
+pub const QUANTILE_LEVELS: [f64; 5] = [0.1, 0.25, 0.5, 0.75, 0.9];
+
+/// Results on one input set.
+#[derive(Debug, Clone)]
+pub struct AlphaSet {
+    /// Smallest α per input (`None`: not reached on the grid).
+    pub alpha: Vec<Option<f64>>,
+    /// Max-softmax per input per grid α, unclipped.
+    pub scaled: Vec<Vec<f64>>,
+    /// Max-softmax per input per grid α, clipped to the valid range.
+    pub clipped: Vec<Vec<f64>>,
+}
+
+/// The uniform-noise inputs of an α-scaling entry, in `[0, 1]`.
+pub fn uniform_inputs(ctx: &Context, name: &str, count: usize) -> Vec<f32> {
+    let per = ctx.item_len();
+    let mut x = Vec::with_capacity(count * per);
+    for i in 0..count {
+        let mut rng = ctx.rng(&format!("stress/{name}/uniform"), i);
+        x.extend((0..per).map(|_| rng.uniform_f32()));
+    }
+    x
+}
+
+/// Scales each input of `x` (model units, `[M, C, H, W]`) by its own factor.
+fn scaled(x: &[f32], per: usize, alphas: &[f64], clip: Option<(f32, f32)>) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for (item, &a) in x.chunks(per).zip(alphas) {
+        out.extend(item.iter().map(|&v| {
+            let s = (a * v as f64) as f32;
+            match clip {
+                Some((lo, hi)) => s.clamp(lo, hi),
+                None => s,
+            }
+        }));
+    }
+    out
+}
+
+/// α-scaling of the inputs `x` (model units): the grid's confidences and each
+/// input's smallest α reaching `spec.target_confidence`.
+pub fn scale_inputs(
+    ctx: &Context,
+    x: &[f32],
+    spec: &AlphaScalingSpec,
+    progress: &mut dyn FnMut(f64),
+) -> Result<AlphaSet> {
+    let per = ctx.item_len();
+    let n = x.len() / per;
+    let range = ctx.model.input_range();
+    let confidences = |imgs: &[f32]| -> Result<Vec<f64>> {
+        Ok(ctx
+            .logits_model(imgs)?
+            .iter()
+            .map(|z| max_softmax(z))
+            .collect())
+    };
+    let mut out = AlphaSet {
+        alpha: Vec::with_capacity(n),
+        scaled: Vec::with_capacity(n),
+        clipped: Vec::with_capacity(n),
+    };
+    for (b, chunk) in x.chunks(ctx.batch_size * per).enumerate() {
+        let len = chunk.len() / per;
+        let mut sc = vec![Vec::with_capacity(spec.alphas.len()); len];
+        let mut cl = vec![Vec::with_capacity(spec.alphas.len()); len];
+        for &a in &spec.alphas {
+            let factors = vec![a; len];
+            for (row, c) in sc
+                .iter_mut()
+                .zip(confidences(&scaled(chunk, per, &factors, None))?)
+            {
+                row.push(c);
+            }
+            let clipped = scaled(chunk, per, &factors, Some(range));
+            for (row, c) in cl.iter_mut().zip(confidences(&clipped)?) {
+                row.push(c);
+            }
+        }
+        // Brackets (below, reached) for inputs that first reach the target
+        // past the grid's first point.
+        let mut alpha: Vec<Option<f64>> = vec![None; len];
+        let mut brackets: Vec<(usize, f64, f64)> = Vec::new();
+        for (i, row) in sc.iter().enumerate() {
+            match row.iter().position(|&c| c >= spec.target_confidence) {
+                Some(0) => alpha[i] = Some(spec.alphas[0]),
+                Some(k) => brackets.push((i, spec.alphas[k - 1], spec.alphas[k])),
+                None => {}
+            }
+        }
+        for _ in 0..spec.bisection_steps {
+            if brackets.is_empty() {
+                break;
+            }
+            let items: Vec<f32> = brackets
+                .iter()
+                .flat_map(|&(i, _, _)| chunk[i * per..(i + 1) * per].iter().copied())
+                .collect();
+            let mids: Vec<f64> = brackets
+                .iter()
+                .map(|&(_, lo, hi)| 0.5 * (lo + hi))
+                .collect();
+            let conf = confidences(&scaled(&items, per, &mids, None))?;
+            for ((bracket, &mid), c) in brackets.iter_mut().zip(&mids).zip(conf) {
+                if c >= spec.target_confidence {
+                    bracket.2 = mid;
+                } else {
+                    bracket.1 = mid;
+                }
+            }
+        }
+        for (i, _, hi) in brackets {
+            alpha[i] = Some(hi);
+        }
+        out.alpha.extend(alpha);
+        out.scaled.extend(sc);
+        out.clipped.extend(cl);
+        progress(((b + 1) * ctx.batch_size).min(n) as f64 / n.max(1) as f64);
+    }
+    Ok(out)
+}
+
+/// Quantile at `level` of values where `None` is +∞ (linear interpolation
+/// between order statistics, numpy's default); `None` when it is +∞.
+pub fn quantile(values: &[Option<f64>], level: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v: Vec<f64> = values.iter().map(|a| a.unwrap_or(f64::INFINITY)).collect();
+    v.sort_by(f64::total_cmp);
+    let pos = level * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    let q = if lo == hi {
+        v[lo]
+    } else {
+        v[lo] + (pos - lo as f64) * (v[hi] - v[lo])
+    };
+    // Interpolating towards +∞ gives +∞ (or NaN at a zero weight): not reached.
+    q.is_finite().then_some(q)
+}
+
+fn summarize(set: &AlphaSet, inputs: AlphaInputs, spec: &AlphaScalingSpec) -> AlphaSetSummary {
+    let n = set.alpha.len();
+    let share = |count: usize| if n == 0 { 0.0 } else { count as f64 / n as f64 };
+    let curve = spec
+        .alphas
+        .iter()
+        .enumerate()
+        .map(|(k, &alpha)| AlphaPoint {
+            alpha,
+            mmc_scaled: super::mean(&set.scaled.iter().map(|r| r[k]).collect::<Vec<_>>()),
+            share_above_target_scaled: share(
+                set.scaled
+                    .iter()
+                    .filter(|r| r[k] >= spec.target_confidence)
+                    .count(),
+            ),
+            mmc_clipped: super::mean(&set.clipped.iter().map(|r| r[k]).collect::<Vec<_>>()),
+            share_above_0_95_clipped: share(set.clipped.iter().filter(|r| r[k] >= 0.95).count()),
+        })
+        .collect();
+    AlphaSetSummary {
+        inputs,
+        count: n,
+        reached_share: share(set.alpha.iter().filter(|a| a.is_some()).count()),
+        median_alpha: quantile(&set.alpha, 0.5),
+        alpha_quantiles: QUANTILE_LEVELS
+            .iter()
+            .map(|&level| Quantile {
+                level,
+                alpha: quantile(&set.alpha, level),
+            })
+            .collect(),
+        curve,
+    }
+}
+
+fn matrix(rows: &[Vec<f64>]) -> Result<Tensor> {
+    let cols = rows.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
+    Ok(Tensor::from_vec(flat, (rows.len(), cols), &Device::Cpu)?)
+}
+
+/// Runs a `kind = "alpha_scaling"` entry.
+pub fn run(
+    ctx: &Context,
+    name: &str,
+    spec: &AlphaScalingSpec,
+    progress: Progress,
+) -> Result<Outcome<AlphaScalingSummary, SampleAlpha>> {
+    let mut sets = Vec::new();
+    let mut samples = Vec::new();
+    let mut tensors = Vec::new();
+    let parts = spec.inputs.len() as f64;
+    for (k, &inputs) in spec.inputs.iter().enumerate() {
+        let mut part = |f: f64| progress((k as f64 + f) / parts);
+        let (label, set) = match inputs {
+            AlphaInputs::Data => (
+                "data",
+                scale_inputs(ctx, &ctx.to_model(&ctx.data.pixels), spec, &mut part)?,
+            ),
+            AlphaInputs::Uniform => {
+                let x = uniform_inputs(ctx, name, spec.count.unwrap_or(ctx.len()));
+                if spec.save_inputs {
+                    tensors.push((
+                        format!("stress/{name}/uniform/inputs"),
+                        ctx.images_tensor(&x)?,
+                    ));
+                }
+                (
+                    "uniform",
+                    scale_inputs(ctx, &ctx.to_model(&x), spec, &mut part)?,
+                )
+            }
+        };
+        if inputs == AlphaInputs::Data {
+            samples = set
+                .alpha
+                .iter()
+                .map(|&alpha| SampleAlpha {
+                    name: name.to_string(),
+                    alpha,
+                })
+                .collect();
+        }
+        tensors.push((
+            format!("stress/{name}/{label}/confidence_scaled"),
+            matrix(&set.scaled)?,
+        ));
+        tensors.push((
+            format!("stress/{name}/{label}/confidence_clipped"),
+            matrix(&set.clipped)?,
+        ));
+        sets.push(summarize(&set, inputs, spec));
+    }
+    Ok(Outcome {
+        summary: AlphaScalingSummary {
+            name: name.to_string(),
+            target_confidence: spec.target_confidence,
+            sets,
+        },
+        samples,
+        tensors,
+        warnings: Vec::new(),
+        seconds: 0.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_treat_unreached_as_infinite() {
+        let v = [Some(1.0), Some(3.0), None, Some(2.0)];
+        assert_eq!(quantile(&v, 0.0), Some(1.0));
+        assert_eq!(quantile(&v, 0.5), Some(2.5));
+        assert_eq!(quantile(&v, 0.75), None);
+        assert_eq!(quantile(&[None, None, Some(1.0)], 0.5), None);
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+}

@@ -1,0 +1,371 @@
+//! Extrapolation stress tests and equivariance checks: how a model behaves
+//! on inputs unlike its training data, and whether it respects the
+//! symmetries it should.
+//!
+//! - Extrapolation (`[[stress]]`): [`alpha_scaling`] (confidence on `α·x`,
+//!   Hein et al. CVPR 2019), [`noise`] (synthetic noise families, with
+//!   max-softmax as an out-of-distribution detector, [`ood`]),
+//!   [`calibration`] (ECE and reliability table) and [`corruptions`]
+//!   (MNIST-C-style corruptions at five severities).
+//! - Equivariance (`[[equivariance]]`): [`consistency`] (predictions under
+//!   shifts, rotations and flips), [`lie_derivative`] (Gruver et al., ICLR
+//!   2023) and [`worst_case`] (the worst point of a rotation × translation grid).
+//! - Shared: [`transform`] (the public resampling module: shifts, flips,
+//!   bilinear rotation and translation, their generators), [`filters`],
+//!   [`plan`] (the plan entries), [`types`] (the report sections) and
+//!   [`report`] (filling the report, the sidecar and the summary table).
+//!
+//! Every check works on images in `[0, 1]` (the data's units) and maps them
+//! to the model's range just before the forward pass. Generated inputs come
+//! from [`Rng::for_item`] keyed by the seed, the check and the input's
+//! position, so results never depend on the batch size.
+
+pub mod alpha_scaling;
+pub mod calibration;
+pub mod consistency;
+pub mod corruptions;
+pub mod filters;
+pub mod lie_derivative;
+pub mod noise;
+pub mod ood;
+pub mod plan;
+pub mod report;
+pub mod transform;
+pub mod types;
+pub mod worst_case;
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+use crate::audit::clean::argmax;
+use crate::audit::plan::Plan;
+use crate::audit::sink::Sink;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Classifier;
+use crate::rng::Rng;
+use plan::{EquivarianceCheck, StressCheck};
+use types::*;
+
+/// What the checks share: the model, the data, the seed, the batch size and
+/// the clean logits of the data.
+pub struct Context<'a> {
+    /// The audited model.
+    pub model: &'a dyn Classifier,
+    /// The data, pixels in `[0, 1]`.
+    pub data: &'a Dataset,
+    /// The plan's seed.
+    pub seed: u64,
+    /// Inputs per forward pass.
+    pub batch_size: usize,
+    /// Logits of every data input.
+    pub clean_logits: Vec<Vec<f32>>,
+}
+
+impl<'a> Context<'a> {
+    /// Checks the data against the model and computes the clean logits.
+    pub fn new(
+        model: &'a dyn Classifier,
+        data: &'a Dataset,
+        seed: u64,
+        batch_size: usize,
+    ) -> Result<Self> {
+        let [_, c, h, w] = data.shape;
+        if [c, h, w] != model.input_shape() {
+            return Err(Error::Invalid(format!(
+                "data items are {c}×{h}×{w} but the model takes {:?}",
+                model.input_shape()
+            )));
+        }
+        if batch_size == 0 {
+            return Err(Error::Invalid("batch size must be at least 1".into()));
+        }
+        let mut ctx = Context {
+            model,
+            data,
+            seed,
+            batch_size,
+            clean_logits: Vec::new(),
+        };
+        ctx.clean_logits = ctx.logits_data(&data.pixels)?;
+        Ok(ctx)
+    }
+
+    /// `[C, H, W]` of one input.
+    pub fn shape(&self) -> [usize; 3] {
+        self.model.input_shape()
+    }
+
+    /// Values per input.
+    pub fn item_len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Number of data inputs.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether there are no data inputs.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Clean predicted class of data input `i`.
+    pub fn clean_prediction(&self, i: usize) -> u32 {
+        argmax(&self.clean_logits[i])
+    }
+
+    /// `[0, 1]` values mapped to the model's range.
+    pub fn to_model(&self, x: &[f32]) -> Vec<f32> {
+        let (lo, hi) = self.model.input_range();
+        if (lo, hi) == (0.0, 1.0) {
+            x.to_vec()
+        } else {
+            x.iter().map(|&p| lo + p * (hi - lo)).collect()
+        }
+    }
+
+    /// Logits of images given in the model's units, in batches.
+    pub fn logits_model(&self, x: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let per = self.item_len();
+        let [c, h, w] = self.shape();
+        let n = x.len() / per;
+        let mut out = Vec::with_capacity(n);
+        for chunk in x.chunks(self.batch_size * per) {
+            let len = chunk.len() / per;
+            let t = Tensor::from_slice(chunk, (len, c, h, w), &Device::Cpu)?;
+            out.extend(self.model.logits(&t)?.to_vec2::<f32>()?);
+        }
+        Ok(out)
+    }
+
+    /// Logits of images given in `[0, 1]`.
+    pub fn logits_data(&self, x: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let (lo, hi) = self.model.input_range();
+        if (lo, hi) == (0.0, 1.0) {
+            self.logits_model(x)
+        } else {
+            self.logits_model(&self.to_model(x))
+        }
+    }
+
+    /// The generator of item `index` of the random stream named `what`.
+    pub fn rng(&self, what: &str, index: usize) -> Rng {
+        Rng::for_item(self.seed, stream_id(what), index as u64)
+    }
+
+    /// A `[M, C, H, W]` tensor of `[0, 1]` images, in the model's range (for the sidecar).
+    pub fn images_tensor(&self, x: &[f32]) -> Result<Tensor> {
+        let [c, h, w] = self.shape();
+        let m = x.len() / self.item_len();
+        Ok(Tensor::from_vec(
+            self.to_model(x),
+            (m, c, h, w),
+            &Device::Cpu,
+        )?)
+    }
+}
+
+/// A random-stream id for a named check (FNV-1a), far from the small
+/// integers the attacks use.
+pub fn stream_id(what: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in what.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h | (1 << 63)
+}
+
+/// Softmax of a row of logits in f64.
+pub fn softmax64(logits: &[f32]) -> Vec<f64> {
+    let max = logits
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &z| m.max(z as f64));
+    let e: Vec<f64> = logits.iter().map(|&z| (z as f64 - max).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// Median of `values` (mean of the middle two), 0 when empty.
+pub fn median(values: &[f64]) -> f64 {
+    crate::report::build::median(values).unwrap_or(0.0)
+}
+
+/// Mean of `values`, 0 when empty.
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+/// Reports a check's progress as a share of its work done.
+pub type Progress<'p> = &'p mut dyn FnMut(f64);
+
+/// One check's results: the summary entry, the per-input records (empty when
+/// the check has none), sidecar tensors, warnings and time.
+#[derive(Debug, Clone)]
+pub struct Outcome<S, P> {
+    /// The report's summary entry.
+    pub summary: S,
+    /// One record per data input, or none.
+    pub samples: Vec<P>,
+    /// Sidecar tensors, named in full.
+    pub tensors: Vec<(String, Tensor)>,
+    /// Problems worth a report warning.
+    pub warnings: Vec<String>,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// A `[[stress]]` entry's results.
+#[derive(Debug, Clone)]
+pub enum StressOutcome {
+    /// α-scaling.
+    AlphaScaling(Outcome<AlphaScalingSummary, SampleAlpha>),
+    /// Noise families.
+    Noise(Outcome<NoiseSummary, ()>),
+    /// Calibration.
+    Calibration(Outcome<CalibrationSummary, ()>),
+    /// Corruptions.
+    Corruptions(Outcome<CorruptionsSummary, SampleCorruptions>),
+}
+
+/// An `[[equivariance]]` entry's results.
+#[derive(Debug, Clone)]
+pub enum EquivarianceOutcome {
+    /// Shift, rotation or flip consistency.
+    Consistency(Outcome<ConsistencySummary, SampleConsistency>),
+    /// Lie derivatives.
+    LieDerivative(Outcome<LieDerivativeSummary, SampleLieDerivative>),
+    /// Worst case over a grid.
+    WorstCase(Outcome<WorstCaseSummary, SampleWorstCase>),
+}
+
+/// Everything the plan's stress and equivariance entries computed.
+#[derive(Debug, Clone, Default)]
+pub struct StressResults {
+    /// Per `[[stress]]` entry, in plan order.
+    pub stress: Vec<StressOutcome>,
+    /// Per `[[equivariance]]` entry, in plan order.
+    pub equivariance: Vec<EquivarianceOutcome>,
+    /// Seconds for all of them, the clean pass included.
+    pub total_seconds: f64,
+}
+
+/// Runs the plan's `[[stress]]` and `[[equivariance]]` entries (nothing, and
+/// no work, when it has none).
+pub fn run_stress(
+    model: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    sink: &mut dyn Sink,
+) -> Result<StressResults> {
+    if plan.stress.is_empty() && plan.equivariance.is_empty() {
+        return Ok(StressResults::default());
+    }
+    let started = Instant::now();
+    let n = data.len();
+    let mut names = vec!["stress: clean logits".to_string()];
+    names.extend(plan.stress.iter().map(|s| s.name.clone()));
+    names.extend(plan.equivariance.iter().map(|s| s.name.clone()));
+    // The bar counts one unit per input per check; `on_start` adds one
+    // check for a clean pass, which `names[0]` is.
+    sink.on_start(n, &names[1..]);
+    sink.on_check_start(&names[0], 0, n);
+    let ctx = Context::new(model, data, plan.seed, plan.batch_size)?;
+    sink.on_check_done(&names[0], n);
+    let mut results = StressResults::default();
+    for spec in &plan.stress {
+        let t = Instant::now();
+        let mut bar = ProgressAdapter::new(sink, &spec.name, n);
+        let mut progress = |f: f64| bar.advance(f);
+        let mut outcome = match &spec.check {
+            StressCheck::AlphaScaling(s) => {
+                StressOutcome::AlphaScaling(alpha_scaling::run(&ctx, &spec.name, s, &mut progress)?)
+            }
+            StressCheck::Noise(s) => {
+                StressOutcome::Noise(noise::run(&ctx, &spec.name, s, &mut progress)?)
+            }
+            StressCheck::Calibration(s) => {
+                StressOutcome::Calibration(calibration::run(&ctx, &spec.name, s.bins))
+            }
+            StressCheck::Corruptions(s) => {
+                StressOutcome::Corruptions(corruptions::run(&ctx, &spec.name, s, &mut progress)?)
+            }
+        };
+        bar.advance(1.0);
+        let seconds = t.elapsed().as_secs_f64();
+        match &mut outcome {
+            StressOutcome::AlphaScaling(o) => o.seconds = seconds,
+            StressOutcome::Noise(o) => o.seconds = seconds,
+            StressOutcome::Calibration(o) => o.seconds = seconds,
+            StressOutcome::Corruptions(o) => o.seconds = seconds,
+        }
+        results.stress.push(outcome);
+    }
+    for spec in &plan.equivariance {
+        let t = Instant::now();
+        let mut bar = ProgressAdapter::new(sink, &spec.name, n);
+        let mut progress = |f: f64| bar.advance(f);
+        let mut outcome = match &spec.check {
+            EquivarianceCheck::Shift(_)
+            | EquivarianceCheck::Rotation(_)
+            | EquivarianceCheck::Flip(_) => EquivarianceOutcome::Consistency(consistency::run(
+                &ctx,
+                &spec.name,
+                &spec.check,
+                &mut progress,
+            )?),
+            EquivarianceCheck::LieDerivative(s) => EquivarianceOutcome::LieDerivative(
+                lie_derivative::run(&ctx, &spec.name, s, &mut progress)?,
+            ),
+            EquivarianceCheck::WorstCase(s) => {
+                EquivarianceOutcome::WorstCase(worst_case::run(&ctx, &spec.name, s, &mut progress)?)
+            }
+        };
+        bar.advance(1.0);
+        let seconds = t.elapsed().as_secs_f64();
+        match &mut outcome {
+            EquivarianceOutcome::Consistency(o) => o.seconds = seconds,
+            EquivarianceOutcome::LieDerivative(o) => o.seconds = seconds,
+            EquivarianceOutcome::WorstCase(o) => o.seconds = seconds,
+        }
+        results.equivariance.push(outcome);
+    }
+    sink.on_finish();
+    results.total_seconds = started.elapsed().as_secs_f64();
+    Ok(results)
+}
+
+/// Turns a check's share of work done into the sink's per-input units.
+struct ProgressAdapter<'s> {
+    sink: &'s mut dyn Sink,
+    name: String,
+    units: usize,
+    reported: usize,
+}
+
+impl<'s> ProgressAdapter<'s> {
+    fn new(sink: &'s mut dyn Sink, name: &str, units: usize) -> Self {
+        sink.on_check_start(name, 0, units);
+        ProgressAdapter {
+            sink,
+            name: name.to_string(),
+            units,
+            reported: 0,
+        }
+    }
+
+    fn advance(&mut self, fraction: f64) {
+        let target = ((fraction.clamp(0.0, 1.0) * self.units as f64) as usize).min(self.units);
+        if target > self.reported {
+            self.sink.on_check_done(&self.name, target - self.reported);
+            self.reported = target;
+        }
+    }
+}

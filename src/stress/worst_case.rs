@@ -1,0 +1,167 @@
+//! Worst case over a grid of rigid transformations per input: every
+//! (angle, dx, dy) of the plan's grid, applied in one bilinear resampling
+//! with zero fill ([`transform::rigid`](super::transform::rigid), the
+//! transformation of Engstrom et al.'s spatial attack, which the attacks
+//! module shares). An input counts as robust when every grid point is
+//! classified correctly; its worst point is the misclassified one with the
+//! lowest true-class probability, else the point with the lowest true-class
+//! probability.
+
+use super::plan::WorstCaseSpec;
+use super::transform::rigid;
+use super::types::{Example, SampleWorstCase, WorstCaseSummary};
+use super::{softmax64, Context, Outcome, Progress};
+use crate::audit::clean::argmax;
+use crate::error::Result;
+
+/// One grid point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GridPoint {
+    /// Rotation, degrees, counter-clockwise positive.
+    pub angle_deg: f64,
+    /// Translation right, pixels.
+    pub dx: f64,
+    /// Translation down, pixels.
+    pub dy: f64,
+}
+
+impl GridPoint {
+    /// `angle=+15,dx=-2,dy=+0`.
+    pub fn label(&self) -> String {
+        format!(
+            "angle={:+},dx={:+},dy={:+}",
+            self.angle_deg, self.dx, self.dy
+        )
+    }
+
+    /// Applies it to one `[C, H, W]` image.
+    pub fn apply(&self, x: &[f32], shape: [usize; 3]) -> Vec<f32> {
+        rigid(x, shape, self.angle_deg, self.dx, self.dy)
+    }
+}
+
+/// One input at one grid point.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    correct: bool,
+    true_probability: f64,
+    grid: usize,
+    prediction: u32,
+    confidence: f64,
+}
+
+/// Every (angle, dx, dy) of the spec, angles outermost.
+pub fn grid(spec: &WorstCaseSpec) -> Vec<GridPoint> {
+    let mut g = Vec::new();
+    for &angle_deg in &spec.angles_deg {
+        for &dx in &spec.shifts_px {
+            for &dy in &spec.shifts_px {
+                g.push(GridPoint { angle_deg, dx, dy });
+            }
+        }
+    }
+    g
+}
+
+/// Runs a `kind = "worst_case"` entry.
+pub fn run(
+    ctx: &Context,
+    name: &str,
+    spec: &WorstCaseSpec,
+    progress: Progress,
+) -> Result<Outcome<WorstCaseSummary, SampleWorstCase>> {
+    let points = grid(spec);
+    let n = ctx.len();
+    let shape = ctx.shape();
+    let per = ctx.item_len();
+    let labels = &ctx.data.labels;
+    let mut worst: Vec<Option<Point>> = vec![None; n];
+    for first in (0..n).step_by(ctx.batch_size) {
+        let len = ctx.batch_size.min(n - first);
+        let x = &ctx.data.pixels[first * per..(first + len) * per];
+        for (g, point) in points.iter().enumerate() {
+            let moved: Vec<f32> = x
+                .chunks(per)
+                .flat_map(|img| point.apply(img, shape))
+                .collect();
+            for (k, z) in ctx.logits_data(&moved)?.iter().enumerate() {
+                let i = first + k;
+                let p = softmax64(z);
+                let pred = argmax(z);
+                let candidate = Point {
+                    correct: pred == labels[i],
+                    true_probability: p[labels[i] as usize],
+                    grid: g,
+                    prediction: pred,
+                    confidence: p[pred as usize],
+                };
+                // Misclassified first, then the lowest true-class probability.
+                let better = match &worst[i] {
+                    None => true,
+                    Some(w) => {
+                        (candidate.correct, candidate.true_probability)
+                            < (w.correct, w.true_probability)
+                    }
+                };
+                if better {
+                    worst[i] = Some(candidate);
+                }
+            }
+        }
+        progress((first + len) as f64 / n as f64);
+    }
+    let worst: Vec<Point> = worst
+        .into_iter()
+        .map(|w| w.expect("a non-empty grid"))
+        .collect();
+    let mut examples = Vec::new();
+    let mut pixels = Vec::new();
+    for (i, w) in worst.iter().enumerate() {
+        if examples.len() >= spec.examples {
+            break;
+        }
+        if ctx.clean_prediction(i) == labels[i] && !w.correct {
+            examples.push(Example {
+                index: i,
+                transform: Some(points[w.grid].label()),
+                prediction: w.prediction,
+                confidence: w.confidence as f32,
+            });
+            pixels.extend(points[w.grid].apply(ctx.data.item(i), shape));
+        }
+    }
+    let clean_correct = (0..n)
+        .filter(|&i| ctx.clean_prediction(i) == labels[i])
+        .count();
+    let robust = worst.iter().filter(|w| w.correct).count();
+    let tensors = if pixels.is_empty() {
+        Vec::new()
+    } else {
+        vec![(format!("equivariance/{name}"), ctx.images_tensor(&pixels)?)]
+    };
+    Ok(Outcome {
+        summary: WorstCaseSummary {
+            name: name.to_string(),
+            grid_size: points.len(),
+            clean_accuracy: clean_correct as f64 / n as f64,
+            worst_case_accuracy: robust as f64 / n as f64,
+            mean_worst_true_class_probability: super::mean(
+                &worst.iter().map(|w| w.true_probability).collect::<Vec<_>>(),
+            ),
+            examples,
+        },
+        samples: worst
+            .iter()
+            .map(|w| SampleWorstCase {
+                name: name.to_string(),
+                transform: points[w.grid].label(),
+                prediction: w.prediction,
+                confidence: w.confidence as f32,
+                true_class_probability: w.true_probability as f32,
+            })
+            .collect(),
+        tensors,
+        warnings: Vec::new(),
+        seconds: 0.0,
+    })
+}
