@@ -253,7 +253,8 @@ def main():
             ours = np.array([s["equivariance"]["lie_derivative"][k]["values"][j] for s in report["samples"]])
             rel = np.abs(ref - ours) / np.maximum(np.abs(ref), 1e-12)
             print(f"{entry['name']:<24} {t['transform']:<12} mean torch {ref.mean():.6f} ours {ours.mean():.6f}; "
-                  f"per-input relative diff median {np.median(rel):.1e}, 99th pct {np.percentile(rel, 99):.1e}")
+                  f"per-input relative diff median {np.median(rel):.1e}, 99th pct {np.percentile(rel, 99):.1e}, "
+                  f"max {rel.max():.1e} (abs {np.abs(ref - ours).max():.1e})")
 
 
 if __name__ == "__main__":

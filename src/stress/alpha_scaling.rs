@@ -87,14 +87,19 @@ pub fn scale_inputs(
         let mut cl = vec![Vec::with_capacity(spec.alphas.len()); len];
         for &a in &spec.alphas {
             let factors = vec![a; len];
-            for (row, c) in sc
-                .iter_mut()
-                .zip(confidences(&scaled(chunk, per, &factors, None))?)
-            {
+            let plain = scaled(chunk, per, &factors, None);
+            let conf = confidences(&plain)?;
+            let clipped = scaled(chunk, per, &factors, Some(range));
+            // Where nothing was clipped (α = 1 on valid inputs) the pass is the same.
+            let conf_clipped = if clipped == plain {
+                conf.clone()
+            } else {
+                confidences(&clipped)?
+            };
+            for (row, c) in sc.iter_mut().zip(conf) {
                 row.push(c);
             }
-            let clipped = scaled(chunk, per, &factors, Some(range));
-            for (row, c) in cl.iter_mut().zip(confidences(&clipped)?) {
+            for (row, c) in cl.iter_mut().zip(conf_clipped) {
                 row.push(c);
             }
         }

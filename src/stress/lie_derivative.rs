@@ -228,7 +228,7 @@ pub fn run(
     let samples = (0..n)
         .map(|i| SampleLieDerivative {
             name: name.to_string(),
-            values: values.iter().map(|v| v[i]).collect(),
+            values: values.iter().map(|v| v[i] as f32).collect(),
         })
         .collect();
     Ok(Outcome {

@@ -833,6 +833,22 @@ mod tests {
     }
 
     #[test]
+    fn shipped_plans_hold_stress_and_equivariance_entries() {
+        let plan = crate::audit::plan::Plan::default_plan();
+        assert_eq!((plan.stress.len(), plan.equivariance.len()), (4, 6));
+        for file in ["quick.toml", "stress-parity.toml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("attacks")
+                .join(file);
+            let plan = crate::audit::plan::Plan::from_file(&path).unwrap();
+            assert!(
+                !plan.stress.is_empty() && !plan.equivariance.is_empty(),
+                "{file}"
+            );
+        }
+    }
+
+    #[test]
     fn specs_round_trip_through_json() {
         let (s, q) = parse_text(
             "[[stress]]\nname = \"c\"\nkind = \"corruptions\"\ncorruptions = [\"fog\", \"jpeg\"]\n\

@@ -371,7 +371,7 @@ pub struct SampleLieDerivative {
     /// Entry name.
     pub name: String,
     /// Mean over classes of |d softmax/dt| per transformation, in the summary's order.
-    pub values: Vec<f64>,
+    pub values: Vec<f32>,
 }
 
 /// One input's worst grid point.

@@ -256,8 +256,9 @@ fn exact_and_finite_difference_lie_derivatives_agree_on_a_smooth_model() {
                 .unwrap();
         let approx = lie_derivative::run(&ctx, "l", &fd, &mut |_| {}).unwrap();
         for (e, a) in exact.samples.iter().zip(&approx.samples) {
-            for (x, y) in e.values.iter().zip(&a.values) {
-                assert!(*x > 1e-3, "{x}");
+            for (&x, &y) in e.values.iter().zip(&a.values) {
+                let (x, y) = (x as f64, y as f64);
+                assert!(x > 1e-3, "{x}");
                 // Bilinear resampling has a kink at t = 0, so the central
                 // difference is off by O(h) (observed: < 1%).
                 assert!(
