@@ -83,6 +83,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
     let model = load_model(&opts.model, opts.arch.as_deref())?;
     let net = &model.network;
     plan.check_against(net.num_classes(), &plan_origin)?;
+    crate::attribution::plan::check_against(&mut plan, net.spec(), &plan_origin)?;
     let request = DataRequest {
         path: opts.data.as_deref(),
         resize: opts.resize,
@@ -109,9 +110,13 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
     tempfile::NamedTempFile::new_in(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
 
     let results = run_audit(net, &data, &plan, sink)?;
+    let attributions =
+        crate::attribution::run::run_attributions(net, &data, &plan, &results, sink)?;
     let tensors_path = sidecar_path(&report_path);
-    write_tensors(&tensors_path, &sidecar_tensors(&results, data.shape)?)?;
-    let report = build_report(&ReportInputs {
+    let mut tensors = sidecar_tensors(&results, data.shape)?;
+    tensors.extend(crate::attribution::report::sidecar_tensors(&attributions)?);
+    write_tensors(&tensors_path, &tensors)?;
+    let mut report = build_report(&ReportInputs {
         model_path: &opts.model.display().to_string(),
         model: &model,
         data: &data,
@@ -122,10 +127,17 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned()),
     });
+    crate::attribution::report::fill(&mut report, &attributions);
     write_report(&report_path, &report)?;
     let images_written = match &opts.save_images {
         Some(dir) => {
             crate::report::images::save_images(dir, &results, data.shape, net.input_range())?
+                + crate::attribution::images::save_heatmaps(
+                    dir,
+                    &attributions,
+                    &results,
+                    net.input_range(),
+                )?
         }
         None => 0,
     };
@@ -168,6 +180,7 @@ pub fn summary_table(report: &Report) -> String {
             median.map_or("-".to_string(), |m| format!("{m:.4}"))
         ));
     }
+    out.push_str(&crate::attribution::report::summary_lines(report));
     for w in &report.warnings {
         out.push_str(&format!("\nwarning: {w}"));
     }

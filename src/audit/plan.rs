@@ -23,6 +23,9 @@ pub struct Plan {
     pub batch_size: usize,
     /// The attacks, in order.
     pub attacks: Vec<AttackSpec>,
+    /// The attribution methods (`[[attribution]]`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributions: Vec<crate::attribution::plan::AttributionSpec>,
 }
 
 /// One attack entry, defaults resolved.
@@ -218,14 +221,23 @@ impl Plan {
                 ))
             }
         };
+        let attribution_entries = top.remove("attribution");
         if let Some(key) = top.keys().next() {
             return Err(plan_err(
                 origin,
-                format!("unknown top-level key `{key}` (known: seed, batch_size, attack)"),
+                format!(
+                    "unknown top-level key `{key}` (known: seed, batch_size, attack, attribution)"
+                ),
             ));
         }
-        if entries.is_empty() {
-            return Err(plan_err(origin, "no [[attack]] entries"));
+        let no_attributions = attribution_entries
+            .as_ref()
+            .is_none_or(|v| v.as_array().is_some_and(|a| a.is_empty()));
+        if entries.is_empty() && no_attributions {
+            return Err(plan_err(
+                origin,
+                "no entries at all (add [[attack]] or [[attribution]] tables)",
+            ));
         }
         let mut attacks: Vec<AttackSpec> = Vec::new();
         for (i, item) in entries.into_iter().enumerate() {
@@ -258,10 +270,13 @@ impl Plan {
             }
             attacks.push(spec);
         }
+        let attributions =
+            crate::attribution::plan::parse_attributions(attribution_entries, origin, &attacks)?;
         Ok(Plan {
             seed,
             batch_size,
             attacks,
+            attributions,
         })
     }
 

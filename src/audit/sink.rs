@@ -53,6 +53,8 @@ impl Default for ProgressSink {
 
 impl Sink for ProgressSink {
     fn on_start(&mut self, inputs: usize, checks: &[String]) {
+        // A later phase (attributions after attacks) starts a fresh bar.
+        self.bar.reset();
         // One unit per input per check, the clean pass included.
         self.bar.set_length((inputs * (checks.len() + 1)) as u64);
     }

@@ -152,6 +152,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                     perturbation_l2: a.l2[i],
                 })
                 .collect(),
+            attributions: Vec::new(),
         })
         .collect();
 
@@ -190,11 +191,13 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                     seconds: a.seconds,
                 })
                 .collect(),
+            attributions: Vec::new(),
         },
         summary: Summary {
             count: n,
             clean_accuracy,
             attacks: summaries,
+            attributions: Vec::new(),
         },
         samples,
         warnings,

@@ -93,6 +93,9 @@ pub struct Timings {
     pub clean_seconds: f64,
     /// Per attack, in plan order.
     pub attacks: Vec<AttackTiming>,
+    /// Per attribution entry, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributions: Vec<crate::attribution::report::AttributionTiming>,
 }
 
 /// One attack's time.
@@ -115,6 +118,9 @@ pub struct Summary {
     pub clean_accuracy: f64,
     /// One entry per attack, in plan order.
     pub attacks: Vec<AttackSummary>,
+    /// One entry per attribution entry of the plan, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributions: Vec<crate::attribution::report::AttributionSummary>,
 }
 
 /// One attack's aggregate results.
@@ -175,6 +181,9 @@ pub struct SampleRecord {
     pub top5: Vec<ClassProbability>,
     /// One entry per attack, in plan order.
     pub attacks: Vec<SampleAttack>,
+    /// One entry per attribution entry of the plan, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributions: Vec<crate::attribution::report::SampleAttribution>,
 }
 
 /// One input under one attack.

@@ -61,6 +61,7 @@ fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
         seed: 7,
         batch_size,
         attacks,
+        attributions: Vec::new(),
     }
 }
 
