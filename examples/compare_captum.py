@@ -26,6 +26,12 @@ difference of the convergence deltas.
     cargo run --release -- run assets/mnist_cnn.safetensors \
         --plan attacks/captum-parity.toml --limit 32 --out reports/captum-parity.json
     python examples/compare_captum.py assets/mnist_cnn.safetensors reports/captum-parity.json
+
+With --fixture OUT it instead writes the Captum references the Rust tests
+check against (tests/fixtures/attributions.captum.safetensors, see
+tests/fixtures/README.md):
+
+    python examples/compare_captum.py --fixture tests/fixtures/attributions.captum.safetensors
 """
 
 import argparse
@@ -66,11 +72,68 @@ def layer_module(model, path):
     return m
 
 
+def write_fixture(out):
+    """Captum references for the Rust tests, on the shipped CNN (12 digits of
+    the shipped sample, explained for their labels) and on tiny_all_ops
+    (Grad-CAM on layers inside residual blocks)."""
+    from safetensors.torch import save_file
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    t = {}
+    model = export_pytorch.load(os.path.join(root, "assets/mnist_cnn.safetensors"))
+    images = export_pytorch.read_idx(os.path.join(root, "assets/mnist-sample/sample-images-idx3-ubyte.gz"))
+    labels = export_pytorch.read_idx(os.path.join(root, "assets/mnist-sample/sample-labels-idx1-ubyte.gz"))
+    n = 12
+    x = torch.from_numpy(images[:n].astype(np.float32) / 255.0).unsqueeze(1)
+    y = torch.from_numpy(labels[:n].astype(np.int64))
+    t["cnn/x"], t["cnn/labels"] = x, y.float()
+    ig, delta = IntegratedGradients(model).attribute(
+        x.clone(), target=y, n_steps=50, method="gausslegendre", return_convergence_delta=True)
+    t["cnn/ig"], t["cnn/ig_delta"] = ig.detach(), delta.detach().float()
+    t["cnn/saliency_abs"] = Saliency(model).attribute(x.clone().requires_grad_(), target=y, abs=True).detach()
+    samples, stdev = 5, 0.2
+    noise = torch.randn((n * samples,) + tuple(x.shape[1:])) * stdev
+    t["cnn/smoothgrad_noise"] = noise.reshape((n, samples) + tuple(x.shape[1:]))
+    real_normal = torch.normal
+    torch.normal = lambda mean, std, *a, **k: noise.clone()
+    try:
+        for nt_type, abs_ in [("smoothgrad", False), ("smoothgrad_sq", True)]:
+            t[f"cnn/{nt_type}"] = NoiseTunnel(Saliency(model)).attribute(
+                x.clone(), nt_type=nt_type, nt_samples=samples, stdevs=stdev, target=y, abs=abs_).detach()
+    finally:
+        torch.normal = real_normal
+    t["cnn/occlusion"] = Occlusion(model).attribute(
+        x.clone(), sliding_window_shapes=(1, 4, 4), strides=(1, 2, 2), baselines=0.0, target=y).detach()
+    for path in ["3", "4"]:
+        cam = LayerGradCam(model, layer_module(model, path)).attribute(x.clone(), target=y, relu_attributions=True)
+        t[f"cnn/grad_cam_{path}"] = LayerAttribution.interpolate(cam, (28, 28), interpolate_mode="bilinear").detach()
+
+    tiny = export_pytorch.load(os.path.join(root, "tests/fixtures/tiny_all_ops.safetensors"))
+    xt = torch.rand(4, 3, 12, 12)
+    yt = torch.tensor([0, 1, 2, 4])
+    t["tiny/x"], t["tiny/labels"] = xt, yt.float()
+    for path in ["4.body.3", "4.activation.0", "6.shortcut.1"]:
+        cam = LayerGradCam(tiny, layer_module(tiny, path)).attribute(xt.clone(), target=yt, relu_attributions=False)
+        t[f"tiny/grad_cam_{path}"] = LayerAttribution.interpolate(cam, (12, 12), interpolate_mode="nearest").detach()
+    save_file({k: v.contiguous().float() for k, v in t.items()}, out)
+    for k, v in sorted(t.items()):
+        print(f"{k:<28} {tuple(v.shape)}")
+    print(f"wrote {out} ({os.path.getsize(out)} bytes)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
-    ap.add_argument("report")
+    ap.add_argument("model", nargs="?")
+    ap.add_argument("report", nargs="?")
+    ap.add_argument("--fixture", metavar="OUT", help="write the Captum references for the Rust tests")
     args = ap.parse_args()
+    if args.fixture:
+        write_fixture(args.fixture)
+        return
+    if not (args.model and args.report):
+        ap.error("MODEL and REPORT are required (or --fixture OUT)")
 
     model = export_pytorch.load(args.model)
     report = json.load(open(args.report))

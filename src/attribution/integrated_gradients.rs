@@ -13,7 +13,7 @@
 
 use super::{
     check_batch, class_logits, logit_gradient, tensor4, tile_classes, Attribution, ExplainBatch,
-    Explanation, Purpose, MAX_ROWS,
+    Explanation, Purpose, MAX_GRAD_ROWS,
 };
 use crate::error::{Error, Result};
 use crate::model::Classifier;
@@ -274,7 +274,7 @@ impl Attribution for IntegratedGradients {
         let base = self.baseline.values(&x, shape, model.input_range(), batch);
         let diff: Vec<f32> = x.iter().zip(&base).map(|(a, b)| a - b).collect();
         let (alphas, weights) = self.integration.alphas_and_weights(self.steps);
-        let per_call = (MAX_ROWS / n.max(1)).max(1);
+        let per_call = (MAX_GRAD_ROWS / n.max(1)).max(1);
         let mut total = vec![0f32; len];
         for first in (0..self.steps).step_by(per_call) {
             let count = per_call.min(self.steps - first);

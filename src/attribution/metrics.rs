@@ -17,7 +17,7 @@
 //!
 //! A pixel's score is the sum of its channels' attributions.
 
-use super::{tensor4, MAX_ROWS};
+use super::{tensor4, MAX_FORWARD_ROWS};
 use crate::audit::clean::softmax;
 use crate::error::Result;
 use crate::model::Classifier;
@@ -89,7 +89,7 @@ pub fn perturbation_curves(
     let total = n * points;
     let mut row = 0;
     while row < total {
-        let count = MAX_ROWS.min(total - row);
+        let count = MAX_FORWARD_ROWS.min(total - row);
         let mut values = Vec::with_capacity(count * per);
         for r in row..row + count {
             let (i, t) = (r / points, r % points);

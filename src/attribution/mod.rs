@@ -11,6 +11,7 @@
 //! numbers from per-input generators keyed by the seed, the plan entry and the
 //! input's position, so maps never depend on the batch size.
 
+pub mod bench;
 pub mod gradcam;
 pub mod images;
 pub mod input_x_gradient;
@@ -29,9 +30,15 @@ use crate::error::{Error, Result};
 use crate::model::{Classifier, InputGradient, Objective};
 use crate::rng::Rng;
 
-/// Rows (inputs × steps or samples) per model call when a method expands a
-/// batch: bounds memory; results do not depend on it.
-pub const MAX_ROWS: usize = 800;
+/// Rows (inputs × steps or samples) per gradient call when a method expands
+/// a batch: bounds memory (autograd keeps every activation of every row), at
+/// twice the default batch so a batch of 100 takes two IG steps per call.
+/// Results do not depend on it.
+pub const MAX_GRAD_ROWS: usize = 200;
+
+/// Rows per forward-only call (deletion/insertion curves, occlusion), which
+/// keep no graph.
+pub const MAX_FORWARD_ROWS: usize = 500;
 
 /// What a per-input generator is used for, so the streams never overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

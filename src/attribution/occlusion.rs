@@ -7,7 +7,7 @@
 
 use super::{
     check_batch, class_logits, tensor4, tile_classes, Attribution, ExplainBatch, Explanation,
-    MAX_ROWS,
+    MAX_FORWARD_ROWS,
 };
 use crate::error::{Error, Result};
 use crate::model::Classifier;
@@ -88,7 +88,7 @@ impl Attribution for Occlusion {
                 }
             }
         }
-        let per_call = (MAX_ROWS / n.max(1)).max(1);
+        let per_call = (MAX_FORWARD_ROWS / n.max(1)).max(1);
         for first in (0..windows.len()).step_by(per_call) {
             let chunk = &windows[first..(first + per_call).min(windows.len())];
             let mut rows = Vec::with_capacity(chunk.len() * n * per);

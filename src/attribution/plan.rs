@@ -70,8 +70,11 @@ pub struct AttributionSpec {
     pub target: AttributionTarget,
     /// Attacks whose adversarial inputs are explained too, in plan order.
     pub on: Vec<String>,
-    /// Metrics computed for every map.
+    /// Metrics computed for the maps `metrics_on` selects.
     pub metrics: Vec<String>,
+    /// `all` maps, or only the `clean` ones (the attacks' maps still get the
+    /// top-k overlap and Spearman correlation).
+    pub metrics_on: String,
     /// Share of pixels compared between clean and adversarial maps (top-k overlap).
     pub top_k_fraction: f64,
     /// Saliency / SmoothGrad: absolute gradients.
@@ -134,9 +137,15 @@ pub struct AttributionSpec {
 }
 
 impl AttributionSpec {
-    /// Whether the entry computes `metric`.
+    /// Whether the entry computes `metric` (on the clean maps at least).
     pub fn wants(&self, metric: &str) -> bool {
         self.metrics.iter().any(|m| m == metric)
+    }
+
+    /// Whether the entry computes `metric` on the maps of `variant`
+    /// (`clean` or an attack).
+    pub fn wants_on(&self, metric: &str, variant: &str) -> bool {
+        self.wants(metric) && (variant == "clean" || self.metrics_on == "all")
     }
 
     /// The runnable method for inputs of `input_hw` (height, width).
@@ -211,6 +220,7 @@ const COMMON_KEYS: &[&str] = &[
     "target",
     "on",
     "metrics",
+    "metrics_on",
     "top_k_fraction",
     "curve_steps",
     "curve_baseline",
@@ -548,6 +558,9 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
                 .collect()
         }
     };
+    let metrics_on = e
+        .choice("metrics_on", &["all", "clean"])?
+        .unwrap_or_else(|| "all".into());
     let top_k_fraction = e.positive_float("top_k_fraction")?.unwrap_or(0.05);
     if top_k_fraction > 1.0 {
         return Err(e.err(
@@ -561,6 +574,7 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
         target,
         on,
         metrics,
+        metrics_on,
         top_k_fraction,
         abs: None,
         steps: None,
@@ -893,6 +907,12 @@ mod tests {
         assert!(e.contains("`name`") && e.contains("slashes"), "{e}");
         let e = err("[[attribution]]\nmethod = \"saliency\"\n");
         assert!(e.contains("`name`") && e.contains("missing"), "{e}");
+        let e = err("[[attribution]]\nname = \"x\"\nmethod = \"saliency\"\nmetrics_on = \"adv\"\n");
+        assert!(e.contains("`metrics_on`") && e.contains("adv"), "{e}");
+        let e = err(
+            "[[attribution]]\nname = \"x\"\nmethod = \"saliency\"\nmetrics = []\ncurve_steps = 3\n",
+        );
+        assert!(e.contains("`curve_steps`") && e.contains("deletion"), "{e}");
         let e = err("attribution = 3\n");
         assert!(e.contains("[[attribution]]"), "{e}");
         let e = err("seed = 1\n");

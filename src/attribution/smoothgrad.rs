@@ -8,9 +8,12 @@
 //! exactly the same noise.
 
 use super::{
-    check_batch, logit_gradient, tensor4, Attribution, ExplainBatch, Explanation, Purpose, MAX_ROWS,
+    check_batch, logit_gradient, tensor4, Attribution, ExplainBatch, Explanation, Purpose,
+    MAX_GRAD_ROWS,
 };
-use crate::error::Result;
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
 use crate::model::Classifier;
 
 /// Captum's `nt_type`s this build implements.
@@ -51,24 +54,31 @@ pub struct SmoothGrad {
     pub keep_noise: bool,
 }
 
-impl Attribution for SmoothGrad {
-    fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation> {
+impl SmoothGrad {
+    /// The maps for the batch with the given `noise` (`[N, samples, C, H, W]`
+    /// row-major, already scaled by the standard deviation): what
+    /// [`Attribution::explain`] computes after drawing it, public so that
+    /// noise drawn elsewhere (Captum's, in the tests) can be replayed.
+    pub fn smooth(
+        &self,
+        model: &dyn Classifier,
+        batch: &ExplainBatch,
+        noise: &[f32],
+    ) -> Result<Tensor> {
         let shape = check_batch(model, batch)?;
         let [n, c, h, w] = shape;
         let per = c * h * w;
-        let x: Vec<f32> = batch.x.flatten_all()?.to_vec1()?;
         let s = self.samples.max(1);
-        // Noise per input, sample-major: noise[(i·S + s)·per + j].
-        let mut noise = Vec::with_capacity(n * s * per);
-        for i in 0..n {
-            let mut rng = batch.rng(i, Purpose::Noise);
-            for _ in 0..s * per {
-                noise.push(self.stdev * rng.normal());
-            }
+        if noise.len() != n * s * per {
+            return Err(Error::Invalid(format!(
+                "smoothgrad: {} noise values for {n} inputs × {s} samples × {per}",
+                noise.len()
+            )));
         }
+        let x: Vec<f32> = batch.x.flatten_all()?.to_vec1()?;
         // Rows are (input, sample) pairs in that order, as Captum's
         // `repeat_interleave`; calls take whole inputs.
-        let inputs_per_call = (MAX_ROWS / s).max(1);
+        let inputs_per_call = (MAX_GRAD_ROWS / s).max(1);
         let mut sum = vec![0f32; n * per];
         for first in (0..n).step_by(inputs_per_call) {
             let count = inputs_per_call.min(n - first);
@@ -104,8 +114,25 @@ impl Attribution for SmoothGrad {
             }
         }
         let maps: Vec<f32> = sum.iter().map(|v| v / s as f32).collect();
+        tensor4(maps, shape)
+    }
+}
+
+impl Attribution for SmoothGrad {
+    fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation> {
+        let [n, c, h, w] = check_batch(model, batch)?;
+        let per = c * h * w;
+        let s = self.samples.max(1);
+        // Noise per input, sample-major: noise[(i·S + s)·per + j].
+        let mut noise = Vec::with_capacity(n * s * per);
+        for i in 0..n {
+            let mut rng = batch.rng(i, Purpose::Noise);
+            for _ in 0..s * per {
+                noise.push(self.stdev * rng.normal());
+            }
+        }
         Ok(Explanation {
-            maps: tensor4(maps, shape)?,
+            maps: self.smooth(model, batch, &noise)?,
             convergence_delta: None,
             noise: self.keep_noise.then_some(noise),
         })
