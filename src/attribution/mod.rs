@@ -4,7 +4,7 @@
 //! following Captum's definitions so users can cross-check; `metrics` holds
 //! the quality measures (completeness, deletion/insertion, max-sensitivity,
 //! sparseness) and the clean-versus-adversarial comparisons; `plan`, `run`,
-//! `report` and `images` plug them into an audit.
+//! `report` and `images` plug them into an audit; `bench` times them.
 //!
 //! Every method explains the logit of one class per input (Captum's
 //! `target`), returns a map shaped like the input, and draws any random

@@ -795,14 +795,14 @@ fn last_conv(layers: &[LayerSpec], prefix: &str) -> Option<String> {
         match layer {
             LayerSpec::Conv2d { .. } => found = Some(path),
             LayerSpec::Residual { body, shortcut, .. } => {
-                if let Some(p) = last_conv(body, &format!("{path}.body.")) {
-                    found = Some(p);
-                }
-                if let Some(p) = shortcut
-                    .as_ref()
-                    .and_then(|s| last_conv(s, &format!("{path}.shortcut.")))
-                {
-                    found.get_or_insert(p);
+                // The main branch's last conv, else the projection's.
+                let inner = last_conv(body, &format!("{path}.body.")).or_else(|| {
+                    shortcut
+                        .as_ref()
+                        .and_then(|s| last_conv(s, &format!("{path}.shortcut.")))
+                });
+                if inner.is_some() {
+                    found = inner;
                 }
             }
             _ => {}
@@ -962,5 +962,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`window`") && e.contains("28×28"), "{e}");
+    }
+
+    #[test]
+    fn grad_cam_defaults_to_the_last_conv_even_inside_residual_blocks() {
+        let spec = crate::model::load_model(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/tiny_all_ops.safetensors"),
+            None,
+        )
+        .unwrap()
+        .network
+        .spec()
+        .clone();
+        let mut p = plan("[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\n").unwrap();
+        check_against(&mut p, &spec, "p.toml").unwrap();
+        assert_eq!(p.attributions[0].layer.as_deref(), Some("6.body.3"));
     }
 }
