@@ -82,7 +82,8 @@ pub enum Command {
     },
     /// Print the JSON Schema of the report (as in reports/schema.json).
     Schema,
-    /// Measure PGD-40 L∞ throughput (images/second) on a model.
+    /// Measure PGD-40 L∞ throughput (images/second) on a model, or with
+    /// --attributions the cost per input of each attribution method.
     Bench {
         /// The model (.safetensors).
         model: PathBuf,
@@ -101,5 +102,8 @@ pub enum Command {
         /// PGD steps.
         #[arg(long, default_value_t = 40)]
         steps: usize,
+        /// Time each attribution method and metric per input instead.
+        #[arg(long)]
+        attributions: bool,
     },
 }

@@ -5,6 +5,8 @@
 //!   PyTorch-exact gradients, and the [`model::Classifier`] boundary;
 //! - [`data`]: MNIST IDX files and image folders;
 //! - [`attack`]: FGSM and PGD, one file each;
+//! - [`attribution`]: per-input attribution maps, one file per method, their
+//!   quality metrics and how attacks move them;
 //! - [`audit`]: plans, and running them over a dataset batch by batch;
 //! - [`report`]: the versioned JSON report, its tensor sidecar and PNG export;
 //! - [`stress`]: extrapolation stress tests and equivariance checks;
@@ -17,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod attack;
+pub mod attribution;
 pub mod audit;
 pub mod bench;
 pub mod data;

@@ -105,7 +105,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             batch_size,
             steps,
+            attributions,
         } => {
+            if attributions {
+                let text = xai_audit::attribution::bench::attribution_costs(
+                    &model,
+                    arch.as_deref(),
+                    data.as_deref(),
+                    limit,
+                    batch_size,
+                )?;
+                print_stdout(&text)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let text = xai_audit::bench::pgd_throughput(
                 &model,
                 arch.as_deref(),

@@ -83,6 +83,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
     let model = load_model(&opts.model, opts.arch.as_deref())?;
     let net = &model.network;
     plan.check_against(net.num_classes(), &plan_origin)?;
+    crate::attribution::plan::check_against(&mut plan, net.spec(), &plan_origin)?;
     let request = DataRequest {
         path: opts.data.as_deref(),
         resize: opts.resize,
@@ -111,9 +112,12 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
     let results = run_audit(net, &data, &plan, sink)?;
     let sanity = super::sanity::sanity_checks(net, &data, &plan, &results)?;
     let stress = crate::stress::run_stress(net, &data, &plan, sink)?;
+    let attributions =
+        crate::attribution::run::run_attributions(net, &data, &plan, &results, sink)?;
     let tensors_path = sidecar_path(&report_path);
     let mut tensors = sidecar_tensors(&results, data.shape)?;
     tensors.extend(crate::stress::report::sidecar_tensors(&stress));
+    tensors.extend(crate::attribution::report::sidecar_tensors(&attributions)?);
     write_tensors(&tensors_path, &tensors)?;
     let mut report = build_report(&ReportInputs {
         model_path: &opts.model.display().to_string(),
@@ -126,13 +130,19 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned()),
     });
-
     report.summary.sanity = sanity;
     crate::stress::report::fill(&mut report, &stress);
+    crate::attribution::report::fill(&mut report, &attributions);
     write_report(&report_path, &report)?;
     let images_written = match &opts.save_images {
         Some(dir) => {
             crate::report::images::save_images(dir, &results, data.shape, net.input_range())?
+                + crate::attribution::images::save_heatmaps(
+                    dir,
+                    &attributions,
+                    &results,
+                    net.input_range(),
+                )?
         }
         None => 0,
     };
@@ -189,6 +199,7 @@ pub fn summary_table(report: &Report) -> String {
         out.push('\n');
     }
     out.push_str(&crate::stress::report::summary_lines(report));
+    out.push_str(&crate::attribution::report::summary_lines(report));
     for w in &report.warnings {
         out.push_str(&format!("\nwarning: {w}"));
     }

@@ -34,6 +34,9 @@ pub struct Plan {
     /// The `[[equivariance]]` entries, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub equivariance: Vec<crate::stress::plan::EquivarianceSpec>,
+    /// The attribution methods (`[[attribution]]`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributions: Vec<crate::attribution::plan::AttributionSpec>,
 }
 
 /// One attack entry, defaults resolved.
@@ -356,16 +359,20 @@ impl Plan {
             }
         };
         let (stress, equivariance) = crate::stress::plan::parse(&mut top, origin)?;
+        let attribution_entries = top.remove("attribution");
         if let Some(key) = top.keys().next() {
             return Err(plan_err(
                 origin,
-                format!("unknown top-level key `{key}` (known: seed, batch_size, attack, stress, equivariance)"),
+                format!("unknown top-level key `{key}` (known: seed, batch_size, attack, attribution, stress, equivariance)"),
             ));
         }
-        if entries.is_empty() && stress.is_empty() && equivariance.is_empty() {
+        let no_attributions = attribution_entries
+            .as_ref()
+            .is_none_or(|v| v.as_array().is_some_and(|a| a.is_empty()));
+        if entries.is_empty() && no_attributions && stress.is_empty() && equivariance.is_empty() {
             return Err(plan_err(
                 origin,
-                "no entries at all ([[attack]], [[stress]], [[equivariance]])",
+                "no entries at all ([[attack]], [[attribution]], [[stress]], [[equivariance]])",
             ));
         }
         let mut attacks: Vec<AttackSpec> = Vec::new();
@@ -401,12 +408,15 @@ impl Plan {
                 attacks.push(spec);
             }
         }
+        let attributions =
+            crate::attribution::plan::parse_attributions(attribution_entries, origin, &attacks)?;
         Ok(Plan {
             seed,
             batch_size,
             attacks,
             stress,
             equivariance,
+            attributions,
         })
     }
 

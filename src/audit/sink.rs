@@ -53,7 +53,7 @@ impl Default for ProgressSink {
 
 impl Sink for ProgressSink {
     fn on_start(&mut self, inputs: usize, checks: &[String]) {
-        // A later phase (stress checks after the attacks) starts a fresh bar.
+        // A later phase (stress checks or attributions after the attacks) starts a fresh bar.
         if self.bar.is_finished() {
             *self = ProgressSink::new();
         }

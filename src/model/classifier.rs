@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 
-use super::layers::{build_layers, forward_all, Layer, WeightSource};
+use super::layers::{build_layers, forward_all, forward_capture, Layer, WeightSource};
 use super::ops;
 use super::spec::ArchSpec;
 use crate::error::{Error, Result};
@@ -62,6 +62,17 @@ pub struct InputGradient {
     pub grad: Tensor,
 }
 
+/// A layer's activation and the gradient of class logits with respect to it.
+#[derive(Debug, Clone)]
+pub struct LayerGradient {
+    /// `[N, K]` logits at the input.
+    pub logits: Tensor,
+    /// The layer's output, `[N, ...]`.
+    pub activation: Tensor,
+    /// `∂ logit / ∂ activation` (each sample's own class), shaped like it.
+    pub grad: Tensor,
+}
+
 /// A batched image classifier: what attacks, attributions and stress tests need.
 pub trait Classifier: Send + Sync {
     /// One input's shape `[C, H, W]`.
@@ -74,6 +85,15 @@ pub trait Classifier: Send + Sync {
     fn logits(&self, x: &Tensor) -> Result<Tensor>;
     /// Logits, objective and input gradient for a batch.
     fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient>;
+    /// The output of the layer at `path` (a spec position such as `3` or
+    /// `5.body.1`) and the gradient of each sample's logit of `classes[i]`
+    /// with respect to it (Grad-CAM). Classifiers without named layers
+    /// refuse.
+    fn layer_gradient(&self, _x: &Tensor, path: &str, _classes: &[u32]) -> Result<LayerGradient> {
+        Err(Error::Invalid(format!(
+            "this classifier does not expose its layers (asked for layer {path})"
+        )))
+    }
 }
 
 /// A network built from an [`ArchSpec`] and its weights.
@@ -150,6 +170,35 @@ impl Network {
             None => x.clone(),
         };
         forward_all(&self.layers, &x)
+    }
+
+    /// The forward pass with the output of the layer at `path` (a spec
+    /// position, as `inspect` lists them) captured as a [`Var`]: returns the
+    /// logits and that variable, so `backward()` from the logits yields the
+    /// gradient with respect to the activation. Nothing before the layer is
+    /// differentiated. An unknown path is an error naming it.
+    pub fn forward_capture(&self, x: &Tensor, path: &str) -> Result<(Tensor, Var)> {
+        self.check_input(x)?;
+        let infos = self.spec.layer_infos().map_err(Error::Invalid)?;
+        if !infos.iter().any(|l| l.path == path) {
+            let known: Vec<&str> = infos.iter().map(|l| l.path.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "no layer at position `{path}` (the model's layers: {})",
+                known.join(", ")
+            )));
+        }
+        let x = match &self.normalize {
+            Some((mean, std)) => x.broadcast_sub(mean)?.broadcast_div(std)?,
+            None => x.clone(),
+        };
+        let mut captured = None;
+        let logits = forward_capture(&self.layers, &x, "", path, &mut captured)?;
+        let var = captured.ok_or_else(|| {
+            Error::Invalid(format!(
+                "layer `{path}` was not reached by the forward pass"
+            ))
+        })?;
+        Ok((logits, var))
     }
 }
 
@@ -259,6 +308,29 @@ impl Classifier for Network {
         Ok(InputGradient {
             logits: logits.detach(),
             value: value.detach(),
+            grad,
+        })
+    }
+
+    fn layer_gradient(&self, x: &Tensor, path: &str, classes: &[u32]) -> Result<LayerGradient> {
+        let n = x.dim(0)?;
+        let k = self.num_classes;
+        if classes.len() != n || classes.iter().any(|&c| c as usize >= k) {
+            return Err(Error::Invalid(format!(
+                "layer gradient: {} classes for a batch of {n} (each below {k})",
+                classes.len()
+            )));
+        }
+        let (logits, var) = self.forward_capture(x, path)?;
+        let value = (&logits * one_hot(classes, k)?)?.sum_all()?;
+        let grads = value.backward()?;
+        let grad = match grads.get(var.as_tensor()) {
+            Some(g) => g.clone(),
+            None => var.as_tensor().zeros_like()?,
+        };
+        Ok(LayerGradient {
+            logits: logits.detach(),
+            activation: var.as_tensor().detach(),
             grad,
         })
     }

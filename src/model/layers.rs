@@ -429,3 +429,59 @@ fn fold_batch_norm(
         Tensor::from_vec(shift, n, &dev)?,
     ))
 }
+
+/// Runs `layers` like [`forward_all`], but replaces the output of the layer at
+/// position `target` (a path such as `3` or `5.body.1`, as in
+/// [`LayerInfo`](super::spec::LayerInfo)) by a fresh [`candle_core::Var`]
+/// holding the same values, and returns it in `captured`. Everything before
+/// that layer is detached, so a `backward()` from the logits gives the
+/// gradient with respect to the activation (what Grad-CAM needs) at the cost
+/// of the layers after it only.
+pub fn forward_capture(
+    layers: &[Layer],
+    x: &Tensor,
+    prefix: &str,
+    target: &str,
+    captured: &mut Option<candle_core::Var>,
+) -> CResult<Tensor> {
+    let mut x = x.clone();
+    for (i, layer) in layers.iter().enumerate() {
+        let path = format!("{prefix}{i}");
+        if path == target {
+            let out = layer.forward(&x.detach())?.detach();
+            let var = candle_core::Var::from_tensor(&out)?;
+            x = var.as_tensor().clone();
+            *captured = Some(var);
+            continue;
+        }
+        let inside = target.starts_with(&format!("{path}."));
+        x = match layer {
+            Layer::Residual {
+                body,
+                shortcut,
+                activation,
+            } if inside => {
+                let main = forward_capture(body, &x, &format!("{path}.body."), target, captured)?;
+                let skip = match shortcut {
+                    Some(s) => {
+                        forward_capture(s, &x, &format!("{path}.shortcut."), target, captured)?
+                    }
+                    None => x.clone(),
+                };
+                let sum = (main + skip)?;
+                match activation {
+                    Some(a) => forward_capture(
+                        std::slice::from_ref(a.as_ref()),
+                        &sum,
+                        &format!("{path}.activation."),
+                        target,
+                        captured,
+                    )?,
+                    None => sum,
+                }
+            }
+            _ => layer.forward(&x)?,
+        };
+    }
+    Ok(x)
+}

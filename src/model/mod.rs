@@ -9,7 +9,7 @@ pub mod save;
 pub mod skeleton;
 pub mod spec;
 
-pub use classifier::{Classifier, InputGradient, LogitLoss, Network, Objective};
+pub use classifier::{Classifier, InputGradient, LayerGradient, LogitLoss, Network, Objective};
 pub use load::{load_model, LoadedModel};
 pub use save::save_model;
 pub use spec::ArchSpec;

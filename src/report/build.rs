@@ -149,6 +149,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                 .collect(),
             stress: None,
             equivariance: None,
+            attributions: Vec::new(),
         })
         .collect();
 
@@ -189,6 +190,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                 .collect(),
             stress: Vec::new(),
             equivariance: Vec::new(),
+            attributions: Vec::new(),
         },
         summary: Summary {
             count: n,
@@ -198,6 +200,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             sanity: Vec::new(),
             stress: None,
             equivariance: None,
+            attributions: Vec::new(),
         },
         samples,
         warnings,

@@ -99,6 +99,9 @@ pub struct Timings {
     /// Per `[[equivariance]]` entry, in plan order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub equivariance: Vec<crate::stress::types::CheckTiming>,
+    /// Per attribution entry, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributions: Vec<crate::attribution::report::AttributionTiming>,
 }
 
 /// One attack's time.
@@ -131,6 +134,9 @@ pub struct Summary {
     /// Equivariance checks (`[[equivariance]]` entries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equivariance: Option<crate::stress::types::EquivarianceSummary>,
+    /// One entry per attribution entry of the plan, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributions: Vec<crate::attribution::report::AttributionSummary>,
 }
 
 /// One attack's aggregate results.
@@ -233,6 +239,9 @@ pub struct SampleRecord {
     /// This input's equivariance results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equivariance: Option<crate::stress::types::SampleEquivariance>,
+    /// One entry per attribution entry of the plan, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributions: Vec<crate::attribution::report::SampleAttribution>,
 }
 
 /// One input under one attack.

@@ -59,6 +59,7 @@ fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
         attacks,
         stress: Vec::new(),
         equivariance: Vec::new(),
+        attributions: Vec::new(),
     }
 }
 

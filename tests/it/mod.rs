@@ -1,6 +1,7 @@
 //! Integration test modules and their shared helpers.
 
 mod attacks;
+mod attributions;
 mod cli;
 mod gradients;
 mod pytorch_parity;

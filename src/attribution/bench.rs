@@ -1,0 +1,199 @@
+//! `xai-audit bench --attributions`: the cost of each attribution method and
+//! metric per input on a model, with the settings the default plan uses, so a
+//! plan's time can be estimated before it runs. Speed lives here, never in a
+//! test's assertions.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use super::gradcam::{GradCam, Upsample};
+use super::input_x_gradient::InputXGradient;
+use super::integrated_gradients::{Baseline, IntegratedGradients, Integration};
+use super::metrics::{perturbation_curves, pixel_scores, ranking, Curve, CurveSettings};
+use super::occlusion::Occlusion;
+use super::saliency::Saliency;
+use super::smoothgrad::{NoiseTunnelType, SmoothGrad};
+use super::{entry_stream, tensor4, Attribution, ExplainBatch};
+use crate::audit::clean::predict;
+use crate::audit::plan::Plan;
+use crate::data::batch::{load_for_model, DataRequest};
+use crate::error::Result;
+use crate::model::{load_model, Classifier};
+
+/// Times every method (and the metrics) over the first `limit` inputs in
+/// batches of `batch_size`; returns a printable table.
+pub fn attribution_costs(
+    model: &Path,
+    arch: Option<&Path>,
+    data: Option<&Path>,
+    limit: usize,
+    batch_size: usize,
+) -> Result<String> {
+    let loaded = load_model(model, arch)?;
+    let net = &loaded.network;
+    let request = DataRequest {
+        path: data,
+        resize: false,
+        limit: Some(limit.max(1)),
+    };
+    let data = load_for_model(&request, net.input_shape(), net.num_classes())?;
+    let [n, c, h, w] = data.shape;
+    let per = c * h * w;
+    let batch_size = batch_size.max(1);
+    let classes = predict(net, &data, batch_size)?.predicted;
+    let x: Vec<f32> = crate::data::batch::batch_tensor(&data, 0, n, net.input_range())?
+        .flatten_all()?
+        .to_vec1()?;
+
+    // The Grad-CAM layer the default plan would pick.
+    let mut probe = Plan::from_toml(
+        "[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\n",
+        "bench",
+    )?;
+    let layer = match super::plan::check_against(&mut probe, net.spec(), "bench") {
+        Ok(()) => probe.attributions[0].layer.clone(),
+        Err(_) => None,
+    };
+    let mut methods: Vec<(String, Box<dyn Attribution>)> = vec![
+        ("saliency".into(), Box::new(Saliency { abs: false })),
+        ("input_x_gradient".into(), Box::new(InputXGradient)),
+        (
+            "integrated_gradients (50, gausslegendre)".into(),
+            Box::new(IntegratedGradients::default()),
+        ),
+        (
+            "integrated_gradients (20, gausslegendre)".into(),
+            Box::new(IntegratedGradients {
+                steps: 20,
+                integration: Integration::GaussLegendre,
+                baseline: Baseline::Zero,
+            }),
+        ),
+        (
+            "smoothgrad (10 samples)".into(),
+            Box::new(SmoothGrad {
+                samples: 10,
+                stdev: 0.15,
+                kind: NoiseTunnelType::SmoothGrad,
+                abs: false,
+                keep_noise: false,
+            }),
+        ),
+    ];
+    if h >= 4 && w >= 4 {
+        methods.push((
+            "occlusion (4×4, stride 2)".into(),
+            Box::new(Occlusion {
+                window: (4, 4),
+                stride: (2, 2),
+                baseline: 0.0,
+                input_hw: (h, w),
+            }),
+        ));
+    }
+    if let Some(layer) = layer {
+        methods.push((
+            format!("grad_cam (layer {layer})"),
+            Box::new(GradCam {
+                layer,
+                relu: true,
+                upsample: Upsample::Bilinear,
+            }),
+        ));
+    }
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "attribution cost per input on {n} inputs, batch {batch_size}, {threads} threads available\nmodel {}\n",
+        model.display()
+    );
+    let _ = writeln!(
+        out,
+        "{:<42} {:>12} {:>10} {:>10}",
+        "method or metric", "model calls", "ms/input", "inputs/s"
+    );
+    let row = |out: &mut String, name: &str, calls: String, seconds: f64| {
+        let _ = writeln!(
+            out,
+            "{name:<42} {calls:>12} {:>10.2} {:>10.1}",
+            1000.0 * seconds / n as f64,
+            n as f64 / seconds
+        );
+    };
+    let mut saliency_maps = Vec::with_capacity(n * per);
+    for (k, (name, method)) in methods.iter().enumerate() {
+        let started = Instant::now();
+        for first in (0..n).step_by(batch_size) {
+            let len = batch_size.min(n - first);
+            let xt = tensor4(x[first * per..(first + len) * per].to_vec(), [len, c, h, w])?;
+            let maps = method.explain(
+                net,
+                &ExplainBatch {
+                    x: &xt,
+                    classes: &classes[first..first + len],
+                    first_index: first,
+                    seed: 0,
+                    stream: entry_stream(k),
+                },
+            )?;
+            if k == 0 {
+                saliency_maps.extend(maps.maps.flatten_all()?.to_vec1::<f32>()?);
+            }
+        }
+        row(
+            &mut out,
+            name,
+            method.model_calls().to_string(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
+
+    // Metrics, on the saliency maps.
+    let settings = CurveSettings {
+        steps: 20,
+        baseline: 0.0,
+    };
+    let started = Instant::now();
+    for first in (0..n).step_by(batch_size) {
+        let len = batch_size.min(n - first);
+        let orders: Vec<Vec<usize>> = saliency_maps[first * per..(first + len) * per]
+            .chunks(per)
+            .map(|m| ranking(&pixel_scores(m, c)))
+            .collect();
+        for curve in [Curve::Deletion, Curve::Insertion] {
+            perturbation_curves(
+                net,
+                &x[first * per..(first + len) * per],
+                [len, c, h, w],
+                &classes[first..first + len],
+                &orders,
+                curve,
+                settings,
+            )?;
+        }
+    }
+    row(
+        &mut out,
+        "deletion + insertion (20 steps each)",
+        "42 forward".into(),
+        started.elapsed().as_secs_f64(),
+    );
+    let started = Instant::now();
+    for m in saliency_maps.chunks(per) {
+        std::hint::black_box(super::metrics::gini(m));
+    }
+    row(
+        &mut out,
+        "sparseness (Gini)",
+        "0".into(),
+        started.elapsed().as_secs_f64(),
+    );
+    let _ = writeln!(
+        out,
+        "\nmax-sensitivity costs its sample count (default 10) times the method's cost."
+    );
+    Ok(out)
+}

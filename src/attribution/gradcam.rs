@@ -1,0 +1,253 @@
+//! Grad-CAM (Selvaraju et al. 2017) on a named layer of the spec, as Captum's
+//! `LayerGradCam` followed by `LayerAttribution.interpolate`: the layer's
+//! channels `A_k` weighted by the spatial mean of `∂z_c/∂A_k`, summed over
+//! channels, optionally passed through ReLU (the paper's choice; Captum's
+//! `relu_attributions`), then upsampled to the input size with PyTorch's
+//! `F.interpolate` rules (bilinear with `align_corners = False`, or nearest).
+//! The one-channel map is repeated over the input's channels so every
+//! method's map has the input's shape.
+
+use candle_core::{Device, Tensor};
+
+use super::{check_batch, Attribution, ExplainBatch, Explanation};
+use crate::error::{Error, Result};
+use crate::model::Classifier;
+
+/// How the layer-resolution map is resized to the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsample {
+    /// `F.interpolate(mode="bilinear", align_corners=False)`.
+    Bilinear,
+    /// `F.interpolate(mode="nearest")` (Captum's default).
+    Nearest,
+}
+
+impl Upsample {
+    /// Names as written in plans.
+    pub const NAMES: &'static [&'static str] = &["bilinear", "nearest"];
+
+    /// Parses a name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "bilinear" => Some(Upsample::Bilinear),
+            "nearest" => Some(Upsample::Nearest),
+            _ => None,
+        }
+    }
+}
+
+/// Grad-CAM on one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradCam {
+    /// The layer's position in the spec (as `inspect` lists it, e.g. `3`).
+    pub layer: String,
+    /// Keep only positive evidence.
+    pub relu: bool,
+    /// Resizing rule.
+    pub upsample: Upsample,
+}
+
+/// PyTorch's source coordinate and weights for output index `dst` when
+/// resizing `len_in` → `len_out` bilinearly with `align_corners = False`.
+fn bilinear_source(dst: usize, len_in: usize, len_out: usize) -> (usize, usize, f32, f32) {
+    let scale = len_in as f32 / len_out as f32;
+    let src = (scale * (dst as f32 + 0.5) - 0.5).max(0.0);
+    let i0 = (src as usize).min(len_in - 1);
+    let i1 = if i0 < len_in - 1 { i0 + 1 } else { i0 };
+    let l1 = src - i0 as f32;
+    (i0, i1, 1.0 - l1, l1)
+}
+
+/// Resizes one `h`×`w` plane to `oh`×`ow` with PyTorch's rules.
+pub fn resize(plane: &[f32], h: usize, w: usize, oh: usize, ow: usize, mode: Upsample) -> Vec<f32> {
+    let mut out = vec![0f32; oh * ow];
+    match mode {
+        Upsample::Nearest => {
+            let (sy, sx) = (h as f32 / oh as f32, w as f32 / ow as f32);
+            for y in 0..oh {
+                let iy = ((y as f32 * sy).floor() as usize).min(h - 1);
+                for x in 0..ow {
+                    let ix = ((x as f32 * sx).floor() as usize).min(w - 1);
+                    out[y * ow + x] = plane[iy * w + ix];
+                }
+            }
+        }
+        Upsample::Bilinear => {
+            for y in 0..oh {
+                let (y0, y1, wy0, wy1) = bilinear_source(y, h, oh);
+                for x in 0..ow {
+                    let (x0, x1, wx0, wx1) = bilinear_source(x, w, ow);
+                    out[y * ow + x] = wy0 * (wx0 * plane[y0 * w + x0] + wx1 * plane[y0 * w + x1])
+                        + wy1 * (wx0 * plane[y1 * w + x0] + wx1 * plane[y1 * w + x1]);
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Attribution for GradCam {
+    fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation> {
+        let shape = check_batch(model, batch)?;
+        let [n, c, h, w] = shape;
+        let lg = model.layer_gradient(batch.x, &self.layer, batch.classes)?;
+        let (_, _, lh, lw) = lg.activation.dims4().map_err(|_| {
+            Error::Invalid(format!(
+                "grad_cam: layer {} outputs {:?}, not a [N, C, H, W] feature map",
+                self.layer,
+                lg.activation.dims()
+            ))
+        })?;
+        // α_k = spatial mean of the gradient; cam = Σ_k α_k A_k.
+        let alpha = lg.grad.mean_keepdim((2, 3))?;
+        let mut cam = lg.activation.broadcast_mul(&alpha)?.sum_keepdim(1)?;
+        if self.relu {
+            cam = cam.relu()?;
+        }
+        let cam: Vec<f32> = cam.flatten_all()?.to_vec1()?;
+        let mut maps = Vec::with_capacity(n * c * h * w);
+        for i in 0..n {
+            let up = resize(
+                &cam[i * lh * lw..(i + 1) * lh * lw],
+                lh,
+                lw,
+                h,
+                w,
+                self.upsample,
+            );
+            for _ in 0..c {
+                maps.extend_from_slice(&up);
+            }
+        }
+        Ok(Explanation::maps(Tensor::from_vec(
+            maps,
+            (n, c, h, w),
+            &Device::Cpu,
+        )?))
+    }
+
+    fn model_calls(&self) -> usize {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::model::{ArchSpec, Network};
+
+    #[test]
+    fn resizing_matches_pytorch_interpolate() {
+        // torch.nn.functional.interpolate(t, size=(4, 4), mode=...) of [[1, 2], [3, 4]].
+        let p = [1.0f32, 2.0, 3.0, 4.0];
+        let bilinear = resize(&p, 2, 2, 4, 4, Upsample::Bilinear);
+        let expect = [
+            1.0, 1.25, 1.75, 2.0, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3.0, 3.25, 3.75, 4.0,
+        ];
+        for (a, b) in bilinear.iter().zip(expect) {
+            assert!((a - b).abs() < 1e-6, "{bilinear:?}");
+        }
+        let nearest = resize(&p, 2, 2, 4, 4, Upsample::Nearest);
+        assert_eq!(
+            nearest,
+            [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 3.0, 3.0, 4.0, 4.0]
+        );
+        // 7 → 28 (the shipped CNN's last feature map): constant stays constant.
+        assert!(resize(&[0.5; 49], 7, 7, 28, 28, Upsample::Bilinear)
+            .iter()
+            .all(|&v| (v - 0.5).abs() < 1e-6));
+    }
+
+    /// conv 1×1 (1 → 2 channels) → global average pool → linear 2 → 2: the
+    /// gradient of logit c w.r.t. A_k is V[c, k] / (h·w) everywhere, so by
+    /// hand cam = Σ_k V[c, k] / (h·w) · (a_k x + b_k).
+    #[test]
+    fn grad_cam_matches_a_hand_computation() {
+        let spec = r#"{"version": 1, "input": {"shape": [1, 2, 3]},
+            "layers": [{"op": "conv2d", "param": "conv", "in_channels": 1, "out_channels": 2, "kernel_size": 1},
+                       {"op": "global_avg_pool2d"},
+                       {"op": "linear", "param": "fc", "in_features": 2, "out_features": 2}]}"#;
+        let (a, b) = ([2.0f32, -1.0], [0.1f32, 0.3]);
+        let v = [1.5f32, 0.5, -1.0, 2.0];
+        let dev = Device::Cpu;
+        let mut t = HashMap::new();
+        t.insert(
+            "conv.weight".into(),
+            Tensor::from_slice(&a, (2, 1, 1, 1), &dev).unwrap(),
+        );
+        t.insert("conv.bias".into(), Tensor::from_slice(&b, 2, &dev).unwrap());
+        t.insert(
+            "fc.weight".into(),
+            Tensor::from_slice(&v, (2, 2), &dev).unwrap(),
+        );
+        t.insert(
+            "fc.bias".into(),
+            Tensor::from_slice(&[0f32, 0.0], 2, &dev).unwrap(),
+        );
+        let net = Network::from_tensors(ArchSpec::from_json(spec, "t").unwrap(), &t)
+            .unwrap()
+            .0;
+        let xs = [0.0f32, 0.2, 0.4, 0.6, 0.8, 1.0];
+        let x = Tensor::from_slice(&xs, (1, 1, 2, 3), &dev).unwrap();
+        for class in [0u32, 1] {
+            for relu in [false, true] {
+                let cam = GradCam {
+                    layer: "0".into(),
+                    relu,
+                    upsample: Upsample::Bilinear,
+                };
+                let m: Vec<f32> = cam
+                    .explain(
+                        &net,
+                        &ExplainBatch {
+                            x: &x,
+                            classes: &[class],
+                            first_index: 0,
+                            seed: 0,
+                            stream: 0,
+                        },
+                    )
+                    .unwrap()
+                    .maps
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                for (p, &xp) in xs.iter().enumerate() {
+                    let c = class as usize;
+                    let mut e: f32 = (0..2)
+                        .map(|k| v[c * 2 + k] / 6.0 * (a[k] * xp + b[k]))
+                        .sum();
+                    if relu {
+                        e = e.max(0.0);
+                    }
+                    assert!(
+                        (m[p] - e).abs() < 1e-6,
+                        "class {class} relu {relu} pixel {p}: {} vs {e}",
+                        m[p]
+                    );
+                }
+            }
+        }
+        let err = GradCam {
+            layer: "7".into(),
+            relu: true,
+            upsample: Upsample::Nearest,
+        }
+        .explain(
+            &net,
+            &ExplainBatch {
+                x: &x,
+                classes: &[0],
+                first_index: 0,
+                seed: 0,
+                stream: 0,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`7`") && err.contains("0, 1, 2"), "{err}");
+    }
+}

@@ -1,0 +1,222 @@
+//! Attributions: per input, which pixels a prediction rests on. One file per
+//! method (saliency, input × gradient, Integrated Gradients, SmoothGrad,
+//! occlusion, Grad-CAM), all batched over a [`Classifier`]'s logits and
+//! following Captum's definitions so users can cross-check; `metrics` holds
+//! the quality measures (completeness, deletion/insertion, max-sensitivity,
+//! sparseness) and the clean-versus-adversarial comparisons; `plan`, `run`,
+//! `report` and `images` plug them into an audit; `bench` times them.
+//!
+//! Every method explains the logit of one class per input (Captum's
+//! `target`), returns a map shaped like the input, and draws any random
+//! numbers from per-input generators keyed by the seed, the plan entry and the
+//! input's position, so maps never depend on the batch size.
+
+pub mod bench;
+pub mod gradcam;
+pub mod images;
+pub mod input_x_gradient;
+pub mod integrated_gradients;
+pub mod metrics;
+pub mod occlusion;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod saliency;
+pub mod smoothgrad;
+
+use candle_core::{Device, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::{Classifier, InputGradient, Objective};
+use crate::rng::Rng;
+
+/// Rows (inputs × steps or samples) per gradient call when a method expands
+/// a batch: bounds memory (autograd keeps every activation of every row), at
+/// twice the default batch so a batch of 100 takes two IG steps per call.
+/// Results do not depend on it.
+pub const MAX_GRAD_ROWS: usize = 200;
+
+/// Rows per forward-only call (deletion/insertion curves, occlusion), which
+/// keep no graph.
+pub const MAX_FORWARD_ROWS: usize = 500;
+
+/// What a per-input generator is used for, so the streams never overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// SmoothGrad's noise.
+    Noise = 0,
+    /// Integrated Gradients' random baseline.
+    Baseline = 1,
+    /// Max-sensitivity's input perturbations.
+    Sensitivity = 2,
+}
+
+/// One batch to explain.
+pub struct ExplainBatch<'a> {
+    /// Inputs `[N, C, H, W]` in the model's range.
+    pub x: &'a Tensor,
+    /// The class whose logit is explained, per input.
+    pub classes: &'a [u32],
+    /// Index of the first input in the whole dataset.
+    pub first_index: usize,
+    /// The audit's seed.
+    pub seed: u64,
+    /// The plan entry's stream (see [`entry_stream`]).
+    pub stream: u64,
+}
+
+impl ExplainBatch<'_> {
+    /// Inputs in the batch.
+    pub fn len(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// The generator of input `i` for `purpose`: depends only on the seed, the
+    /// entry, the purpose and the input's position in the dataset.
+    pub fn rng(&self, i: usize, purpose: Purpose) -> Rng {
+        Rng::for_item(
+            self.seed,
+            self.stream + purpose as u64,
+            (self.first_index + i) as u64,
+        )
+    }
+}
+
+/// The stream of plan entry `index`: far from the attacks' (their plan
+/// positions), a few apart per entry for the [`Purpose`]s.
+pub fn entry_stream(index: usize) -> u64 {
+    0x6174_7472_0000 + 8 * index as u64
+}
+
+/// A method's output for a batch.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// Attributions `[N, C, H, W]`, shaped like the input.
+    pub maps: Tensor,
+    /// Integrated Gradients' convergence delta per input.
+    pub convergence_delta: Option<Vec<f64>>,
+    /// SmoothGrad's noise `[N, samples, C, H, W]`, when asked to keep it.
+    pub noise: Option<Vec<f32>>,
+}
+
+impl Explanation {
+    /// Just maps.
+    pub fn maps(maps: Tensor) -> Self {
+        Explanation {
+            maps,
+            convergence_delta: None,
+            noise: None,
+        }
+    }
+}
+
+/// An attribution method.
+pub trait Attribution: Send + Sync {
+    /// Attributions for `batch`, shaped like its inputs.
+    fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation>;
+    /// Model calls per input: gradient evaluations (or forward passes for
+    /// occlusion), for cost accounting.
+    fn model_calls(&self) -> usize;
+}
+
+/// Logits and the gradient of each input's logit of `classes[i]`.
+pub fn logit_gradient(
+    model: &dyn Classifier,
+    x: &Tensor,
+    classes: &[u32],
+) -> Result<InputGradient> {
+    model.input_grad(x, Objective::Logit(classes))
+}
+
+/// `[N, C, H, W]` tensor from row-major values.
+pub fn tensor4(values: Vec<f32>, shape: [usize; 4]) -> Result<Tensor> {
+    Ok(Tensor::from_vec(
+        values,
+        (shape[0], shape[1], shape[2], shape[3]),
+        &Device::Cpu,
+    )?)
+}
+
+/// Each of `classes` repeated `times` times in a row, in blocks: the class
+/// list of `times` stacked copies of a batch (`[c0, c1, ..., c0, c1, ...]`).
+pub fn tile_classes(classes: &[u32], times: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(classes.len() * times);
+    for _ in 0..times {
+        out.extend_from_slice(classes);
+    }
+    out
+}
+
+/// Checks a batch against the model before any work.
+pub fn check_batch(model: &dyn Classifier, batch: &ExplainBatch) -> Result<[usize; 4]> {
+    let dims = batch.x.dims();
+    let [c, h, w] = model.input_shape();
+    let n = match dims {
+        [n, xc, xh, xw] if [*xc, *xh, *xw] == [c, h, w] => *n,
+        _ => {
+            return Err(Error::Invalid(format!(
+                "attribution inputs must be [N, {c}, {h}, {w}], got {dims:?}"
+            )))
+        }
+    };
+    if batch.classes.len() != n {
+        return Err(Error::Invalid(format!(
+            "{} target classes for a batch of {n}",
+            batch.classes.len()
+        )));
+    }
+    let k = model.num_classes();
+    if let Some(&bad) = batch.classes.iter().find(|&&t| t as usize >= k) {
+        return Err(Error::Invalid(format!(
+            "target class {bad} outside the model's {k} classes"
+        )));
+    }
+    Ok([n, c, h, w])
+}
+
+/// Logit of `classes[i]` for each row of `logits` (`[N, K]`).
+pub fn class_logits(logits: &Tensor, classes: &[u32]) -> Result<Vec<f32>> {
+    let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+    Ok(rows
+        .iter()
+        .zip(classes)
+        .map(|(r, &c)| r[c as usize])
+        .collect())
+}
+
+#[cfg(test)]
+pub(crate) mod test_models {
+    //! Tiny models with known attributions, for the methods' unit tests.
+    use std::collections::HashMap;
+
+    use candle_core::{Device, Tensor};
+
+    use crate::model::{ArchSpec, Network};
+
+    /// A linear model on 1×`h`×`w` inputs with `k` classes: logits = W x + b.
+    pub fn linear(h: usize, w: usize, weights: &[f32], bias: &[f32]) -> Network {
+        let k = bias.len();
+        let spec = format!(
+            r#"{{"version": 1, "input": {{"shape": [1, {h}, {w}]}},
+                "layers": [{{"op": "flatten"}},
+                           {{"op": "linear", "param": "fc", "in_features": {}, "out_features": {k}}}]}}"#,
+            h * w
+        );
+        let spec = ArchSpec::from_json(&spec, "test").unwrap();
+        let mut t = HashMap::new();
+        t.insert(
+            "fc.weight".to_string(),
+            Tensor::from_slice(weights, (k, h * w), &Device::Cpu).unwrap(),
+        );
+        t.insert(
+            "fc.bias".to_string(),
+            Tensor::from_slice(bias, k, &Device::Cpu).unwrap(),
+        );
+        Network::from_tensors(spec, &t).unwrap().0
+    }
+}

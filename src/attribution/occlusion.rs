@@ -1,0 +1,231 @@
+//! Occlusion (Zeiler & Fergus 2014) with Captum's semantics: a window (all
+//! channels) slides over the image with a stride, ⌈(H − h)/s⌉ + 1 positions
+//! per axis (the last window cropped at the border); each occluded copy has
+//! the window set to a baseline value, and each pixel's attribution is the
+//! mean, over the windows covering it, of the drop of the explained logit
+//! `z_c(x) − z_c(x occluded)`. Forward passes only.
+
+use super::{
+    check_batch, class_logits, tensor4, tile_classes, Attribution, ExplainBatch, Explanation,
+    MAX_FORWARD_ROWS,
+};
+use crate::error::{Error, Result};
+use crate::model::Classifier;
+
+/// Sliding-window occlusion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Occlusion {
+    /// Window `(height, width)`, pixels.
+    pub window: (usize, usize),
+    /// Stride `(vertical, horizontal)`, pixels.
+    pub stride: (usize, usize),
+    /// The value occluded pixels take.
+    pub baseline: f32,
+    /// The input's `(height, width)`, to count the windows.
+    pub input_hw: (usize, usize),
+}
+
+/// Window positions along one axis (Captum's shift count).
+pub fn positions(len: usize, window: usize, stride: usize) -> Vec<usize> {
+    let count = (len - window).div_ceil(stride) + 1;
+    (0..count).map(|k| k * stride).collect()
+}
+
+impl Occlusion {
+    /// The windows, as `(top, left)` in row-major order.
+    pub fn windows(&self) -> Vec<(usize, usize)> {
+        let (h, w) = self.input_hw;
+        let mut out = Vec::new();
+        for top in positions(h, self.window.0, self.stride.0) {
+            for left in positions(w, self.window.1, self.stride.1) {
+                out.push((top, left));
+            }
+        }
+        out
+    }
+
+    /// Checks the window against the input (Captum's rules): it fits, and
+    /// the stride does not skip pixels.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let (h, w) = self.input_hw;
+        let (wh, ww) = self.window;
+        let (sh, sw) = self.stride;
+        if wh == 0 || ww == 0 || wh > h || ww > w {
+            return Err(format!(
+                "window {wh}×{ww} must be at least 1×1 and fit the {h}×{w} input"
+            ));
+        }
+        if sh == 0 || sw == 0 || (sh > wh && wh < h) || (sw > ww && ww < w) {
+            return Err(format!(
+                "stride {sh}×{sw} must be at least 1 and at most the window {wh}×{ww}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Attribution for Occlusion {
+    fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation> {
+        let shape = check_batch(model, batch)?;
+        let [n, c, h, w] = shape;
+        if (h, w) != self.input_hw {
+            return Err(Error::Invalid(format!(
+                "occlusion set up for {:?} inputs, got {h}×{w}",
+                self.input_hw
+            )));
+        }
+        self.validate().map_err(Error::Invalid)?;
+        let per = c * h * w;
+        let x: Vec<f32> = batch.x.flatten_all()?.to_vec1()?;
+        let clean = class_logits(&model.logits(batch.x)?, batch.classes)?;
+        let windows = self.windows();
+        let mut total = vec![0f32; n * h * w];
+        let mut count = vec![0f32; h * w];
+        for &(top, left) in &windows {
+            for y in top..(top + self.window.0).min(h) {
+                for xx in left..(left + self.window.1).min(w) {
+                    count[y * w + xx] += 1.0;
+                }
+            }
+        }
+        let per_call = (MAX_FORWARD_ROWS / n.max(1)).max(1);
+        for first in (0..windows.len()).step_by(per_call) {
+            let chunk = &windows[first..(first + per_call).min(windows.len())];
+            let mut rows = Vec::with_capacity(chunk.len() * n * per);
+            for &(top, left) in chunk {
+                let start = rows.len();
+                rows.extend_from_slice(&x);
+                for i in 0..n {
+                    for ch in 0..c {
+                        for y in top..(top + self.window.0).min(h) {
+                            for xx in left..(left + self.window.1).min(w) {
+                                rows[start + i * per + ch * h * w + y * w + xx] = self.baseline;
+                            }
+                        }
+                    }
+                }
+            }
+            let rows_n = chunk.len() * n;
+            let logits = model.logits(&tensor4(rows, [rows_n, c, h, w])?)?;
+            let z = class_logits(&logits, &tile_classes(batch.classes, chunk.len()))?;
+            for (k, &(top, left)) in chunk.iter().enumerate() {
+                for i in 0..n {
+                    let drop = clean[i] - z[k * n + i];
+                    for y in top..(top + self.window.0).min(h) {
+                        for xx in left..(left + self.window.1).min(w) {
+                            total[i * h * w + y * w + xx] += drop;
+                        }
+                    }
+                }
+            }
+        }
+        let mut maps = vec![0f32; n * per];
+        for i in 0..n {
+            for ch in 0..c {
+                for p in 0..h * w {
+                    maps[i * per + ch * h * w + p] = if count[p] > 0.0 {
+                        total[i * h * w + p] / count[p]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+        Ok(Explanation::maps(tensor4(maps, shape)?))
+    }
+
+    fn model_calls(&self) -> usize {
+        self.windows().len() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+    use crate::attribution::test_models::linear;
+
+    #[test]
+    fn window_positions_follow_captum() {
+        assert_eq!(
+            positions(28, 4, 4),
+            (0..7).map(|k| 4 * k).collect::<Vec<_>>()
+        );
+        // ⌈23/2⌉ + 1 = 13 windows, the last cropped to 24..28.
+        assert_eq!(positions(28, 5, 2).len(), 13);
+        assert_eq!(positions(5, 5, 1), [0]);
+    }
+
+    /// A linear model that ignores the right half of a 4×8 image: occluding
+    /// windows inside that half changes nothing, so their pixels get zero;
+    /// on the left half, with non-overlapping windows, every pixel of a
+    /// window gets the window's whole contribution Σ w·x (Captum's rule).
+    #[test]
+    fn occluding_a_region_the_model_ignores_gives_zero() {
+        let (h, w) = (4, 8);
+        let mut weights = vec![0f32; h * w];
+        for y in 0..h {
+            for x in 0..4 {
+                weights[y * w + x] = 0.1 + (y * 4 + x) as f32 * 0.05;
+            }
+        }
+        let net = linear(h, w, &weights, &[0.5]);
+        let xs: Vec<f32> = (0..h * w).map(|i| 0.2 + (i % 5) as f32 * 0.15).collect();
+        let x = Tensor::from_slice(&xs, (1, 1, h, w), &Device::Cpu).unwrap();
+        let occ = Occlusion {
+            window: (2, 2),
+            stride: (2, 2),
+            baseline: 0.0,
+            input_hw: (h, w),
+        };
+        let m: Vec<f32> = occ
+            .explain(
+                &net,
+                &ExplainBatch {
+                    x: &x,
+                    classes: &[0],
+                    first_index: 0,
+                    seed: 0,
+                    stream: 0,
+                },
+            )
+            .unwrap()
+            .maps
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for y in 0..h {
+            for x in 4..w {
+                assert_eq!(m[y * w + x], 0.0, "pixel ({y}, {x})");
+            }
+        }
+        for top in [0, 2] {
+            for left in [0, 2] {
+                let mut contribution = 0f32;
+                for y in top..top + 2 {
+                    for x in left..left + 2 {
+                        contribution += weights[y * w + x] * xs[y * w + x];
+                    }
+                }
+                let v = m[top * w + left];
+                assert!((v - contribution).abs() < 1e-5, "{v} vs {contribution}");
+                assert!(v > 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_windows_are_refused() {
+        let mut occ = Occlusion {
+            window: (5, 5),
+            stride: (6, 1),
+            baseline: 0.0,
+            input_hw: (28, 28),
+        };
+        assert!(occ.validate().unwrap_err().contains("stride"));
+        occ.window = (29, 2);
+        assert!(occ.validate().unwrap_err().contains("window"));
+    }
+}

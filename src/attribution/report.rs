@@ -1,0 +1,367 @@
+//! The attribution part of the report: the types of the per-input records
+//! and summaries (part of the public report format, see
+//! `reports/schema.json`), filling them from an [`AttributionResults`], the
+//! sidecar tensors (`attr/<name>/clean`, `attr/<name>/<attack>`, the
+//! deletion/insertion curves and any kept noise) and the lines of the
+//! summary table.
+
+use candle_core::{Device, Tensor};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::metrics::{auc, mean};
+use super::run::{AttributionResults, VariantResults};
+use crate::error::Result;
+use crate::report::build::median;
+use crate::report::types::Report;
+
+/// One map's metrics (absent: not asked for in the plan).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapRecord {
+    /// The class whose logit the map explains.
+    pub target: u32,
+    /// Integrated Gradients: `Σ attributions − (z(x) − z(baseline))`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convergence_delta: Option<f64>,
+    /// Area under the deletion curve (lower: more faithful).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_auc: Option<f64>,
+    /// Area under the insertion curve (higher: more faithful).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insertion_auc: Option<f64>,
+    /// Largest relative change of the map under small uniform input noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sensitivity: Option<f64>,
+    /// Gini index of the absolute attributions (higher: sparser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparseness: Option<f64>,
+}
+
+/// One input's map under one attack, and how far it moved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttackMapRecord {
+    /// Attack name.
+    pub attack: String,
+    /// The adversarial input's map metrics.
+    pub map: MapRecord,
+    /// Share of the clean map's top-k pixels (by |score|) still in the
+    /// adversarial map's top-k.
+    pub top_k_overlap: f64,
+    /// Spearman's rank correlation of the clean and adversarial |scores|
+    /// (null when a map is constant).
+    pub spearman: Option<f64>,
+}
+
+/// One input's attributions for one plan entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleAttribution {
+    /// The plan entry's name.
+    pub name: String,
+    /// The clean input's map.
+    pub clean: MapRecord,
+    /// One per attack of the entry's `on`, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attacks: Vec<AttackMapRecord>,
+}
+
+/// Means over the inputs of one set of maps (absent: not computed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSummary {
+    /// Mean |convergence delta| (Integrated Gradients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_abs_convergence_delta: Option<f64>,
+    /// Largest |convergence delta|.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_abs_convergence_delta: Option<f64>,
+    /// Mean deletion AUC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_deletion_auc: Option<f64>,
+    /// Mean insertion AUC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_insertion_auc: Option<f64>,
+    /// Mean deletion curve (probability after 0, 1/steps, ..., all pixels removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_deletion_curve: Option<Vec<f64>>,
+    /// Mean insertion curve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_insertion_curve: Option<Vec<f64>>,
+    /// Mean max-sensitivity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_max_sensitivity: Option<f64>,
+    /// Mean sparseness (Gini).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_sparseness: Option<f64>,
+}
+
+/// How one attack moved one entry's maps, over all inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttackAttributionSummary {
+    /// Attack name.
+    pub attack: String,
+    /// The adversarial maps' metrics.
+    pub metrics: MetricSummary,
+    /// Mean top-k overlap with the clean maps.
+    pub mean_top_k_overlap: f64,
+    /// Median top-k overlap.
+    pub median_top_k_overlap: f64,
+    /// Mean Spearman correlation with the clean maps (constant maps skipped).
+    pub mean_spearman: Option<f64>,
+    /// Median Spearman correlation.
+    pub median_spearman: Option<f64>,
+}
+
+/// One plan entry's aggregate results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttributionSummary {
+    /// The entry's name.
+    pub name: String,
+    /// The method.
+    pub method: String,
+    /// `predicted`, `label` or a class index.
+    pub target: String,
+    /// k of the top-k overlap, pixels.
+    pub top_k: usize,
+    /// Model calls per map (gradient evaluations, or forward passes for
+    /// occlusion), metrics excluded.
+    pub model_calls_per_map: usize,
+    /// The clean maps.
+    pub clean: MetricSummary,
+    /// One per attack of `on`, in plan order.
+    pub attacks: Vec<AttackAttributionSummary>,
+}
+
+/// One entry's time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttributionTiming {
+    /// The entry's name.
+    pub name: String,
+    /// Seconds spent on all its maps and metrics.
+    pub seconds: f64,
+    /// Seconds per map (per input and input set), metrics included.
+    pub seconds_per_map: f64,
+}
+
+fn record(v: &VariantResults, i: usize) -> MapRecord {
+    MapRecord {
+        target: v.classes[i],
+        convergence_delta: v.convergence_delta.as_ref().map(|d| d[i]),
+        deletion_auc: v.deletion.as_ref().map(|c| auc(&c[i])),
+        insertion_auc: v.insertion.as_ref().map(|c| auc(&c[i])),
+        max_sensitivity: v.max_sensitivity.as_ref().map(|s| s[i]),
+        sparseness: v.sparseness.as_ref().map(|s| s[i]),
+    }
+}
+
+fn mean_curve(curves: &[Vec<f32>]) -> Vec<f64> {
+    let points = curves.first().map_or(0, Vec::len);
+    (0..points)
+        .map(|t| mean(curves.iter().map(|c| c[t] as f64)).unwrap_or(0.0))
+        .collect()
+}
+
+fn summarize(v: &VariantResults) -> MetricSummary {
+    let abs_delta = v
+        .convergence_delta
+        .as_ref()
+        .map(|d| d.iter().map(|x| x.abs()).collect::<Vec<_>>());
+    MetricSummary {
+        mean_abs_convergence_delta: abs_delta.as_ref().and_then(|d| mean(d.iter().copied())),
+        max_abs_convergence_delta: abs_delta
+            .as_ref()
+            .and_then(|d| d.iter().copied().reduce(f64::max)),
+        mean_deletion_auc: v
+            .deletion
+            .as_ref()
+            .and_then(|c| mean(c.iter().map(|x| auc(x)))),
+        mean_insertion_auc: v
+            .insertion
+            .as_ref()
+            .and_then(|c| mean(c.iter().map(|x| auc(x)))),
+        mean_deletion_curve: v.deletion.as_ref().map(|c| mean_curve(c)),
+        mean_insertion_curve: v.insertion.as_ref().map(|c| mean_curve(c)),
+        mean_max_sensitivity: v
+            .max_sensitivity
+            .as_ref()
+            .and_then(|s| mean(s.iter().copied())),
+        mean_sparseness: v.sparseness.as_ref().and_then(|s| mean(s.iter().copied())),
+    }
+}
+
+/// Adds the attribution records, summaries and timings to `report`.
+pub fn fill(report: &mut Report, results: &AttributionResults) {
+    let mut total_seconds = 0.0;
+    for entry in &results.entries {
+        let clean = &entry.variants[0];
+        let attacks = &entry.variants[1..];
+        for (i, sample) in report.samples.iter_mut().enumerate() {
+            sample.attributions.push(SampleAttribution {
+                name: entry.spec.name.clone(),
+                clean: record(clean, i),
+                attacks: attacks
+                    .iter()
+                    .map(|v| {
+                        let shift = v.shift.as_ref().expect("attack variants have a shift");
+                        AttackMapRecord {
+                            attack: v.variant.clone(),
+                            map: record(v, i),
+                            top_k_overlap: shift.top_k_overlap[i],
+                            spearman: shift.spearman[i],
+                        }
+                    })
+                    .collect(),
+            });
+        }
+        let top_k = attacks.first().and_then(|v| v.shift.as_ref()).map_or_else(
+            || {
+                let [_, _, h, w] = results.shape;
+                ((entry.spec.top_k_fraction * (h * w) as f64).ceil() as usize).clamp(1, h * w)
+            },
+            |s| s.top_k,
+        );
+        report.summary.attributions.push(AttributionSummary {
+            name: entry.spec.name.clone(),
+            method: entry.spec.method.clone(),
+            target: entry.spec.target_label(),
+            top_k,
+            model_calls_per_map: entry.model_calls_per_map,
+            clean: summarize(clean),
+            attacks: attacks
+                .iter()
+                .map(|v| {
+                    let shift = v.shift.as_ref().expect("attack variants have a shift");
+                    let rho: Vec<f64> = shift.spearman.iter().flatten().copied().collect();
+                    AttackAttributionSummary {
+                        attack: v.variant.clone(),
+                        metrics: summarize(v),
+                        mean_top_k_overlap: mean(shift.top_k_overlap.iter().copied())
+                            .unwrap_or(0.0),
+                        median_top_k_overlap: median(&shift.top_k_overlap).unwrap_or(0.0),
+                        mean_spearman: mean(rho.iter().copied()),
+                        median_spearman: median(&rho),
+                    }
+                })
+                .collect(),
+        });
+        let seconds: f64 = entry.variants.iter().map(|v| v.seconds).sum();
+        let maps = (entry.variants.len() * results.shape[0]).max(1);
+        total_seconds += seconds;
+        report.timings.attributions.push(AttributionTiming {
+            name: entry.spec.name.clone(),
+            seconds,
+            seconds_per_map: seconds / maps as f64,
+        });
+    }
+    report.timings.total_seconds += total_seconds;
+}
+
+/// The sidecar tensors: `attr/<name>/clean` and `attr/<name>/<attack>`
+/// (`[N, C, H, W]`), `attr_curve/<name>/<clean|attack>/<deletion|insertion>`
+/// (`[N, steps + 1]`) and, when kept, `noise/<name>` (`[N, samples, C, H, W]`).
+pub fn sidecar_tensors(results: &AttributionResults) -> Result<Vec<(String, Tensor)>> {
+    let [n, c, h, w] = results.shape;
+    let mut out = Vec::new();
+    for entry in &results.entries {
+        let name = &entry.spec.name;
+        for v in &entry.variants {
+            out.push((
+                format!("attr/{name}/{}", v.variant),
+                Tensor::from_slice(&v.maps, (n, c, h, w), &Device::Cpu)?,
+            ));
+            for (kind, curves) in [("deletion", &v.deletion), ("insertion", &v.insertion)] {
+                if let Some(curves) = curves {
+                    let points = curves.first().map_or(0, Vec::len);
+                    let flat: Vec<f32> = curves.iter().flatten().copied().collect();
+                    out.push((
+                        format!("attr_curve/{name}/{}/{kind}", v.variant),
+                        Tensor::from_vec(flat, (n, points), &Device::Cpu)?,
+                    ));
+                }
+            }
+            if let (Some(noise), "clean") = (&v.noise, v.variant.as_str()) {
+                let samples = noise.len() / (n * c * h * w).max(1);
+                out.push((
+                    format!("noise/{name}"),
+                    Tensor::from_slice(noise, (n, samples, c, h, w), &Device::Cpu)?,
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |x| format!("{x:.4}"))
+}
+
+/// The attribution lines of the summary table (empty without attributions).
+pub fn summary_lines(report: &Report) -> String {
+    let entries = &report.summary.attributions;
+    if entries.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n{:<16} {:<18} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9}\n",
+        "attribution",
+        "inputs",
+        "deletion",
+        "insertion",
+        "max-sens",
+        "gini",
+        "|delta|",
+        "top-k ovl",
+        "spearman"
+    );
+    for e in entries {
+        let row = |out: &mut String,
+                   label: &str,
+                   m: &MetricSummary,
+                   ovl: Option<f64>,
+                   rho: Option<f64>| {
+            out.push_str(&format!(
+                "{:<16} {:<18} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9}\n",
+                e.name,
+                label,
+                cell(m.mean_deletion_auc),
+                cell(m.mean_insertion_auc),
+                cell(m.mean_max_sensitivity),
+                cell(m.mean_sparseness),
+                m.mean_abs_convergence_delta
+                    .map_or("-".to_string(), |d| format!("{d:.2e}")),
+                cell(ovl),
+                cell(rho),
+            ));
+        };
+        row(&mut out, "clean", &e.clean, None, None);
+        for a in &e.attacks {
+            row(
+                &mut out,
+                &a.attack,
+                &a.metrics,
+                Some(a.mean_top_k_overlap),
+                a.mean_spearman,
+            );
+        }
+    }
+    let mut ks: Vec<usize> = entries.iter().map(|e| e.top_k).collect();
+    ks.dedup();
+    let k = if ks.len() == 1 {
+        ks[0].to_string()
+    } else {
+        entries
+            .iter()
+            .map(|e| format!("{} {}", e.name, e.top_k))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.push_str(&format!(
+        "(means over inputs; deletion/insertion: AUC of the explained class's probability; top-k ovl: share of the clean map's top-k pixels kept, k = {k})\n"
+    ));
+    out
+}

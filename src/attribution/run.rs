@@ -1,0 +1,326 @@
+//! Runs a plan's `[[attribution]]` entries after the attacks: for each entry,
+//! the maps of the clean inputs and of each listed attack's adversarials
+//! (batch by batch), the entry's metrics for every map, and for every attack
+//! how far its maps moved from the clean ones (top-k overlap, Spearman).
+//!
+//! The explained class follows the entry's `target`: with `predicted`, each
+//! input's own prediction (the adversarial prediction for an adversarial
+//! input), so a map shows what the decision actually rests on. Random numbers
+//! (SmoothGrad noise, random baselines, sensitivity perturbations) are keyed
+//! by the seed, the entry and the input's position — the same for an input's
+//! clean and adversarial versions, so the comparison isolates the attack.
+
+use std::time::Instant;
+
+use super::metrics::{
+    gini, perturbation_curves, pixel_scores, ranking, relative_change, spearman, top_k_overlap,
+    Curve, CurveSettings,
+};
+use super::plan::{AttributionSpec, AttributionTarget, TargetRule};
+use super::{entry_stream, tensor4, Attribution, ExplainBatch, Purpose};
+use crate::audit::plan::Plan;
+use crate::audit::run::AuditResults;
+use crate::audit::sink::Sink;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Classifier;
+
+/// How an attack moved the maps, per input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shift {
+    /// Pixels compared (k).
+    pub top_k: usize,
+    /// Share of the clean map's top-k pixels still in the adversarial map's top-k.
+    pub top_k_overlap: Vec<f64>,
+    /// Spearman's rank correlation of the two maps (`None`: a constant map).
+    pub spearman: Vec<Option<f64>>,
+}
+
+/// One entry's maps and metrics on one set of inputs.
+#[derive(Debug, Clone)]
+pub struct VariantResults {
+    /// `clean` or the attack's name.
+    pub variant: String,
+    /// The explained class per input.
+    pub classes: Vec<u32>,
+    /// Maps `[N, C, H, W]`, row-major.
+    pub maps: Vec<f32>,
+    /// Integrated Gradients' convergence delta per input.
+    pub convergence_delta: Option<Vec<f64>>,
+    /// Deletion curves per input (`steps + 1` probabilities).
+    pub deletion: Option<Vec<Vec<f32>>>,
+    /// Insertion curves per input.
+    pub insertion: Option<Vec<Vec<f32>>>,
+    /// Max-sensitivity per input.
+    pub max_sensitivity: Option<Vec<f64>>,
+    /// Gini index per input.
+    pub sparseness: Option<Vec<f64>>,
+    /// Against the clean maps (attacks only).
+    pub shift: Option<Shift>,
+    /// SmoothGrad's noise `[N, samples, C, H, W]`, when kept.
+    pub noise: Option<Vec<f32>>,
+    /// Seconds spent, metrics included.
+    pub seconds: f64,
+}
+
+/// One entry's results.
+#[derive(Debug, Clone)]
+pub struct EntryResults {
+    /// The plan entry.
+    pub spec: AttributionSpec,
+    /// Clean first, then the attacks of `on` in plan order.
+    pub variants: Vec<VariantResults>,
+    /// Model calls (gradient evaluations, or forward passes for occlusion)
+    /// per map, metrics excluded.
+    pub model_calls_per_map: usize,
+}
+
+/// Everything the attribution entries computed.
+#[derive(Debug, Clone, Default)]
+pub struct AttributionResults {
+    /// `[N, C, H, W]` of the inputs.
+    pub shape: [usize; 4],
+    /// Per entry, in plan order.
+    pub entries: Vec<EntryResults>,
+}
+
+/// The explained classes for one set of inputs.
+fn classes_for(target: AttributionTarget, predicted: &[u32], labels: &[u32]) -> Vec<u32> {
+    match target {
+        AttributionTarget::Rule(TargetRule::Predicted) => predicted.to_vec(),
+        AttributionTarget::Rule(TargetRule::Label) => labels.to_vec(),
+        AttributionTarget::Class(c) => vec![c; labels.len()],
+    }
+}
+
+/// Runs every `[[attribution]]` entry of `plan` on the audit's inputs.
+pub fn run_attributions(
+    model: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    audit: &AuditResults,
+    sink: &mut dyn Sink,
+) -> Result<AttributionResults> {
+    let shape = data.shape;
+    let mut out = AttributionResults {
+        shape,
+        entries: Vec::new(),
+    };
+    if plan.attributions.is_empty() {
+        return Ok(out);
+    }
+    let n = data.len();
+    let mut checks = Vec::new();
+    for spec in &plan.attributions {
+        checks.push(format!("attribution {}", spec.name));
+        for a in &spec.on {
+            checks.push(format!("attribution {} on {a}", spec.name));
+        }
+    }
+    sink.on_start(n, &checks);
+    let mut check = checks.iter();
+    for (e, spec) in plan.attributions.iter().enumerate() {
+        let method = spec.build((shape[2], shape[3]));
+        let ctx = Context {
+            model,
+            method: method.as_ref(),
+            spec,
+            shape,
+            seed: plan.seed,
+            stream: entry_stream(e),
+            batch_size: plan.batch_size,
+        };
+        let mut variants = Vec::new();
+        let classes = classes_for(spec.target, &audit.clean.predicted, &data.labels);
+        let name = check.next().expect("one check per variant");
+        variants.push(ctx.run_variant("clean", &audit.clean_inputs, classes, None, sink, name)?);
+        for attack in &spec.on {
+            let results = audit
+                .attacks
+                .iter()
+                .find(|a| &a.spec.name == attack)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "attribution {}: attack {attack} was not run",
+                        spec.name
+                    ))
+                })?;
+            let classes = classes_for(spec.target, &results.predictions.predicted, &data.labels);
+            let name = check.next().expect("one check per variant");
+            let clean = &variants[0].maps;
+            let v = ctx.run_variant(
+                attack,
+                &results.adversarial,
+                classes,
+                Some(clean),
+                sink,
+                name,
+            )?;
+            variants.push(v);
+        }
+        out.entries.push(EntryResults {
+            spec: spec.clone(),
+            variants,
+            model_calls_per_map: method.model_calls(),
+        });
+    }
+    sink.on_finish();
+    Ok(out)
+}
+
+struct Context<'a> {
+    model: &'a dyn Classifier,
+    method: &'a dyn Attribution,
+    spec: &'a AttributionSpec,
+    shape: [usize; 4],
+    seed: u64,
+    stream: u64,
+    batch_size: usize,
+}
+
+impl Context<'_> {
+    fn run_variant(
+        &self,
+        variant: &str,
+        inputs: &[f32],
+        classes: Vec<u32>,
+        clean_maps: Option<&Vec<f32>>,
+        sink: &mut dyn Sink,
+        check: &str,
+    ) -> Result<VariantResults> {
+        let started = Instant::now();
+        let [n, c, h, w] = self.shape;
+        let per = c * h * w;
+        let spec = self.spec;
+        let mut r = VariantResults {
+            variant: variant.to_string(),
+            classes,
+            maps: Vec::with_capacity(n * per),
+            convergence_delta: None,
+            deletion: spec.wants_on("deletion", variant).then(Vec::new),
+            insertion: spec.wants_on("insertion", variant).then(Vec::new),
+            max_sensitivity: spec.wants_on("sensitivity", variant).then(Vec::new),
+            sparseness: spec.wants_on("sparseness", variant).then(Vec::new),
+            shift: None,
+            noise: None,
+            seconds: 0.0,
+        };
+        let curve_settings = CurveSettings {
+            steps: spec.curve_steps.unwrap_or(20),
+            baseline: spec.curve_baseline.unwrap_or(0.0) as f32,
+        };
+        for first in (0..n).step_by(self.batch_size.max(1)) {
+            let len = self.batch_size.max(1).min(n - first);
+            sink.on_check_start(check, first, len);
+            let bshape = [len, c, h, w];
+            let xv = &inputs[first * per..(first + len) * per];
+            let x = tensor4(xv.to_vec(), bshape)?;
+            let classes = &r.classes[first..first + len];
+            let batch = ExplainBatch {
+                x: &x,
+                classes,
+                first_index: first,
+                seed: self.seed,
+                stream: self.stream,
+            };
+            let explanation = self.method.explain(self.model, &batch)?;
+            let maps: Vec<f32> = explanation.maps.flatten_all()?.to_vec1()?;
+            if let Some(d) = explanation.convergence_delta {
+                r.convergence_delta.get_or_insert_with(Vec::new).extend(d);
+            }
+            if let Some(noise) = explanation.noise {
+                r.noise.get_or_insert_with(Vec::new).extend(noise);
+            }
+            let orders: Vec<Vec<usize>> = maps
+                .chunks(per)
+                .map(|m| ranking(&pixel_scores(m, c)))
+                .collect();
+            for (curve, store) in [
+                (Curve::Deletion, &mut r.deletion),
+                (Curve::Insertion, &mut r.insertion),
+            ] {
+                if let Some(all) = store {
+                    all.extend(perturbation_curves(
+                        self.model,
+                        xv,
+                        bshape,
+                        classes,
+                        &orders,
+                        curve,
+                        curve_settings,
+                    )?);
+                }
+            }
+            if let Some(all) = &mut r.sparseness {
+                all.extend(maps.chunks(per).map(gini));
+            }
+            if let Some(all) = &mut r.max_sensitivity {
+                all.extend(self.max_sensitivity(&batch, xv, &maps)?);
+            }
+            r.maps.extend(maps);
+            sink.on_check_done(check, len);
+        }
+        if let Some(clean) = clean_maps {
+            let top_k = ((spec.top_k_fraction * (h * w) as f64).ceil() as usize).clamp(1, h * w);
+            let mut shift = Shift {
+                top_k,
+                top_k_overlap: Vec::with_capacity(n),
+                spearman: Vec::with_capacity(n),
+            };
+            for i in 0..n {
+                let a = pixel_scores(&clean[i * per..(i + 1) * per], c);
+                let b = pixel_scores(&r.maps[i * per..(i + 1) * per], c);
+                shift.top_k_overlap.push(top_k_overlap(&a, &b, top_k));
+                shift.spearman.push(spearman(&a, &b));
+            }
+            r.shift = Some(shift);
+        }
+        r.seconds = started.elapsed().as_secs_f64();
+        Ok(r)
+    }
+
+    /// Captum `sensitivity_max`: the largest relative change of the map over
+    /// `samples` uniform perturbations in an L∞ ball (not clipped to the
+    /// valid range, as Captum's default perturbation), same explained class.
+    fn max_sensitivity(&self, batch: &ExplainBatch, x: &[f32], maps: &[f32]) -> Result<Vec<f64>> {
+        let samples = self.spec.sensitivity_samples.unwrap_or(10);
+        let radius = self.spec.sensitivity_radius.unwrap_or(0.02) as f32;
+        let len = batch.len();
+        let per = x.len() / len.max(1);
+        let [_, c, h, w] = self.shape;
+        let mut rngs: Vec<_> = (0..len)
+            .map(|i| batch.rng(i, Purpose::Sensitivity))
+            .collect();
+        let mut worst = vec![0f64; len];
+        for _ in 0..samples {
+            let mut moved = Vec::with_capacity(x.len());
+            for (i, rng) in rngs.iter_mut().enumerate() {
+                moved.extend(
+                    x[i * per..(i + 1) * per]
+                        .iter()
+                        .map(|v| v + rng.uniform_range(-radius, radius)),
+                );
+            }
+            let xt = tensor4(moved, [len, c, h, w])?;
+            let perturbed = ExplainBatch {
+                x: &xt,
+                classes: batch.classes,
+                first_index: batch.first_index,
+                seed: batch.seed,
+                stream: batch.stream,
+            };
+            let m: Vec<f32> = self
+                .method
+                .explain(self.model, &perturbed)?
+                .maps
+                .flatten_all()?
+                .to_vec1()?;
+            for (i, w) in worst.iter_mut().enumerate() {
+                let change =
+                    relative_change(&maps[i * per..(i + 1) * per], &m[i * per..(i + 1) * per]);
+                *w = w.max(change);
+            }
+        }
+        Ok(worst)
+    }
+}
