@@ -3,6 +3,7 @@
 //! predictions every other check compares against.
 
 pub mod clean;
+pub(crate) mod entry;
 pub mod job;
 pub mod plan;
 pub mod run;

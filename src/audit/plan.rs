@@ -14,6 +14,7 @@ use crate::attack::fmn::Fmn;
 use crate::attack::spatial::{Spatial, SpatialMode};
 use crate::attack::square::Square;
 use crate::attack::{fgsm::Fgsm, pgd::Pgd, Attack, Norm, Target, TargetRule};
+use crate::audit::entry::Entry;
 use crate::error::{Error, Result};
 
 /// The plan `run` uses when none is given (also in `attacks/default.toml`).
@@ -226,83 +227,6 @@ pub const KINDS: &[&str] = &[
     "ensemble",
     "autoattack",
 ];
-
-struct Entry<'a> {
-    origin: &'a str,
-    label: String,
-    table: Table,
-}
-
-impl Entry<'_> {
-    fn err(&self, key: &str, message: impl std::fmt::Display) -> Error {
-        plan_err(self.origin, format!("{}: `{key}` {message}", self.label))
-    }
-
-    fn take(&mut self, key: &str) -> Option<Value> {
-        self.table.remove(key)
-    }
-
-    fn float(&mut self, key: &str) -> Result<Option<f64>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::Float(f)) => Ok(Some(f)),
-            Some(Value::Integer(i)) => Ok(Some(i as f64)),
-            Some(other) => {
-                Err(self.err(key, format!("must be a number, found {}", other.type_str())))
-            }
-        }
-    }
-
-    fn nonneg_float(&mut self, key: &str) -> Result<Option<f64>> {
-        let v = self.float(key)?;
-        if let Some(f) = v {
-            if !f.is_finite() || f < 0.0 {
-                return Err(self.err(key, format!("must be a finite number ≥ 0, found {f}")));
-            }
-        }
-        Ok(v)
-    }
-
-    fn positive_int(&mut self, key: &str) -> Result<Option<usize>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::Integer(i)) if i >= 1 => Ok(Some(i as usize)),
-            Some(Value::Integer(i)) => Err(self.err(key, format!("must be at least 1, found {i}"))),
-            Some(other) => Err(self.err(
-                key,
-                format!("must be an integer, found {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn boolean(&mut self, key: &str) -> Result<Option<bool>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::Boolean(b)) => Ok(Some(b)),
-            Some(other) => Err(self.err(
-                key,
-                format!("must be true or false, found {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn string(&mut self, key: &str) -> Result<Option<String>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => {
-                Err(self.err(key, format!("must be a string, found {}", other.type_str())))
-            }
-        }
-    }
-
-    fn finish(self) -> Result<()> {
-        if let Some(key) = self.table.keys().next() {
-            return Err(self.err(key, "is not a known key for this kind"));
-        }
-        Ok(())
-    }
-}
 
 fn plan_err(origin: &str, message: impl Into<String>) -> Error {
     Error::Plan {

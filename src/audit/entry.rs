@@ -1,0 +1,158 @@
+//! One plan entry (a TOML table) read key by key with typed accessors whose
+//! errors name the plan file, the entry and the key; `finish` refuses keys
+//! nobody read. Shared by the attack and attribution sections of a plan.
+
+use toml::{Table, Value};
+
+use crate::error::{Error, Result};
+
+pub(crate) struct Entry<'a> {
+    pub(crate) origin: &'a str,
+    pub(crate) label: String,
+    pub(crate) table: Table,
+}
+
+impl Entry<'_> {
+    pub(crate) fn err(&self, key: &str, message: impl std::fmt::Display) -> Error {
+        Error::Plan {
+            origin: self.origin.to_string(),
+            message: format!("{}: `{key}` {message}", self.label),
+        }
+    }
+
+    pub(crate) fn take(&mut self, key: &str) -> Option<Value> {
+        self.table.remove(key)
+    }
+
+    pub(crate) fn float(&mut self, key: &str) -> Result<Option<f64>> {
+        let v = match self.take(key) {
+            None => return Ok(None),
+            Some(Value::Float(f)) => f,
+            Some(Value::Integer(i)) => i as f64,
+            Some(other) => {
+                return Err(self.err(key, format!("must be a number, found {}", other.type_str())))
+            }
+        };
+        if !v.is_finite() {
+            return Err(self.err(key, format!("must be finite, found {v}")));
+        }
+        Ok(Some(v))
+    }
+
+    pub(crate) fn nonneg_float(&mut self, key: &str) -> Result<Option<f64>> {
+        let v = self.float(key)?;
+        if let Some(f) = v.filter(|f| *f < 0.0) {
+            return Err(self.err(key, format!("must be ≥ 0, found {f}")));
+        }
+        Ok(v)
+    }
+
+    pub(crate) fn positive_float(&mut self, key: &str) -> Result<Option<f64>> {
+        let v = self.float(key)?;
+        if let Some(f) = v.filter(|f| *f <= 0.0) {
+            return Err(self.err(key, format!("must be > 0, found {f}")));
+        }
+        Ok(v)
+    }
+
+    pub(crate) fn positive_int(&mut self, key: &str) -> Result<Option<usize>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Integer(i)) if i >= 1 => Ok(Some(i as usize)),
+            Some(Value::Integer(i)) => Err(self.err(key, format!("must be at least 1, found {i}"))),
+            Some(other) => Err(self.err(
+                key,
+                format!("must be an integer, found {}", other.type_str()),
+            )),
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, key: &str) -> Result<Option<bool>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Boolean(b)) => Ok(Some(b)),
+            Some(other) => Err(self.err(
+                key,
+                format!("must be true or false, found {}", other.type_str()),
+            )),
+        }
+    }
+
+    pub(crate) fn string(&mut self, key: &str) -> Result<Option<String>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => {
+                Err(self.err(key, format!("must be a string, found {}", other.type_str())))
+            }
+        }
+    }
+
+    /// One of `choices`.
+    pub(crate) fn choice(&mut self, key: &str, choices: &[&str]) -> Result<Option<String>> {
+        let v = self.string(key)?;
+        if let Some(s) = &v {
+            if !choices.contains(&s.as_str()) {
+                return Err(self.err(key, format!("\"{s}\" is not one of {}", choices.join(", "))));
+            }
+        }
+        Ok(v)
+    }
+
+    /// An integer ≥ 1, or `[h, w]` of them.
+    pub(crate) fn size2(&mut self, key: &str) -> Result<Option<[usize; 2]>> {
+        let bad = |e: &Self, found: &Value| {
+            e.err(
+                key,
+                format!("must be a positive integer or [height, width], found {found}"),
+            )
+        };
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Integer(i)) if i >= 1 => Ok(Some([i as usize; 2])),
+            Some(Value::Array(items)) if items.len() == 2 => {
+                let mut out = [0usize; 2];
+                for (o, item) in out.iter_mut().zip(&items) {
+                    match item {
+                        Value::Integer(i) if *i >= 1 => *o = *i as usize,
+                        _ => return Err(bad(self, &Value::Array(items.clone()))),
+                    }
+                }
+                Ok(Some(out))
+            }
+            Some(other) => Err(bad(self, &other)),
+        }
+    }
+
+    pub(crate) fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::new();
+                for item in items {
+                    match item {
+                        Value::String(s) => out.push(s),
+                        other => {
+                            return Err(self.err(
+                                key,
+                                format!("must list strings, found {}", other.type_str()),
+                            ))
+                        }
+                    }
+                }
+                Ok(Some(out))
+            }
+            Some(other) => Err(self.err(
+                key,
+                format!("must be a list of strings, found {}", other.type_str()),
+            )),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<()> {
+        if let Some(key) = self.table.keys().next() {
+            return Err(self.err(key, "is not a known key for this kind"));
+        }
+        Ok(())
+    }
+}
