@@ -314,21 +314,6 @@ fn deletion_auc_of_attribution_rankings_beats_random_rankings() {
     );
 }
 
-fn validate_against_schema(report_path: &std::path::Path) {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("reports/schema.json")).unwrap())
-            .unwrap();
-    let instance: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| e.to_string())
-        .take(5)
-        .collect();
-    assert!(errors.is_empty(), "report does not validate: {errors:?}");
-}
-
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -444,7 +429,7 @@ fn run_writes_maps_metrics_and_a_valid_report_independent_of_batch_size() {
             }
         }
     }
-    validate_against_schema(&dir.path().join("a/r.json"));
+    super::validate_against_schema(&dir.path().join("a/r.json"));
 
     let ta = read_tensors(&dir.path().join("a/r.safetensors")).unwrap();
     let tb = read_tensors(&dir.path().join("b/r.safetensors")).unwrap();

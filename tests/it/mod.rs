@@ -65,3 +65,19 @@ impl Run {
         }
     }
 }
+
+/// Asserts that a report file validates against `reports/schema.json`.
+pub fn validate_against_schema(report_path: &Path) {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("reports/schema.json")).unwrap())
+            .unwrap();
+    let instance: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| e.to_string())
+        .take(5)
+        .collect();
+    assert!(errors.is_empty(), "report does not validate: {errors:?}");
+}

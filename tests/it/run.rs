@@ -22,21 +22,6 @@ fn plan(name: &str) -> String {
     root().join("attacks").join(name).display().to_string()
 }
 
-fn validate_against_schema(report_path: &std::path::Path) {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("reports/schema.json")).unwrap())
-            .unwrap();
-    let instance: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report_path).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&instance)
-        .map(|e| e.to_string())
-        .take(5)
-        .collect();
-    assert!(errors.is_empty(), "report does not validate: {errors:?}");
-}
-
 /// Parses the summary table rows: name → (robust %, success %).
 fn printed_rows(stdout: &str) -> HashMap<String, (f64, f64)> {
     let mut rows = HashMap::new();
@@ -77,7 +62,7 @@ fn quick_plan_report_matches_the_printed_summary_and_the_schema() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let path = dir.path().join("out/quick.json");
     let report = read_report(&path).unwrap();
-    validate_against_schema(&path);
+    super::validate_against_schema(&path);
     assert_eq!(report.summary.count, 60);
     assert_eq!(report.samples.len(), 60);
     let clean_line = format!(
@@ -138,7 +123,7 @@ fn default_plan_report_validates_against_the_schema() {
     let r = xai(dir.path(), &["run", &model(), "--limit", "8"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let path = dir.path().join("reports/mnist_cnn.json");
-    validate_against_schema(&path);
+    super::validate_against_schema(&path);
     let report = read_report(&path).unwrap();
     let kinds: Vec<(&str, String)> = report
         .summary
