@@ -13,6 +13,24 @@ use crate::data::batch::{batch_tensor, load_for_model, DataRequest};
 use crate::error::Result;
 use crate::model::{load_model, Classifier};
 
+/// The model and the first `limit` inputs a benchmark runs on.
+pub(crate) fn bench_inputs(
+    model: &Path,
+    arch: Option<&Path>,
+    data: Option<&Path>,
+    limit: usize,
+) -> Result<(crate::model::LoadedModel, crate::data::Dataset)> {
+    let loaded = load_model(model, arch)?;
+    let request = DataRequest {
+        path: data,
+        resize: false,
+        limit: Some(limit.max(1)),
+    };
+    let net = &loaded.network;
+    let data = load_for_model(&request, net.input_shape(), net.num_classes())?;
+    Ok((loaded, data))
+}
+
 /// Runs PGD (ε 0.1, step 0.01, `steps` steps, no random start) over the first
 /// `limit` inputs in batches of `batch_size`; returns a printable summary.
 pub fn pgd_throughput(
@@ -23,14 +41,8 @@ pub fn pgd_throughput(
     batch_size: usize,
     steps: usize,
 ) -> Result<String> {
-    let loaded = load_model(model, arch)?;
+    let (loaded, data) = bench_inputs(model, arch, data, limit)?;
     let net = &loaded.network;
-    let request = DataRequest {
-        path: data,
-        resize: false,
-        limit: Some(limit.max(1)),
-    };
-    let data = load_for_model(&request, net.input_shape(), net.num_classes())?;
     let pgd = Pgd {
         norm: Norm::Linf,
         eps: 0.1,

@@ -17,9 +17,8 @@ use super::smoothgrad::{NoiseTunnelType, SmoothGrad};
 use super::{entry_stream, tensor4, Attribution, ExplainBatch};
 use crate::audit::clean::predict;
 use crate::audit::plan::Plan;
-use crate::data::batch::{load_for_model, DataRequest};
 use crate::error::Result;
-use crate::model::{load_model, Classifier};
+use crate::model::Classifier;
 
 /// Times every method (and the metrics) over the first `limit` inputs in
 /// batches of `batch_size`; returns a printable table.
@@ -30,14 +29,8 @@ pub fn attribution_costs(
     limit: usize,
     batch_size: usize,
 ) -> Result<String> {
-    let loaded = load_model(model, arch)?;
+    let (loaded, data) = crate::bench::bench_inputs(model, arch, data, limit)?;
     let net = &loaded.network;
-    let request = DataRequest {
-        path: data,
-        resize: false,
-        limit: Some(limit.max(1)),
-    };
-    let data = load_for_model(&request, net.input_shape(), net.num_classes())?;
     let [n, c, h, w] = data.shape;
     let per = c * h * w;
     let batch_size = batch_size.max(1);
