@@ -40,9 +40,11 @@ pub fn pgd_throughput(
     limit: usize,
     batch_size: usize,
     steps: usize,
+    engine: crate::engine::Engine,
 ) -> Result<String> {
     let (loaded, data) = bench_inputs(model, arch, data, limit)?;
-    let net = &loaded.network;
+    let (classifier, engine_name) = crate::engine::select(&loaded.network, engine)?;
+    let net = classifier.as_ref();
     let pgd = Pgd {
         norm: Norm::Linf,
         eps: 0.1,
@@ -95,7 +97,7 @@ pub fn pgd_throughput(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "PGD-{steps} L∞ (ε 0.1, step 0.01, no random start) on {} inputs, batch {batch_size}, {threads} threads available",
+        "PGD-{steps} L∞ (ε 0.1, step 0.01, no random start) on {} inputs, batch {batch_size}, {threads} threads available, {engine_name} engine",
         data.len()
     );
     let _ = writeln!(out, "model {}", model.display());

@@ -44,6 +44,11 @@ pub enum Command {
         /// Inputs per forward pass.
         #[arg(long, default_value_t = 100)]
         batch_size: usize,
+        /// Which implementation runs the model: the fast engine when it supports
+        /// every layer (auto), the fast engine or an error (fast), or candle
+        /// autograd (reference).
+        #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+        engine: EngineArg,
     },
     /// Audit a model: clean accuracy and robustness to each attack of a plan,
     /// written to a versioned JSON report and a tensor sidecar.
@@ -73,6 +78,11 @@ pub enum Command {
         /// Inputs per batch (overrides the plan's; results do not depend on it).
         #[arg(long)]
         batch_size: Option<usize>,
+        /// Which implementation runs the model: the fast engine when it supports
+        /// every layer (auto), the fast engine or an error (fast), or candle
+        /// autograd (reference).
+        #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+        engine: EngineArg,
         /// Resize images whose size differs from the model's input.
         #[arg(long)]
         resize: bool,
@@ -102,8 +112,34 @@ pub enum Command {
         /// PGD steps.
         #[arg(long, default_value_t = 40)]
         steps: usize,
+        /// Which implementation runs the model: the fast engine when it supports
+        /// every layer (auto), the fast engine or an error (fast), or candle
+        /// autograd (reference).
+        #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+        engine: EngineArg,
         /// Time each attribution method and metric per input instead.
         #[arg(long)]
         attributions: bool,
     },
+}
+
+/// `--engine`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineArg {
+    /// The fast engine when it supports every layer, else the reference.
+    Auto,
+    /// The fast engine, or an error naming the layer it cannot run.
+    Fast,
+    /// candle autograd (slower; the reference the fast engine is tested against).
+    Reference,
+}
+
+impl From<EngineArg> for xai_audit::engine::Engine {
+    fn from(e: EngineArg) -> Self {
+        match e {
+            EngineArg::Auto => xai_audit::engine::Engine::Auto,
+            EngineArg::Fast => xai_audit::engine::Engine::Fast,
+            EngineArg::Reference => xai_audit::engine::Engine::Reference,
+        }
+    }
 }

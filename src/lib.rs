@@ -4,6 +4,8 @@
 //! - [`model`]: the architecture spec, safetensors loading, layers with
 //!   PyTorch-exact gradients, and the [`model::Classifier`] boundary;
 //! - [`data`]: MNIST IDX files and image folders;
+//! - [`engine`]: the fast forward/input-gradient engine compiled from a
+//!   [`model::Network`], tested against it;
 //! - [`attack`]: FGSM and PGD, one file each;
 //! - [`attribution`]: per-input attribution maps, one file per method, their
 //!   quality metrics and how attacks move them;
@@ -23,6 +25,7 @@ pub mod attribution;
 pub mod audit;
 pub mod bench;
 pub mod data;
+pub mod engine;
 pub mod error;
 pub mod inspect;
 pub mod model;

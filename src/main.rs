@@ -44,6 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resize,
             limit,
             batch_size,
+            engine,
         } => {
             let text = eval(
                 &model,
@@ -52,6 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 resize,
                 limit,
                 batch_size,
+                engine.into(),
             )?;
             print_stdout(&text)?;
         }
@@ -66,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batch_size,
             resize,
             save_images,
+            engine,
         } => {
             use xai_audit::audit::job;
             let opts = job::JobOptions {
@@ -79,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 batch_size,
                 resize,
                 save_images,
+                engine: engine.into(),
             };
             let mut sink = xai_audit::audit::sink::ProgressSink::new();
             let output = job::run_job(&opts, &mut sink)?;
@@ -106,6 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batch_size,
             steps,
             attributions,
+            engine,
         } => {
             if attributions {
                 let text = xai_audit::attribution::bench::attribution_costs(
@@ -125,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 limit,
                 batch_size,
                 steps,
+                engine.into(),
             )?;
             print_stdout(&text)?;
         }
@@ -139,12 +145,13 @@ fn eval(
     resize: bool,
     limit: Option<usize>,
     batch_size: usize,
+    engine: xai_audit::engine::Engine,
 ) -> anyhow::Result<String> {
     use xai_audit::audit::clean;
-    use xai_audit::model::Classifier;
     let loaded = xai_audit::model::load_model(model, arch)?;
     warn_unused(&loaded);
-    let net = &loaded.network;
+    let (classifier, _) = xai_audit::engine::select(&loaded.network, engine)?;
+    let net = classifier.as_ref();
     let request = xai_audit::data::batch::DataRequest {
         path: data,
         resize,
@@ -154,7 +161,7 @@ fn eval(
         xai_audit::data::batch::load_for_model(&request, net.input_shape(), net.num_classes())?;
     let predictions = clean::predict(net, &dataset, batch_size)?;
     let accuracy = clean::accuracy(&predictions.predicted, &dataset.labels);
-    let names = net.spec().class_names();
+    let names = loaded.network.spec().class_names();
     let mut out = format!(
         "model {}\ndata  {} ({} inputs)\nclean accuracy {:.2}%\n\n  class        correct / total   accuracy\n",
         model.display(),

@@ -9,7 +9,7 @@ use super::run::run_audit;
 use super::sink::Sink;
 use crate::data::batch::{load_for_model, DataRequest};
 use crate::error::{Error, Result};
-use crate::model::{load_model, Classifier};
+use crate::model::load_model;
 use crate::report::build::{build_report, sidecar_tensors, ReportInputs};
 use crate::report::io::write_report;
 use crate::report::tensors::{sidecar_path, write_tensors};
@@ -38,6 +38,8 @@ pub struct JobOptions {
     pub resize: bool,
     /// Write PNGs of every input here.
     pub save_images: Option<PathBuf>,
+    /// Which implementation runs the model.
+    pub engine: crate::engine::Engine,
 }
 
 /// What `run` produced.
@@ -81,9 +83,10 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
         plan.batch_size = b;
     }
     let model = load_model(&opts.model, opts.arch.as_deref())?;
-    let net = &model.network;
+    let (classifier, _) = crate::engine::select(&model.network, opts.engine)?;
+    let net = classifier.as_ref();
     plan.check_against(net.num_classes(), &plan_origin)?;
-    crate::attribution::plan::check_against(&mut plan, net.spec(), &plan_origin)?;
+    crate::attribution::plan::check_against(&mut plan, model.network.spec(), &plan_origin)?;
     let request = DataRequest {
         path: opts.data.as_deref(),
         resize: opts.resize,

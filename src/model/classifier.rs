@@ -144,7 +144,36 @@ impl Network {
         &self.spec
     }
 
-    fn check_input(&self, x: &Tensor) -> Result<()> {
+    /// The layers, as built (the fast engine compiles from them).
+    pub(crate) fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// `(mean, std)` of the input normalization, shaped `[1, C, 1, 1]`.
+    pub(crate) fn normalization(&self) -> Option<&(Tensor, Tensor)> {
+        self.normalize.as_ref()
+    }
+
+    /// Refuses objectives whose classes do not fit a batch of `n`.
+    pub(crate) fn check_objective(&self, n: usize, objective: &Objective) -> Result<()> {
+        let k = self.num_classes;
+        if let Some(classes) = objective.classes() {
+            if classes.len() != n {
+                return Err(Error::Invalid(format!(
+                    "{} objective classes for a batch of {n}",
+                    classes.len()
+                )));
+            }
+            if let Some(&bad) = classes.iter().find(|&&c| c as usize >= k) {
+                return Err(Error::Invalid(format!(
+                    "objective class {bad} outside the model's {k} classes"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_input(&self, x: &Tensor) -> Result<()> {
         let [c, h, w] = self.spec.input.shape;
         match x.dims() {
             [_, xc, xh, xw] if [*xc, *xh, *xw] == [c, h, w] => {}
@@ -232,19 +261,7 @@ impl Classifier for Network {
         self.check_input(x)?;
         let n = x.dim(0)?;
         let k = self.num_classes;
-        if let Some(classes) = objective.classes() {
-            if classes.len() != n {
-                return Err(Error::Invalid(format!(
-                    "{} objective classes for a batch of {n}",
-                    classes.len()
-                )));
-            }
-            if let Some(&bad) = classes.iter().find(|&&c| c as usize >= k) {
-                return Err(Error::Invalid(format!(
-                    "objective class {bad} outside the model's {k} classes"
-                )));
-            }
-        }
+        self.check_objective(n, &objective)?;
         let var = Var::from_tensor(x)?;
         let logits = self.forward(var.as_tensor())?;
         let value = match objective {

@@ -42,7 +42,7 @@ fn dataset(pixels: Vec<f32>, labels: Vec<u32>, side: usize, classes: usize) -> D
     }
 }
 
-fn attack(name: &str, kind: &str, norm: Norm, eps: f64) -> AttackSpec {
+pub(crate) fn attack(name: &str, kind: &str, norm: Norm, eps: f64) -> AttackSpec {
     AttackSpec {
         step_size: (kind == "pgd").then_some(eps / 4.0),
         steps: (kind == "pgd").then_some(10),
@@ -52,7 +52,7 @@ fn attack(name: &str, kind: &str, norm: Norm, eps: f64) -> AttackSpec {
     }
 }
 
-fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
+pub(crate) fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
     Plan {
         seed: 7,
         batch_size,
@@ -147,7 +147,7 @@ fn l2_fgsm_on_a_linear_model_steps_along_w_over_its_norm() {
     }
 }
 
-fn shipped_cnn_and_digits(n: usize) -> (Network, Dataset) {
+pub(crate) fn shipped_cnn_and_digits(n: usize) -> (Network, Dataset) {
     let model = load_model(&root().join("assets/mnist_cnn.safetensors"), None)
         .unwrap()
         .network;

@@ -44,7 +44,7 @@ const ALL_OPS: &str = r#"{
   ]}"#;
 
 /// Random weights: uniform ±1/√fan_in, running variances in [0.5, 1.5].
-fn random_network(spec_json: &str, seed: u64) -> Network {
+pub(crate) fn random_network(spec_json: &str, seed: u64) -> Network {
     let spec = ArchSpec::from_json(spec_json, "test").unwrap();
     let mut rng = Rng::new(seed);
     let mut tensors = HashMap::new();

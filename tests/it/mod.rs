@@ -3,6 +3,7 @@
 mod attacks;
 mod attributions;
 mod cli;
+mod engine;
 mod gradients;
 mod pytorch_parity;
 mod run;

@@ -1,0 +1,367 @@
+//! 2-D convolution on channel-last (`[N, H, W, C]`) activations as im2col
+//! plus one packed GEMM, and its input gradient as one GEMM plus col2im.
+//! No weight gradient is ever computed: audits differentiate inputs only.
+
+use super::gemm::{matmul, MatRef};
+
+/// A compiled convolution (groups = 1).
+#[derive(Debug, Clone)]
+pub struct Conv {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel `(h, w)`.
+    pub kernel: (usize, usize),
+    /// Stride (both axes).
+    pub stride: usize,
+    /// Zero padding `(h, w)`.
+    pub padding: (usize, usize),
+    /// Dilation (both axes).
+    pub dilation: usize,
+    /// Input `(h, w)`.
+    pub input: (usize, usize),
+    /// Output `(h, w)`.
+    pub output: (usize, usize),
+    /// `[cout, kh·kw·cin]`, window position major, channel minor (the order
+    /// im2col writes a row in).
+    pub weight: Vec<f32>,
+    /// The same, transposed to `[kh·kw·cin, cout]`: with it the forward GEMM
+    /// reads its weight operand in the layout the kernel wants, unpacked.
+    pub weight_t: Vec<f32>,
+    /// `[cout]`.
+    pub bias: Option<Vec<f32>>,
+}
+
+impl Conv {
+    /// Builds from PyTorch's `[cout, cin, kh, kw]` weight.
+    pub fn new(
+        weight: &[f32],
+        bias: Option<Vec<f32>>,
+        (cout, cin, kh, kw): (usize, usize, usize, usize),
+        stride: usize,
+        padding: (usize, usize),
+        dilation: usize,
+        input: (usize, usize),
+    ) -> Self {
+        let out_len = |len: usize, k: usize, p: usize| {
+            (len + 2 * p).saturating_sub(dilation * (k - 1) + 1) / stride + 1
+        };
+        let output = (
+            out_len(input.0, kh, padding.0),
+            out_len(input.1, kw, padding.1),
+        );
+        let k = kh * kw * cin;
+        let mut w = vec![0f32; cout * k];
+        for co in 0..cout {
+            for ci in 0..cin {
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        w[co * k + (ky * kw + kx) * cin + ci] =
+                            weight[((co * cin + ci) * kh + ky) * kw + kx];
+                    }
+                }
+            }
+        }
+        let mut weight_t = vec![0f32; k * cout];
+        for co in 0..cout {
+            for kk in 0..k {
+                weight_t[kk * cout + co] = w[co * k + kk];
+            }
+        }
+        Conv {
+            weight_t,
+            cin,
+            cout,
+            kernel: (kh, kw),
+            stride,
+            padding,
+            dilation,
+            input,
+            output,
+            weight: w,
+            bias,
+        }
+    }
+
+    /// Columns per im2col row.
+    fn k(&self) -> usize {
+        self.kernel.0 * self.kernel.1 * self.cin
+    }
+
+    /// A 1×1, stride-1, unpadded convolution reads its input as the columns.
+    fn pointwise(&self) -> bool {
+        self.kernel == (1, 1) && self.stride == 1 && self.padding == (0, 0)
+    }
+
+    /// Walks the im2col layout: for every output row of every sample and
+    /// every kernel row `ky`, calls `f(col, Some((x_offset, kx_first,
+    /// kx_count)))` for the columns whose taps fall inside the input (`col`
+    /// is where tap `kx_first` goes, `x_offset` the input pixel it reads),
+    /// or `f(col, None)` when the kernel row lies in the padding. Columns of
+    /// taps outside the input along x are the caller's to zero.
+    fn for_each_run(&self, n: usize, mut f: impl FnMut(usize, Option<(usize, usize, usize)>)) {
+        let (h, w) = self.input;
+        let (oh, ow) = self.output;
+        let (kh, kw) = self.kernel;
+        let (c, k) = (self.cin, self.k());
+        let (st, dil) = (self.stride, self.dilation);
+        // Per output column: the first in-range tap and how many are in range.
+        let xs: Vec<(usize, usize, usize)> = (0..ow)
+            .map(|ox| {
+                let start = (ox * st) as isize - self.padding.1 as isize;
+                let taps = (0..kw).filter(|&kx| {
+                    let ix = start + (kx * dil) as isize;
+                    ix >= 0 && (ix as usize) < w
+                });
+                let first = taps.clone().next().unwrap_or(0);
+                let count = taps.count();
+                let ix = (start + (first * dil) as isize).max(0) as usize;
+                (first, count, ix)
+            })
+            .collect();
+        for s in 0..n {
+            for oy in 0..oh {
+                for ky in 0..kh {
+                    let iy = (oy * st + ky * dil) as isize - self.padding.0 as isize;
+                    let inside = iy >= 0 && (iy as usize) < h;
+                    for (ox, &(first, count, ix)) in xs.iter().enumerate() {
+                        let row = ((s * oh + oy) * ow + ox) * k + ky * kw * c;
+                        if inside && count > 0 {
+                            let at = ((s * h + iy as usize) * w + ix) * c;
+                            f(row + first * c, Some((at, first, count)));
+                        } else {
+                            f(row, None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `y [n, oh, ow, cout] = conv(x [n, h, w, cin])`; `cols` is scratch.
+    pub fn forward(&self, n: usize, x: &[f32], y: &mut [f32], cols: &mut Vec<f32>) {
+        let m = n * self.output.0 * self.output.1;
+        let k = self.k();
+        let c = self.cin;
+        let lhs: &[f32] = if self.pointwise() {
+            x
+        } else {
+            cols.resize(m * k, 0.0);
+            let (kw, dil) = (self.kernel.1, self.dilation);
+            let row_len = kw * c;
+            self.for_each_run(n, |col, run| match run {
+                Some((at, first, count)) => {
+                    let row_start = col - first * c;
+                    let dst = &mut cols[row_start..row_start + row_len];
+                    dst[..first * c].fill(0.0);
+                    if dil == 1 {
+                        // Contiguous taps: one copy of count·c floats.
+                        dst[first * c..(first + count) * c].copy_from_slice(&x[at..at + count * c]);
+                    } else {
+                        for t in 0..count {
+                            let (d, src) = ((first + t) * c, at + t * dil * c);
+                            dst[d..d + c].copy_from_slice(&x[src..src + c]);
+                        }
+                    }
+                    dst[(first + count) * c..].fill(0.0);
+                }
+                None => cols[col..col + row_len].fill(0.0),
+            });
+            cols
+        };
+        if let Some(b) = &self.bias {
+            for row in y[..m * self.cout].chunks_exact_mut(self.cout) {
+                row.copy_from_slice(b);
+            }
+        }
+        matmul(
+            y,
+            MatRef::row_major(lhs, m, k),
+            MatRef::row_major(&self.weight_t, k, self.cout),
+            self.bias.is_some(),
+        );
+    }
+
+    /// `dx = ∂/∂x` given `dy`, both channel-last; `cols` is scratch.
+    pub fn backward(&self, n: usize, dy: &[f32], dx: &mut [f32], cols: &mut Vec<f32>) {
+        let m = n * self.output.0 * self.output.1;
+        let k = self.k();
+        let c = self.cin;
+        let w = MatRef::row_major(&self.weight, self.cout, k);
+        if self.pointwise() {
+            matmul(dx, MatRef::row_major(dy, m, self.cout), w, false);
+            return;
+        }
+        cols.resize(m * k, 0.0);
+        matmul(cols, MatRef::row_major(dy, m, self.cout), w, false);
+        dx[..n * self.input.0 * self.input.1 * c].fill(0.0);
+        let dil = self.dilation;
+        self.for_each_run(n, |col, run| {
+            if let Some((at, _, count)) = run {
+                if dil == 1 {
+                    let len = count * c;
+                    for (d, g) in dx[at..at + len].iter_mut().zip(&cols[col..col + len]) {
+                        *d += g;
+                    }
+                } else {
+                    for t in 0..count {
+                        let (src, dst) = (col + t * c, at + t * dil * c);
+                        for (d, g) in dx[dst..dst + c].iter_mut().zip(&cols[src..src + c]) {
+                            *d += g;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct definition in NCHW, f64.
+    #[allow(clippy::too_many_arguments)]
+    fn direct(
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        (cin, h, wd): (usize, usize, usize),
+        (cout, kh, kw): (usize, usize, usize),
+        stride: usize,
+        pad: (usize, usize),
+        dil: usize,
+        (oh, ow): (usize, usize),
+    ) -> Vec<f64> {
+        let mut y = vec![0f64; cout * oh * ow];
+        for co in 0..cout {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut s = b[co] as f64;
+                    for ci in 0..cin {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * stride + ky * dil) as isize - pad.0 as isize;
+                                let ix = (ox * stride + kx * dil) as isize - pad.1 as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
+                                    s += x[(ci * h + iy as usize) * wd + ix as usize] as f64
+                                        * w[((co * cin + ci) * kh + ky) * kw + kx] as f64;
+                                }
+                            }
+                        }
+                    }
+                    y[(co * oh + oy) * ow + ox] = s;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn forward_and_input_gradient_match_the_definition() {
+        // Asymmetric kernel and padding, stride 2, dilation 2, three channels.
+        let (cin, h, wd, cout, kh, kw) = (3, 9, 8, 4, 3, 2);
+        let (stride, pad, dil) = (2, (2, 1), 2);
+        let x: Vec<f32> = (0..cin * h * wd)
+            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 7.0)
+            .collect();
+        let w: Vec<f32> = (0..cout * cin * kh * kw)
+            .map(|i| ((i * 13 % 11) as f32 - 5.0) / 9.0)
+            .collect();
+        let b = vec![0.5, -0.25, 0.0, 1.0];
+        let conv = Conv::new(
+            &w,
+            Some(b.clone()),
+            (cout, cin, kh, kw),
+            stride,
+            pad,
+            dil,
+            (h, wd),
+        );
+        let (oh, ow) = conv.output;
+        assert_eq!((oh, ow), (5, 4), "PyTorch's output size");
+        let want = direct(
+            &x,
+            &w,
+            &b,
+            (cin, h, wd),
+            (cout, kh, kw),
+            stride,
+            pad,
+            dil,
+            (oh, ow),
+        );
+        // To channel-last.
+        let mut xl = vec![0f32; x.len()];
+        for ci in 0..cin {
+            for p in 0..h * wd {
+                xl[p * cin + ci] = x[ci * h * wd + p];
+            }
+        }
+        let mut y = vec![0f32; oh * ow * cout];
+        let mut cols = Vec::new();
+        conv.forward(1, &xl, &mut y, &mut cols);
+        for co in 0..cout {
+            for p in 0..oh * ow {
+                let got = y[p * cout + co] as f64;
+                assert!((got - want[co * oh * ow + p]).abs() < 1e-5, "{got}");
+            }
+        }
+        // Input gradient of Σ y·g by central differences of the f64 definition
+        // (linear, so differences are exact up to rounding).
+        let g: Vec<f64> = (0..cout * oh * ow)
+            .map(|i| ((i * 7 % 5) as f64 - 2.0) / 3.0)
+            .collect();
+        let mut gl = vec![0f32; g.len()];
+        for co in 0..cout {
+            for p in 0..oh * ow {
+                gl[p * cout + co] = g[co * oh * ow + p] as f32;
+            }
+        }
+        let mut dx = vec![0f32; xl.len()];
+        conv.backward(1, &gl, &mut dx, &mut cols);
+        let dot = |x: &[f32]| -> f64 {
+            direct(
+                x,
+                &w,
+                &b,
+                (cin, h, wd),
+                (cout, kh, kw),
+                stride,
+                pad,
+                dil,
+                (oh, ow),
+            )
+            .iter()
+            .zip(&g)
+            .map(|(a, b)| a * b)
+            .sum()
+        };
+        for i in 0..x.len() {
+            let mut xp = x.clone();
+            xp[i] += 0.5;
+            let mut xm = x.clone();
+            xm[i] -= 0.5;
+            let fd = (dot(&xp) - dot(&xm)) / 1.0;
+            let (ci, p) = (i / (h * wd), i % (h * wd));
+            let got = dx[p * cin + ci] as f64;
+            assert!((got - fd).abs() < 1e-4, "input {i}: {got} vs {fd}");
+        }
+    }
+
+    #[test]
+    fn pointwise_convolution_skips_im2col_and_still_matches() {
+        let w = vec![1.0, 2.0, -1.0, 0.5, 0.0, 3.0]; // [3, 2, 1, 1]
+        let conv = Conv::new(&w, None, (3, 2, 1, 1), 1, (0, 0), 1, (1, 2));
+        let x = vec![1.0, 2.0, -1.0, 4.0]; // two pixels, two channels
+        let mut y = vec![0f32; 6];
+        let mut cols = Vec::new();
+        conv.forward(1, &x, &mut y, &mut cols);
+        assert_eq!(y, vec![5.0, 0.0, 6.0, 7.0, 3.0, 12.0]);
+        let mut dx = vec![0f32; 4];
+        conv.backward(1, &[1.0, 0.0, 1.0, 0.0, 1.0, 0.0], &mut dx, &mut cols);
+        assert_eq!(dx, vec![1.0, 5.0, -1.0, 0.5]);
+        assert!(cols.is_empty(), "a pointwise conv needs no columns");
+    }
+}

@@ -1,0 +1,524 @@
+//! The fast engine: a network compiled from the spec's layers into a flat
+//! list of channel-last ops with hand-written input-gradient passes —
+//! im2col + packed GEMM convolutions, argmax-routed pooling, no weight
+//! gradients, buffers reused across calls. It implements the same
+//! [`Classifier`] as the candle [`Network`] it is compiled from, which stays
+//! the reference: tests hold every op's output and gradient to it.
+//!
+//! Batches are cut into fixed chunks of [`CHUNK`] samples (the last one
+//! zero-padded) that run in parallel with rayon. Every matrix product thus
+//! has the same shape whatever the batch size, so each sample's logits and
+//! gradient are bit-for-bit the same in a batch of 1 or of 1,000.
+//!
+//! Layers the engine does not compile (average pools, GELU, residual blocks,
+//! grouped convolutions) make [`FastNet::compile`] return the reason;
+//! [`select`] then falls back to the reference under [`Engine::Auto`].
+
+mod conv;
+mod gemm;
+mod head;
+mod pointwise;
+mod pool;
+
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::model::classifier::{InputGradient, LayerGradient, Objective};
+use crate::model::layers::Layer;
+use crate::model::spec::pooled_len;
+use crate::model::{Classifier, Network};
+use conv::Conv;
+use gemm::{matmul, MatRef};
+use pointwise::{Activation, ChannelMap};
+use pool::MaxPool;
+
+/// Samples per chunk: the unit of parallel work and of padding.
+pub const CHUNK: usize = 8;
+
+/// Which implementation runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// The fast engine when it supports every layer, else the reference.
+    #[default]
+    Auto,
+    /// The fast engine; an error when a layer is not supported.
+    Fast,
+    /// candle autograd, the reference.
+    Reference,
+}
+
+/// The classifier for `network` under `engine`, and which one it is.
+pub fn select(network: &Network, engine: Engine) -> Result<(Box<dyn Classifier>, &'static str)> {
+    match engine {
+        Engine::Reference => Ok((Box::new(network.clone()), "reference")),
+        Engine::Fast => match FastNet::compile(network) {
+            Ok(f) => Ok((Box::new(f), "fast")),
+            Err(why) => Err(Error::Invalid(format!(
+                "the fast engine cannot run this model: {why} (use --engine reference)"
+            ))),
+        },
+        Engine::Auto => match FastNet::compile(network) {
+            Ok(f) => Ok((Box::new(f), "fast")),
+            Err(_) => Ok((Box::new(network.clone()), "reference")),
+        },
+    }
+}
+
+/// One sample's activation shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `[h, w, c]`, channel-last.
+    Spatial(usize, usize, usize),
+    /// `[f]`.
+    Flat(usize),
+}
+
+impl Shape {
+    fn len(self) -> usize {
+        match self {
+            Shape::Spatial(h, w, c) => h * w * c,
+            Shape::Flat(f) => f,
+        }
+    }
+
+    fn channels(self) -> usize {
+        match self {
+            Shape::Spatial(_, _, c) => c,
+            Shape::Flat(f) => f,
+        }
+    }
+}
+
+/// One compiled op.
+#[derive(Debug, Clone)]
+enum Op {
+    /// PyTorch's NCHW input → channel-last `(hw, c)`.
+    ChannelLast(usize, usize),
+    /// Channel-last → PyTorch's flatten order `(hw, c)`.
+    Flatten(usize, usize),
+    Map(ChannelMap),
+    Conv(Conv),
+    Linear {
+        /// `[out, in]`, for the backward product.
+        weight: Vec<f32>,
+        /// `[in, out]`, for the forward product (unpacked by the GEMM kernel).
+        weight_t: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        fin: usize,
+        fout: usize,
+    },
+    MaxPool(MaxPool),
+    /// `(hw, c)`.
+    GlobalAvg(usize, usize),
+    Act(Activation),
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    op: Op,
+    /// Per-sample output length.
+    out_len: usize,
+}
+
+/// Per-thread buffers, kept between calls.
+struct Workspace {
+    /// `acts[0]` is the chunk's input, `acts[i + 1]` step `i`'s output.
+    acts: Vec<Vec<f32>>,
+    /// Max-pool sources per step.
+    args: Vec<Vec<u32>>,
+    cols: Vec<f32>,
+    grads: [Vec<f32>; 2],
+}
+
+/// A network compiled for fast forward and input-gradient passes.
+#[derive(Debug)]
+pub struct FastNet {
+    reference: Network,
+    steps: Vec<Step>,
+    in_len: usize,
+    num_classes: usize,
+    workspaces: Mutex<Vec<Workspace>>,
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Workspace")
+    }
+}
+
+fn floats(t: &Tensor) -> std::result::Result<Vec<f32>, String> {
+    t.flatten_all()
+        .and_then(|t| t.to_dtype(DType::F32))
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| e.to_string())
+}
+
+impl FastNet {
+    /// Compiles `network`, or says which layer the engine does not support.
+    pub fn compile(network: &Network) -> std::result::Result<Self, String> {
+        let [c, h, w] = network.input_shape();
+        let mut shape = Shape::Spatial(h, w, c);
+        let mut steps = Vec::new();
+        if c > 1 {
+            steps.push(Step {
+                op: Op::ChannelLast(h * w, c),
+                out_len: shape.len(),
+            });
+        }
+        if let Some((mean, std)) = network.normalization() {
+            steps.push(Step {
+                op: Op::Map(ChannelMap::Normalize {
+                    mean: floats(mean)?,
+                    std: floats(std)?,
+                }),
+                out_len: shape.len(),
+            });
+        }
+        for (i, layer) in network.layers().iter().enumerate() {
+            let unsupported = |what: &str| format!("layer {i} ({what}) is not supported");
+            let (op, next) = match (layer, shape) {
+                (Layer::Identity, _) => continue,
+                (Layer::Linear { weight, bias }, Shape::Flat(fin)) => {
+                    let (fout, wi) = weight.dims2().map_err(|e| e.to_string())?;
+                    if wi != fin {
+                        return Err(format!("layer {i}: linear expects {wi} inputs, gets {fin}"));
+                    }
+                    let bias = bias.as_ref().map(floats).transpose()?;
+                    let weight = floats(weight)?;
+                    let mut weight_t = vec![0f32; weight.len()];
+                    for o in 0..fout {
+                        for j in 0..fin {
+                            weight_t[j * fout + o] = weight[o * fin + j];
+                        }
+                    }
+                    let op = Op::Linear {
+                        weight,
+                        weight_t,
+                        bias,
+                        fin,
+                        fout,
+                    };
+                    (op, Shape::Flat(fout))
+                }
+                (
+                    Layer::Conv2d {
+                        weight,
+                        bias,
+                        padding,
+                        stride,
+                        dilation,
+                        groups: 1,
+                    },
+                    Shape::Spatial(h, w, c),
+                ) => {
+                    let (co, ci, kh, kw) = weight.dims4().map_err(|e| e.to_string())?;
+                    if ci != c {
+                        return Err(format!("layer {i}: conv expects {ci} channels, gets {c}"));
+                    }
+                    let bias = bias.as_ref().map(floats).transpose()?;
+                    let conv = Conv::new(
+                        &floats(weight)?,
+                        bias,
+                        (co, ci, kh, kw),
+                        *stride,
+                        *padding,
+                        *dilation,
+                        (h, w),
+                    );
+                    let (oh, ow) = conv.output;
+                    (Op::Conv(conv), Shape::Spatial(oh, ow, co))
+                }
+                (Layer::BatchNorm { scale, shift }, s) => {
+                    let (scale, shift) = (floats(scale)?, floats(shift)?);
+                    if scale.len() != s.channels() || shift.len() != s.channels() {
+                        return Err(format!(
+                            "layer {i}: batch norm width differs from its input"
+                        ));
+                    }
+                    (Op::Map(ChannelMap::Affine { scale, shift }), s)
+                }
+                (Layer::MaxPool(p), Shape::Spatial(h, w, c)) => {
+                    let oh = pooled_len(
+                        h,
+                        p.kernel.0,
+                        p.stride.0,
+                        p.padding.0,
+                        p.dilation.0,
+                        p.ceil_mode,
+                    );
+                    let ow = pooled_len(
+                        w,
+                        p.kernel.1,
+                        p.stride.1,
+                        p.padding.1,
+                        p.dilation.1,
+                        p.ceil_mode,
+                    );
+                    let (Some(oh), Some(ow)) = (oh, ow) else {
+                        return Err(format!("layer {i}: pooling window larger than its input"));
+                    };
+                    let mp = MaxPool {
+                        pool: *p,
+                        c,
+                        input: (h, w),
+                        output: (oh, ow),
+                    };
+                    (Op::MaxPool(mp), Shape::Spatial(oh, ow, c))
+                }
+                (Layer::GlobalAvgPool, Shape::Spatial(h, w, c)) => {
+                    (Op::GlobalAvg(h * w, c), Shape::Flat(c))
+                }
+                (Layer::Relu, s) => (Op::Act(Activation::Relu), s),
+                (Layer::LeakyRelu(slope), s) => (Op::Act(Activation::LeakyRelu(*slope as f32)), s),
+                (Layer::Tanh, s) => (Op::Act(Activation::Tanh), s),
+                (Layer::Sigmoid, s) => (Op::Act(Activation::Sigmoid), s),
+                (Layer::Silu, s) => (Op::Act(Activation::Silu), s),
+                (Layer::Flatten, Shape::Spatial(h, w, c)) => {
+                    let flat = Shape::Flat(h * w * c);
+                    if h * w == 1 || c == 1 {
+                        // Channel-last and PyTorch's order coincide.
+                        shape = flat;
+                        continue;
+                    }
+                    (Op::Flatten(h * w, c), flat)
+                }
+                (Layer::Flatten, Shape::Flat(_)) => continue,
+                (Layer::Conv2d { .. }, _) => return Err(unsupported("grouped or flat conv2d")),
+                (Layer::AvgPool { .. }, _) => return Err(unsupported("avg_pool2d")),
+                (Layer::AdaptiveAvgPool(..), _) => return Err(unsupported("adaptive_avg_pool2d")),
+                (Layer::Gelu(_), _) => return Err(unsupported("gelu")),
+                (Layer::Residual { .. }, _) => return Err(unsupported("residual")),
+                (other, s) => return Err(format!("layer {i} ({other:?}) on input {s:?}")),
+            };
+            shape = next;
+            steps.push(Step {
+                op,
+                out_len: shape.len(),
+            });
+        }
+        let num_classes = network.num_classes();
+        if shape != Shape::Flat(num_classes) {
+            return Err(format!(
+                "the last layer gives {shape:?}, not {num_classes} logits"
+            ));
+        }
+        Ok(FastNet {
+            reference: network.clone(),
+            steps,
+            in_len: c * h * w,
+            num_classes,
+            workspaces: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The network this was compiled from.
+    pub fn reference(&self) -> &Network {
+        &self.reference
+    }
+
+    fn workspace(&self) -> Workspace {
+        if let Some(ws) = self.workspaces.lock().ok().and_then(|mut v| v.pop()) {
+            return ws;
+        }
+        let mut acts = vec![vec![0f32; CHUNK * self.in_len]];
+        let mut widest = self.in_len;
+        for s in &self.steps {
+            acts.push(vec![0f32; CHUNK * s.out_len]);
+            widest = widest.max(s.out_len);
+        }
+        Workspace {
+            acts,
+            args: vec![Vec::new(); self.steps.len()],
+            cols: Vec::new(),
+            grads: [vec![0f32; CHUNK * widest], vec![0f32; CHUNK * widest]],
+        }
+    }
+
+    fn forward_chunk(&self, ws: &mut Workspace) {
+        let n = CHUNK;
+        let Workspace {
+            acts, args, cols, ..
+        } = ws;
+        for (i, step) in self.steps.iter().enumerate() {
+            let (before, after) = acts.split_at_mut(i + 1);
+            let x = &before[i];
+            let y = &mut after[0];
+            match &step.op {
+                Op::ChannelLast(hw, c) => pointwise::to_channel_last(n, *hw, *c, x, y),
+                Op::Flatten(hw, c) => pointwise::to_channel_first(n, *hw, *c, x, y),
+                Op::Map(m) => m.forward(x, y),
+                Op::Conv(conv) => conv.forward(n, x, y, cols),
+                Op::Linear {
+                    weight_t,
+                    bias,
+                    fin,
+                    fout,
+                    ..
+                } => {
+                    if let Some(b) = bias {
+                        for row in y.chunks_exact_mut(*fout) {
+                            row.copy_from_slice(b);
+                        }
+                    }
+                    matmul(
+                        y,
+                        MatRef::row_major(x, n, *fin),
+                        MatRef::row_major(weight_t, *fin, *fout),
+                        bias.is_some(),
+                    );
+                }
+                Op::MaxPool(mp) => mp.forward(n, x, y, &mut args[i]),
+                Op::GlobalAvg(hw, c) => pool::global_avg_forward(n, *hw, *c, x, y),
+                Op::Act(a) => a.forward(x, y),
+            }
+        }
+    }
+
+    /// Backpropagates `ws.grads[0]` (the logits' gradient) to the input;
+    /// returns which of the two gradient buffers holds the result.
+    fn backward_chunk(&self, ws: &mut Workspace) -> usize {
+        let n = CHUNK;
+        let Workspace {
+            acts,
+            args,
+            cols,
+            grads,
+        } = ws;
+        let mut cur = 0;
+        for (i, step) in self.steps.iter().enumerate().rev() {
+            let (g0, g1) = grads.split_at_mut(1);
+            let (dy, dx) = if cur == 0 {
+                (&g0[0], &mut g1[0])
+            } else {
+                (&g1[0], &mut g0[0])
+            };
+            let (x, y) = (&acts[i], &acts[i + 1]);
+            let in_len = x.len();
+            let dy = &dy[..n * step.out_len];
+            let dx = &mut dx[..in_len];
+            match &step.op {
+                Op::ChannelLast(hw, c) => pointwise::to_channel_first(n, *hw, *c, dy, dx),
+                Op::Flatten(hw, c) => pointwise::to_channel_last(n, *hw, *c, dy, dx),
+                Op::Map(m) => m.backward(dy, dx),
+                Op::Conv(conv) => conv.backward(n, dy, dx, cols),
+                Op::Linear {
+                    weight, fin, fout, ..
+                } => matmul(
+                    dx,
+                    MatRef::row_major(dy, n, *fout),
+                    MatRef::row_major(weight, *fout, *fin),
+                    false,
+                ),
+                Op::MaxPool(mp) => mp.backward(n, &args[i], dy, dx),
+                Op::GlobalAvg(hw, c) => pool::global_avg_backward(n, *hw, *c, dy, dx),
+                Op::Act(a) => a.backward(x, y, dy, dx),
+            }
+            cur = 1 - cur;
+        }
+        cur
+    }
+
+    /// Runs `x` (`n` samples, NCHW) chunk by chunk in parallel: logits, and
+    /// with an objective its values and the input gradient.
+    fn run(
+        &self,
+        x: &[f32],
+        n: usize,
+        objective: Option<&Objective>,
+    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let k = self.num_classes;
+        let per = self.in_len;
+        let chunks: Vec<_> = (0..n.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(|ci| -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+                let first = ci * CHUNK;
+                let len = CHUNK.min(n - first);
+                let mut ws = self.workspace();
+                ws.acts[0][..len * per].copy_from_slice(&x[first * per..(first + len) * per]);
+                ws.acts[0][len * per..].fill(0.0);
+                self.forward_chunk(&mut ws);
+                let out = ws.acts.last().map_or(&[][..], |v| v.as_slice());
+                let logits = out[..len * k].to_vec();
+                let mut values = Vec::new();
+                let mut grad = Vec::new();
+                if let Some(objective) = objective {
+                    values = vec![0f32; len];
+                    let out = &ws.acts[self.steps.len()];
+                    head::seed(
+                        objective,
+                        first,
+                        len,
+                        k,
+                        out,
+                        &mut values,
+                        &mut ws.grads[0][..CHUNK * k],
+                    )
+                    .map_err(Error::Invalid)?;
+                    let at = self.backward_chunk(&mut ws);
+                    grad = ws.grads[at][..len * per].to_vec();
+                }
+                if let Ok(mut pool) = self.workspaces.lock() {
+                    pool.push(ws);
+                }
+                Ok((logits, values, grad))
+            })
+            .collect::<Result<_>>()?;
+        let mut logits = Vec::with_capacity(n * k);
+        let mut values = Vec::with_capacity(n);
+        let mut grad = Vec::with_capacity(if objective.is_some() { n * per } else { 0 });
+        for (l, v, g) in chunks {
+            logits.extend(l);
+            values.extend(v);
+            grad.extend(g);
+        }
+        Ok((logits, values, grad))
+    }
+
+    fn input_vec(&self, x: &Tensor) -> Result<(usize, Vec<f32>)> {
+        self.reference.check_input(x)?;
+        let n = x.dim(0)?;
+        Ok((n, x.flatten_all()?.to_vec1::<f32>()?))
+    }
+}
+
+impl Classifier for FastNet {
+    fn input_shape(&self) -> [usize; 3] {
+        self.reference.input_shape()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn input_range(&self) -> (f32, f32) {
+        self.reference.input_range()
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, xv) = self.input_vec(x)?;
+        let (logits, _, _) = self.run(&xv, n, None)?;
+        Ok(Tensor::from_vec(
+            logits,
+            (n, self.num_classes),
+            &Device::Cpu,
+        )?)
+    }
+
+    fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
+        let (n, xv) = self.input_vec(x)?;
+        self.reference.check_objective(n, &objective)?;
+        let (logits, values, grad) = self.run(&xv, n, Some(&objective))?;
+        Ok(InputGradient {
+            logits: Tensor::from_vec(logits, (n, self.num_classes), &Device::Cpu)?,
+            value: Tensor::from_vec(values, n, &Device::Cpu)?,
+            grad: Tensor::from_vec(grad, x.dims(), &Device::Cpu)?,
+        })
+    }
+
+    fn layer_gradient(&self, x: &Tensor, path: &str, classes: &[u32]) -> Result<LayerGradient> {
+        self.reference.layer_gradient(x, path, classes)
+    }
+}

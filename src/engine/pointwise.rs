@@ -1,0 +1,262 @@
+//! Element-wise ops and their input gradients: activations, per-channel
+//! affine maps (input normalization, eval-mode batch norm) and the
+//! channel-last → PyTorch-order flatten. Each backward uses the forward's
+//! input or output, whichever the derivative is cheapest from.
+
+/// An element-wise activation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `max(x, 0)`; derivative 0 at 0 (PyTorch's).
+    Relu,
+    /// `x` for `x > 0`, else `slope · x`.
+    LeakyRelu(f32),
+    /// `tanh(x)`.
+    Tanh,
+    /// `1 / (1 + e^−x)`.
+    Sigmoid,
+    /// `x · sigmoid(x)`.
+    Silu,
+}
+
+impl Activation {
+    /// `y = f(x)`.
+    pub fn forward(self, x: &[f32], y: &mut [f32]) {
+        let y = &mut y[..x.len()];
+        match self {
+            Activation::Relu => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = if v > 0.0 { v } else { 0.0 };
+                }
+            }
+            Activation::LeakyRelu(s) => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = if v > 0.0 { v } else { v * s };
+                }
+            }
+            Activation::Tanh => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = v.tanh();
+                }
+            }
+            Activation::Sigmoid => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = 1.0 / (1.0 + (-v).exp());
+                }
+            }
+            Activation::Silu => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = v / (1.0 + (-v).exp());
+                }
+            }
+        }
+    }
+
+    /// `dx = f'(x) · dy`, given the forward's input `x` and output `y`.
+    pub fn backward(self, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let dx = &mut dx[..x.len()];
+        match self {
+            Activation::Relu => {
+                for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    *d = if v > 0.0 { g } else { 0.0 };
+                }
+            }
+            Activation::LeakyRelu(s) => {
+                for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    *d = if v > 0.0 { g } else { g * s };
+                }
+            }
+            Activation::Tanh => {
+                for ((d, &t), &g) in dx.iter_mut().zip(y).zip(dy) {
+                    *d = g * (1.0 - t * t);
+                }
+            }
+            Activation::Sigmoid => {
+                for ((d, &s), &g) in dx.iter_mut().zip(y).zip(dy) {
+                    *d = g * s * (1.0 - s);
+                }
+            }
+            Activation::Silu => {
+                for (((d, &v), &o), &g) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                    let s = 1.0 / (1.0 + (-v).exp());
+                    *d = g * (s + o * (1.0 - s));
+                }
+            }
+        }
+    }
+}
+
+/// A per-channel map on channel-last data: `(x − sub) / div` for input
+/// normalization (in the reference's order of operations), `x · mul + add`
+/// for batch norm.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelMap {
+    /// `(x − mean) / std`.
+    Normalize {
+        /// Per channel.
+        mean: Vec<f32>,
+        /// Per channel.
+        std: Vec<f32>,
+    },
+    /// `x · scale + shift`.
+    Affine {
+        /// Per channel.
+        scale: Vec<f32>,
+        /// Per channel.
+        shift: Vec<f32>,
+    },
+}
+
+impl ChannelMap {
+    fn channels(&self) -> usize {
+        match self {
+            ChannelMap::Normalize { mean, .. } => mean.len(),
+            ChannelMap::Affine { scale, .. } => scale.len(),
+        }
+    }
+
+    /// `y = map(x)`.
+    pub fn forward(&self, x: &[f32], y: &mut [f32]) {
+        let c = self.channels();
+        match self {
+            ChannelMap::Normalize { mean, std } => {
+                for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                    for (((o, &v), &m), &s) in yr.iter_mut().zip(xr).zip(mean).zip(std) {
+                        *o = (v - m) / s;
+                    }
+                }
+            }
+            ChannelMap::Affine { scale, shift } => {
+                for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                    for (((o, &v), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                        *o = v * a + b;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dx = map'(x) · dy`.
+    pub fn backward(&self, dy: &[f32], dx: &mut [f32]) {
+        let c = self.channels();
+        for (dr, gr) in dx.chunks_exact_mut(c).zip(dy.chunks_exact(c)) {
+            match self {
+                ChannelMap::Normalize { std, .. } => {
+                    for ((d, &g), &s) in dr.iter_mut().zip(gr).zip(std) {
+                        *d = g / s;
+                    }
+                }
+                ChannelMap::Affine { scale, .. } => {
+                    for ((d, &g), &a) in dr.iter_mut().zip(gr).zip(scale) {
+                        *d = g * a;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Channel-last `[n, hw, c]` → PyTorch's flatten order `[n, c·hw]`.
+pub fn to_channel_first(n: usize, hw: usize, c: usize, x: &[f32], y: &mut [f32]) {
+    for s in 0..n {
+        let (xs, ys) = (
+            &x[s * hw * c..(s + 1) * hw * c],
+            &mut y[s * hw * c..(s + 1) * hw * c],
+        );
+        for p in 0..hw {
+            for ch in 0..c {
+                ys[ch * hw + p] = xs[p * c + ch];
+            }
+        }
+    }
+}
+
+/// The inverse of [`to_channel_first`].
+pub fn to_channel_last(n: usize, hw: usize, c: usize, x: &[f32], y: &mut [f32]) {
+    for s in 0..n {
+        let (xs, ys) = (
+            &x[s * hw * c..(s + 1) * hw * c],
+            &mut y[s * hw * c..(s + 1) * hw * c],
+        );
+        for p in 0..hw {
+            for ch in 0..c {
+                ys[p * c + ch] = xs[ch * hw + p];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activation_gradients_match_central_differences() {
+        let xs = [-2.0f32, -0.7, -0.1, 0.3, 1.1, 2.5];
+        for act in [
+            Activation::LeakyRelu(0.1),
+            Activation::Relu,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::Silu,
+        ] {
+            let mut y = vec![0f32; xs.len()];
+            act.forward(&xs, &mut y);
+            let mut dx = vec![0f32; xs.len()];
+            act.backward(&xs, &y, &[1.0; 6], &mut dx);
+            for (i, &x) in xs.iter().enumerate() {
+                let h = 1e-3f64;
+                let f = |v: f64| -> f64 {
+                    let mut o = [0f32];
+                    act.forward(&[v as f32], &mut o);
+                    o[0] as f64
+                };
+                let fd = (f(x as f64 + h) - f(x as f64 - h)) / (2.0 * h);
+                assert!(
+                    (dx[i] as f64 - fd).abs() < 2e-3,
+                    "{act:?} at {x}: {} vs {fd}",
+                    dx[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn relu_has_zero_derivative_at_zero() {
+        let mut dx = [9f32; 2];
+        Activation::Relu.backward(&[0.0, -0.0], &[0.0, 0.0], &[1.0, 1.0], &mut dx);
+        assert_eq!(dx, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn normalization_and_affine_maps() {
+        let n = ChannelMap::Normalize {
+            mean: vec![1.0, 2.0],
+            std: vec![2.0, 4.0],
+        };
+        let mut y = [0f32; 4];
+        n.forward(&[3.0, 2.0, 1.0, 10.0], &mut y);
+        assert_eq!(y, [1.0, 0.0, 0.0, 2.0]);
+        let mut dx = [0f32; 4];
+        n.backward(&[1.0, 1.0, 2.0, 2.0], &mut dx);
+        assert_eq!(dx, [0.5, 0.25, 1.0, 0.5]);
+        let a = ChannelMap::Affine {
+            scale: vec![3.0],
+            shift: vec![-1.0],
+        };
+        let mut y = [0f32; 2];
+        a.forward(&[1.0, 2.0], &mut y);
+        assert_eq!(y, [2.0, 5.0]);
+    }
+
+    #[test]
+    fn flatten_order_is_pytorchs_and_round_trips() {
+        // 2 positions × 3 channels, channel-last.
+        let x = [0.0, 1.0, 2.0, 10.0, 11.0, 12.0];
+        let mut y = [0f32; 6];
+        to_channel_first(1, 2, 3, &x, &mut y);
+        assert_eq!(y, [0.0, 10.0, 1.0, 11.0, 2.0, 12.0]);
+        let mut back = [0f32; 6];
+        to_channel_last(1, 2, 3, &y, &mut back);
+        assert_eq!(back, x);
+    }
+}

@@ -1,0 +1,272 @@
+//! The fast engine against the candle reference it is compiled from: logits
+//! and input gradients for every objective on networks that use every op the
+//! engine compiles (random weights, awkward shapes), on the shipped models
+//! over all 1,000 shipped digits, PGD predictions, bit-exact batch-size
+//! independence, and the fallback for layers it does not compile.
+
+use candle_core::{Device, Tensor};
+use xai_audit::attack::Norm;
+use xai_audit::audit::run::run_audit;
+use xai_audit::audit::sink::NoSink;
+use xai_audit::data::batch::{batch_tensor, load_for_model, DataRequest};
+use xai_audit::engine::{select, Engine, FastNet};
+use xai_audit::model::{load_model, Classifier, Network, Objective};
+use xai_audit::rng::Rng;
+
+use super::attacks::{attack, plan, shipped_cnn_and_digits};
+use super::gradients::random_network;
+use super::{root, xai};
+
+/// Every spatial op: multi-channel normalized input, asymmetric kernel and
+/// padding with stride and dilation, batch norm, leaky ReLU, a padded
+/// ceil-mode max pool, a pointwise conv, SiLU, flatten of many channels,
+/// dropout, batch norm 1d, tanh, sigmoid.
+const SPATIAL: &str = r#"{
+  "version": 1,
+  "input": {"shape": [3, 11, 9], "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]},
+  "layers": [
+    {"op": "conv2d", "param": "c1", "in_channels": 3, "out_channels": 6, "kernel_size": [3, 2], "stride": 2, "padding": [2, 1], "dilation": 2},
+    {"op": "batch_norm2d", "param": "bn1", "num_features": 6},
+    {"op": "leaky_relu", "negative_slope": 0.1},
+    {"op": "max_pool2d", "kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": true},
+    {"op": "conv2d", "param": "c2", "in_channels": 6, "out_channels": 8, "kernel_size": 1},
+    {"op": "silu"},
+    {"op": "conv2d", "param": "c3", "in_channels": 8, "out_channels": 8, "kernel_size": 3, "padding": 1},
+    {"op": "relu"},
+    {"op": "flatten"},
+    {"op": "dropout", "p": 0.2},
+    {"op": "linear", "param": "fc1", "in_features": 96, "out_features": 12},
+    {"op": "batch_norm1d", "param": "bn2", "num_features": 12},
+    {"op": "tanh"},
+    {"op": "linear", "param": "fc2", "in_features": 12, "out_features": 8},
+    {"op": "sigmoid"},
+    {"op": "linear", "param": "fc3", "in_features": 8, "out_features": 5}
+  ]}"#;
+
+/// Global average pooling, a dilated max pool, no normalization, no bias.
+const POOLED: &str = r#"{
+  "version": 1,
+  "input": {"shape": [1, 12, 12]},
+  "layers": [
+    {"op": "conv2d", "param": "c1", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "bias": false},
+    {"op": "relu"},
+    {"op": "max_pool2d", "kernel_size": 2, "stride": 1, "dilation": 2},
+    {"op": "conv2d", "param": "c2", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1},
+    {"op": "global_avg_pool2d"},
+    {"op": "linear", "param": "fc", "in_features": 6, "out_features": 3}
+  ]}"#;
+
+fn random_inputs(net: &Network, n: usize, seed: u64) -> Tensor {
+    let [c, h, w] = net.input_shape();
+    let mut rng = Rng::new(seed);
+    let v: Vec<f32> = (0..n * c * h * w).map(|_| rng.uniform_f32()).collect();
+    Tensor::from_vec(v, (n, c, h, w), &Device::Cpu).unwrap()
+}
+
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    let n = t.dim(0).unwrap();
+    t.reshape((n, ())).unwrap().to_vec2().unwrap()
+}
+
+/// Largest per-sample relative L2 difference.
+fn worst_relative(a: &Tensor, b: &Tensor) -> f64 {
+    rows(a)
+        .iter()
+        .zip(rows(b))
+        .map(|(x, y)| {
+            let diff: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(p, q)| (*p as f64 - *q as f64).powi(2))
+                .sum();
+            let norm: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum();
+            if norm == 0.0 {
+                diff.sqrt()
+            } else {
+                (diff / norm).sqrt()
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Logits and every objective's values and gradients agree within `tol`.
+fn assert_matches_reference(net: &Network, x: &Tensor, labels: &[u32], tol: f64) {
+    let fast = FastNet::compile(net).expect("the engine compiles this network");
+    let k = net.num_classes();
+    let (zr, zf) = (net.logits(x).unwrap(), fast.logits(x).unwrap());
+    let err = worst_relative(&zf, &zr);
+    assert!(err <= tol, "logits differ by {err:.2e} relative");
+    let loss = |i: usize, z: &[f32]| -> (f32, Vec<f32>) {
+        // Σ w_j z_j² / 2 with per-sample weights: its gradient depends on the
+        // logits and the sample, and its terms cannot cancel.
+        let w = |j: usize| 0.1 + (i + j) as f32 * 0.01;
+        let g: Vec<f32> = z.iter().enumerate().map(|(j, v)| w(j) * v).collect();
+        (
+            z.iter().enumerate().map(|(j, v)| w(j) * v * v / 2.0).sum(),
+            g,
+        )
+    };
+    let objectives = [
+        ("cross-entropy", Objective::CrossEntropy(labels)),
+        ("logit", Objective::Logit(labels)),
+        ("margin", Objective::Margin(labels)),
+        ("custom", Objective::Custom(&loss)),
+    ];
+    for (name, objective) in objectives {
+        let r = net.input_grad(x, objective).unwrap();
+        let f = fast.input_grad(x, objective).unwrap();
+        assert_eq!(f.grad.dims(), x.dims());
+        let values = (
+            f.value.to_vec1::<f32>().unwrap(),
+            r.value.to_vec1::<f32>().unwrap(),
+        );
+        for (a, b) in values.0.iter().zip(&values.1) {
+            assert!(
+                ((a - b) as f64).abs() <= tol * (1.0 + b.abs() as f64),
+                "{name}: value {a} vs {b}"
+            );
+        }
+        let err = worst_relative(&f.grad, &r.grad);
+        assert!(
+            err <= tol,
+            "{name}: input gradients differ by {err:.2e} relative"
+        );
+        assert!(
+            rows(&r.grad).iter().all(|g| g.iter().any(|v| *v != 0.0)),
+            "{name}: a zero gradient tests nothing"
+        );
+        assert_eq!(f.logits.dims(), &[x.dim(0).unwrap(), k]);
+    }
+}
+
+#[test]
+fn every_compiled_op_matches_the_reference() {
+    for (spec, seed) in [(SPATIAL, 3), (POOLED, 4)] {
+        let net = random_network(spec, seed);
+        // 11 samples: one full chunk and a padded one.
+        let x = random_inputs(&net, 11, seed + 10);
+        let labels: Vec<u32> = (0..11).map(|i| i % net.num_classes() as u32).collect();
+        assert_matches_reference(&net, &x, &labels, 1e-5);
+    }
+}
+
+#[test]
+fn shipped_models_match_the_reference_on_every_digit() {
+    for model in ["mnist_cnn", "mnist_mlp"] {
+        let net = load_model(&root().join(format!("assets/{model}.safetensors")), None)
+            .unwrap()
+            .network;
+        let data = load_for_model(&DataRequest::default(), [1, 28, 28], 10).unwrap();
+        let x = batch_tensor(&data, 0, data.len(), net.input_range()).unwrap();
+        assert_matches_reference(&net, &x, &data.labels, 1e-5);
+    }
+}
+
+#[test]
+fn results_are_bit_identical_whatever_the_batch() {
+    let (net, data) = shipped_cnn_and_digits(21);
+    let fast = FastNet::compile(&net).unwrap();
+    let x = batch_tensor(&data, 0, 21, net.input_range()).unwrap();
+    let whole = fast
+        .input_grad(&x, Objective::CrossEntropy(&data.labels))
+        .unwrap();
+    let (zw, gw) = (rows(&whole.logits), rows(&whole.grad));
+    for i in [0usize, 7, 8, 20] {
+        let xi = x.narrow(0, i, 1).unwrap();
+        let one = fast
+            .input_grad(&xi, Objective::CrossEntropy(&data.labels[i..=i]))
+            .unwrap();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&rows(&one.logits)[0]),
+            bits(&zw[i]),
+            "logits of input {i}"
+        );
+        assert_eq!(
+            bits(&rows(&one.grad)[0]),
+            bits(&gw[i]),
+            "gradient of input {i}"
+        );
+    }
+}
+
+#[test]
+fn pgd_predictions_match_the_reference_engine() {
+    let (net, data) = shipped_cnn_and_digits(200);
+    let fast = FastNet::compile(&net).unwrap();
+    let mut pgd = attack("pgd-40", "pgd", Norm::Linf, 0.1);
+    pgd.step_size = Some(0.01);
+    pgd.steps = Some(40);
+    pgd.random_start = Some(false);
+    pgd.restarts = Some(1);
+    let plan = plan(vec![pgd], 100);
+    let reference = run_audit(&net, &data, &plan, &mut NoSink).unwrap();
+    let ours = run_audit(&fast, &data, &plan, &mut NoSink).unwrap();
+    let (r, f) = (&reference.attacks[0], &ours.attacks[0]);
+    assert_eq!(ours.clean.predicted, reference.clean.predicted);
+    assert_eq!(f.predictions.predicted, r.predictions.predicted);
+    assert_eq!(f.success, r.success);
+    let broken = f.success.iter().filter(|&&s| s).count();
+    assert!(
+        (40..=160).contains(&broken),
+        "PGD broke {broken} of 200: not a meaningful comparison"
+    );
+}
+
+#[test]
+fn unsupported_layers_fall_back_or_are_refused_by_name() {
+    let net = load_model(
+        &root().join("tests/fixtures/tiny_all_ops.safetensors"),
+        None,
+    )
+    .unwrap()
+    .network;
+    let why = FastNet::compile(&net).unwrap_err();
+    assert!(why.contains("not supported"), "{why}");
+    let (_, name) = select(&net, Engine::Auto).unwrap();
+    assert_eq!(name, "reference");
+    let err = select(&net, Engine::Fast)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("fast engine cannot run") && err.contains("layer"),
+        "{err}"
+    );
+    let (_, name) = select(&net, Engine::Auto)
+        .map(|(c, n)| (c.num_classes(), n))
+        .unwrap();
+    assert_eq!(name, "reference");
+
+    let run = xai(
+        &root(),
+        &[
+            "eval",
+            "tests/fixtures/tiny_all_ops.safetensors",
+            "--engine",
+            "fast",
+        ],
+    );
+    run.expect_error(&["fast engine cannot run", "--engine reference"]);
+}
+
+#[test]
+fn the_cli_engines_agree_on_clean_accuracy() {
+    let mut lines = Vec::new();
+    for engine in ["fast", "reference"] {
+        let run = xai(
+            &root(),
+            &["eval", "assets/mnist_cnn.safetensors", "--engine", engine],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        lines.push(
+            run.stdout
+                .lines()
+                .find(|l| l.starts_with("clean accuracy"))
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(lines[0], lines[1]);
+    assert_eq!(lines[0], "clean accuracy 98.40%");
+}
