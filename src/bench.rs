@@ -56,7 +56,7 @@ pub fn pgd_throughput(
     };
     let [_, c, h, w] = data.shape;
     let batch_size = batch_size.max(1);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = rayon::current_num_threads();
     let started = Instant::now();
     let mut robust = 0usize;
     for first in (0..data.len()).step_by(batch_size) {
@@ -97,7 +97,7 @@ pub fn pgd_throughput(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "PGD-{steps} L∞ (ε 0.1, step 0.01, no random start) on {} inputs, batch {batch_size}, {threads} threads available, {engine_name} engine",
+        "PGD-{steps} L∞ (ε 0.1, step 0.01, no random start) on {} inputs, batch {batch_size}, {threads} threads, {engine_name} engine",
         data.len()
     );
     let _ = writeln!(out, "model {}", model.display());
@@ -107,5 +107,20 @@ pub fn pgd_throughput(
         data.len() as f64 / seconds,
         100.0 * robust as f64 / data.len() as f64
     );
+    // Work done: `steps` forward+gradient passes, the clean and the final forward.
+    if let Ok(fast) = crate::engine::FastNet::compile(&loaded.network) {
+        let (f, b) = fast.flops_per_sample();
+        let flops = data.len() as f64 * (steps as f64 * (f + b) + 2.0 * f);
+        let peak = crate::engine::peak_gflops(1024, threads);
+        let _ = writeln!(
+            out,
+            "hot path {:.1} GFLOP/s ({:.2} MFLOP per forward, {:.2} per input gradient); \
+             machine SGEMM peak {peak:.1} GFLOP/s (1024³, {threads} threads): {:.0}% of peak",
+            flops / seconds / 1e9,
+            f / 1e6,
+            b / 1e6,
+            100.0 * flops / seconds / 1e9 / peak
+        );
+    }
     Ok(out)
 }

@@ -16,6 +16,7 @@
 
 mod conv;
 mod gemm;
+pub use gemm::peak_gflops;
 mod head;
 mod pointwise;
 mod pool;
@@ -312,6 +313,27 @@ impl FastNet {
             num_classes,
             workspaces: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Floating-point operations per sample: `(forward, input gradient)`,
+    /// counting a multiply-add as two (matrix products only; the element-wise
+    /// ops add well under 1%).
+    pub fn flops_per_sample(&self) -> (f64, f64) {
+        let mut forward = 0.0;
+        let mut backward = 0.0;
+        for step in &self.steps {
+            let macs = match &step.op {
+                Op::Conv(c) => {
+                    (c.output.0 * c.output.1 * c.kernel.0 * c.kernel.1 * c.cin * c.cout) as f64
+                }
+                Op::Linear { fin, fout, .. } => (fin * fout) as f64,
+                _ => 0.0,
+            };
+            // The input gradient of a product costs what the product does.
+            forward += 2.0 * macs;
+            backward += 2.0 * macs;
+        }
+        (forward, backward)
     }
 
     /// The network this was compiled from.
