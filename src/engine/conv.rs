@@ -141,6 +141,113 @@ impl Conv {
 
     /// `y [n, oh, ow, cout] = conv(x [n, h, w, cin])`; `cols` is scratch.
     pub fn forward(&self, n: usize, x: &[f32], y: &mut [f32], cols: &mut Vec<f32>) {
+        if !self.tap_major() {
+            return self.forward_gemm(n, x, y, cols);
+        }
+        let m = n * self.output.0 * self.output.1;
+        let k = self.k();
+        cols.clear();
+        cols.resize(k * m, 0.0);
+        self.for_each_tap_run(n, |col, at, len, step| {
+            let dst = &mut cols[col..col + len];
+            if step == 1 {
+                dst.copy_from_slice(&x[at..at + len]);
+            } else {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = x[at + j * step];
+                }
+            }
+        });
+        if let Some(b) = &self.bias {
+            for row in y[..m * self.cout].chunks_exact_mut(self.cout) {
+                row.copy_from_slice(b);
+            }
+        }
+        matmul(
+            y,
+            MatRef::row_major(cols, k, m).t(),
+            MatRef::row_major(&self.weight_t, k, self.cout),
+            self.bias.is_some(),
+        );
+    }
+
+    /// `dx = ∂/∂x` given `dy`, both channel-last; `cols` is scratch.
+    pub fn backward(&self, n: usize, dy: &[f32], dx: &mut [f32], cols: &mut Vec<f32>) {
+        if !self.tap_major() {
+            return self.backward_gemm(n, dy, dx, cols);
+        }
+        let m = n * self.output.0 * self.output.1;
+        let k = self.k();
+        cols.resize(k * m, 0.0);
+        // dcolsᵀ [k, m] = W ᵀ [k, cout] · dyᵀ [cout, m].
+        matmul(
+            cols,
+            MatRef::row_major(&self.weight_t, k, self.cout),
+            MatRef::row_major(dy, m, self.cout).t(),
+            false,
+        );
+        dx[..n * self.input.0 * self.input.1].fill(0.0);
+        self.for_each_tap_run(n, |col, at, len, step| {
+            let src = &cols[col..col + len];
+            if step == 1 {
+                for (d, g) in dx[at..at + len].iter_mut().zip(src) {
+                    *d += g;
+                }
+            } else {
+                for (j, g) in src.iter().enumerate() {
+                    dx[at + j * step] += g;
+                }
+            }
+        });
+    }
+
+    /// One input channel: im2col in tap-major order (`[kh·kw, n·oh·ow]`),
+    /// where every (tap, output row) is one contiguous run of the input row —
+    /// a few long copies instead of many three-float ones.
+    fn tap_major(&self) -> bool {
+        self.cin == 1 && !self.pointwise()
+    }
+
+    /// Visits, for each tap `kk`, sample and output row, the run of output
+    /// columns whose tap lies inside the input:
+    /// `f(first_col_index, x_offset, len, x_step)` with `first_col_index`
+    /// into the tap-major columns and `x_step` the input stride between
+    /// consecutive output columns.
+    fn for_each_tap_run(&self, n: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let (h, w) = self.input;
+        let (oh, ow) = self.output;
+        let (kh, kw) = self.kernel;
+        let (st, dil) = (self.stride, self.dilation);
+        let m = n * oh * ow;
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let kk = ky * kw + kx;
+                // Output columns whose input column is in range.
+                let off = (kx * dil) as isize - self.padding.1 as isize;
+                let ox0 = (0..ow)
+                    .find(|&ox| (ox * st) as isize + off >= 0)
+                    .unwrap_or(ow);
+                let ox1 = (0..ow)
+                    .rev()
+                    .find(|&ox| ((ox * st) as isize + off) < w as isize)
+                    .map_or(0, |o| o + 1);
+                for s in 0..n {
+                    for oy in 0..oh {
+                        let iy = (oy * st + ky * dil) as isize - self.padding.0 as isize;
+                        if iy < 0 || iy as usize >= h || ox0 >= ox1 {
+                            continue;
+                        }
+                        let col = kk * m + (s * oh + oy) * ow + ox0;
+                        let ix = ((ox0 * st) as isize + off) as usize;
+                        f(col, (s * h + iy as usize) * w + ix, ox1 - ox0, st);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Conv::forward`] as im2col plus one GEMM.
+    fn forward_gemm(&self, n: usize, x: &[f32], y: &mut [f32], cols: &mut Vec<f32>) {
         let m = n * self.output.0 * self.output.1;
         let k = self.k();
         let c = self.cin;
@@ -183,8 +290,8 @@ impl Conv {
         );
     }
 
-    /// `dx = ∂/∂x` given `dy`, both channel-last; `cols` is scratch.
-    pub fn backward(&self, n: usize, dy: &[f32], dx: &mut [f32], cols: &mut Vec<f32>) {
+    /// [`Conv::backward`] as one GEMM plus col2im.
+    fn backward_gemm(&self, n: usize, dy: &[f32], dx: &mut [f32], cols: &mut Vec<f32>) {
         let m = n * self.output.0 * self.output.1;
         let k = self.k();
         let c = self.cin;
@@ -260,9 +367,21 @@ mod tests {
 
     #[test]
     fn forward_and_input_gradient_match_the_definition() {
-        // Asymmetric kernel and padding, stride 2, dilation 2, three channels.
-        let (cin, h, wd, cout, kh, kw) = (3, 9, 8, 4, 3, 2);
-        let (stride, pad, dil) = (2, (2, 1), 2);
+        // Asymmetric kernel and padding, strides and dilations, through both
+        // the channel-minor (three channels) and the tap-major (one) im2col.
+        for (cin, stride, dil, want) in [
+            (3, 2, 2, (5, 4)),
+            (1, 2, 2, (5, 4)),
+            (1, 1, 1, (11, 9)),
+            (3, 1, 1, (11, 9)),
+        ] {
+            check_against_definition(cin, stride, dil, want);
+        }
+    }
+
+    fn check_against_definition(cin: usize, stride: usize, dil: usize, want_out: (usize, usize)) {
+        let (h, wd, cout, kh, kw) = (9, 8, 4, 3, 2);
+        let pad = (2, 1);
         let x: Vec<f32> = (0..cin * h * wd)
             .map(|i| ((i * 31 % 17) as f32 - 8.0) / 7.0)
             .collect();
@@ -280,7 +399,7 @@ mod tests {
             (h, wd),
         );
         let (oh, ow) = conv.output;
-        assert_eq!((oh, ow), (5, 4), "PyTorch's output size");
+        assert_eq!((oh, ow), want_out, "PyTorch's output size");
         let want = direct(
             &x,
             &w,

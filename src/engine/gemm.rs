@@ -27,7 +27,6 @@ impl<'a> MatRef<'a> {
     }
 
     /// The transpose (no copy).
-    #[cfg(test)]
     pub fn t(self) -> Self {
         MatRef {
             data: self.data,
