@@ -7,14 +7,14 @@ use std::path::Path;
 use super::{fixture, root, xai};
 
 /// A safetensors file from a raw header and data section.
-fn raw_safetensors(path: &Path, header: &str, data: &[u8]) {
+pub(crate) fn raw_safetensors(path: &Path, header: &str, data: &[u8]) {
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(data);
     std::fs::write(path, bytes).unwrap();
 }
 
-const MLP_SPEC: &str = r#"{"version": 1, "name": "mlp-test", "input": {"shape": [1, 28, 28]}, "layers": [
+pub(crate) const MLP_SPEC: &str = r#"{"version": 1, "name": "mlp-test", "input": {"shape": [1, 28, 28]}, "layers": [
   {"op": "flatten"},
   {"op": "linear", "param": "fc1", "in_features": 784, "out_features": 32},
   {"op": "relu"},

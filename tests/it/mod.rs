@@ -2,6 +2,7 @@
 
 mod attacks;
 mod attributions;
+mod battery;
 mod cli;
 mod engine;
 mod gradients;

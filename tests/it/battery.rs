@@ -1,0 +1,513 @@
+//! The bad-input battery: every malformed model, spec, data set, plan, output
+//! location and report the pipelines issue lists, each driven through the
+//! real binary. Every case must exit with code 2, name the culprit (file,
+//! tensor, layer, field or key) on stderr, never panic, and leave nothing in
+//! the output folder — no report, no sidecar, no temporary file.
+
+use std::path::Path;
+
+use super::cli::{raw_safetensors, MLP_SPEC};
+use super::{root, xai};
+
+/// One bad input: a name, how to make it in a fresh folder, the arguments,
+/// and what stderr must contain.
+struct Case {
+    name: &'static str,
+    setup: fn(&Path),
+    args: &'static [&'static str],
+    needles: &'static [&'static str],
+}
+
+const MLP: &str = "mlp.safetensors";
+
+fn copy_asset(dir: &Path, asset: &str, to: &str) {
+    std::fs::copy(root().join(asset), dir.join(to)).unwrap();
+}
+
+fn shipped_mlp(dir: &Path) {
+    copy_asset(dir, "assets/mnist_mlp.safetensors", MLP);
+}
+
+fn quick_plan(dir: &Path) {
+    copy_asset(dir, "attacks/quick.toml", "quick.toml");
+}
+
+fn plan(dir: &Path, text: &str) {
+    shipped_mlp(dir);
+    std::fs::write(dir.join("p.toml"), text).unwrap();
+}
+
+/// A 2→2 linear model whose spec sits in the file's metadata.
+fn tiny_model(dir: &Path, name: &str, weights: [f32; 4]) {
+    let header = r#"{"__metadata__": {"xai_audit.arch": "{\"version\": 1, \"input\": {\"shape\": [1, 1, 2]}, \"layers\": [{\"op\": \"flatten\"}, {\"op\": \"linear\", \"param\": \"fc\", \"in_features\": 2, \"out_features\": 2, \"bias\": false}]}"}, "fc.weight": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}"#;
+    let data: Vec<u8> = weights.iter().flat_map(|v| v.to_le_bytes()).collect();
+    raw_safetensors(&dir.join(name), header, &data);
+}
+
+/// The MLP fixture with its spec rewritten by `edit`, passed as `--arch s.json`.
+fn mlp_with_spec(dir: &Path, spec: &str) {
+    copy_asset(dir, "tests/fixtures/mlp.safetensors", "m.safetensors");
+    std::fs::write(dir.join("s.json"), spec).unwrap();
+}
+
+fn idx_pair(dir: &Path, stem: &str, n: usize, labels: &[u8]) {
+    xai_audit::data::write_idx_images(
+        &dir.join(format!("{stem}-images-idx3-ubyte")),
+        n,
+        28,
+        28,
+        &vec![0u8; n * 784],
+        false,
+    )
+    .unwrap();
+    xai_audit::data::write_idx_labels(
+        &dir.join(format!("{stem}-labels-idx1-ubyte")),
+        labels,
+        false,
+    )
+    .unwrap();
+}
+
+fn png(path: &Path, w: u32, h: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::GrayImage::new(w, h).save(path).unwrap();
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // Model files.
+        Case {
+            name: "model file missing",
+            setup: |_| {},
+            args: &["run", "absent.safetensors"],
+            needles: &["absent.safetensors"],
+        },
+        Case {
+            name: "truncated safetensors",
+            setup: |d| {
+                let bytes = std::fs::read(root().join("assets/mnist_mlp.safetensors")).unwrap();
+                std::fs::write(d.join(MLP), &bytes[..bytes.len() / 2]).unwrap();
+            },
+            args: &["run", MLP],
+            needles: &[MLP, "truncated"],
+        },
+        Case {
+            name: "file shorter than the 8-byte header length",
+            setup: |d| std::fs::write(d.join(MLP), b"\x10\x00").unwrap(),
+            args: &["run", MLP],
+            needles: &[MLP, "8-byte header"],
+        },
+        Case {
+            name: "header length beyond the file size",
+            setup: |d| {
+                let mut bytes = 1_000_000u64.to_le_bytes().to_vec();
+                bytes.extend_from_slice(b"{}");
+                std::fs::write(d.join(MLP), bytes).unwrap();
+            },
+            args: &["run", MLP],
+            needles: &[MLP, "header length"],
+        },
+        Case {
+            name: "header that is not JSON",
+            setup: |d| raw_safetensors(&d.join(MLP), "this is not json", &[]),
+            args: &["run", MLP],
+            needles: &[MLP, "not valid safetensors JSON"],
+        },
+        Case {
+            name: "overlapping tensor offsets",
+            setup: |d| {
+                let h = r#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#;
+                raw_safetensors(&d.join(MLP), h, &[0u8; 12]);
+            },
+            args: &["run", MLP],
+            needles: &[MLP, "offsets"],
+        },
+        Case {
+            name: "tensor offsets past the data",
+            setup: |d| {
+                let h = r#"{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}"#;
+                raw_safetensors(&d.join(MLP), h, &[0u8; 8]);
+            },
+            args: &["run", MLP],
+            needles: &[MLP, "shorter than the header says"],
+        },
+        Case {
+            name: "NaN weights (refused)",
+            setup: |d| tiny_model(d, "nan.safetensors", [1.0, f32::NAN, 0.5, 2.0]),
+            args: &["run", "nan.safetensors"],
+            needles: &["nan.safetensors", "fc.weight", "non-finite"],
+        },
+        Case {
+            name: "infinite weights (refused)",
+            setup: |d| tiny_model(d, "inf.safetensors", [1.0, 0.0, f32::INFINITY, 2.0]),
+            args: &["run", "inf.safetensors"],
+            needles: &["inf.safetensors", "fc.weight", "non-finite"],
+        },
+        // Specs.
+        Case {
+            name: "spec missing (no metadata, no .arch.json)",
+            setup: |d| {
+                copy_asset(
+                    d,
+                    "tests/fixtures/mlp_nometa.safetensors",
+                    "bare.safetensors",
+                )
+            },
+            args: &["run", "bare.safetensors"],
+            needles: &["bare.safetensors", "spec"],
+        },
+        Case {
+            name: "spec file missing",
+            setup: shipped_mlp,
+            args: &["run", MLP, "--arch", "absent.json"],
+            needles: &["absent.json"],
+        },
+        Case {
+            name: "spec not JSON",
+            setup: |d| mlp_with_spec(d, "{ not json"),
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &["s.json", "not valid JSON"],
+        },
+        Case {
+            name: "spec from a newer version",
+            setup: |d| mlp_with_spec(d, &MLP_SPEC.replace("\"version\": 1", "\"version\": 2")),
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &["s.json", "newer"],
+        },
+        Case {
+            name: "spec with an unknown op",
+            setup: |d| mlp_with_spec(d, &MLP_SPEC.replace("\"relu\"", "\"mish\"")),
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &["s.json", "layers[2]", "unknown op `mish`"],
+        },
+        Case {
+            name: "spec with an unknown key",
+            setup: |d| {
+                let spec =
+                    MLP_SPEC.replace("\"out_features\": 32", "\"out_features\": 32, \"act\": 1");
+                mlp_with_spec(d, &spec)
+            },
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &["s.json", "layers[1]", "act"],
+        },
+        Case {
+            name: "spec shape differs from the weights",
+            setup: |d| {
+                let spec = MLP_SPEC
+                    .replace("\"out_features\": 32}", "\"out_features\": 40}")
+                    .replace("\"in_features\": 32", "\"in_features\": 40");
+                mlp_with_spec(d, &spec)
+            },
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &[
+                "layer 1 (linear fc1)",
+                "fc1.weight",
+                "[32, 784]",
+                "[40, 784]",
+            ],
+        },
+        Case {
+            name: "spec names a tensor the file lacks",
+            setup: |d| mlp_with_spec(d, &MLP_SPEC.replace("\"fc2\"", "\"head\"")),
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &["head.weight", "missing"],
+        },
+        // Data.
+        Case {
+            name: "data path missing",
+            setup: shipped_mlp,
+            args: &["run", MLP, "--data", "nowhere"],
+            needles: &["nowhere"],
+        },
+        Case {
+            name: "empty image folder",
+            setup: |d| {
+                shipped_mlp(d);
+                std::fs::create_dir_all(d.join("empty")).unwrap();
+            },
+            args: &["run", MLP, "--data", "empty"],
+            needles: &["empty"],
+        },
+        Case {
+            name: "corrupt PNG",
+            setup: |d| {
+                shipped_mlp(d);
+                std::fs::create_dir_all(d.join("imgs/3")).unwrap();
+                std::fs::write(d.join("imgs/3/x.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+            },
+            args: &["run", MLP, "--data", "imgs"],
+            needles: &["x.png"],
+        },
+        Case {
+            name: "non-image file in a class folder",
+            setup: |d| {
+                shipped_mlp(d);
+                png(&d.join("imgs/0/a.png"), 28, 28);
+                std::fs::write(d.join("imgs/0/notes.png"), "just some text").unwrap();
+            },
+            args: &["run", MLP, "--data", "imgs"],
+            needles: &["notes.png"],
+        },
+        Case {
+            name: "images of mixed sizes without --resize",
+            setup: |d| {
+                shipped_mlp(d);
+                png(&d.join("imgs/0/a.png"), 28, 28);
+                png(&d.join("imgs/1/b.png"), 10, 12);
+            },
+            args: &["run", MLP, "--data", "imgs"],
+            needles: &["b.png", "--resize"],
+        },
+        Case {
+            name: "wrong input channel count (spec input vs first conv)",
+            setup: |d| {
+                let spec = r#"{\"version\": 1, \"input\": {\"shape\": [3, 8, 8]}, \"layers\": [{\"op\": \"conv2d\", \"param\": \"c\", \"in_channels\": 1, \"out_channels\": 2, \"kernel_size\": 3}, {\"op\": \"flatten\"}, {\"op\": \"linear\", \"param\": \"fc\", \"in_features\": 72, \"out_features\": 2}]}"#;
+                let header = format!(
+                    r#"{{"__metadata__": {{"xai_audit.arch": "{spec}"}}, "c.weight": {{"dtype": "F32", "shape": [2, 1, 3, 3], "data_offsets": [0, 72]}}, "c.bias": {{"dtype": "F32", "shape": [2], "data_offsets": [72, 80]}}, "fc.weight": {{"dtype": "F32", "shape": [2, 72], "data_offsets": [80, 656]}}, "fc.bias": {{"dtype": "F32", "shape": [2], "data_offsets": [656, 664]}}}}"#
+                );
+                raw_safetensors(&d.join("rgb.safetensors"), &header, &[0u8; 664]);
+            },
+            args: &["run", "rgb.safetensors"],
+            needles: &["rgb.safetensors", "layer 0", "1 input channels", "3"],
+        },
+        Case {
+            name: "IDX with a bad magic number",
+            setup: |d| {
+                shipped_mlp(d);
+                idx_pair(d, "bad", 2, &[1, 2]);
+                let path = d.join("bad-images-idx3-ubyte");
+                let mut bytes = std::fs::read(&path).unwrap();
+                bytes[3] = 0x01;
+                std::fs::write(&path, bytes).unwrap();
+            },
+            args: &["run", MLP, "--data", "bad-images-idx3-ubyte"],
+            needles: &["bad-images-idx3-ubyte", "magic"],
+        },
+        Case {
+            name: "IDX shorter than its header says",
+            setup: |d| {
+                shipped_mlp(d);
+                idx_pair(d, "short", 2, &[1, 2]);
+                let path = d.join("short-images-idx3-ubyte");
+                let bytes = std::fs::read(&path).unwrap();
+                std::fs::write(&path, &bytes[..500]).unwrap();
+            },
+            args: &["run", MLP, "--data", "short-images-idx3-ubyte"],
+            needles: &["short-images-idx3-ubyte"],
+        },
+        Case {
+            name: "IDX labels file missing",
+            setup: |d| {
+                shipped_mlp(d);
+                idx_pair(d, "lone", 2, &[1, 2]);
+                std::fs::remove_file(d.join("lone-labels-idx1-ubyte")).unwrap();
+            },
+            args: &["run", MLP, "--data", "lone-images-idx3-ubyte"],
+            needles: &["lone-labels-idx1-ubyte"],
+        },
+        Case {
+            name: "labels outside the model's classes",
+            setup: |d| {
+                shipped_mlp(d);
+                idx_pair(d, "l", 2, &[1, 12]);
+            },
+            args: &["run", MLP, "--data", "l-images-idx3-ubyte"],
+            needles: &["l-images-idx3-ubyte", "12"],
+        },
+        // Plans.
+        Case {
+            name: "plan file missing",
+            setup: shipped_mlp,
+            args: &["run", MLP, "--plan", "absent.toml"],
+            needles: &["absent.toml"],
+        },
+        Case {
+            name: "plan not TOML",
+            setup: |d| plan(d, "[[attack]\nname ="),
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml"],
+        },
+        Case {
+            name: "plan with an unknown attack kind",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"a\"\nkind = \"deepfool\"\neps = 0.1\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`kind`", "deepfool"],
+        },
+        Case {
+            name: "plan with an unknown key",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = 0.1\nstep = 0.1\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`step`"],
+        },
+        Case {
+            name: "plan with a negative ε",
+            setup: |d| plan(d, "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = -1.0\n"),
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`eps`"],
+        },
+        Case {
+            name: "plan with a NaN ε",
+            setup: |d| plan(d, "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = nan\n"),
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`eps`"],
+        },
+        Case {
+            name: "plan with zero steps",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = 0.1\nsteps = 0\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`steps`"],
+        },
+        Case {
+            name: "plan with duplicate names",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = 0.1\n[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = 0.2\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "twice"],
+        },
+        Case {
+            name: "plan with a target class the model lacks",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = 0.1\ntarget = 10\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`target` class 10"],
+        },
+        // Options and output.
+        Case {
+            name: "output folder is a file (unwritable)",
+            setup: |d| {
+                shipped_mlp(d);
+                quick_plan(d);
+                std::fs::write(d.join("out"), "a file, not a folder").unwrap();
+            },
+            args: &[
+                "run",
+                MLP,
+                "--plan",
+                "quick.toml",
+                "--limit",
+                "2",
+                "--out",
+                "out/r.json",
+            ],
+            needles: &["out"],
+        },
+        Case {
+            name: "output path without .json",
+            setup: |d| {
+                shipped_mlp(d);
+                quick_plan(d);
+            },
+            args: &["run", MLP, "--plan", "quick.toml", "--out", "out/r.txt"],
+            needles: &["r.txt", ".json"],
+        },
+        Case {
+            name: "batch size zero",
+            setup: shipped_mlp,
+            args: &["run", MLP, "--batch-size", "0"],
+            needles: &["--batch-size"],
+        },
+        Case {
+            name: "engine that cannot run the model",
+            setup: |d| {
+                copy_asset(
+                    d,
+                    "tests/fixtures/tiny_all_ops.safetensors",
+                    "ops.safetensors",
+                )
+            },
+            args: &["run", "ops.safetensors", "--engine", "fast"],
+            needles: &["fast engine cannot run", "layer"],
+        },
+    ]
+}
+
+/// Files left under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_bad_input_exits_2_names_the_culprit_and_leaves_no_report() {
+    let cases = cases();
+    assert!(cases.len() >= 30, "the battery has {} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let dir = tempfile::tempdir().unwrap();
+        (case.setup)(dir.path());
+        let mut args: Vec<&str> = case.args.to_vec();
+        if !args.contains(&"--out") {
+            args.extend(["--out", "out/report.json"]);
+        }
+        let run = xai(dir.path(), &args);
+        let mut problems = Vec::new();
+        if run.code != 2 {
+            problems.push(format!("exit code {}", run.code));
+        }
+        if run.stderr.contains("panicked") {
+            problems.push("panicked".to_string());
+        }
+        for n in case.needles {
+            if !run.stderr.contains(n) {
+                problems.push(format!("stderr lacks {n:?}"));
+            }
+        }
+        let out = dir.path().join("out");
+        let left = if out.is_dir() {
+            files_under(&out)
+        } else {
+            Vec::new()
+        };
+        if !left.is_empty() {
+            problems.push(format!("left behind {left:?}"));
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{}: {}\n  stderr: {}",
+                case.name,
+                problems.join(", "),
+                run.stderr.trim()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
