@@ -78,6 +78,13 @@ pub enum Command {
         /// Inputs per batch (overrides the plan's; results do not depend on it).
         #[arg(long)]
         batch_size: Option<usize>,
+        /// A CI gate, e.g. "robust_accuracy.pgd-linf-0.1 >= 0.8" (repeatable; with
+        /// the plan's [gates]). Exit code 1 when one fails.
+        #[arg(long = "gate", value_name = "EXPR")]
+        gates: Vec<String>,
+        /// Write the gates' verdicts as JUnit XML here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// Which implementation runs the model: the fast engine when it supports
         /// every layer (auto), the fast engine or an error (fast), or candle
         /// autograd (reference).

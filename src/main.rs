@@ -69,6 +69,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resize,
             save_images,
             engine,
+            gates,
+            junit,
         } => {
             use xai_audit::audit::job;
             let opts = job::JobOptions {
@@ -83,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 resize,
                 save_images,
                 engine: engine.into(),
+                gates,
             };
             let mut sink = xai_audit::audit::sink::ProgressSink::new();
             let output = job::run_job(&opts, &mut sink)?;
@@ -99,7 +102,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     output.images_written
                 ));
             }
+            if !output.verdicts.is_empty() {
+                text.push('\n');
+                text.push_str(&xai_audit::audit::gates::table(&output.verdicts));
+            }
             print_stdout(&text)?;
+            if let Some(path) = &junit {
+                let suite = output.report.model.path.clone();
+                let xml = xai_audit::audit::gates::junit_xml(&suite, &output.verdicts);
+                xai_audit::util::write_atomic(path, xml.as_bytes())?;
+            }
+            if output.verdicts.iter().any(|v| !v.passed) {
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Schema => print_stdout(&xai_audit::report::io::schema_json())?,
         Command::Bench {

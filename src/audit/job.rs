@@ -40,6 +40,8 @@ pub struct JobOptions {
     pub save_images: Option<PathBuf>,
     /// Which implementation runs the model.
     pub engine: crate::engine::Engine,
+    /// `--gate` expressions, checked with the plan's `[gates]`.
+    pub gates: Vec<String>,
 }
 
 /// What `run` produced.
@@ -52,6 +54,8 @@ pub struct JobOutput {
     pub tensors_path: PathBuf,
     /// PNG files written.
     pub images_written: usize,
+    /// Each gate's verdict (plan gates first, then `--gate`).
+    pub verdicts: Vec<super::gates::Verdict>,
 }
 
 /// `reports/<model stem>.json`.
@@ -83,6 +87,11 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
         plan.batch_size = b;
     }
     let model = load_model(&opts.model, opts.arch.as_deref())?;
+    let mut gates = super::gates::plan_gates(&plan, &plan_origin)?;
+    for g in &opts.gates {
+        gates.push(super::gates::Gate::parse(g)?);
+    }
+    super::gates::check_against_plan(&gates, &plan)?;
     let (classifier, _) = crate::engine::select(&model.network, opts.engine)?;
     let net = classifier.as_ref();
     plan.check_against(net.num_classes(), &plan_origin)?;
@@ -149,11 +158,13 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
         }
         None => 0,
     };
+    let verdicts = super::gates::evaluate(&report, &gates)?;
     Ok(JobOutput {
         report,
         report_path,
         tensors_path,
         images_written,
+        verdicts,
     })
 }
 

@@ -1,9 +1,11 @@
 //! Audits: a plan (`plan`) of checks run over a dataset batch by batch
 //! (`run`), reporting progress to sinks (`sink`); `clean` holds the plain
-//! predictions every other check compares against.
+//! predictions every other check compares against; `gates` turns a report
+//! into a CI verdict.
 
 pub mod clean;
 pub(crate) mod entry;
+pub mod gates;
 pub mod job;
 pub mod plan;
 pub mod run;

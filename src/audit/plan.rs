@@ -38,6 +38,9 @@ pub struct Plan {
     /// The attribution methods (`[[attribution]]`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributions: Vec<crate::attribution::plan::AttributionSpec>,
+    /// CI gates (`[gates]`): metric → condition such as `">= 0.8"`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub gates: std::collections::BTreeMap<String, String>,
 }
 
 /// One attack entry, defaults resolved.
@@ -284,10 +287,11 @@ impl Plan {
         };
         let (stress, equivariance) = crate::stress::plan::parse(&mut top, origin)?;
         let attribution_entries = top.remove("attribution");
+        let gates = super::gates::parse_table(top.remove("gates"), origin)?;
         if let Some(key) = top.keys().next() {
             return Err(plan_err(
                 origin,
-                format!("unknown top-level key `{key}` (known: seed, batch_size, attack, attribution, stress, equivariance)"),
+                format!("unknown top-level key `{key}` (known: seed, batch_size, attack, attribution, stress, equivariance, gates)"),
             ));
         }
         let no_attributions = attribution_entries
@@ -341,6 +345,7 @@ impl Plan {
             stress,
             equivariance,
             attributions,
+            gates,
         })
     }
 

@@ -60,6 +60,7 @@ pub(crate) fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
         stress: Vec::new(),
         equivariance: Vec::new(),
         attributions: Vec::new(),
+        gates: Default::default(),
     }
 }
 

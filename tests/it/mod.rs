@@ -6,6 +6,7 @@ mod battery;
 mod cli;
 mod engine;
 mod gradients;
+mod pipelines;
 mod pytorch_parity;
 mod run;
 mod stress;

@@ -1,0 +1,534 @@
+//! CI gates: conditions on a report's headline figures, from the plan's
+//! `[gates]` table (`"robust_accuracy.pgd-linf-0.1" = ">= 0.80"`) and from
+//! `--gate "stress.ece <= 0.05"`. This file owns parsing conditions, finding
+//! a metric in a report, checking gates against the plan before any work, and
+//! the JUnit XML that CI dashboards read.
+//!
+//! Metrics:
+//! - `clean_accuracy`;
+//! - `<field>.<attack>` for any numeric field of an attack's summary, e.g.
+//!   `robust_accuracy.pgd-linf-0.1`, `attack_success_rate.fgsm-linf-0.3`,
+//!   `median_perturbation_l2.fmn-l2`;
+//! - `stress.ece`, `stress.mce` (the first calibration entry),
+//!   `stress.corruption_accuracy` (mean over corruptions and severities),
+//!   `stress.noise_mmc.<family>` (mean max confidence on a noise family);
+//! - `equivariance.consistency.<entry>` (mean consistency of a
+//!   consistency entry), `equivariance.lowest_consistency.<entry>`,
+//!   `equivariance.worst_case_accuracy`;
+//! - `summary.<path>`: any number in the report's summary, objects by key
+//!   and arrays by index or by an element's `name`.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::plan::Plan;
+use crate::error::{Error, Result};
+use crate::report::types::Report;
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// `>=`
+    Ge,
+    /// `>`
+    Gt,
+    /// `<=`
+    Le,
+    /// `<`
+    Lt,
+    /// `==`
+    Eq,
+}
+
+impl Cmp {
+    fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Ge => ">=",
+            Cmp::Gt => ">",
+            Cmp::Le => "<=",
+            Cmp::Lt => "<",
+            Cmp::Eq => "==",
+        }
+    }
+
+    fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Cmp::Ge => value >= threshold,
+            Cmp::Gt => value > threshold,
+            Cmp::Le => value <= threshold,
+            Cmp::Lt => value < threshold,
+            Cmp::Eq => value == threshold,
+        }
+    }
+}
+
+/// One gate: `metric cmp threshold`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// The metric's name (see the module docs).
+    pub metric: String,
+    /// How it must compare.
+    pub cmp: Cmp,
+    /// With what.
+    pub threshold: f64,
+    /// Where the gate came from, for messages.
+    pub origin: String,
+}
+
+impl std::fmt::Display for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            self.metric,
+            self.cmp.symbol(),
+            self.threshold
+        )
+    }
+}
+
+/// Splits `">= 0.8"` into the comparison and the number.
+fn parse_condition(cond: &str) -> std::result::Result<(Cmp, f64), String> {
+    let cond = cond.trim();
+    let (cmp, rest) = [
+        (">=", Cmp::Ge),
+        ("<=", Cmp::Le),
+        ("==", Cmp::Eq),
+        (">", Cmp::Gt),
+        ("<", Cmp::Lt),
+    ]
+    .iter()
+    .find_map(|(s, c)| cond.strip_prefix(s).map(|r| (*c, r)))
+    .ok_or_else(|| format!("condition `{cond}` must start with >=, >, <=, < or =="))?;
+    let threshold: f64 = rest
+        .trim()
+        .parse()
+        .map_err(|_| format!("condition `{cond}`: `{}` is not a number", rest.trim()))?;
+    if !threshold.is_finite() {
+        return Err(format!("condition `{cond}`: the threshold must be finite"));
+    }
+    Ok((cmp, threshold))
+}
+
+impl Gate {
+    /// A gate from a metric and a condition such as `">= 0.8"`.
+    pub fn new(metric: &str, condition: &str, origin: &str) -> Result<Gate> {
+        let bad = |message: String| Error::Invalid(format!("{origin}: gate `{metric}`: {message}"));
+        if metric.trim().is_empty() {
+            return Err(bad("the metric name is empty".into()));
+        }
+        let (cmp, threshold) = parse_condition(condition).map_err(bad)?;
+        Ok(Gate {
+            metric: metric.trim().to_string(),
+            cmp,
+            threshold,
+            origin: origin.to_string(),
+        })
+    }
+
+    /// A gate from one expression, `metric >= 0.8` (the `--gate` form).
+    pub fn parse(expr: &str) -> Result<Gate> {
+        let at = expr.find(['<', '>', '=']).ok_or_else(|| {
+            Error::Invalid(format!(
+                "--gate `{expr}`: expected METRIC OP NUMBER, e.g. \"robust_accuracy.pgd-linf-0.1 >= 0.8\""
+            ))
+        })?;
+        Gate::new(&expr[..at], &expr[at..], "--gate")
+    }
+}
+
+/// Reads the plan's `[gates]` table (metric → condition), checking every
+/// condition's syntax; `origin` names the plan in errors.
+pub fn parse_table(value: Option<toml::Value>, origin: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let Some(value) = value else {
+        return Ok(out);
+    };
+    let toml::Value::Table(table) = value else {
+        return Err(Error::Plan {
+            origin: origin.to_string(),
+            message: "`gates` must be a table of \"metric\" = \">= number\" entries".into(),
+        });
+    };
+    for (metric, cond) in table {
+        let toml::Value::String(cond) = cond else {
+            return Err(Error::Plan {
+                origin: origin.to_string(),
+                message: format!(
+                    "gates: `{metric}` must be a string such as \">= 0.8\", found {cond}"
+                ),
+            });
+        };
+        parse_condition(&cond).map_err(|m| Error::Plan {
+            origin: origin.to_string(),
+            message: format!("gates: `{metric}`: {m}"),
+        })?;
+        out.insert(metric, cond);
+    }
+    Ok(out)
+}
+
+/// The plan's `[gates]` as gates.
+pub fn plan_gates(plan: &Plan, origin: &str) -> Result<Vec<Gate>> {
+    plan.gates
+        .iter()
+        .map(|(metric, cond)| Gate::new(metric, cond, &format!("{origin} [gates]")))
+        .collect()
+}
+
+/// Refuses, before any work, gates whose metric cannot exist in this plan's
+/// report: an unknown attack, stress or equivariance entry, or name.
+pub fn check_against_plan(gates: &[Gate], plan: &Plan) -> Result<()> {
+    for g in gates {
+        if let Err(why) = metric_fits_plan(&g.metric, plan) {
+            return Err(Error::Invalid(format!(
+                "{}: gate `{}`: {why}",
+                g.origin, g.metric
+            )));
+        }
+    }
+    Ok(())
+}
+
+const ATTACK_FIELDS: [&str; 7] = [
+    "robust_accuracy",
+    "attack_success_rate",
+    "successes",
+    "mean_perturbation_linf",
+    "median_perturbation_linf",
+    "mean_perturbation_l2",
+    "median_perturbation_l2",
+];
+
+fn metric_fits_plan(metric: &str, plan: &Plan) -> std::result::Result<(), String> {
+    if metric == "clean_accuracy" || metric.starts_with("summary.") {
+        return Ok(());
+    }
+    for field in ATTACK_FIELDS {
+        if let Some(name) = metric.strip_prefix(field).and_then(|r| r.strip_prefix('.')) {
+            return if plan.attacks.iter().any(|a| a.name == name) {
+                Ok(())
+            } else {
+                let known: Vec<&str> = plan.attacks.iter().map(|a| a.name.as_str()).collect();
+                Err(format!(
+                    "no attack `{name}` in the plan (attacks: {})",
+                    known.join(", ")
+                ))
+            };
+        }
+    }
+    use crate::stress::plan::{EquivarianceCheck as E, StressCheck as S};
+    let stress_kind = |want: fn(&S) -> bool| plan.stress.iter().any(|s| want(&s.check));
+    let consistency_named = |name: &str| {
+        plan.equivariance
+            .iter()
+            .any(|e| e.name == name && matches!(e.check, E::Shift(_) | E::Rotation(_) | E::Flip(_)))
+    };
+    let need = |ok: bool, what: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("the plan has no {what}"))
+        }
+    };
+    match metric {
+        "stress.ece" | "stress.mce" => {
+            return need(
+                stress_kind(|c| matches!(c, S::Calibration(_))),
+                "calibration stress entry",
+            )
+        }
+        "stress.corruption_accuracy" => {
+            return need(
+                stress_kind(|c| matches!(c, S::Corruptions(_))),
+                "corruptions stress entry",
+            )
+        }
+        "equivariance.worst_case_accuracy" => {
+            let any = plan
+                .equivariance
+                .iter()
+                .any(|e| matches!(e.check, E::WorstCase(_)));
+            return need(any, "worst_case equivariance entry");
+        }
+        _ => {}
+    }
+    if metric.starts_with("stress.noise_mmc.") {
+        return need(
+            stress_kind(|c| matches!(c, S::Noise(_))),
+            "noise stress entry",
+        );
+    }
+    for prefix in [
+        "equivariance.consistency.",
+        "equivariance.lowest_consistency.",
+    ] {
+        if let Some(name) = metric.strip_prefix(prefix) {
+            return need(
+                consistency_named(name),
+                &format!("shift, rotation or flip equivariance entry `{name}`"),
+            );
+        }
+    }
+    Err(format!(
+        "unknown metric (known: clean_accuracy, {}.<attack>, stress.ece, stress.mce, stress.corruption_accuracy, stress.noise_mmc.<family>, equivariance.consistency.<entry>, equivariance.lowest_consistency.<entry>, equivariance.worst_case_accuracy, summary.<path>)",
+        ATTACK_FIELDS.join(".<attack>, ")
+    ))
+}
+
+/// Follows `path` (dot-separated) through `v`: object keys, array indices,
+/// or the array element whose `name` matches. Names may contain dots, so
+/// the longest matching key or name wins.
+fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return Some(v);
+    }
+    let candidates: Vec<(&str, &str)> = {
+        let mut c: Vec<(&str, &str)> = path
+            .match_indices('.')
+            .map(|(i, _)| (&path[..i], &path[i + 1..]))
+            .collect();
+        c.push((path, ""));
+        c.reverse();
+        c
+    };
+    for (head, rest) in candidates {
+        let next = match v {
+            Value::Object(map) => map.get(head),
+            Value::Array(items) => match head.parse::<usize>() {
+                Ok(i) => items.get(i),
+                Err(_) => items.iter().find(|it| {
+                    ["name", "family", "corruption", "transform"]
+                        .iter()
+                        .any(|k| it.get(k).and_then(Value::as_str) == Some(head))
+                }),
+            },
+            _ => None,
+        };
+        if let Some(found) = next.and_then(|n| walk(n, rest)) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// The value of `metric` in `summary` (the report's summary as JSON).
+pub fn resolve(summary: &Value, metric: &str) -> Option<f64> {
+    let first = |key: &str, field: &str| walk(summary, &format!("{key}.0.{field}"));
+    let found = if let Some(path) = metric.strip_prefix("summary.") {
+        walk(summary, path)
+    } else if metric == "clean_accuracy" {
+        summary.get("clean_accuracy")
+    } else if let Some((field, name)) = ATTACK_FIELDS.iter().find_map(|f| {
+        metric
+            .strip_prefix(f)
+            .and_then(|r| r.strip_prefix('.'))
+            .map(|n| (*f, n))
+    }) {
+        summary
+            .get("attacks")?
+            .as_array()?
+            .iter()
+            .find(|a| a.get("name").and_then(Value::as_str) == Some(name))?
+            .get(field)
+    } else {
+        match metric {
+            "stress.ece" => first("stress.calibration", "ece"),
+            "stress.mce" => first("stress.calibration", "mce"),
+            "stress.corruption_accuracy" => first("stress.corruptions", "mean_accuracy"),
+            "equivariance.worst_case_accuracy" => {
+                first("equivariance.worst_case", "worst_case_accuracy")
+            }
+            _ => {
+                if let Some(family) = metric.strip_prefix("stress.noise_mmc.") {
+                    walk(summary, &format!("stress.noise.0.families.{family}.mmc"))
+                } else if let Some(name) = metric.strip_prefix("equivariance.consistency.") {
+                    walk(
+                        summary,
+                        &format!("equivariance.consistency.{name}.mean_consistency"),
+                    )
+                } else if let Some(name) = metric.strip_prefix("equivariance.lowest_consistency.") {
+                    walk(
+                        summary,
+                        &format!("equivariance.consistency.{name}.lowest_consistency"),
+                    )
+                } else {
+                    None
+                }
+            }
+        }
+    };
+    found.and_then(Value::as_f64)
+}
+
+/// A gate's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The gate.
+    pub gate: Gate,
+    /// The metric's value (`None`: not in the report).
+    pub value: Option<f64>,
+    /// Whether it holds (a missing value fails).
+    pub passed: bool,
+}
+
+/// Checks every gate against `report`.
+pub fn evaluate(report: &Report, gates: &[Gate]) -> Result<Vec<Verdict>> {
+    let summary = serde_json::to_value(&report.summary)
+        .map_err(|e| Error::Invalid(format!("summary does not serialize: {e}")))?;
+    Ok(gates
+        .iter()
+        .map(|g| {
+            let value = resolve(&summary, &g.metric);
+            Verdict {
+                gate: g.clone(),
+                value,
+                passed: value.is_some_and(|v| g.cmp.holds(v, g.threshold)),
+            }
+        })
+        .collect())
+}
+
+/// One line per gate, for the terminal.
+pub fn table(verdicts: &[Verdict]) -> String {
+    let mut out = String::from("gates\n");
+    for v in verdicts {
+        let value = v.value.map_or("missing".to_string(), |x| format!("{x:.4}"));
+        out.push_str(&format!(
+            "  {:<4} {:<44} {:>10}  (needs {} {})\n",
+            if v.passed { "pass" } else { "FAIL" },
+            v.gate.metric,
+            value,
+            v.gate.cmp.symbol(),
+            v.gate.threshold
+        ));
+    }
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    out.push_str(&format!("{} of {} gates failed\n", failed, verdicts.len()));
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// The verdicts as a JUnit XML test suite named `suite` (one test case per
+/// gate; a failed gate is a `<failure>` with its value and condition).
+pub fn junit_xml(suite: &str, verdicts: &[Verdict]) -> String {
+    let failures = verdicts.iter().filter(|v| !v.passed).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"xai-audit\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">\n",
+        verdicts.len(),
+        xml_escape(suite),
+        verdicts.len()
+    );
+    for v in verdicts {
+        let name = xml_escape(&v.gate.to_string());
+        if v.passed {
+            out.push_str(&format!(
+                "    <testcase classname=\"gates\" name=\"{name}\"/>\n"
+            ));
+        } else {
+            let value = v
+                .value
+                .map_or("missing from the report".to_string(), |x| x.to_string());
+            out.push_str(&format!(
+                "    <testcase classname=\"gates\" name=\"{name}\">\n      <failure message=\"{}\"/>\n    </testcase>\n",
+                xml_escape(&format!("{} is {value}, needs {} {}", v.gate.metric, v.gate.cmp.symbol(), v.gate.threshold))
+            ));
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn summary() -> Value {
+        json!({
+            "clean_accuracy": 0.98,
+            "attacks": [
+                {"name": "pgd-linf-0.1", "robust_accuracy": 0.5, "attack_success_rate": 0.49},
+                {"name": "fgsm", "robust_accuracy": 0.8}
+            ],
+            "stress": {
+                "calibration": [{"name": "calibration", "ece": 0.0087, "mce": 0.83}],
+                "noise": [{"name": "noise", "families": [{"family": "uniform", "mmc": 0.99}]}]
+            },
+            "equivariance": {"consistency": [{"name": "shift-zero", "mean_consistency": 0.984, "lowest_consistency": 0.96}]}
+        })
+    }
+
+    #[test]
+    fn conditions_parse_and_compare() {
+        let g = Gate::parse("robust_accuracy.pgd-linf-0.1 >= 0.5").unwrap();
+        assert_eq!(
+            (g.metric.as_str(), g.cmp, g.threshold),
+            ("robust_accuracy.pgd-linf-0.1", Cmp::Ge, 0.5)
+        );
+        assert!(Cmp::Ge.holds(0.5, 0.5) && !Cmp::Gt.holds(0.5, 0.5) && Cmp::Lt.holds(0.4, 0.5));
+        for bad in ["robust_accuracy", "x => 1", "x >= abc", "x >= inf", " >= 1"] {
+            assert!(Gate::parse(bad).is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn metrics_resolve_by_alias_and_by_path_with_dotted_names() {
+        let s = summary();
+        assert_eq!(resolve(&s, "clean_accuracy"), Some(0.98));
+        assert_eq!(resolve(&s, "robust_accuracy.pgd-linf-0.1"), Some(0.5));
+        assert_eq!(resolve(&s, "attack_success_rate.pgd-linf-0.1"), Some(0.49));
+        assert_eq!(resolve(&s, "stress.ece"), Some(0.0087));
+        assert_eq!(resolve(&s, "stress.noise_mmc.uniform"), Some(0.99));
+        assert_eq!(
+            resolve(&s, "equivariance.consistency.shift-zero"),
+            Some(0.984)
+        );
+        assert_eq!(
+            resolve(&s, "equivariance.lowest_consistency.shift-zero"),
+            Some(0.96)
+        );
+        assert_eq!(
+            resolve(&s, "summary.attacks.pgd-linf-0.1.robust_accuracy"),
+            Some(0.5)
+        );
+        assert_eq!(resolve(&s, "summary.attacks.1.robust_accuracy"), Some(0.8));
+        assert_eq!(resolve(&s, "robust_accuracy.nope"), None);
+        assert_eq!(resolve(&s, "summary.attacks"), None, "not a number");
+    }
+
+    #[test]
+    fn junit_marks_failures_and_escapes() {
+        let verdicts = vec![
+            Verdict {
+                gate: Gate::parse("a <= 1").unwrap(),
+                value: Some(0.5),
+                passed: true,
+            },
+            Verdict {
+                gate: Gate::parse("b>=2").unwrap(),
+                value: None,
+                passed: false,
+            },
+        ];
+        let xml = junit_xml("m<1>", &verdicts);
+        assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+        assert!(xml.contains("name=\"m&lt;1&gt;\""), "{xml}");
+        assert!(
+            xml.contains("<testcase classname=\"gates\" name=\"a &lt;= 1\"/>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<failure message=\"b is missing from the report, needs &gt;= 2\"/>"),
+            "{xml}"
+        );
+    }
+}

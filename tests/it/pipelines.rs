@@ -1,0 +1,240 @@
+//! `run` in pipelines: CI gates (plan `[gates]`, `--gate`, exit code 1,
+//! JUnit XML) and determinism with every random component — random starts,
+//! restarts, random targets, Square, random spatial transforms, noise
+//! inputs — across runs and batch sizes.
+
+use serde_json::Value;
+
+use super::{root, xai};
+
+fn model() -> String {
+    root()
+        .join("assets/mnist_cnn.safetensors")
+        .display()
+        .to_string()
+}
+
+const GATED_PLAN: &str = r#"
+seed = 5
+[[attack]]
+name = "fgsm-linf-0.1"
+kind = "fgsm"
+eps = 0.1
+
+[[attack]]
+name = "pgd-linf-0.1"
+kind = "pgd"
+eps = 0.1
+step_size = 0.025
+steps = 5
+
+[[stress]]
+name = "calibration"
+kind = "calibration"
+
+[gates]
+clean_accuracy = ">= 0.9"
+"robust_accuracy.pgd-linf-0.1" = ">= 0.0"
+"stress.ece" = "<= 0.5"
+"#;
+
+fn summary_value(report: &std::path::Path, pointer: &str) -> f64 {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    v.pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{pointer} missing"))
+}
+
+#[test]
+fn gates_pass_fail_and_write_junit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("gated.toml"), GATED_PLAN).unwrap();
+    let common = ["run", &model(), "--plan", "gated.toml", "--limit", "60"];
+    let pass = xai(
+        d,
+        &[&common[..], &["--out", "a.json", "--junit", "a.xml"]].concat(),
+    );
+    assert_eq!(pass.code, 0, "{}\n{}", pass.stdout, pass.stderr);
+    assert!(
+        pass.stdout.contains("0 of 3 gates failed"),
+        "{}",
+        pass.stdout
+    );
+    let xml = std::fs::read_to_string(d.join("a.xml")).unwrap();
+    assert!(xml.contains("tests=\"3\" failures=\"0\""), "{xml}");
+
+    // Thresholds on either side of the values in the report: `>=` holds at
+    // the value, `>` does not; the run still writes its report and exits 1.
+    let robust = summary_value(&d.join("a.json"), "/summary/attacks/1/robust_accuracy");
+    let ece = summary_value(&d.join("a.json"), "/summary/stress/calibration/0/ece");
+    let at = format!("robust_accuracy.pgd-linf-0.1 >= {robust}");
+    let above = format!("robust_accuracy.pgd-linf-0.1 > {robust}");
+    let ece_gate = format!("stress.ece < {ece}");
+    let fail = xai(
+        d,
+        &[
+            &common[..],
+            &[
+                "--out", "b.json", "--junit", "b.xml", "--gate", &at, "--gate", &above, "--gate",
+                &ece_gate,
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(fail.code, 1, "{}\n{}", fail.stdout, fail.stderr);
+    assert!(
+        fail.stdout.contains("2 of 6 gates failed"),
+        "{}",
+        fail.stdout
+    );
+    let fail_lines: Vec<&str> = fail
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("FAIL"))
+        .collect();
+    assert_eq!(fail_lines.len(), 2, "{}", fail.stdout);
+    assert!(
+        fail_lines
+            .iter()
+            .any(|l| l.contains("robust_accuracy.pgd-linf-0.1")
+                && l.contains(&format!("{robust:.4}")))
+    );
+    assert!(fail_lines.iter().any(|l| l.contains("stress.ece")));
+    assert!(
+        d.join("b.json").exists(),
+        "a failed gate still leaves the report"
+    );
+    let xml = std::fs::read_to_string(d.join("b.xml")).unwrap();
+    assert!(xml.contains("tests=\"6\" failures=\"2\""), "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
+}
+
+#[test]
+fn gates_on_unknown_metrics_or_bad_conditions_fail_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("gated.toml"), GATED_PLAN).unwrap();
+    let run = |extra: &[&str]| {
+        xai(
+            d,
+            &[
+                &[
+                    "run",
+                    &model(),
+                    "--plan",
+                    "gated.toml",
+                    "--out",
+                    "out/r.json",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    run(&["--gate", "robust_accuracy.pgd-linf-0.3 >= 0.5"]).expect_error(&[
+        "--gate",
+        "pgd-linf-0.3",
+        "no attack",
+    ]);
+    run(&["--gate", "equivariance.consistency.shift >= 0.5"])
+        .expect_error(&["equivariance entry `shift`"]);
+    run(&["--gate", "clean_accuracy ~ 1"]).expect_error(&["--gate", "clean_accuracy"]);
+    std::fs::write(
+        d.join("bad.toml"),
+        format!("{GATED_PLAN}\"stress.mce\" = \"at most 0.1\"\n"),
+    )
+    .unwrap();
+    xai(
+        d,
+        &["run", &model(), "--plan", "bad.toml", "--out", "out/r.json"],
+    )
+    .expect_error(&["bad.toml", "stress.mce"]);
+    assert!(!d.join("out/r.json").exists());
+}
+
+const RANDOM_PLAN: &str = r#"
+seed = 11
+[[attack]]
+name = "pgd-random"
+kind = "pgd"
+eps = 0.2
+step_size = 0.05
+steps = 4
+random_start = true
+restarts = 2
+target = "random"
+
+[[attack]]
+name = "square"
+kind = "square"
+eps = 0.2
+queries = 40
+
+[[attack]]
+name = "spatial"
+kind = "spatial"
+mode = "random"
+
+[[stress]]
+name = "noise"
+kind = "noise"
+count = 30
+"#;
+
+/// The report with its timing fields removed, and the sidecar's bytes.
+fn without_timings(dir: &std::path::Path, name: &str) -> (Value, Vec<u8>) {
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let obj = v.as_object_mut().unwrap();
+    assert!(obj.remove("timings").is_some());
+    obj.remove("tensors");
+    (
+        v,
+        std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap(),
+    )
+}
+
+#[test]
+fn random_components_are_deterministic_across_runs_and_batch_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("random.toml"), RANDOM_PLAN).unwrap();
+    for (name, batch) in [("a", "100"), ("b", "100"), ("c", "7")] {
+        let r = xai(
+            d,
+            &[
+                "run",
+                &model(),
+                "--plan",
+                "random.toml",
+                "--limit",
+                "30",
+                "--batch-size",
+                batch,
+                "--out",
+                &format!("{name}.json"),
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let (a, ta) = without_timings(d, "a");
+    let (b, tb) = without_timings(d, "b");
+    let (mut c, tc) = without_timings(d, "c");
+    assert_eq!(a, b, "two identical runs differ outside their timings");
+    assert_eq!(ta, tb, "two identical runs wrote different sidecars");
+    // Batch 7 vs 100: the same report once the batch size itself is set aside.
+    c["plan"]["batch_size"] = a["plan"]["batch_size"].clone();
+    assert_eq!(a, c, "the batch size changed the results");
+    assert_eq!(ta, tc, "the batch size changed the sidecar");
+    // The random components did something: not a vacuous comparison.
+    let s = &a["summary"]["attacks"];
+    assert!(
+        s.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["successes"].as_u64().unwrap() > 0),
+        "{s}"
+    );
+}
