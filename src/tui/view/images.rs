@@ -64,7 +64,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         );
         picture(
             app,
-            &format!("{method} · adversarial"),
+            &format!("{method} · attacked"),
             &images.attribution_adversarial,
             bottom[1],
             buf,
