@@ -665,3 +665,28 @@ fn run_with_tui_but_no_terminal_warns_and_still_writes_the_report() {
     let ui = Ui::open(&dir.path().join("r.json"), 100, 30, dir.path());
     ui.assert_shows("10/10 listed");
 }
+
+#[test]
+fn the_summary_shows_eps_curves_and_sanity_flags_from_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = stripped_example(dir.path());
+    let mut r = json(&path);
+    r["summary"]["eps_curves"] = serde_json::json!([{
+        "name": "pgd-sweep", "norm": "linf",
+        "points": [{"eps": 0.05, "robust_accuracy": 0.9}, {"eps": 0.2, "robust_accuracy": 0.125}]
+    }]);
+    r["summary"]["sanity"] = serde_json::json!([{
+        "check": "zero_gradients", "message": "12% of inputs have an all-zero input gradient"
+    }]);
+    std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    let mut ui = Ui::open(&path, 100, 40, dir.path());
+    ui.keys("2");
+    ui.assert_shows("robust accuracy against ε: pgd-sweep (linf)");
+    let line = ui
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("ε 0.2 "))
+        .unwrap();
+    assert!(line.contains("12.5%"), "{line}");
+    ui.assert_shows("⚠ zero_gradients: 12% of inputs have an all-zero input gradient");
+}

@@ -74,6 +74,12 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             )),
         ]));
     }
+    if s.eps_curves.is_empty() && !s.attacks.is_empty() {
+        out.push(Line::raw(""));
+        out.push(Line::from(dim(
+            "no ε curves in this report: give an [[attack]] a list, e.g. eps = [0.05, 0.1, 0.2]",
+        )));
+    }
     for c in &s.eps_curves {
         out.push(Line::raw(""));
         out.push(Line::from(bold(format!(
