@@ -88,6 +88,23 @@ expect "filter: broken by this attack"
 keys f f f
 expect "filter: all"
 
+# End on input 7 under the first attack with attribution maps, if any.
+keys / 7 Enter
+expect "input 7 · label"
+if command -v jq >/dev/null; then
+    mapped=$(jq -r '.summary.attributions[0].attacks[0].attack // empty' "$report")
+    if [ -n "$mapped" ]; then
+        for _ in $(jq '.summary.attacks | length' "$report" | xargs seq); do
+            grab
+            grep -qF "attack $mapped " <<<"$screen" && break
+            keys Tab
+            sleep 0.1
+        done
+        expect "attack $mapped "
+        expect "after $mapped"
+    fi
+fi
+
 grab
 if [ -n "$capture" ]; then
     mkdir -p "$(dirname "$capture")"
