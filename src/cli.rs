@@ -96,6 +96,19 @@ pub enum Command {
         /// Write each input's clean, adversarial and amplified-perturbation PNGs here.
         #[arg(long)]
         save_images: Option<PathBuf>,
+        /// Open the report in the terminal UI when the run finishes.
+        #[arg(long)]
+        tui: bool,
+    },
+    /// Browse a report in the terminal: inputs, attacks, attributions,
+    /// stress and equivariance results (reads the report and its tensor
+    /// sidecar; no model needed).
+    Tui {
+        /// The report (.json); its .safetensors sidecar must be beside it.
+        report: PathBuf,
+        /// Where `e` writes PNGs (default: <report stem>-export/ beside the report).
+        #[arg(long)]
+        export_dir: Option<PathBuf>,
     },
     /// Print the JSON Schema of the report (as in reports/schema.json).
     Schema,

@@ -13,6 +13,7 @@
 //! - [`report`]: the versioned JSON report, its tensor sidecar and PNG export;
 //! - [`stress`]: extrapolation stress tests and equivariance checks;
 //! - [`inspect`]: the `inspect` command's report on a model file;
+//! - [`tui`]: the terminal UI that browses a report and its sidecar;
 //! - [`error`]: the library's error type;
 //! - [`rng`]: the seeded generator all randomness goes through;
 //! - [`util`]: hashing and atomic writes.
@@ -32,6 +33,7 @@ pub mod model;
 pub mod report;
 pub mod rng;
 pub mod stress;
+pub mod tui;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -3,7 +3,7 @@
 
 mod cli;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -71,8 +71,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             engine,
             gates,
             junit,
+            tui,
         } => {
             use xai_audit::audit::job;
+            // Say so before a long run, not after it.
+            let tui = tui && {
+                let terminal = std::io::stdout().is_terminal();
+                if !terminal {
+                    eprintln!(
+                        "warning: --tui: standard output is not a terminal, so the UI will not \
+                         open; browse the report later with `xai-audit tui REPORT`"
+                    );
+                }
+                terminal
+            };
             let opts = job::JobOptions {
                 model,
                 arch,
@@ -106,6 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 text.push('\n');
                 text.push_str(&xai_audit::audit::gates::table(&output.verdicts));
             }
+            if tui {
+                open_tui(&output.report_path, None)?;
+            }
             print_stdout(&text)?;
             if let Some(path) = &junit {
                 let suite = output.report.model.path.clone();
@@ -116,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Tui { report, export_dir } => open_tui(&report, export_dir)?,
         Command::Schema => print_stdout(&xai_audit::report::io::schema_json())?,
         Command::Bench {
             model,
@@ -198,6 +214,19 @@ fn eval(
         }
     }
     Ok(out)
+}
+
+/// The terminal UI on a report.
+fn open_tui(
+    report: &std::path::Path,
+    export_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let mut options = xai_audit::tui::Options::for_report(report);
+    if let Some(dir) = export_dir {
+        options.export_dir = dir;
+    }
+    xai_audit::tui::open(report, options)?;
+    Ok(())
 }
 
 fn warn_unused(loaded: &xai_audit::model::LoadedModel) {

@@ -9,8 +9,9 @@ use image::{DynamicImage, GrayImage, RgbImage};
 use crate::audit::run::AuditResults;
 use crate::error::{Error, Result};
 
-/// One image, `[C, H, W]` in `range`, as 8-bit grey or RGB.
-fn to_image(values: &[f32], c: usize, h: usize, w: usize, range: (f32, f32)) -> DynamicImage {
+/// One image, `[C, H, W]` in `range`, as 8-bit grey or RGB. `values` holds
+/// at least `c * h * w` values.
+pub fn to_image(values: &[f32], c: usize, h: usize, w: usize, range: (f32, f32)) -> DynamicImage {
     let (lo, hi) = range;
     let byte = |v: f32| (((v - lo) / (hi - lo)).clamp(0.0, 1.0) * 255.0).round() as u8;
     let plane = h * w;
@@ -33,6 +34,23 @@ fn to_image(values: &[f32], c: usize, h: usize, w: usize, range: (f32, f32)) -> 
         }
         DynamicImage::ImageLuma8(img)
     }
+}
+
+/// `adv − clean` scaled so that its largest |value| reaches 0 or 1 around
+/// mid-grey 0.5 (no change), to be drawn in the range (0, 1).
+pub fn amplified_perturbation(adv: &[f32], clean: &[f32]) -> Vec<f32> {
+    let delta: Vec<f32> = adv.iter().zip(clean).map(|(a, x)| a - x).collect();
+    let peak = delta.iter().fold(0f32, |m, d| m.max(d.abs()));
+    delta
+        .iter()
+        .map(|d| {
+            if peak > 0.0 {
+                0.5 + 0.5 * d / peak
+            } else {
+                0.5
+            }
+        })
+        .collect()
 }
 
 fn save(img: &DynamicImage, path: &Path) -> Result<()> {
@@ -65,18 +83,7 @@ pub fn save_images(
                 &to_image(adv, c, h, w, range),
                 &dir.join(format!("{i:05}_{}_adv.png", a.spec.name)),
             )?;
-            let delta: Vec<f32> = adv.iter().zip(clean).map(|(a, x)| a - x).collect();
-            let peak = delta.iter().fold(0f32, |m, d| m.max(d.abs()));
-            let amplified: Vec<f32> = delta
-                .iter()
-                .map(|d| {
-                    if peak > 0.0 {
-                        0.5 + 0.5 * d / peak
-                    } else {
-                        0.5
-                    }
-                })
-                .collect();
+            let amplified = amplified_perturbation(adv, clean);
             save(
                 &to_image(&amplified, c, h, w, (0.0, 1.0)),
                 &dir.join(format!("{i:05}_{}_delta.png", a.spec.name)),

@@ -11,6 +11,7 @@ mod pytorch_parity;
 mod run;
 mod stress;
 mod strong;
+mod tui;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,217 @@
+//! The detail view of the selected input: every attack's outcome, the
+//! attribution metrics, and the stress and equivariance results per
+//! transformation with the prediction before and after (the per-input
+//! records store only what changes; the transformation names and the
+//! data-wide medians come from the summary entry of the same name).
+
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+
+use super::{bold, class_name, dim, pct};
+use crate::attribution::report::MapRecord;
+use crate::tui::app::App;
+use crate::tui::list::correct;
+use crate::tui::view::list::mark;
+
+/// The view's lines (it scrolls).
+pub fn lines(app: &App) -> Vec<Line<'static>> {
+    let Some(s) = app.selected() else {
+        return vec![Line::from(dim("no input selected"))];
+    };
+    let report = &app.data.report;
+    let summary = &report.summary;
+    let clean_confidence = s.top5.first().map_or(0.0, |c| c.probability);
+    let ok = correct(s);
+    let mut out = vec![Line::from(vec![
+        bold(format!("input {}", s.index)),
+        Span::raw(format!(
+            " · label {} · clean prediction {} ({})",
+            class_name(app, s.label),
+            class_name(app, s.prediction),
+            pct(clean_confidence)
+        )),
+        if ok {
+            Span::styled("  correct", Style::new().fg(Color::Green))
+        } else {
+            Span::styled("  misclassified", Style::new().fg(Color::Red))
+        },
+    ])];
+
+    out.push(Line::raw(""));
+    out.push(Line::from(bold("attacks")));
+    if s.attacks.is_empty() {
+        out.push(Line::from(dim(
+            "  no attacks in this report: add [[attack]] entries to the plan",
+        )));
+    } else {
+        out.push(Line::from(dim(format!(
+            "    {:<22} {:>10} {:>7}  {:>8} {:>8}",
+            "attack", "prediction", "conf", "‖δ‖∞", "‖δ‖₂"
+        ))));
+    }
+    for a in &s.attacks {
+        let (symbol, color) = mark(ok, a.success);
+        out.push(Line::from(vec![
+            Span::styled(format!("  {symbol} "), Style::new().fg(color)),
+            Span::raw(format!(
+                "{:<22} {:>10} {:>7}  {:>8.4} {:>8.4}{}",
+                a.name,
+                class_name(app, a.prediction),
+                a.top5.first().map_or("-".into(), |c| pct(c.probability)),
+                a.perturbation_linf,
+                a.perturbation_l2,
+                a.target.map_or(String::new(), |t| format!(
+                    "  target {}",
+                    class_name(app, t)
+                ))
+            )),
+        ]));
+    }
+
+    out.push(Line::raw(""));
+    out.push(Line::from(bold("attributions")));
+    if s.attributions.is_empty() {
+        out.push(Line::from(dim(
+            "  no attributions in this report: add [[attribution]] to the plan",
+        )));
+    }
+    for e in &s.attributions {
+        out.push(Line::from(format!("  {} on the clean input", e.name)));
+        out.push(Line::from(dim(format!("      {}", map_metrics(&e.clean)))));
+        for m in &e.attacks {
+            out.push(Line::from(format!(
+                "  {} on {}: top-k kept {}, Spearman {}",
+                e.name,
+                m.attack,
+                pct(m.top_k_overlap),
+                m.spearman.map_or("-".into(), |r| format!("{r:.3}")),
+            )));
+            out.push(Line::from(dim(format!("      {}", map_metrics(&m.map)))));
+        }
+    }
+
+    out.push(Line::raw(""));
+    out.push(Line::from(bold("stress")));
+    match &s.stress {
+        None => out.push(Line::from(dim(
+            "  no stress tests in this report: add [[stress]] entries to the plan",
+        ))),
+        Some(st) => {
+            for a in &st.alpha_scaling {
+                let target = summary
+                    .stress
+                    .as_ref()
+                    .and_then(|x| x.alpha_scaling.iter().find(|e| e.name == a.name))
+                    .map_or(String::new(), |e| format!(" {}", e.target_confidence));
+                out.push(Line::from(format!(
+                    "  {:<16} smallest α reaching{target} confidence: {}",
+                    a.name,
+                    a.alpha
+                        .map_or("not reached on the grid".into(), |v| format!("{v:.3}"))
+                )));
+            }
+            for c in &st.corruptions {
+                out.push(Line::from(format!(
+                    "  {:<16} {} of {} corrupted versions misclassified",
+                    c.name, c.misclassified, c.total
+                )));
+            }
+            if st.alpha_scaling.is_empty() && st.corruptions.is_empty() {
+                out.push(Line::from(dim(
+                    "  the stress tests of this report have no per-input results",
+                )));
+            }
+        }
+    }
+
+    out.push(Line::raw(""));
+    out.push(Line::from(bold("equivariance")));
+    let Some(eq) = &s.equivariance else {
+        out.push(Line::from(dim(
+            "  no equivariance checks in this report: add [[equivariance]] entries to the plan",
+        )));
+        return out;
+    };
+    let eq_summary = summary.equivariance.as_ref();
+    for c in &eq.consistency {
+        let entry = eq_summary.and_then(|x| x.consistency.iter().find(|e| e.name == c.name));
+        let expect_invariant = entry.is_none_or(|e| e.expect_invariant);
+        out.push(Line::from(vec![
+            Span::raw(format!("  {} ", c.name)),
+            dim(if expect_invariant {
+                "(the prediction should not change)"
+            } else {
+                "(the prediction should change)"
+            }),
+        ]));
+        for (k, (&after, &confidence)) in c.predictions.iter().zip(&c.confidences).enumerate() {
+            let transform = entry
+                .and_then(|e| e.transforms.get(k))
+                .map_or(format!("#{k}"), |t| t.transform.clone());
+            let changed = after != s.prediction;
+            let as_expected = changed != expect_invariant;
+            out.push(Line::from(vec![
+                Span::raw(format!(
+                    "    {transform:<18} {} → {:<6} {:>7}  ",
+                    class_name(app, s.prediction),
+                    class_name(app, after),
+                    pct(confidence as f64)
+                )),
+                if as_expected {
+                    Span::styled("✓", Style::new().fg(Color::Green))
+                } else {
+                    Span::styled("✗ unexpected", Style::new().fg(Color::Red))
+                },
+            ]));
+        }
+    }
+    for l in &eq.lie_derivative {
+        let entry = eq_summary.and_then(|x| x.lie_derivative.iter().find(|e| e.name == l.name));
+        out.push(Line::from(format!(
+            "  {} (mean |d softmax/dt| over classes)",
+            l.name
+        )));
+        for (k, v) in l.values.iter().enumerate() {
+            let t = entry.and_then(|e| e.transforms.get(k));
+            let name = t
+                .and_then(|t| serde_json::to_value(t.transform).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("#{k}"));
+            out.push(Line::from(format!(
+                "    {name:<18} {v:.3e} {}{}",
+                t.map_or(String::new(), |t| t.unit.replace('_', " ")),
+                t.map_or(String::new(), |t| format!(
+                    "   (median over inputs {:.3e}, max {:.3e})",
+                    t.median, t.max
+                ))
+            )));
+        }
+    }
+    for w in &eq.worst_case {
+        out.push(Line::from(format!(
+            "  {} worst transformation {}: {} → {} ({}), true class {}",
+            w.name,
+            w.transform,
+            class_name(app, s.prediction),
+            class_name(app, w.prediction),
+            pct(w.confidence as f64),
+            pct(w.true_class_probability as f64)
+        )));
+    }
+    out
+}
+
+fn map_metrics(m: &MapRecord) -> String {
+    let mut parts = vec![format!("explains class {}", m.target)];
+    let mut add = |name: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            parts.push(format!("{name} {v:.3}"));
+        }
+    };
+    add("deletion AUC", m.deletion_auc);
+    add("insertion AUC", m.insertion_auc);
+    add("max-sensitivity", m.max_sensitivity);
+    add("sparseness", m.sparseness);
+    add("convergence δ", m.convergence_delta);
+    parts.join(", ")
+}
