@@ -16,6 +16,21 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Compare two reports of the same data: clean and robust accuracy, stress
+    /// and equivariance headlines, and the inputs whose verdict flipped. Exit
+    /// code 1 when a figure got worse by more than --threshold.
+    Diff {
+        /// The earlier report (.json).
+        old: PathBuf,
+        /// The later report (.json).
+        new: PathBuf,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Percentage points a figure may worsen before it is a regression.
+        #[arg(long, default_value_t = 1.0)]
+        threshold: f64,
+    },
     /// Show a model file's tensors and its resolved layers.
     Inspect {
         /// The model (.safetensors).

@@ -132,6 +132,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tui { report, export_dir } => open_tui(&report, export_dir)?,
+        Command::Diff {
+            old,
+            new,
+            json,
+            threshold,
+        } => {
+            use xai_audit::audit::diff;
+            use xai_audit::report::io::read_report;
+            let (a, b) = (read_report(&old)?, read_report(&new)?);
+            let d = diff::diff_reports(
+                &a,
+                &old.display().to_string(),
+                &b,
+                &new.display().to_string(),
+                threshold,
+            )?;
+            if json {
+                let mut text = serde_json::to_string_pretty(&d)?;
+                text.push('\n');
+                print_stdout(&text)?;
+            } else {
+                print_stdout(&diff::render(&d))?;
+            }
+            if d.regression {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Command::Schema => print_stdout(&xai_audit::report::io::schema_json())?,
         Command::Bench {
             model,

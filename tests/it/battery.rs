@@ -73,6 +73,20 @@ fn png(path: &Path, w: u32, h: u32) {
     image::GrayImage::new(w, h).save(path).unwrap();
 }
 
+/// The example report, and a copy claiming a newer schema version.
+fn newer_report(dir: &Path) {
+    copy_asset(dir, "reports/examples/mnist_cnn-quick.json", "old.json");
+    copy_asset(
+        dir,
+        "reports/examples/mnist_cnn-quick.safetensors",
+        "old.safetensors",
+    );
+    let text = std::fs::read_to_string(dir.join("old.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["schema_version"] = 99.into();
+    std::fs::write(dir.join("newer.json"), v.to_string()).unwrap();
+}
+
 fn cases() -> Vec<Case> {
     vec![
         // Model files.
@@ -430,6 +444,30 @@ fn cases() -> Vec<Case> {
             needles: &["--batch-size"],
         },
         Case {
+            name: "report from a newer schema opened by diff",
+            setup: newer_report,
+            args: &["diff", "old.json", "newer.json"],
+            needles: &["newer.json", "newer"],
+        },
+        Case {
+            name: "report from a newer schema opened by tui",
+            setup: newer_report,
+            args: &["tui", "newer.json"],
+            needles: &["newer.json", "newer"],
+        },
+        Case {
+            name: "diff of reports on different data",
+            setup: |d| {
+                copy_asset(d, "reports/examples/mnist_cnn-quick.json", "old.json");
+                let text = std::fs::read_to_string(d.join("old.json")).unwrap();
+                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                v["data"]["sha256"] = "0".repeat(64).into();
+                std::fs::write(d.join("other.json"), v.to_string()).unwrap();
+            },
+            args: &["diff", "old.json", "other.json"],
+            needles: &["old.json", "other.json", "different data"],
+        },
+        Case {
             name: "engine that cannot run the model",
             setup: |d| {
                 copy_asset(
@@ -469,7 +507,7 @@ fn every_bad_input_exits_2_names_the_culprit_and_leaves_no_report() {
         let dir = tempfile::tempdir().unwrap();
         (case.setup)(dir.path());
         let mut args: Vec<&str> = case.args.to_vec();
-        if !args.contains(&"--out") {
+        if args[0] == "run" && !args.contains(&"--out") {
             args.extend(["--out", "out/report.json"]);
         }
         let run = xai(dir.path(), &args);

@@ -1,7 +1,7 @@
 //! `run` in pipelines: CI gates (plan `[gates]`, `--gate`, exit code 1,
-//! JUnit XML) and determinism with every random component — random starts,
+//! JUnit XML), determinism with every random component — random starts,
 //! restarts, random targets, Square, random spatial transforms, noise
-//! inputs — across runs and batch sizes.
+//! inputs — across runs and batch sizes, and `diff` between two reports.
 
 use serde_json::Value;
 
@@ -236,5 +236,104 @@ fn random_components_are_deterministic_across_runs_and_batch_sizes() {
             .iter()
             .any(|x| x["successes"].as_u64().unwrap() > 0),
         "{s}"
+    );
+}
+
+const ATTACKS_ONLY: &str = r#"
+seed = 1
+[[attack]]
+name = "fgsm"
+kind = "fgsm"
+eps = 0.1
+
+[[attack]]
+name = "pgd"
+kind = "pgd"
+eps = 0.1
+step_size = 0.025
+steps = 10
+"#;
+
+/// Indices whose adversarial prediction under attack `k` is wrong, read
+/// straight from a report's JSON.
+fn broken(report: &Value, k: usize) -> Vec<u64> {
+    report["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["attacks"][k]["prediction"] != s["label"])
+        .map(|s| s["index"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn diff_lists_changes_flips_and_regressions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("p.toml"), ATTACKS_ONLY).unwrap();
+    for (m, out) in [("mnist_cnn", "cnn.json"), ("mnist_mlp", "mlp.json")] {
+        let model = root()
+            .join(format!("assets/{m}.safetensors"))
+            .display()
+            .to_string();
+        let r = xai(
+            d,
+            &[
+                "run", &model, "--plan", "p.toml", "--limit", "120", "--out", out,
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let load = |f: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join(f)).unwrap()).unwrap()
+    };
+    let (cnn, mlp) = (load("cnn.json"), load("mlp.json"));
+
+    // A report against itself: nothing changed.
+    let same = xai(d, &["diff", "cnn.json", "cnn.json"]);
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    assert!(same.stdout.contains("no regression"), "{}", same.stdout);
+    assert!(same.stdout.contains("newly broken    0"), "{}", same.stdout);
+
+    // The MLP is far less robust than the CNN: a regression, exit 1.
+    let worse = xai(d, &["diff", "cnn.json", "mlp.json", "--json"]);
+    assert_eq!(worse.code, 1, "{}", worse.stderr);
+    let j: Value = serde_json::from_str(&worse.stdout).unwrap();
+    assert_eq!(j["regression"], true);
+    for (k, name) in ["fgsm", "pgd"].iter().enumerate() {
+        let m = j["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == format!("robust_accuracy.{name}"))
+            .unwrap();
+        assert_eq!(m["old"], cnn["summary"]["attacks"][k]["robust_accuracy"]);
+        assert_eq!(m["new"], mlp["summary"]["attacks"][k]["robust_accuracy"]);
+        let (b_old, b_new) = (broken(&cnn, k), broken(&mlp, k));
+        let newly: Vec<u64> = b_new
+            .iter()
+            .filter(|i| !b_old.contains(i))
+            .copied()
+            .collect();
+        let healed: Vec<u64> = b_old
+            .iter()
+            .filter(|i| !b_new.contains(i))
+            .copied()
+            .collect();
+        let f = j["flips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == *name)
+            .unwrap();
+        assert_eq!(f["newly_broken"], serde_json::json!(newly), "{name}");
+        assert_eq!(f["newly_robust"], serde_json::json!(healed), "{name}");
+        assert!(!newly.is_empty(), "{name}: no flips, a vacuous check");
+    }
+    // The other way round is an improvement; a huge threshold forgives anything.
+    assert_eq!(xai(d, &["diff", "mlp.json", "cnn.json"]).code, 0);
+    assert_eq!(
+        xai(d, &["diff", "cnn.json", "mlp.json", "--threshold", "100"]).code,
+        0
     );
 }
