@@ -97,6 +97,10 @@ pub enum Command {
         /// the plan's [gates]). Exit code 1 when one fails.
         #[arg(long = "gate", value_name = "EXPR")]
         gates: Vec<String>,
+        /// Continue an interrupted run from <out>.partial (same model, data, plan,
+        /// seed, batch size and engine); without it an old checkpoint is replaced.
+        #[arg(long)]
+        resume: bool,
         /// Write the gates' verdicts as JUnit XML here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,

@@ -66,6 +66,16 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     Invalid(String),
 
+    /// The run was asked to stop (Ctrl-C) and saved its progress.
+    #[error("interrupted{}", match partial {
+        Some(p) => format!(": progress saved in {}; run the same command again with --resume to continue", p.display()),
+        None => String::new(),
+    })]
+    Interrupted {
+        /// The checkpoint holding the finished batches.
+        partial: Option<PathBuf>,
+    },
+
     /// A tensor operation failed.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),

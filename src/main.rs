@@ -25,6 +25,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            if let Some(stop @ xai_audit::Error::Interrupted { .. }) = e.downcast_ref() {
+                eprintln!("{stop}");
+                return ExitCode::from(130);
+            }
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
@@ -72,8 +76,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             gates,
             junit,
             tui,
+            resume,
         } => {
             use xai_audit::audit::job;
+            // Ctrl-C: finish the batch in hand, save it, say how to resume;
+            // a second Ctrl-C stops at once.
+            let _ = ctrlc::set_handler(|| {
+                if xai_audit::audit::checkpoint::stop_requested() {
+                    std::process::exit(130);
+                }
+                eprintln!("\nstopping after the current batch (Ctrl-C again to stop now)...");
+                xai_audit::audit::checkpoint::request_stop();
+            });
             // Say so before a long run, not after it.
             let tui = tui && {
                 let terminal = std::io::stdout().is_terminal();
@@ -98,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 save_images,
                 engine: engine.into(),
                 gates,
+                resume,
             };
             let mut sink = xai_audit::audit::sink::ProgressSink::new();
             let output = job::run_job(&opts, &mut sink)?;

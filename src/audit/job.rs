@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::checkpoint::{partial_path, stop_requested, Checkpoint};
 use super::plan::Plan;
-use super::run::run_audit;
+use super::run::run_audit_checkpointed;
 use super::sink::Sink;
 use crate::data::batch::{load_for_model, DataRequest};
 use crate::error::{Error, Result};
@@ -42,6 +43,8 @@ pub struct JobOptions {
     pub engine: crate::engine::Engine,
     /// `--gate` expressions, checked with the plan's `[gates]`.
     pub gates: Vec<String>,
+    /// Continue from `<out>.partial` when it belongs to this job.
+    pub resume: bool,
 }
 
 /// What `run` produced.
@@ -92,7 +95,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
         gates.push(super::gates::Gate::parse(g)?);
     }
     super::gates::check_against_plan(&gates, &plan)?;
-    let (classifier, _) = crate::engine::select(&model.network, opts.engine)?;
+    let (classifier, engine_name) = crate::engine::select(&model.network, opts.engine)?;
     let net = classifier.as_ref();
     plan.check_against(net.num_classes(), &plan_origin)?;
     crate::attribution::plan::check_against(&mut plan, model.network.spec(), &plan_origin)?;
@@ -121,7 +124,29 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     tempfile::NamedTempFile::new_in(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
 
-    let results = run_audit(net, &data, &plan, sink)?;
+    // What makes two runs the same job: resuming anything else is refused.
+    let job = serde_json::json!({
+        "tool": env!("CARGO_PKG_VERSION"),
+        "model_sha256": model.sha256,
+        "data_sha256": data.sha256,
+        "data_count": data.len(),
+        "plan": serde_json::to_value(&plan).map_err(|e| Error::Invalid(e.to_string()))?,
+        "engine": engine_name,
+    });
+    let mut checkpoint = Checkpoint::open(
+        &partial_path(&report_path),
+        &job,
+        opts.resume,
+        data.item_len(),
+        net.num_classes(),
+        plan.attacks.len(),
+    )?;
+    let results = run_audit_checkpointed(net, &data, &plan, sink, Some(&mut checkpoint))?;
+    if stop_requested() {
+        return Err(Error::Interrupted {
+            partial: Some(checkpoint.path().to_path_buf()),
+        });
+    }
     let sanity = super::sanity::sanity_checks(net, &data, &plan, &results)?;
     let stress = crate::stress::run_stress(net, &data, &plan, sink)?;
     let attributions =
@@ -146,6 +171,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
     crate::stress::report::fill(&mut report, &stress);
     crate::attribution::report::fill(&mut report, &attributions);
     write_report(&report_path, &report)?;
+    checkpoint.finish()?;
     let images_written = match &opts.save_images {
         Some(dir) => {
             crate::report::images::save_images(dir, &results, data.shape, net.input_range())?

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use super::checkpoint::{stop_requested, AttackPart, BatchPart, Checkpoint};
 use super::clean::{predictions_from_logits, Predictions};
 use super::plan::{AttackSpec, Plan};
 use super::sink::Sink;
@@ -61,6 +62,19 @@ pub fn run_audit(
     plan: &Plan,
     sink: &mut dyn Sink,
 ) -> Result<AuditResults> {
+    run_audit_checkpointed(model, data, plan, sink, None)
+}
+
+/// [`run_audit`], saving each finished batch to `checkpoint` and taking the
+/// batches it restored from an interrupted run as done. Stops with
+/// [`Error::Interrupted`] between batches once a stop was requested.
+pub fn run_audit_checkpointed(
+    model: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    sink: &mut dyn Sink,
+    mut checkpoint: Option<&mut Checkpoint>,
+) -> Result<AuditResults> {
     let started = Instant::now();
     let [_, c, h, w] = data.shape;
     if [c, h, w] != model.input_shape() {
@@ -102,7 +116,13 @@ pub fn run_audit(
         })
         .collect();
 
-    for first in (0..data.len()).step_by(plan.batch_size) {
+    let restored = checkpoint.as_ref().map_or(0, |c| c.restored.len());
+    for (b, first) in (0..data.len()).step_by(plan.batch_size).enumerate() {
+        if stop_requested() {
+            return Err(Error::Interrupted {
+                partial: checkpoint.as_ref().map(|c| c.path().to_path_buf()),
+            });
+        }
         let len = plan.batch_size.min(data.len() - first);
         sink.on_check_start("clean", first, len);
         let t = Instant::now();
@@ -118,41 +138,67 @@ pub fn run_audit(
 
         let labels = &data.labels[first..first + len];
         let indices: Vec<usize> = (first..first + len).collect();
-        for (k, (attack, out)) in attacks.iter().zip(results.iter_mut()).enumerate() {
-            sink.on_check_start(&out.spec.name, first, len);
-            let t = Instant::now();
-            let batch = AttackBatch {
-                x: &x,
-                shape: [len, c, h, w],
-                labels,
-                clean_logits: &clean_logits,
-                indices: &indices,
-                seed: plan.seed,
-                stream: k as u64,
-            };
-            let outcome = attack.run(model, &batch)?;
+        let parts: Vec<AttackPart> = match checkpoint.as_ref().and_then(|c| c.restored.get(b)) {
+            // Finished before an interruption: take the results as saved.
+            Some(part) if b < restored && part.first == first && part.len == len => {
+                part.attacks.clone()
+            }
+            _ => {
+                let mut parts = Vec::with_capacity(attacks.len());
+                for (k, (attack, out)) in attacks.iter().zip(results.iter()).enumerate() {
+                    sink.on_check_start(&out.spec.name, first, len);
+                    let t = Instant::now();
+                    let batch = AttackBatch {
+                        x: &x,
+                        shape: [len, c, h, w],
+                        labels,
+                        clean_logits: &clean_logits,
+                        indices: &indices,
+                        seed: plan.seed,
+                        stream: k as u64,
+                    };
+                    let outcome = attack.run(model, &batch)?;
+                    parts.push(AttackPart {
+                        gradient_evaluations: outcome.gradient_evaluations as u64,
+                        seconds: t.elapsed().as_secs_f64(),
+                        success: outcome.success,
+                        targets: outcome.targets,
+                        adversarial: outcome.adversarial,
+                        logits: outcome.logits.into_iter().flatten().collect(),
+                    });
+                }
+                if let Some(cp) = checkpoint.as_deref_mut() {
+                    cp.append(&BatchPart {
+                        first,
+                        len,
+                        attacks: parts.clone(),
+                    })?;
+                }
+                parts
+            }
+        };
+        for (part, out) in parts.into_iter().zip(results.iter_mut()) {
             for i in 0..len {
                 let span = i * per..(i + 1) * per;
-                let (linf, l2) = perturbation_norms(&outcome.adversarial[span.clone()], &x[span]);
+                let (linf, l2) = perturbation_norms(&part.adversarial[span.clone()], &x[span]);
                 out.linf.push(linf);
                 out.l2.push(l2);
             }
-            let rows: Vec<f32> = outcome.logits.iter().flatten().copied().collect();
             let logits = candle_core::Tensor::from_vec(
-                rows,
+                part.logits,
                 (len, model.num_classes()),
                 &candle_core::Device::Cpu,
             )?;
             let p = predictions_from_logits(&logits)?;
             out.predictions.predicted.extend(p.predicted);
             out.predictions.probabilities.extend(p.probabilities);
-            out.success.extend(outcome.success);
-            if let (Some(all), Some(t)) = (out.targets.as_mut(), outcome.targets) {
+            out.success.extend(part.success);
+            if let (Some(all), Some(t)) = (out.targets.as_mut(), part.targets) {
                 all.extend(t);
             }
-            out.adversarial.extend(outcome.adversarial);
-            out.gradient_evaluations = outcome.gradient_evaluations;
-            out.seconds += t.elapsed().as_secs_f64();
+            out.adversarial.extend(part.adversarial);
+            out.gradient_evaluations = part.gradient_evaluations as usize;
+            out.seconds += part.seconds;
             sink.on_check_done(&out.spec.name, len);
         }
         clean_inputs.extend(x);

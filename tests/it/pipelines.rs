@@ -1,7 +1,8 @@
 //! `run` in pipelines: CI gates (plan `[gates]`, `--gate`, exit code 1,
 //! JUnit XML), determinism with every random component — random starts,
 //! restarts, random targets, Square, random spatial transforms, noise
-//! inputs — across runs and batch sizes, and `diff` between two reports.
+//! inputs — across runs and batch sizes, `diff` between two reports, and
+//! resuming after SIGKILL or Ctrl-C.
 
 use serde_json::Value;
 
@@ -336,4 +337,152 @@ fn diff_lists_changes_flips_and_regressions() {
         xai(d, &["diff", "cnn.json", "mlp.json", "--threshold", "100"]).code,
         0
     );
+}
+
+const SLOW_PLAN: &str = r#"
+seed = 3
+batch_size = 50
+[[attack]]
+name = "pgd"
+kind = "pgd"
+eps = 0.1
+step_size = 0.01
+steps = 40
+random_start = true
+
+[[attack]]
+name = "square"
+kind = "square"
+eps = 0.1
+queries = 100
+"#;
+
+/// Starts `run` on 1,000 digits and stops it with `signal` once the
+/// checkpoint holds at least two batches; returns the exit status and stderr.
+fn run_and_stop(
+    d: &std::path::Path,
+    out: &str,
+    signal: &str,
+) -> (std::process::ExitStatus, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_xai-audit"))
+        .args(["run", &model(), "--plan", "slow.toml", "--out", out])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let partial = d.join(format!("{out}.partial"));
+    // Two records of 50 inputs × 2 attacks × 784 floats are over 600 kB.
+    let started = std::time::Instant::now();
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 650_000 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be interrupted"
+        );
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no checkpoint after 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn killed_or_interrupted_runs_resume_to_the_uninterrupted_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("slow.toml"), SLOW_PLAN).unwrap();
+    let full = xai(
+        d,
+        &["run", &model(), "--plan", "slow.toml", "--out", "full.json"],
+    );
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    let (want, want_tensors) = without_timings(d, "full");
+
+    // SIGKILL: no chance to clean up; the checkpoint's last record may be torn.
+    let (status, _) = run_and_stop(d, "killed.json", "-KILL");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    assert!(
+        !d.join("killed.json").exists(),
+        "a killed run left a report"
+    );
+    let resumed = xai(
+        d,
+        &[
+            "run",
+            &model(),
+            "--plan",
+            "slow.toml",
+            "--out",
+            "killed.json",
+            "--resume",
+        ],
+    );
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(
+        !d.join("killed.json.partial").exists(),
+        "the checkpoint outlived the report"
+    );
+    let (got, got_tensors) = without_timings(d, "killed");
+    assert_eq!(got, want, "resumed after SIGKILL: the report differs");
+    assert_eq!(
+        got_tensors, want_tensors,
+        "resumed after SIGKILL: the sidecar differs"
+    );
+
+    // SIGINT (Ctrl-C): stops after the batch in hand, says how to resume.
+    let (status, stderr) = run_and_stop(d, "stopped.json", "-INT");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped.json.partial") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    assert!(!d.join("stopped.json").exists());
+    let resumed = xai(
+        d,
+        &[
+            "run",
+            &model(),
+            "--plan",
+            "slow.toml",
+            "--out",
+            "stopped.json",
+            "--resume",
+        ],
+    );
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let (got, got_tensors) = without_timings(d, "stopped");
+    assert_eq!(got, want, "resumed after SIGINT: the report differs");
+    assert_eq!(got_tensors, want_tensors);
+
+    // A checkpoint of another job is refused rather than mixed in.
+    let _ = run_and_stop(d, "other.json", "-KILL");
+    xai(
+        d,
+        &[
+            "run",
+            &model(),
+            "--plan",
+            "slow.toml",
+            "--out",
+            "other.json",
+            "--resume",
+            "--seed",
+            "4",
+        ],
+    )
+    .expect_error(&["other.json.partial", "another job"]);
 }
