@@ -67,57 +67,16 @@ pub enum Command {
     },
     /// Audit a model: clean accuracy and robustness to each attack of a plan,
     /// written to a versioned JSON report and a tensor sidecar.
-    Run {
-        /// The model (.safetensors).
-        model: PathBuf,
-        /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
-        #[arg(long)]
-        arch: Option<PathBuf>,
-        /// Data: an IDX images file, a folder with an IDX pair, or an image folder.
-        /// Default: the shipped 1,000 MNIST digits (for 1×28×28 models).
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Audit plan (TOML). Default: attacks/default.toml (built in).
-        #[arg(long)]
-        plan: Option<PathBuf>,
-        /// Report path (.json); the tensors go beside it as .safetensors.
-        /// Default: reports/<model stem>.json.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Audit only the first N inputs.
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Seed for every random choice (overrides the plan's).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Inputs per batch (overrides the plan's; results do not depend on it).
-        #[arg(long)]
-        batch_size: Option<usize>,
-        /// A CI gate, e.g. "robust_accuracy.pgd-linf-0.1 >= 0.8" (repeatable; with
-        /// the plan's [gates]). Exit code 1 when one fails.
-        #[arg(long = "gate", value_name = "EXPR")]
-        gates: Vec<String>,
-        /// Continue an interrupted run from <out>.partial (same model, data, plan,
-        /// seed, batch size and engine); without it an old checkpoint is replaced.
-        #[arg(long)]
-        resume: bool,
-        /// Write the gates' verdicts as JUnit XML here.
-        #[arg(long, value_name = "FILE")]
-        junit: Option<PathBuf>,
-        /// Which implementation runs the model: the fast engine when it supports
-        /// every layer (auto), the fast engine or an error (fast), or candle
-        /// autograd (reference).
-        #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
-        engine: EngineArg,
-        /// Resize images whose size differs from the model's input.
-        #[arg(long)]
-        resize: bool,
-        /// Write each input's clean, adversarial and amplified-perturbation PNGs here.
-        #[arg(long)]
-        save_images: Option<PathBuf>,
-        /// Open the report in the terminal UI when the run finishes.
-        #[arg(long)]
-        tui: bool,
+    Run(RunArgs),
+    /// Combine the shard files of `run --shard K/N` runs into the report one
+    /// run would have written (give the same model, data, plan and options).
+    Merge {
+        /// The run's arguments, as given to each shard.
+        #[command(flatten)]
+        run: RunArgs,
+        /// The shard files (`<out>.shard-K-of-N`), all N of them.
+        #[arg(required = true, num_args = 1..)]
+        shards: Vec<PathBuf>,
     },
     /// Browse a report in the terminal: inputs, attacks, attributions,
     /// stress and equivariance results (reads the report and its tensor
@@ -181,4 +140,82 @@ impl From<EngineArg> for xai_audit::engine::Engine {
             EngineArg::Reference => xai_audit::engine::Engine::Reference,
         }
     }
+}
+
+/// `run`'s arguments (also `merge`'s).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The model (.safetensors).
+    pub model: PathBuf,
+    /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
+    #[arg(long)]
+    pub arch: Option<PathBuf>,
+    /// Data: an IDX images file, a folder with an IDX pair, or an image folder.
+    /// Default: the shipped 1,000 MNIST digits (for 1×28×28 models).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Audit plan (TOML). Default: attacks/default.toml (built in).
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// Report path (.json); the tensors go beside it as .safetensors.
+    /// Default: reports/<model stem>.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Audit only the first N inputs.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seed for every random choice (overrides the plan's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Inputs per batch (overrides the plan's; results do not depend on it).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// A CI gate, e.g. "robust_accuracy.pgd-linf-0.1 >= 0.8" (repeatable; with
+    /// the plan's [gates]). Exit code 1 when one fails.
+    #[arg(long = "gate", value_name = "EXPR")]
+    pub gates: Vec<String>,
+    /// Audit only shard K of N (e.g. 2/4): every N-th batch, written to
+    /// <out>.shard-K-of-N for `merge`; no report.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Continue an interrupted run from <out>.partial (same model, data, plan,
+    /// seed, batch size and engine); without it an old checkpoint is replaced.
+    #[arg(long)]
+    pub resume: bool,
+    /// Write the gates' verdicts as JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Which implementation runs the model: the fast engine when it supports
+    /// every layer (auto), the fast engine or an error (fast), or candle
+    /// autograd (reference).
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
+    /// Resize images whose size differs from the model's input.
+    #[arg(long)]
+    pub resize: bool,
+    /// Write each input's clean, adversarial and amplified-perturbation PNGs here.
+    #[arg(long)]
+    pub save_images: Option<PathBuf>,
+    /// Open the report in the terminal UI when the run finishes.
+    #[arg(long)]
+    pub tui: bool,
+}
+
+/// `K/N` with 1 ≤ K ≤ N.
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}`: expected K/N, e.g. 2/4"))?;
+    let (k, n): (usize, usize) = (
+        k.trim()
+            .parse()
+            .map_err(|_| format!("`{s}`: K is not a number"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("`{s}`: N is not a number"))?,
+    );
+    if k == 0 || k > n {
+        return Err(format!("`{s}`: K must be between 1 and N"));
+    }
+    Ok((k, n))
 }

@@ -61,91 +61,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             print_stdout(&text)?;
         }
-        Command::Run {
-            model,
-            arch,
-            data,
-            plan,
-            out,
-            limit,
-            seed,
-            batch_size,
-            resize,
-            save_images,
-            engine,
-            gates,
-            junit,
-            tui,
-            resume,
-        } => {
-            use xai_audit::audit::job;
-            // Ctrl-C: finish the batch in hand, save it, say how to resume;
-            // a second Ctrl-C stops at once.
-            let _ = ctrlc::set_handler(|| {
-                if xai_audit::audit::checkpoint::stop_requested() {
-                    std::process::exit(130);
-                }
-                eprintln!("\nstopping after the current batch (Ctrl-C again to stop now)...");
-                xai_audit::audit::checkpoint::request_stop();
-            });
-            // Say so before a long run, not after it.
-            let tui = tui && {
-                let terminal = std::io::stdout().is_terminal();
-                if !terminal {
-                    eprintln!(
-                        "warning: --tui: standard output is not a terminal, so the UI will not \
-                         open; browse the report later with `xai-audit tui REPORT`"
-                    );
-                }
-                terminal
-            };
-            let opts = job::JobOptions {
-                model,
-                arch,
-                data,
-                plan,
-                out,
-                limit,
-                seed,
-                batch_size,
-                resize,
-                save_images,
-                engine: engine.into(),
-                gates,
-                resume,
-            };
-            let mut sink = xai_audit::audit::sink::ProgressSink::new();
-            let output = job::run_job(&opts, &mut sink)?;
-            let mut text = job::summary_table(&output.report);
-            text.push_str(&format!(
-                "\nreport  {}\ntensors {}\n",
-                output.report_path.display(),
-                output.tensors_path.display()
-            ));
-            if let Some(dir) = &opts.save_images {
-                text.push_str(&format!(
-                    "images  {} ({} PNG files)\n",
-                    dir.display(),
-                    output.images_written
-                ));
-            }
-            if !output.verdicts.is_empty() {
-                text.push('\n');
-                text.push_str(&xai_audit::audit::gates::table(&output.verdicts));
-            }
-            if tui {
-                open_tui(&output.report_path, None)?;
-            }
-            print_stdout(&text)?;
-            if let Some(path) = &junit {
-                let suite = output.report.model.path.clone();
-                let xml = xai_audit::audit::gates::junit_xml(&suite, &output.verdicts);
-                xai_audit::util::write_atomic(path, xml.as_bytes())?;
-            }
-            if output.verdicts.iter().any(|v| !v.passed) {
-                return Ok(ExitCode::from(1));
-            }
-        }
+        Command::Run(args) => return run_audit_command(args, Vec::new()),
+        Command::Merge { run, shards } => return run_audit_command(run, shards),
         Command::Tui { report, export_dir } => open_tui(&report, export_dir)?,
         Command::Diff {
             old,
@@ -288,4 +205,110 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// `run` and `merge`: the job, its summary, gates, JUnit and the TUI.
+fn run_audit_command(
+    args: cli::RunArgs,
+    merge: Vec<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use xai_audit::audit::job;
+    let cli::RunArgs {
+        model,
+        arch,
+        data,
+        plan,
+        out,
+        limit,
+        seed,
+        batch_size,
+        gates,
+        shard,
+        resume,
+        junit,
+        engine,
+        resize,
+        save_images,
+        tui,
+    } = args;
+    // Ctrl-C: finish the batch in hand, save it, say how to resume;
+    // a second Ctrl-C stops at once.
+    let _ = ctrlc::set_handler(|| {
+        if xai_audit::audit::checkpoint::stop_requested() {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the current batch (Ctrl-C again to stop now)...");
+        xai_audit::audit::checkpoint::request_stop();
+    });
+    // Say so before a long run, not after it.
+    let tui = tui && {
+        let terminal = std::io::stdout().is_terminal();
+        if !terminal {
+            eprintln!(
+                "warning: --tui: standard output is not a terminal, so the UI will not \
+                 open; browse the report later with `xai-audit tui REPORT`"
+            );
+        }
+        terminal
+    };
+    let opts = job::JobOptions {
+        model,
+        arch,
+        data,
+        plan,
+        out,
+        limit,
+        seed,
+        batch_size,
+        resize,
+        save_images,
+        engine: engine.into(),
+        gates,
+        resume,
+        shard,
+        merge,
+    };
+    let mut sink = xai_audit::audit::sink::ProgressSink::new();
+    let output = match job::run_job(&opts, &mut sink)? {
+        job::JobResult::Report(output) => output,
+        job::JobResult::Shard(s) => {
+            let (k, n) = shard.unwrap_or((1, 1));
+            print_stdout(&format!(
+                "shard {k}/{n}: {} inputs attacked\nshard   {}\n(combine all {n} with `xai-audit merge MODEL SHARD... --out REPORT` and the same options)\n",
+                s.inputs,
+                s.path.display()
+            ))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let mut text = job::summary_table(&output.report);
+    text.push_str(&format!(
+        "\nreport  {}\ntensors {}\n",
+        output.report_path.display(),
+        output.tensors_path.display()
+    ));
+    if let Some(dir) = &opts.save_images {
+        text.push_str(&format!(
+            "images  {} ({} PNG files)\n",
+            dir.display(),
+            output.images_written
+        ));
+    }
+    if !output.verdicts.is_empty() {
+        text.push('\n');
+        text.push_str(&xai_audit::audit::gates::table(&output.verdicts));
+    }
+    if tui {
+        open_tui(&output.report_path, None)?;
+    }
+    print_stdout(&text)?;
+    if let Some(path) = &junit {
+        let suite = output.report.model.path.clone();
+        let xml = xai_audit::audit::gates::junit_xml(&suite, &output.verdicts);
+        xai_audit::util::write_atomic(path, xml.as_bytes())?;
+    }
+    if output.verdicts.iter().any(|v| !v.passed) {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,9 @@
 //! Checkpoints: `<report>.partial` beside the report holds every finished
 //! batch's attack results, so `run --resume` after a kill (SIGINT or
 //! SIGKILL) skips them and finishes with the report an uninterrupted run
-//! writes. This file owns the format and the interrupt flag.
+//! writes. `run --shard K/N` writes the same format for its batches
+//! (`<report>.shard-K-of-N`), which `merge` adopts. This file owns the
+//! format and the interrupt flag.
 //!
 //! The file is a header line (`xai-audit partial 1`), a JSON line naming the
 //! job (model and data hashes, the resolved plan, the engine), then one
@@ -69,7 +71,7 @@ pub struct BatchPart {
 pub struct Checkpoint {
     path: PathBuf,
     file: std::fs::File,
-    /// Batches restored from an earlier run, in order.
+    /// Batches restored from an earlier run or adopted from shards.
     pub restored: Vec<BatchPart>,
     per: usize,
     classes: usize,
@@ -179,6 +181,80 @@ fn decode(payload: &[u8], per: usize, classes: usize, attacks: usize) -> Option<
     })
 }
 
+/// The whole records at the start of `body` (in file order, each batch once)
+/// and how many bytes they span; reading stops at the first torn or
+/// corrupt record.
+fn read_records(
+    body: &[u8],
+    per: usize,
+    classes: usize,
+    attacks: usize,
+) -> (Vec<BatchPart>, usize) {
+    let mut out: Vec<BatchPart> = Vec::new();
+    let mut at = 0usize;
+    loop {
+        let rest = &body[at..];
+        let Some(len) = rest
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
+        else {
+            break;
+        };
+        let Some(payload) = rest.get(8..8usize.saturating_add(len)) else {
+            break;
+        };
+        if rest.get(8 + len..16 + len) != Some(&checksum(payload)[..]) {
+            break;
+        }
+        match decode(payload, per, classes, attacks) {
+            Some(b) if !out.iter().any(|o| o.first == b.first) => out.push(b),
+            _ => break,
+        }
+        at += 16 + len;
+    }
+    (out, at)
+}
+
+/// `<report>.shard-K-of-N`: one shard's batches, in the checkpoint format.
+pub fn shard_path(report: &Path, k: usize, n: usize) -> PathBuf {
+    let mut name = report
+        .file_name()
+        .map(|x| x.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".shard-{k}-of-{n}"));
+    report.with_file_name(name)
+}
+
+/// Reads a finished shard file of the job `job`: all of it must be whole
+/// and of this job, or the error names the file.
+pub fn read_shard(
+    path: &Path,
+    job: &serde_json::Value,
+    per: usize,
+    classes: usize,
+    attacks: usize,
+) -> Result<Vec<BatchPart>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let header = format!("{}\n", job);
+    let body = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| Error::format(path, "not an xai-audit shard or checkpoint file"))?;
+    let body = body.strip_prefix(header.as_bytes()).ok_or_else(|| {
+        Error::format(path, "this shard belongs to another job (model, data, plan, seed, batch size or engine differ from the merge's)")
+    })?;
+    let (parts, at) = read_records(body, per, classes, attacks);
+    if at != body.len() {
+        return Err(Error::format(
+            path,
+            format!(
+                "cut short or corrupt after {} whole batches: rerun this shard",
+                parts.len()
+            ),
+        ));
+    }
+    Ok(parts)
+}
+
 fn checksum(payload: &[u8]) -> [u8; 8] {
     let digest = Sha256::digest(payload);
     let mut out = [0u8; 8];
@@ -217,34 +293,8 @@ impl Checkpoint {
                         "this checkpoint belongs to another job (model, data, plan, seed, batch size or engine differ): remove it or run without --resume",
                     )
                 })?;
-            let mut at = 0usize;
-            let mut expect_first = 0usize;
-            loop {
-                let rest = &body[at..];
-                let Some(len) = rest
-                    .get(..8)
-                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
-                else {
-                    break;
-                };
-                let Some(payload) = rest.get(8..8usize.saturating_add(len)) else {
-                    break;
-                };
-                let Some(sum) = rest.get(8 + len..16 + len) else {
-                    break;
-                };
-                if sum != checksum(payload) {
-                    break;
-                }
-                match decode(payload, per, classes, attacks) {
-                    Some(b) if b.first == expect_first => {
-                        expect_first += b.len;
-                        restored.push(b);
-                    }
-                    _ => break,
-                }
-                at += 16 + len;
-            }
+            let (parts, at) = read_records(body, per, classes, attacks);
+            restored = parts;
             keep = (MAGIC.len() + header.len() + at) as u64;
         }
         let mut file = std::fs::OpenOptions::new()
@@ -290,6 +340,21 @@ impl Checkpoint {
             .and_then(|_| self.file.sync_data())
             .map_err(|e| Error::io(&self.path, e))
     }
+
+    /// Takes `parts` (from shard files) as finished batches.
+    pub fn adopt(&mut self, parts: Vec<BatchPart>) {
+        self.restored.extend(parts);
+    }
+
+    /// The finished batch starting at input `first`, if it holds `len` inputs.
+    pub fn finished(&self, first: usize, len: usize) -> Option<&BatchPart> {
+        self.restored
+            .iter()
+            .find(|p| p.first == first && p.len == len)
+    }
+
+    /// Closes the file, keeping it (a shard's output).
+    pub fn keep(self) {}
 
     /// Removes the file once the report is written.
     pub fn finish(self) -> Result<()> {

@@ -4,9 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::checkpoint::{partial_path, stop_requested, Checkpoint};
+use super::checkpoint::{
+    partial_path, read_shard, shard_path, stop_requested, BatchPart, Checkpoint,
+};
 use super::plan::Plan;
-use super::run::run_audit_checkpointed;
+use super::run::{run_audit_checkpointed, run_shard};
 use super::sink::Sink;
 use crate::data::batch::{load_for_model, DataRequest};
 use crate::error::{Error, Result};
@@ -45,6 +47,27 @@ pub struct JobOptions {
     pub gates: Vec<String>,
     /// Continue from `<out>.partial` when it belongs to this job.
     pub resume: bool,
+    /// Run only shard `K` of `N` (1-based): its batches' attacks go to
+    /// `<out>.shard-K-of-N`; no report.
+    pub shard: Option<(usize, usize)>,
+    /// Shard files to merge: their batches are taken as done.
+    pub merge: Vec<PathBuf>,
+}
+
+/// What a shard run produced.
+pub struct ShardOutput {
+    /// The shard file.
+    pub path: PathBuf,
+    /// Inputs it covers.
+    pub inputs: usize,
+}
+
+/// What `run` (or `merge`) produced.
+pub enum JobResult {
+    /// A report.
+    Report(JobOutput),
+    /// One shard's batches.
+    Shard(ShardOutput),
 }
 
 /// What `run` produced.
@@ -70,8 +93,8 @@ pub fn default_report_path(model: &Path) -> PathBuf {
     Path::new("reports").join(format!("{stem}.json"))
 }
 
-/// Runs the whole job.
-pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
+/// Runs the whole job: a report, or one shard of its batches.
+pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     let started_at = crate::util::utc_now_rfc3339();
     let (mut plan, plan_origin) = match &opts.plan {
         Some(p) => (Plan::from_file(p)?, p.display().to_string()),
@@ -133,14 +156,56 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
         "plan": serde_json::to_value(&plan).map_err(|e| Error::Invalid(e.to_string()))?,
         "engine": engine_name,
     });
+    let (per, classes, attacks) = (data.item_len(), net.num_classes(), plan.attacks.len());
+    if let Some((k, n)) = opts.shard {
+        if k == 0 || n == 0 || k > n {
+            return Err(Error::Invalid(format!(
+                "--shard {k}/{n}: expected K/N with 1 ≤ K ≤ N"
+            )));
+        }
+        let path = shard_path(&report_path, k, n);
+        let mut checkpoint = Checkpoint::open(&path, &job, opts.resume, per, classes, attacks)?;
+        let inputs = run_shard(net, &data, &plan, sink, &mut checkpoint, (k, n))?;
+        checkpoint.keep();
+        return Ok(JobResult::Shard(ShardOutput { path, inputs }));
+    }
+    let mut adopted = Vec::new();
+    for shard in &opts.merge {
+        for part in read_shard(shard, &job, per, classes, attacks)? {
+            if adopted.iter().any(|p: &BatchPart| p.first == part.first) {
+                return Err(Error::format(
+                    shard,
+                    format!(
+                        "holds inputs {}.. which another shard also holds",
+                        part.first
+                    ),
+                ));
+            }
+            adopted.push(part);
+        }
+    }
+    if !opts.merge.is_empty() {
+        let missing: Vec<String> = (0..data.len())
+            .step_by(plan.batch_size)
+            .filter(|&f| !adopted.iter().any(|p| p.first == f))
+            .map(|f| format!("{f}..{}", (f + plan.batch_size).min(data.len())))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Invalid(format!(
+                "the shards do not cover inputs {} (is a shard missing?)",
+                missing.join(", ")
+            )));
+        }
+    }
     let mut checkpoint = Checkpoint::open(
         &partial_path(&report_path),
         &job,
         opts.resume,
-        data.item_len(),
-        net.num_classes(),
-        plan.attacks.len(),
+        per,
+        classes,
+        attacks,
     )?;
+    checkpoint.adopt(adopted);
     let results = run_audit_checkpointed(net, &data, &plan, sink, Some(&mut checkpoint))?;
     if stop_requested() {
         return Err(Error::Interrupted {
@@ -185,13 +250,13 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobOutput> {
         None => 0,
     };
     let verdicts = super::gates::evaluate(&report, &gates)?;
-    Ok(JobOutput {
+    Ok(JobResult::Report(JobOutput {
         report,
         report_path,
         tensors_path,
         images_written,
         verdicts,
-    })
+    }))
 }
 
 /// The summary table `run` prints.

@@ -116,8 +116,7 @@ pub fn run_audit_checkpointed(
         })
         .collect();
 
-    let restored = checkpoint.as_ref().map_or(0, |c| c.restored.len());
-    for (b, first) in (0..data.len()).step_by(plan.batch_size).enumerate() {
+    for first in (0..data.len()).step_by(plan.batch_size) {
         if stop_requested() {
             return Err(Error::Interrupted {
                 partial: checkpoint.as_ref().map(|c| c.path().to_path_buf()),
@@ -138,35 +137,21 @@ pub fn run_audit_checkpointed(
 
         let labels = &data.labels[first..first + len];
         let indices: Vec<usize> = (first..first + len).collect();
-        let parts: Vec<AttackPart> = match checkpoint.as_ref().and_then(|c| c.restored.get(b)) {
-            // Finished before an interruption: take the results as saved.
-            Some(part) if b < restored && part.first == first && part.len == len => {
-                part.attacks.clone()
-            }
-            _ => {
-                let mut parts = Vec::with_capacity(attacks.len());
-                for (k, (attack, out)) in attacks.iter().zip(results.iter()).enumerate() {
-                    sink.on_check_start(&out.spec.name, first, len);
-                    let t = Instant::now();
-                    let batch = AttackBatch {
-                        x: &x,
-                        shape: [len, c, h, w],
-                        labels,
-                        clean_logits: &clean_logits,
-                        indices: &indices,
-                        seed: plan.seed,
-                        stream: k as u64,
-                    };
-                    let outcome = attack.run(model, &batch)?;
-                    parts.push(AttackPart {
-                        gradient_evaluations: outcome.gradient_evaluations as u64,
-                        seconds: t.elapsed().as_secs_f64(),
-                        success: outcome.success,
-                        targets: outcome.targets,
-                        adversarial: outcome.adversarial,
-                        logits: outcome.logits.into_iter().flatten().collect(),
-                    });
-                }
+        let parts: Vec<AttackPart> = match checkpoint.as_ref().and_then(|c| c.finished(first, len))
+        {
+            // Finished before an interruption, or by a shard: take it as saved.
+            Some(part) => part.attacks.clone(),
+            None => {
+                let batch = AttackBatch {
+                    x: &x,
+                    shape: [len, c, h, w],
+                    labels,
+                    clean_logits: &clean_logits,
+                    indices: &indices,
+                    seed: plan.seed,
+                    stream: 0,
+                };
+                let parts = attack_batch(model, &attacks, &plan.attacks, &batch, sink)?;
                 if let Some(cp) = checkpoint.as_deref_mut() {
                     cp.append(&BatchPart {
                         first,
@@ -213,4 +198,96 @@ pub fn run_audit_checkpointed(
         attacks: results,
         total_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Runs every attack on one batch (`batch.stream` is set per attack).
+fn attack_batch(
+    model: &dyn Classifier,
+    attacks: &[Box<dyn crate::attack::Attack>],
+    specs: &[AttackSpec],
+    batch: &AttackBatch,
+    sink: &mut dyn Sink,
+) -> Result<Vec<AttackPart>> {
+    let (first, len) = (batch.indices.first().copied().unwrap_or(0), batch.len());
+    let mut parts = Vec::with_capacity(attacks.len());
+    for (k, (attack, spec)) in attacks.iter().zip(specs).enumerate() {
+        sink.on_check_start(&spec.name, first, len);
+        let t = Instant::now();
+        let outcome = attack.run(
+            model,
+            &AttackBatch {
+                stream: k as u64,
+                ..*batch
+            },
+        )?;
+        parts.push(AttackPart {
+            gradient_evaluations: outcome.gradient_evaluations as u64,
+            seconds: t.elapsed().as_secs_f64(),
+            success: outcome.success,
+            targets: outcome.targets,
+            adversarial: outcome.adversarial,
+            logits: outcome.logits.into_iter().flatten().collect(),
+        });
+        sink.on_check_done(&spec.name, len);
+    }
+    Ok(parts)
+}
+
+/// Shard `k` of `n` (1-based): the attacks on every `n`-th batch starting
+/// with batch `k − 1`, each appended to `checkpoint`; batches it already
+/// holds are skipped. Returns the inputs this shard covers.
+pub fn run_shard(
+    model: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    sink: &mut dyn Sink,
+    checkpoint: &mut Checkpoint,
+    (k, n): (usize, usize),
+) -> Result<usize> {
+    let [_, c, h, w] = data.shape;
+    let names: Vec<String> = plan.attacks.iter().map(|a| a.name.clone()).collect();
+    let mine: Vec<usize> = (0..data.len())
+        .step_by(plan.batch_size)
+        .enumerate()
+        .filter(|(b, _)| b % n == k - 1)
+        .map(|(_, first)| first)
+        .collect();
+    let total: usize = mine
+        .iter()
+        .map(|&f| plan.batch_size.min(data.len() - f))
+        .sum();
+    sink.on_start(total, &names);
+    let attacks: Vec<_> = plan.attacks.iter().map(|a| a.build()).collect();
+    for first in mine {
+        if stop_requested() {
+            return Err(Error::Interrupted {
+                partial: Some(checkpoint.path().to_path_buf()),
+            });
+        }
+        let len = plan.batch_size.min(data.len() - first);
+        if checkpoint.finished(first, len).is_some() {
+            continue;
+        }
+        let x_tensor = batch_tensor(data, first, len, model.input_range())?;
+        let x: Vec<f32> = x_tensor.flatten_all()?.to_vec1()?;
+        let clean_logits: Vec<Vec<f32>> = model.logits(&x_tensor)?.to_vec2()?;
+        let indices: Vec<usize> = (first..first + len).collect();
+        let batch = AttackBatch {
+            x: &x,
+            shape: [len, c, h, w],
+            labels: &data.labels[first..first + len],
+            clean_logits: &clean_logits,
+            indices: &indices,
+            seed: plan.seed,
+            stream: 0,
+        };
+        let parts = attack_batch(model, &attacks, &plan.attacks, &batch, sink)?;
+        checkpoint.append(&BatchPart {
+            first,
+            len,
+            attacks: parts,
+        })?;
+    }
+    sink.on_finish();
+    Ok(total)
 }

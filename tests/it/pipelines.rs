@@ -486,3 +486,89 @@ fn killed_or_interrupted_runs_resume_to_the_uninterrupted_report() {
     )
     .expect_error(&["other.json.partial", "another job"]);
 }
+
+#[test]
+fn shards_merge_into_the_single_run_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("random.toml"), RANDOM_PLAN).unwrap();
+    let common = [
+        "--plan",
+        "random.toml",
+        "--limit",
+        "45",
+        "--batch-size",
+        "10",
+    ];
+    let single = xai(
+        d,
+        &[&["run", &model()][..], &common, &["--out", "single.json"]].concat(),
+    );
+    assert_eq!(single.code, 0, "{}", single.stderr);
+    for k in ["1/3", "2/3", "3/3"] {
+        let r = xai(
+            d,
+            &[
+                &["run", &model()][..],
+                &common,
+                &["--out", "m.json", "--shard", k],
+            ]
+            .concat(),
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(!d.join("m.json").exists(), "a shard wrote a report");
+    }
+    let shards = [
+        "m.json.shard-1-of-3",
+        "m.json.shard-2-of-3",
+        "m.json.shard-3-of-3",
+    ];
+    // Batches 0, 3 go to shard 1; 1, 4 to shard 2; 2 to shard 3.
+    let missing = xai(
+        d,
+        &[
+            &["merge", &model(), shards[0], shards[2]][..],
+            &common,
+            &["--out", "m.json"],
+        ]
+        .concat(),
+    );
+    missing.expect_error(&["do not cover inputs 10..20, 40..45"]);
+    let twice = xai(
+        d,
+        &[
+            &["merge", &model(), shards[0], shards[0]][..],
+            &common,
+            &["--out", "m.json"],
+        ]
+        .concat(),
+    );
+    twice.expect_error(&[shards[0], "another shard also holds"]);
+    let other = xai(
+        d,
+        &[
+            &["merge", &model()][..],
+            &shards,
+            &common,
+            &["--seed", "12", "--out", "m.json"],
+        ]
+        .concat(),
+    );
+    other.expect_error(&[shards[0], "another job"]);
+    let merged = xai(
+        d,
+        &[
+            &["merge", &model()][..],
+            &shards,
+            &common,
+            &["--out", "m.json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(merged.code, 0, "{}", merged.stderr);
+    let (want, want_tensors) = without_timings(d, "single");
+    let (got, got_tensors) = without_timings(d, "m");
+    assert_eq!(got, want, "the merged report differs from the single run's");
+    assert_eq!(got_tensors, want_tensors, "the merged sidecar differs");
+    xai(d, &["run", &model(), "--shard", "4/3"]).expect_error(&["--shard", "between 1 and N"]);
+}
