@@ -4,6 +4,7 @@ mod attacks;
 mod attributions;
 mod cli;
 mod engine;
+mod fuzz_regressions;
 mod gradients;
 mod pytorch_parity;
 mod run;
