@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 /// The spec format version this build reads and writes.
 pub const SPEC_VERSION: u32 = 1;
 
+/// The most classes a network may output: reports name and rank every class,
+/// so a count beyond this is a malformed spec, not a model.
+pub const MAX_CLASSES: usize = 1 << 24;
+
 /// The safetensors `__metadata__` key that carries the spec as a JSON string.
 pub const METADATA_KEY: &str = "xai_audit.arch";
 
@@ -577,6 +581,12 @@ impl ArchSpec {
             return Err(format!(
                 "the network must end in a vector of class scores [N, K], but its output is {}; add a flatten or global pool",
                 fmt_shape(out)
+            ));
+        }
+        if out[0] > MAX_CLASSES {
+            return Err(format!(
+                "the network outputs {} classes, more than the {MAX_CLASSES} this build supports",
+                out[0]
             ));
         }
         if !self.classes.is_empty() && self.classes.len() != out[0] {

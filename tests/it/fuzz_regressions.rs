@@ -98,3 +98,13 @@ fn skeleton_of_an_empty_tensor_with_a_huge_dimension_does_not_overflow() {
         ],
     );
 }
+
+#[test]
+fn more_classes_than_can_be_named_is_an_error() {
+    // Found by the `spec` target: 4294967296 × 2494967296 classes fit `usize`,
+    // but `class_names` could not allocate them (capacity overflow).
+    let e = spec_error(
+        r#"{"version":1,"input":{"shape":[1,8,8]},"layers":[{"op":"adaptive_avg_pool2d","output_size":[4294967296,2494967296]},{"op":"flatten"}]}"#,
+    );
+    assert_has(&e, &["fuzz.arch.json", "classes, more than the 16777216"]);
+}
