@@ -60,6 +60,12 @@ impl WeightsFile {
     /// Reads and validates `path`.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        WeightsFile::from_bytes(bytes, path)
+    }
+
+    /// Validates the contents of a safetensors file already in memory; `path`
+    /// names it in errors and is where [`find_spec`] looks for a sidecar.
+    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| {
             Error::format(
                 path,
@@ -245,7 +251,21 @@ pub fn sidecar_path(model: &Path) -> PathBuf {
 
 /// Loads a model file with its spec (see the module docs for the lookup order).
 pub fn load_model(path: &Path, arch: Option<&Path>) -> Result<LoadedModel> {
-    let file = WeightsFile::read(path)?;
+    build_model(WeightsFile::read(path)?, arch)
+}
+
+/// [`load_model`] on the contents of a model file already in memory; `path`
+/// names it in errors and is where the sidecar spec is looked for.
+pub fn load_model_from_bytes(
+    bytes: Vec<u8>,
+    path: &Path,
+    arch: Option<&Path>,
+) -> Result<LoadedModel> {
+    build_model(WeightsFile::from_bytes(bytes, path)?, arch)
+}
+
+/// Finds the spec of a validated file and builds its network.
+fn build_model(file: WeightsFile, arch: Option<&Path>) -> Result<LoadedModel> {
     let (spec, spec_source) = find_spec(&file, arch)?;
     let params = spec.params();
     let wanted: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();

@@ -100,7 +100,7 @@ pub fn skeleton_spec(tensors: &[TensorInfo]) -> ArchSpec {
                     if !seen_conv {
                         // An MLP: guess a square single-channel image.
                         let side = (*inp as f64).sqrt().round() as usize;
-                        input = if side * side == *inp {
+                        input = if side.checked_mul(side) == Some(*inp) {
                             [1, side, side]
                         } else {
                             [1, 1, *inp]

@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 /// The spec format version this build reads and writes.
 pub const SPEC_VERSION: u32 = 1;
 
+/// The most classes a network may output: reports name and rank every class,
+/// so a count beyond this is a malformed spec, not a model.
+pub const MAX_CLASSES: usize = 1 << 24;
+
 /// The safetensors `__metadata__` key that carries the spec as a JSON string.
 pub const METADATA_KEY: &str = "xai_audit.arch";
 
@@ -579,6 +583,12 @@ impl ArchSpec {
                 fmt_shape(out)
             ));
         }
+        if out[0] > MAX_CLASSES {
+            return Err(format!(
+                "the network outputs {} classes, more than the {MAX_CLASSES} this build supports",
+                out[0]
+            ));
+        }
         if !self.classes.is_empty() && self.classes.len() != out[0] {
             return Err(format!(
                 "`classes` names {} classes but the network outputs {}",
@@ -621,12 +631,13 @@ impl ArchSpec {
         out
     }
 
-    /// Total number of parameters (running statistics included).
+    /// Total number of parameters (running statistics included), saturating
+    /// at `usize::MAX` for a spec too large to exist.
     pub fn parameter_count(&self) -> usize {
         self.params()
             .iter()
-            .map(|p| p.shape.iter().product::<usize>())
-            .sum()
+            .map(|p| element_count(&p.shape).unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add)
     }
 }
 
@@ -648,6 +659,11 @@ fn collect_params(layers: &[LayerSpec], out: &mut Vec<ParamInfo>) {
             }
         }
     }
+}
+
+/// The number of elements of `shape`, or `None` when it overflows `usize`.
+fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// Formats a shape as `[a, b, c]`.
@@ -757,7 +773,9 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "residual",
 ];
 
-/// PyTorch's output size for a pooling or convolution window along one axis.
+/// PyTorch's output size for a pooling or convolution window along one axis;
+/// `None` when the window does not fit the padded input, or when the padded
+/// input or the dilated window overflows `usize` (see [`window_overflows`]).
 pub fn pooled_len(
     input: usize,
     kernel: usize,
@@ -766,6 +784,9 @@ pub fn pooled_len(
     dilation: usize,
     ceil_mode: bool,
 ) -> Option<usize> {
+    if window_overflows(input, kernel, padding, dilation) {
+        return None;
+    }
     let span = dilation * (kernel - 1) + 1;
     let padded = input + 2 * padding;
     if padded < span {
@@ -778,10 +799,24 @@ pub fn pooled_len(
         numer / stride + 1
     };
     // PyTorch: the last window must start inside the input or left padding.
-    if ceil_mode && (out - 1) * stride >= input + padding {
+    if ceil_mode
+        && (out - 1)
+            .checked_mul(stride)
+            .is_none_or(|start| start >= input + padding)
+    {
         out -= 1;
     }
     Some(out)
+}
+
+/// Whether the padded input `input + 2·padding` or the dilated window
+/// `dilation·(kernel − 1) + 1` overflows `usize` (a kernel of 0 counts as 1).
+pub fn window_overflows(input: usize, kernel: usize, padding: usize, dilation: usize) -> bool {
+    let span = dilation
+        .checked_mul(kernel.saturating_sub(1))
+        .and_then(|s| s.checked_add(1));
+    let padded = padding.checked_mul(2).and_then(|p| p.checked_add(input));
+    span.is_none() || padded.is_none()
 }
 
 fn infer(
@@ -863,6 +898,14 @@ fn infer(
                         here()
                     ));
                 }
+                if window_overflows(h, kernel_size.h, padding.h, dilation.h)
+                    || window_overflows(w, kernel_size.w, padding.w, dilation.w)
+                {
+                    return Err(format!(
+                        "{}: kernel_size ({kernel_size}), padding ({padding}) or dilation ({dilation}) is too large",
+                        here()
+                    ));
+                }
                 let oh = pooled_len(h, kernel_size.h, stride.h, padding.h, dilation.h, false);
                 let ow = pooled_len(w, kernel_size.w, stride.w, padding.w, dilation.w, false);
                 match (oh, ow) {
@@ -917,6 +960,14 @@ fn infer(
                 check_window(*kernel_size, stride, *padding, &here)?;
                 if dilation.h == 0 || dilation.w == 0 {
                     return Err(format!("{}: dilation must be positive", here()));
+                }
+                if window_overflows(h, kernel_size.h, padding.h, dilation.h)
+                    || window_overflows(w, kernel_size.w, padding.w, dilation.w)
+                {
+                    return Err(format!(
+                        "{}: kernel_size ({kernel_size}) or dilation ({dilation}) is too large",
+                        here()
+                    ));
                 }
                 let oh = pooled_len(
                     h,
@@ -974,7 +1025,16 @@ fn infer(
                         here()
                     ));
                 }
-                vec![shape.iter().product()]
+                match element_count(&shape) {
+                    Some(n) => vec![n],
+                    None => {
+                        return Err(format!(
+                            "{}: {} has more elements than fit in memory",
+                            here(),
+                            fmt_shape(&shape)
+                        ))
+                    }
+                }
             }
             LayerSpec::LeakyRelu { negative_slope } => {
                 if !negative_slope.is_finite() {
@@ -1026,7 +1086,10 @@ fn infer(
                         infos,
                     )?;
                 }
-                let total = infos[start + 1..].iter().map(|l| l.parameters).sum();
+                let total = infos[start + 1..]
+                    .iter()
+                    .map(|l| l.parameters)
+                    .fold(0, usize::saturating_add);
                 infos[start].output_shape = body_out.clone();
                 infos[start].parameters = total;
                 shape = body_out;
@@ -1040,15 +1103,25 @@ fn infer(
                 fmt_shape(&out)
             ));
         }
+        let mut parameters = 0usize;
+        for p in layer.own_params() {
+            match element_count(&p.shape).and_then(|n| parameters.checked_add(n)) {
+                Some(total) => parameters = total,
+                None => {
+                    return Err(format!(
+                        "{}: tensor '{}' of shape {} has more elements than fit in memory",
+                        here(),
+                        p.name,
+                        fmt_shape(&p.shape)
+                    ))
+                }
+            }
+        }
         infos.push(LayerInfo {
             path,
             description: layer.describe(),
             output_shape: out.clone(),
-            parameters: layer
-                .own_params()
-                .iter()
-                .map(|p| p.shape.iter().product::<usize>())
-                .sum(),
+            parameters,
         });
         shape = out;
     }
@@ -1083,8 +1156,9 @@ fn check_window(
             here()
         ));
     }
-    // PyTorch's own rule: padding at most half the kernel.
-    if padding.h * 2 > kernel.h || padding.w * 2 > kernel.w {
+    // PyTorch's own rule: padding at most half the kernel (`2p > k` without
+    // the overflow of `2p`).
+    if padding.h > kernel.h / 2 || padding.w > kernel.w / 2 {
         return Err(format!(
             "{}: padding ({padding}) must be at most half the kernel size ({kernel})",
             here()

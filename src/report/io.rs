@@ -18,7 +18,12 @@ pub fn write_report(path: &Path, report: &Report) -> Result<()> {
 /// Reads a report, checking its version first.
 pub fn read_report(path: &Path) -> Result<Report> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
+    parse_report(&text, path)
+}
+
+/// Parses report text, checking its version first; `path` names it in errors.
+pub fn parse_report(text: &str, path: &Path) -> Result<Report> {
+    let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Error::format(path, format!("not valid JSON: {e}")))?;
     match value.get("schema_version").and_then(|v| v.as_u64()) {
         None => return Err(Error::format(path, "not an xai-audit report: no `schema_version`")),

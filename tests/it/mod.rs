@@ -5,6 +5,7 @@ mod attributions;
 mod battery;
 mod cli;
 mod engine;
+mod fuzz_regressions;
 mod gradients;
 mod pipelines;
 mod pytorch_parity;
