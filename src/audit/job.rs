@@ -65,7 +65,7 @@ pub struct ShardOutput {
 /// What `run` (or `merge`) produced.
 pub enum JobResult {
     /// A report.
-    Report(JobOutput),
+    Report(Box<JobOutput>),
     /// One shard's batches.
     Shard(ShardOutput),
 }
@@ -250,13 +250,13 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         None => 0,
     };
     let verdicts = super::gates::evaluate(&report, &gates)?;
-    Ok(JobResult::Report(JobOutput {
+    Ok(JobResult::Report(Box::new(JobOutput {
         report,
         report_path,
         tensors_path,
         images_written,
         verdicts,
-    }))
+    })))
 }
 
 /// The summary table `run` prints.
