@@ -369,8 +369,15 @@ fn next_down(v: f32) -> f32 {
     f32::from_bits(if v > 0.0 { bits - 1 } else { bits + 1 })
 }
 
-fn next_up(v: f32) -> f32 {
-    -next_down(-v)
+/// The largest f32 not above `v`.
+#[inline(always)]
+fn f32_at_most(v: f64) -> f32 {
+    let c = v as f32;
+    if c as f64 > v {
+        next_down(c)
+    } else {
+        c
+    }
 }
 
 /// Projects one sample's point `adv` onto the ε-ball around `x` in `norm` and
@@ -381,15 +388,16 @@ pub fn project(adv: &mut [f32], x: &[f32], norm: Norm, eps: f32, range: (f32, f3
     let (lo, hi) = range;
     match norm {
         Norm::Linf => {
+            // The f32 bounds nearest x ± ε that keep |a − x| ≤ ε exactly (in
+            // f64): one min and max per coordinate instead of ulp-stepping
+            // loops, which kept this hot loop scalar.
+            let e = eps as f64;
             for (a, &xi) in adv.iter_mut().zip(x) {
                 let d = (*a - xi).clamp(-eps, eps);
-                *a = (xi + d).clamp(lo, hi);
-                while (*a as f64 - xi as f64) > eps as f64 && *a > lo {
-                    *a = next_down(*a);
-                }
-                while (xi as f64 - *a as f64) > eps as f64 && *a < hi {
-                    *a = next_up(*a);
-                }
+                let v = (xi + d).clamp(lo, hi);
+                let up = f32_at_most(xi as f64 + e);
+                let down = -f32_at_most(-(xi as f64 - e));
+                *a = v.min(up).max(down).clamp(lo, hi);
             }
         }
         Norm::L2 => {
