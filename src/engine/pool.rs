@@ -17,28 +17,6 @@ pub struct MaxPool {
     pub output: (usize, usize),
 }
 
-/// In-range window positions along one axis: `(first, step, count)`.
-fn span(
-    o: usize,
-    stride: usize,
-    pad: usize,
-    kernel: usize,
-    dil: usize,
-    len: usize,
-) -> (usize, usize, usize) {
-    let start = (o * stride) as isize - pad as isize;
-    let mut first = None;
-    let mut count = 0;
-    for k in 0..kernel {
-        let i = start + (k * dil) as isize;
-        if i >= 0 && (i as usize) < len {
-            first.get_or_insert(i as usize);
-            count += 1;
-        }
-    }
-    (first.unwrap_or(0), dil, count)
-}
-
 impl MaxPool {
     /// `y = maxpool(x)` for `n` samples; `arg` receives, per output, the
     /// index in `x` it came from (PyTorch's rule: the first maximum in scan
@@ -50,10 +28,10 @@ impl MaxPool {
         let p = &self.pool;
         arg.resize(n * oh * ow * c, 0);
         let ys: Vec<_> = (0..oh)
-            .map(|o| span(o, p.stride.0, p.padding.0, p.kernel.0, p.dilation.0, h))
+            .map(|o| Pool2d::span(o, p.stride.0, p.padding.0, p.kernel.0, p.dilation.0, h))
             .collect();
         let xs: Vec<_> = (0..ow)
-            .map(|o| span(o, p.stride.1, p.padding.1, p.kernel.1, p.dilation.1, w))
+            .map(|o| Pool2d::span(o, p.stride.1, p.padding.1, p.kernel.1, p.dilation.1, w))
             .collect();
         for s in 0..n {
             for (oy, &(y0, dy, ny)) in ys.iter().enumerate() {

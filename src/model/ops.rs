@@ -57,7 +57,7 @@ impl Pool2d {
 
     /// Input rows (or columns) covered by output position `o` along one axis:
     /// `(first, step, count)` of the in-range window elements.
-    fn span(
+    pub(crate) fn span(
         o: usize,
         stride: usize,
         pad: usize,
