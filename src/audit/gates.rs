@@ -201,22 +201,30 @@ const ATTACK_FIELDS: [&str; 7] = [
     "median_perturbation_l2",
 ];
 
+/// `(field, attack)` of a `<field>.<attack>` metric.
+fn attack_metric(metric: &str) -> Option<(&'static str, &str)> {
+    ATTACK_FIELDS.iter().find_map(|f| {
+        metric
+            .strip_prefix(f)
+            .and_then(|r| r.strip_prefix('.'))
+            .map(|n| (*f, n))
+    })
+}
+
 fn metric_fits_plan(metric: &str, plan: &Plan) -> std::result::Result<(), String> {
     if metric == "clean_accuracy" || metric.starts_with("summary.") {
         return Ok(());
     }
-    for field in ATTACK_FIELDS {
-        if let Some(name) = metric.strip_prefix(field).and_then(|r| r.strip_prefix('.')) {
-            return if plan.attacks.iter().any(|a| a.name == name) {
-                Ok(())
-            } else {
-                let known: Vec<&str> = plan.attacks.iter().map(|a| a.name.as_str()).collect();
-                Err(format!(
-                    "no attack `{name}` in the plan (attacks: {})",
-                    known.join(", ")
-                ))
-            };
-        }
+    if let Some((_, name)) = attack_metric(metric) {
+        return if plan.attacks.iter().any(|a| a.name == name) {
+            Ok(())
+        } else {
+            let known: Vec<&str> = plan.attacks.iter().map(|a| a.name.as_str()).collect();
+            Err(format!(
+                "no attack `{name}` in the plan (attacks: {})",
+                known.join(", ")
+            ))
+        };
     }
     use crate::stress::plan::{EquivarianceCheck as E, StressCheck as S};
     let stress_kind = |want: fn(&S) -> bool| plan.stress.iter().any(|s| want(&s.check));
@@ -320,12 +328,7 @@ pub fn resolve(summary: &Value, metric: &str) -> Option<f64> {
         walk(summary, path)
     } else if metric == "clean_accuracy" {
         summary.get("clean_accuracy")
-    } else if let Some((field, name)) = ATTACK_FIELDS.iter().find_map(|f| {
-        metric
-            .strip_prefix(f)
-            .and_then(|r| r.strip_prefix('.'))
-            .map(|n| (*f, n))
-    }) {
+    } else if let Some((field, name)) = attack_metric(metric) {
         summary
             .get("attacks")?
             .as_array()?
