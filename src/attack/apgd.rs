@@ -14,7 +14,7 @@
 //! no iterate of any run broke it.
 
 use super::{gather, logits_at, sign, Attack, AttackBatch, AttackOutcome, BestTracker, Norm};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Classifier, InputGradient, Objective};
 use crate::rng::Rng;
 
@@ -319,8 +319,35 @@ impl Apgd {
     }
 }
 
+impl Apgd {
+    /// The fewest classes this configuration is defined for: DLR divides by
+    /// the gap to the third-largest logit (targeted DLR: the fourth), so it
+    /// needs 3 classes (4 targeted); cross-entropy needs 2.
+    pub fn min_classes(&self) -> usize {
+        match (self.loss, self.target_classes) {
+            (ApgdLoss::Ce, _) => 2,
+            (ApgdLoss::Dlr, None) => 3,
+            (ApgdLoss::Dlr, Some(_)) => 4,
+        }
+    }
+}
+
 impl Attack for Apgd {
     fn run(&self, model: &dyn Classifier, batch: &AttackBatch) -> Result<AttackOutcome> {
+        let k = model.num_classes();
+        if k < self.min_classes() {
+            // Never run silently: below this the loss reads logits that do
+            // not exist and the attack fails quietly (robustness overstated).
+            return Err(Error::Invalid(format!(
+                "APGD with the {} loss needs at least {} classes, the model has {k}",
+                match (self.loss, self.target_classes) {
+                    (ApgdLoss::Dlr, Some(_)) => "targeted DLR",
+                    (ApgdLoss::Dlr, None) => "DLR",
+                    (ApgdLoss::Ce, _) => "cross-entropy",
+                },
+                self.min_classes()
+            )));
+        }
         let mut rngs: Vec<Rng> = (0..batch.len()).map(|i| batch.sample_rng(i)).collect();
         let mut evaluations = 0;
         match self.target_classes {
@@ -339,7 +366,6 @@ impl Attack for Apgd {
             Some(n_targets) => {
                 // Robust means no target run succeeded: track untargeted
                 // success (any misclassification) across target classes.
-                let k = model.num_classes();
                 let mut best = BestTracker::new(batch, None);
                 for rank in 2..(n_targets + 2).min(k + 1) {
                     // The `rank`-th most likely class on the clean input.

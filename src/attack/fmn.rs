@@ -28,7 +28,9 @@ pub struct Fmn {
     pub steps: usize,
     /// Budget deciding success (`None`: any adversarial found is a success).
     pub eps: Option<f32>,
-    /// Initial step size (final = initial / 100).
+    /// Initial L2 step size as a share of the model's range width
+    /// (`hi − lo`; 1.0 is the reference's 1.0 on `[0, 1]` inputs), final =
+    /// initial / 100. In L∞ the step is this share of the current radius.
     pub alpha_init: f32,
     /// Initial ε step (final 0.001).
     pub gamma_init: f32,
@@ -125,7 +127,14 @@ impl Attack for Fmn {
         let mut eps = vec![0f32; n];
         let mut found = vec![false; n];
         let mut evaluations = 0;
-        let (gamma_final, alpha_final) = (0.001f32, self.alpha_init / 100.0);
+        // The L2 step follows the range: a fixed 1.0 is the whole range on
+        // [0, 1] but 1/255 of it on [0, 255], where FMN then never moved.
+        let width = range.1 - range.0;
+        let alpha_init = match self.norm {
+            Norm::L2 => self.alpha_init * width,
+            Norm::Linf => self.alpha_init,
+        };
+        let (gamma_final, alpha_final) = (0.001f32, alpha_init / 100.0);
         for k in 0..=self.steps {
             if n == 0 {
                 break;
@@ -154,7 +163,7 @@ impl Attack for Fmn {
                 break;
             }
             let gamma = cosine(self.gamma_init, gamma_final, k, self.steps);
-            let alpha = cosine(self.alpha_init, alpha_final, k, self.steps);
+            let alpha = cosine(alpha_init, alpha_final, k, self.steps);
             for r in 0..n {
                 let span = r * per..(r + 1) * per;
                 // Coordinates at a bound of the valid range that the descent
@@ -217,7 +226,7 @@ impl Attack for Fmn {
             let mut hi: Vec<f32> = best_norm.clone();
             for _ in 0..self.refine {
                 let active: Vec<usize> = (0..n)
-                    .filter(|&r| hi[r].is_finite() && hi[r] - lo[r] > 1e-4)
+                    .filter(|&r| hi[r].is_finite() && hi[r] - lo[r] > 1e-4 * width)
                     .collect();
                 if active.is_empty() {
                     break;

@@ -3,10 +3,13 @@
 //! the angle and shift grids (defaults ±30° in 31 steps, ±3 px in 5 steps:
 //! 775 points) and stops at an input's first misclassification; `random`
 //! tries `k` random transformations (default 10) and keeps the one with the
-//! highest loss (worst-of-k). Resampling is bilinear with zero fill
+//! highest loss (worst-of-k). Resampling is bilinear
 //! ([`crate::stress::transform::rigid`], shared with the equivariance
-//! checks). There is no Lp budget: perturbation norms are reported as they
-//! are, and the report's ε is empty.
+//! checks); pixels rotated or shifted in from outside the image are black,
+//! the low end of the model's declared range, as in the stress and
+//! equivariance checks (filling with 0 in model units would be mid-grey on a
+//! `[-1, 1]` model and change the verdict). There is no Lp budget:
+//! perturbation norms are reported as they are, and the report's ε is empty.
 
 use super::{gather, logits_at, Attack, AttackBatch, AttackOutcome, BestTracker};
 use crate::error::Result;
@@ -75,8 +78,13 @@ impl Attack for Spatial {
             let mut out = Vec::with_capacity(x.len());
             for (r, &i) in rows.iter().enumerate() {
                 let (a, dx, dy) = point(i);
-                let t = rigid(&x[r * per..(r + 1) * per], [c, h, w], a, dx, dy);
-                out.extend(t.into_iter().map(|v| v.clamp(range.0, range.1)));
+                // Resample x − lo so the zero fill lands on the range's low end.
+                let shifted: Vec<f32> = x[r * per..(r + 1) * per]
+                    .iter()
+                    .map(|v| v - range.0)
+                    .collect();
+                let t = rigid(&shifted, [c, h, w], a, dx, dy);
+                out.extend(t.into_iter().map(|v| (v + range.0).clamp(range.0, range.1)));
             }
             out
         };

@@ -80,7 +80,7 @@ pub fn attribution_costs(
             Box::new(Occlusion {
                 window: (4, 4),
                 stride: (2, 2),
-                baseline: 0.0,
+                baseline: crate::attribution::Fill::Value(0.0),
                 input_hw: (h, w),
             }),
         ));

@@ -152,8 +152,12 @@ pub fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
 /// The reference input x′ the path starts from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Baseline {
-    /// All zeros (Captum's default).
+    /// All zeros in input units (Captum's default; black on `[0, 1]` and
+    /// `[0, 255]` models, mid-grey on `[-1, 1]` ones).
     Zero,
+    /// Black: the low end of the model's range, the same image whatever
+    /// the range.
+    Black,
     /// The input blurred by a Gaussian of this standard deviation in pixels
     /// (Sturmfels et al. 2020, "Visualizing the Impact of Feature
     /// Attribution Baselines"), edges extended.
@@ -178,6 +182,7 @@ impl Baseline {
         let per = c * h * w;
         match *self {
             Baseline::Zero => vec![0.0; x.len()],
+            Baseline::Black => vec![range.0; x.len()],
             Baseline::Blur { sigma } => {
                 let mut out = vec![0f32; x.len()];
                 for plane in 0..n * c {

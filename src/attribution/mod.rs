@@ -40,6 +40,42 @@ pub const MAX_GRAD_ROWS: usize = 200;
 /// keep no graph.
 pub const MAX_FORWARD_ROWS: usize = 500;
 
+/// A pixel value a plan sets for removed or occluded pixels (occlusion's
+/// `baseline_value`, deletion/insertion's `curve_baseline`): a number in input
+/// units, as Captum takes it, or `"black"`, the low end of the model's
+/// declared range, which is the same colour whatever the range (0 is black
+/// on `[0, 1]` and `[0, 255]` models but mid-grey on `[-1, 1]` ones).
+#[derive(
+    Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(untagged)]
+pub enum Fill {
+    /// This value, in input units.
+    Value(f64),
+    /// A colour that follows the model's range.
+    Named(NamedFill),
+}
+
+/// Colours a [`Fill`] can name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NamedFill {
+    /// The low end of the model's range.
+    Black,
+}
+
+impl Fill {
+    /// The value in the units of a model whose valid range is `range`.
+    pub fn resolve(self, range: (f32, f32)) -> f32 {
+        match self {
+            Fill::Value(v) => v as f32,
+            Fill::Named(NamedFill::Black) => range.0,
+        }
+    }
+}
+
 /// What a per-input generator is used for, so the streams never overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {

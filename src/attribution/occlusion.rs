@@ -19,8 +19,9 @@ pub struct Occlusion {
     pub window: (usize, usize),
     /// Stride `(vertical, horizontal)`, pixels.
     pub stride: (usize, usize),
-    /// The value occluded pixels take.
-    pub baseline: f32,
+    /// The value occluded pixels take (a number in input units, or black,
+    /// the low end of the model's range).
+    pub baseline: super::Fill,
     /// The input's `(height, width)`, to count the windows.
     pub input_hw: (usize, usize),
 }
@@ -78,6 +79,7 @@ impl Attribution for Occlusion {
         let per = c * h * w;
         let x: Vec<f32> = batch.x.flatten_all()?.to_vec1()?;
         let clean = class_logits(&model.logits(batch.x)?, batch.classes)?;
+        let fill = self.baseline.resolve(model.input_range());
         let windows = self.windows();
         let mut total = vec![0f32; n * h * w];
         let mut count = vec![0f32; h * w];
@@ -99,7 +101,7 @@ impl Attribution for Occlusion {
                     for ch in 0..c {
                         for y in top..(top + self.window.0).min(h) {
                             for xx in left..(left + self.window.1).min(w) {
-                                rows[start + i * per + ch * h * w + y * w + xx] = self.baseline;
+                                rows[start + i * per + ch * h * w + y * w + xx] = fill;
                             }
                         }
                     }
@@ -176,7 +178,7 @@ mod tests {
         let occ = Occlusion {
             window: (2, 2),
             stride: (2, 2),
-            baseline: 0.0,
+            baseline: crate::attribution::Fill::Value(0.0),
             input_hw: (h, w),
         };
         let m: Vec<f32> = occ
@@ -221,7 +223,7 @@ mod tests {
         let mut occ = Occlusion {
             window: (5, 5),
             stride: (6, 1),
-            baseline: 0.0,
+            baseline: crate::attribution::Fill::Value(0.0),
             input_hw: (28, 28),
         };
         assert!(occ.validate().unwrap_err().contains("stride"));

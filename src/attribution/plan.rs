@@ -87,7 +87,7 @@ pub struct AttributionSpec {
     /// Integrated Gradients: `gausslegendre` or `riemann_{left,right,middle,trapezoid}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration: Option<String>,
-    /// Integrated Gradients: `zero`, `blur` or `uniform`.
+    /// Integrated Gradients: `zero`, `black` (the range's low end), `blur` or `uniform`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<String>,
     /// Integrated Gradients with `baseline = "blur"`: Gaussian σ in pixels.
@@ -96,7 +96,8 @@ pub struct AttributionSpec {
     /// SmoothGrad: noisy samples per input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<usize>,
-    /// SmoothGrad: noise standard deviation in input units.
+    /// SmoothGrad: noise standard deviation in input units (default 15% of
+    /// the model's range width: 0.15 on `[0, 1]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdev: Option<f64>,
     /// SmoothGrad: `smoothgrad` or `smoothgrad_sq`.
@@ -111,9 +112,10 @@ pub struct AttributionSpec {
     /// Occlusion: stride `[vertical, horizontal]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stride: Option<[usize; 2]>,
-    /// Occlusion: the value occluded pixels take.
+    /// Occlusion: the value occluded pixels take (a number in input units,
+    /// or `"black"`, the low end of the model's range).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline_value: Option<f64>,
+    pub baseline_value: Option<super::Fill>,
     /// Grad-CAM: the layer's position in the spec (default: the last conv2d).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
@@ -126,13 +128,15 @@ pub struct AttributionSpec {
     /// Deletion/insertion: steps from no pixel to all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub curve_steps: Option<usize>,
-    /// Deletion/insertion: the value of a removed pixel.
+    /// Deletion/insertion: the value of a removed pixel (a number in input
+    /// units, or `"black"`, the low end of the model's range).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub curve_baseline: Option<f64>,
+    pub curve_baseline: Option<super::Fill>,
     /// Max-sensitivity: perturbation samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitivity_samples: Option<usize>,
-    /// Max-sensitivity: L∞ radius of the uniform perturbations.
+    /// Max-sensitivity: L∞ radius of the uniform perturbations, in input
+    /// units (default 2% of the model's range width: Captum's 0.02 on `[0, 1]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitivity_radius: Option<f64>,
 }
@@ -168,12 +172,13 @@ impl AttributionSpec {
                         sigma: self.blur_sigma.unwrap_or(5.0) as f32,
                     },
                     Some("uniform") => Baseline::Uniform,
+                    Some("black") => Baseline::Black,
                     _ => Baseline::Zero,
                 },
             }),
             "smoothgrad" => Box::new(SmoothGrad {
                 samples: self.samples.unwrap_or(10),
-                stdev: self.stdev.unwrap_or(0.15) as f32,
+                stdev: self.stdev.unwrap_or(DEFAULT_SMOOTHGRAD_STDEV) as f32,
                 kind: self
                     .nt_type
                     .as_deref()
@@ -188,7 +193,7 @@ impl AttributionSpec {
                 Box::new(Occlusion {
                     window: (wh, ww),
                     stride: (sh, sw),
-                    baseline: self.baseline_value.unwrap_or(0.0) as f32,
+                    baseline: self.baseline_value.unwrap_or(super::Fill::Value(0.0)),
                     input_hw,
                 })
             }
@@ -213,6 +218,14 @@ impl AttributionSpec {
         }
     }
 }
+
+/// SmoothGrad's noise level as a share of the range width (Smilkov et al.
+/// 2017: σ / (x_max − x_min) = 15%).
+pub const DEFAULT_SMOOTHGRAD_STDEV: f64 = 0.15;
+
+/// Max-sensitivity's radius as a share of the range width (Captum's 0.02
+/// on `[0, 1]` inputs).
+pub const DEFAULT_SENSITIVITY_RADIUS: f64 = 0.02;
 
 /// Keys every entry accepts.
 const COMMON_KEYS: &[&str] = &[
@@ -455,10 +468,10 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
     };
     let wants_curves = spec.wants("deletion") || spec.wants("insertion");
     let curve_steps = e.positive_int("curve_steps")?;
-    let curve_baseline = e.float("curve_baseline")?;
+    let curve_baseline = e.fill("curve_baseline")?;
     if wants_curves {
         spec.curve_steps = Some(curve_steps.unwrap_or(20));
-        spec.curve_baseline = Some(curve_baseline.unwrap_or(0.0));
+        spec.curve_baseline = Some(curve_baseline.unwrap_or(super::Fill::Value(0.0)));
     } else if curve_steps.is_some() || curve_baseline.is_some() {
         let key = if curve_steps.is_some() {
             "curve_steps"
@@ -470,9 +483,10 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
     let sensitivity_samples = e.positive_int("sensitivity_samples")?;
     let sensitivity_radius = e.nonneg_float("sensitivity_radius")?;
     if spec.wants("sensitivity") {
-        // Captum's sensitivity_max: radius 0.02, 10 samples.
+        // Captum's sensitivity_max: radius 0.02, 10 samples. An unset radius
+        // is 2% of the model's range width, filled in by `check_against`.
         spec.sensitivity_samples = Some(sensitivity_samples.unwrap_or(10));
-        spec.sensitivity_radius = Some(sensitivity_radius.unwrap_or(0.02));
+        spec.sensitivity_radius = sensitivity_radius;
     } else if sensitivity_samples.is_some() || sensitivity_radius.is_some() {
         let key = if sensitivity_samples.is_some() {
             "sensitivity_samples"
@@ -503,7 +517,7 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
                 ));
             }
             let baseline = e
-                .choice("baseline", &["zero", "blur", "uniform"])?
+                .choice("baseline", &["zero", "black", "blur", "uniform"])?
                 .unwrap_or_else(|| "zero".into());
             if baseline == "blur" {
                 spec.blur_sigma = Some(e.positive_float("blur_sigma")?.unwrap_or(5.0));
@@ -514,7 +528,9 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
         }
         "smoothgrad" => {
             spec.samples = Some(e.positive_int("samples")?.unwrap_or(10));
-            spec.stdev = Some(e.nonneg_float("stdev")?.unwrap_or(0.15));
+            // Unset: 15% of the range width (Smilkov et al.'s noise level,
+            // relative to x_max − x_min), filled in by `check_against`.
+            spec.stdev = e.nonneg_float("stdev")?;
             spec.nt_type = Some(
                 e.choice("nt_type", NoiseTunnelType::NAMES)?
                     .unwrap_or_else(|| "smoothgrad".into()),
@@ -529,7 +545,8 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
                 e.size2("stride")?
                     .unwrap_or([(window[0] / 2).max(1), (window[1] / 2).max(1)]),
             );
-            spec.baseline_value = Some(e.float("baseline_value")?.unwrap_or(0.0));
+            spec.baseline_value =
+                Some(e.fill("baseline_value")?.unwrap_or(super::Fill::Value(0.0)));
         }
         "grad_cam" => {
             spec.layer = e.string("layer")?;
@@ -563,7 +580,15 @@ pub fn check_against(plan: &mut Plan, spec: &ArchSpec, origin: &str) -> Result<(
     let num_classes = spec.num_classes();
     let [_, h, w] = spec.input.shape;
     let infos = spec.layer_infos().map_err(Error::Invalid)?;
+    let width = (spec.input.range[1] - spec.input.range[0]) as f64;
     for (i, a) in plan.attributions.iter_mut().enumerate() {
+        // Noise scales the user left unset follow the model's range.
+        if a.method == "smoothgrad" && a.stdev.is_none() {
+            a.stdev = Some(DEFAULT_SMOOTHGRAD_STDEV * width);
+        }
+        if a.wants("sensitivity") && a.sensitivity_radius.is_none() {
+            a.sensitivity_radius = Some(DEFAULT_SENSITIVITY_RADIUS * width);
+        }
         if let AttributionTarget::Class(c) = a.target {
             if c as usize >= num_classes {
                 return Err(plan_err(
@@ -580,7 +605,7 @@ pub fn check_against(plan: &mut Plan, spec: &ArchSpec, origin: &str) -> Result<(
             let occ = Occlusion {
                 window: (win[0], win[1]),
                 stride: (stride[0], stride[1]),
-                baseline: 0.0,
+                baseline: super::Fill::Value(0.0),
                 input_hw: (h, w),
             };
             if let Err(msg) = occ.validate() {
@@ -705,7 +730,7 @@ mod tests {
         let a = &p.attributions[0];
         assert_eq!(
             (a.sensitivity_samples, a.sensitivity_radius),
-            (Some(10), Some(0.02))
+            (Some(10), None)
         );
         assert_eq!(a.target, AttributionTarget::Class(3));
         assert_eq!(a.curve_steps, None);

@@ -207,7 +207,10 @@ impl Context<'_> {
         };
         let curve_settings = CurveSettings {
             steps: spec.curve_steps.unwrap_or(20),
-            baseline: spec.curve_baseline.unwrap_or(0.0) as f32,
+            baseline: spec
+                .curve_baseline
+                .unwrap_or(super::Fill::Value(0.0))
+                .resolve(self.model.input_range()),
         };
         for first in (0..n).step_by(self.batch_size.max(1)) {
             let len = self.batch_size.max(1).min(n - first);
@@ -284,7 +287,10 @@ impl Context<'_> {
     /// valid range, as Captum's default perturbation), same explained class.
     fn max_sensitivity(&self, batch: &ExplainBatch, x: &[f32], maps: &[f32]) -> Result<Vec<f64>> {
         let samples = self.spec.sensitivity_samples.unwrap_or(10);
-        let radius = self.spec.sensitivity_radius.unwrap_or(0.02) as f32;
+        let radius = self
+            .spec
+            .sensitivity_radius
+            .unwrap_or(super::plan::DEFAULT_SENSITIVITY_RADIUS) as f32;
         let len = batch.len();
         let per = x.len() / len.max(1);
         let [_, c, h, w] = self.shape;

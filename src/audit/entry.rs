@@ -39,6 +39,29 @@ impl Entry<'_> {
         Ok(Some(v))
     }
 
+    /// A pixel value: a number in input units, `"zero"` (0) or `"black"`
+    /// (the low end of the model's range).
+    pub(crate) fn fill(&mut self, key: &str) -> Result<Option<crate::attribution::Fill>> {
+        use crate::attribution::{Fill, NamedFill};
+        match self.table.get(key) {
+            Some(Value::String(s)) => {
+                let fill = match s.as_str() {
+                    "black" => Fill::Named(NamedFill::Black),
+                    "zero" => Fill::Value(0.0),
+                    other => {
+                        return Err(self.err(
+                            key,
+                            format!("\"{other}\" is not a number, \"zero\" or \"black\""),
+                        ))
+                    }
+                };
+                self.take(key);
+                Ok(Some(fill))
+            }
+            _ => Ok(self.float(key)?.map(Fill::Value)),
+        }
+    }
+
     pub(crate) fn nonneg_float(&mut self, key: &str) -> Result<Option<f64>> {
         let v = self.float(key)?;
         if let Some(f) = v.filter(|f| *f < 0.0) {

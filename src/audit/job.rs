@@ -120,7 +120,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     super::gates::check_against_plan(&gates, &plan)?;
     let (classifier, engine_name) = crate::engine::select(&model.network, opts.engine)?;
     let net = classifier.as_ref();
-    plan.check_against(net.num_classes(), &plan_origin)?;
+    let plan_warnings = plan.check_against(net.num_classes(), &plan_origin)?;
     crate::attribution::plan::check_against(&mut plan, model.network.spec(), &plan_origin)?;
     let request = DataRequest {
         path: opts.data.as_deref(),
@@ -235,6 +235,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     report.summary.sanity = sanity;
     crate::stress::report::fill(&mut report, &stress);
     crate::attribution::report::fill(&mut report, &attributions);
+    report.warnings.extend(plan_warnings);
     write_report(&report_path, &report)?;
     checkpoint.finish()?;
     let images_written = match &opts.save_images {

@@ -349,20 +349,102 @@ impl Plan {
         })
     }
 
-    /// Checks what depends on the model: fixed target classes must exist.
-    pub fn check_against(&self, num_classes: usize, origin: &str) -> Result<()> {
-        for (i, a) in self.attacks.iter().enumerate() {
+    /// Checks and completes what depends on the model's class count, once
+    /// the model is known, and returns the report warnings it gives:
+    /// - a fixed `target` class must exist;
+    /// - the DLR loss needs at least 3 classes (its denominator uses the
+    ///   third-largest logit) and targeted DLR at least 4 (the fourth):
+    ///   an `apgd` entry asking for it below that is refused, naming the
+    ///   entry and the class count; AutoAttack's APGD-T, which the user did
+    ///   not configure, switches to the targeted cross-entropy loss instead,
+    ///   with a warning (the reference implementation would fail indexing
+    ///   the missing logit);
+    /// - APGD-T asking for more target classes than the model has other
+    ///   classes attacks all of them, with a warning;
+    /// - with fewer than 5 classes each input's `top5` lists them all, with a
+    ///   warning.
+    pub fn check_against(&mut self, num_classes: usize, origin: &str) -> Result<Vec<String>> {
+        let k = num_classes;
+        let mut warnings = Vec::new();
+        for (i, a) in self.attacks.iter_mut().enumerate() {
             if let Some(Target::Class(c)) = a.target {
-                if c as usize >= num_classes {
+                if c as usize >= k {
                     return Err(plan_err(
                         origin,
-                        format!("attack[{i}] \"{}\": `target` class {c} is outside the model's {num_classes} classes", a.name),
+                        format!("attack[{i}] \"{}\": `target` class {c} is outside the model's {k} classes", a.name),
                     ));
                 }
             }
+            let label = format!("attack[{i}] \"{}\"", a.name);
+            check_class_count(a, k, origin, &label, &mut warnings)?;
         }
-        Ok(())
+        if k < 5 {
+            warnings.push(format!(
+                "the model has {k} classes: each input's top-5 list holds all {k}"
+            ));
+        }
+        warnings.dedup();
+        Ok(warnings)
     }
+}
+
+/// The class-count rules of [`Plan::check_against`] for one attack entry
+/// and, recursively, the members of an ensemble or AutoAttack.
+fn check_class_count(
+    a: &mut AttackSpec,
+    k: usize,
+    origin: &str,
+    label: &str,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let composite = a.kind == "autoattack";
+    if let Some(members) = a.members.as_mut() {
+        for m in members.iter_mut() {
+            if composite && m.kind == "apgd" && m.loss.as_deref() == Some("dlr") {
+                let need = if m.target_classes.is_some() { 4 } else { 3 };
+                if k < need {
+                    m.loss = Some("ce".into());
+                    warnings.push(format!(
+                        "{}: {} uses the {}DLR loss, which needs at least {need} classes; the model has {k}, so it runs with the {}cross-entropy loss instead",
+                        a.name,
+                        m.name,
+                        if need == 4 { "targeted " } else { "" },
+                        if need == 4 { "targeted " } else { "" },
+                    ));
+                }
+            }
+            check_class_count(m, k, origin, label, warnings)?;
+        }
+        return Ok(());
+    }
+    if a.kind != "apgd" {
+        return Ok(());
+    }
+    if a.loss.as_deref() == Some("dlr") {
+        let (need, what) = match a.target_classes {
+            None => (3, "the DLR loss divides by z_π1 − z_π3, the gap to the third-largest logit"),
+            Some(_) => (4, "the targeted DLR loss divides by z_π1 − (z_π3 + z_π4)/2, which uses the fourth-largest logit"),
+        };
+        if k < need {
+            return Err(plan_err(
+                origin,
+                format!(
+                    "{label}: `loss` \"dlr\" needs at least {need} classes ({what}), but the model has {k}: use loss = \"ce\""
+                ),
+            ));
+        }
+    }
+    if let Some(t) = a.target_classes {
+        if t > k.saturating_sub(1) {
+            warnings.push(format!(
+                "{}: `target_classes` = {t}, but the model has only {} other classes: APGD-T attacks those {}",
+                a.name,
+                k - 1,
+                k - 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses one entry; an ε list expands into one entry per ε (`name@ε`).
@@ -685,8 +767,12 @@ mod tests {
             "p.toml",
         )
         .unwrap();
-        let e = p.check_against(10, "p.toml").unwrap_err().to_string();
+        let e = p
+            .clone()
+            .check_against(10, "p.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`target` class 12"), "{e}");
-        assert!(p.check_against(13, "p.toml").is_ok());
+        assert!(p.clone().check_against(13, "p.toml").is_ok());
     }
 }

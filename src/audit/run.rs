@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::checkpoint::{stop_requested, AttackPart, BatchPart, Checkpoint};
-use super::clean::{predictions_from_logits, Predictions};
+use super::clean::{argmax, predictions_from_logits, Predictions};
 use super::plan::{AttackSpec, Plan};
 use super::sink::Sink;
 use crate::attack::{perturbation_norms, AttackBatch};
@@ -220,17 +220,47 @@ fn attack_batch(
                 ..*batch
             },
         )?;
-        parts.push(AttackPart {
+        let mut part = AttackPart {
             gradient_evaluations: outcome.gradient_evaluations as u64,
             seconds: t.elapsed().as_secs_f64(),
             success: outcome.success,
             targets: outcome.targets,
             adversarial: outcome.adversarial,
             logits: outcome.logits.into_iter().flatten().collect(),
-        });
+        };
+        if spec.kind == "ensemble" {
+            // An ensemble's members are earlier entries, already run on this
+            // batch with their own random streams: an input any of them broke
+            // is broken for the ensemble too, so it never reports more
+            // robustness than its strongest member.
+            for m in spec.members.iter().flatten() {
+                if let Some(j) = specs[..k].iter().position(|s| s.name == m.name) {
+                    adopt_breaks(&mut part, &parts[j], batch);
+                }
+            }
+        }
+        parts.push(part);
         sink.on_check_done(&spec.name, len);
     }
     Ok(parts)
+}
+
+/// Takes over `member`'s points where they misclassify an input that
+/// `ensemble` left correctly classified.
+fn adopt_breaks(ensemble: &mut AttackPart, member: &AttackPart, batch: &AttackBatch) {
+    let n = batch.len();
+    let per = batch.item_len();
+    let k = member.logits.len() / n.max(1);
+    for i in 0..n {
+        let row = &member.logits[i * k..(i + 1) * k];
+        if ensemble.success[i] || argmax(row) == batch.labels[i] {
+            continue;
+        }
+        ensemble.success[i] = true;
+        ensemble.adversarial[i * per..(i + 1) * per]
+            .copy_from_slice(&member.adversarial[i * per..(i + 1) * per]);
+        ensemble.logits[i * k..(i + 1) * k].copy_from_slice(row);
+    }
 }
 
 /// Shard `k` of `n` (1-based): the attacks on every `n`-th batch starting

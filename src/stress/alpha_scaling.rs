@@ -8,7 +8,10 @@
 //! The search walks the plan's α grid and bisects inside the first bracket
 //! `(α_{k−1}, α_k]` whose right end reaches the target; where the confidence
 //! is monotone along the ray (a linear model's is), that is the smallest α to
-//! within the bisection's resolution. Scaling is in the model's units.
+//! within the bisection's resolution. The ray starts at black, the low end
+//! of the model's range: `lo + α·(x − lo)`, which is the paper's `α·x` on
+//! `[0, 1]` (and `[0, 255]`) images and the same image on a `[-1, 1]` model,
+//! where scaling about 0 would scale about mid-grey.
 
 use candle_core::{Device, Tensor};
 
@@ -43,12 +46,20 @@ pub fn uniform_inputs(ctx: &Context, name: &str, count: usize) -> Vec<f32> {
     x
 }
 
-/// Scales each input of `x` (model units, `[M, C, H, W]`) by its own factor.
-fn scaled(x: &[f32], per: usize, alphas: &[f64], clip: Option<(f32, f32)>) -> Vec<f32> {
+/// Scales each input of `x` (model units, `[M, C, H, W]`) by its own factor
+/// about `origin` (the range's low end): `origin + α·(x − origin)`.
+fn scaled(
+    x: &[f32],
+    per: usize,
+    alphas: &[f64],
+    origin: f32,
+    clip: Option<(f32, f32)>,
+) -> Vec<f32> {
+    let o = origin as f64;
     let mut out = Vec::with_capacity(x.len());
     for (item, &a) in x.chunks(per).zip(alphas) {
         out.extend(item.iter().map(|&v| {
-            let s = (a * v as f64) as f32;
+            let s = (o + a * (v as f64 - o)) as f32;
             match clip {
                 Some((lo, hi)) => s.clamp(lo, hi),
                 None => s,
@@ -87,9 +98,9 @@ pub fn scale_inputs(
         let mut cl = vec![Vec::with_capacity(spec.alphas.len()); len];
         for &a in &spec.alphas {
             let factors = vec![a; len];
-            let plain = scaled(chunk, per, &factors, None);
+            let plain = scaled(chunk, per, &factors, range.0, None);
             let conf = confidences(&plain)?;
-            let clipped = scaled(chunk, per, &factors, Some(range));
+            let clipped = scaled(chunk, per, &factors, range.0, Some(range));
             // Where nothing was clipped (α = 1 on valid inputs) the pass is the same.
             let conf_clipped = if clipped == plain {
                 conf.clone()
@@ -126,7 +137,7 @@ pub fn scale_inputs(
                 .iter()
                 .map(|&(_, lo, hi)| 0.5 * (lo + hi))
                 .collect();
-            let conf = confidences(&scaled(&items, per, &mids, None))?;
+            let conf = confidences(&scaled(&items, per, &mids, range.0, None))?;
             for ((bracket, &mid), c) in brackets.iter_mut().zip(&mids).zip(conf) {
                 if c >= spec.target_confidence {
                     bracket.2 = mid;

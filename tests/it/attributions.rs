@@ -184,7 +184,7 @@ fn occlusion_equals_captum() {
     let occ = Occlusion {
         window: (4, 4),
         stride: (2, 2),
-        baseline: 0.0,
+        baseline: xai_audit::attribution::Fill::Value(0.0),
         input_hw: (28, 28),
     };
     let m = explain(&net, &occ, &c["cnn/x"], &y);

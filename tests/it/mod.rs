@@ -3,12 +3,14 @@
 mod attacks;
 mod attributions;
 mod battery;
+mod class_counts;
 mod cli;
 mod engine;
 mod fuzz_regressions;
 mod gradients;
 mod pipelines;
 mod pytorch_parity;
+mod range_invariance;
 mod run;
 mod stress;
 mod strong;
