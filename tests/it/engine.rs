@@ -70,6 +70,11 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
 
 /// Largest per-sample relative L2 difference.
 fn worst_relative(a: &Tensor, b: &Tensor) -> f64 {
+    relative_errors(a, b).into_iter().fold(0.0, f64::max)
+}
+
+/// Per-sample relative L2 differences.
+fn relative_errors(a: &Tensor, b: &Tensor) -> Vec<f64> {
     rows(a)
         .iter()
         .zip(rows(b))
@@ -86,10 +91,15 @@ fn worst_relative(a: &Tensor, b: &Tensor) -> f64 {
                 (diff / norm).sqrt()
             }
         })
-        .fold(0.0, f64::max)
+        .collect()
 }
 
-/// Logits and every objective's values and gradients agree within `tol`.
+/// Logits and every objective's values and gradients agree within `tol`,
+/// except where f32 itself cannot: a confident input's cross-entropy seed
+/// p_y − 1 is a difference of two numbers near 1, so its relative precision
+/// is about ε_f32 / (1 − p_y), and both engines round it their own way (on
+/// an AVX-512 EPYC one shipped digit with 1 − p_y ≈ 1e-3 differed by 2.7e-4).
+/// Such a sample gets that bound instead of `tol`.
 fn assert_matches_reference(net: &Network, x: &Tensor, labels: &[u32], tol: f64) {
     let fast = FastNet::compile(net).expect("the engine compiles this network");
     let k = net.num_classes();
@@ -126,11 +136,21 @@ fn assert_matches_reference(net: &Network, x: &Tensor, labels: &[u32], tol: f64)
                 "{name}: value {a} vs {b}"
             );
         }
-        let err = worst_relative(&f.grad, &r.grad);
-        assert!(
-            err <= tol,
-            "{name}: input gradients differ by {err:.2e} relative"
-        );
+        let errors = relative_errors(&f.grad, &r.grad);
+        for (i, (err, z)) in errors.iter().zip(rows(&zr)).enumerate() {
+            let bound = if name == "cross-entropy" {
+                let top = z.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v)) as f64;
+                let sum: f64 = z.iter().map(|v| (*v as f64 - top).exp()).sum();
+                let p_label = (z[labels[i] as usize] as f64 - top).exp() / sum;
+                tol.max(8.0 * f32::EPSILON as f64 / (1.0 - p_label).max(1e-30))
+            } else {
+                tol
+            };
+            assert!(
+                *err <= bound,
+                "{name}: input gradients of sample {i} differ by {err:.2e} relative (bound {bound:.2e})"
+            );
+        }
         assert!(
             rows(&r.grad).iter().all(|g| g.iter().any(|v| *v != 0.0)),
             "{name}: a zero gradient tests nothing"
