@@ -37,7 +37,9 @@ pub struct Dataset {
     pub labels: Vec<u32>,
     /// The name of each class, indexed by label: `"0"`, `"1"`, ... for IDX
     /// files (ten names when every label is below 10, else one per label up
-    /// to the largest), the subfolder names for an image folder.
+    /// to the largest); for an image folder, the model's class names when
+    /// subfolders were matched to them ([`LoadOptions::class_names`]), else
+    /// the sorted subfolder names.
     pub class_names: Vec<String>,
     /// What the data is, for people: `IDX <images file>` or `image folder <path>`.
     pub source: String,

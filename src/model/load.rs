@@ -78,9 +78,10 @@ pub struct WeightsFile {
     pub tensors: Vec<TensorInfo>,
     /// The header's `__metadata__`.
     pub metadata: HashMap<String, String>,
-    /// Names the file holds as aliases of stored tensors: `safetensors.torch.
-    /// save_model` stores a tensor shared by several names (tied weights)
-    /// once, and maps each other name to the stored one in `__metadata__`.
+    /// Names the file holds as aliases of stored tensors:
+    /// `safetensors.torch.save_model` stores a tensor shared by several names
+    /// (tied weights) once, and maps each other name to the stored one in
+    /// `__metadata__`.
     /// Only entries whose key is no stored tensor and whose value is one
     /// count; other metadata (the spec) is not an alias.
     pub aliases: BTreeMap<String, String>,
@@ -209,8 +210,9 @@ impl WeightsFile {
         self.f32_tensors_stripped(names, None)
     }
 
-    /// [`WeightsFile::f32_tensors`], each name read as [`WeightsFile::
-    /// stored_name`] finds it; the map is keyed by the spec's names.
+    /// [`WeightsFile::f32_tensors`], each name read as
+    /// [`WeightsFile::stored_name`] finds it; the map is keyed by the spec's
+    /// names.
     pub fn f32_tensors_stripped(
         &self,
         names: &[&str],

@@ -334,8 +334,9 @@ fn tied_model(path: &Path, aliased: bool) {
     write_model(path, &tensors, &metadata);
 }
 
-/// The bug: a valid file with tied weights saved by `safetensors.torch.
-/// save_model` was refused with "tensor fc2.weight is missing".
+/// The bug: a valid file with tied weights saved by
+/// `safetensors.torch.save_model` was refused with "tensor fc2.weight is
+/// missing".
 #[test]
 fn an_aliased_weights_file_gives_the_logits_of_the_full_file() {
     let dir = tempfile::tempdir().unwrap();
