@@ -174,6 +174,7 @@ fn main() -> Result<()> {
         size: Some((28, 28)),
         resize: false,
         limit: None,
+        ..Default::default()
     };
     let train = data::load(&args.data_dir.join("train-images-idx3-ubyte.gz"), &opts)?;
     let test = data::load(&args.data_dir.join("test-images-idx3-ubyte.gz"), &opts)?;

@@ -11,20 +11,36 @@ use crate::attack::{Attack, AttackBatch, Norm};
 use crate::audit::clean::predictions_from_logits;
 use crate::data::batch::{batch_tensor, load_for_model, DataRequest};
 use crate::error::Result;
-use crate::model::{load_model, Classifier};
+use crate::model::{load_model_with, Classifier, ModelOptions};
 
-/// The model and the first `limit` inputs a benchmark runs on.
+/// The model and the `limit` inputs a benchmark runs on (an image folder's
+/// class-stratified `limit`).
 pub(crate) fn bench_inputs(
     model: &Path,
     arch: Option<&Path>,
     data: Option<&Path>,
     limit: usize,
 ) -> Result<(crate::model::LoadedModel, crate::data::Dataset)> {
-    let loaded = load_model(model, arch)?;
+    let opts = ModelOptions {
+        arch: arch.map(Path::to_path_buf),
+        strip_prefix: None,
+    };
+    bench_inputs_with(model, &opts, data, limit)
+}
+
+/// [`bench_inputs`] with every model option.
+fn bench_inputs_with(
+    model: &Path,
+    model_opts: &ModelOptions,
+    data: Option<&Path>,
+    limit: usize,
+) -> Result<(crate::model::LoadedModel, crate::data::Dataset)> {
+    let loaded = load_model_with(model, model_opts)?;
     let request = DataRequest {
         path: data,
         resize: false,
         limit: Some(limit.max(1)),
+        class_names: Some(&loaded.network.spec().classes),
     };
     let net = &loaded.network;
     let data = load_for_model(&request, net.input_shape(), net.num_classes())?;
@@ -35,14 +51,14 @@ pub(crate) fn bench_inputs(
 /// `limit` inputs in batches of `batch_size`; returns a printable summary.
 pub fn pgd_throughput(
     model: &Path,
-    arch: Option<&Path>,
+    model_opts: &ModelOptions,
     data: Option<&Path>,
     limit: usize,
     batch_size: usize,
     steps: usize,
     engine: crate::engine::Engine,
 ) -> Result<String> {
-    let (loaded, data) = bench_inputs(model, arch, data, limit)?;
+    let (loaded, data) = bench_inputs_with(model, model_opts, data, limit)?;
     let (classifier, engine_name) = crate::engine::select(&loaded.network, engine)?;
     let net = classifier.as_ref();
     let pgd = Pgd {

@@ -38,6 +38,11 @@ pub enum Command {
         /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
         #[arg(long)]
         arch: Option<PathBuf>,
+        /// Strip this prefix from the file's tensor names (e.g. `module.` from
+        /// DataParallel, `_orig_mod.` from torch.compile); overrides the
+        /// spec's `strip_prefix`.
+        #[arg(long, value_name = "PREFIX")]
+        strip_prefix: Option<String>,
     },
     /// Clean accuracy of a model on a dataset (the shipped MNIST sample by default).
     Eval {
@@ -46,14 +51,21 @@ pub enum Command {
         /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
         #[arg(long)]
         arch: Option<PathBuf>,
+        /// Strip this prefix from the file's tensor names (e.g. `module.` from
+        /// DataParallel, `_orig_mod.` from torch.compile); overrides the
+        /// spec's `strip_prefix`.
+        #[arg(long, value_name = "PREFIX")]
+        strip_prefix: Option<String>,
         /// Data: an IDX images file, a folder with an IDX pair, or an image folder
-        /// (one subfolder per class). Default: the shipped 1,000 MNIST digits.
+        /// (one subfolder per class, matched by name to the spec's `classes`).
+        /// Default: the shipped 1,000 MNIST digits.
         #[arg(long)]
         data: Option<PathBuf>,
         /// Resize images whose size differs from the model's input.
         #[arg(long)]
         resize: bool,
-        /// Use only the first N inputs.
+        /// Use only N inputs: an IDX file's first N, an image folder's
+        /// class-stratified N.
         #[arg(long)]
         limit: Option<usize>,
         /// Inputs per forward pass.
@@ -98,6 +110,11 @@ pub enum Command {
         /// Architecture spec JSON.
         #[arg(long)]
         arch: Option<PathBuf>,
+        /// Strip this prefix from the file's tensor names (e.g. `module.` from
+        /// DataParallel); overrides the spec's `strip_prefix`. Not with
+        /// --attributions (use the spec's `strip_prefix` there).
+        #[arg(long, value_name = "PREFIX", conflicts_with = "attributions")]
+        strip_prefix: Option<String>,
         /// Data (default: the shipped sample).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -150,7 +167,13 @@ pub struct RunArgs {
     /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
     #[arg(long)]
     pub arch: Option<PathBuf>,
-    /// Data: an IDX images file, a folder with an IDX pair, or an image folder.
+    /// Strip this prefix from the file's tensor names (e.g. `module.` from
+    /// DataParallel, `_orig_mod.` from torch.compile); overrides the spec's
+    /// `strip_prefix`.
+    #[arg(long, value_name = "PREFIX")]
+    pub strip_prefix: Option<String>,
+    /// Data: an IDX images file, a folder with an IDX pair, or an image folder
+    /// (one subfolder per class, matched by name to the spec's `classes`).
     /// Default: the shipped 1,000 MNIST digits (for 1×28×28 models).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -161,7 +184,8 @@ pub struct RunArgs {
     /// Default: reports/<model stem>.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Audit only the first N inputs.
+    /// Audit only N inputs: an IDX file's first N, an image folder's
+    /// class-stratified N (every class in proportion).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Seed for every random choice (overrides the plan's).

@@ -5,13 +5,21 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::model::load::{find_spec, WeightsFile};
+use crate::model::load::{find_spec, network_from_file, ModelOptions, WeightsFile};
 use crate::model::spec::fmt_shape;
-use crate::model::Network;
 
 /// The text `inspect` prints for `path`. Errors (no spec, shape mismatches)
 /// are returned for the caller to report.
 pub fn inspect(path: &Path, arch: Option<&Path>) -> Result<String> {
+    let opts = ModelOptions {
+        arch: arch.map(Path::to_path_buf),
+        strip_prefix: None,
+    };
+    inspect_with(path, &opts)
+}
+
+/// [`inspect`] with every model option (`--strip-prefix`).
+pub fn inspect_with(path: &Path, opts: &ModelOptions) -> Result<String> {
     let file = WeightsFile::read(path)?;
     let mut out = String::new();
     let total_bytes = file.bytes().len();
@@ -23,16 +31,16 @@ pub fn inspect(path: &Path, arch: Option<&Path>) -> Result<String> {
         total_bytes
     );
     out.push_str(&file.tensor_listing());
-    let (spec, source) = find_spec(&file, arch)?;
-    let params = spec.params();
-    let wanted: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
-    let tensors = file.f32_tensors(&wanted)?;
-    let (network, used) = Network::from_tensors(spec, &tensors)?;
+    let (spec, source) = find_spec(&file, opts.arch.as_deref())?;
+    let (network, unused) = network_from_file(&file, spec, opts.strip_prefix.as_deref())?;
     let spec = network.spec();
     let [c, h, w] = spec.input.shape;
     let _ = writeln!(out, "\nspec: {source}");
     if let Some(name) = &spec.name {
         let _ = writeln!(out, "name: {name}");
+    }
+    if let Some(prefix) = &spec.strip_prefix {
+        let _ = writeln!(out, "tensor names read with the prefix `{prefix}` stripped");
     }
     let _ = writeln!(
         out,
@@ -77,12 +85,6 @@ pub fn inspect(path: &Path, arch: Option<&Path>) -> Result<String> {
         );
     }
     let _ = writeln!(out, "\ntotal parameters: {}", spec.parameter_count());
-    let unused: Vec<&str> = file
-        .tensors
-        .iter()
-        .map(|t| t.name.as_str())
-        .filter(|n| !used.iter().any(|u| u == n) && !n.ends_with(".num_batches_tracked"))
-        .collect();
     if !unused.is_empty() {
         let _ = writeln!(
             out,

@@ -37,13 +37,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Inspect { model, arch } => {
-            let text = xai_audit::inspect::inspect(&model, arch.as_deref())?;
+        Command::Inspect {
+            model,
+            arch,
+            strip_prefix,
+        } => {
+            let opts = xai_audit::model::ModelOptions { arch, strip_prefix };
+            let text = xai_audit::inspect::inspect_with(&model, &opts)?;
             print_stdout(&text)?;
         }
         Command::Eval {
             model,
             arch,
+            strip_prefix,
             data,
             resize,
             limit,
@@ -52,7 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let text = eval(
                 &model,
-                arch.as_deref(),
+                &xai_audit::model::ModelOptions { arch, strip_prefix },
                 data.as_deref(),
                 resize,
                 limit,
@@ -95,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             model,
             arch,
+            strip_prefix,
             data,
             limit,
             batch_size,
@@ -115,7 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let text = xai_audit::bench::pgd_throughput(
                 &model,
-                arch.as_deref(),
+                &xai_audit::model::ModelOptions { arch, strip_prefix },
                 data.as_deref(),
                 limit,
                 batch_size,
@@ -130,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn eval(
     model: &std::path::Path,
-    arch: Option<&std::path::Path>,
+    model_opts: &xai_audit::model::ModelOptions,
     data: Option<&std::path::Path>,
     resize: bool,
     limit: Option<usize>,
@@ -138,7 +145,7 @@ fn eval(
     engine: xai_audit::engine::Engine,
 ) -> anyhow::Result<String> {
     use xai_audit::audit::clean;
-    let loaded = xai_audit::model::load_model(model, arch)?;
+    let loaded = xai_audit::model::load_model_with(model, model_opts)?;
     warn_unused(&loaded);
     let (classifier, _) = xai_audit::engine::select(&loaded.network, engine)?;
     let net = classifier.as_ref();
@@ -146,17 +153,25 @@ fn eval(
         path: data,
         resize,
         limit,
+        class_names: Some(&loaded.network.spec().classes),
     };
-    let dataset =
-        xai_audit::data::batch::load_for_model(&request, net.input_shape(), net.num_classes())?;
+    let (dataset, notes) = xai_audit::data::batch::load_for_model_with_notes(
+        &request,
+        net.input_shape(),
+        net.num_classes(),
+    )?;
+    for w in &notes.warnings {
+        eprintln!("warning: {w}");
+    }
     let predictions = clean::predict(net, &dataset, batch_size)?;
     let accuracy = clean::accuracy(&predictions.predicted, &dataset.labels);
     let names = loaded.network.spec().class_names();
     let mut out = format!(
-        "model {}\ndata  {} ({} inputs)\nclean accuracy {:.2}%\n\n  class        correct / total   accuracy\n",
+        "model {}\ndata  {} ({} inputs: {})\nclean accuracy {:.2}%\n\n  class        correct / total   accuracy\n",
         model.display(),
         dataset.source,
         dataset.len(),
+        notes.subset,
         100.0 * accuracy
     );
     for (c, (correct, total)) in
@@ -216,6 +231,7 @@ fn run_audit_command(
     let cli::RunArgs {
         model,
         arch,
+        strip_prefix,
         data,
         plan,
         out,
@@ -254,6 +270,7 @@ fn run_audit_command(
     let opts = job::JobOptions {
         model,
         arch,
+        strip_prefix,
         data,
         plan,
         out,

@@ -10,9 +10,9 @@ use super::checkpoint::{
 use super::plan::Plan;
 use super::run::{run_audit_checkpointed, run_shard};
 use super::sink::Sink;
-use crate::data::batch::{load_for_model, DataRequest};
+use crate::data::batch::{load_for_model_with_notes, DataRequest};
 use crate::error::{Error, Result};
-use crate::model::load_model;
+use crate::model::{load_model_with, ModelOptions};
 use crate::report::build::{build_report, sidecar_tensors, ReportInputs};
 use crate::report::io::write_report;
 use crate::report::tensors::{sidecar_path, write_tensors};
@@ -25,13 +25,16 @@ pub struct JobOptions {
     pub model: PathBuf,
     /// An explicit architecture spec.
     pub arch: Option<PathBuf>,
+    /// A prefix to strip from the file's tensor names (overrides the spec's).
+    pub strip_prefix: Option<String>,
     /// The data (default: the shipped sample).
     pub data: Option<PathBuf>,
     /// The plan file (default: `attacks/default.toml`, built in).
     pub plan: Option<PathBuf>,
     /// The report path (default: `reports/<model stem>.json`).
     pub out: Option<PathBuf>,
-    /// Audit only the first N inputs.
+    /// Audit only N inputs (an IDX file's first N, an image folder's
+    /// class-stratified N).
     pub limit: Option<usize>,
     /// Override the plan's seed.
     pub seed: Option<u64>,
@@ -112,7 +115,11 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         }
         plan.batch_size = b;
     }
-    let model = load_model(&opts.model, opts.arch.as_deref())?;
+    let model_opts = ModelOptions {
+        arch: opts.arch.clone(),
+        strip_prefix: opts.strip_prefix.clone(),
+    };
+    let model = load_model_with(&opts.model, &model_opts)?;
     let mut gates = super::gates::plan_gates(&plan, &plan_origin)?;
     for g in &opts.gates {
         gates.push(super::gates::Gate::parse(g)?);
@@ -126,8 +133,10 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         path: opts.data.as_deref(),
         resize: opts.resize,
         limit: opts.limit,
+        class_names: Some(&model.network.spec().classes),
     };
-    let data = load_for_model(&request, net.input_shape(), net.num_classes())?;
+    let (data, data_notes) =
+        load_for_model_with_notes(&request, net.input_shape(), net.num_classes())?;
 
     // Check the output location before hours of work, not after.
     let report_path = opts
@@ -225,6 +234,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         model_path: &opts.model.display().to_string(),
         model: &model,
         data: &data,
+        data_notes: &data_notes,
         plan: &plan,
         results: &results,
         started_at,

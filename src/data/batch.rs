@@ -6,7 +6,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
-use super::{load, shipped_sample, Dataset, LoadOptions};
+use super::{load_with_notes, shipped_sample_with_notes, DataNotes, Dataset, LoadOptions};
 use crate::error::{Error, Result};
 
 /// How to pick and fit the data for a model.
@@ -16,37 +16,55 @@ pub struct DataRequest<'a> {
     pub path: Option<&'a Path>,
     /// Resize images whose size differs from the model's.
     pub resize: bool,
-    /// Take only the first N items.
+    /// Take only N items (an IDX file's first N; an image folder's
+    /// class-stratified N: see [`LoadOptions::limit`]).
     pub limit: Option<usize>,
+    /// The class names the model's spec gives, in output order (its
+    /// `classes`; `None` or empty when it names none): image-folder classes
+    /// are matched to them by name.
+    pub class_names: Option<&'a [String]>,
 }
 
 /// Loads the data for a model taking `[C, H, W]` inputs with `num_classes`
-/// outputs. Labels outside the model's classes are an error naming the item.
+/// outputs. Labels outside the model's classes are an error naming the item
+/// and its class.
 pub fn load_for_model(
     req: &DataRequest,
     input_shape: [usize; 3],
     num_classes: usize,
 ) -> Result<Dataset> {
+    load_for_model_with_notes(req, input_shape, num_classes).map(|(data, _)| data)
+}
+
+/// [`load_for_model`], and what loading learnt about the data (how the items
+/// were drawn, warnings) for the report.
+pub fn load_for_model_with_notes(
+    req: &DataRequest,
+    input_shape: [usize; 3],
+    num_classes: usize,
+) -> Result<(Dataset, DataNotes)> {
     let [c, h, w] = input_shape;
     let opts = LoadOptions {
         channels: c,
         size: Some((h, w)),
         resize: req.resize,
         limit: req.limit,
+        class_names: req.class_names.map(<[String]>::to_vec),
+        num_classes: Some(num_classes),
     };
-    let data = match req.path {
-        Some(path) => load(path, &opts)?,
+    let (data, notes) = match req.path {
+        Some(path) => load_with_notes(path, &opts)?,
         None => {
             if input_shape != [1, 28, 28] {
                 return Err(Error::Invalid(format!(
                     "the model takes {c}×{h}×{w} inputs but the shipped sample holds 1×28×28 MNIST digits: pass --data PATH (an IDX file or an image folder)"
                 )));
             }
-            shipped_sample(&opts)?
+            shipped_sample_with_notes(&opts)?
         }
     };
     data.labels_in_range(num_classes)?;
-    Ok(data)
+    Ok((data, notes))
 }
 
 /// Items `start..start + len` as a `[len, C, H, W]` tensor, pixels mapped

@@ -1,7 +1,9 @@
 //! Image folders laid out as torchvision's `ImageFolder`: one subfolder per
 //! class, classes and files in the order torchvision gives them, images
 //! (PNG, JPEG, BMP) decoded with the `image` crate and converted to the
-//! model's channel count and size.
+//! model's channel count and size. This file also owns how subfolders become
+//! labels: matched by name to the model's class names when its spec has
+//! them, else numbered in sorted order as torchvision numbers them.
 //!
 //! Order follows torchvision: classes are the subfolders sorted by name
 //! (byte-wise, as Python sorts `str`); within a class, files are found
@@ -15,7 +17,8 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, GenericImageView};
 use sha2::{Digest, Sha256};
 
-use super::{fit_size, hex, resize_plane, Dataset, LoadOptions};
+use super::subset::{describe_stratified, stratified_order};
+use super::{fit_size, hex, resize_plane, DataNotes, Dataset, LoadOptions};
 use crate::error::{Error, Result};
 
 /// The extensions read (lowercase, compared case-insensitively).
@@ -32,7 +35,7 @@ fn has_ext(name: &str, exts: &[&str]) -> bool {
 }
 
 /// Loads the image folder `root` as a dataset fitted to `opts`.
-pub(crate) fn load_folder(root: &Path, opts: &LoadOptions) -> Result<Dataset> {
+pub(crate) fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, DataNotes)> {
     let source = format!("image folder {}", root.display());
     let mut classes: Vec<(Vec<u8>, String, PathBuf)> = Vec::new();
     for entry in fs::read_dir(root).map_err(|e| Error::io(root, e))? {
@@ -56,17 +59,17 @@ pub(crate) fn load_folder(root: &Path, opts: &LoadOptions) -> Result<Dataset> {
         ));
     }
     classes.sort_by(|a, b| a.0.cmp(&b.0));
+    let folder_names: Vec<&str> = classes.iter().map(|(_, name, _)| name.as_str()).collect();
+    let labeling = label_folders(&source, &folder_names, opts)?;
 
-    let mut items: Vec<(PathBuf, u32)> = Vec::new();
+    let mut files_per_class: Vec<Vec<PathBuf>> = Vec::with_capacity(classes.len());
     let mut empty = Vec::new();
-    for (label, (_, _, dir)) in classes.iter().enumerate() {
+    for (_, _, dir) in &classes {
         let files = class_files(dir, &source)?;
         if files.is_empty() {
             empty.push(dir.display().to_string());
         }
-        let label = u32::try_from(label)
-            .map_err(|_| Error::data(&source, "more than 2^32 class folders"))?;
-        items.extend(files.into_iter().map(|f| (f, label)));
+        files_per_class.push(files);
     }
     if !empty.is_empty() {
         return Err(Error::data(
@@ -78,9 +81,23 @@ pub(crate) fn load_folder(root: &Path, opts: &LoadOptions) -> Result<Dataset> {
             ),
         ));
     }
-    if let Some(limit) = opts.limit {
-        items.truncate(limit);
-    }
+    // Without a limit, every file in torchvision's order; with one, the first
+    // N of the class-interleaved order, so that every class is represented.
+    // Only the files chosen here are read.
+    let sizes: Vec<usize> = files_per_class.iter().map(Vec::len).collect();
+    let total: usize = sizes.iter().sum();
+    let items: Vec<(PathBuf, u32)> = match opts.limit {
+        Some(limit) if limit < total => stratified_order(&sizes, limit)
+            .into_iter()
+            .map(|(c, i)| (files_per_class[c][i].clone(), labeling.labels[c]))
+            .collect(),
+        _ => files_per_class
+            .iter()
+            .zip(&labeling.labels)
+            .flat_map(|(files, &label)| files.iter().map(move |f| (f.clone(), label)))
+            .collect(),
+    };
+    let subset = describe_stratified(items.len(), total);
 
     let c = opts.channels;
     let mut hasher = Sha256::new();
@@ -114,14 +131,140 @@ pub(crate) fn load_folder(root: &Path, opts: &LoadOptions) -> Result<Dataset> {
         labels.push(*label);
     }
     let (h, w) = target.map_or((0, 0), |(s, _)| s);
-    Ok(Dataset {
+    let data = Dataset {
         pixels,
         shape: [labels.len(), c, h, w],
         labels,
-        class_names: classes.into_iter().map(|(_, name, _)| name).collect(),
+        class_names: labeling.class_names,
         source,
         sha256: hex(&hasher.finalize()),
+    };
+    let notes = DataNotes {
+        subset,
+        warnings: labeling.warnings,
+    };
+    Ok((data, notes))
+}
+
+/// How an image folder's class subfolders become labels.
+struct Labeling {
+    /// The label of each subfolder, in sorted folder order.
+    labels: Vec<u32>,
+    /// The name of each label (the dataset's `class_names`).
+    class_names: Vec<String>,
+    /// A note for the report when the labels may not be the model's.
+    warnings: Vec<String>,
+}
+
+/// Labels the sorted subfolders `folders` of `source`: by name against the
+/// model's class names when `opts` has them, else by sorted position as
+/// torchvision numbers them (with a warning unless every folder is named by
+/// the number it gets). Errors name the folder and list the model's classes.
+fn label_folders(source: &str, folders: &[&str], opts: &LoadOptions) -> Result<Labeling> {
+    let names = opts.class_names.as_deref().filter(|n| !n.is_empty());
+    let Some(names) = names else {
+        if let Some(k) = opts.num_classes {
+            if folders.len() > k {
+                return Err(Error::data(
+                    source,
+                    format!(
+                        "{} class folders but the model has {k} classes: folders are numbered in \
+                         sorted order, so {} would get labels the model lacks (name the \
+                         model's classes under `classes` in its spec to match folders by name)",
+                        folders.len(),
+                        quoted(&folders[k..])
+                    ),
+                ));
+            }
+        }
+        let labels = (0..folders.len())
+            .map(|l| {
+                u32::try_from(l).map_err(|_| Error::data(source, "more than 2^32 class folders"))
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        let mut warnings = Vec::new();
+        if !named_by_their_labels(folders) {
+            let shown: Vec<String> = folders
+                .iter()
+                .take(5)
+                .enumerate()
+                .map(|(l, f)| format!("{f} → {l}"))
+                .collect();
+            let more = if folders.len() > 5 { ", …" } else { "" };
+            warnings.push(format!(
+                "the model's spec names no classes, so the {} class folders of {source} are \
+                 numbered in sorted order ({}{more}); if the model's outputs are in another \
+                 order, its accuracy here is wrong: list its class names in output order under \
+                 `classes` in the spec",
+                folders.len(),
+                shown.join(", ")
+            ));
+        }
+        return Ok(Labeling {
+            labels,
+            class_names: folders.iter().map(|f| f.to_string()).collect(),
+            warnings,
+        });
+    };
+    let mut labels = Vec::with_capacity(folders.len());
+    let mut unknown = Vec::new();
+    for folder in folders {
+        let outputs: Vec<usize> = (0..names.len()).filter(|&i| names[i] == *folder).collect();
+        match outputs[..] {
+            [] => unknown.push(*folder),
+            [label] => labels.push(
+                u32::try_from(label).map_err(|_| Error::data(source, "more than 2^32 classes"))?,
+            ),
+            _ => {
+                return Err(Error::data(
+                    source,
+                    format!(
+                        "class folder `{folder}` matches {} of the model's classes (outputs {:?}): \
+                         class names in the spec must be unique to match folders by name",
+                        outputs.len(),
+                        outputs
+                    ),
+                ))
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        let listed: Vec<&str> = names.iter().take(50).map(String::as_str).collect();
+        let more = if names.len() > 50 { ", …" } else { "" };
+        return Err(Error::data(
+            source,
+            format!(
+                "class folder(s) {} are not classes of the model, whose {} classes are: {}{more}",
+                quoted(&unknown),
+                names.len(),
+                listed.join(", ")
+            ),
+        ));
+    }
+    Ok(Labeling {
+        labels,
+        class_names: names.to_vec(),
+        warnings: Vec::new(),
     })
+}
+
+/// Whether every folder is named by the label its sorted position gives it
+/// (`0`, `1`, … `9`, written as Rust and Python write integers): then sorted
+/// numbering cannot be mistaken for anything else.
+fn named_by_their_labels(folders: &[&str]) -> bool {
+    folders
+        .iter()
+        .enumerate()
+        .all(|(label, name)| *name == label.to_string())
+}
+
+/// `` `a`, `b` `` for error messages.
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The image files of one class folder, in torchvision's order.
@@ -271,7 +414,7 @@ fn fill<T: Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::load;
+    use crate::data::{load, load_with_notes};
     use image::{ImageBuffer, Luma, Rgb, Rgba};
 
     fn grey(dir: &Path, rel: &str, w: u32, h: u32, v: u8) {
@@ -323,6 +466,8 @@ mod tests {
         assert_eq!(d.source, format!("image folder {}", root.display()));
         assert_eq!(d.sha256.len(), 64);
 
+        // A limit takes the class-interleaved order: class `a` holds 3 of the
+        // 5 files, so it goes first and twice, its files in sorted order.
         let d2 = load(
             root,
             &LoadOptions {
@@ -331,7 +476,11 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(d2.labels, vec![0, 1]);
+        assert_eq!(d2.labels, vec![1, 1]);
+        let firsts: Vec<u8> = (0..d2.len())
+            .map(|i| (d2.item(i)[0] * 255.0).round() as u8)
+            .collect();
+        assert_eq!(firsts, vec![10, 20]);
         assert_eq!(d2.class_names.len(), 3);
         assert_ne!(d2.sha256, d.sha256);
         assert_eq!(load(root, &opts(1)).unwrap().sha256, d.sha256);
@@ -402,6 +551,127 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn a_stratified_limit_reads_only_the_files_it_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        grey(dir.path(), "a/0.png", 2, 2, 1);
+        grey(dir.path(), "a/1.png", 2, 2, 2);
+        grey(dir.path(), "b/0.png", 2, 2, 3);
+        // Last in b's order, so last of the interleaved order a0 b0 a1 b1.
+        fs::write(dir.path().join("b/1.png"), b"\x89PNG\r\n\x1a\ngarbage").unwrap();
+        let e = err_text(load(dir.path(), &opts(1)));
+        assert!(e.contains("1.png") && e.contains("cannot decode"), "{e}");
+        let (d, notes) = load_with_notes(
+            dir.path(),
+            &LoadOptions {
+                limit: Some(3),
+                ..opts(1)
+            },
+        )
+        .unwrap();
+        assert_eq!(d.labels, vec![0, 1, 0]);
+        assert_eq!(notes.subset, "class-stratified 3 of 4");
+    }
+
+    /// Three 1×1 images per class folder in `names`, each pixel its class
+    /// folder's position in `names` times 10.
+    fn classes_folder(names: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, name) in names.iter().enumerate() {
+            for j in 0..3 {
+                grey(dir.path(), &format!("{name}/{j}.png"), 1, 1, 10 * i as u8);
+            }
+        }
+        dir
+    }
+
+    fn named(names: &[&str]) -> LoadOptions {
+        LoadOptions {
+            class_names: Some(names.iter().map(|n| n.to_string()).collect()),
+            num_classes: Some(names.len()),
+            ..opts(1)
+        }
+    }
+
+    /// The bug this pins: a folder holding some of the model's classes was
+    /// numbered from 0, so its dogs were labelled with the model's `cat`.
+    #[test]
+    fn folders_holding_a_subset_of_the_classes_are_matched_by_name() {
+        let dir = classes_folder(&["dog", "frog"]);
+        let (d, notes) = load_with_notes(dir.path(), &named(&["cat", "dog", "frog"])).unwrap();
+        assert_eq!(d.labels, vec![1, 1, 1, 2, 2, 2]);
+        assert_eq!(d.class_names, vec!["cat", "dog", "frog"]);
+        assert!(notes.warnings.is_empty(), "{:?}", notes.warnings);
+    }
+
+    /// The bug this pins: classes listed in the model's output order were
+    /// ignored, and folders numbered in sorted order instead.
+    #[test]
+    fn folders_are_labelled_in_the_models_output_order() {
+        let dir = classes_folder(&["cat", "dog", "frog"]);
+        let d = load(dir.path(), &named(&["frog", "dog", "cat"])).unwrap();
+        assert_eq!(d.labels, vec![2, 2, 2, 1, 1, 1, 0, 0, 0]);
+        // The pixels say which folder each item came from: cat 0, frog 20.
+        assert_eq!(d.item(0), &[0.0]);
+        assert_eq!(d.item(6), &[20.0 / 255.0]);
+    }
+
+    #[test]
+    fn a_folder_the_model_lacks_is_an_error_listing_the_models_classes() {
+        let dir = classes_folder(&["cat", "dog", "horse", "zebra"]);
+        let e = err_text(load(dir.path(), &named(&["cat", "dog", "frog"])));
+        assert!(e.contains("`horse`, `zebra`"), "{e}");
+        assert!(e.contains("3 classes are: cat, dog, frog"), "{e}");
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
+
+        let e = err_text(load(dir.path(), &named(&["cat", "dog", "horse", "cat"])));
+        assert!(e.contains("`cat`") && e.contains("unique"), "{e}");
+    }
+
+    #[test]
+    fn without_names_folders_beyond_the_models_outputs_are_an_error() {
+        let dir = classes_folder(&["a", "b", "c", "d"]);
+        let e = err_text(load(
+            dir.path(),
+            &LoadOptions {
+                num_classes: Some(3),
+                // Not even the files of the first classes are read.
+                limit: Some(1),
+                ..opts(1)
+            },
+        ));
+        assert!(e.contains("4 class folders") && e.contains("`d`"), "{e}");
+    }
+
+    #[test]
+    fn without_names_sorted_numbering_warns_unless_folders_are_named_by_their_labels() {
+        let warned = |names: &[&str]| {
+            let dir = classes_folder(names);
+            let (d, notes) = load_with_notes(dir.path(), &opts(1)).unwrap();
+            assert_eq!(d.class_names, names.to_vec());
+            !notes.warnings.is_empty()
+        };
+        assert!(!warned(&["0", "1", "2"]));
+        assert!(!warned(&["0"]));
+        // Names, a subset of indices, indices not in canonical form.
+        assert!(warned(&["cat", "dog"]));
+        assert!(warned(&["3", "7"]));
+        assert!(warned(&["00", "01"]));
+        // "10" sorts before "2", so it gets label 2.
+        let eleven: Vec<String> = (0..11).map(|i| i.to_string()).collect();
+        let eleven: Vec<&str> = eleven.iter().map(String::as_str).collect();
+        let mut sorted = eleven.clone();
+        sorted.sort();
+        assert!(warned(&sorted));
+        let dir = classes_folder(&["cat", "dog"]);
+        let (_, notes) = load_with_notes(dir.path(), &opts(1)).unwrap();
+        let w = &notes.warnings[0];
+        assert!(
+            w.contains("cat → 0, dog → 1") && w.contains("`classes`"),
+            "{w}"
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use sha2::{Digest, Sha256};
 
-use super::{fit_size, hex, resize_plane, Dataset, LoadOptions};
+use super::subset::describe_file_order;
+use super::{fit_size, hex, resize_plane, DataNotes, Dataset, LoadOptions};
 use crate::error::{Error, Result};
 
 /// Magic number of an IDX images file (unsigned bytes, 3 dimensions): 2051.
@@ -328,7 +329,11 @@ pub(crate) fn labels_path_for(images: &Path) -> Result<PathBuf> {
 }
 
 /// Loads the IDX pair `images` + `labels` as a dataset fitted to `opts`.
-pub(crate) fn load_idx(images: &Path, labels: &Path, opts: &LoadOptions) -> Result<Dataset> {
+pub(crate) fn load_idx(
+    images: &Path,
+    labels: &Path,
+    opts: &LoadOptions,
+) -> Result<(Dataset, DataNotes)> {
     let image_bytes = fs::read(images).map_err(|e| Error::io(images, e))?;
     let label_bytes = fs::read(labels).map_err(|e| Error::io(labels, e))?;
     idx_from_bytes(images, image_bytes, labels, label_bytes, opts)
@@ -342,7 +347,7 @@ pub(crate) fn idx_from_bytes(
     labels: &Path,
     label_bytes: Vec<u8>,
     opts: &LoadOptions,
-) -> Result<Dataset> {
+) -> Result<(Dataset, DataNotes)> {
     let source = format!("IDX {}", images.display());
     let mut hasher = Sha256::new();
     hasher.update(&image_bytes);
@@ -377,14 +382,19 @@ pub(crate) fn idx_from_bytes(
     }
     let max = labs.iter().copied().max().unwrap_or(0) as usize;
     let classes = if max < 10 { 10 } else { max + 1 };
-    Ok(Dataset {
+    let data = Dataset {
         pixels,
         shape: [n, c, oh, ow],
         labels: labs[..n].iter().map(|&l| u32::from(l)).collect(),
         class_names: (0..classes).map(|i| i.to_string()).collect(),
         source,
         sha256: hex(&hasher.finalize()),
-    })
+    };
+    let notes = DataNotes {
+        subset: describe_file_order(n, imgs.n),
+        warnings: Vec::new(),
+    };
+    Ok((data, notes))
 }
 
 #[cfg(test)]
@@ -609,6 +619,14 @@ mod tests {
         assert_eq!(item[0], 10.0 / 255.0);
         // labels reach 11 in the file: one class name per label
         assert_eq!(d.class_names.len(), 12);
+        // A limit keeps the file order, and says so.
+        let notes = |limit| {
+            let opts = LoadOptions { limit, ..opts() };
+            crate::data::load_with_notes(&images, &opts).unwrap().1
+        };
+        assert_eq!(notes(Some(2)).subset, "first 2 of 12 in file order");
+        assert_eq!(notes(Some(50)).subset, "all 12 in file order");
+        assert_eq!(notes(None).subset, "all 12 in file order");
 
         let e = err_text(load(
             &images,

@@ -4,7 +4,9 @@
 //! and size, with a SHA-256 that pins the files read.
 //!
 //! [`load`] decides the format from the path; [`idx`] reads and writes IDX
-//! files; the image-folder reader is private to this module.
+//! files; [`subset`] decides which items a limit takes; the image-folder
+//! reader (which matches subfolders to the model's class names) is private
+//! to this module.
 
 use std::fmt;
 use std::fs;
@@ -18,6 +20,7 @@ use crate::error::{Error, Result};
 pub mod batch;
 mod folder;
 pub mod idx;
+pub mod subset;
 
 pub use idx::{read_idx_images, read_idx_labels, write_idx_images, write_idx_labels, IdxImages};
 
@@ -34,13 +37,29 @@ pub struct Dataset {
     pub labels: Vec<u32>,
     /// The name of each class, indexed by label: `"0"`, `"1"`, ... for IDX
     /// files (ten names when every label is below 10, else one per label up
-    /// to the largest), the subfolder names for an image folder.
+    /// to the largest); for an image folder, the model's class names when
+    /// subfolders were matched to them ([`LoadOptions::class_names`]), else
+    /// the sorted subfolder names.
     pub class_names: Vec<String>,
     /// What the data is, for people: `IDX <images file>` or `image folder <path>`.
     pub source: String,
     /// Lowercase hex SHA-256 over the raw bytes of the files read, in the
     /// order they were read, so that a report can pin the data.
     pub sha256: String,
+}
+
+/// What loading learnt about a dataset beyond its items: what a report says
+/// about how they were drawn, and what may make its numbers wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DataNotes {
+    /// How the items were drawn from the source: `all M in file order` or
+    /// `first N of M in file order` (IDX), `all M` or `class-stratified N of
+    /// M` (image folder).
+    pub subset: String,
+    /// Problems that do not stop the audit (an image folder numbered by
+    /// sorted name for a model whose classes have no names), one sentence
+    /// each.
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Debug for Dataset {
@@ -95,8 +114,8 @@ impl Dataset {
     }
 
     /// Checks that every label is below `classes` (the model's number of
-    /// outputs); the error names the data source, the first offending item
-    /// and its label.
+    /// outputs); the error names the data source, the first offending item,
+    /// its class name (an image folder's subfolder) and its label.
     pub fn labels_in_range(&self, classes: usize) -> Result<()> {
         match self
             .labels
@@ -105,14 +124,20 @@ impl Dataset {
             .find(|(_, &l)| l as usize >= classes)
         {
             None => Ok(()),
-            Some((i, &l)) => Err(Error::data(
-                &self.source,
-                format!(
-                    "item {i} has label {l}, but the model has {classes} classes \
-                     (labels 0..={})",
-                    classes.saturating_sub(1)
-                ),
-            )),
+            Some((i, &l)) => {
+                let class = match self.class_names.get(l as usize) {
+                    Some(name) => format!(" (class `{name}`)"),
+                    None => String::new(),
+                };
+                Err(Error::data(
+                    &self.source,
+                    format!(
+                        "item {i} has label {l}{class}, but the model has {classes} classes \
+                         (labels 0..={})",
+                        classes.saturating_sub(1)
+                    ),
+                ))
+            }
         }
     }
 }
@@ -132,9 +157,20 @@ pub struct LoadOptions {
     /// that names the file and both sizes, `true` resizes it bilinearly
     /// (`image`'s `Triangle` filter).
     pub resize: bool,
-    /// Load only the first `n` items, in the fixed order (IDX: file order;
-    /// image folder: class order, then file order).
+    /// Load only `n` items: an IDX file's first `n`, in file order (MNIST's
+    /// test split is already shuffled); for an image folder, the first `n`
+    /// of a fixed class-interleaved order that keeps every class in
+    /// proportion (see [`subset::stratified_order`]). Files not taken are not read.
     pub limit: Option<usize>,
+    /// The model's class names in output order, when its spec names them:
+    /// an image folder's subfolders are then matched to them by name (a
+    /// subfolder the model lacks is an error; classes without a subfolder
+    /// are fine). `None` (or empty): subfolders are numbered in sorted
+    /// order, as torchvision's `ImageFolder` numbers them.
+    pub class_names: Option<Vec<String>>,
+    /// The model's number of outputs: an image folder with more class
+    /// subfolders than this is an error before any image is read.
+    pub num_classes: Option<usize>,
 }
 
 impl Default for LoadOptions {
@@ -145,6 +181,8 @@ impl Default for LoadOptions {
             size: None,
             resize: false,
             limit: None,
+            class_names: None,
+            num_classes: None,
         }
     }
 }
@@ -177,6 +215,11 @@ pub const SAMPLE_DIR: &str = "assets/mnist-sample";
 /// The shipped sample: the first 1,000 digits of the MNIST test split used
 /// here (see `assets/README.md`), embedded in the binary.
 pub fn shipped_sample(opts: &LoadOptions) -> Result<Dataset> {
+    shipped_sample_with_notes(opts).map(|(data, _)| data)
+}
+
+/// [`shipped_sample`] and what loading learnt about it.
+pub fn shipped_sample_with_notes(opts: &LoadOptions) -> Result<(Dataset, DataNotes)> {
     opts.validate()?;
     const IMAGES: &[u8] = include_bytes!("../../assets/mnist-sample/sample-images-idx3-ubyte.gz");
     const LABELS: &[u8] = include_bytes!("../../assets/mnist-sample/sample-labels-idx1-ubyte.gz");
@@ -201,6 +244,12 @@ pub fn shipped_sample(opts: &LoadOptions) -> Result<Dataset> {
 /// The pixels are converted to `opts.channels` and checked against (or
 /// resized to) `opts.size`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    load_with_notes(path, opts).map(|(data, _)| data)
+}
+
+/// [`load`], and what loading learnt about the data: how the items were
+/// drawn (for the report) and warnings.
+pub fn load_with_notes(path: &Path, opts: &LoadOptions) -> Result<(Dataset, DataNotes)> {
     opts.validate()?;
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
@@ -295,7 +344,7 @@ mod tests {
         assert!(d.labels_in_range(5).is_ok());
         let e = d.labels_in_range(3).unwrap_err().to_string();
         assert!(e.contains("IDX tiny"), "{e}");
-        assert!(e.contains("item 1 has label 4"), "{e}");
+        assert!(e.contains("item 1 has label 4 (class `4`)"), "{e}");
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! the file), the architecture spec (`--arch`, then the file's metadata, then a
 //! `<stem>.arch.json` sidecar), f16/bf16 weights converted to f32, non-finite
 //! weights refused, and tensors no layer uses reported as warnings.
+//!
+//! This file also owns how the spec's tensor names find the stored ones:
+//! through the aliases `safetensors.torch.save_model` writes for tied
+//! weights, and past a prefix such as DataParallel's `module.` when asked
+//! to strip it (a missing tensor found under a prefix gets that hint).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -46,6 +51,25 @@ impl std::fmt::Display for SpecSource {
     }
 }
 
+/// How to read a model file beyond its path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// An explicit architecture spec (`--arch`).
+    pub arch: Option<PathBuf>,
+    /// A prefix to strip from the stored tensor names (`--strip-prefix`),
+    /// overriding the spec's `strip_prefix`.
+    pub strip_prefix: Option<String>,
+}
+
+/// Prefixes PyTorch wrappers put before every `state_dict` name; a missing
+/// tensor found under one of them gets a hint (other prefixes are found too,
+/// these are only named in it).
+const KNOWN_PREFIXES: [(&str, &str); 3] = [
+    ("module.", "nn.DataParallel or DistributedDataParallel"),
+    ("_orig_mod.", "torch.compile"),
+    ("model.", "a wrapper module"),
+];
+
 /// A safetensors file, parsed and validated, tensors not yet converted.
 pub struct WeightsFile {
     path: PathBuf,
@@ -54,6 +78,13 @@ pub struct WeightsFile {
     pub tensors: Vec<TensorInfo>,
     /// The header's `__metadata__`.
     pub metadata: HashMap<String, String>,
+    /// Names the file holds as aliases of stored tensors:
+    /// `safetensors.torch.save_model` stores a tensor shared by several names
+    /// (tied weights) once, and maps each other name to the stored one in
+    /// `__metadata__`.
+    /// Only entries whose key is no stored tensor and whose value is one
+    /// count; other metadata (the spec) is not an alias.
+    pub aliases: BTreeMap<String, String>,
 }
 
 impl WeightsFile {
@@ -88,12 +119,78 @@ impl WeightsFile {
             .collect();
         infos.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
         let metadata = meta.metadata().clone().unwrap_or_default();
+        let tensors: Vec<TensorInfo> = infos.into_iter().map(|(_, t)| t).collect();
+        let stored: HashSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+        let aliases = metadata
+            .iter()
+            .filter(|(alias, target)| {
+                !stored.contains(alias.as_str()) && stored.contains(target.as_str())
+            })
+            .map(|(alias, target)| (alias.clone(), target.clone()))
+            .collect();
         Ok(WeightsFile {
             path: path.to_path_buf(),
             bytes,
-            tensors: infos.into_iter().map(|(_, t)| t).collect(),
+            tensors,
             metadata,
+            aliases,
         })
+    }
+
+    /// The stored tensor that the spec's tensor `name` reads: `name` itself
+    /// or its alias target, looked up with `strip_prefix` put back first
+    /// (`module.` + `name`), then as it is. `None` when the file has neither;
+    /// an error when both exist, since stripping the prefix would make two
+    /// tensors one.
+    pub fn stored_name(&self, name: &str, strip_prefix: Option<&str>) -> Result<Option<&str>> {
+        let direct = self.lookup(name);
+        let Some(prefix) = strip_prefix.filter(|p| !p.is_empty()) else {
+            return Ok(direct);
+        };
+        let prefixed_name = format!("{prefix}{name}");
+        match (self.lookup(&prefixed_name), direct) {
+            (Some(_), Some(_)) => Err(Error::format(
+                &self.path,
+                format!(
+                    "holds both `{prefixed_name}` and `{name}`: with the prefix `{prefix}` \
+                     stripped they would both be `{name}`"
+                ),
+            )),
+            (prefixed, direct) => Ok(prefixed.or(direct)),
+        }
+    }
+
+    /// The stored tensor named `name`, directly or through an alias.
+    fn lookup(&self, name: &str) -> Option<&str> {
+        if let Some(t) = self.tensors.iter().find(|t| t.name == name) {
+            return Some(t.name.as_str());
+        }
+        self.aliases.get(name).map(String::as_str)
+    }
+
+    /// Why the spec's tensor `name` may be missing: the stored names (or
+    /// aliases) that end in `.name`, with the prefix to strip. Empty when
+    /// there is no such name.
+    pub fn missing_hint(&self, name: &str) -> String {
+        let suffix = format!(".{name}");
+        let found = self
+            .tensors
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain(self.aliases.keys().map(String::as_str))
+            .find(|stored| stored.ends_with(&suffix));
+        let Some(stored) = found else {
+            return String::new();
+        };
+        let prefix = &stored[..stored.len() - name.len()];
+        let origin = KNOWN_PREFIXES
+            .iter()
+            .find(|(p, _)| p == &prefix)
+            .map_or(String::new(), |(_, who)| format!(", as {who} adds it"));
+        format!(
+            "; the file has it as `{stored}`, under the prefix `{prefix}`{origin}: \
+             pass --strip-prefix {prefix} or put \"strip_prefix\": \"{prefix}\" in the spec"
+        )
     }
 
     /// The file's path.
@@ -108,8 +205,19 @@ impl WeightsFile {
 
     /// Converts the named tensors to f32 candle tensors. Integer tensors (such
     /// as `num_batches_tracked`) are skipped unless requested; non-finite
-    /// values are refused.
+    /// values are refused. Names the file lacks are left out.
     pub fn f32_tensors(&self, names: &[&str]) -> Result<HashMap<String, Tensor>> {
+        self.f32_tensors_stripped(names, None)
+    }
+
+    /// [`WeightsFile::f32_tensors`], each name read as
+    /// [`WeightsFile::stored_name`] finds it; the map is keyed by the spec's
+    /// names.
+    pub fn f32_tensors_stripped(
+        &self,
+        names: &[&str],
+        strip_prefix: Option<&str>,
+    ) -> Result<HashMap<String, Tensor>> {
         let st = SafeTensors::deserialize(&self.bytes).map_err(|e| {
             Error::format(
                 &self.path,
@@ -118,7 +226,12 @@ impl WeightsFile {
         })?;
         let mut out = HashMap::new();
         for &name in names {
-            let Ok(view) = st.tensor(name) else { continue };
+            let Some(stored) = self.stored_name(name, strip_prefix)? else {
+                continue;
+            };
+            let Ok(view) = st.tensor(stored) else {
+                continue;
+            };
             let values: Vec<f32> = match view.dtype() {
                 Dtype::F32 => view
                     .data()
@@ -143,7 +256,7 @@ impl WeightsFile {
                 other => {
                     return Err(Error::format(
                         &self.path,
-                        format!("tensor '{name}' has dtype {other:?}; weights must be F32, F16, BF16 or F64"),
+                        format!("tensor '{stored}' has dtype {other:?}; weights must be F32, F16, BF16 or F64"),
                     ))
                 }
             };
@@ -151,7 +264,7 @@ impl WeightsFile {
             if bad > 0 {
                 return Err(Error::format(
                     &self.path,
-                    format!("tensor '{name}' has {bad} non-finite values (NaN or ±inf): refusing to audit a broken model"),
+                    format!("tensor '{stored}' has {bad} non-finite values (NaN or ±inf): refusing to audit a broken model"),
                 ));
             }
             let t = Tensor::from_vec(values, view.shape(), &Device::Cpu)?;
@@ -160,7 +273,7 @@ impl WeightsFile {
         Ok(out)
     }
 
-    /// A listing of the tensors, one per line.
+    /// A listing of the tensors, one per line, then the aliases.
     pub fn tensor_listing(&self) -> String {
         let mut s = String::new();
         for t in &self.tensors {
@@ -170,6 +283,9 @@ impl WeightsFile {
                 fmt_shape(&t.shape),
                 t.dtype
             ));
+        }
+        for (alias, target) in &self.aliases {
+            s.push_str(&format!("  {alias:<40} alias of {target}\n"));
         }
         s
     }
@@ -251,7 +367,16 @@ pub fn sidecar_path(model: &Path) -> PathBuf {
 
 /// Loads a model file with its spec (see the module docs for the lookup order).
 pub fn load_model(path: &Path, arch: Option<&Path>) -> Result<LoadedModel> {
-    build_model(WeightsFile::read(path)?, arch)
+    let opts = ModelOptions {
+        arch: arch.map(Path::to_path_buf),
+        strip_prefix: None,
+    };
+    load_model_with(path, &opts)
+}
+
+/// [`load_model`] with every option.
+pub fn load_model_with(path: &Path, opts: &ModelOptions) -> Result<LoadedModel> {
+    build_model(WeightsFile::read(path)?, opts)
 }
 
 /// [`load_model`] on the contents of a model file already in memory; `path`
@@ -261,22 +386,17 @@ pub fn load_model_from_bytes(
     path: &Path,
     arch: Option<&Path>,
 ) -> Result<LoadedModel> {
-    build_model(WeightsFile::from_bytes(bytes, path)?, arch)
+    let opts = ModelOptions {
+        arch: arch.map(Path::to_path_buf),
+        strip_prefix: None,
+    };
+    build_model(WeightsFile::from_bytes(bytes, path)?, &opts)
 }
 
 /// Finds the spec of a validated file and builds its network.
-fn build_model(file: WeightsFile, arch: Option<&Path>) -> Result<LoadedModel> {
-    let (spec, spec_source) = find_spec(&file, arch)?;
-    let params = spec.params();
-    let wanted: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
-    let tensors = file.f32_tensors(&wanted)?;
-    let (network, used) = Network::from_tensors(spec, &tensors)?;
-    let unused = file
-        .tensors
-        .iter()
-        .map(|t| t.name.clone())
-        .filter(|n| !used.contains(n) && !n.ends_with(".num_batches_tracked"))
-        .collect();
+fn build_model(file: WeightsFile, opts: &ModelOptions) -> Result<LoadedModel> {
+    let (spec, spec_source) = find_spec(&file, opts.arch.as_deref())?;
+    let (network, unused) = network_from_file(&file, spec, opts.strip_prefix.as_deref())?;
     Ok(LoadedModel {
         network,
         spec_source,
@@ -284,4 +404,198 @@ fn build_model(file: WeightsFile, arch: Option<&Path>) -> Result<LoadedModel> {
         unused,
         sha256: crate::util::sha256_hex(file.bytes()),
     })
+}
+
+/// Builds `spec`'s network from `file`'s tensors, with `strip_prefix` (else
+/// the spec's own) stripped from the stored names; the spec keeps the prefix
+/// used, so reports record it. Returns the network and the stored tensors
+/// no layer uses (aliases resolved, `num_batches_tracked` left out). A
+/// missing tensor's error names the file, and the prefix to strip when the
+/// tensor is there under one.
+pub fn network_from_file(
+    file: &WeightsFile,
+    mut spec: ArchSpec,
+    strip_prefix: Option<&str>,
+) -> Result<(Network, Vec<String>)> {
+    if let Some(prefix) = strip_prefix {
+        spec.strip_prefix = Some(prefix.to_string());
+    }
+    let prefix = spec.strip_prefix.clone().filter(|p| !p.is_empty());
+    let params = spec.params();
+    let wanted: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    let tensors = file.f32_tensors_stripped(&wanted, prefix.as_deref())?;
+    let (network, used) = Network::from_tensors(spec, &tensors).map_err(|e| match e {
+        Error::Weight {
+            layer,
+            tensor,
+            problem,
+        } if !tensors.contains_key(&tensor) => {
+            let problem = format!(
+                "{problem} in {}{}",
+                file.path().display(),
+                file.missing_hint(&tensor)
+            );
+            Error::Weight {
+                layer,
+                tensor,
+                problem,
+            }
+        }
+        other => other,
+    })?;
+    let mut used_stored = HashSet::new();
+    for name in &used {
+        if let Some(stored) = file.stored_name(name, prefix.as_deref())? {
+            used_stored.insert(stored.to_string());
+        }
+    }
+    let unused = file
+        .tensors
+        .iter()
+        .map(|t| t.name.clone())
+        .filter(|n| !used_stored.contains(n) && !n.ends_with(".num_batches_tracked"))
+        .collect();
+    Ok((network, unused))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 2 → 2 → 2 MLP whose two linear layers share one weight matrix.
+    const TIED_SPEC: &str = r#"{"version": 1, "input": {"shape": [1, 1, 2]}, "layers": [
+        {"op": "flatten"},
+        {"op": "linear", "param": "fc1", "in_features": 2, "out_features": 2, "bias": false},
+        {"op": "relu"},
+        {"op": "linear", "param": "fc2", "in_features": 2, "out_features": 2, "bias": false}]}"#;
+
+    const WEIGHT: [f32; 4] = [1.0, -2.0, 0.5, 3.0];
+
+    /// A safetensors file holding `names` (each the tied weight) with
+    /// `metadata` besides the spec.
+    fn file(dir: &Path, names: &[&str], metadata: &[(&str, &str)]) -> PathBuf {
+        let tensor = Tensor::from_slice(&WEIGHT, (2, 2), &Device::Cpu).unwrap();
+        let mut meta: HashMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        meta.insert(METADATA_KEY.into(), TIED_SPEC.into());
+        let bytes =
+            safetensors::serialize(names.iter().map(|n| (*n, &tensor)), Some(meta)).unwrap();
+        let path = dir.join(format!(
+            "m{}.safetensors",
+            names.len() + 10 * metadata.len()
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn logits(model: &LoadedModel) -> Vec<f32> {
+        let x = Tensor::from_slice(&[0.3f32, -0.7], (1, 1, 1, 2), &Device::Cpu).unwrap();
+        let y = model.network.forward(&x).unwrap();
+        y.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// The bug this pins: `safetensors.torch.save_model` stores the second
+    /// name of a tied tensor as a metadata alias, and the file was refused
+    /// with "tensor fc2.weight is missing".
+    #[test]
+    fn tied_weights_saved_as_an_alias_load_like_the_full_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = load_model(&file(dir.path(), &["fc1.weight", "fc2.weight"], &[]), None).unwrap();
+        let aliased_path = file(
+            dir.path(),
+            &["fc1.weight"],
+            &[("fc2.weight", "fc1.weight"), ("format", "pt")],
+        );
+        let aliased = load_model(&aliased_path, None).unwrap();
+        assert_eq!(logits(&aliased), logits(&full));
+        assert!(aliased.unused.is_empty(), "{:?}", aliased.unused);
+        let weights = WeightsFile::read(&aliased_path).unwrap();
+        assert_eq!(
+            weights.aliases,
+            BTreeMap::from([("fc2.weight".to_string(), "fc1.weight".to_string())])
+        );
+        assert!(weights.tensor_listing().contains("alias of fc1.weight"));
+    }
+
+    #[test]
+    fn only_metadata_naming_a_missing_tensor_and_a_stored_one_is_an_alias() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(
+            dir.path(),
+            &["fc1.weight", "fc2.weight"],
+            // A key that is a stored tensor, a value that is none, and ours.
+            &[("fc1.weight", "fc2.weight"), ("fc3.weight", "nowhere")],
+        );
+        let weights = WeightsFile::read(&path).unwrap();
+        assert!(weights.aliases.is_empty(), "{:?}", weights.aliases);
+        let path = file(dir.path(), &["fc1.weight"], &[("fc2.weight", "fc9.weight")]);
+        let e = load_model(&path, None).err().unwrap().to_string();
+        assert!(e.contains("fc2.weight") && e.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn a_prefixed_file_gets_a_hint_and_loads_with_the_prefix_stripped() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain =
+            load_model(&file(dir.path(), &["fc1.weight", "fc2.weight"], &[]), None).unwrap();
+        for (prefix, who) in [
+            ("module.", "DataParallel"),
+            ("_orig_mod.", "torch.compile"),
+            ("model.", "wrapper"),
+            ("net.backbone.", ""),
+        ] {
+            let names = [format!("{prefix}fc1.weight"), format!("{prefix}fc2.weight")];
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let path = file(dir.path(), &names, &[]);
+            let e = load_model(&path, None).err().unwrap().to_string();
+            for needle in [
+                "fc1.weight",
+                "missing",
+                &path.display().to_string(),
+                &format!("--strip-prefix {prefix}"),
+                &format!("\"strip_prefix\": \"{prefix}\""),
+                who,
+            ] {
+                assert!(e.contains(needle), "{needle:?} not in {e}");
+            }
+            let opts = ModelOptions {
+                strip_prefix: Some(prefix.to_string()),
+                ..Default::default()
+            };
+            let loaded = load_model_with(&path, &opts).unwrap();
+            assert_eq!(logits(&loaded), logits(&plain));
+            assert!(loaded.unused.is_empty(), "{:?}", loaded.unused);
+            // The prefix used is recorded in the spec (and so in reports).
+            assert_eq!(loaded.network.spec().strip_prefix.as_deref(), Some(prefix));
+        }
+    }
+
+    #[test]
+    fn the_specs_strip_prefix_applies_aliases_too_and_a_clash_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = TIED_SPEC.replacen('{', r#"{"strip_prefix": "module.", "#, 1);
+        std::fs::write(dir.path().join("s.json"), &spec).unwrap();
+        let arch = dir.path().join("s.json");
+        let path = file(
+            dir.path(),
+            &["module.fc1.weight"],
+            &[("module.fc2.weight", "module.fc1.weight")],
+        );
+        let loaded = load_model(&path, Some(&arch)).unwrap();
+        assert_eq!(logits(&loaded).len(), 2);
+        // Unprefixed names are read as they are...
+        let path = file(dir.path(), &["module.fc1.weight", "fc2.weight"], &[]);
+        assert!(load_model(&path, Some(&arch)).is_ok());
+        // ...unless the prefixed one is there too.
+        let path = file(
+            dir.path(),
+            &["module.fc1.weight", "fc1.weight", "module.fc2.weight"],
+            &[],
+        );
+        let e = load_model(&path, Some(&arch)).err().unwrap().to_string();
+        assert!(e.contains("`module.fc1.weight` and `fc1.weight`"), "{e}");
+        assert!(e.contains(&path.display().to_string()), "{e}");
+    }
 }

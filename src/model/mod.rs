@@ -10,6 +10,6 @@ pub mod skeleton;
 pub mod spec;
 
 pub use classifier::{Classifier, InputGradient, LayerGradient, LogitLoss, Network, Objective};
-pub use load::{load_model, load_model_from_bytes, LoadedModel};
+pub use load::{load_model, load_model_from_bytes, load_model_with, LoadedModel, ModelOptions};
 pub use save::save_model;
 pub use spec::ArchSpec;

@@ -132,6 +132,7 @@ pub fn skeleton_spec(tensors: &[TensorInfo]) -> ArchSpec {
         },
         classes: Vec::new(),
         layers,
+        strip_prefix: None,
     }
 }
 

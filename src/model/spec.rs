@@ -34,6 +34,10 @@ pub struct ArchSpec {
     pub classes: Vec<String>,
     /// The layers, applied in order.
     pub layers: Vec<LayerSpec>,
+    /// A prefix to strip from the file's tensor names before matching them
+    /// to the layers' (`module.` for a DataParallel `state_dict`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_prefix: Option<String>,
 }
 
 /// One input, without the batch dimension.

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use super::types::*;
 use crate::audit::plan::Plan;
 use crate::audit::run::AuditResults;
-use crate::data::Dataset;
+use crate::data::{DataNotes, Dataset};
 use crate::error::Result;
 use crate::model::LoadedModel;
 
@@ -20,6 +20,8 @@ pub struct ReportInputs<'a> {
     pub model: &'a LoadedModel,
     /// The audited data.
     pub data: &'a Dataset,
+    /// How it was drawn, and what loading it noticed.
+    pub data_notes: &'a DataNotes,
     /// The plan as run.
     pub plan: &'a Plan,
     /// The results.
@@ -89,6 +91,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             inp.model.unused.join(", ")
         ));
     }
+    warnings.extend(inp.data_notes.warnings.iter().cloned());
 
     let mut summaries = Vec::new();
     for a in &inp.results.attacks {
@@ -173,6 +176,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             count: n,
             sha256: inp.data.sha256.clone(),
             input_shape: spec.input.shape,
+            subset: Some(inp.data_notes.subset.clone()),
         },
         plan: inp.plan.clone(),
         timings: Timings {

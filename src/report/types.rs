@@ -79,6 +79,12 @@ pub struct DataInfo {
     pub sha256: String,
     /// `[C, H, W]` of one input.
     pub input_shape: [usize; 3],
+    /// How the inputs were drawn from the source: `all M in file order` or
+    /// `first N of M in file order` (IDX files, whose order is kept), `all M`
+    /// or `class-stratified N of M` (image folders: every class in
+    /// proportion). Absent in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
 }
 
 /// Wall-clock timings in seconds.

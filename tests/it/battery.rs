@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use super::cli::{raw_safetensors, MLP_SPEC};
+use super::honest_data::{colour_folder, colour_model, write_model};
 use super::{root, xai};
 
 /// One bad input: a name, how to make it in a fresh folder, the arguments,
@@ -327,6 +328,87 @@ fn cases() -> Vec<Case> {
             },
             args: &["run", MLP, "--data", "l-images-idx3-ubyte"],
             needles: &["l-images-idx3-ubyte", "12"],
+        },
+        Case {
+            name: "image folder class the model's spec does not name",
+            setup: |d| {
+                colour_model(&d.join("m.safetensors"), &["cat", "dog", "frog"], "");
+                colour_folder(&d.join("imgs"), &["cat", "dog", "horse"]);
+            },
+            args: &["run", "m.safetensors", "--data", "imgs"],
+            needles: &["imgs", "`horse`", "cat, dog, frog"],
+        },
+        Case {
+            name: "more class folders than an unnamed model's outputs",
+            setup: |d| {
+                colour_model(&d.join("m.safetensors"), &["cat", "dog", "frog"], "");
+                let file =
+                    xai_audit::model::load::WeightsFile::read(&d.join("m.safetensors")).unwrap();
+                let spec = file.metadata["xai_audit.arch"]
+                    .replace(r#""classes": ["cat", "dog", "frog"], "#, "");
+                std::fs::write(d.join("u.json"), spec).unwrap();
+                colour_folder(&d.join("imgs"), &["a", "b", "c", "d"]);
+            },
+            args: &["run", "m.safetensors", "--arch", "u.json", "--data", "imgs"],
+            needles: &["imgs", "4 class folders", "3 classes", "`d`"],
+        },
+        // Weights whose names need help.
+        Case {
+            name: "DataParallel-prefixed weights without --strip-prefix",
+            setup: |d| {
+                colour_model(&d.join("m.safetensors"), &["cat", "dog", "frog"], "module.");
+                colour_folder(&d.join("imgs"), &["cat", "dog", "frog"]);
+            },
+            args: &["run", "m.safetensors", "--data", "imgs"],
+            needles: &[
+                "m.safetensors",
+                "`module.fc.weight`",
+                "--strip-prefix module.",
+            ],
+        },
+        Case {
+            name: "tensor names that clash once the prefix is stripped",
+            setup: |d| {
+                colour_model(&d.join("c.safetensors"), &["cat", "dog", "frog"], "");
+                let file =
+                    xai_audit::model::load::WeightsFile::read(&d.join("c.safetensors")).unwrap();
+                let spec = file.metadata["xai_audit.arch"].clone();
+                let eye = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+                write_model(
+                    &d.join("m.safetensors"),
+                    &[
+                        ("fc.weight", eye.clone(), vec![3, 3]),
+                        ("module.fc.weight", eye, vec![3, 3]),
+                    ],
+                    &[("xai_audit.arch", &spec)],
+                );
+                colour_folder(&d.join("imgs"), &["cat"]);
+            },
+            args: &[
+                "run",
+                "m.safetensors",
+                "--data",
+                "imgs",
+                "--strip-prefix",
+                "module.",
+            ],
+            needles: &["m.safetensors", "`module.fc.weight` and `fc.weight`"],
+        },
+        Case {
+            name: "metadata alias to a tensor the file lacks",
+            setup: |d| {
+                colour_model(&d.join("c.safetensors"), &["cat", "dog", "frog"], "");
+                let file =
+                    xai_audit::model::load::WeightsFile::read(&d.join("c.safetensors")).unwrap();
+                let spec = file.metadata["xai_audit.arch"].clone();
+                write_model(
+                    &d.join("m.safetensors"),
+                    &[("other.weight", vec![0.0; 9], vec![3, 3])],
+                    &[("xai_audit.arch", &spec), ("fc.weight", "fc2.weight")],
+                );
+            },
+            args: &["run", "m.safetensors", "--data", "imgs"],
+            needles: &["m.safetensors", "fc.weight", "missing"],
         },
         // Plans.
         Case {

@@ -73,7 +73,11 @@ fn eval_reports_clean_accuracy_of_the_shipped_cnn_on_the_shipped_sample() {
     let model = root().join("assets/mnist_cnn.safetensors");
     let r = xai(dir.path(), &["eval", model.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("(1000 inputs)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("(1000 inputs: all 1000 in file order)"),
+        "{}",
+        r.stdout
+    );
     let acc: f64 = r
         .stdout
         .lines()
@@ -98,7 +102,12 @@ fn eval_with_limit_and_an_explicit_idx_file() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("(50 inputs)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("(50 inputs: first 50 of 1000 in file order)"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

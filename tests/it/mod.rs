@@ -8,6 +8,7 @@ mod cli;
 mod engine;
 mod fuzz_regressions;
 mod gradients;
+mod honest_data;
 mod pipelines;
 mod pytorch_parity;
 mod range_invariance;

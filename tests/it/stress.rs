@@ -377,6 +377,7 @@ fn corruptions_start_at_the_identity_and_grow_with_severity() {
         size: Some((28, 28)),
         resize: false,
         limit: Some(20),
+        ..Default::default()
     })
     .unwrap();
     let shape = [1, 28, 28];
