@@ -3,6 +3,7 @@
 mod attacks;
 mod attributions;
 mod battery;
+mod binary;
 mod cli;
 mod engine;
 mod fuzz_regressions;
