@@ -177,8 +177,8 @@ impl Network {
         self.outputs
     }
 
-    /// The layers, as built (the fast engine compiles from them); without a
-    /// final sigmoid the spec may end in.
+    /// The layers, as built (the fast engine compiles from them): all the
+    /// spec's, except a one-output spec's final sigmoid.
     pub(crate) fn layers(&self) -> &[Layer] {
         &self.layers
     }
