@@ -1,5 +1,6 @@
 //! `xai-audit inspect`: what a model file holds and how its spec resolves —
-//! the tensors, then each layer with its output shape and parameter count.
+//! the tensors, then each layer with its output shape and parameter count,
+//! and how the audit reads the outputs when they are not plain logits.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -60,6 +61,9 @@ pub fn inspect_with(path: &Path, opts: &ModelOptions) -> Result<String> {
         spec.num_classes(),
         spec.class_names().join(", ")
     );
+    for note in spec.output_notes() {
+        let _ = writeln!(out, "note: {note}");
+    }
     let _ = writeln!(
         out,
         "\n  {:<10} {:<48} {:<16} {:>10}",

@@ -12,7 +12,7 @@
 //! how the work was cut.
 
 use super::{
-    check_batch, class_logits, logit_gradient, tensor4, tile_classes, Attribution, ExplainBatch,
+    check_batch, class_scores, logit_gradient, tensor4, tile_classes, Attribution, ExplainBatch,
     Explanation, Purpose, MAX_GRAD_ROWS,
 };
 use crate::error::{Error, Result};
@@ -307,7 +307,7 @@ impl Attribution for IntegratedGradients {
         let mut ends = x;
         ends.extend_from_slice(&base);
         let logits = model.logits(&tensor4(ends, [2 * n, c, h, w])?)?;
-        let z = class_logits(&logits, &tile_classes(batch.classes, 2))?;
+        let z = class_scores(model, &logits, &tile_classes(batch.classes, 2))?;
         let per = c * h * w;
         let delta = (0..n)
             .map(|i| {
@@ -478,12 +478,14 @@ mod tests {
     }
 
     /// `z = sigmoid(v·x)` on 1×1×3 inputs: IG has the closed form
-    /// `(x_i − b_i) v_i (σ(v·x) − σ(v·b)) / (v·(x − b))`.
+    /// `(x_i − b_i) v_i (σ(v·x) − σ(v·b)) / (v·(x − b))`. (The identity
+    /// linear layer keeps the sigmoid, which a one-output model's last
+    /// layer would not be; class 1 explains z.)
     #[test]
     fn ig_converges_to_the_closed_form_on_a_sigmoid_model() {
         let spec = r#"{"version": 1, "input": {"shape": [1, 1, 3]},
             "layers": [{"op": "flatten"}, {"op": "linear", "param": "fc", "in_features": 3, "out_features": 1},
-                       {"op": "sigmoid"}]}"#;
+                       {"op": "sigmoid"}, {"op": "linear", "param": "id", "in_features": 1, "out_features": 1, "bias": false}]}"#;
         let v = [2.0f32, -1.5, 3.0];
         let mut t = HashMap::new();
         t.insert(
@@ -493,6 +495,10 @@ mod tests {
         t.insert(
             "fc.bias".to_string(),
             Tensor::from_slice(&[-0.5f32], 1, &Device::Cpu).unwrap(),
+        );
+        t.insert(
+            "id.weight".to_string(),
+            Tensor::from_slice(&[1f32], (1, 1), &Device::Cpu).unwrap(),
         );
         let net = Network::from_tensors(ArchSpec::from_json(spec, "t").unwrap(), &t)
             .unwrap()
@@ -512,7 +518,7 @@ mod tests {
                 baseline: Baseline::Zero,
             };
             let m: Vec<f32> = ig
-                .explain(&net, &batch(&x, &[0]))
+                .explain(&net, &batch(&x, &[1]))
                 .unwrap()
                 .maps
                 .flatten_all()

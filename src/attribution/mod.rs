@@ -6,8 +6,9 @@
 //! sparseness) and the clean-versus-adversarial comparisons; `plan`, `run`,
 //! `report` and `images` plug them into an audit; `bench` times them.
 //!
-//! Every method explains the logit of one class per input (Captum's
-//! `target`), returns a map shaped like the input, and draws any random
+//! Every method explains the score of one class per input (Captum's
+//! `target`): its logit, or for a one-output model its log-odds
+//! ([`Classifier::class_score`]); it returns a map shaped like the input, and draws any random
 //! numbers from per-input generators keyed by the seed, the plan entry and the
 //! input's position, so maps never depend on the batch size.
 
@@ -91,7 +92,7 @@ pub enum Purpose {
 pub struct ExplainBatch<'a> {
     /// Inputs `[N, C, H, W]` in the model's range.
     pub x: &'a Tensor,
-    /// The class whose logit is explained, per input.
+    /// The class whose score is explained, per input.
     pub classes: &'a [u32],
     /// Index of the first input in the whole dataset.
     pub first_index: usize,
@@ -160,13 +161,14 @@ pub trait Attribution: Send + Sync {
     fn model_calls(&self) -> usize;
 }
 
-/// Logits and the gradient of each input's logit of `classes[i]`.
+/// Logits and the gradient of each input's score of `classes[i]`: its
+/// logit, or a one-output model's log-odds ([`Classifier::class_score`]).
 pub fn logit_gradient(
     model: &dyn Classifier,
     x: &Tensor,
     classes: &[u32],
 ) -> Result<InputGradient> {
-    model.input_grad(x, Objective::Logit(classes))
+    model.input_grad(x, Objective::ClassScore(classes))
 }
 
 /// `[N, C, H, W]` tensor from row-major values.
@@ -215,13 +217,14 @@ pub fn check_batch(model: &dyn Classifier, batch: &ExplainBatch) -> Result<[usiz
     Ok([n, c, h, w])
 }
 
-/// Logit of `classes[i]` for each row of `logits` (`[N, K]`).
-pub fn class_logits(logits: &Tensor, classes: &[u32]) -> Result<Vec<f32>> {
+/// The score [`logit_gradient`] differentiates, of `classes[i]` for each row
+/// of `logits` (`[N, K]`): the logit, or a one-output model's log-odds.
+pub fn class_scores(model: &dyn Classifier, logits: &Tensor, classes: &[u32]) -> Result<Vec<f32>> {
     let rows: Vec<Vec<f32>> = logits.to_vec2()?;
     Ok(rows
         .iter()
         .zip(classes)
-        .map(|(r, &c)| r[c as usize])
+        .map(|(r, &c)| model.class_score(r, c))
         .collect())
 }
 

@@ -6,7 +6,7 @@
 //! `z_c(x) − z_c(x occluded)`. Forward passes only.
 
 use super::{
-    check_batch, class_logits, tensor4, tile_classes, Attribution, ExplainBatch, Explanation,
+    check_batch, class_scores, tensor4, tile_classes, Attribution, ExplainBatch, Explanation,
     MAX_FORWARD_ROWS,
 };
 use crate::error::{Error, Result};
@@ -78,7 +78,7 @@ impl Attribution for Occlusion {
         self.validate().map_err(Error::Invalid)?;
         let per = c * h * w;
         let x: Vec<f32> = batch.x.flatten_all()?.to_vec1()?;
-        let clean = class_logits(&model.logits(batch.x)?, batch.classes)?;
+        let clean = class_scores(model, &model.logits(batch.x)?, batch.classes)?;
         let fill = self.baseline.resolve(model.input_range());
         let windows = self.windows();
         let mut total = vec![0f32; n * h * w];
@@ -109,7 +109,7 @@ impl Attribution for Occlusion {
             }
             let rows_n = chunk.len() * n;
             let logits = model.logits(&tensor4(rows, [rows_n, c, h, w])?)?;
-            let z = class_logits(&logits, &tile_classes(batch.classes, chunk.len()))?;
+            let z = class_scores(model, &logits, &tile_classes(batch.classes, chunk.len()))?;
             for (k, &(top, left)) in chunk.iter().enumerate() {
                 for i in 0..n {
                     let drop = clean[i] - z[k * n + i];
@@ -163,6 +163,7 @@ mod tests {
     /// windows inside that half changes nothing, so their pixels get zero;
     /// on the left half, with non-overlapping windows, every pixel of a
     /// window gets the window's whole contribution Σ w·x (Captum's rule).
+    /// One output: class 1 explains z.
     #[test]
     fn occluding_a_region_the_model_ignores_gives_zero() {
         let (h, w) = (4, 8);
@@ -186,7 +187,7 @@ mod tests {
                 &net,
                 &ExplainBatch {
                     x: &x,
-                    classes: &[0],
+                    classes: &[1],
                     first_index: 0,
                     seed: 0,
                     stream: 0,

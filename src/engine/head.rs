@@ -33,7 +33,7 @@ pub fn seed(
                 }
                 out[y] -= 1.0;
             }
-            Objective::Logit(classes) => {
+            Objective::Logit(classes) | Objective::ClassScore(classes) => {
                 let y = classes[b] as usize;
                 values[i] = row[y];
                 out[y] = 1.0;

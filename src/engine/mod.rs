@@ -17,7 +17,7 @@
 mod conv;
 mod gemm;
 pub use gemm::peak_gflops;
-mod head;
+pub(crate) mod head;
 mod pointwise;
 mod pool;
 
@@ -27,7 +27,8 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::model::classifier::{InputGradient, LayerGradient, Objective};
+use crate::model::binary::with_classes;
+use crate::model::classifier::{InputGradient, LayerGradient, Objective, Outputs};
 use crate::model::layers::Layer;
 use crate::model::spec::pooled_len;
 use crate::model::{Classifier, Network};
@@ -141,7 +142,8 @@ pub struct FastNet {
     reference: Network,
     steps: Vec<Step>,
     in_len: usize,
-    num_classes: usize,
+    /// Width of the last layer's output (1 for a binary classifier).
+    outputs: usize,
     workspaces: Mutex<Vec<Workspace>>,
 }
 
@@ -301,17 +303,17 @@ impl FastNet {
                 out_len: shape.len(),
             });
         }
-        let num_classes = network.num_classes();
-        if shape != Shape::Flat(num_classes) {
+        let outputs = network.outputs();
+        if shape != Shape::Flat(outputs) {
             return Err(format!(
-                "the last layer gives {shape:?}, not {num_classes} logits"
+                "the last layer gives {shape:?}, not {outputs} outputs"
             ));
         }
         Ok(FastNet {
             reference: network.clone(),
             steps,
             in_len: c * h * w,
-            num_classes,
+            outputs,
             workspaces: Mutex::new(Vec::new()),
         })
     }
@@ -452,7 +454,7 @@ impl FastNet {
         n: usize,
         objective: Option<&Objective>,
     ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let k = self.num_classes;
+        let k = self.outputs;
         let per = self.in_len;
         let chunks: Vec<_> = (0..n.div_ceil(CHUNK))
             .into_par_iter()
@@ -513,7 +515,7 @@ impl Classifier for FastNet {
     }
 
     fn num_classes(&self) -> usize {
-        self.num_classes
+        with_classes(FastOutputs(self), |c| c.num_classes())
     }
 
     fn input_range(&self) -> (f32, f32) {
@@ -521,27 +523,59 @@ impl Classifier for FastNet {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, xv) = self.input_vec(x)?;
-        let (logits, _, _) = self.run(&xv, n, None)?;
-        Ok(Tensor::from_vec(
-            logits,
-            (n, self.num_classes),
-            &Device::Cpu,
-        )?)
+        with_classes(FastOutputs(self), |c| c.logits(x))
     }
 
     fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
-        let (n, xv) = self.input_vec(x)?;
-        self.reference.check_objective(n, &objective)?;
-        let (logits, values, grad) = self.run(&xv, n, Some(&objective))?;
+        with_classes(FastOutputs(self), |c| c.input_grad(x, objective))
+    }
+
+    fn class_score(&self, logits: &[f32], class: u32) -> f32 {
+        with_classes(FastOutputs(self), |c| c.class_score(logits, class))
+    }
+
+    fn layer_gradient(&self, x: &Tensor, path: &str, classes: &[u32]) -> Result<LayerGradient> {
+        with_classes(FastOutputs(self), |c| c.layer_gradient(x, path, classes))
+    }
+}
+
+/// The compiled network's raw outputs as a classifier (one "class" for a
+/// binary classifier), which [`FastNet`] wraps exactly as [`Network`] wraps
+/// its own.
+struct FastOutputs<'a>(&'a FastNet);
+
+impl Classifier for FastOutputs<'_> {
+    fn input_shape(&self) -> [usize; 3] {
+        self.0.reference.input_shape()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.0.outputs
+    }
+
+    fn input_range(&self) -> (f32, f32) {
+        self.0.reference.input_range()
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, xv) = self.0.input_vec(x)?;
+        let (logits, _, _) = self.0.run(&xv, n, None)?;
+        Ok(Tensor::from_vec(logits, (n, self.0.outputs), &Device::Cpu)?)
+    }
+
+    fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
+        let (n, xv) = self.0.input_vec(x)?;
+        self.0.reference.check_objective(n, &objective)?;
+        let (logits, values, grad) = self.0.run(&xv, n, Some(&objective))?;
         Ok(InputGradient {
-            logits: Tensor::from_vec(logits, (n, self.num_classes), &Device::Cpu)?,
+            logits: Tensor::from_vec(logits, (n, self.0.outputs), &Device::Cpu)?,
             value: Tensor::from_vec(values, n, &Device::Cpu)?,
             grad: Tensor::from_vec(grad, x.dims(), &Device::Cpu)?,
         })
     }
 
     fn layer_gradient(&self, x: &Tensor, path: &str, classes: &[u32]) -> Result<LayerGradient> {
-        self.reference.layer_gradient(x, path, classes)
+        // Layer gradients are the reference's: Grad-CAM needs one per batch.
+        Outputs(&self.0.reference).layer_gradient(x, path, classes)
     }
 }

@@ -1,12 +1,15 @@
 //! The [`Classifier`] boundary every check talks to, and [`Network`], the
 //! classifier built from a spec and weights. Input gradients go through candle
 //! autograd: the input becomes a `Var`, the weights stay plain tensors, so only
-//! the input path is differentiated.
+//! the input path is differentiated. A network with one output is a binary
+//! classifier: [`Network`] presents it through
+//! [`BinaryLogits`](super::BinaryLogits) as the logits `[0, z]`.
 
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 
+use super::binary::with_classes;
 use super::layers::{build_layers, forward_all, forward_capture, Layer, WeightSource};
 use super::ops;
 use super::spec::ArchSpec;
@@ -20,6 +23,10 @@ pub enum Objective<'a> {
     CrossEntropy(&'a [u32]),
     /// The logit of these classes.
     Logit(&'a [u32]),
+    /// The score attributions explain for these classes
+    /// ([`Classifier::class_score`]): the logit, except for a one-output
+    /// model, where it is the class's log-odds `±z`.
+    ClassScore(&'a [u32]),
     /// `z_y − max_{j≠y} z_j` for these classes `y`: positive while `y` wins.
     Margin(&'a [u32]),
     /// Any loss of the logits: given a sample's index and its logits row,
@@ -33,6 +40,7 @@ impl std::fmt::Debug for Objective<'_> {
         match self {
             Objective::CrossEntropy(c) => f.debug_tuple("CrossEntropy").field(c).finish(),
             Objective::Logit(c) => f.debug_tuple("Logit").field(c).finish(),
+            Objective::ClassScore(c) => f.debug_tuple("ClassScore").field(c).finish(),
             Objective::Margin(c) => f.debug_tuple("Margin").field(c).finish(),
             Objective::Custom(_) => f.write_str("Custom(..)"),
         }
@@ -43,9 +51,12 @@ impl std::fmt::Debug for Objective<'_> {
 pub type LogitLoss<'a> = dyn Fn(usize, &[f32]) -> (f32, Vec<f32>) + Sync + 'a;
 
 impl Objective<'_> {
-    fn classes(&self) -> Option<&[u32]> {
+    pub(crate) fn classes(&self) -> Option<&[u32]> {
         match self {
-            Objective::CrossEntropy(c) | Objective::Logit(c) | Objective::Margin(c) => Some(c),
+            Objective::CrossEntropy(c)
+            | Objective::Logit(c)
+            | Objective::ClassScore(c)
+            | Objective::Margin(c) => Some(c),
             Objective::Custom(_) => None,
         }
     }
@@ -62,14 +73,15 @@ pub struct InputGradient {
     pub grad: Tensor,
 }
 
-/// A layer's activation and the gradient of class logits with respect to it.
+/// A layer's activation and the gradient of class scores with respect to it.
 #[derive(Debug, Clone)]
 pub struct LayerGradient {
     /// `[N, K]` logits at the input.
     pub logits: Tensor,
     /// The layer's output, `[N, ...]`.
     pub activation: Tensor,
-    /// `∂ logit / ∂ activation` (each sample's own class), shaped like it.
+    /// `∂ score / ∂ activation` (each sample's own class, see
+    /// [`Classifier::class_score`]), shaped like it.
     pub grad: Tensor,
 }
 
@@ -85,10 +97,18 @@ pub trait Classifier: Send + Sync {
     fn logits(&self, x: &Tensor) -> Result<Tensor>;
     /// Logits, objective and input gradient for a batch.
     fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient>;
+    /// The score attributions explain for `class`, from one row of
+    /// [`logits`](Classifier::logits): the class's logit. A one-output model
+    /// ([`BinaryLogits`](super::BinaryLogits)) explains its log-odds instead,
+    /// since its class-0 logit is the constant 0. [`Objective::ClassScore`]
+    /// is its gradient.
+    fn class_score(&self, logits: &[f32], class: u32) -> f32 {
+        logits[class as usize]
+    }
     /// The output of the layer at `path` (a spec position such as `3` or
-    /// `5.body.1`) and the gradient of each sample's logit of `classes[i]`
-    /// with respect to it (Grad-CAM). Classifiers without named layers
-    /// refuse.
+    /// `5.body.1`) and the gradient of each sample's class score of
+    /// `classes[i]` ([`Classifier::class_score`]) with respect to it
+    /// (Grad-CAM). Classifiers without named layers refuse.
     fn layer_gradient(&self, _x: &Tensor, path: &str, _classes: &[u32]) -> Result<LayerGradient> {
         Err(Error::Invalid(format!(
             "this classifier does not expose its layers (asked for layer {path})"
@@ -103,7 +123,8 @@ pub struct Network {
     layers: Vec<Layer>,
     /// `(mean, std)` shaped `[1, C, 1, 1]`.
     normalize: Option<(Tensor, Tensor)>,
-    num_classes: usize,
+    /// Width of the last layer's output (1 for a binary classifier).
+    outputs: usize,
 }
 
 impl Network {
@@ -114,7 +135,13 @@ impl Network {
         tensors: &HashMap<String, Tensor>,
     ) -> Result<(Self, Vec<String>)> {
         let mut src = WeightSource::new(tensors);
-        let layers = build_layers(&spec.layers, "", &mut src)?;
+        // A final sigmoid outputs p = sigmoid(z): the logit z is its input.
+        let kept = if spec.drops_final_sigmoid() {
+            &spec.layers[..spec.layers.len() - 1]
+        } else {
+            &spec.layers[..]
+        };
+        let layers = build_layers(kept, "", &mut src)?;
         let used = src.used().to_vec();
         let c = spec.input.shape[0];
         let normalize = if spec.input.mean.is_some() || spec.input.std.is_some() {
@@ -127,13 +154,13 @@ impl Network {
         } else {
             None
         };
-        let num_classes = spec.num_classes();
+        let outputs = spec.outputs();
         Ok((
             Network {
                 spec,
                 layers,
                 normalize,
-                num_classes,
+                outputs,
             },
             used,
         ))
@@ -144,7 +171,14 @@ impl Network {
         &self.spec
     }
 
-    /// The layers, as built (the fast engine compiles from them).
+    /// Width of the output vector: the number of classes, or 1 for a binary
+    /// classifier (which [`Classifier::num_classes`] counts as 2).
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// The layers, as built (the fast engine compiles from them): all the
+    /// spec's, except a one-output spec's final sigmoid.
     pub(crate) fn layers(&self) -> &[Layer] {
         &self.layers
     }
@@ -154,9 +188,10 @@ impl Network {
         self.normalize.as_ref()
     }
 
-    /// Refuses objectives whose classes do not fit a batch of `n`.
+    /// Refuses objectives whose classes do not fit a batch of `n` and the
+    /// network's raw outputs.
     pub(crate) fn check_objective(&self, n: usize, objective: &Objective) -> Result<()> {
-        let k = self.num_classes;
+        let k = self.outputs;
         if let Some(classes) = objective.classes() {
             if classes.len() != n {
                 return Err(Error::Invalid(format!(
@@ -193,6 +228,7 @@ impl Network {
     }
 
     /// The forward pass: normalization, then the layers. Differentiable.
+    /// Returns the raw outputs: `[N, 1]` (z) for a binary classifier.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let x = match &self.normalize {
             Some((mean, std)) => x.broadcast_sub(mean)?.broadcast_div(std)?,
@@ -203,7 +239,7 @@ impl Network {
 
     /// The forward pass with the output of the layer at `path` (a spec
     /// position, as `inspect` lists them) captured as a [`Var`]: returns the
-    /// logits and that variable, so `backward()` from the logits yields the
+    /// raw outputs and that variable, so `backward()` from the logits yields the
     /// gradient with respect to the activation. Nothing before the layer is
     /// differentiated. An unknown path is an error naming it.
     pub fn forward_capture(&self, x: &Tensor, path: &str) -> Result<(Tensor, Var)> {
@@ -245,7 +281,7 @@ impl Classifier for Network {
     }
 
     fn num_classes(&self) -> usize {
-        self.num_classes
+        with_classes(Outputs(self), |c| c.num_classes())
     }
 
     fn input_range(&self) -> (f32, f32) {
@@ -253,20 +289,56 @@ impl Classifier for Network {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.check_input(x)?;
-        Ok(self.forward(x)?)
+        with_classes(Outputs(self), |c| c.logits(x))
     }
 
     fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
-        self.check_input(x)?;
+        with_classes(Outputs(self), |c| c.input_grad(x, objective))
+    }
+
+    fn class_score(&self, logits: &[f32], class: u32) -> f32 {
+        with_classes(Outputs(self), |c| c.class_score(logits, class))
+    }
+
+    fn layer_gradient(&self, x: &Tensor, path: &str, classes: &[u32]) -> Result<LayerGradient> {
+        with_classes(Outputs(self), |c| c.layer_gradient(x, path, classes))
+    }
+}
+
+/// A network's raw outputs as a classifier: one "class" per output, so a
+/// binary classifier has one here. [`Network`] wraps it in
+/// [`BinaryLogits`](super::BinaryLogits) when it has a single output.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outputs<'a>(pub(crate) &'a Network);
+
+impl Classifier for Outputs<'_> {
+    fn input_shape(&self) -> [usize; 3] {
+        self.0.input_shape()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.0.outputs
+    }
+
+    fn input_range(&self) -> (f32, f32) {
+        self.0.input_range()
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.0.check_input(x)?;
+        Ok(self.0.forward(x)?)
+    }
+
+    fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
+        self.0.check_input(x)?;
         let n = x.dim(0)?;
-        let k = self.num_classes;
-        self.check_objective(n, &objective)?;
+        let k = self.0.outputs;
+        self.0.check_objective(n, &objective)?;
         let var = Var::from_tensor(x)?;
-        let logits = self.forward(var.as_tensor())?;
+        let logits = self.0.forward(var.as_tensor())?;
         let value = match objective {
             Objective::CrossEntropy(labels) => ops::cross_entropy(&logits, labels)?,
-            Objective::Logit(c) => (&logits * one_hot(c, k)?)?.sum(1)?,
+            Objective::Logit(c) | Objective::ClassScore(c) => (&logits * one_hot(c, k)?)?.sum(1)?,
             Objective::Margin(y) => {
                 // The runner-up is chosen on detached logits; the max's gradient
                 // then flows to that class only, as torch.max's does.
@@ -331,14 +403,14 @@ impl Classifier for Network {
 
     fn layer_gradient(&self, x: &Tensor, path: &str, classes: &[u32]) -> Result<LayerGradient> {
         let n = x.dim(0)?;
-        let k = self.num_classes;
+        let k = self.0.outputs;
         if classes.len() != n || classes.iter().any(|&c| c as usize >= k) {
             return Err(Error::Invalid(format!(
                 "layer gradient: {} classes for a batch of {n} (each below {k})",
                 classes.len()
             )));
         }
-        let (logits, var) = self.forward_capture(x, path)?;
+        let (logits, var) = self.0.forward_capture(x, path)?;
         let value = (&logits * one_hot(classes, k)?)?.sum_all()?;
         let grads = value.backward()?;
         let grad = match grads.get(var.as_tensor()) {

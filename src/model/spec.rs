@@ -29,7 +29,8 @@ pub struct ArchSpec {
     pub name: Option<String>,
     /// What one input looks like.
     pub input: InputSpec,
-    /// Class names, as many as the network has outputs (empty: "0", "1", ...).
+    /// Class names, as many as the network has outputs, or 2 (negative,
+    /// positive) for a one-output network (empty: "0", "1", ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
     /// The layers, applied in order.
@@ -593,9 +594,14 @@ impl ArchSpec {
                 out[0]
             ));
         }
-        if !self.classes.is_empty() && self.classes.len() != out[0] {
+        if !self.classes.is_empty() && self.classes.len() != self.num_classes() {
+            let binary = if out[0] == 1 {
+                " (one output z is a binary classifier: name its 2 classes, the negative first, or none)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "`classes` names {} classes but the network outputs {}",
+                "`classes` names {} classes but the network outputs {}{binary}",
                 self.classes.len(),
                 out[0]
             ));
@@ -611,12 +617,50 @@ impl ArchSpec {
         Ok(infos)
     }
 
-    /// Number of classes the network outputs.
-    pub fn num_classes(&self) -> usize {
+    /// Width of the network's output vector (0 when the spec does not resolve).
+    pub fn outputs(&self) -> usize {
         self.layer_infos()
             .ok()
             .and_then(|v| v.last().map(|l| l.output_shape[0]))
             .unwrap_or(0)
+    }
+
+    /// Number of classes: the output width, except that one output `z` is a
+    /// binary classifier on `sigmoid(z)`, audited as the logits `[0, z]`
+    /// (see [`BinaryLogits`](crate::model::BinaryLogits)).
+    pub fn num_classes(&self) -> usize {
+        match self.outputs() {
+            1 => 2,
+            k => k,
+        }
+    }
+
+    /// Whether the network's last layer is a `sigmoid` over its one output:
+    /// that layer outputs `p`, not the logit `z`, so the network is built
+    /// without it.
+    pub fn drops_final_sigmoid(&self) -> bool {
+        self.outputs() == 1 && matches!(self.layers.last(), Some(LayerSpec::Sigmoid))
+    }
+
+    /// How the audit reads the network's outputs, when that is not plain
+    /// logits, one sentence each: for `inspect` and the report's warnings.
+    pub fn output_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.outputs() != 1 {
+            return notes;
+        }
+        let names = self.class_names();
+        notes.push(format!(
+            "the network has one output z: it is audited as a binary classifier on sigmoid(z) with logits [0, z]; label 1 ({}) is the positive class, label 0 ({}) the negative",
+            names[1], names[0]
+        ));
+        if self.drops_final_sigmoid() {
+            notes.push(format!(
+                "the last layer (layer {}, sigmoid) outputs the probability sigmoid(z), not the logit z: the audit drops it and uses its input as z",
+                self.layers.len() - 1
+            ));
+        }
+        notes
     }
 
     /// Class names: the spec's, or "0", "1", ...
@@ -1275,6 +1319,48 @@ mod tests {
             err.contains("2 classes") && err.contains("outputs 10"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn one_output_is_a_binary_classifier_with_zero_or_two_names() {
+        let spec = |classes: &str, tail: &str| {
+            format!(
+                r#"{{"version": 1, "input": {{"shape": [1, 2, 2]}}, {classes} "layers": [
+                {{"op": "flatten"}}, {{"op": "linear", "param": "fc", "in_features": 4, "out_features": 1}}{tail}]}}"#
+            )
+        };
+        let unnamed = ArchSpec::from_json(&spec("", ""), "x").unwrap();
+        assert_eq!((unnamed.outputs(), unnamed.num_classes()), (1, 2));
+        assert_eq!(unnamed.class_names(), ["0", "1"]);
+        assert!(!unnamed.drops_final_sigmoid());
+        assert_eq!(unnamed.output_notes().len(), 1);
+        assert!(unnamed.output_notes()[0].contains("logits [0, z]"));
+        let named = ArchSpec::from_json(
+            &spec(r#""classes": ["cat", "dog"],"#, r#", {"op": "sigmoid"}"#),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(named.class_names(), ["cat", "dog"]);
+        assert!(named.drops_final_sigmoid());
+        let notes = named.output_notes().join("\n");
+        assert!(
+            notes.contains("label 1 (dog)") && notes.contains("layer 2, sigmoid"),
+            "{notes}"
+        );
+        for bad in [r#""classes": ["dog"],"#, r#""classes": ["a", "b", "c"],"#] {
+            let err = ArchSpec::from_json(&spec(bad, ""), "x")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("outputs 1") && err.contains("name its 2 classes"),
+                "{err}"
+            );
+        }
+        // A sigmoid anywhere but last over one output is an ordinary layer.
+        let hidden = r#"{"version": 1, "input": {"shape": [1, 2, 2]}, "layers": [
+            {"op": "flatten"}, {"op": "sigmoid"}, {"op": "linear", "param": "fc", "in_features": 4, "out_features": 3}, {"op": "sigmoid"}]}"#;
+        let three = ArchSpec::from_json(hidden, "x").unwrap();
+        assert!(!three.drops_final_sigmoid() && three.output_notes().is_empty());
     }
 
     #[test]

@@ -83,7 +83,8 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         .collect();
     let n_correct = clean_correct.iter().filter(|&&c| c).count();
     let clean_accuracy = n_correct as f64 / n as f64;
-    let mut warnings = Vec::new();
+    // How the outputs are read comes first: every figure depends on it.
+    let mut warnings = inp.model.network.spec().output_notes();
     if !inp.model.unused.is_empty() {
         warnings.push(format!(
             "{} tensors in the model file are not used by any layer: {}",

@@ -3,6 +3,7 @@
 mod attacks;
 mod attributions;
 mod battery;
+mod binary;
 mod class_counts;
 mod cli;
 mod engine;
