@@ -18,34 +18,43 @@ use super::{root, xai};
 /// Inputs per run.
 const N: usize = 30;
 
-/// The shipped CNN cut to its first `k` outputs, saved as `cnn{k}.safetensors`,
-/// and the shipped digits of classes below `k` as an IDX pair `d{k}-…`.
-fn k_class_model_and_data(dir: &Path, k: usize) -> (String, String) {
+/// The shipped CNN with its output layer's rows replaced by `rows(weight or
+/// bias)` and its classes named `names`, saved as `file`.
+fn cnn_with_outputs(dir: &Path, file: &str, names: &[&str], rows: &dyn Fn(&Tensor) -> Tensor) {
     let cnn = root().join("assets/mnist_cnn.safetensors");
     let net = xai_audit::model::load_model(&cnn, None).unwrap().network;
     let mut spec = serde_json::to_value(net.spec()).unwrap();
     let layers = spec["layers"].as_array_mut().unwrap();
     let last = layers.last_mut().unwrap();
     let param = last["param"].as_str().unwrap().to_string();
-    last["out_features"] = Value::from(k);
-    spec["classes"] = (0..k).map(|c| Value::from(c.to_string())).collect();
-    let spec = xai_audit::model::ArchSpec::from_json(&spec.to_string(), "test").unwrap();
     let bytes = std::fs::read(&cnn).unwrap();
     let tensors: HashMap<String, Tensor> =
         candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).unwrap();
     let mut out: Vec<(String, Tensor)> = Vec::new();
     for (name, t) in tensors {
         let t = if name.starts_with(&format!("{param}.")) {
-            t.narrow(0, 0, k).unwrap()
+            rows(&t)
         } else {
             t
         };
         out.push((name, t));
     }
+    let outputs = out
+        .iter()
+        .find(|(n, _)| *n == format!("{param}.weight"))
+        .unwrap()
+        .1
+        .dim(0)
+        .unwrap();
+    last["out_features"] = Value::from(outputs);
+    spec["classes"] = names.iter().map(|c| Value::from(*c)).collect();
+    let spec = xai_audit::model::ArchSpec::from_json(&spec.to_string(), "test").unwrap();
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    let model = format!("cnn{k}.safetensors");
-    xai_audit::model::save_model(&dir.join(&model), &spec, &out).unwrap();
+    xai_audit::model::save_model(&dir.join(file), &spec, &out).unwrap();
+}
 
+/// The shipped digits of classes below `k`, at most `N`.
+fn digits_below(k: usize) -> (Vec<u8>, Vec<u8>) {
     let data = xai_audit::data::shipped_sample(&Default::default()).unwrap();
     let keep: Vec<usize> = (0..data.len())
         .filter(|&i| (data.labels[i] as usize) < k)
@@ -55,11 +64,21 @@ fn k_class_model_and_data(dir: &Path, k: usize) -> (String, String) {
         .iter()
         .flat_map(|&i| data.item(i).iter().map(|p| (p * 255.0).round() as u8))
         .collect();
-    let labels: Vec<u8> = keep.iter().map(|&i| data.labels[i] as u8).collect();
+    (pixels, keep.iter().map(|&i| data.labels[i] as u8).collect())
+}
+
+/// The shipped CNN cut to its first `k` outputs, saved as `cnn{k}.safetensors`,
+/// and the shipped digits of classes below `k` as an IDX pair `d{k}-…`.
+fn k_class_model_and_data(dir: &Path, k: usize) -> (String, String) {
+    let names: Vec<String> = (0..k).map(|c| c.to_string()).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let model = format!("cnn{k}.safetensors");
+    cnn_with_outputs(dir, &model, &names, &|t| t.narrow(0, 0, k).unwrap());
+    let (pixels, labels) = digits_below(k);
     let stem = format!("d{k}");
     xai_audit::data::write_idx_images(
         &dir.join(format!("{stem}-images-idx3-ubyte")),
-        keep.len(),
+        labels.len(),
         28,
         28,
         &pixels,
@@ -284,4 +303,111 @@ fn dlr_below_its_class_count_is_refused_by_name() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = run(dir.path(), &m4, &d4, dlr_t);
     assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// Runs `plan` and returns the report.
+fn report_of(dir: &Path, model: &str, data: &str, plan: &str) -> Value {
+    let r = run(dir, model, data, plan);
+    assert_eq!(r.code, 0, "{model}: {}", r.stderr);
+    serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap()
+}
+
+/// Same clean accuracy and, per attack except `skip`, at most one input
+/// whose verdict differs (float rounding along an iterative attack).
+fn same_verdicts(a: &Value, b: &Value, skip: &[&str], what: &str) {
+    assert_eq!(
+        a["summary"]["clean_accuracy"], b["summary"]["clean_accuracy"],
+        "{what}"
+    );
+    let attacks = a["summary"]["attacks"].as_array().unwrap();
+    for (j, entry) in attacks.iter().enumerate() {
+        let name = entry["name"].as_str().unwrap();
+        if skip.contains(&name) {
+            continue;
+        }
+        let n = a["samples"].as_array().unwrap().len();
+        let flips = (0..n)
+            .filter(|&i| {
+                a["samples"][i]["attacks"][j]["success"] != b["samples"][i]["attacks"][j]["success"]
+            })
+            .count();
+        assert!(
+            flips <= 1,
+            "{what}: {name}: {flips} inputs flip (robust accuracy {} vs {})",
+            entry["robust_accuracy"],
+            b["summary"]["attacks"][j]["robust_accuracy"]
+        );
+    }
+}
+
+#[test]
+fn one_output_model_gives_the_verdicts_of_the_same_two_logit_model() {
+    // z = z₁ − z₀ as one output is the 2-class CNN's function: softmax of
+    // [0, z] is softmax of [z₀, z₁], so every attack must agree.
+    let dir = tempfile::tempdir().unwrap();
+    let (m2, d2) = k_class_model_and_data(dir.path(), 2);
+    cnn_with_outputs(dir.path(), "cnn1.safetensors", &["0", "1"], &|t| {
+        (t.narrow(0, 1, 1).unwrap() - t.narrow(0, 0, 1).unwrap()).unwrap()
+    });
+    let two = report_of(dir.path(), &m2, &d2, EVERY_KIND);
+    let one = report_of(dir.path(), "cnn1.safetensors", &d2, EVERY_KIND);
+    same_verdicts(&one, &two, &[], "1 output vs 2 logits");
+    // The same rules and warnings apply: 2 classes.
+    let warnings = |r: &Value| -> Vec<String> {
+        r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .filter(|w| !w.contains("one output"))
+            .collect()
+    };
+    for w in warnings(&two) {
+        assert!(warnings(&one).contains(&w), "{w}");
+    }
+    let dlr = "[[attack]]\nname = \"apgd-dlr\"\nkind = \"apgd\"\neps = 0.1\nloss = \"dlr\"\n";
+    run(dir.path(), "cnn1.safetensors", &d2, dlr)
+        .expect_error(&["needs at least 3 classes", "the model has 2"]);
+}
+
+#[test]
+fn reordered_classes_give_the_same_verdicts() {
+    // The 3-class CNN with its outputs stored in the order 2, 0, 1 and named
+    // so, on an image folder matched by name: the same function.
+    let dir = tempfile::tempdir().unwrap();
+    let (pixels, labels) = digits_below(3);
+    let folder = dir.path().join("digits");
+    for (i, (img, &label)) in pixels.chunks(784).zip(&labels).enumerate() {
+        let class = folder.join(label.to_string());
+        std::fs::create_dir_all(&class).unwrap();
+        image::GrayImage::from_raw(28, 28, img.to_vec())
+            .unwrap()
+            .save(class.join(format!("{i:03}.png")))
+            .unwrap();
+    }
+    let data = folder.to_str().unwrap();
+    cnn_with_outputs(dir.path(), "in-order.safetensors", &["0", "1", "2"], &|t| {
+        t.narrow(0, 0, 3).unwrap()
+    });
+    cnn_with_outputs(
+        dir.path(),
+        "reordered.safetensors",
+        &["2", "0", "1"],
+        &|t| {
+            let order = Tensor::new(&[2u32, 0, 1], &Device::Cpu).unwrap();
+            t.index_select(&order, 0).unwrap()
+        },
+    );
+    let a = report_of(dir.path(), "in-order.safetensors", data, EVERY_KIND);
+    let b = report_of(dir.path(), "reordered.safetensors", data, EVERY_KIND);
+    // A random target class is drawn by index: another order draws others.
+    same_verdicts(&a, &b, &["pgd-random-target"], "reordered classes");
+    // Labels follow the names: digit 2 is class 0 of the reordered model.
+    let names = |r: &Value, i: usize| {
+        let label = r["samples"][i]["label"].as_u64().unwrap() as usize;
+        r["model"]["class_names"][label].clone()
+    };
+    for i in 0..labels.len() {
+        assert_eq!(names(&a, i), names(&b, i), "input {i}");
+    }
 }
