@@ -354,11 +354,11 @@ impl Plan {
     /// - a fixed `target` class must exist;
     /// - the DLR loss needs at least 3 classes (its denominator uses the
     ///   third-largest logit) and targeted DLR at least 4 (the fourth):
-    ///   an `apgd` entry asking for it below that is refused, naming the
-    ///   entry and the class count; AutoAttack's APGD-T, which the user did
-    ///   not configure, switches to the targeted cross-entropy loss instead,
-    ///   with a warning (the reference implementation would fail indexing
-    ///   the missing logit);
+    ///   below that an APGD entry, AutoAttack's APGD-T included, runs with
+    ///   the (targeted) cross-entropy loss instead, with a warning naming the
+    ///   entry and the class count, and the resolved plan records `ce` (the
+    ///   reference implementation fails indexing the missing logit; running
+    ///   DLR anyway reported a 2-class MLP 95% robust where CE found 60%);
     /// - APGD-T asking for more target classes than the model has other
     ///   classes attacks all of them, with a warning;
     /// - with fewer than 5 classes each input's `top5` lists them all, with a
@@ -375,68 +375,44 @@ impl Plan {
                     ));
                 }
             }
-            let label = format!("attack[{i}] \"{}\"", a.name);
-            check_class_count(a, k, origin, &label, &mut warnings)?;
+            check_class_count(a, k, &mut warnings);
         }
         if k < 5 {
             warnings.push(format!(
                 "the model has {k} classes: each input's top-5 list holds all {k}"
             ));
         }
-        warnings.dedup();
         Ok(warnings)
     }
 }
 
 /// The class-count rules of [`Plan::check_against`] for one attack entry
 /// and, recursively, the members of an ensemble or AutoAttack.
-fn check_class_count(
-    a: &mut AttackSpec,
-    k: usize,
-    origin: &str,
-    label: &str,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
-    let composite = a.kind == "autoattack";
-    if let Some(members) = a.members.as_mut() {
-        for m in members.iter_mut() {
-            if composite && m.kind == "apgd" && m.loss.as_deref() == Some("dlr") {
-                let need = if m.target_classes.is_some() { 4 } else { 3 };
-                if k < need {
-                    m.loss = Some("ce".into());
-                    warnings.push(format!(
-                        "{}: {} uses the {}DLR loss, which needs at least {need} classes; the model has {k}, so it runs with the {}cross-entropy loss instead",
-                        a.name,
-                        m.name,
-                        if need == 4 { "targeted " } else { "" },
-                        if need == 4 { "targeted " } else { "" },
-                    ));
-                }
-            }
-            check_class_count(m, k, origin, label, warnings)?;
+fn check_class_count(a: &mut AttackSpec, k: usize, warnings: &mut Vec<String>) {
+    let mut warn = |w: String| {
+        if !warnings.contains(&w) {
+            warnings.push(w);
         }
-        return Ok(());
-    }
-    if a.kind != "apgd" {
-        return Ok(());
-    }
-    if a.loss.as_deref() == Some("dlr") {
+    };
+    if a.kind == "apgd" && a.loss.as_deref() == Some("dlr") {
         let (need, what) = match a.target_classes {
-            None => (3, "the DLR loss divides by z_π1 − z_π3, the gap to the third-largest logit"),
-            Some(_) => (4, "the targeted DLR loss divides by z_π1 − (z_π3 + z_π4)/2, which uses the fourth-largest logit"),
+            None => (3, "DLR loss divides by z_π1 − z_π3, the gap to the third-largest logit"),
+            Some(_) => (4, "targeted DLR loss divides by z_π1 − (z_π3 + z_π4)/2, which uses the fourth-largest logit"),
         };
         if k < need {
-            return Err(plan_err(
-                origin,
-                format!(
-                    "{label}: `loss` \"dlr\" needs at least {need} classes ({what}), but the model has {k}: use loss = \"ce\""
-                ),
+            // Cross-entropy orders points as the margin does on so few
+            // classes, and is defined: the report's plan shows what ran.
+            a.loss = Some("ce".into());
+            let targeted = if need == 4 { "targeted " } else { "" };
+            warn(format!(
+                "{}: the {what}, so it needs at least {need} classes; the model has {k}, so {} runs with the {targeted}cross-entropy loss instead",
+                a.name, a.name
             ));
         }
     }
     if let Some(t) = a.target_classes {
         if t > k.saturating_sub(1) {
-            warnings.push(format!(
+            warn(format!(
                 "{}: `target_classes` = {t}, but the model has only {} other classes: APGD-T attacks those {}",
                 a.name,
                 k - 1,
@@ -444,7 +420,9 @@ fn check_class_count(
             ));
         }
     }
-    Ok(())
+    for m in a.members.iter_mut().flatten() {
+        check_class_count(m, k, warnings);
+    }
 }
 
 /// Parses one entry; an ε list expands into one entry per ε (`name@ε`).

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::types::{Report, SCHEMA_VERSION};
+use super::types::{Report, OLDEST_READABLE_VERSION, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 
 /// Writes `report` to `path` as pretty JSON, atomically.
@@ -36,10 +36,10 @@ pub fn parse_report(text: &str, path: &Path) -> Result<Report> {
                 ),
             ))
         }
-        Some(v) if v < SCHEMA_VERSION as u64 => {
+        Some(v) if v < OLDEST_READABLE_VERSION as u64 => {
             return Err(Error::format(
                 path,
-                format!("report schema version {v} is older than this xai-audit reads ({SCHEMA_VERSION}): rerun the audit"),
+                format!("report schema version {v} is older than this xai-audit reads ({OLDEST_READABLE_VERSION} to {SCHEMA_VERSION}): rerun the audit"),
             ))
         }
         Some(_) => {}

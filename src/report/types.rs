@@ -11,7 +11,14 @@ use crate::attack::Norm;
 use crate::audit::plan::Plan;
 
 /// The report format version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2 added `data.subset` and lets the plan's `curve_baseline` and
+/// `baseline_value` be `"black"`; version 1 reports, which have neither,
+/// read as they are.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest report format version this build still reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// A complete audit report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
