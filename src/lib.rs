@@ -19,6 +19,27 @@
 //! - [`util`]: hashing and atomic writes.
 //!
 //! The `xai-audit` binary is a thin layer over these modules.
+//!
+//! # Layers
+//!
+//! Data flows one way, and so do imports: a module uses only modules of a
+//! lower layer (a test, `tests/it/layering.rs`, reads this list and every
+//! `crate::` path in `src/`, and fails on an import against it). Bottom up:
+//!
+//! 1. `rng`, `stats`, `transform`
+//! 2. `data`
+//! 3. `model`
+//! 4. `engine`
+//! 5. `attack`, `attribution`, `stress`
+//! 6. `plan`
+//! 7. `report`
+//! 8. `audit`
+//! 9. `inspect`, `bench`, `tui`
+//!
+//! Anywhere: `error`, `util`
+//!
+//! The method families of layer 5 do not import each other. Imports that
+//! still go against this order are listed, with their reason, in the test.
 #![warn(missing_docs)]
 
 pub mod attack;

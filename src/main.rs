@@ -110,7 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             engine,
         } => {
             if attributions {
-                let text = xai_audit::attribution::bench::attribution_costs(
+                let text = xai_audit::bench::attributions::attribution_costs(
                     &model,
                     arch.as_deref(),
                     data.as_deref(),

@@ -4,7 +4,8 @@
 //! following Captum's definitions so users can cross-check; `metrics` holds
 //! the quality measures (completeness, deletion/insertion, max-sensitivity,
 //! sparseness) and the clean-versus-adversarial comparisons; `plan`, `run`,
-//! `report` and `images` plug them into an audit; `bench` times them.
+//! `report` and `images` plug them into an audit; [`crate::bench::attributions`]
+//! times them.
 //!
 //! Every method explains the score of one class per input (Captum's
 //! `target`): its logit, or for a one-output model its log-odds
@@ -12,7 +13,6 @@
 //! numbers from per-input generators keyed by the seed, the plan entry and the
 //! input's position, so maps never depend on the batch size.
 
-pub mod bench;
 pub mod gradcam;
 pub mod images;
 pub mod input_x_gradient;

@@ -17,7 +17,6 @@
 mod conv;
 mod gemm;
 pub use gemm::peak_gflops;
-pub(crate) mod head;
 mod pointwise;
 mod pool;
 
@@ -472,7 +471,7 @@ impl FastNet {
                 if let Some(objective) = objective {
                     values = vec![0f32; len];
                     let out = &ws.acts[self.steps.len()];
-                    head::seed(
+                    crate::model::head::seed(
                         objective,
                         first,
                         len,

@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use candle_core::{Device, Tensor};
 
 use super::classifier::{Classifier, InputGradient, LayerGradient, Objective};
-use crate::engine::head::seed;
+use super::head::seed;
 use crate::error::{Error, Result};
 
 /// A one-output classifier seen as the binary classifier with logits

@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod classifier;
+pub(crate) mod head;
 pub mod layers;
 pub mod load;
 pub mod ops;

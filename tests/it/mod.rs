@@ -10,6 +10,7 @@ mod engine;
 mod fuzz_regressions;
 mod gradients;
 mod honest_data;
+mod layering;
 mod pipelines;
 mod pytorch_parity;
 mod range_invariance;

@@ -1,6 +1,9 @@
 //! `xai-audit bench`: PGD L∞ throughput in images per second, the figure the
-//! performance work is measured by. Speed lives here and in `benches/`,
-//! never in a test's assertions.
+//! performance work is measured by, and ([`attributions`]) the cost of each
+//! attribution method. Speed lives here and in `benches/`, never in a test's
+//! assertions.
+
+pub mod attributions;
 
 use std::fmt::Write;
 use std::path::Path;

@@ -1,10 +1,12 @@
 //! The objective at the top of the network: per-sample values and their
-//! gradients with respect to the logits, the seed of the backward pass.
+//! gradients with respect to the logits, the seed of the fast engine's
+//! backward pass and of the one-output wrapper's chain rule (here, below the
+//! engine, so both can use it).
 //! Cross-entropy uses the reference op's own log-softmax so both engines
 //! round it the same way.
 
-use crate::model::ops::log_softmax_row;
-use crate::model::Objective;
+use super::ops::log_softmax_row;
+use super::Objective;
 
 /// Fills `values[i]` and `dlogits[i·k..]` for the first `n` rows of `logits`
 /// (sample `offset + i` of the batch); rows past `n` are padding and get a

@@ -7,14 +7,16 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use super::gradcam::{GradCam, Upsample};
-use super::input_x_gradient::InputXGradient;
-use super::integrated_gradients::{Baseline, IntegratedGradients, Integration};
-use super::metrics::{perturbation_curves, pixel_scores, ranking, Curve, CurveSettings};
-use super::occlusion::Occlusion;
-use super::saliency::Saliency;
-use super::smoothgrad::{NoiseTunnelType, SmoothGrad};
-use super::{entry_stream, tensor4, Attribution, ExplainBatch};
+use crate::attribution::gradcam::{GradCam, Upsample};
+use crate::attribution::input_x_gradient::InputXGradient;
+use crate::attribution::integrated_gradients::{Baseline, IntegratedGradients, Integration};
+use crate::attribution::metrics::{
+    perturbation_curves, pixel_scores, ranking, Curve, CurveSettings,
+};
+use crate::attribution::occlusion::Occlusion;
+use crate::attribution::saliency::Saliency;
+use crate::attribution::smoothgrad::{NoiseTunnelType, SmoothGrad};
+use crate::attribution::{entry_stream, tensor4, Attribution, ExplainBatch};
 use crate::audit::clean::predict;
 use crate::audit::plan::Plan;
 use crate::error::Result;
@@ -29,7 +31,7 @@ pub fn attribution_costs(
     limit: usize,
     batch_size: usize,
 ) -> Result<String> {
-    let (loaded, data) = crate::bench::bench_inputs(model, arch, data, limit)?;
+    let (loaded, data) = super::bench_inputs(model, arch, data, limit)?;
     let net = &loaded.network;
     let [n, c, h, w] = data.shape;
     let per = c * h * w;
@@ -44,7 +46,7 @@ pub fn attribution_costs(
         "[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\n",
         "bench",
     )?;
-    let layer = match super::plan::check_against(&mut probe, net.spec(), "bench") {
+    let layer = match crate::attribution::plan::check_against(&mut probe, net.spec(), "bench") {
         Ok(()) => probe.attributions[0].layer.clone(),
         Err(_) => None,
     };
@@ -176,7 +178,7 @@ pub fn attribution_costs(
     );
     let started = Instant::now();
     for m in saliency_maps.chunks(per) {
-        std::hint::black_box(super::metrics::gini(m));
+        std::hint::black_box(crate::attribution::metrics::gini(m));
     }
     row(
         &mut out,
