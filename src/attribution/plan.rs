@@ -153,9 +153,10 @@ impl AttributionSpec {
         self.wants(metric) && (variant == "clean" || self.metrics_on == "all")
     }
 
-    /// The runnable method for inputs of `input_hw` (height, width).
-    pub fn build(&self, input_hw: (usize, usize)) -> Box<dyn Attribution> {
-        match self.method.as_str() {
+    /// The runnable method for inputs of `input_hw` (height, width), unset
+    /// settings at the parser's defaults. An unknown method is an error.
+    pub fn build(&self, input_hw: (usize, usize)) -> Result<Box<dyn Attribution>> {
+        Ok(match self.method.as_str() {
             "saliency" => Box::new(Saliency {
                 abs: self.abs.unwrap_or(false),
             }),
@@ -188,8 +189,9 @@ impl AttributionSpec {
                 keep_noise: self.keep_noise.unwrap_or(false),
             }),
             "occlusion" => {
-                let [wh, ww] = self.window.unwrap_or([4, 4]);
-                let [sh, sw] = self.stride.unwrap_or([2, 2]);
+                let window = self.window.unwrap_or(DEFAULT_OCCLUSION_WINDOW);
+                let [wh, ww] = window;
+                let [sh, sw] = self.stride.unwrap_or(default_occlusion_stride(window));
                 Box::new(Occlusion {
                     window: (wh, ww),
                     stride: (sh, sw),
@@ -197,7 +199,7 @@ impl AttributionSpec {
                     input_hw,
                 })
             }
-            _ => Box::new(GradCam {
+            "grad_cam" => Box::new(GradCam {
                 layer: self.layer.clone().unwrap_or_default(),
                 relu: self.relu.unwrap_or(true),
                 upsample: self
@@ -206,7 +208,14 @@ impl AttributionSpec {
                     .and_then(Upsample::from_name)
                     .unwrap_or(Upsample::Bilinear),
             }),
-        }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "attribution \"{}\": unknown method \"{other}\" (known: {})",
+                    self.name,
+                    METHODS.join(", ")
+                )))
+            }
+        })
     }
 
     /// `predicted`, `label` or the class index.
@@ -217,6 +226,14 @@ impl AttributionSpec {
             AttributionTarget::Rule(TargetRule::Label) => "label".into(),
         }
     }
+}
+
+/// Occlusion's window, pixels.
+pub const DEFAULT_OCCLUSION_WINDOW: [usize; 2] = [4, 4];
+
+/// Occlusion's stride: half the window (at least 1).
+pub fn default_occlusion_stride(window: [usize; 2]) -> [usize; 2] {
+    [(window[0] / 2).max(1), (window[1] / 2).max(1)]
 }
 
 /// SmoothGrad's noise level as a share of the range width (Smilkov et al.
@@ -539,11 +556,11 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
             spec.keep_noise = Some(e.boolean("keep_noise")?.unwrap_or(false));
         }
         "occlusion" => {
-            let window = e.size2("window")?.unwrap_or([4, 4]);
+            let window = e.size2("window")?.unwrap_or(DEFAULT_OCCLUSION_WINDOW);
             spec.window = Some(window);
             spec.stride = Some(
                 e.size2("stride")?
-                    .unwrap_or([(window[0] / 2).max(1), (window[1] / 2).max(1)]),
+                    .unwrap_or(default_occlusion_stride(window)),
             );
             spec.baseline_value =
                 Some(e.fill("baseline_value")?.unwrap_or(super::Fill::Value(0.0)));
@@ -601,7 +618,8 @@ pub fn check_against(plan: &mut Plan, spec: &ArchSpec, origin: &str) -> Result<(
             }
         }
         if a.method == "occlusion" {
-            let (win, stride) = (a.window.unwrap_or([4, 4]), a.stride.unwrap_or([2, 2]));
+            let win = a.window.unwrap_or(DEFAULT_OCCLUSION_WINDOW);
+            let stride = a.stride.unwrap_or(default_occlusion_stride(win));
             let occ = Occlusion {
                 window: (win[0], win[1]),
                 stride: (stride[0], stride[1]),
@@ -706,6 +724,29 @@ mod tests {
     }
 
     const ATTACK: &str = "[[attack]]\nname = \"pgd\"\nkind = \"pgd\"\neps = 0.1\n";
+
+    #[test]
+    fn built_methods_take_the_parsers_defaults_and_refuse_unknown_ones() {
+        // An 8×8 window strides by 4 whether the parser or `build` fills it in.
+        let parsed =
+            plan("[[attribution]]\nname = \"o\"\nmethod = \"occlusion\"\nwindow = 8\n").unwrap();
+        assert_eq!(parsed.attributions[0].stride, Some([4, 4]));
+        let mut bare = parsed.attributions[0].clone();
+        bare.stride = None;
+        assert!(bare.build((28, 28)).is_ok());
+        assert_eq!(default_occlusion_stride([8, 8]), [4, 4]);
+        assert_eq!(default_occlusion_stride([1, 3]), [1, 1]);
+        bare.method = "gradcam".into();
+        let e = bare
+            .build((28, 28))
+            .err()
+            .expect("an unknown method is refused")
+            .to_string();
+        assert!(
+            e.contains("unknown method \"gradcam\"") && e.contains("grad_cam"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn defaults_are_resolved() {

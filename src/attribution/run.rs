@@ -120,7 +120,7 @@ pub fn run_attributions(
     sink.on_start(n, &checks);
     let mut check = checks.iter();
     for (e, spec) in plan.attributions.iter().enumerate() {
-        let method = spec.build((shape[2], shape[3]));
+        let method = spec.build((shape[2], shape[3]))?;
         let ctx = Context {
             model,
             method: method.as_ref(),

@@ -139,33 +139,46 @@ impl AttackSpec {
         }
     }
 
-    /// The runnable attack: one line per kind.
-    pub fn build(&self) -> Box<dyn Attack> {
+    /// The runnable attack: one arm per kind, unset settings at the same
+    /// defaults the plan parser fills in ([`defaults`]). An unknown kind is
+    /// an error, never an attack that does nothing.
+    pub fn build(&self) -> Result<Box<dyn Attack>> {
         let eps = self.eps.unwrap_or(0.0) as f32;
-        match self.kind.as_str() {
+        Ok(match self.kind.as_str() {
             "fgsm" => Box::new(Fgsm {
                 norm: self.norm,
                 eps,
                 target: self.target,
             }),
-            "pgd" => Box::new(Pgd {
-                norm: self.norm,
-                eps,
-                step_size: self.step_size.unwrap_or(0.0) as f32,
-                steps: self.steps.unwrap_or(1),
-                random_start: self.random_start.unwrap_or(false),
-                restarts: self.restarts.unwrap_or(1),
-                target: self.target,
-            }),
+            "pgd" => {
+                let steps = self.steps.unwrap_or(defaults::PGD_STEPS);
+                Box::new(Pgd {
+                    norm: self.norm,
+                    eps,
+                    step_size: self
+                        .step_size
+                        .unwrap_or_else(|| defaults::pgd_step_size(eps as f64, steps))
+                        as f32,
+                    steps,
+                    random_start: self.random_start.unwrap_or(true),
+                    restarts: self.restarts.unwrap_or(1),
+                    target: self.target,
+                })
+            }
             "apgd" => Box::new(Apgd {
                 norm: self.norm,
                 eps,
-                steps: self.steps.unwrap_or(100),
+                steps: self.steps.unwrap_or(defaults::APGD_STEPS),
                 restarts: self.restarts.unwrap_or(1),
-                loss: if self.loss.as_deref() == Some("dlr") {
-                    ApgdLoss::Dlr
-                } else {
-                    ApgdLoss::Ce
+                loss: match self.loss.as_deref() {
+                    None | Some("ce") => ApgdLoss::Ce,
+                    Some("dlr") => ApgdLoss::Dlr,
+                    Some(other) => {
+                        return Err(Error::Invalid(format!(
+                            "attack \"{}\": APGD loss \"{other}\" is not ce or dlr",
+                            self.name
+                        )))
+                    }
                 },
                 target_classes: self.target_classes,
                 rho: 0.75,
@@ -173,35 +186,60 @@ impl AttackSpec {
             "square" => Box::new(Square {
                 norm: self.norm,
                 eps,
-                queries: self.queries.unwrap_or(5000),
-                p_init: self.p_init.unwrap_or(0.8) as f32,
+                queries: self.queries.unwrap_or(defaults::SQUARE_QUERIES),
+                p_init: self.p_init.unwrap_or(defaults::SQUARE_P_INIT) as f32,
                 restarts: self.restarts.unwrap_or(1),
             }),
             "spatial" => Box::new(Spatial {
-                max_angle_deg: self.max_angle_deg.unwrap_or(30.0),
-                max_shift_px: self.max_shift_px.unwrap_or(3.0),
-                angle_steps: self.angle_steps.unwrap_or(31),
-                shift_steps: self.shift_steps.unwrap_or(5),
+                max_angle_deg: self
+                    .max_angle_deg
+                    .unwrap_or(defaults::SPATIAL_MAX_ANGLE_DEG),
+                max_shift_px: self.max_shift_px.unwrap_or(defaults::SPATIAL_MAX_SHIFT_PX),
+                angle_steps: self.angle_steps.unwrap_or(defaults::SPATIAL_ANGLE_STEPS),
+                shift_steps: self.shift_steps.unwrap_or(defaults::SPATIAL_SHIFT_STEPS),
                 mode: match self.mode.as_deref() {
-                    Some("random") => SpatialMode::Random(self.samples.unwrap_or(10)),
-                    _ => SpatialMode::Grid,
+                    None | Some("grid") => SpatialMode::Grid,
+                    Some("random") => {
+                        SpatialMode::Random(self.samples.unwrap_or(defaults::SPATIAL_SAMPLES))
+                    }
+                    Some(other) => {
+                        return Err(Error::Invalid(format!(
+                            "attack \"{}\": spatial mode \"{other}\" is not grid or random",
+                            self.name
+                        )))
+                    }
                 },
             }),
             "fmn" => Box::new(Fmn {
                 norm: self.norm,
-                steps: self.steps.unwrap_or(100),
+                steps: self.steps.unwrap_or(defaults::FMN_STEPS),
                 eps: self.eps.map(|e| e as f32),
                 alpha_init: 1.0,
                 gamma_init: 0.05,
-                // FMN alone is weaker than PGD in L∞ (see fmn.rs): refine by default there.
-                refine: self
-                    .refine
-                    .unwrap_or(if self.norm == Norm::Linf { 8 } else { 0 }),
+                refine: self.refine.unwrap_or(defaults::fmn_refine(self.norm)),
             }),
-            _ => Box::new(Ensemble {
-                members: self.members.iter().flatten().map(|m| m.build()).collect(),
-            }),
-        }
+            "ensemble" | "autoattack" => {
+                let members = self.members.as_deref().unwrap_or_default();
+                if members.is_empty() {
+                    // An empty ensemble would return the clean inputs: 100%
+                    // "robust" without a single attack.
+                    return Err(Error::Invalid(format!(
+                        "attack \"{}\": a {} needs its members",
+                        self.name, self.kind
+                    )));
+                }
+                Box::new(Ensemble {
+                    members: members.iter().map(|m| m.build()).collect::<Result<_>>()?,
+                })
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "attack \"{}\": unknown kind \"{other}\" (known: {})",
+                    self.name,
+                    KINDS.join(", ")
+                )))
+            }
+        })
     }
 
     /// `least_likely`, `random`, the class, or `None` when untargeted.
@@ -216,6 +254,45 @@ impl AttackSpec {
     /// Whether the attack uses only the model's outputs (no gradients).
     pub fn is_black_box(&self) -> bool {
         self.kind == "square"
+    }
+}
+
+/// The attacks' defaults, used by the plan parser and by
+/// [`AttackSpec::build`] alike.
+pub mod defaults {
+    use crate::attack::Norm;
+
+    /// PGD iterations (Foolbox's 40).
+    pub const PGD_STEPS: usize = 40;
+    /// PGD step length: Madry et al.'s 2.5·ε/steps.
+    pub fn pgd_step_size(eps: f64, steps: usize) -> f64 {
+        2.5 * eps / steps as f64
+    }
+    /// APGD iterations (AutoAttack's 100).
+    pub const APGD_STEPS: usize = 100;
+    /// Square queries per input (AutoAttack's 5,000).
+    pub const SQUARE_QUERIES: usize = 5000;
+    /// Square's initial share of pixels per square.
+    pub const SQUARE_P_INIT: f64 = 0.8;
+    /// Spatial: largest rotation either way (Engstrom et al.).
+    pub const SPATIAL_MAX_ANGLE_DEG: f64 = 30.0;
+    /// Spatial: largest shift either way.
+    pub const SPATIAL_MAX_SHIFT_PX: f64 = 3.0;
+    /// Spatial grid: angles.
+    pub const SPATIAL_ANGLE_STEPS: usize = 31;
+    /// Spatial grid: shifts per axis.
+    pub const SPATIAL_SHIFT_STEPS: usize = 5;
+    /// Spatial random: transformations per input.
+    pub const SPATIAL_SAMPLES: usize = 10;
+    /// FMN iterations.
+    pub const FMN_STEPS: usize = 100;
+    /// FMN's PGD bisection rounds: FMN alone is weaker than PGD in L∞
+    /// (see `attack/fmn.rs`), so it is refined there by default.
+    pub fn fmn_refine(norm: Norm) -> usize {
+        match norm {
+            Norm::Linf => 8,
+            Norm::L2 => 0,
+        }
     }
 }
 
@@ -514,7 +591,7 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
         }
         "pgd" => {
             template.target = parse_target(e)?;
-            let steps = e.positive_int("steps")?.unwrap_or(40);
+            let steps = e.positive_int("steps")?.unwrap_or(defaults::PGD_STEPS);
             template.steps = Some(steps);
             // Madry et al.'s rule 2.5·ε/steps is applied per ε below when unset.
             template.step_size = e.nonneg_float("step_size")?;
@@ -522,7 +599,7 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
             template.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
         }
         "apgd" => {
-            template.steps = Some(e.positive_int("steps")?.unwrap_or(100));
+            template.steps = Some(e.positive_int("steps")?.unwrap_or(defaults::APGD_STEPS));
             template.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
             let loss = e.string("loss")?.unwrap_or_else(|| "ce".into());
             if loss != "ce" && loss != "dlr" {
@@ -532,8 +609,11 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
             template.target_classes = e.positive_int("target_classes")?;
         }
         "square" => {
-            template.queries = Some(e.positive_int("queries")?.unwrap_or(5000));
-            let p = e.nonneg_float("p_init")?.unwrap_or(0.8);
+            template.queries = Some(
+                e.positive_int("queries")?
+                    .unwrap_or(defaults::SQUARE_QUERIES),
+            );
+            let p = e.nonneg_float("p_init")?.unwrap_or(defaults::SQUARE_P_INIT);
             if !(p > 0.0 && p <= 1.0) {
                 return Err(e.err("p_init", format!("must lie in (0, 1], found {p}")));
             }
@@ -541,7 +621,7 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
             template.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
         }
         "fmn" => {
-            template.steps = Some(e.positive_int("steps")?.unwrap_or(100));
+            template.steps = Some(e.positive_int("steps")?.unwrap_or(defaults::FMN_STEPS));
             template.refine = match e.take("refine") {
                 None => None,
                 Some(Value::Integer(i)) if i >= 0 => Some(i as usize),
@@ -556,11 +636,26 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
                 return Err(e.err("mode", format!("\"{mode}\" is not grid or random")));
             }
             template.mode = Some(mode);
-            template.max_angle_deg = Some(e.nonneg_float("max_angle_deg")?.unwrap_or(30.0));
-            template.max_shift_px = Some(e.nonneg_float("max_shift_px")?.unwrap_or(3.0));
-            template.angle_steps = Some(e.positive_int("angle_steps")?.unwrap_or(31));
-            template.shift_steps = Some(e.positive_int("shift_steps")?.unwrap_or(5));
-            template.samples = Some(e.positive_int("samples")?.unwrap_or(10));
+            template.max_angle_deg = Some(
+                e.nonneg_float("max_angle_deg")?
+                    .unwrap_or(defaults::SPATIAL_MAX_ANGLE_DEG),
+            );
+            template.max_shift_px = Some(
+                e.nonneg_float("max_shift_px")?
+                    .unwrap_or(defaults::SPATIAL_MAX_SHIFT_PX),
+            );
+            template.angle_steps = Some(
+                e.positive_int("angle_steps")?
+                    .unwrap_or(defaults::SPATIAL_ANGLE_STEPS),
+            );
+            template.shift_steps = Some(
+                e.positive_int("shift_steps")?
+                    .unwrap_or(defaults::SPATIAL_SHIFT_STEPS),
+            );
+            template.samples = Some(
+                e.positive_int("samples")?
+                    .unwrap_or(defaults::SPATIAL_SAMPLES),
+            );
         }
         "autoattack" => {
             let version = e.string("version")?.unwrap_or_else(|| "standard".into());
@@ -620,7 +715,10 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
             spec.curve = Some(name.clone());
         }
         if kind == "pgd" && spec.step_size.is_none() {
-            spec.step_size = Some(2.5 * eps.unwrap_or(0.0) / spec.steps.unwrap_or(40) as f64);
+            spec.step_size = Some(defaults::pgd_step_size(
+                eps.unwrap_or(0.0),
+                spec.steps.unwrap_or(defaults::PGD_STEPS),
+            ));
         }
         if kind == "autoattack" {
             spec.members = Some(autoattack_members(&spec.name, norm, eps));

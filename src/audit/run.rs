@@ -88,7 +88,11 @@ pub fn run_audit_checkpointed(
     }
     let names: Vec<String> = plan.attacks.iter().map(|a| a.name.clone()).collect();
     sink.on_start(data.len(), &names);
-    let attacks: Vec<_> = plan.attacks.iter().map(|a| a.build()).collect();
+    let attacks: Vec<_> = plan
+        .attacks
+        .iter()
+        .map(|a| a.build())
+        .collect::<Result<_>>()?;
     let per = data.item_len();
     let mut clean_inputs = Vec::with_capacity(data.len() * per);
     let mut clean = Predictions {
@@ -287,7 +291,11 @@ pub fn run_shard(
         .map(|&f| plan.batch_size.min(data.len() - f))
         .sum();
     sink.on_start(total, &names);
-    let attacks: Vec<_> = plan.attacks.iter().map(|a| a.build()).collect();
+    let attacks: Vec<_> = plan
+        .attacks
+        .iter()
+        .map(|a| a.build())
+        .collect::<Result<_>>()?;
     for first in mine {
         if stop_requested() {
             return Err(Error::Interrupted {

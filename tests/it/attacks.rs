@@ -308,3 +308,50 @@ fn targeted_attacks_reach_reachable_targets() {
         .zip(&labels)
         .all(|(t, y)| t != y));
 }
+
+/// Issue 14: an attack built through the library API with its settings unset
+/// used to take `steps` 1, `step_size` 0 and no random start (a PGD that did
+/// nothing), and a misspelled kind became an empty ensemble returning the
+/// clean inputs (100% "robust"). Unset settings now take the parser's
+/// defaults, and an unknown kind or an empty ensemble is an error.
+#[test]
+fn attacks_built_from_the_library_api_take_the_plans_defaults() {
+    let (net, data) = shipped_cnn_and_digits(10);
+    let model = xai_audit::engine::FastNet::compile(&net).unwrap();
+    for (kind, norm, eps) in [
+        ("pgd", Norm::Linf, 0.1),
+        ("pgd", Norm::L2, 1.0),
+        ("apgd", Norm::Linf, 0.15),
+        ("fmn", Norm::L2, 2.0),
+    ] {
+        let bare = AttackSpec::new(format!("{kind}-{norm}"), kind, norm, Some(eps));
+        let toml = format!(
+            "seed = 7\nbatch_size = 10\n[[attack]]\nname = \"{kind}-{norm}\"\nkind = \"{kind}\"\nnorm = \"{norm}\"\neps = {eps}\n"
+        );
+        let parsed = Plan::from_toml(&toml, "p.toml").unwrap();
+        let a = run_audit(&model, &data, &plan(vec![bare], 10), &mut NoSink).unwrap();
+        let b = run_audit(&model, &data, &parsed, &mut NoSink).unwrap();
+        assert_eq!(a.attacks[0].success, b.attacks[0].success, "{kind} {norm}");
+        assert_eq!(
+            a.attacks[0].adversarial, b.attacks[0].adversarial,
+            "{kind} {norm}"
+        );
+        assert!(
+            a.attacks[0].success.iter().any(|&s| s),
+            "{kind} {norm}: the default attack breaks some digit"
+        );
+    }
+    let typo = AttackSpec::new("p".into(), "pgdd", Norm::Linf, Some(0.1));
+    let err = run_audit(&model, &data, &plan(vec![typo], 20), &mut NoSink)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown kind \"pgdd\"") && err.contains("known: fgsm"),
+        "{err}"
+    );
+    let empty = AttackSpec::new("e".into(), "ensemble", Norm::Linf, Some(0.1));
+    let err = run_audit(&model, &data, &plan(vec![empty], 20), &mut NoSink)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("needs its members"), "{err}");
+}

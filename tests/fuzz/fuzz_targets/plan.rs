@@ -35,7 +35,7 @@ fuzz_target!(|text: &str| {
     }
     // Every attack of a valid plan can be built.
     for a in &plan.attacks {
-        let _ = a.build();
+        a.build().expect("a validated plan builds");
         let _ = a.target_label();
     }
 });
