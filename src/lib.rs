@@ -16,6 +16,7 @@
 //! - [`tui`]: the terminal UI that browses a report and its sidecar;
 //! - [`error`]: the library's error type;
 //! - [`rng`]: the seeded generator all randomness goes through;
+//! - [`sidecar`]: the names of the tensors in a report's sidecar;
 //! - [`util`]: hashing and atomic writes.
 //!
 //! The `xai-audit` binary is a thin layer over these modules.
@@ -26,7 +27,7 @@
 //! lower layer (a test, `tests/it/layering.rs`, reads this list and every
 //! `crate::` path in `src/`, and fails on an import against it). Bottom up:
 //!
-//! 1. `rng`, `stats`, `transform`
+//! 1. `rng`, `stats`, `transform`, `sidecar`
 //! 2. `data`
 //! 3. `model`
 //! 4. `engine`
@@ -53,6 +54,7 @@ pub mod inspect;
 pub mod model;
 pub mod report;
 pub mod rng;
+pub mod sidecar;
 pub mod stress;
 pub mod tui;
 pub mod util;

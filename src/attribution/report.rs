@@ -271,7 +271,7 @@ pub fn sidecar_tensors(results: &AttributionResults) -> Result<Vec<(String, Tens
         let name = &entry.spec.name;
         for v in &entry.variants {
             out.push((
-                format!("attr/{name}/{}", v.variant),
+                crate::sidecar::attribution_maps(name, &v.variant),
                 Tensor::from_slice(&v.maps, (n, c, h, w), &Device::Cpu)?,
             ));
             for (kind, curves) in [("deletion", &v.deletion), ("insertion", &v.insertion)] {
@@ -279,7 +279,7 @@ pub fn sidecar_tensors(results: &AttributionResults) -> Result<Vec<(String, Tens
                     let points = curves.first().map_or(0, Vec::len);
                     let flat: Vec<f32> = curves.iter().flatten().copied().collect();
                     out.push((
-                        format!("attr_curve/{name}/{}/{kind}", v.variant),
+                        crate::sidecar::attribution_curves(name, &v.variant, kind),
                         Tensor::from_vec(flat, (n, points), &Device::Cpu)?,
                     ));
                 }
@@ -287,7 +287,7 @@ pub fn sidecar_tensors(results: &AttributionResults) -> Result<Vec<(String, Tens
             if let (Some(noise), "clean") = (&v.noise, v.variant.as_str()) {
                 let samples = noise.len() / (n * c * h * w).max(1);
                 out.push((
-                    format!("noise/{name}"),
+                    crate::sidecar::smoothgrad_noise(name),
                     Tensor::from_slice(noise, (n, samples, c, h, w), &Device::Cpu)?,
                 ));
             }

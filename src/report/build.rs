@@ -238,12 +238,12 @@ fn eps_curves(summaries: &[AttackSummary]) -> Vec<EpsCurve> {
 pub fn sidecar_tensors(results: &AuditResults, shape: [usize; 4]) -> Result<Vec<(String, Tensor)>> {
     let dims = (shape[0], shape[1], shape[2], shape[3]);
     let mut out = vec![(
-        "x/clean".to_string(),
+        crate::sidecar::CLEAN_INPUTS.to_string(),
         Tensor::from_slice(&results.clean_inputs, dims, &Device::Cpu)?,
     )];
     for a in &results.attacks {
         out.push((
-            format!("x/adv/{}", a.spec.name),
+            crate::sidecar::adversarial_inputs(&a.spec.name),
             Tensor::from_slice(&a.adversarial, dims, &Device::Cpu)?,
         ));
     }

@@ -240,7 +240,7 @@ pub fn run(
                 let x = uniform_inputs(ctx, name, spec.count.unwrap_or(ctx.len()));
                 if spec.save_inputs {
                     tensors.push((
-                        format!("stress/{name}/uniform/inputs"),
+                        crate::sidecar::stress(name, "uniform/inputs"),
                         ctx.images_tensor(&x)?,
                     ));
                 }
@@ -261,11 +261,11 @@ pub fn run(
                 .collect();
         }
         tensors.push((
-            format!("stress/{name}/{label}/confidence_scaled"),
+            crate::sidecar::stress(name, &format!("{label}/confidence_scaled")),
             matrix(&set.scaled)?,
         ));
         tensors.push((
-            format!("stress/{name}/{label}/confidence_clipped"),
+            crate::sidecar::stress(name, &format!("{label}/confidence_clipped")),
             matrix(&set.clipped)?,
         ));
         sets.push(summarize(&set, inputs, spec));

@@ -212,7 +212,10 @@ pub fn run(
     let tensors = if pixels.is_empty() {
         Vec::new()
     } else {
-        vec![(format!("equivariance/{name}"), ctx.images_tensor(&pixels)?)]
+        vec![(
+            crate::sidecar::equivariance(name),
+            ctx.images_tensor(&pixels)?,
+        )]
     };
     Ok(Outcome {
         summary: ConsistencySummary {

@@ -431,7 +431,10 @@ pub fn run(
             accuracy.push(correct as f64 / n as f64);
             progress((ci * spec.severities.len() + si + 1) as f64 / steps);
         }
-        tensors.push((stream.clone(), ctx.images_tensor(&first_input)?));
+        tensors.push((
+            crate::sidecar::stress(name, corruption.as_str()),
+            ctx.images_tensor(&first_input)?,
+        ));
         summaries.push(CorruptionSummary {
             corruption,
             parameter: corruption.parameter_name().to_string(),

@@ -194,15 +194,18 @@ pub fn run(
             collapsed,
             examples,
         });
-        let base = format!("stress/{name}/{}", family.as_str());
+        let base = crate::sidecar::stress(name, family.as_str());
         if !example_pixels.is_empty() {
             tensors.push((base.clone(), ctx.images_tensor(&example_pixels)?));
         }
         if spec.save_inputs {
-            tensors.push((format!("{base}/inputs"), ctx.images_tensor(&all_pixels)?));
+            tensors.push((
+                crate::sidecar::stress(name, &format!("{}/inputs", family.as_str())),
+                ctx.images_tensor(&all_pixels)?,
+            ));
             let conf: Vec<f32> = confidence.iter().map(|&p| p as f32).collect();
             tensors.push((
-                format!("{base}/confidence"),
+                crate::sidecar::stress(name, &format!("{}/confidence", family.as_str())),
                 candle_core::Tensor::from_vec(conf, count, &candle_core::Device::Cpu)?,
             ));
         }

@@ -418,14 +418,14 @@ pub fn selected_images(
     });
     let clean = data
         .sidecar
-        .row("x/clean", position)
+        .row(crate::sidecar::CLEAN_INPUTS, position)
         .map_err(|e| e.to_string());
     let adversarial = match (&attack_name, &clean) {
         (None, _) => Err("no attacks in this report: add [[attack]] entries to the plan".into()),
         (Some(_), Err(e)) => Err(e.clone()),
         (Some(a), Ok(_)) => data
             .sidecar
-            .row(&format!("x/adv/{a}"), position)
+            .row(&crate::sidecar::adversarial_inputs(a), position)
             .map_err(|e| e.to_string()),
     };
     let perturbation = match (&clean, &adversarial) {
@@ -452,7 +452,7 @@ pub fn selected_images(
         (Some((name, on)), Ok(x)) => {
             let map_clean = data
                 .sidecar
-                .row(&format!("attr/{name}/clean"), position)
+                .row(&crate::sidecar::attribution_maps(name, "clean"), position)
                 .map(|m| heatmap(&m, x))
                 .map_err(|e| e.to_string());
             let map_adv = match (&attack_name, &adversarial) {
@@ -468,7 +468,7 @@ pub fn selected_images(
                 (Some(_), Err(e)) => Err(e.clone()),
                 (Some(a), Ok(adv)) => data
                     .sidecar
-                    .row(&format!("attr/{name}/{a}"), position)
+                    .row(&crate::sidecar::attribution_maps(name, a), position)
                     .map(|m| heatmap(&m, adv))
                     .map_err(|e| e.to_string()),
             };

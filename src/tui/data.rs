@@ -238,15 +238,19 @@ impl ReportData {
         };
         let sidecar = Sidecar::open(&sidecar_file)?;
         let expected = [count, shape[0], shape[1], shape[2]];
-        let mut required = vec!["x/clean".to_string()];
-        required.extend(attack_names.iter().map(|a| format!("x/adv/{a}")));
+        let mut required = vec![crate::sidecar::CLEAN_INPUTS.to_string()];
+        required.extend(
+            attack_names
+                .iter()
+                .map(|a| crate::sidecar::adversarial_inputs(a)),
+        );
         for entry in &report.summary.attributions {
-            required.push(format!("attr/{}/clean", entry.name));
+            required.push(crate::sidecar::attribution_maps(&entry.name, "clean"));
             required.extend(
                 entry
                     .attacks
                     .iter()
-                    .map(|a| format!("attr/{}/{}", entry.name, a.attack)),
+                    .map(|a| crate::sidecar::attribution_maps(&entry.name, &a.attack)),
             );
         }
         for name in &required {

@@ -72,14 +72,16 @@ pub fn export_input(
         written.push(path);
         Ok(())
     };
-    let clean = data.sidecar.row("x/clean", position)?;
+    let clean = data.sidecar.row(crate::sidecar::CLEAN_INPUTS, position)?;
     save(
         to_image(&clean, c, h, w, range),
         format!("{index:05}_clean.png"),
     )?;
     let mut adversarial = Vec::new();
     for attack in &attacks {
-        let adv = data.sidecar.row(&format!("x/adv/{attack}"), position)?;
+        let adv = data
+            .sidecar
+            .row(&crate::sidecar::adversarial_inputs(attack), position)?;
         save(
             to_image(&adv, c, h, w, range),
             format!("{index:05}_{attack}_adv.png"),
@@ -93,7 +95,9 @@ pub fn export_input(
     // Enlarged like `--save-images` heatmaps so that small inputs stay legible.
     let scale = (112 / h.min(w).max(1)).max(1);
     for (name, on) in &entries {
-        let map = data.sidecar.row(&format!("attr/{name}/clean"), position)?;
+        let map = data
+            .sidecar
+            .row(&crate::sidecar::attribution_maps(name, "clean"), position)?;
         save(
             heatmap(&map, &clean, [c, h, w], range, scale).into(),
             format!("{index:05}_attr_{name}_clean.png"),
@@ -101,7 +105,7 @@ pub fn export_input(
         for (attack, adv) in adversarial.iter().filter(|(a, _)| on.contains(a)) {
             let map = data
                 .sidecar
-                .row(&format!("attr/{name}/{attack}"), position)?;
+                .row(&crate::sidecar::attribution_maps(name, attack), position)?;
             save(
                 heatmap(&map, adv, [c, h, w], range, scale).into(),
                 format!("{index:05}_attr_{name}_{attack}.png"),
