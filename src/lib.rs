@@ -16,6 +16,8 @@
 //! - [`tui`]: the terminal UI that browses a report and its sidecar;
 //! - [`error`]: the library's error type;
 //! - [`rng`]: the seeded generator all randomness goes through;
+//! - [`stats`]: the shared numeric helpers (argmax, softmax, mean, median,
+//!   quantile), one of each;
 //! - [`util`]: hashing and atomic writes.
 //!
 //! The `xai-audit` binary is a thin layer over these modules.
@@ -32,6 +34,7 @@ pub mod inspect;
 pub mod model;
 pub mod report;
 pub mod rng;
+pub mod stats;
 pub mod stress;
 pub mod tui;
 pub mod util;

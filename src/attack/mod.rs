@@ -22,11 +22,11 @@ use candle_core::{Device, Tensor};
 use rand_chacha::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::clean::argmax;
 use crate::error::{Error, Result};
 use crate::model::ops::log_softmax_row;
 use crate::model::{Classifier, InputGradient, Objective};
 use crate::rng::Rng;
+use crate::stats::argmax;
 
 /// The norm an attack's budget is measured in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

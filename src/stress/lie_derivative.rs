@@ -25,9 +25,10 @@ use super::transform::{
     rotate, rotate_generator, translate, translate_circular, translate_generator, Axis, Border,
 };
 use super::types::{LieDerivativeSummary, LieTransformSummary, SampleLieDerivative};
-use super::{softmax64, Context, Outcome, Progress};
+use super::{Context, Outcome, Progress};
 use crate::error::Result;
 use crate::model::Objective;
+use crate::stats::{mean, median, softmax_f64};
 
 fn border(mode: ShiftMode) -> Border {
     match mode {
@@ -120,7 +121,7 @@ pub fn exact(
         .map(|rows| {
             rows.iter()
                 .zip(logits)
-                .map(|(d, z)| mean_abs_softmax_derivative(&softmax64(z), d))
+                .map(|(d, z)| mean_abs_softmax_derivative(&softmax_f64(z), d))
                 .collect()
         })
         .collect())
@@ -151,7 +152,7 @@ pub fn finite_difference(
             Ok(ctx
                 .logits_data(&imgs)?
                 .iter()
-                .map(|z| softmax64(z))
+                .map(|z| softmax_f64(z))
                 .collect())
         };
         let (plus, minus) = (moved(h)?, moved(-h)?);
@@ -219,8 +220,8 @@ pub fn run(
                 transform: t,
                 unit: unit.to_string(),
                 step: (spec.method == LieMethod::FiniteDifference).then_some(step),
-                mean: super::mean(v),
-                median: super::median(v),
+                mean: mean(v.iter().copied()).unwrap_or(0.0),
+                median: median(v).unwrap_or(0.0),
                 max: v.iter().copied().fold(0.0, f64::max),
             }
         })

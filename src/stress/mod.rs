@@ -38,13 +38,13 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
-use crate::audit::clean::argmax;
 use crate::audit::plan::Plan;
 use crate::audit::sink::Sink;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
 use crate::rng::Rng;
+use crate::stats::argmax;
 use plan::{EquivarianceCheck, StressCheck};
 use types::*;
 
@@ -177,30 +177,6 @@ pub fn stream_id(what: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h | (1 << 63)
-}
-
-/// Softmax of a row of logits in f64.
-pub fn softmax64(logits: &[f32]) -> Vec<f64> {
-    let max = logits
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &z| m.max(z as f64));
-    let e: Vec<f64> = logits.iter().map(|&z| (z as f64 - max).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
-}
-
-/// Median of `values` (mean of the middle two), 0 when empty.
-pub fn median(values: &[f64]) -> f64 {
-    crate::report::build::median(values).unwrap_or(0.0)
-}
-
-/// Mean of `values`, 0 when empty.
-pub fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        0.0
-    } else {
-        values.iter().sum::<f64>() / values.len() as f64
-    }
 }
 
 /// Reports a check's progress as a share of its work done.

@@ -10,9 +10,9 @@
 use super::plan::WorstCaseSpec;
 use super::transform::rigid;
 use super::types::{Example, SampleWorstCase, WorstCaseSummary};
-use super::{softmax64, Context, Outcome, Progress};
-use crate::audit::clean::argmax;
+use super::{Context, Outcome, Progress};
 use crate::error::Result;
+use crate::stats::{argmax, mean, softmax_f64};
 
 /// One grid point.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,7 +86,7 @@ pub fn run(
                 .collect();
             for (k, z) in ctx.logits_data(&moved)?.iter().enumerate() {
                 let i = first + k;
-                let p = softmax64(z);
+                let p = softmax_f64(z);
                 let pred = argmax(z);
                 let candidate = Point {
                     correct: pred == labels[i],
@@ -145,9 +145,8 @@ pub fn run(
             grid_size: points.len(),
             clean_accuracy: clean_correct as f64 / n as f64,
             worst_case_accuracy: robust as f64 / n as f64,
-            mean_worst_true_class_probability: super::mean(
-                &worst.iter().map(|w| w.true_probability).collect::<Vec<_>>(),
-            ),
+            mean_worst_true_class_probability: mean(worst.iter().map(|w| w.true_probability))
+                .unwrap_or(0.0),
             examples,
         },
         samples: worst
