@@ -18,6 +18,9 @@
 //! - [`rng`]: the seeded generator all randomness goes through;
 //! - [`stats`]: the shared numeric helpers (argmax, softmax, mean, median,
 //!   quantile), one of each;
+//! - [`transform`]: spatial resampling of images (shifts, flips, bilinear
+//!   rotation and translation), shared by the stress checks and the spatial
+//!   attack;
 //! - [`util`]: hashing and atomic writes.
 //!
 //! The `xai-audit` binary is a thin layer over these modules.
@@ -36,6 +39,7 @@ pub mod report;
 pub mod rng;
 pub mod stats;
 pub mod stress;
+pub mod transform;
 pub mod tui;
 pub mod util;
 

@@ -11,11 +11,11 @@
 
 use super::ood::max_softmax;
 use super::plan::{EquivarianceCheck, Expectation, FlipAxis, ShiftMode};
-use super::transform::{flip_h, flip_v, rotate, shift_circular, shift_zero};
 use super::types::{ConsistencySummary, Example, SampleConsistency, TransformSummary};
 use super::{Context, Outcome, Progress};
 use crate::error::{Error, Result};
 use crate::stats::{argmax, mean};
+use crate::transform::{flip_h, flip_v, rotate, shift_circular, shift_zero};
 
 /// One transformation of a consistency check.
 #[derive(Debug, Clone, Copy, PartialEq)]

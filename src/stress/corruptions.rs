@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use super::filters::{area_resize, gaussian_blur, nearest_resize, upsample_grid};
 use super::plan::CorruptionsSpec;
-use super::transform::{rotate, translate, warp, Border, InverseAffine};
 use super::types::{CorruptionSummary, CorruptionsSummary, SampleCorruptions};
 use super::{Context, Outcome, Progress};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::stats::{argmax, mean};
+use crate::transform::{rotate, translate, warp, Border, InverseAffine};
 
 /// A corruption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

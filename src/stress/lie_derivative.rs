@@ -7,7 +7,7 @@
 //! - `exact`: the chain rule, `dp/dt = (diag p − p pᵀ) · J_z(x) · v` with
 //!   `v = dT_t x/dt` the symmetric derivative of the bilinear resampling at
 //!   `t = 0` (central differences of the image, see
-//!   [`transform::translate_generator`](super::transform::translate_generator)).
+//!   [`transform::translate_generator`](crate::transform::translate_generator)).
 //!   Our classifier offers vector–Jacobian products, so `J_z · v` costs one
 //!   input gradient per class: exact up to float rounding, whatever `v`.
 //! - `finite_difference`: `(p(T_h x) − p(T_−h x)) / 2h`, two forward passes
@@ -21,14 +21,14 @@
 use candle_core::{Device, Tensor};
 
 use super::plan::{LieDerivativeSpec, LieMethod, LieTransform, ShiftMode};
-use super::transform::{
-    rotate, rotate_generator, translate, translate_circular, translate_generator, Axis, Border,
-};
 use super::types::{LieDerivativeSummary, LieTransformSummary, SampleLieDerivative};
 use super::{Context, Outcome, Progress};
 use crate::error::Result;
 use crate::model::Objective;
 use crate::stats::{mean, median, softmax_f64};
+use crate::transform::{
+    rotate, rotate_generator, translate, translate_circular, translate_generator, Axis, Border,
+};
 
 fn border(mode: ShiftMode) -> Border {
     match mode {

@@ -10,10 +10,11 @@
 //! - Equivariance (`[[equivariance]]`): [`consistency`] (predictions under
 //!   shifts, rotations and flips), [`lie_derivative`] (Gruver et al., ICLR
 //!   2023) and [`worst_case`] (the worst point of a rotation × translation grid).
-//! - Shared: [`transform`] (the public resampling module: shifts, flips,
-//!   bilinear rotation and translation, their generators), [`filters`],
-//!   [`plan`] (the plan entries), [`types`] (the report sections) and
-//!   [`report`] (filling the report, the sidecar and the summary table).
+//! - Shared: [`filters`], [`plan`] (the plan entries), [`types`] (the report
+//!   sections) and [`report`] (filling the report, the sidecar and the
+//!   summary table). The resampling itself (shifts, flips, bilinear rotation
+//!   and translation, their generators) is [`crate::transform`], shared with
+//!   the spatial attack.
 //!
 //! Every check works on images in `[0, 1]` (the data's units) and maps them
 //! to the model's range just before the forward pass. Generated inputs come
@@ -30,7 +31,6 @@ pub mod noise;
 pub mod ood;
 pub mod plan;
 pub mod report;
-pub mod transform;
 pub mod types;
 pub mod worst_case;
 

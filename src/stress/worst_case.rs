@@ -1,6 +1,6 @@
 //! Worst case over a grid of rigid transformations per input: every
 //! (angle, dx, dy) of the plan's grid, applied in one bilinear resampling
-//! with zero fill ([`transform::rigid`](super::transform::rigid), the
+//! with zero fill ([`transform::rigid`](crate::transform::rigid), the
 //! transformation of Engstrom et al.'s spatial attack, which the attacks
 //! module shares). An input counts as robust when every grid point is
 //! classified correctly; its worst point is the misclassified one with the
@@ -8,11 +8,11 @@
 //! probability.
 
 use super::plan::WorstCaseSpec;
-use super::transform::rigid;
 use super::types::{Example, SampleWorstCase, WorstCaseSummary};
 use super::{Context, Outcome, Progress};
 use crate::error::Result;
 use crate::stats::{argmax, mean, softmax_f64};
+use crate::transform::rigid;
 
 /// One grid point.
 #[derive(Debug, Clone, Copy, PartialEq)]
