@@ -17,6 +17,11 @@
 //! - [`error`]: the library's error type;
 //! - [`rng`]: the seeded generator all randomness goes through;
 //! - [`sidecar`]: the names of the tensors in a report's sidecar;
+//! - [`stats`]: the shared numeric helpers (argmax, softmax, mean, median,
+//!   quantile), one of each;
+//! - [`transform`]: spatial resampling of images (shifts, flips, bilinear
+//!   rotation and translation), shared by the stress checks and the spatial
+//!   attack;
 //! - [`util`]: hashing and atomic writes.
 //!
 //! The `xai-audit` binary is a thin layer over these modules.
@@ -55,7 +60,9 @@ pub mod model;
 pub mod report;
 pub mod rng;
 pub mod sidecar;
+pub mod stats;
 pub mod stress;
+pub mod transform;
 pub mod tui;
 pub mod util;
 

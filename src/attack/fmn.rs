@@ -15,9 +15,9 @@
 //! success.
 
 use super::{gather, project, to_tensor, Attack, AttackBatch, AttackOutcome, BestTracker, Norm};
-use crate::audit::clean::argmax;
 use crate::error::Result;
 use crate::model::{Classifier, Objective};
+use crate::stats::argmax;
 
 /// An FMN configuration.
 #[derive(Debug, Clone, PartialEq)]

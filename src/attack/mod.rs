@@ -1,8 +1,8 @@
 //! Adversarial attacks. Each attack lives in its own file and runs batched on
 //! a [`Classifier`]'s logits (never its probabilities). Shared here: norms,
-//! targets, per-sample random generators, the projected step, and the
-//! bookkeeping that keeps the best adversarial found per sample across steps
-//! and restarts.
+//! targets, each sample's random generator ([`Rng::for_item`]), the projected
+//! step, and the bookkeeping that keeps the best adversarial found per sample
+//! across steps and restarts.
 //!
 //! The pitfalls each of these guards against have bitten well-known
 //! libraries: clip to the valid range after every step, project onto the
@@ -19,14 +19,13 @@ pub mod spatial;
 pub mod square;
 
 use candle_core::{Device, Tensor};
-use rand_chacha::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::clean::argmax;
 use crate::error::{Error, Result};
 use crate::model::ops::log_softmax_row;
 use crate::model::{Classifier, InputGradient, Objective};
 use crate::rng::Rng;
+use crate::stats::argmax;
 
 /// The norm an attack's budget is measured in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -419,23 +418,6 @@ pub fn project(adv: &mut [f32], x: &[f32], norm: Norm, eps: f32, range: (f32, f3
     }
 }
 
-/// Per-sample random generators: a sample's stream depends only on the seed,
-/// the attack and the sample's position in the dataset.
-impl Rng {
-    /// The generator for item `index` of stream `stream`.
-    pub fn for_item(seed: u64, stream: u64, index: u64) -> Rng {
-        fn mix(mut z: u64) -> u64 {
-            // SplitMix64's finaliser.
-            z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        let key = mix(seed ^ mix(stream.wrapping_add(0x5EED) ^ mix(index)));
-        Rng::from_chacha(rand_chacha::ChaCha8Rng::seed_from_u64(key))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,14 +453,5 @@ mod tests {
         assert!(l2 <= 0.5 && l2 > 0.4999, "{l2}");
         // Direction kept: δ ∝ (1, −1, 0, 0).
         assert!((adv[0] - 0.5 - (0.5 - adv[1])).abs() < 1e-6 && adv[2] == 0.5);
-    }
-
-    #[test]
-    fn per_item_generators_depend_only_on_seed_stream_and_index() {
-        let a = Rng::for_item(1, 2, 3).next_u64();
-        assert_eq!(a, Rng::for_item(1, 2, 3).next_u64());
-        assert_ne!(a, Rng::for_item(1, 2, 4).next_u64());
-        assert_ne!(a, Rng::for_item(1, 3, 3).next_u64());
-        assert_ne!(a, Rng::for_item(2, 2, 3).next_u64());
     }
 }

@@ -4,7 +4,7 @@
 //! 775 points) and stops at an input's first misclassification; `random`
 //! tries `k` random transformations (default 10) and keeps the one with the
 //! highest loss (worst-of-k). Resampling is bilinear
-//! ([`crate::stress::transform::rigid`], shared with the equivariance
+//! ([`crate::transform::rigid`], shared with the equivariance
 //! checks); pixels rotated or shifted in from outside the image are black,
 //! the low end of the model's declared range, as in the stress and
 //! equivariance checks (filling with 0 in model units would be mid-grey on a
@@ -14,7 +14,7 @@
 use super::{gather, logits_at, Attack, AttackBatch, AttackOutcome, BestTracker};
 use crate::error::Result;
 use crate::model::Classifier;
-use crate::stress::transform::rigid;
+use crate::transform::rigid;
 
 /// How the transformations are chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -18,9 +18,9 @@
 //! A pixel's score is the sum of its channels' attributions.
 
 use super::{tensor4, MAX_FORWARD_ROWS};
-use crate::audit::clean::softmax;
 use crate::error::Result;
 use crate::model::Classifier;
+use crate::stats::softmax;
 
 /// Per-pixel scores of one map `[C, H, W]`: the sum over channels.
 pub fn pixel_scores(map: &[f32], c: usize) -> Vec<f32> {
@@ -223,16 +223,6 @@ pub fn relative_change(before: &[f32], after: &[f32]) -> f64 {
     }
     let base = base.sqrt();
     diff.sqrt() / if base == 0.0 { 1.0 } else { base }
-}
-
-/// Mean of the values, `None` when empty.
-pub fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let (mut sum, mut n) = (0f64, 0usize);
-    for v in values {
-        sum += v;
-        n += 1;
-    }
-    (n > 0).then(|| sum / n as f64)
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use candle_core::{Device, Tensor};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{auc, mean};
+use super::metrics::auc;
 use super::run::{AttributionResults, VariantResults};
 use crate::error::Result;
-use crate::report::build::median;
 use crate::report::types::Report;
+use crate::stats::{mean, median};
 
 /// One map's metrics (absent: not asked for in the plan).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -7,6 +7,7 @@ use crate::data::batch::batch_tensor;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
+use crate::stats::{argmax, softmax};
 
 /// The model's predictions on a dataset.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,25 +16,6 @@ pub struct Predictions {
     pub predicted: Vec<u32>,
     /// Softmax probabilities per input, `[N][K]`.
     pub probabilities: Vec<Vec<f32>>,
-}
-
-/// Index of the largest value, the first on ties; NaN never wins.
-pub fn argmax(row: &[f32]) -> u32 {
-    let mut best = 0;
-    for (j, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = j;
-        }
-    }
-    best as u32
-}
-
-/// Softmax of one row of logits, computed stably.
-pub fn softmax(row: &[f32]) -> Vec<f32> {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = row.iter().map(|&z| (z - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.iter().map(|e| e / sum).collect()
 }
 
 /// Predicted classes and probabilities for a logits batch `[N, K]`.
@@ -93,20 +75,6 @@ pub fn per_class_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn argmax_takes_the_first_of_ties_and_ignores_nan() {
-        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
-        assert_eq!(argmax(&[f32::NAN, 0.0, 2.0]), 0); // NaN in front: nothing compares greater
-        assert_eq!(argmax(&[0.0, f32::NAN, 2.0]), 2);
-    }
-
-    #[test]
-    fn softmax_is_stable_and_sums_to_one() {
-        let p = softmax(&[1000.0, 1000.0, 0.0]);
-        assert!((p[0] - 0.5).abs() < 1e-6 && p[2] == 0.0);
-        assert!((softmax(&[0.1, 0.2, 0.3]).iter().sum::<f32>() - 1.0).abs() < 1e-6);
-    }
 
     #[test]
     fn accuracy_and_per_class_counts() {

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::checkpoint::{stop_requested, AttackPart, BatchPart, Checkpoint};
-use super::clean::{argmax, predictions_from_logits, Predictions};
+use super::clean::{predictions_from_logits, Predictions};
 use super::plan::{AttackSpec, Plan};
 use super::sink::Sink;
 use crate::attack::{perturbation_norms, AttackBatch};
@@ -14,6 +14,7 @@ use crate::data::batch::batch_tensor;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
+use crate::stats::argmax;
 
 /// One attack's results over the whole dataset.
 #[derive(Debug, Clone)]

@@ -5,7 +5,6 @@
 //! calls, a black-box attack beating the white-box ones (a sign of gradient
 //! masking), and perturbations outside the budget or the valid range.
 
-use super::clean::argmax;
 use super::plan::Plan;
 use super::run::AuditResults;
 use crate::attack::Norm;
@@ -14,6 +13,7 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::{Classifier, Objective};
 use crate::report::types::SanityFlag;
+use crate::stats::argmax;
 
 fn flag(check: &str, message: String) -> SanityFlag {
     SanityFlag {

@@ -11,6 +11,7 @@ use crate::audit::run::AuditResults;
 use crate::data::{DataNotes, Dataset};
 use crate::error::Result;
 use crate::model::LoadedModel;
+use crate::stats::{mean, median};
 
 /// What a report is built from.
 pub struct ReportInputs<'a> {
@@ -48,25 +49,6 @@ pub fn top_k(probabilities: &[f32], k: usize) -> Vec<ClassProbability> {
             probability: probabilities[c] as f64,
         })
         .collect()
-}
-
-/// Median of `values` (mean of the middle two for an even count), `None` when empty.
-pub fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    })
-}
-
-fn mean(values: &[f64]) -> Option<f64> {
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// Builds the report.
@@ -123,9 +105,9 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                 broken.len() as f64 / n_correct as f64
             },
             successes: a.success.iter().filter(|&&s| s).count(),
-            mean_perturbation_linf: mean(&linf),
+            mean_perturbation_linf: mean(linf.iter().copied()),
             median_perturbation_linf: median(&linf),
-            mean_perturbation_l2: mean(&l2),
+            mean_perturbation_l2: mean(l2.iter().copied()),
             median_perturbation_l2: median(&l2),
             gradient_evaluations: a.gradient_evaluations,
         });
@@ -259,12 +241,5 @@ mod tests {
         let t = top_k(&[0.1, 0.4, 0.1, 0.4], 3);
         let classes: Vec<u32> = t.iter().map(|c| c.class).collect();
         assert_eq!(classes, [1, 3, 0]);
-    }
-
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(&[]), None);
     }
 }

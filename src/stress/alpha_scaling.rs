@@ -20,6 +20,7 @@ use super::plan::{AlphaInputs, AlphaScalingSpec};
 use super::types::{AlphaPoint, AlphaScalingSummary, AlphaSetSummary, Quantile, SampleAlpha};
 use super::{Context, Outcome, Progress};
 use crate::error::Result;
+use crate::stats::{mean, quantile};
 
 /// Quantile levels of the smallest α reported per input set.
 pub const QUANTILE_LEVELS: [f64; 5] = [0.1, 0.25, 0.5, 0.75, 0.9];
@@ -157,25 +158,6 @@ pub fn scale_inputs(
     Ok(out)
 }
 
-/// Quantile at `level` of values where `None` is +∞ (linear interpolation
-/// between order statistics, numpy's default); `None` when it is +∞.
-pub fn quantile(values: &[Option<f64>], level: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v: Vec<f64> = values.iter().map(|a| a.unwrap_or(f64::INFINITY)).collect();
-    v.sort_by(f64::total_cmp);
-    let pos = level * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    let q = if lo == hi {
-        v[lo]
-    } else {
-        v[lo] + (pos - lo as f64) * (v[hi] - v[lo])
-    };
-    // Interpolating towards +∞ gives +∞ (or NaN at a zero weight): not reached.
-    q.is_finite().then_some(q)
-}
-
 fn summarize(set: &AlphaSet, inputs: AlphaInputs, spec: &AlphaScalingSpec) -> AlphaSetSummary {
     let n = set.alpha.len();
     let share = |count: usize| if n == 0 { 0.0 } else { count as f64 / n as f64 };
@@ -185,14 +167,14 @@ fn summarize(set: &AlphaSet, inputs: AlphaInputs, spec: &AlphaScalingSpec) -> Al
         .enumerate()
         .map(|(k, &alpha)| AlphaPoint {
             alpha,
-            mmc_scaled: super::mean(&set.scaled.iter().map(|r| r[k]).collect::<Vec<_>>()),
+            mmc_scaled: mean(set.scaled.iter().map(|r| r[k])).unwrap_or(0.0),
             share_above_target_scaled: share(
                 set.scaled
                     .iter()
                     .filter(|r| r[k] >= spec.target_confidence)
                     .count(),
             ),
-            mmc_clipped: super::mean(&set.clipped.iter().map(|r| r[k]).collect::<Vec<_>>()),
+            mmc_clipped: mean(set.clipped.iter().map(|r| r[k])).unwrap_or(0.0),
             share_above_0_95_clipped: share(set.clipped.iter().filter(|r| r[k] >= 0.95).count()),
         })
         .collect();
@@ -281,19 +263,4 @@ pub fn run(
         warnings: Vec::new(),
         seconds: 0.0,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_treat_unreached_as_infinite() {
-        let v = [Some(1.0), Some(3.0), None, Some(2.0)];
-        assert_eq!(quantile(&v, 0.0), Some(1.0));
-        assert_eq!(quantile(&v, 0.5), Some(2.5));
-        assert_eq!(quantile(&v, 0.75), None);
-        assert_eq!(quantile(&[None, None, Some(1.0)], 0.5), None);
-        assert_eq!(quantile(&[], 0.5), None);
-    }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::types::CalibrationSummary;
 use super::{Context, Outcome};
+use crate::stats::mean;
 
 /// One confidence bin of a reliability table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -84,12 +85,12 @@ pub fn calibration(confidence: &[f64], correct: &[bool], bins: usize) -> Calibra
             mean_confidence,
         });
     }
-    let mean = |v: f64| if n == 0 { 0.0 } else { v / n as f64 };
+    let share = |count: usize| if n == 0 { 0.0 } else { count as f64 / n as f64 };
     Calibration {
         ece,
         mce,
-        accuracy: mean(correct.iter().filter(|&&c| c).count() as f64),
-        mean_confidence: mean(confidence.iter().sum()),
+        accuracy: share(correct.iter().filter(|&&c| c).count()),
+        mean_confidence: mean(confidence.iter().copied()).unwrap_or(0.0),
         bins: table,
     }
 }

@@ -11,11 +11,11 @@
 
 use super::ood::max_softmax;
 use super::plan::{EquivarianceCheck, Expectation, FlipAxis, ShiftMode};
-use super::transform::{flip_h, flip_v, rotate, shift_circular, shift_zero};
 use super::types::{ConsistencySummary, Example, SampleConsistency, TransformSummary};
 use super::{Context, Outcome, Progress};
-use crate::audit::clean::argmax;
 use crate::error::{Error, Result};
+use crate::stats::{argmax, mean};
+use crate::transform::{flip_h, flip_v, rotate, shift_circular, shift_zero};
 
 /// One transformation of a consistency check.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -163,7 +163,7 @@ pub fn run(
             transform: t.label(),
             consistency: same as f64 / n as f64,
             accuracy: correct as f64 / n as f64,
-            mean_confidence: super::mean(&confidence),
+            mean_confidence: mean(confidence.iter().copied()).unwrap_or(0.0),
         });
     }
     // Examples: the first inputs whose outcome goes against the expectation.
@@ -223,7 +223,7 @@ pub fn run(
             kind: kind.to_string(),
             mode,
             expect_invariant: expectation.expect_invariant,
-            mean_consistency: super::mean(&consistencies),
+            mean_consistency: mean(consistencies.iter().copied()).unwrap_or(0.0),
             lowest_consistency: consistencies.iter().copied().fold(1.0, f64::min),
             transforms: summaries,
             examples,

@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use super::filters::{area_resize, gaussian_blur, nearest_resize, upsample_grid};
 use super::plan::CorruptionsSpec;
-use super::transform::{rotate, translate, warp, Border, InverseAffine};
 use super::types::{CorruptionSummary, CorruptionsSummary, SampleCorruptions};
 use super::{Context, Outcome, Progress};
-use crate::audit::clean::argmax;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+use crate::stats::{argmax, mean};
+use crate::transform::{rotate, translate, warp, Border, InverseAffine};
 
 /// A corruption.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -443,7 +443,7 @@ pub fn run(
                 .iter()
                 .map(|&s| corruption.parameter(s as f64))
                 .collect(),
-            mean_accuracy: super::mean(&accuracy),
+            mean_accuracy: mean(accuracy.iter().copied()).unwrap_or(0.0),
             accuracy,
         });
     }
@@ -456,12 +456,7 @@ pub fn run(
             name: name.to_string(),
             clean_accuracy: clean_correct as f64 / n as f64,
             severities: spec.severities.clone(),
-            mean_accuracy: super::mean(
-                &summaries
-                    .iter()
-                    .map(|c| c.mean_accuracy)
-                    .collect::<Vec<_>>(),
-            ),
+            mean_accuracy: mean(summaries.iter().map(|c| c.mean_accuracy)).unwrap_or(0.0),
             corruptions: summaries,
         },
         samples: misclassified

@@ -4,7 +4,7 @@
 //! upsampling (pixelation), and bilinear upsampling of a coarse grid
 //! (low-frequency noise).
 
-use super::transform::{bilinear, Border};
+use crate::transform::{bilinear, Border};
 
 /// Index `i` mirrored into `0..n` the way scipy's `reflect` mode does
 /// (`d c b a | a b c d | d c b a`).

@@ -7,7 +7,7 @@
 //! - `exact`: the chain rule, `dp/dt = (diag p − p pᵀ) · J_z(x) · v` with
 //!   `v = dT_t x/dt` the symmetric derivative of the bilinear resampling at
 //!   `t = 0` (central differences of the image, see
-//!   [`transform::translate_generator`](super::transform::translate_generator)).
+//!   [`transform::translate_generator`](crate::transform::translate_generator)).
 //!   Our classifier offers vector–Jacobian products, so `J_z · v` costs one
 //!   input gradient per class: exact up to float rounding, whatever `v`.
 //! - `finite_difference`: `(p(T_h x) − p(T_−h x)) / 2h`, two forward passes
@@ -21,13 +21,14 @@
 use candle_core::{Device, Tensor};
 
 use super::plan::{LieDerivativeSpec, LieMethod, LieTransform, ShiftMode};
-use super::transform::{
-    rotate, rotate_generator, translate, translate_circular, translate_generator, Axis, Border,
-};
 use super::types::{LieDerivativeSummary, LieTransformSummary, SampleLieDerivative};
-use super::{softmax64, Context, Outcome, Progress};
+use super::{Context, Outcome, Progress};
 use crate::error::Result;
 use crate::model::Objective;
+use crate::stats::{mean, median, softmax_f64};
+use crate::transform::{
+    rotate, rotate_generator, translate, translate_circular, translate_generator, Axis, Border,
+};
 
 fn border(mode: ShiftMode) -> Border {
     match mode {
@@ -120,7 +121,7 @@ pub fn exact(
         .map(|rows| {
             rows.iter()
                 .zip(logits)
-                .map(|(d, z)| mean_abs_softmax_derivative(&softmax64(z), d))
+                .map(|(d, z)| mean_abs_softmax_derivative(&softmax_f64(z), d))
                 .collect()
         })
         .collect())
@@ -151,7 +152,7 @@ pub fn finite_difference(
             Ok(ctx
                 .logits_data(&imgs)?
                 .iter()
-                .map(|z| softmax64(z))
+                .map(|z| softmax_f64(z))
                 .collect())
         };
         let (plus, minus) = (moved(h)?, moved(-h)?);
@@ -219,8 +220,8 @@ pub fn run(
                 transform: t,
                 unit: unit.to_string(),
                 step: (spec.method == LieMethod::FiniteDifference).then_some(step),
-                mean: super::mean(v),
-                median: super::median(v),
+                mean: mean(v.iter().copied()).unwrap_or(0.0),
+                median: median(v).unwrap_or(0.0),
                 max: v.iter().copied().fold(0.0, f64::max),
             }
         })

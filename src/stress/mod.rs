@@ -10,10 +10,11 @@
 //! - Equivariance (`[[equivariance]]`): [`consistency`] (predictions under
 //!   shifts, rotations and flips), [`lie_derivative`] (Gruver et al., ICLR
 //!   2023) and [`worst_case`] (the worst point of a rotation × translation grid).
-//! - Shared: [`transform`] (the public resampling module: shifts, flips,
-//!   bilinear rotation and translation, their generators), [`filters`],
-//!   [`plan`] (the plan entries), [`types`] (the report sections) and
-//!   [`report`] (filling the report, the sidecar and the summary table).
+//! - Shared: [`filters`], [`plan`] (the plan entries), [`types`] (the report
+//!   sections) and [`report`] (filling the report, the sidecar and the
+//!   summary table). The resampling itself (shifts, flips, bilinear rotation
+//!   and translation, their generators) is [`crate::transform`], shared with
+//!   the spatial attack.
 //!
 //! Every check works on images in `[0, 1]` (the data's units) and maps them
 //! to the model's range just before the forward pass. Generated inputs come
@@ -30,7 +31,6 @@ pub mod noise;
 pub mod ood;
 pub mod plan;
 pub mod report;
-pub mod transform;
 pub mod types;
 pub mod worst_case;
 
@@ -38,13 +38,13 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
-use crate::audit::clean::argmax;
 use crate::audit::plan::Plan;
 use crate::audit::sink::Sink;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
 use crate::rng::Rng;
+use crate::stats::argmax;
 use plan::{EquivarianceCheck, StressCheck};
 use types::*;
 
@@ -177,30 +177,6 @@ pub fn stream_id(what: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h | (1 << 63)
-}
-
-/// Softmax of a row of logits in f64.
-pub fn softmax64(logits: &[f32]) -> Vec<f64> {
-    let max = logits
-        .iter()
-        .fold(f64::NEG_INFINITY, |m, &z| m.max(z as f64));
-    let e: Vec<f64> = logits.iter().map(|&z| (z as f64 - max).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
-}
-
-/// Median of `values` (mean of the middle two), 0 when empty.
-pub fn median(values: &[f64]) -> f64 {
-    crate::report::build::median(values).unwrap_or(0.0)
-}
-
-/// Mean of `values`, 0 when empty.
-pub fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        0.0
-    } else {
-        values.iter().sum::<f64>() / values.len() as f64
-    }
 }
 
 /// Reports a check's progress as a share of its work done.

@@ -12,10 +12,10 @@ use super::ood::{auroc, fpr_at_tpr, max_softmax, max_softmax_log_odds};
 use super::plan::{NoiseFamily, NoiseSpec};
 use super::types::{Example, NoiseFamilySummary, NoiseSummary};
 use super::{Context, Outcome, Progress};
-use crate::audit::clean::argmax;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::rng::Rng;
+use crate::stats::{argmax, mean};
 
 /// A family whose top class takes at least this share has collapsed.
 pub const COLLAPSE_SHARE: f64 = 0.5;
@@ -124,12 +124,7 @@ pub fn run(
         .iter()
         .map(|z| max_softmax_log_odds(z))
         .collect();
-    let data_mmc = super::mean(
-        &ctx.clean_logits
-            .iter()
-            .map(|z| max_softmax(z))
-            .collect::<Vec<_>>(),
-    );
+    let data_mmc = mean(ctx.clean_logits.iter().map(|z| max_softmax(z))).unwrap_or(0.0);
     let mut families = Vec::new();
     let mut tensors = Vec::new();
     let mut warnings = Vec::new();
@@ -183,7 +178,7 @@ pub fn run(
         families.push(NoiseFamilySummary {
             family,
             count,
-            mmc: super::mean(&confidence),
+            mmc: mean(confidence.iter().copied()).unwrap_or(0.0),
             share_above_0_95: share(0.95),
             share_above_0_99: share(0.99),
             auroc: auroc(&inside, &score).unwrap_or(0.5),

@@ -22,7 +22,7 @@ pub fn max_softmax(logits: &[f32]) -> f64 {
 /// `1 − p_max`: `−log Σ_{j ≠ argmax} exp(z_j − z_max)`. Strictly increasing in
 /// the max-softmax, finite even where f32 softmax rounds to exactly 1.
 pub fn max_softmax_log_odds(logits: &[f32]) -> f64 {
-    let best = crate::audit::clean::argmax(logits) as usize;
+    let best = crate::stats::argmax(logits) as usize;
     let max = logits[best] as f64;
     let rest: f64 = logits
         .iter()

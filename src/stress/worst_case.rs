@@ -1,6 +1,6 @@
 //! Worst case over a grid of rigid transformations per input: every
 //! (angle, dx, dy) of the plan's grid, applied in one bilinear resampling
-//! with zero fill ([`transform::rigid`](super::transform::rigid), the
+//! with zero fill ([`transform::rigid`](crate::transform::rigid), the
 //! transformation of Engstrom et al.'s spatial attack, which the attacks
 //! module shares). An input counts as robust when every grid point is
 //! classified correctly; its worst point is the misclassified one with the
@@ -8,11 +8,11 @@
 //! probability.
 
 use super::plan::WorstCaseSpec;
-use super::transform::rigid;
 use super::types::{Example, SampleWorstCase, WorstCaseSummary};
-use super::{softmax64, Context, Outcome, Progress};
-use crate::audit::clean::argmax;
+use super::{Context, Outcome, Progress};
 use crate::error::Result;
+use crate::stats::{argmax, mean, softmax_f64};
+use crate::transform::rigid;
 
 /// One grid point.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,7 +86,7 @@ pub fn run(
                 .collect();
             for (k, z) in ctx.logits_data(&moved)?.iter().enumerate() {
                 let i = first + k;
-                let p = softmax64(z);
+                let p = softmax_f64(z);
                 let pred = argmax(z);
                 let candidate = Point {
                     correct: pred == labels[i],
@@ -148,9 +148,8 @@ pub fn run(
             grid_size: points.len(),
             clean_accuracy: clean_correct as f64 / n as f64,
             worst_case_accuracy: robust as f64 / n as f64,
-            mean_worst_true_class_probability: super::mean(
-                &worst.iter().map(|w| w.true_probability).collect::<Vec<_>>(),
-            ),
+            mean_worst_true_class_probability: mean(worst.iter().map(|w| w.true_probability))
+                .unwrap_or(0.0),
             examples,
         },
         samples: worst

@@ -3,6 +3,7 @@
 //! record so that the views and the tests compute the same quantity.
 
 use crate::report::types::{Report, SampleRecord};
+use crate::stats::mean;
 
 /// Which inputs the list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,15 +123,11 @@ pub fn attribution_shift(sample: &SampleRecord, method: &str, attack: &str) -> O
 /// The mean of this input's Lie derivatives over every entry and transformation.
 pub fn lie_derivative(sample: &SampleRecord) -> Option<f64> {
     let entries = &sample.equivariance.as_ref()?.lie_derivative;
-    let values: Vec<f64> = entries
-        .iter()
-        .flat_map(|e| e.values.iter().map(|&v| v as f64))
-        .collect();
-    if values.is_empty() {
-        None
-    } else {
-        Some(values.iter().sum::<f64>() / values.len() as f64)
-    }
+    mean(
+        entries
+            .iter()
+            .flat_map(|e| e.values.iter().map(|&v| v as f64)),
+    )
 }
 
 /// Positions in `report.samples` of the inputs to show, in display order.

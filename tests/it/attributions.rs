@@ -261,9 +261,7 @@ fn deletion_auc_of_attribution_rankings_beats_random_rankings() {
     let classes: Vec<u32> = {
         use xai_audit::model::Classifier;
         let z: Vec<Vec<f32>> = net.logits(&x).unwrap().to_vec2().unwrap();
-        z.iter()
-            .map(|r| xai_audit::audit::clean::argmax(r))
-            .collect()
+        z.iter().map(|r| xai_audit::stats::argmax(r)).collect()
     };
     let ig = IntegratedGradients {
         steps: 16,

@@ -162,7 +162,7 @@ fn a_pooled_pointwise_model_is_exactly_shift_invariant_and_a_linear_one_is_not()
         assert!(out.summary.examples.is_empty() && out.warnings.is_empty());
         // The confidences themselves agree up to summation order.
         for (i, s) in out.samples.iter().enumerate() {
-            let clean = xai_audit::stress::softmax64(&ctx.clean_logits[i]);
+            let clean = xai_audit::stats::softmax_f64(&ctx.clean_logits[i]);
             for &c in &s.confidences {
                 let max = clean.iter().copied().fold(0.0, f64::max);
                 assert!((c as f64 - max).abs() < 1e-5, "{c} vs {max}");

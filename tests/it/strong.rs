@@ -364,7 +364,7 @@ fn spatial_attack_breaks_digits_with_rotations_and_shifts_only() {
         mode: xai_audit::attack::spatial::SpatialMode::Grid,
     };
     let matches = spatial.grid().iter().any(|&(a, dx, dy)| {
-        let t = xai_audit::stress::transform::rigid(x, [1, 28, 28], a, dx, dy);
+        let t = xai_audit::transform::rigid(x, [1, 28, 28], a, dx, dy);
         t.iter()
             .zip(adv)
             .all(|(u, v)| (u.clamp(0.0, 1.0) - v).abs() < 1e-6)
