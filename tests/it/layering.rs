@@ -23,10 +23,6 @@ const KNOWN: &[(&str, &str)] = &[
     // Report sections are filled by mutation instead of returned.
     ("attribution", "report"),
     ("stress", "report"),
-    // `argmax` lives in `audit::clean`; the spatial attack's resampler in
-    // `stress::transform` (both move to the bottom layer).
-    ("attack", "audit"),
-    ("attack", "stress"),
 ];
 
 /// `name → layer` from lib.rs's doc lines `//! N. `a`, `b`` (bottom is 1),
