@@ -1,6 +1,7 @@
 //! The attribution part of the report: the types of the per-input records
 //! and summaries (part of the public report format, see
-//! `reports/schema.json`), filling them from an [`AttributionResults`], the
+//! `reports/schema.json`), building them from an [`AttributionResults`]
+//! ([`section`], which `report::build` places), the
 //! sidecar tensors (`attr/<name>/clean`, `attr/<name>/<attack>`, the
 //! deletion/insertion curves and any kept noise) and the lines of the
 //! summary table.
@@ -12,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use super::metrics::auc;
 use super::run::{AttributionResults, VariantResults};
 use crate::error::Result;
-use crate::report::types::Report;
 use crate::stats::{mean, median};
 
 /// One map's metrics (absent: not asked for in the plan).
@@ -194,14 +194,30 @@ fn summarize(v: &VariantResults) -> MetricSummary {
     }
 }
 
-/// Adds the attribution records, summaries and timings to `report`.
-pub fn fill(report: &mut Report, results: &AttributionResults) {
-    let mut total_seconds = 0.0;
+/// The attribution part of a report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttributionSection {
+    /// `summary.attributions`, in plan order.
+    pub summaries: Vec<AttributionSummary>,
+    /// Per input, its records in plan order.
+    pub samples: Vec<Vec<SampleAttribution>>,
+    /// `timings.attributions`, in plan order.
+    pub timings: Vec<AttributionTiming>,
+    /// Seconds the entries took.
+    pub seconds: f64,
+}
+
+/// The report's attribution part for `n` inputs.
+pub fn section(results: &AttributionResults, n: usize) -> AttributionSection {
+    let mut out = AttributionSection {
+        samples: vec![Vec::new(); n],
+        ..Default::default()
+    };
     for entry in &results.entries {
         let clean = &entry.variants[0];
         let attacks = &entry.variants[1..];
-        for (i, sample) in report.samples.iter_mut().enumerate() {
-            sample.attributions.push(SampleAttribution {
+        for (i, sample) in out.samples.iter_mut().enumerate() {
+            sample.push(SampleAttribution {
                 name: entry.spec.name.clone(),
                 clean: record(clean, i),
                 attacks: attacks
@@ -225,7 +241,7 @@ pub fn fill(report: &mut Report, results: &AttributionResults) {
             },
             |s| s.top_k,
         );
-        report.summary.attributions.push(AttributionSummary {
+        out.summaries.push(AttributionSummary {
             name: entry.spec.name.clone(),
             method: entry.spec.method.clone(),
             target: entry.spec.target_label(),
@@ -251,14 +267,14 @@ pub fn fill(report: &mut Report, results: &AttributionResults) {
         });
         let seconds: f64 = entry.variants.iter().map(|v| v.seconds).sum();
         let maps = (entry.variants.len() * results.shape[0]).max(1);
-        total_seconds += seconds;
-        report.timings.attributions.push(AttributionTiming {
+        out.seconds += seconds;
+        out.timings.push(AttributionTiming {
             name: entry.spec.name.clone(),
             seconds,
             seconds_per_map: seconds / maps as f64,
         });
     }
-    report.timings.total_seconds += total_seconds;
+    out
 }
 
 /// The sidecar tensors: `attr/<name>/clean` and `attr/<name>/<attack>`
@@ -301,8 +317,7 @@ fn cell(v: Option<f64>) -> String {
 }
 
 /// The attribution lines of the summary table (empty without attributions).
-pub fn summary_lines(report: &Report) -> String {
-    let entries = &report.summary.attributions;
+pub fn summary_lines(entries: &[AttributionSummary]) -> String {
     if entries.is_empty() {
         return String::new();
     }

@@ -243,8 +243,12 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
             .map(|f| f.to_string_lossy().into_owned()),
     });
     report.summary.sanity = sanity;
-    crate::stress::report::fill(&mut report, &stress);
-    crate::attribution::report::fill(&mut report, &attributions);
+    let n = report.samples.len();
+    crate::report::build::add_stress(&mut report, crate::stress::report::sections(&stress, n));
+    crate::report::build::add_attributions(
+        &mut report,
+        crate::attribution::report::section(&attributions, n),
+    );
     report.warnings.extend(plan_warnings);
     write_report(&report_path, &report)?;
     checkpoint.finish()?;
@@ -314,8 +318,13 @@ pub fn summary_table(report: &Report) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&crate::stress::report::summary_lines(report));
-    out.push_str(&crate::attribution::report::summary_lines(report));
+    out.push_str(&crate::stress::report::summary_lines(
+        s.stress.as_ref(),
+        s.equivariance.as_ref(),
+        &report.timings.stress,
+        &report.timings.equivariance,
+    ));
+    out.push_str(&crate::attribution::report::summary_lines(&s.attributions));
     for w in &report.warnings {
         out.push_str(&format!("\nwarning: {w}"));
     }

@@ -51,6 +51,34 @@ pub fn top_k(probabilities: &[f32], k: usize) -> Vec<ClassProbability> {
         .collect()
 }
 
+/// Places the stress and equivariance sections: summaries, per-input
+/// records, timings, warnings.
+pub fn add_stress(report: &mut Report, sections: crate::stress::report::StressSections) {
+    report.summary.stress = sections.stress;
+    report.summary.equivariance = sections.equivariance;
+    for (record, (stress, equivariance)) in report.samples.iter_mut().zip(sections.samples) {
+        record.stress = stress;
+        record.equivariance = equivariance;
+    }
+    report.timings.stress = sections.stress_timings;
+    report.timings.equivariance = sections.equivariance_timings;
+    report.warnings.extend(sections.warnings);
+    report.timings.total_seconds += sections.seconds;
+}
+
+/// Places the attribution section: summaries, per-input records, timings.
+pub fn add_attributions(
+    report: &mut Report,
+    section: crate::attribution::report::AttributionSection,
+) {
+    report.summary.attributions = section.summaries;
+    for (record, entries) in report.samples.iter_mut().zip(section.samples) {
+        record.attributions = entries;
+    }
+    report.timings.attributions = section.timings;
+    report.timings.total_seconds += section.seconds;
+}
+
 /// Builds the report.
 pub fn build_report(inp: &ReportInputs) -> Report {
     let labels = &inp.data.labels;

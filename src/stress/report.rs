@@ -1,19 +1,38 @@
-//! From [`StressResults`] to the report: the summary sections, per-input
-//! records, warnings and timings ([`fill`]), the sidecar tensors
-//! ([`sidecar_tensors`]) and the lines `run` prints ([`summary_lines`]).
+//! From [`StressResults`] to the report's parts: the summary sections,
+//! per-input records, warnings and timings ([`sections`], which
+//! `report::build` places), the sidecar tensors ([`sidecar_tensors`]) and
+//! the lines `run` prints ([`summary_lines`]).
 
 use candle_core::Tensor;
 
 use super::types::*;
 use super::{EquivarianceOutcome, StressOutcome, StressResults};
-use crate::report::types::Report;
 
-/// Writes the stress and equivariance results into `report`.
-pub fn fill(report: &mut Report, results: &StressResults) {
+/// The stress and equivariance parts of a report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StressSections {
+    /// `summary.stress` (`None` without `[[stress]]` entries).
+    pub stress: Option<StressSummary>,
+    /// `summary.equivariance` (`None` without `[[equivariance]]` entries).
+    pub equivariance: Option<EquivarianceSummary>,
+    /// Per input, its stress and equivariance records (`None`: nothing to record).
+    pub samples: Vec<(Option<SampleStress>, Option<SampleEquivariance>)>,
+    /// `timings.stress`, in plan order.
+    pub stress_timings: Vec<CheckTiming>,
+    /// `timings.equivariance`, in plan order.
+    pub equivariance_timings: Vec<CheckTiming>,
+    /// Report warnings, in plan order.
+    pub warnings: Vec<String>,
+    /// Seconds the checks took.
+    pub seconds: f64,
+}
+
+/// The report's stress and equivariance parts for `n` inputs.
+pub fn sections(results: &StressResults, n: usize) -> StressSections {
+    let mut out = StressSections::default();
     if results.stress.is_empty() && results.equivariance.is_empty() {
-        return;
+        return out;
     }
-    let n = report.samples.len();
     let mut stress = StressSummary::default();
     let mut sample_stress = vec![SampleStress::default(); n];
     for outcome in &results.stress {
@@ -41,11 +60,11 @@ pub fn fill(report: &mut Report, results: &StressResults) {
                 (&o.summary.name, o.seconds, &o.warnings)
             }
         };
-        report.timings.stress.push(CheckTiming {
+        out.stress_timings.push(CheckTiming {
             name: name.clone(),
             seconds,
         });
-        report.warnings.extend(warnings.iter().cloned());
+        out.warnings.extend(warnings.iter().cloned());
     }
     let mut equivariance = EquivarianceSummary::default();
     let mut sample_equivariance = vec![SampleEquivariance::default(); n];
@@ -73,31 +92,30 @@ pub fn fill(report: &mut Report, results: &StressResults) {
                 (&o.summary.name, o.seconds, &o.warnings)
             }
         };
-        report.timings.equivariance.push(CheckTiming {
+        out.equivariance_timings.push(CheckTiming {
             name: name.clone(),
             seconds,
         });
-        report.warnings.extend(warnings.iter().cloned());
+        out.warnings.extend(warnings.iter().cloned());
     }
     if !results.stress.is_empty() {
-        report.summary.stress = Some(stress);
+        out.stress = Some(stress);
     }
     if !results.equivariance.is_empty() {
-        report.summary.equivariance = Some(equivariance);
+        out.equivariance = Some(equivariance);
     }
-    for (record, (s, e)) in report
-        .samples
-        .iter_mut()
-        .zip(sample_stress.into_iter().zip(sample_equivariance))
-    {
-        if s != SampleStress::default() {
-            record.stress = Some(s);
-        }
-        if e != SampleEquivariance::default() {
-            record.equivariance = Some(e);
-        }
-    }
-    report.timings.total_seconds += results.total_seconds;
+    out.samples = sample_stress
+        .into_iter()
+        .zip(sample_equivariance)
+        .map(|(s, e)| {
+            (
+                (s != SampleStress::default()).then_some(s),
+                (e != SampleEquivariance::default()).then_some(e),
+            )
+        })
+        .collect();
+    out.seconds = results.total_seconds;
+    out
 }
 
 /// The sidecar tensors of every check, in plan order.
@@ -131,21 +149,26 @@ fn alpha(a: Option<f64>) -> String {
 
 /// The stress and equivariance lines of `run`'s summary table (empty when
 /// the plan has no such entries).
-pub fn summary_lines(report: &Report) -> String {
+pub fn summary_lines(
+    stress: Option<&StressSummary>,
+    equivariance: Option<&EquivarianceSummary>,
+    stress_timings: &[CheckTiming],
+    equivariance_timings: &[CheckTiming],
+) -> String {
     let mut out = String::new();
     let timing = |list: &[CheckTiming], name: &str| {
         list.iter()
             .find(|t| t.name == name)
             .map_or(String::new(), |t| format!("  [{:.1} s]", t.seconds))
     };
-    if let Some(s) = &report.summary.stress {
+    if let Some(s) = stress {
         out.push_str("\nextrapolation\n");
         for a in &s.alpha_scaling {
             out.push_str(&format!(
                 "  {}: smallest α reaching {} confidence{}\n",
                 a.name,
                 a.target_confidence,
-                timing(&report.timings.stress, &a.name)
+                timing(stress_timings, &a.name)
             ));
             for set in &a.sets {
                 let at = |alpha: f64| set.curve.iter().find(|p| p.alpha == alpha);
@@ -169,7 +192,7 @@ pub fn summary_lines(report: &Report) -> String {
                 "  {}: data MMC {:.3}{}\n    {:<9} {:>6} {:>7} {:>7} {:>7} {:>7}  top class\n",
                 noise.name,
                 noise.data_mmc,
-                timing(&report.timings.stress, &noise.name),
+                timing(stress_timings, &noise.name),
                 "family",
                 "MMC",
                 ">0.95",
@@ -201,7 +224,7 @@ pub fn summary_lines(report: &Report) -> String {
                 c.reliability.len(),
                 pct(c.accuracy),
                 c.mean_confidence,
-                timing(&report.timings.stress, &c.name)
+                timing(stress_timings, &c.name)
             ));
         }
         for c in &s.corruptions {
@@ -210,7 +233,7 @@ pub fn summary_lines(report: &Report) -> String {
                 c.name,
                 pct(c.mean_accuracy),
                 pct(c.clean_accuracy),
-                timing(&report.timings.stress, &c.name),
+                timing(stress_timings, &c.name),
                 "corruption"
             ));
             for s in &c.severities {
@@ -232,7 +255,7 @@ pub fn summary_lines(report: &Report) -> String {
             }
         }
     }
-    if let Some(e) = &report.summary.equivariance {
+    if let Some(e) = equivariance {
         out.push_str("\nequivariance\n");
         for c in &e.consistency {
             let lowest = c
@@ -251,7 +274,7 @@ pub fn summary_lines(report: &Report) -> String {
                 pct(c.mean_consistency),
                 pct(c.lowest_consistency),
                 lowest.map_or(String::new(), |t| format!(" under {}", t.transform)),
-                timing(&report.timings.equivariance, &c.name)
+                timing(equivariance_timings, &c.name)
             ));
         }
         for l in &e.lie_derivative {
@@ -274,10 +297,7 @@ pub fn summary_lines(report: &Report) -> String {
                     t.unit.replace('_', " ")
                 ));
             }
-            out.push_str(&format!(
-                "{}\n",
-                timing(&report.timings.equivariance, &l.name)
-            ));
+            out.push_str(&format!("{}\n", timing(equivariance_timings, &l.name)));
         }
         for w in &e.worst_case {
             out.push_str(&format!(
@@ -286,7 +306,7 @@ pub fn summary_lines(report: &Report) -> String {
                 w.grid_size,
                 pct(w.worst_case_accuracy),
                 pct(w.clean_accuracy),
-                timing(&report.timings.equivariance, &w.name)
+                timing(equivariance_timings, &w.name)
             ));
         }
     }

@@ -111,7 +111,12 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             Span::raw(f.message.clone()),
         ]));
     }
-    let stress = crate::stress::report::summary_lines(report);
+    let stress = crate::stress::report::summary_lines(
+        report.summary.stress.as_ref(),
+        report.summary.equivariance.as_ref(),
+        &report.timings.stress,
+        &report.timings.equivariance,
+    );
     if s.stress.is_none() {
         out.push(Line::raw(""));
         out.push(Line::from(dim(
@@ -131,7 +136,10 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             "no attributions in this report: add [[attribution]] to the plan",
         )));
     } else {
-        push_text(&mut out, &crate::attribution::report::summary_lines(report));
+        push_text(
+            &mut out,
+            &crate::attribution::report::summary_lines(&report.summary.attributions),
+        );
     }
     if !report.warnings.is_empty() {
         out.push(Line::raw(""));
