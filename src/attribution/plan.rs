@@ -300,24 +300,21 @@ pub fn parse_attributions(
             Some(n) => format!("attribution[{i}] \"{n}\""),
             None => format!("attribution[{i}]"),
         };
-        let mut e = Entry {
-            origin,
-            label,
-            table,
-        };
+        let mut e = Entry::new(origin, label, table);
         let spec = parse_entry(&mut e, attacks)?;
         if let Some(key) = e.table.keys().next() {
+            let known: Vec<&str> = COMMON_KEYS
+                .iter()
+                .chain(method_keys(&spec.method))
+                .copied()
+                .collect();
             return Err(e.err(
                 key,
                 format!(
-                    "is not a known key for method {} (known: {})",
+                    "is not a known key for method {} (known: {}){}",
                     spec.method,
-                    COMMON_KEYS
-                        .iter()
-                        .chain(method_keys(&spec.method))
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    known.join(", "),
+                    crate::audit::entry::did_you_mean(key, &known)
                 ),
             ));
         }
@@ -343,8 +340,9 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
         return Err(e.err(
             "method",
             format!(
-                "\"{method}\" is not a known method (known: {})",
-                METHODS.join(", ")
+                "\"{method}\" is not a known method (known: {}){}",
+                METHODS.join(", "),
+                crate::audit::entry::did_you_mean(&method, METHODS)
             ),
         ));
     }

@@ -393,11 +393,7 @@ impl Plan {
                 Some(n) => format!("attack[{i}] \"{n}\""),
                 None => format!("attack[{i}]"),
             };
-            let mut e = Entry {
-                origin,
-                label,
-                table,
-            };
+            let mut e = Entry::new(origin, label, table);
             let specs = parse_attack(&mut e, &attacks)?;
             e.finish()?;
             for spec in specs {
@@ -511,8 +507,9 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
         return Err(e.err(
             "kind",
             format!(
-                "\"{kind}\" is not a known kind (known: {})",
-                KINDS.join(", ")
+                "\"{kind}\" is not a known kind (known: {}){}",
+                KINDS.join(", "),
+                super::entry::did_you_mean(&kind, KINDS)
             ),
         ));
     }

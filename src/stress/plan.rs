@@ -577,8 +577,9 @@ fn kind(e: &mut Entry, known: &[&str]) -> Result<String> {
         return Err(e.err(
             "kind",
             format!(
-                "\"{kind}\" is not a known kind (known: {})",
-                known.join(", ")
+                "\"{kind}\" is not a known kind (known: {}){}",
+                known.join(", "),
+                crate::audit::entry::did_you_mean(&kind, known)
             ),
         ));
     }

@@ -266,3 +266,40 @@ fn unwritable_output_fails_cleanly() {
     )
     .expect_error(&["r.txt", ".json"]);
 }
+
+/// Issue 14: a typo in a plan gets the nearest known word.
+#[test]
+fn plan_typos_suggest_the_nearest_known_word() {
+    let cases = [
+        (
+            "[[attack]]\nname = \"p\"\nkind = \"pgd\"\neps = 0.1\nstpes = 10\n",
+            "`stpes` is not a known key for this kind; did you mean `steps`?",
+        ),
+        (
+            "[[attack]]\nname = \"p\"\nkind = \"pgdd\"\neps = 0.1\n",
+            "did you mean `pgd`?",
+        ),
+        (
+            "[[attack]]\nname = \"p\"\nkind = \"pgd\"\nnorm = \"l22\"\neps = 0.1\n",
+            "`norm`",
+        ),
+        (
+            "[[attribution]]\nname = \"s\"\nmethod = \"salency\"\n",
+            "did you mean `saliency`?",
+        ),
+        (
+            "[[attribution]]\nname = \"s\"\nmethod = \"smoothgrad\"\nstdv = 0.1\n",
+            "did you mean `stdev`?",
+        ),
+        (
+            "[[stress]]\nname = \"c\"\nkind = \"calibraton\"\n",
+            "did you mean `calibration`?",
+        ),
+    ];
+    for (text, needle) in cases {
+        let err = xai_audit::audit::plan::Plan::from_toml(text, "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle) && err.contains("p.toml"), "{err}");
+    }
+}
