@@ -1,0 +1,446 @@
+//! The spec's serde types ([`ArchSpec`], [`InputSpec`], [`LayerSpec`], [`Size2`],
+//! ...) and their small accessors: classes, outputs and the tensors each layer loads.
+
+use serde::{Deserialize, Serialize};
+
+use super::element_count;
+
+/// A network: its input, its classes and its layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchSpec {
+    /// Spec format version.
+    pub version: u32,
+    /// A label for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What one input looks like.
+    pub input: InputSpec,
+    /// Class names, as many as the network has outputs, or 2 (negative,
+    /// positive) for a one-output network (empty: "0", "1", ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// The layers, applied in order.
+    pub layers: Vec<LayerSpec>,
+    /// A prefix to strip from the file's tensor names before matching them
+    /// to the layers' (`module.` for a DataParallel `state_dict`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_prefix: Option<String>,
+}
+
+/// One input, without the batch dimension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// `[C, H, W]`.
+    pub shape: [usize; 3],
+    /// Valid pixel range `[lo, hi]`: attacks clip to it.
+    #[serde(default = "unit_range")]
+    pub range: [f32; 2],
+    /// Per-channel mean subtracted inside the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel standard deviation divided by inside the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<Vec<f32>>,
+}
+
+fn unit_range() -> [f32; 2] {
+    [0.0, 1.0]
+}
+
+/// A height/width pair that JSON may give as one integer or as `[h, w]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size2 {
+    /// Along the height.
+    pub h: usize,
+    /// Along the width.
+    pub w: usize,
+}
+
+impl Size2 {
+    /// The same value along both axes.
+    pub const fn square(v: usize) -> Self {
+        Size2 { h: v, w: v }
+    }
+}
+
+impl std::fmt::Display for Size2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.h == self.w {
+            write!(f, "{}", self.h)
+        } else {
+            write!(f, "({}, {})", self.h, self.w)
+        }
+    }
+}
+
+impl Serialize for Size2 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.h == self.w {
+            s.serialize_u64(self.h as u64)
+        } else {
+            [self.h, self.w].serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Size2 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(usize),
+            Two([usize; 2]),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a non-negative integer or a pair [h, w]")
+        })? {
+            Raw::One(v) => Ok(Size2::square(v)),
+            Raw::Two([h, w]) => Ok(Size2 { h, w }),
+        }
+    }
+}
+
+fn one() -> Size2 {
+    Size2::square(1)
+}
+fn zero() -> Size2 {
+    Size2::square(0)
+}
+fn yes() -> bool {
+    true
+}
+fn bn_eps() -> f64 {
+    1e-5
+}
+fn leaky_slope() -> f64 {
+    0.01
+}
+fn dropout_p() -> f64 {
+    0.5
+}
+fn start_dim_one() -> usize {
+    1
+}
+fn is_true(v: &bool) -> bool {
+    *v
+}
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+/// GELU's form: PyTorch's `approximate` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeluApproximate {
+    /// The exact erf form (PyTorch's default).
+    #[default]
+    None,
+    /// The tanh approximation.
+    Tanh,
+}
+
+/// One layer. Constructor arguments and defaults are PyTorch's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(missing_docs)] // fields are PyTorch's constructor arguments, documented in docs/arch-spec.md
+pub enum LayerSpec {
+    /// `nn.Linear`.
+    Linear {
+        param: String,
+        in_features: usize,
+        out_features: usize,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        bias: bool,
+    },
+    /// `nn.Conv2d`.
+    Conv2d {
+        param: String,
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: Size2,
+        #[serde(default = "one")]
+        stride: Size2,
+        #[serde(default = "zero")]
+        padding: Size2,
+        #[serde(default = "one")]
+        dilation: Size2,
+        #[serde(default = "groups_one")]
+        groups: usize,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        bias: bool,
+    },
+    /// `nn.BatchNorm1d` in eval mode, on `[N, F]`.
+    BatchNorm1d {
+        param: String,
+        num_features: usize,
+        #[serde(default = "bn_eps")]
+        eps: f64,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        affine: bool,
+    },
+    /// `nn.BatchNorm2d` in eval mode.
+    BatchNorm2d {
+        param: String,
+        num_features: usize,
+        #[serde(default = "bn_eps")]
+        eps: f64,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        affine: bool,
+    },
+    /// `nn.MaxPool2d`.
+    MaxPool2d {
+        kernel_size: Size2,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<Size2>,
+        #[serde(default = "zero")]
+        padding: Size2,
+        #[serde(default = "one")]
+        dilation: Size2,
+        #[serde(default, skip_serializing_if = "is_false")]
+        ceil_mode: bool,
+    },
+    /// `nn.AvgPool2d`.
+    AvgPool2d {
+        kernel_size: Size2,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<Size2>,
+        #[serde(default = "zero")]
+        padding: Size2,
+        #[serde(default, skip_serializing_if = "is_false")]
+        ceil_mode: bool,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        count_include_pad: bool,
+    },
+    /// `nn.AdaptiveAvgPool2d`.
+    AdaptiveAvgPool2d { output_size: Size2 },
+    /// Mean over height and width, giving `[N, C]`.
+    GlobalAvgPool2d,
+    /// `nn.ReLU`.
+    Relu,
+    /// `nn.LeakyReLU`.
+    LeakyRelu {
+        #[serde(default = "leaky_slope")]
+        negative_slope: f64,
+    },
+    /// `nn.GELU`.
+    Gelu {
+        #[serde(default)]
+        approximate: GeluApproximate,
+    },
+    /// `nn.SiLU`.
+    Silu,
+    /// `nn.Tanh`.
+    Tanh,
+    /// `nn.Sigmoid`.
+    Sigmoid,
+    /// `nn.Flatten` (from dimension 1).
+    Flatten {
+        #[serde(default = "start_dim_one")]
+        start_dim: usize,
+    },
+    /// `nn.Dropout`: the identity at audit time.
+    Dropout {
+        #[serde(default = "dropout_p")]
+        p: f64,
+    },
+    /// `activation(body(x) + shortcut(x))`, with an identity shortcut when absent.
+    Residual {
+        body: Vec<LayerSpec>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shortcut: Option<Vec<LayerSpec>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        activation: Option<Box<LayerSpec>>,
+    },
+}
+
+fn groups_one() -> usize {
+    1
+}
+
+/// What a layer needs from the weights file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// Full tensor name, e.g. `features.0.weight`.
+    pub name: String,
+    /// Expected shape.
+    pub shape: Vec<usize>,
+}
+
+/// A resolved layer: where it sits, what it outputs, how many parameters it has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    /// Position, e.g. `3` or `5.body.1`.
+    pub path: String,
+    /// Short description, e.g. `conv2d features.0 1→16 k3 s1 p1`.
+    pub description: String,
+    /// Output shape without the batch dimension.
+    pub output_shape: Vec<usize>,
+    /// Parameters the layer loads (running statistics included).
+    pub parameters: usize,
+}
+
+impl LayerSpec {
+    /// Whether this is an elementwise activation (allowed as a residual's `activation`).
+    pub fn is_activation(&self) -> bool {
+        matches!(
+            self,
+            LayerSpec::Relu
+                | LayerSpec::LeakyRelu { .. }
+                | LayerSpec::Gelu { .. }
+                | LayerSpec::Silu
+                | LayerSpec::Tanh
+                | LayerSpec::Sigmoid
+        )
+    }
+
+    /// The tensors this layer (not its children) loads, with expected shapes.
+    pub fn own_params(&self) -> Vec<ParamInfo> {
+        let p = |prefix: &str, leaf: &str, shape: Vec<usize>| ParamInfo {
+            name: format!("{prefix}.{leaf}"),
+            shape,
+        };
+        match self {
+            LayerSpec::Linear {
+                param,
+                in_features,
+                out_features,
+                bias,
+            } => {
+                let mut v = vec![p(param, "weight", vec![*out_features, *in_features])];
+                if *bias {
+                    v.push(p(param, "bias", vec![*out_features]));
+                }
+                v
+            }
+            LayerSpec::Conv2d {
+                param,
+                in_channels,
+                out_channels,
+                kernel_size,
+                groups,
+                bias,
+                ..
+            } => {
+                let in_per_group = in_channels / (*groups).max(1);
+                let mut v = vec![p(
+                    param,
+                    "weight",
+                    vec![*out_channels, in_per_group, kernel_size.h, kernel_size.w],
+                )];
+                if *bias {
+                    v.push(p(param, "bias", vec![*out_channels]));
+                }
+                v
+            }
+            LayerSpec::BatchNorm1d {
+                param,
+                num_features,
+                affine,
+                ..
+            }
+            | LayerSpec::BatchNorm2d {
+                param,
+                num_features,
+                affine,
+                ..
+            } => {
+                let n = *num_features;
+                let mut v = vec![
+                    p(param, "running_mean", vec![n]),
+                    p(param, "running_var", vec![n]),
+                ];
+                if *affine {
+                    v.push(p(param, "weight", vec![n]));
+                    v.push(p(param, "bias", vec![n]));
+                }
+                v
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `state_dict` prefix, for layers with weights.
+    pub fn param_prefix(&self) -> Option<&str> {
+        match self {
+            LayerSpec::Linear { param, .. }
+            | LayerSpec::Conv2d { param, .. }
+            | LayerSpec::BatchNorm1d { param, .. }
+            | LayerSpec::BatchNorm2d { param, .. } => Some(param),
+            _ => None,
+        }
+    }
+}
+
+impl ArchSpec {
+    /// Width of the network's output vector (0 when the spec does not resolve).
+    pub fn outputs(&self) -> usize {
+        self.layer_infos()
+            .ok()
+            .and_then(|v| v.last().map(|l| l.output_shape[0]))
+            .unwrap_or(0)
+    }
+
+    /// Number of classes: the output width, except that one output `z` is a
+    /// binary classifier on `sigmoid(z)`, audited as the logits `[0, z]`
+    /// (see [`BinaryLogits`](crate::model::BinaryLogits)).
+    pub fn num_classes(&self) -> usize {
+        match self.outputs() {
+            1 => 2,
+            k => k,
+        }
+    }
+
+    /// Whether the network's last layer is a `sigmoid` over its one output:
+    /// that layer outputs `p`, not the logit `z`, so the network is built
+    /// without it.
+    pub fn drops_final_sigmoid(&self) -> bool {
+        self.outputs() == 1 && matches!(self.layers.last(), Some(LayerSpec::Sigmoid))
+    }
+
+    /// Class names: the spec's, or "0", "1", ...
+    pub fn class_names(&self) -> Vec<String> {
+        if self.classes.is_empty() {
+            (0..self.num_classes()).map(|i| i.to_string()).collect()
+        } else {
+            self.classes.clone()
+        }
+    }
+
+    /// Every tensor the spec needs, in layer order.
+    pub fn params(&self) -> Vec<ParamInfo> {
+        let mut out = Vec::new();
+        collect_params(&self.layers, &mut out);
+        out
+    }
+
+    /// Total number of parameters (running statistics included), saturating
+    /// at `usize::MAX` for a spec too large to exist.
+    pub fn parameter_count(&self) -> usize {
+        self.params()
+            .iter()
+            .map(|p| element_count(&p.shape).unwrap_or(usize::MAX))
+            .fold(0, usize::saturating_add)
+    }
+}
+
+fn collect_params(layers: &[LayerSpec], out: &mut Vec<ParamInfo>) {
+    for layer in layers {
+        out.extend(layer.own_params());
+        if let LayerSpec::Residual {
+            body,
+            shortcut,
+            activation,
+        } = layer
+        {
+            collect_params(body, out);
+            if let Some(s) = shortcut {
+                collect_params(s, out);
+            }
+            if let Some(a) = activation {
+                collect_params(std::slice::from_ref(a), out);
+            }
+        }
+    }
+}
