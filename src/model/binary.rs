@@ -12,7 +12,7 @@
 //! constant 0 and would explain nothing.
 //!
 //! [`Network`](super::Network) and the fast engine both go through this
-//! wrapper (see [`with_classes`]), so the two engines agree by construction.
+//! wrapper (see `with_classes`), so the two engines agree by construction.
 
 use std::sync::Mutex;
 
