@@ -178,6 +178,19 @@ fn cases() -> Vec<Case> {
             needles: &["absent.json"],
         },
         Case {
+            name: "one-output spec naming 3 classes",
+            setup: |d| {
+                let header = r#"{"__metadata__": {"xai_audit.arch": "{\"version\": 1, \"input\": {\"shape\": [1, 1, 2]}, \"classes\": [\"a\", \"b\", \"c\"], \"layers\": [{\"op\": \"flatten\"}, {\"op\": \"linear\", \"param\": \"fc\", \"in_features\": 2, \"out_features\": 1, \"bias\": false}]}"}, "fc.weight": {"dtype": "F32", "shape": [1, 2], "data_offsets": [0, 8]}}"#;
+                let data: Vec<u8> = [0.5f32, -0.5]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect();
+                raw_safetensors(&d.join("one.safetensors"), header, &data);
+            },
+            args: &["run", "one.safetensors"],
+            needles: &["one.safetensors", "`classes` names 3", "name its 2 classes"],
+        },
+        Case {
             name: "spec not JSON",
             setup: |d| mlp_with_spec(d, "{ not json"),
             args: &["run", "m.safetensors", "--arch", "s.json"],

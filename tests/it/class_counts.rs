@@ -448,3 +448,24 @@ fn reordered_classes_give_the_same_verdicts() {
         assert_eq!(names(&a, i), names(&b, i), "input {i}");
     }
 }
+
+/// Every attack kind, the ensemble's adopted breaks and the DLR replacement
+/// included, gives the same report whatever the batch size.
+#[test]
+fn verdicts_on_few_classes_do_not_depend_on_the_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, data) = k_class_model_and_data(dir.path(), 3);
+    let plan = format!(
+        "{EVERY_KIND}\n[[attack]]\nname = \"apgd-t-dlr\"\nkind = \"apgd\"\neps = 0.1\nsteps = 10\nloss = \"dlr\"\ntarget_classes = 2\n"
+    );
+    let whole = report_of(dir.path(), &model, &data, &plan);
+    let small = report_of(
+        dir.path(),
+        &model,
+        &data,
+        &format!("batch_size = 7\n{plan}"),
+    );
+    for key in ["summary", "samples", "warnings"] {
+        assert_eq!(whole[key], small[key], "{key}");
+    }
+}
