@@ -319,6 +319,14 @@ impl Apgd {
     }
 }
 
+/// The fewest classes the DLR loss is defined for: it divides by the gap to
+/// the third-largest logit.
+pub const DLR_MIN_CLASSES: usize = 3;
+
+/// The fewest classes targeted DLR is defined for: it uses the fourth-largest
+/// logit.
+pub const TARGETED_DLR_MIN_CLASSES: usize = 4;
+
 impl Apgd {
     /// The fewest classes this configuration is defined for: DLR divides by
     /// the gap to the third-largest logit (targeted DLR: the fourth), so it
@@ -326,8 +334,8 @@ impl Apgd {
     pub fn min_classes(&self) -> usize {
         match (self.loss, self.target_classes) {
             (ApgdLoss::Ce, _) => 2,
-            (ApgdLoss::Dlr, None) => 3,
-            (ApgdLoss::Dlr, Some(_)) => 4,
+            (ApgdLoss::Dlr, None) => DLR_MIN_CLASSES,
+            (ApgdLoss::Dlr, Some(_)) => TARGETED_DLR_MIN_CLASSES,
         }
     }
 }

@@ -469,14 +469,18 @@ fn check_class_count(a: &mut AttackSpec, k: usize, warnings: &mut Vec<String>) {
     };
     if a.kind == "apgd" && a.loss.as_deref() == Some("dlr") {
         let (need, what) = match a.target_classes {
-            None => (3, "DLR loss divides by z_π1 − z_π3, the gap to the third-largest logit"),
-            Some(_) => (4, "targeted DLR loss divides by z_π1 − (z_π3 + z_π4)/2, which uses the fourth-largest logit"),
+            None => (crate::attack::apgd::DLR_MIN_CLASSES, "DLR loss divides by z_π1 − z_π3, the gap to the third-largest logit"),
+            Some(_) => (crate::attack::apgd::TARGETED_DLR_MIN_CLASSES, "targeted DLR loss divides by z_π1 − (z_π3 + z_π4)/2, which uses the fourth-largest logit"),
         };
         if k < need {
             // Cross-entropy orders points as the margin does on so few
             // classes, and is defined: the report's plan shows what ran.
             a.loss = Some("ce".into());
-            let targeted = if need == 4 { "targeted " } else { "" };
+            let targeted = if a.target_classes.is_some() {
+                "targeted "
+            } else {
+                ""
+            };
             warn(format!(
                 "{}: the {what}, so it needs at least {need} classes; the model has {k}, so {} runs with the {targeted}cross-entropy loss instead",
                 a.name, a.name
