@@ -9,13 +9,17 @@
 //! - [`attack`]: FGSM and PGD, one file each;
 //! - [`attribution`]: per-input attribution maps, one file per method, their
 //!   quality metrics and how attacks move them;
-//! - [`audit`]: plans, and running them over a dataset batch by batch;
+//! - [`plan`]: audit plans as written (TOML) and resolved against a model,
+//!   and CI gates;
+//! - [`audit`]: running a plan over a dataset batch by batch;
 //! - [`report`]: the versioned JSON report, its tensor sidecar and PNG export;
 //! - [`stress`]: extrapolation stress tests and equivariance checks;
 //! - [`inspect`]: the `inspect` command's report on a model file;
 //! - [`tui`]: the terminal UI that browses a report and its sidecar;
 //! - [`error`]: the library's error type;
 //! - [`rng`]: the seeded generator all randomness goes through;
+//! - [`entry`]: the one reader of plan entries, collecting every error;
+//! - [`progress`]: progress events an audit reports as it goes;
 //! - [`sidecar`]: the names of the tensors in a report's sidecar;
 //! - [`stats`]: the shared numeric helpers (argmax, softmax, mean, median,
 //!   quantile), one of each;
@@ -32,7 +36,7 @@
 //! lower layer (a test, `tests/it/layering.rs`, reads this list and every
 //! `crate::` path in `src/`, and fails on an import against it). Bottom up:
 //!
-//! 1. `rng`, `stats`, `transform`, `sidecar`
+//! 1. `rng`, `stats`, `transform`, `sidecar`, `entry`, `progress`
 //! 2. `data`
 //! 3. `model`
 //! 4. `engine`
@@ -54,9 +58,12 @@ pub mod audit;
 pub mod bench;
 pub mod data;
 pub mod engine;
+pub mod entry;
 pub mod error;
 pub mod inspect;
 pub mod model;
+pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod sidecar;

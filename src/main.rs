@@ -285,7 +285,7 @@ fn run_audit_command(
         shard,
         merge,
     };
-    let mut sink = xai_audit::audit::sink::ProgressSink::new();
+    let mut sink = xai_audit::progress::ProgressSink::new();
     let output = match job::run_job(&opts, &mut sink)? {
         job::JobResult::Report(output) => output,
         job::JobResult::Shard(s) => {

@@ -16,11 +16,11 @@ use super::occlusion::Occlusion;
 use super::saliency::Saliency;
 use super::smoothgrad::{NoiseTunnelType, SmoothGrad};
 use super::Attribution;
-use crate::audit::entry::Entry;
-use crate::audit::plan::{AttackSpec, Plan};
 use crate::error::{Error, Result};
 use crate::model::spec::LayerSpec;
 use crate::model::ArchSpec;
+use crate::plan::legacy_entry::Entry;
+use crate::plan::{AttackSpec, Plan};
 
 /// The methods this build knows, as written in plans.
 pub const METHODS: &[&str] = &[
@@ -314,7 +314,7 @@ pub fn parse_attributions(
                     "is not a known key for method {} (known: {}){}",
                     spec.method,
                     known.join(", "),
-                    crate::audit::entry::did_you_mean(key, &known)
+                    crate::plan::legacy_entry::did_you_mean(key, &known)
                 ),
             ));
         }
@@ -342,7 +342,7 @@ fn parse_entry(e: &mut Entry, attacks: &[AttackSpec]) -> Result<AttributionSpec>
             format!(
                 "\"{method}\" is not a known method (known: {}){}",
                 METHODS.join(", "),
-                crate::audit::entry::did_you_mean(&method, METHODS)
+                crate::plan::legacy_entry::did_you_mean(&method, METHODS)
             ),
         ));
     }

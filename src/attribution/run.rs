@@ -18,12 +18,12 @@ use super::metrics::{
 };
 use super::plan::{AttributionSpec, AttributionTarget, TargetRule};
 use super::{entry_stream, tensor4, Attribution, ExplainBatch, Purpose};
-use crate::audit::plan::Plan;
 use crate::audit::run::AuditResults;
-use crate::audit::sink::Sink;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
+use crate::plan::Plan;
+use crate::progress::Sink;
 
 /// How an attack moved the maps, per input.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use super::checkpoint::{
     partial_path, read_shard, shard_path, stop_requested, BatchPart, Checkpoint,
 };
-use super::plan::Plan;
 use super::run::{run_audit_checkpointed, run_shard};
-use super::sink::Sink;
 use crate::data::batch::{load_for_model_with_notes, DataRequest};
 use crate::error::{Error, Result};
 use crate::model::{load_model_with, ModelOptions};
+use crate::plan::Plan;
+use crate::progress::Sink;
 use crate::report::build::{build_report, sidecar_tensors, ReportInputs};
 use crate::report::io::write_report;
 use crate::report::tensors::{sidecar_path, write_tensors};
@@ -120,11 +120,11 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         strip_prefix: opts.strip_prefix.clone(),
     };
     let model = load_model_with(&opts.model, &model_opts)?;
-    let mut gates = super::gates::plan_gates(&plan, &plan_origin)?;
+    let mut gates = crate::plan::gates::plan_gates(&plan, &plan_origin)?;
     for g in &opts.gates {
         gates.push(super::gates::Gate::parse(g)?);
     }
-    super::gates::check_against_plan(&gates, &plan)?;
+    crate::plan::gates::check_against_plan(&gates, &plan)?;
     let (classifier, engine_name) = crate::engine::select(&model.network, opts.engine)?;
     let net = classifier.as_ref();
     let plan_warnings = plan.check_against(net.num_classes(), &plan_origin)?;

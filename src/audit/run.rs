@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use super::checkpoint::{stop_requested, AttackPart, BatchPart, Checkpoint};
 use super::clean::{predictions_from_logits, Predictions};
-use super::plan::{AttackSpec, Plan};
-use super::sink::Sink;
 use crate::attack::{perturbation_norms, AttackBatch};
 use crate::data::batch::batch_tensor;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
+use crate::plan::{AttackSpec, Plan};
+use crate::progress::Sink;
 use crate::stats::argmax;
 
 /// One attack's results over the whole dataset.

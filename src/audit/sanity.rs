@@ -5,13 +5,13 @@
 //! calls, a black-box attack beating the white-box ones (a sign of gradient
 //! masking), and perturbations outside the budget or the valid range.
 
-use super::plan::Plan;
 use super::run::AuditResults;
 use crate::attack::Norm;
 use crate::data::batch::batch_tensor;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::{Classifier, Objective};
+use crate::plan::Plan;
 use crate::report::types::SanityFlag;
 use crate::stats::argmax;
 

@@ -18,9 +18,9 @@ use crate::attribution::saliency::Saliency;
 use crate::attribution::smoothgrad::{NoiseTunnelType, SmoothGrad};
 use crate::attribution::{entry_stream, tensor4, Attribution, ExplainBatch};
 use crate::audit::clean::predict;
-use crate::audit::plan::Plan;
 use crate::error::Result;
 use crate::model::Classifier;
+use crate::plan::Plan;
 
 /// Times every method (and the metrics) over the first `limit` inputs in
 /// batches of `batch_size`; returns a printable table.

@@ -6,11 +6,11 @@
 use candle_core::{Device, Tensor};
 
 use super::types::*;
-use crate::audit::plan::Plan;
 use crate::audit::run::AuditResults;
 use crate::data::{DataNotes, Dataset};
 use crate::error::Result;
 use crate::model::LoadedModel;
+use crate::plan::Plan;
 use crate::stats::{mean, median};
 
 /// What a report is built from.

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::attack::Norm;
-use crate::audit::plan::Plan;
+use crate::plan::Plan;
 
 /// The report format version this build writes and reads.
 ///

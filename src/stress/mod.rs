@@ -38,11 +38,11 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
-use crate::audit::plan::Plan;
-use crate::audit::sink::Sink;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
+use crate::plan::Plan;
+use crate::progress::Sink;
 use crate::rng::Rng;
 use crate::stats::argmax;
 use plan::{EquivarianceCheck, StressCheck};

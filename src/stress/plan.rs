@@ -579,7 +579,7 @@ fn kind(e: &mut Entry, known: &[&str]) -> Result<String> {
             format!(
                 "\"{kind}\" is not a known kind (known: {}){}",
                 known.join(", "),
-                crate::audit::entry::did_you_mean(&kind, known)
+                crate::plan::legacy_entry::did_you_mean(&kind, known)
             ),
         ));
     }
@@ -835,13 +835,13 @@ mod tests {
 
     #[test]
     fn shipped_plans_hold_stress_and_equivariance_entries() {
-        let plan = crate::audit::plan::Plan::default_plan();
+        let plan = crate::plan::Plan::default_plan();
         assert_eq!((plan.stress.len(), plan.equivariance.len()), (4, 6));
         for file in ["quick.toml", "stress-parity.toml"] {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("attacks")
                 .join(file);
-            let plan = crate::audit::plan::Plan::from_file(&path).unwrap();
+            let plan = crate::plan::Plan::from_file(&path).unwrap();
             assert!(
                 !plan.stress.is_empty() && !plan.equivariance.is_empty(),
                 "{file}"

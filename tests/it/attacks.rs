@@ -8,12 +8,12 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 use xai_audit::attack::{Norm, Target, TargetRule};
-use xai_audit::audit::plan::{AttackSpec, Plan};
 use xai_audit::audit::run::run_audit;
-use xai_audit::audit::sink::NoSink;
 use xai_audit::data::batch::{load_for_model, DataRequest};
 use xai_audit::data::Dataset;
 use xai_audit::model::{load_model, ArchSpec, Network};
+use xai_audit::plan::{AttackSpec, Plan};
+use xai_audit::progress::NoSink;
 
 use super::root;
 

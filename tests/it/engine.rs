@@ -7,10 +7,10 @@
 use candle_core::{Device, Tensor};
 use xai_audit::attack::Norm;
 use xai_audit::audit::run::run_audit;
-use xai_audit::audit::sink::NoSink;
 use xai_audit::data::batch::{batch_tensor, load_for_model, DataRequest};
 use xai_audit::engine::{select, Engine, FastNet};
 use xai_audit::model::{load_model, Classifier, Network, Objective};
+use xai_audit::progress::NoSink;
 use xai_audit::rng::Rng;
 
 use super::attacks::{attack, plan, shipped_cnn_and_digits};

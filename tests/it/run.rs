@@ -297,7 +297,7 @@ fn plan_typos_suggest_the_nearest_known_word() {
         ),
     ];
     for (text, needle) in cases {
-        let err = xai_audit::audit::plan::Plan::from_toml(text, "p.toml")
+        let err = xai_audit::plan::Plan::from_toml(text, "p.toml")
             .unwrap_err()
             .to_string();
         assert!(err.contains(needle) && err.contains("p.toml"), "{err}");

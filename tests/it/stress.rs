@@ -11,11 +11,11 @@
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use xai_audit::audit::plan::Plan;
-use xai_audit::audit::sink::NoSink;
 use xai_audit::data::batch::{load_for_model, DataRequest};
 use xai_audit::data::Dataset;
 use xai_audit::model::{load_model, ArchSpec, Network};
+use xai_audit::plan::Plan;
+use xai_audit::progress::NoSink;
 use xai_audit::report::io::read_report;
 use xai_audit::rng::Rng;
 use xai_audit::stress::corruptions::Corruption;

@@ -5,13 +5,13 @@
 //! attack breaks what PGD cannot.
 
 use candle_core::Tensor;
-use xai_audit::audit::plan::Plan;
 use xai_audit::audit::run::run_audit;
 use xai_audit::audit::sanity::sanity_checks;
-use xai_audit::audit::sink::NoSink;
 use xai_audit::data::batch::{load_for_model, DataRequest};
 use xai_audit::model::load::WeightsFile;
 use xai_audit::model::{load_model, save_model, Classifier, InputGradient, Network, Objective};
+use xai_audit::plan::Plan;
+use xai_audit::progress::NoSink;
 use xai_audit::report::io::read_report;
 
 use super::{root, xai};

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use xai_audit::audit::plan::Plan;
+use xai_audit::plan::Plan;
 use xai_audit::model::spec::ArchSpec;
 
 /// The shipped MNIST CNN's spec, as read from its safetensors metadata.

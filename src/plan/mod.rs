@@ -1,5 +1,5 @@
 //! Audit plans: TOML files in `attacks/` saying which attacks to run with
-//! which budgets. Parsing is strict — an unknown kind or key, a wrong type,
+//! which budgets, and which stress, equivariance and attribution checks. Parsing is strict — an unknown kind or key, a wrong type,
 //! a negative or NaN ε, zero steps, a duplicate name — and every error names
 //! the file, the entry and the key, before any work starts.
 
@@ -14,8 +14,11 @@ use crate::attack::fmn::Fmn;
 use crate::attack::spatial::{Spatial, SpatialMode};
 use crate::attack::square::Square;
 use crate::attack::{fgsm::Fgsm, pgd::Pgd, Attack, Norm, Target, TargetRule};
-use crate::audit::entry::Entry;
 use crate::error::{Error, Result};
+use legacy_entry::Entry;
+
+pub mod gates;
+pub(crate) mod legacy_entry;
 
 /// The plan `run` uses when none is given (also in `attacks/default.toml`).
 pub const DEFAULT_PLAN: &str = include_str!("../../attacks/default.toml");
@@ -364,7 +367,7 @@ impl Plan {
         };
         let (stress, equivariance) = crate::stress::plan::parse(&mut top, origin)?;
         let attribution_entries = top.remove("attribution");
-        let gates = super::gates::parse_table(top.remove("gates"), origin)?;
+        let gates = gates::parse_table(top.remove("gates"), origin)?;
         if let Some(key) = top.keys().next() {
             return Err(plan_err(
                 origin,
@@ -513,7 +516,7 @@ fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>
             format!(
                 "\"{kind}\" is not a known kind (known: {}){}",
                 KINDS.join(", "),
-                super::entry::did_you_mean(&kind, KINDS)
+                legacy_entry::did_you_mean(&kind, KINDS)
             ),
         ));
     }

@@ -1,0 +1,643 @@
+//! The one reader of plan entries: a TOML table read key by key with typed
+//! accessors, each method's config parsing itself from it.
+//!
+//! Errors are collected, not returned: an accessor that finds a bad value
+//! records a message naming the entry and the key and returns `None`, so one
+//! pass over a plan reports every mistake at once (a typo in one entry is not
+//! hidden behind an error in another). [`Entry::finish`] adds the keys nobody
+//! read, each with the nearest known key ("`stpes`: did you mean `steps`?"),
+//! and hands the messages to the plan's [`Errors`].
+//!
+//! Why not serde: `deny_unknown_fields` does not combine with `flatten`, and
+//! internally tagged enums lose toml's spans, so serde's messages would name
+//! neither the entry nor the nearest key, nor check ranges. The config types
+//! still derive `Serialize`/`Deserialize` for the report and `JsonSchema` for
+//! `xai-audit schema --plan`.
+
+use toml::{Table, Value};
+
+use crate::error::Error;
+
+/// Every error found in one plan, in the order found.
+#[derive(Debug, Default)]
+pub struct Errors {
+    origin: String,
+    messages: Vec<String>,
+}
+
+impl Errors {
+    /// No errors yet, for the plan named `origin`.
+    pub fn new(origin: &str) -> Self {
+        Errors {
+            origin: origin.to_string(),
+            messages: Vec::new(),
+        }
+    }
+
+    /// The plan's name in messages.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Records a plan-level message (it names its own entry and key).
+    pub fn push(&mut self, message: impl Into<String>) {
+        self.messages.push(message.into());
+    }
+
+    /// Records what an entry found wrong with itself.
+    pub fn extend(&mut self, messages: Vec<String>) {
+        self.messages.extend(messages);
+    }
+
+    /// Whether nothing was found wrong.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// `Ok(value)` when nothing was found wrong, else one [`Error::Plan`]
+    /// listing every message.
+    pub fn into_result<T>(self, value: T) -> crate::Result<T> {
+        match self.messages.len() {
+            0 => Ok(value),
+            1 => Err(Error::Plan {
+                origin: self.origin,
+                message: self.messages.into_iter().next().unwrap_or_default(),
+            }),
+            n => Err(Error::Plan {
+                origin: self.origin,
+                message: format!("{n} errors:\n  {}", self.messages.join("\n  ")),
+            }),
+        }
+    }
+}
+
+/// `"; did you mean `x`?"` when one of `known` is within a typo of `word`
+/// (edit distance at most 1, or a third of the word's length), else `""`.
+pub fn did_you_mean(word: &str, known: &[&str]) -> String {
+    let limit = (word.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|k| (edit_distance(word, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map_or(String::new(), |(_, k)| format!("; did you mean `{k}`?"))
+}
+
+/// `"x" is not a known <what> (known: a, b); did you mean `a`?`
+pub fn unknown(word: &str, what: &str, known: &[&str]) -> String {
+    format!(
+        "\"{word}\" is not a known {what} (known: {}){}",
+        known.join(", "),
+        did_you_mean(word, known)
+    )
+}
+
+/// Edits from `a` to `b`: insertions, deletions, substitutions and swaps of
+/// two neighbours (the optimal-string-alignment distance: `stpes` is one edit
+/// from `steps`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, v) in d[0].iter_mut().enumerate() {
+        *v = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The entries of an array of tables such as `[[stress]]`, removed from the
+/// plan's top-level table, each labelled `stress[i] "name"` for messages.
+/// A value that is not an array of tables is recorded in `errors`.
+pub fn entries(top: &mut Table, key: &str, errors: &mut Errors) -> Vec<Entry> {
+    let items = match top.remove(key) {
+        None => return Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            errors.push(format!("`{key}` must be an array of tables ([[{key}]])"));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Table(table) = item else {
+            errors.push(format!("{key}[{i}] must be a table"));
+            continue;
+        };
+        let label = match table.get("name").and_then(|v| v.as_str()) {
+            Some(n) => format!("{key}[{i}] \"{n}\""),
+            None => format!("{key}[{i}]"),
+        };
+        out.push(Entry::new(label, table));
+    }
+    out
+}
+
+/// One entry being read: its remaining keys, the keys asked for (the keys
+/// its kind accepts), and the messages found so far.
+#[derive(Debug)]
+pub struct Entry {
+    label: String,
+    table: Table,
+    asked: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl Entry {
+    /// An entry labelled `label` (e.g. `attack[0] "pgd"`) in messages.
+    pub fn new(label: String, table: Table) -> Self {
+        Entry {
+            label,
+            table,
+            asked: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// How messages name the entry.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Records `label: `key` message`.
+    pub fn fail(&mut self, key: &str, message: impl std::fmt::Display) {
+        self.errors
+            .push(format!("{}: `{key}` {message}", self.label));
+    }
+
+    /// Whether a message was recorded.
+    pub fn failed(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// Whether the entry sets `key` (not yet read).
+    pub fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    /// The raw value of `key`, marking it read and known.
+    pub fn take(&mut self, key: &str) -> Option<Value> {
+        if !self.asked.iter().any(|k| k == key) {
+            self.asked.push(key.to_string());
+        }
+        self.table.remove(key)
+    }
+
+    /// Marks `key` as one this kind accepts without reading it (so a typo
+    /// of it gets a suggestion).
+    pub fn knows(&mut self, key: &str) {
+        if !self.asked.iter().any(|k| k == key) {
+            self.asked.push(key.to_string());
+        }
+    }
+
+    fn number(v: &Value) -> Option<f64> {
+        match v {
+            Value::Float(f) => Some(*f),
+            Value::Integer(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    /// A finite number.
+    pub fn float(&mut self, key: &str) -> Option<f64> {
+        let v = self.take(key)?;
+        match Self::number(&v) {
+            Some(f) if f.is_finite() => Some(f),
+            Some(f) => {
+                self.fail(key, format!("must be finite, found {f}"));
+                None
+            }
+            None => {
+                self.fail(key, format!("must be a number, found {}", v.type_str()));
+                None
+            }
+        }
+    }
+
+    /// A finite number `≥ 0`.
+    pub fn nonneg_float(&mut self, key: &str) -> Option<f64> {
+        let f = self.float(key)?;
+        if f < 0.0 {
+            self.fail(key, format!("must be ≥ 0, found {f}"));
+            return None;
+        }
+        Some(f)
+    }
+
+    /// A finite number `> 0`.
+    pub fn positive_float(&mut self, key: &str) -> Option<f64> {
+        let f = self.float(key)?;
+        if f <= 0.0 {
+            self.fail(key, format!("must be > 0, found {f}"));
+            return None;
+        }
+        Some(f)
+    }
+
+    /// A finite number in `[min, max]`.
+    pub fn float_in(&mut self, key: &str, min: f64, max: f64) -> Option<f64> {
+        let f = self.float(key)?;
+        if f < min || f > max {
+            self.fail(key, format!("must be in [{min}, {max}], found {f}"));
+            return None;
+        }
+        Some(f)
+    }
+
+    /// An integer in `min..=max`.
+    pub fn int_in(&mut self, key: &str, min: i64, max: i64) -> Option<usize> {
+        match self.take(key)? {
+            Value::Integer(i) if (min..=max).contains(&i) => Some(i as usize),
+            Value::Integer(i) => {
+                self.fail(key, format!("must be in {min}..={max}, found {i}"));
+                None
+            }
+            other => {
+                self.fail(
+                    key,
+                    format!("must be an integer, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer `≥ 1`.
+    pub fn positive_int(&mut self, key: &str) -> Option<usize> {
+        match self.take(key)? {
+            Value::Integer(i) if i >= 1 => Some(i as usize),
+            Value::Integer(i) => {
+                self.fail(key, format!("must be at least 1, found {i}"));
+                None
+            }
+            other => {
+                self.fail(
+                    key,
+                    format!("must be an integer, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer `≥ 0`.
+    pub fn nonneg_int(&mut self, key: &str) -> Option<usize> {
+        self.int_in(key, 0, i64::MAX)
+    }
+
+    /// `true` or `false`.
+    pub fn boolean(&mut self, key: &str) -> Option<bool> {
+        match self.take(key)? {
+            Value::Boolean(b) => Some(b),
+            other => {
+                self.fail(
+                    key,
+                    format!("must be true or false, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A string.
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        match self.take(key)? {
+            Value::String(s) => Some(s),
+            other => {
+                self.fail(key, format!("must be a string, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    /// One of `known`, by name.
+    pub fn choice<T: Copy>(&mut self, key: &str, known: &[(&str, T)]) -> Option<T> {
+        let s = self.string(key)?;
+        match known.iter().find(|(n, _)| *n == s) {
+            Some(&(_, t)) => Some(t),
+            None => {
+                let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+                self.fail(key, unknown(&s, "value", &names));
+                None
+            }
+        }
+    }
+
+    /// A non-empty array.
+    fn array(&mut self, key: &str) -> Option<Vec<Value>> {
+        match self.take(key)? {
+            Value::Array(items) if items.is_empty() => {
+                self.fail(key, "must not be empty");
+                None
+            }
+            Value::Array(items) => Some(items),
+            other => {
+                self.fail(key, format!("must be an array, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
+    /// A non-empty list of names, each one of `known`, none twice.
+    pub fn names<T: Copy + PartialEq>(&mut self, key: &str, known: &[(&str, T)]) -> Option<Vec<T>> {
+        let items = self.array(key)?;
+        let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for v in &items {
+            let Value::String(s) = v else {
+                self.fail(
+                    key,
+                    format!("values must be strings, found {}", v.type_str()),
+                );
+                return None;
+            };
+            let Some(&(_, t)) = known.iter().find(|(n, _)| n == s) else {
+                self.fail(key, unknown(s, "value", &names));
+                return None;
+            };
+            if out.contains(&t) {
+                self.fail(key, format!("lists \"{s}\" twice"));
+                return None;
+            }
+            out.push(t);
+        }
+        Some(out)
+    }
+
+    /// A non-empty list of finite numbers in `[min, max]`, none twice.
+    pub fn floats_in(&mut self, key: &str, min: f64, max: f64) -> Option<Vec<f64>> {
+        let items = self.array(key)?;
+        let mut out = Vec::with_capacity(items.len());
+        for v in &items {
+            match Self::number(v) {
+                Some(f) if f.is_finite() && f >= min && f <= max => {
+                    if out.contains(&f) {
+                        self.fail(key, format!("lists {f} twice"));
+                        return None;
+                    }
+                    out.push(f);
+                }
+                Some(f) => {
+                    self.fail(key, format!("values must be in [{min}, {max}], found {f}"));
+                    return None;
+                }
+                None => {
+                    self.fail(
+                        key,
+                        format!("values must be numbers, found {}", v.type_str()),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// A non-empty list of integers in `min..=max`, none twice.
+    pub fn ints_in(&mut self, key: &str, min: i64, max: i64) -> Option<Vec<usize>> {
+        let items = self.array(key)?;
+        let mut out = Vec::with_capacity(items.len());
+        for v in &items {
+            match v {
+                Value::Integer(i) if (min..=max).contains(i) => {
+                    if out.contains(&(*i as usize)) {
+                        self.fail(key, format!("lists {i} twice"));
+                        return None;
+                    }
+                    out.push(*i as usize);
+                }
+                Value::Integer(i) => {
+                    self.fail(key, format!("values must be in {min}..={max}, found {i}"));
+                    return None;
+                }
+                other => {
+                    self.fail(
+                        key,
+                        format!("values must be integers, found {}", other.type_str()),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// A list of strings (possibly empty).
+    pub fn strings(&mut self, key: &str) -> Option<Vec<String>> {
+        match self.take(key)? {
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::String(s) => out.push(s),
+                        other => {
+                            self.fail(
+                                key,
+                                format!("must list strings, found {}", other.type_str()),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            }
+            other => {
+                self.fail(
+                    key,
+                    format!("must be a list of strings, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer `≥ 1`, or `[height, width]` of them.
+    pub fn size2(&mut self, key: &str) -> Option<[usize; 2]> {
+        let v = self.take(key)?;
+        match &v {
+            Value::Integer(i) if *i >= 1 => return Some([*i as usize; 2]),
+            Value::Array(items) if items.len() == 2 => {
+                if let [Value::Integer(h), Value::Integer(w)] = items.as_slice() {
+                    if *h >= 1 && *w >= 1 {
+                        return Some([*h as usize, *w as usize]);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.fail(
+            key,
+            format!("must be a positive integer or [height, width], found {v}"),
+        );
+        None
+    }
+
+    /// The entry's `name`: required, non-empty, without slashes, control
+    /// characters or any of `also_forbidden`.
+    pub fn name(&mut self, also_forbidden: &[char]) -> Option<String> {
+        let Some(name) = self.string("name") else {
+            if !self.errors.iter().any(|m| m.contains("`name`")) {
+                self.fail("name", "is missing");
+            }
+            return None;
+        };
+        if name.is_empty()
+            || name.contains(['/', '\\'])
+            || name.contains(also_forbidden)
+            || name.chars().any(char::is_control)
+        {
+            let extra: String = also_forbidden.iter().map(|c| format!(", '{c}'")).collect();
+            self.fail(
+                "name",
+                format!("must be non-empty, without slashes{extra} or control characters"),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    /// The kind (`key` is `kind` or `method`): required, one of `known`.
+    pub fn kind(&mut self, key: &str, known: &[&str]) -> Option<String> {
+        let Some(kind) = self.string(key) else {
+            if !self.errors.iter().any(|m| m.contains(&format!("`{key}`"))) {
+                self.fail(key, format!("is missing (one of {})", known.join(", ")));
+            }
+            return None;
+        };
+        if !known.contains(&kind.as_str()) {
+            self.fail(key, unknown(&kind, key, known));
+            return None;
+        }
+        Some(kind)
+    }
+
+    /// Ends the entry: every key nobody read is an error (with the nearest
+    /// known key), and every message goes to `errors`. Returns whether the
+    /// entry was free of errors.
+    pub fn finish(mut self, errors: &mut Errors) -> bool {
+        let left: Vec<String> = self.table.keys().cloned().collect();
+        for key in left {
+            let asked: Vec<&str> = self.asked.iter().map(String::as_str).collect();
+            let hint = did_you_mean(&key, &asked);
+            self.errors.push(format!(
+                "{}: `{key}` is not a known key for this kind (known: {}){hint}",
+                self.label,
+                asked.join(", ")
+            ));
+        }
+        let ok = self.errors.is_empty();
+        errors.extend(self.errors);
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(text: &str) -> Entry {
+        Entry::new("attack[0] \"a\"".into(), text.parse().unwrap())
+    }
+
+    #[test]
+    fn typos_get_the_nearest_known_word() {
+        assert_eq!(edit_distance("stpes", "steps"), 1);
+        assert_eq!(edit_distance("", "eps"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            did_you_mean("stpes", &["eps", "steps", "restarts"]),
+            "; did you mean `steps`?"
+        );
+        assert_eq!(
+            did_you_mean("stepsize", &["step_size", "steps"]),
+            "; did you mean `step_size`?"
+        );
+        assert_eq!(
+            did_you_mean("pgdd", &["fgsm", "pgd", "apgd"]),
+            "; did you mean `pgd`?"
+        );
+        assert_eq!(did_you_mean("colour", &["eps", "steps"]), "");
+    }
+
+    #[test]
+    fn every_mistake_of_an_entry_is_reported() {
+        let mut e = entry("steps = 0\nstep_size = \"big\"\nstpes = 3\nok = true\n");
+        assert_eq!(e.positive_int("steps"), None);
+        assert_eq!(e.float("step_size"), None);
+        assert_eq!(e.boolean("ok"), Some(true));
+        let mut errors = Errors::new("p.toml");
+        assert!(!e.finish(&mut errors));
+        let msg = errors.into_result(()).unwrap_err().to_string();
+        for want in [
+            "p.toml",
+            "3 errors",
+            "attack[0] \"a\": `steps` must be at least 1, found 0",
+            "`step_size` must be a number, found string",
+            "`stpes` is not a known key for this kind",
+            "did you mean `steps`?",
+        ] {
+            assert!(msg.contains(want), "{want} not in {msg}");
+        }
+    }
+
+    #[test]
+    fn lists_are_checked_item_by_item() {
+        let mut e = entry("a = [1, 2, 2]\nb = [0.5, 7]\nc = [\"xx\", \"yy\"]\nd = []\n");
+        assert_eq!(e.ints_in("a", 1, 5), None);
+        assert_eq!(e.floats_in("b", 0.0, 1.0), None);
+        assert_eq!(e.names("c", &[("xx", 1), ("yyy", 2)]), None);
+        assert_eq!(e.floats_in("d", 0.0, 1.0), None);
+        let mut errors = Errors::new("p");
+        e.finish(&mut errors);
+        let msg = errors.into_result(()).unwrap_err().to_string();
+        assert!(msg.contains("`a` lists 2 twice"), "{msg}");
+        assert!(
+            msg.contains("`b` values must be in [0, 1], found 7"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("\"yy\" is not a known value") && msg.contains("did you mean `yyy`"),
+            "{msg}"
+        );
+        assert!(msg.contains("`d` must not be empty"), "{msg}");
+    }
+
+    #[test]
+    fn names_and_kinds() {
+        let mut e = entry("name = \"a/b\"\nkind = \"pgdd\"\n");
+        assert_eq!(e.name(&['@']), None);
+        assert_eq!(e.kind("kind", &["pgd", "fgsm"]), None);
+        let mut errors = Errors::new("p");
+        e.finish(&mut errors);
+        let msg = errors.into_result(()).unwrap_err().to_string();
+        assert!(msg.contains("without slashes, '@'"), "{msg}");
+        assert!(
+            msg.contains("\"pgdd\" is not a known kind (known: pgd, fgsm); did you mean `pgd`?"),
+            "{msg}"
+        );
+        let mut e = entry("x = 1\n");
+        assert_eq!(e.kind("method", &["saliency"]), None);
+        assert_eq!(e.size2("x"), Some([1, 1]));
+        let mut errors = Errors::new("p");
+        e.finish(&mut errors);
+        assert!(errors
+            .into_result(())
+            .unwrap_err()
+            .to_string()
+            .contains("`method` is missing (one of saliency)"));
+    }
+}
