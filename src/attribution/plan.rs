@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::spec::LayerSpec;
 use crate::model::ArchSpec;
 use crate::plan::legacy_entry::Entry;
-use crate::plan::{AttackSpec, Plan};
+use crate::plan::AttackSpec;
 
 /// The methods this build knows, as written in plans.
 pub const METHODS: &[&str] = &[
@@ -591,12 +591,16 @@ fn plan_err(origin: &str, i: usize, spec: &AttributionSpec, key: &str, msg: Stri
 /// Checks and completes the entries against the model: fixed classes exist,
 /// the occlusion window fits the input, and the Grad-CAM layer exists and
 /// outputs a feature map (default: the last conv2d layer).
-pub fn check_against(plan: &mut Plan, spec: &ArchSpec, origin: &str) -> Result<()> {
+pub fn check_against(
+    attributions: &mut [AttributionSpec],
+    spec: &ArchSpec,
+    origin: &str,
+) -> Result<()> {
     let num_classes = spec.num_classes();
     let [_, h, w] = spec.input.shape;
     let infos = spec.layer_infos().map_err(Error::Invalid)?;
     let width = (spec.input.range[1] - spec.input.range[0]) as f64;
-    for (i, a) in plan.attributions.iter_mut().enumerate() {
+    for (i, a) in attributions.iter_mut().enumerate() {
         // Noise scales the user left unset follow the model's range.
         if a.method == "smoothgrad" && a.stdev.is_none() {
             a.stdev = Some(DEFAULT_SMOOTHGRAD_STDEV * width);
@@ -713,8 +717,8 @@ fn last_conv(layers: &[LayerSpec], prefix: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn plan(text: &str) -> Result<Plan> {
-        Plan::from_toml(text, "p.toml")
+    fn plan(text: &str) -> Result<crate::plan::Plan> {
+        crate::plan::Plan::from_toml(text, "p.toml")
     }
 
     fn err(text: &str) -> String {
@@ -851,11 +855,11 @@ mod tests {
         .spec()
         .clone();
         let mut p = plan("[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\n").unwrap();
-        check_against(&mut p, &spec, "p.toml").unwrap();
+        check_against(&mut p.attributions, &spec, "p.toml").unwrap();
         assert_eq!(p.attributions[0].layer.as_deref(), Some("3"));
         let mut p =
             plan("[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\nlayer = \"12\"\n").unwrap();
-        let e = check_against(&mut p, &spec, "p.toml")
+        let e = check_against(&mut p.attributions, &spec, "p.toml")
             .unwrap_err()
             .to_string();
         assert!(
@@ -867,19 +871,19 @@ mod tests {
         );
         let mut p =
             plan("[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\nlayer = \"7\"\n").unwrap();
-        let e = check_against(&mut p, &spec, "p.toml")
+        let e = check_against(&mut p.attributions, &spec, "p.toml")
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a [C, H, W] feature map"), "{e}");
         let mut p =
             plan("[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\ntarget = 10\n").unwrap();
-        let e = check_against(&mut p, &spec, "p.toml")
+        let e = check_against(&mut p.attributions, &spec, "p.toml")
             .unwrap_err()
             .to_string();
         assert!(e.contains("`target`") && e.contains("class 10"), "{e}");
         let mut p =
             plan("[[attribution]]\nname = \"o\"\nmethod = \"occlusion\"\nwindow = 30\n").unwrap();
-        let e = check_against(&mut p, &spec, "p.toml")
+        let e = check_against(&mut p.attributions, &spec, "p.toml")
             .unwrap_err()
             .to_string();
         assert!(e.contains("`window`") && e.contains("28×28"), "{e}");
@@ -897,7 +901,7 @@ mod tests {
         .spec()
         .clone();
         let mut p = plan("[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\n").unwrap();
-        check_against(&mut p, &spec, "p.toml").unwrap();
+        check_against(&mut p.attributions, &spec, "p.toml").unwrap();
         assert_eq!(p.attributions[0].layer.as_deref(), Some("6.body.3"));
     }
 }

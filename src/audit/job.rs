@@ -127,8 +127,14 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     crate::plan::gates::check_against_plan(&gates, &plan)?;
     let (classifier, engine_name) = crate::engine::select(&model.network, opts.engine)?;
     let net = classifier.as_ref();
-    let plan_warnings = plan.check_against(net.num_classes(), &plan_origin)?;
-    crate::attribution::plan::check_against(&mut plan, model.network.spec(), &plan_origin)?;
+    let facts = crate::plan::ModelFacts {
+        spec: model.network.spec(),
+        num_classes: net.num_classes(),
+    };
+    let crate::plan::ResolvedPlan {
+        plan,
+        warnings: plan_warnings,
+    } = plan.resolve(&facts, &plan_origin)?;
     let request = DataRequest {
         path: opts.data.as_deref(),
         resize: opts.resize,

@@ -42,12 +42,16 @@ pub fn attribution_costs(
         .to_vec1()?;
 
     // The Grad-CAM layer the default plan would pick.
-    let mut probe = Plan::from_toml(
+    let probe = Plan::from_toml(
         "[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\n",
         "bench",
     )?;
-    let layer = match crate::attribution::plan::check_against(&mut probe, net.spec(), "bench") {
-        Ok(()) => probe.attributions[0].layer.clone(),
+    let facts = crate::plan::ModelFacts {
+        spec: net.spec(),
+        num_classes: net.num_classes(),
+    };
+    let layer = match probe.resolve(&facts, "bench") {
+        Ok(r) => r.plan.attributions[0].layer.clone(),
         Err(_) => None,
     };
     let mut methods: Vec<(String, Box<dyn Attribution>)> = vec![

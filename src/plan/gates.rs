@@ -138,34 +138,34 @@ impl Gate {
 }
 
 /// Reads the plan's `[gates]` table (metric → condition), checking every
-/// condition's syntax; `origin` names the plan in errors.
-pub fn parse_table(value: Option<toml::Value>, origin: &str) -> Result<BTreeMap<String, String>> {
+/// condition's syntax; mistakes go to `errors`.
+pub fn parse_table(
+    value: Option<toml::Value>,
+    errors: &mut crate::entry::Errors,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Some(value) = value else {
-        return Ok(out);
+        return out;
     };
     let toml::Value::Table(table) = value else {
-        return Err(Error::Plan {
-            origin: origin.to_string(),
-            message: "`gates` must be a table of \"metric\" = \">= number\" entries".into(),
-        });
+        errors.push("`gates` must be a table of \"metric\" = \">= number\" entries");
+        return out;
     };
     for (metric, cond) in table {
         let toml::Value::String(cond) = cond else {
-            return Err(Error::Plan {
-                origin: origin.to_string(),
-                message: format!(
-                    "gates: `{metric}` must be a string such as \">= 0.8\", found {cond}"
-                ),
-            });
+            errors.push(format!(
+                "gates: `{metric}` must be a string such as \">= 0.8\", found {cond}"
+            ));
+            continue;
         };
-        parse_condition(&cond).map_err(|m| Error::Plan {
-            origin: origin.to_string(),
-            message: format!("gates: `{metric}`: {m}"),
-        })?;
-        out.insert(metric, cond);
+        match parse_condition(&cond) {
+            Ok(_) => {
+                out.insert(metric, cond);
+            }
+            Err(m) => errors.push(format!("gates: `{metric}`: {m}")),
+        }
     }
-    Ok(out)
+    out
 }
 
 /// The plan's `[gates]` as gates.

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use xai_audit::plan::Plan;
+use xai_audit::plan::{ModelFacts, Plan, ResolvedPlan};
 use xai_audit::model::spec::ArchSpec;
 
 /// The shipped MNIST CNN's spec, as read from its safetensors metadata.
@@ -23,16 +23,17 @@ fn model_spec() -> &'static ArchSpec {
 
 fuzz_target!(|text: &str| {
     let origin = "fuzz.toml";
-    let Ok(mut plan) = Plan::from_toml(text, origin) else {
+    let Ok(plan) = Plan::from_toml(text, origin) else {
         return;
     };
     let spec = model_spec();
-    if plan.check_against(spec.num_classes(), origin).is_err() {
+    let facts = ModelFacts {
+        spec,
+        num_classes: spec.num_classes(),
+    };
+    let Ok(ResolvedPlan { plan, .. }) = plan.resolve(&facts, origin) else {
         return;
-    }
-    if xai_audit::attribution::plan::check_against(&mut plan, spec, origin).is_err() {
-        return;
-    }
+    };
     // Every attack of a valid plan can be built.
     for a in &plan.attacks {
         a.build().expect("a validated plan builds");
