@@ -228,7 +228,15 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         });
     }
     let sanity = super::sanity::sanity_checks(net, &data, &plan, &results)?;
-    let stress = crate::stress::run_stress(net, &data, &plan, sink)?;
+    let stress = crate::stress::run_stress(
+        net,
+        &data,
+        &plan.stress,
+        &plan.equivariance,
+        plan.seed,
+        plan.batch_size,
+        sink,
+    )?;
     let attributions =
         crate::attribution::run::run_attributions(net, &data, &plan, &results, sink)?;
     let tensors_path = sidecar_path(&report_path);

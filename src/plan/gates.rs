@@ -225,7 +225,7 @@ fn metric_fits_plan(metric: &str, plan: &Plan) -> std::result::Result<(), String
             ))
         };
     }
-    use crate::stress::plan::{EquivarianceCheck as E, StressCheck as S};
+    use crate::stress::{EquivarianceCheck as E, StressCheck as S};
     let stress_kind = |want: fn(&S) -> bool| plan.stress.iter().any(|s| want(&s.check));
     let consistency_named = |name: &str| {
         plan.equivariance

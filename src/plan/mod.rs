@@ -46,10 +46,10 @@ pub struct Plan {
     pub attacks: Vec<AttackSpec>,
     /// The `[[stress]]` entries, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stress: Vec<crate::stress::plan::StressSpec>,
+    pub stress: Vec<crate::stress::StressSpec>,
     /// The `[[equivariance]]` entries, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub equivariance: Vec<crate::stress::plan::EquivarianceSpec>,
+    pub equivariance: Vec<crate::stress::EquivarianceSpec>,
     /// The attribution methods (`[[attribution]]`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributions: Vec<crate::attribution::plan::AttributionSpec>,

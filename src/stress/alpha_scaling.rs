@@ -14,13 +14,102 @@
 //! where scaling about 0 would scale about mid-grey.
 
 use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
 use super::ood::max_softmax;
-use super::plan::{AlphaInputs, AlphaScalingSpec};
+use super::spec::MAX_COUNT;
 use super::types::{AlphaPoint, AlphaScalingSummary, AlphaSetSummary, Quantile, SampleAlpha};
 use super::{Context, Outcome, Progress};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::stats::{mean, quantile};
+
+/// Where α-scaling takes its inputs from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlphaInputs {
+    /// Uniform noise in the valid range.
+    Uniform,
+    /// The audited data.
+    Data,
+}
+
+impl AlphaInputs {
+    /// Every input set, by the name plans and reports use.
+    pub const NAMES: &'static [(&'static str, AlphaInputs)] = &[
+        ("uniform", AlphaInputs::Uniform),
+        ("data", AlphaInputs::Data),
+    ];
+}
+
+/// Default input sets: uniform noise and the data.
+pub const DEFAULT_INPUTS: &[AlphaInputs] = &[AlphaInputs::Uniform, AlphaInputs::Data];
+/// Default α grid: dense near 1, where MNIST models already saturate.
+pub const DEFAULT_ALPHAS: &[f64] = &[
+    1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0,
+];
+/// Default target confidence: Hein et al.'s 0.999.
+pub const DEFAULT_TARGET_CONFIDENCE: f64 = 0.999;
+/// Default bisection steps inside the first bracket reaching the target.
+pub const DEFAULT_BISECTION_STEPS: usize = 10;
+
+/// `kind = "alpha_scaling"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AlphaScalingConfig {
+    /// Input sets, each reported separately (default: uniform and data).
+    pub inputs: Vec<AlphaInputs>,
+    /// Uniform-noise inputs to draw (absent: as many as data inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    /// Scale factors, starting at 1, increasing; MMC is reported at each and
+    /// the search for the smallest α reaching the target walks them (default
+    /// 1, 1.25, 1.5, 2, 3, 5, 10, 20, 50, 100, 1000).
+    pub alphas: Vec<f64>,
+    /// The confidence whose smallest α is sought, strictly between 0 and 1
+    /// (default 0.999, as in Hein et al.).
+    pub target_confidence: f64,
+    /// Bisection steps refining α inside the first bracket that reaches it,
+    /// 0 to 60 (default 10).
+    pub bisection_steps: usize,
+    /// Keep the uniform-noise inputs in the sidecar (for cross-checks;
+    /// default false).
+    pub save_inputs: bool,
+}
+
+impl AlphaScalingConfig {
+    /// Reads the entry's keys, defaults filled in; problems are recorded in `e`.
+    pub fn from_entry(e: &mut Entry) -> Self {
+        let inputs = e
+            .names("inputs", AlphaInputs::NAMES)
+            .unwrap_or_else(|| DEFAULT_INPUTS.to_vec());
+        let count = e.int_in("count", 1, MAX_COUNT);
+        let alphas = e
+            .floats_in("alphas", 1.0, 1e12)
+            .unwrap_or_else(|| DEFAULT_ALPHAS.to_vec());
+        if alphas[0] != 1.0 || alphas.windows(2).any(|w| w[1] <= w[0]) {
+            e.fail("alphas", "must start at 1 and increase");
+        }
+        let target_confidence = e
+            .float_in("target_confidence", 0.0, 1.0)
+            .unwrap_or(DEFAULT_TARGET_CONFIDENCE);
+        if target_confidence <= 0.0 || target_confidence >= 1.0 {
+            e.fail(
+                "target_confidence",
+                format!("must be strictly between 0 and 1, found {target_confidence}"),
+            );
+        }
+        AlphaScalingConfig {
+            inputs,
+            count,
+            alphas,
+            target_confidence,
+            bisection_steps: e
+                .int_in("bisection_steps", 0, 60)
+                .unwrap_or(DEFAULT_BISECTION_STEPS),
+            save_inputs: e.boolean("save_inputs").unwrap_or(false),
+        }
+    }
+}
 
 /// Quantile levels of the smallest α reported per input set.
 pub const QUANTILE_LEVELS: [f64; 5] = [0.1, 0.25, 0.5, 0.75, 0.9];
@@ -75,7 +164,7 @@ fn scaled(
 pub fn scale_inputs(
     ctx: &Context,
     x: &[f32],
-    spec: &AlphaScalingSpec,
+    spec: &AlphaScalingConfig,
     progress: &mut dyn FnMut(f64),
 ) -> Result<AlphaSet> {
     let per = ctx.item_len();
@@ -158,7 +247,7 @@ pub fn scale_inputs(
     Ok(out)
 }
 
-fn summarize(set: &AlphaSet, inputs: AlphaInputs, spec: &AlphaScalingSpec) -> AlphaSetSummary {
+fn summarize(set: &AlphaSet, inputs: AlphaInputs, spec: &AlphaScalingConfig) -> AlphaSetSummary {
     let n = set.alpha.len();
     let share = |count: usize| if n == 0 { 0.0 } else { count as f64 / n as f64 };
     let curve = spec
@@ -204,7 +293,7 @@ fn matrix(rows: &[Vec<f64>]) -> Result<Tensor> {
 pub fn run(
     ctx: &Context,
     name: &str,
-    spec: &AlphaScalingSpec,
+    spec: &AlphaScalingConfig,
     progress: Progress,
 ) -> Result<Outcome<AlphaScalingSummary, SampleAlpha>> {
     let mut sets = Vec::new();

@@ -8,7 +8,27 @@ use serde::{Deserialize, Serialize};
 
 use super::types::CalibrationSummary;
 use super::{Context, Outcome};
+use crate::entry::Entry;
 use crate::stats::mean;
+
+/// Default number of bins: Guo et al.'s 15.
+pub const DEFAULT_BINS: usize = 15;
+
+/// `kind = "calibration"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CalibrationConfig {
+    /// Equal-width confidence bins, 1 to 10,000 (default 15, as in Guo et al.).
+    pub bins: usize,
+}
+
+impl CalibrationConfig {
+    /// Reads the entry's keys, defaults filled in; problems are recorded in `e`.
+    pub fn from_entry(e: &mut Entry) -> Self {
+        CalibrationConfig {
+            bins: e.int_in("bins", 1, 10_000).unwrap_or(DEFAULT_BINS),
+        }
+    }
+}
 
 /// One confidence bin of a reliability table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -9,13 +9,166 @@
 //! the expectation are the examples kept in the sidecar, and transformations
 //! expected to leave predictions alone that change too many are warnings.
 
+use serde::{Deserialize, Serialize};
+
 use super::ood::max_softmax;
-use super::plan::{EquivarianceCheck, Expectation, FlipAxis, ShiftMode};
 use super::types::{ConsistencySummary, Example, SampleConsistency, TransformSummary};
 use super::{Context, Outcome, Progress};
-use crate::error::{Error, Result};
+use crate::entry::Entry;
+use crate::error::Result;
 use crate::stats::{argmax, mean};
 use crate::transform::{flip_h, flip_v, rotate, shift_circular, shift_zero};
+
+/// How integer shifts treat the edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftMode {
+    /// What leaves one edge comes back at the other (`torch.roll`).
+    Circular,
+    /// What enters is 0.
+    Zero,
+}
+
+impl ShiftMode {
+    /// Every mode, by the name plans and reports use.
+    pub const NAMES: &'static [(&'static str, ShiftMode)] =
+        &[("circular", ShiftMode::Circular), ("zero", ShiftMode::Zero)];
+}
+
+/// A mirror axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlipAxis {
+    /// Left–right.
+    Horizontal,
+    /// Top–bottom.
+    Vertical,
+}
+
+impl FlipAxis {
+    /// Every axis, by the name plans and reports use.
+    pub const NAMES: &'static [(&'static str, FlipAxis)] = &[
+        ("horizontal", FlipAxis::Horizontal),
+        ("vertical", FlipAxis::Vertical),
+    ];
+}
+
+/// Default lowest consistency of an entry expected to be invariant.
+pub const DEFAULT_MIN_CONSISTENCY: f64 = 0.9;
+/// Default changed predictions kept in the sidecar.
+pub const DEFAULT_EXAMPLES: usize = 8;
+/// Default shift edges: circular, like `torch.roll`.
+pub const DEFAULT_SHIFT_MODE: ShiftMode = ShiftMode::Circular;
+/// Default shift distances, pixels.
+pub const DEFAULT_SHIFT_PIXELS: &[usize] = &[1, 2, 3];
+/// Default rotation angles, degrees.
+pub const DEFAULT_ROTATION_ANGLES_DEG: &[f64] = &[-30.0, -15.0, -5.0, 5.0, 15.0, 30.0];
+/// Default flips: both axes.
+pub const DEFAULT_FLIP_AXES: &[FlipAxis] = &[FlipAxis::Horizontal, FlipAxis::Vertical];
+
+/// What the plan expects of a consistency check, and how many failures to keep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Expectation {
+    /// Whether predictions should stay the same (digits under shifts) or
+    /// change (digits under flips); the default depends on the kind.
+    pub expect_invariant: bool,
+    /// With `expect_invariant`, a transformation whose consistency falls
+    /// below this is a warning; in [0, 1] (default 0.9).
+    pub min_consistency: f64,
+    /// Changed predictions to keep in the sidecar (the first, in data
+    /// order), 0 to 10,000 (default 8).
+    pub examples: usize,
+}
+
+impl Expectation {
+    /// Reads the entry's keys; `expect_invariant` defaults to
+    /// `invariant_by_default`.
+    pub fn from_entry(e: &mut Entry, invariant_by_default: bool) -> Self {
+        Expectation {
+            expect_invariant: e
+                .boolean("expect_invariant")
+                .unwrap_or(invariant_by_default),
+            min_consistency: e
+                .float_in("min_consistency", 0.0, 1.0)
+                .unwrap_or(DEFAULT_MIN_CONSISTENCY),
+            examples: e.int_in("examples", 0, 10_000).unwrap_or(DEFAULT_EXAMPLES),
+        }
+    }
+}
+
+/// `kind = "shift"`: every distance, in ±x and in ±y (expected invariant by
+/// default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ShiftConfig {
+    /// Edge handling (default circular).
+    pub mode: ShiftMode,
+    /// Distances in pixels, 1 to 4096 (default 1, 2, 3).
+    pub pixels: Vec<usize>,
+    /// Expectation and examples.
+    #[serde(flatten)]
+    pub expectation: Expectation,
+}
+
+impl ShiftConfig {
+    /// Reads the entry's keys, defaults filled in; problems are recorded in `e`.
+    pub fn from_entry(e: &mut Entry) -> Self {
+        ShiftConfig {
+            mode: e
+                .choice("mode", ShiftMode::NAMES)
+                .unwrap_or(DEFAULT_SHIFT_MODE),
+            pixels: e
+                .ints_in("pixels", 1, 4096)
+                .unwrap_or_else(|| DEFAULT_SHIFT_PIXELS.to_vec()),
+            expectation: Expectation::from_entry(e, true),
+        }
+    }
+}
+
+/// `kind = "rotation"` (expected invariant by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RotationConfig {
+    /// Angles in degrees, counter-clockwise positive, in [-360, 360]
+    /// (default ±5, ±15, ±30).
+    pub angles_deg: Vec<f64>,
+    /// Expectation and examples.
+    #[serde(flatten)]
+    pub expectation: Expectation,
+}
+
+impl RotationConfig {
+    /// Reads the entry's keys, defaults filled in; problems are recorded in `e`.
+    pub fn from_entry(e: &mut Entry) -> Self {
+        RotationConfig {
+            angles_deg: e
+                .floats_in("angles_deg", -360.0, 360.0)
+                .unwrap_or_else(|| DEFAULT_ROTATION_ANGLES_DEG.to_vec()),
+            expectation: Expectation::from_entry(e, true),
+        }
+    }
+}
+
+/// `kind = "flip"` (expected to change predictions by default: a mirrored
+/// digit is another digit, or none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FlipConfig {
+    /// The flips, each reported separately (default both).
+    pub axes: Vec<FlipAxis>,
+    /// Expectation and examples.
+    #[serde(flatten)]
+    pub expectation: Expectation,
+}
+
+impl FlipConfig {
+    /// Reads the entry's keys, defaults filled in; problems are recorded in `e`.
+    pub fn from_entry(e: &mut Entry) -> Self {
+        FlipConfig {
+            axes: e
+                .names("axes", FlipAxis::NAMES)
+                .unwrap_or_else(|| DEFAULT_FLIP_AXES.to_vec()),
+            expectation: Expectation::from_entry(e, false),
+        }
+    }
+}
 
 /// One transformation of a consistency check.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,62 +224,76 @@ impl Transform {
     }
 }
 
-/// The transformations, kind name, shift mode and expectation of a
-/// `shift`, `rotation` or `flip` entry.
-pub fn transforms(
-    check: &EquivarianceCheck,
-) -> Result<(
-    Vec<Transform>,
-    &'static str,
-    Option<ShiftMode>,
-    &Expectation,
-)> {
-    Ok(match check {
-        EquivarianceCheck::Shift(s) => {
-            let mut t = Vec::new();
-            for &p in &s.pixels {
-                let p = p as i64;
-                for (dx, dy) in [(p, 0), (-p, 0), (0, p), (0, -p)] {
-                    t.push(Transform::Shift {
-                        dx,
-                        dy,
-                        mode: s.mode,
-                    });
-                }
+/// A `shift`, `rotation` or `flip` entry, as [`run`] sees it.
+pub trait ConsistencyCheck {
+    /// The kind the report names.
+    const KIND: &'static str;
+    /// The transformations, in report order.
+    fn transforms(&self) -> Vec<Transform>;
+    /// The edge handling of shifts (`None` for other kinds).
+    fn mode(&self) -> Option<ShiftMode> {
+        None
+    }
+    /// What the plan expects.
+    fn expectation(&self) -> &Expectation;
+}
+
+impl ConsistencyCheck for ShiftConfig {
+    const KIND: &'static str = "shift";
+    fn transforms(&self) -> Vec<Transform> {
+        let mut t = Vec::new();
+        for &p in &self.pixels {
+            let p = p as i64;
+            for (dx, dy) in [(p, 0), (-p, 0), (0, p), (0, -p)] {
+                t.push(Transform::Shift {
+                    dx,
+                    dy,
+                    mode: self.mode,
+                });
             }
-            (t, "shift", Some(s.mode), &s.expectation)
         }
-        EquivarianceCheck::Rotation(r) => (
-            r.angles_deg
-                .iter()
-                .map(|&angle_deg| Transform::Rotate { angle_deg })
-                .collect(),
-            "rotation",
-            None,
-            &r.expectation,
-        ),
-        EquivarianceCheck::Flip(f) => (
-            f.axes.iter().map(|&a| Transform::Flip(a)).collect(),
-            "flip",
-            None,
-            &f.expectation,
-        ),
-        other => {
-            return Err(Error::Invalid(format!(
-                "not a consistency check: {other:?}"
-            )))
-        }
-    })
+        t
+    }
+    fn mode(&self) -> Option<ShiftMode> {
+        Some(self.mode)
+    }
+    fn expectation(&self) -> &Expectation {
+        &self.expectation
+    }
+}
+
+impl ConsistencyCheck for RotationConfig {
+    const KIND: &'static str = "rotation";
+    fn transforms(&self) -> Vec<Transform> {
+        self.angles_deg
+            .iter()
+            .map(|&angle_deg| Transform::Rotate { angle_deg })
+            .collect()
+    }
+    fn expectation(&self) -> &Expectation {
+        &self.expectation
+    }
+}
+
+impl ConsistencyCheck for FlipConfig {
+    const KIND: &'static str = "flip";
+    fn transforms(&self) -> Vec<Transform> {
+        self.axes.iter().map(|&a| Transform::Flip(a)).collect()
+    }
+    fn expectation(&self) -> &Expectation {
+        &self.expectation
+    }
 }
 
 /// Runs a `shift`, `rotation` or `flip` entry.
-pub fn run(
+pub fn run<C: ConsistencyCheck>(
     ctx: &Context,
     name: &str,
-    check: &EquivarianceCheck,
+    check: &C,
     progress: Progress,
 ) -> Result<Outcome<ConsistencySummary, SampleConsistency>> {
-    let (transforms, kind, mode, expectation) = transforms(check)?;
+    let transforms = check.transforms();
+    let expectation = check.expectation();
     let n = ctx.len();
     let shape = ctx.shape();
     let per = ctx.item_len();
@@ -220,8 +387,8 @@ pub fn run(
     Ok(Outcome {
         summary: ConsistencySummary {
             name: name.to_string(),
-            kind: kind.to_string(),
-            mode,
+            kind: C::KIND.to_string(),
+            mode: check.mode(),
             expect_invariant: expectation.expect_invariant,
             mean_consistency: mean(consistencies.iter().copied()).unwrap_or(0.0),
             lowest_consistency: consistencies.iter().copied().fold(1.0, f64::min),

@@ -19,9 +19,9 @@ use image::{ExtendedColorType, ImageFormat};
 use serde::{Deserialize, Serialize};
 
 use super::filters::{area_resize, gaussian_blur, nearest_resize, upsample_grid};
-use super::plan::CorruptionsSpec;
 use super::types::{CorruptionSummary, CorruptionsSummary, SampleCorruptions};
 use super::{Context, Outcome, Progress};
+use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::stats::{argmax, mean};
@@ -385,11 +385,39 @@ fn jpeg(x: &[f32], shape: [usize; 3], quality: u8) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// Default severities: all five.
+pub const DEFAULT_SEVERITIES: &[usize] = &[1, 2, 3, 4, 5];
+
+/// `kind = "corruptions"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CorruptionsConfig {
+    /// The corruptions, in report order (default: all of them).
+    pub corruptions: Vec<Corruption>,
+    /// Severities, each in 1..=5 (default: all five).
+    pub severities: Vec<usize>,
+}
+
+impl CorruptionsConfig {
+    /// Reads the entry's keys, defaults filled in; problems are recorded in `e`.
+    pub fn from_entry(e: &mut Entry) -> Self {
+        let known: Vec<(&str, Corruption)> =
+            Corruption::ALL.iter().map(|c| (c.as_str(), *c)).collect();
+        CorruptionsConfig {
+            corruptions: e
+                .names("corruptions", &known)
+                .unwrap_or_else(|| Corruption::ALL.to_vec()),
+            severities: e
+                .ints_in("severities", 1, 5)
+                .unwrap_or_else(|| DEFAULT_SEVERITIES.to_vec()),
+        }
+    }
+}
+
 /// Runs a `kind = "corruptions"` entry: accuracy per corruption and severity.
 pub fn run(
     ctx: &Context,
     name: &str,
-    spec: &CorruptionsSpec,
+    spec: &CorruptionsConfig,
     progress: Progress,
 ) -> Result<Outcome<CorruptionsSummary, SampleCorruptions>> {
     let n = ctx.len();

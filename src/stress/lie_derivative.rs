@@ -19,16 +19,125 @@
 //! Units: translations per pixel, rotations per radian.
 
 use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
-use super::plan::{LieDerivativeSpec, LieMethod, LieTransform, ShiftMode};
+use super::consistency::ShiftMode;
 use super::types::{LieDerivativeSummary, LieTransformSummary, SampleLieDerivative};
 use super::{Context, Outcome, Progress};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::model::Objective;
 use crate::stats::{mean, median, softmax_f64};
 use crate::transform::{
     rotate, rotate_generator, translate, translate_circular, translate_generator, Axis, Border,
 };
+
+/// A one-parameter group of transformations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LieTransform {
+    /// Horizontal translation, per pixel.
+    TranslateX,
+    /// Vertical translation, per pixel.
+    TranslateY,
+    /// Rotation about the centre, per radian.
+    Rotate,
+}
+
+impl LieTransform {
+    /// The name used in plans and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LieTransform::TranslateX => "translate_x",
+            LieTransform::TranslateY => "translate_y",
+            LieTransform::Rotate => "rotate",
+        }
+    }
+
+    /// Every transformation.
+    pub const ALL: [LieTransform; 3] = [
+        LieTransform::TranslateX,
+        LieTransform::TranslateY,
+        LieTransform::Rotate,
+    ];
+}
+
+/// How the derivative in `t` is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LieMethod {
+    /// Exact Jacobian–vector product (one input gradient per class).
+    Exact,
+    /// Central finite difference in `t` (two forward passes per transform).
+    FiniteDifference,
+}
+
+impl LieMethod {
+    /// Every method, by the name plans and reports use.
+    pub const NAMES: &'static [(&'static str, LieMethod)] = &[
+        ("exact", LieMethod::Exact),
+        ("finite_difference", LieMethod::FiniteDifference),
+    ];
+}
+
+/// Default method: the exact Jacobian–vector product.
+pub const DEFAULT_METHOD: LieMethod = LieMethod::Exact;
+/// Default finite-difference step of translations, pixels.
+pub const DEFAULT_STEP_PX: f64 = 0.01;
+/// Default finite-difference step of rotations, degrees.
+pub const DEFAULT_STEP_DEG: f64 = 0.1;
+/// Default edges of translations: zero fill.
+pub const DEFAULT_BORDER: ShiftMode = ShiftMode::Zero;
+
+/// `kind = "lie_derivative"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LieDerivativeConfig {
+    /// The transformations, each reported separately (default: all three).
+    pub transforms: Vec<LieTransform>,
+    /// Exact or finite difference (default exact).
+    pub method: LieMethod,
+    /// Finite-difference step of translations, in pixels, in (0, 1]
+    /// (default 0.01).
+    pub step_px: f64,
+    /// Finite-difference step of rotations, in degrees, in (0, 45]
+    /// (default 0.1).
+    pub step_deg: f64,
+    /// Edges of translations: zero fill or circular (rotations: zero fill;
+    /// default zero).
+    pub border: ShiftMode,
+}
+
+impl LieDerivativeConfig {
+    /// Reads the entry's keys, defaults filled in; problems are recorded in `e`.
+    pub fn from_entry(e: &mut Entry) -> Self {
+        let known: Vec<(&str, LieTransform)> =
+            LieTransform::ALL.iter().map(|t| (t.as_str(), *t)).collect();
+        let transforms = e
+            .names("transforms", &known)
+            .unwrap_or_else(|| LieTransform::ALL.to_vec());
+        let method = e
+            .choice("method", LieMethod::NAMES)
+            .unwrap_or(DEFAULT_METHOD);
+        let step_px = e.float_in("step_px", 0.0, 1.0).unwrap_or(DEFAULT_STEP_PX);
+        let step_deg = e
+            .float_in("step_deg", 0.0, 45.0)
+            .unwrap_or(DEFAULT_STEP_DEG);
+        for (key, v) in [("step_px", step_px), ("step_deg", step_deg)] {
+            if v <= 0.0 {
+                e.fail(key, "must be positive");
+            }
+        }
+        LieDerivativeConfig {
+            transforms,
+            method,
+            step_px,
+            step_deg,
+            border: e
+                .choice("border", ShiftMode::NAMES)
+                .unwrap_or(DEFAULT_BORDER),
+        }
+    }
+}
 
 fn border(mode: ShiftMode) -> Border {
     match mode {
@@ -176,7 +285,7 @@ pub fn finite_difference(
 pub fn run(
     ctx: &Context,
     name: &str,
-    spec: &LieDerivativeSpec,
+    spec: &LieDerivativeConfig,
     progress: Progress,
 ) -> Result<Outcome<LieDerivativeSummary, SampleLieDerivative>> {
     let n = ctx.len();

@@ -10,9 +10,10 @@
 //! - Equivariance (`[[equivariance]]`): [`consistency`] (predictions under
 //!   shifts, rotations and flips), [`lie_derivative`] (Gruver et al., ICLR
 //!   2023) and [`worst_case`] (the worst point of a rotation × translation grid).
-//! - Shared: [`filters`], [`plan`] (the plan entries), [`types`] (the report
-//!   sections) and [`report`] (filling the report, the sidecar and the
-//!   summary table). The resampling itself (shifts, flips, bilinear rotation
+//! - Shared: [`filters`], [`spec`] (the family's lists of checks: the plan
+//!   entries' types, each check's config in its own file), [`types`] (the
+//!   report sections) and [`report`] (filling the report, the sidecar and
+//!   the summary table). The resampling itself (shifts, flips, bilinear rotation
 //!   and translation, their generators) is [`crate::transform`], shared with
 //!   the spatial attack.
 //!
@@ -29,8 +30,8 @@ pub mod filters;
 pub mod lie_derivative;
 pub mod noise;
 pub mod ood;
-pub mod plan;
 pub mod report;
+pub mod spec;
 pub mod types;
 pub mod worst_case;
 
@@ -41,11 +42,12 @@ use candle_core::{Device, Tensor};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
-use crate::plan::Plan;
 use crate::progress::Sink;
 use crate::rng::Rng;
 use crate::stats::argmax;
-use plan::{EquivarianceCheck, StressCheck};
+pub use spec::{
+    EquivarianceCheck, EquivarianceSpec, StressCheck, StressSpec, EQUIVARIANCE_KINDS, STRESS_KINDS,
+};
 use types::*;
 
 /// What the checks share: the model, the data, the seed, the batch size and
@@ -233,30 +235,33 @@ pub struct StressResults {
     pub total_seconds: f64,
 }
 
-/// Runs the plan's `[[stress]]` and `[[equivariance]]` entries (nothing, and
-/// no work, when it has none).
+/// Runs a plan's `[[stress]]` and `[[equivariance]]` entries (nothing, and
+/// no work, when it has none), with the plan's seed and batch size.
 pub fn run_stress(
     model: &dyn Classifier,
     data: &Dataset,
-    plan: &Plan,
+    stress: &[StressSpec],
+    equivariance: &[EquivarianceSpec],
+    seed: u64,
+    batch_size: usize,
     sink: &mut dyn Sink,
 ) -> Result<StressResults> {
-    if plan.stress.is_empty() && plan.equivariance.is_empty() {
+    if stress.is_empty() && equivariance.is_empty() {
         return Ok(StressResults::default());
     }
     let started = Instant::now();
     let n = data.len();
     let mut names = vec!["stress: clean logits".to_string()];
-    names.extend(plan.stress.iter().map(|s| s.name.clone()));
-    names.extend(plan.equivariance.iter().map(|s| s.name.clone()));
+    names.extend(stress.iter().map(|s| s.name.clone()));
+    names.extend(equivariance.iter().map(|s| s.name.clone()));
     // The bar counts one unit per input per check; `on_start` adds one
     // check for a clean pass, which `names[0]` is.
     sink.on_start(n, &names[1..]);
     sink.on_check_start(&names[0], 0, n);
-    let ctx = Context::new(model, data, plan.seed, plan.batch_size)?;
+    let ctx = Context::new(model, data, seed, batch_size)?;
     sink.on_check_done(&names[0], n);
     let mut results = StressResults::default();
-    for spec in &plan.stress {
+    for spec in stress {
         let t = Instant::now();
         let mut bar = ProgressAdapter::new(sink, &spec.name, n);
         let mut progress = |f: f64| bar.advance(f);
@@ -284,17 +289,27 @@ pub fn run_stress(
         }
         results.stress.push(outcome);
     }
-    for spec in &plan.equivariance {
+    for spec in equivariance {
         let t = Instant::now();
         let mut bar = ProgressAdapter::new(sink, &spec.name, n);
         let mut progress = |f: f64| bar.advance(f);
         let mut outcome = match &spec.check {
-            EquivarianceCheck::Shift(_)
-            | EquivarianceCheck::Rotation(_)
-            | EquivarianceCheck::Flip(_) => EquivarianceOutcome::Consistency(consistency::run(
+            EquivarianceCheck::Shift(s) => EquivarianceOutcome::Consistency(consistency::run(
                 &ctx,
                 &spec.name,
-                &spec.check,
+                s,
+                &mut progress,
+            )?),
+            EquivarianceCheck::Rotation(s) => EquivarianceOutcome::Consistency(consistency::run(
+                &ctx,
+                &spec.name,
+                s,
+                &mut progress,
+            )?),
+            EquivarianceCheck::Flip(s) => EquivarianceOutcome::Consistency(consistency::run(
+                &ctx,
+                &spec.name,
+                s,
                 &mut progress,
             )?),
             EquivarianceCheck::LieDerivative(s) => EquivarianceOutcome::LieDerivative(

@@ -7,15 +7,91 @@
 //! family, and the histogram of predicted classes — noise collapsing onto one
 //! class is a warning.
 
+use serde::{Deserialize, Serialize};
+
 use super::filters::gaussian_blur;
 use super::ood::{auroc, fpr_at_tpr, max_softmax, max_softmax_log_odds};
-use super::plan::{NoiseFamily, NoiseSpec};
+use super::spec::MAX_COUNT;
 use super::types::{Example, NoiseFamilySummary, NoiseSummary};
 use super::{Context, Outcome, Progress};
 use crate::data::Dataset;
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::rng::Rng;
 use crate::stats::{argmax, mean};
+
+/// A family of synthetic out-of-distribution inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseFamily {
+    /// Every pixel uniform in `[0, 1]`.
+    Uniform,
+    /// Every pixel normal with the data's pixel mean and standard deviation, clipped.
+    Gaussian,
+    /// A data input with its pixel positions shuffled.
+    Permuted,
+    /// Uniform noise blurred (σ uniform in [1, 2.5] px) and stretched to `[0, 1]`.
+    Blurred,
+    /// One uniform value per channel everywhere.
+    Constant,
+}
+
+impl NoiseFamily {
+    /// The name used in plans and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoiseFamily::Uniform => "uniform",
+            NoiseFamily::Gaussian => "gaussian",
+            NoiseFamily::Permuted => "permuted",
+            NoiseFamily::Blurred => "blurred",
+            NoiseFamily::Constant => "constant",
+        }
+    }
+
+    /// Every family.
+    pub const ALL: [NoiseFamily; 5] = [
+        NoiseFamily::Uniform,
+        NoiseFamily::Gaussian,
+        NoiseFamily::Permuted,
+        NoiseFamily::Blurred,
+        NoiseFamily::Constant,
+    ];
+}
+
+/// Default confidently classified inputs kept per family.
+pub const DEFAULT_EXAMPLES: usize = 8;
+
+/// `kind = "noise"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct NoiseConfig {
+    /// The families, each reported separately (default: all of them).
+    pub families: Vec<NoiseFamily>,
+    /// Inputs per family (absent: as many as data inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    /// Confidently classified noise inputs to keep in the sidecar, per
+    /// family, 0 to 10,000 (default 8).
+    pub examples: usize,
+    /// Keep every generated input in the sidecar (large; for cross-checks;
+    /// default false).
+    pub save_inputs: bool,
+}
+
+impl NoiseConfig {
+    /// Reads the entry's keys, defaults filled in; problems are recorded in `e`.
+    pub fn from_entry(e: &mut Entry) -> Self {
+        let known: Vec<(&str, NoiseFamily)> =
+            NoiseFamily::ALL.iter().map(|f| (f.as_str(), *f)).collect();
+        NoiseConfig {
+            families: e
+                .names("families", &known)
+                .unwrap_or_else(|| NoiseFamily::ALL.to_vec()),
+            count: e.int_in("count", 1, MAX_COUNT),
+            examples: e.int_in("examples", 0, 10_000).unwrap_or(DEFAULT_EXAMPLES),
+            save_inputs: e.boolean("save_inputs").unwrap_or(false),
+        }
+    }
+}
 
 /// A family whose top class takes at least this share has collapsed.
 pub const COLLAPSE_SHARE: f64 = 0.5;
@@ -112,7 +188,7 @@ pub fn generate_range(
 pub fn run(
     ctx: &Context,
     name: &str,
-    spec: &NoiseSpec,
+    spec: &NoiseConfig,
     progress: Progress,
 ) -> Result<Outcome<NoiseSummary, ()>> {
     let count = spec.count.unwrap_or(ctx.len());

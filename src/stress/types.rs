@@ -8,9 +8,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::alpha_scaling::AlphaInputs;
 use super::calibration::ReliabilityBin;
+use super::consistency::ShiftMode;
 use super::corruptions::Corruption;
-use super::plan::{AlphaInputs, LieMethod, LieTransform, NoiseFamily, ShiftMode};
+use super::lie_derivative::{LieMethod, LieTransform};
+use super::noise::NoiseFamily;
 
 /// Aggregate results of the `[[stress]]` entries, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -7,12 +7,48 @@
 //! lowest true-class probability, else the point with the lowest true-class
 //! probability.
 
-use super::plan::WorstCaseSpec;
+use serde::{Deserialize, Serialize};
+
 use super::types::{Example, SampleWorstCase, WorstCaseSummary};
 use super::{Context, Outcome, Progress};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::stats::{argmax, mean, softmax_f64};
 use crate::transform::rigid;
+
+/// Default angles, degrees.
+pub const DEFAULT_ANGLES_DEG: &[f64] = &[-30.0, -15.0, 0.0, 15.0, 30.0];
+/// Default translations, pixels (for both dx and dy).
+pub const DEFAULT_SHIFTS_PX: &[f64] = &[-2.0, 0.0, 2.0];
+/// Default broken inputs kept in the sidecar.
+pub const DEFAULT_EXAMPLES: usize = 8;
+
+/// `kind = "worst_case"`: the grid is every (angle, dx, dy) combination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WorstCaseConfig {
+    /// Angles in degrees, in [-360, 360] (default −30, −15, 0, 15, 30).
+    pub angles_deg: Vec<f64>,
+    /// Translations in pixels, used for both dx and dy (default −2, 0, 2).
+    pub shifts_px: Vec<f64>,
+    /// Broken inputs to keep in the sidecar (the first, in data order), 0 to
+    /// 10,000 (default 8).
+    pub examples: usize,
+}
+
+impl WorstCaseConfig {
+    /// Reads the entry's keys, defaults filled in; problems are recorded in `e`.
+    pub fn from_entry(e: &mut Entry) -> Self {
+        WorstCaseConfig {
+            angles_deg: e
+                .floats_in("angles_deg", -360.0, 360.0)
+                .unwrap_or_else(|| DEFAULT_ANGLES_DEG.to_vec()),
+            shifts_px: e
+                .floats_in("shifts_px", -4096.0, 4096.0)
+                .unwrap_or_else(|| DEFAULT_SHIFTS_PX.to_vec()),
+            examples: e.int_in("examples", 0, 10_000).unwrap_or(DEFAULT_EXAMPLES),
+        }
+    }
+}
 
 /// One grid point.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,7 +87,7 @@ struct Point {
 }
 
 /// Every (angle, dx, dy) of the spec, angles outermost.
-pub fn grid(spec: &WorstCaseSpec) -> Vec<GridPoint> {
+pub fn grid(spec: &WorstCaseConfig) -> Vec<GridPoint> {
     let mut g = Vec::new();
     for &angle_deg in &spec.angles_deg {
         for &dx in &spec.shifts_px {
@@ -67,7 +103,7 @@ pub fn grid(spec: &WorstCaseSpec) -> Vec<GridPoint> {
 pub fn run(
     ctx: &Context,
     name: &str,
-    spec: &WorstCaseSpec,
+    spec: &WorstCaseConfig,
     progress: Progress,
 ) -> Result<Outcome<WorstCaseSummary, SampleWorstCase>> {
     let points = grid(spec);

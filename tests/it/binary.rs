@@ -27,8 +27,9 @@ use xai_audit::report::io::read_report;
 use xai_audit::report::tensors::read_tensors;
 use xai_audit::report::types::Report;
 use xai_audit::rng::Rng;
+use xai_audit::stress::consistency::ShiftMode;
 use xai_audit::stress::lie_derivative;
-use xai_audit::stress::plan::{LieDerivativeSpec, LieMethod, LieTransform, ShiftMode};
+use xai_audit::stress::lie_derivative::{LieDerivativeConfig, LieMethod, LieTransform};
 use xai_audit::stress::Context;
 
 use super::xai;
@@ -562,7 +563,7 @@ fn exact_and_finite_difference_lie_derivatives_agree_on_a_one_output_model() {
         sha256: String::new(),
     };
     let ctx = Context::new(&net, &data, 0, 16).unwrap();
-    let spec = |method, step_px, step_deg| LieDerivativeSpec {
+    let spec = |method, step_px, step_deg| LieDerivativeConfig {
         transforms: vec![
             LieTransform::TranslateX,
             LieTransform::TranslateY,

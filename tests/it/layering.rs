@@ -19,7 +19,6 @@ const KNOWN: &[(&str, &str)] = &[
     // attack results; the report reads `AuditResults`.
     ("attribution", "audit"),
     ("attribution", "plan"),
-    ("stress", "plan"),
     ("report", "audit"),
 ];
 

@@ -18,11 +18,11 @@ use xai_audit::plan::Plan;
 use xai_audit::progress::NoSink;
 use xai_audit::report::io::read_report;
 use xai_audit::rng::Rng;
+use xai_audit::stress::alpha_scaling::{AlphaInputs, AlphaScalingConfig};
+use xai_audit::stress::consistency::{Expectation, ShiftConfig, ShiftMode};
 use xai_audit::stress::corruptions::Corruption;
-use xai_audit::stress::plan::{
-    AlphaInputs, AlphaScalingSpec, EquivarianceCheck, Expectation, LieDerivativeSpec, LieMethod,
-    LieTransform, NoiseFamily, NoiseSpec, ShiftMode, ShiftSpec,
-};
+use xai_audit::stress::lie_derivative::{LieDerivativeConfig, LieMethod, LieTransform};
+use xai_audit::stress::noise::{NoiseConfig, NoiseFamily};
 use xai_audit::stress::{
     alpha_scaling, consistency, lie_derivative, noise, run_stress, Context, EquivarianceOutcome,
     StressOutcome,
@@ -117,8 +117,8 @@ fn dataset(shape: [usize; 4], classes: usize, seed: u64) -> Dataset {
     }
 }
 
-fn shifts(mode: ShiftMode, pixels: Vec<usize>) -> EquivarianceCheck {
-    EquivarianceCheck::Shift(ShiftSpec {
+fn shifts(mode: ShiftMode, pixels: Vec<usize>) -> ShiftConfig {
+    ShiftConfig {
         mode,
         pixels,
         expectation: Expectation {
@@ -126,11 +126,11 @@ fn shifts(mode: ShiftMode, pixels: Vec<usize>) -> EquivarianceCheck {
             min_consistency: 0.9,
             examples: 4,
         },
-    })
+    }
 }
 
-fn lie_spec(method: LieMethod, border: ShiftMode) -> LieDerivativeSpec {
-    LieDerivativeSpec {
+fn lie_spec(method: LieMethod, border: ShiftMode) -> LieDerivativeConfig {
+    LieDerivativeConfig {
         transforms: vec![
             LieTransform::TranslateX,
             LieTransform::TranslateY,
@@ -284,7 +284,7 @@ fn alpha_scaling_of_a_linear_model_follows_the_closed_form() {
     let model = network(&spec, vec![("fc.weight", w.clone(), vec![2, 9])]);
     let data = dataset([30, 1, side, side], 2, 12);
     let ctx = Context::new(&model, &data, 0, 7).unwrap();
-    let spec = AlphaScalingSpec {
+    let spec = AlphaScalingConfig {
         inputs: vec![AlphaInputs::Data],
         count: None,
         alphas: vec![1.0, 2.0, 5.0, 10.0, 100.0, 1000.0],
@@ -350,7 +350,7 @@ fn constant_logits_make_max_softmax_a_coin_flip_and_collapse_onto_class_zero() {
     );
     let data = dataset([25, 1, 6, 6], 3, 3);
     let ctx = Context::new(&model, &data, 0, 8).unwrap();
-    let spec = NoiseSpec {
+    let spec = NoiseConfig {
         families: NoiseFamily::ALL.to_vec(),
         count: Some(40),
         examples: 3,
@@ -477,7 +477,17 @@ fn results_do_not_depend_on_the_batch_size() {
     let runs: Vec<serde_json::Value> = [4, 13]
         .iter()
         .map(|&b| {
-            let r = run_stress(&model.network, &data, &shipped_cnn_plan(b), &mut NoSink).unwrap();
+            let plan = shipped_cnn_plan(b);
+            let r = run_stress(
+                &model.network,
+                &data,
+                &plan.stress,
+                &plan.equivariance,
+                plan.seed,
+                plan.batch_size,
+                &mut NoSink,
+            )
+            .unwrap();
             let mut v = Vec::new();
             for o in &r.stress {
                 v.push(match o {
