@@ -154,6 +154,9 @@ pub struct Entry {
     table: Table,
     asked: Vec<String>,
     errors: Vec<String>,
+    /// The kind is missing or unknown: the keys it would accept are too, so
+    /// the rest are not reported as unknown.
+    kind_unknown: bool,
 }
 
 impl Entry {
@@ -164,6 +167,7 @@ impl Entry {
             table,
             asked: Vec::new(),
             errors: Vec::new(),
+            kind_unknown: false,
         }
     }
 
@@ -516,10 +520,12 @@ impl Entry {
             if !self.errors.iter().any(|m| m.contains(&format!("`{key}`"))) {
                 self.fail(key, format!("is missing (one of {})", known.join(", ")));
             }
+            self.kind_unknown = true;
             return None;
         };
         if !known.contains(&kind.as_str()) {
             self.fail(key, unknown(&kind, key, known));
+            self.kind_unknown = true;
             return None;
         }
         Some(kind)
@@ -529,7 +535,11 @@ impl Entry {
     /// known key), and every message goes to `errors`. Returns whether the
     /// entry was free of errors.
     pub fn finish(mut self, errors: &mut Errors) -> bool {
-        let left: Vec<String> = self.table.keys().cloned().collect();
+        let left: Vec<String> = if self.kind_unknown {
+            Vec::new()
+        } else {
+            self.table.keys().cloned().collect()
+        };
         for key in left {
             let asked: Vec<&str> = self.asked.iter().map(String::as_str).collect();
             let hint = did_you_mean(&key, &asked);
@@ -629,7 +639,7 @@ mod tests {
             msg.contains("\"pgdd\" is not a known kind (known: pgd, fgsm); did you mean `pgd`?"),
             "{msg}"
         );
-        let mut e = entry("x = 1\n");
+        let mut e = entry("x = 1\nsteps = 3\n");
         assert_eq!(e.kind("method", &["saliency"]), None);
         assert_eq!(e.size2("x"), Some([1, 1]));
         let mut errors = Errors::new("p");

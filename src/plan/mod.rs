@@ -154,9 +154,9 @@ impl Plan {
     /// class the model lacks, an unknown Grad-CAM layer, an occlusion window
     /// larger than the input) are all reported at once.
     ///
-    /// The rules per section are in [`attacks::resolve`] (class counts:
+    /// The rules per section are in `attacks::resolve` (class counts:
     /// DLR replaced below 3 classes, APGD-T capped) and
-    /// [`attributions::resolve`] (range-relative noise scales, layers,
+    /// `attributions::resolve` (range-relative noise scales, layers,
     /// windows). With fewer than 5 classes each input's `top5` lists them
     /// all, with a warning.
     pub fn resolve(mut self, model: &ModelFacts, origin: &str) -> Result<ResolvedPlan> {
