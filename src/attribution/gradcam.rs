@@ -6,15 +6,27 @@
 //! `F.interpolate` rules (bilinear with `align_corners = False`, or nearest).
 //! The one-channel map is repeated over the input's channels so every
 //! method's map has the input's shape.
+//!
+//! Plan keys ([`GradCamConfig`]): `layer`, `relu`, `upsample`.
 
 use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
-use super::{check_batch, Attribution, ExplainBatch, Explanation};
+use super::{check_batch, Attribution, ExplainBatch, Explanation, MethodSettings, SettingError};
+use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::model::Classifier;
+use crate::model::spec::LayerSpec;
+use crate::model::{ArchSpec, Classifier};
+
+/// ReLU on the map by default: yes (the paper's choice).
+pub const DEFAULT_RELU: bool = true;
+
+/// Resizing rule by default: bilinear (smoother than Captum's nearest).
+pub const DEFAULT_UPSAMPLE: Upsample = Upsample::Bilinear;
 
 /// How the layer-resolution map is resized to the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Upsample {
     /// `F.interpolate(mode="bilinear", align_corners=False)`.
     Bilinear,
@@ -23,17 +35,123 @@ pub enum Upsample {
 }
 
 impl Upsample {
-    /// Names as written in plans.
-    pub const NAMES: &'static [&'static str] = &["bilinear", "nearest"];
+    /// Names as written in plans (and serialized).
+    pub const CHOICES: &'static [(&'static str, Upsample)] = &[
+        ("bilinear", Upsample::Bilinear),
+        ("nearest", Upsample::Nearest),
+    ];
+}
 
-    /// Parses a name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "bilinear" => Some(Upsample::Bilinear),
-            "nearest" => Some(Upsample::Nearest),
-            _ => None,
+/// The `grad_cam` method's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct GradCamConfig {
+    /// The layer's position in the spec, as `inspect` lists it (e.g. `3`,
+    /// `6.body.3`). Unset in a plan: the last conv2d layer, filled in when
+    /// the plan is resolved against the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// ReLU on the map (Captum's `relu_attributions`; default `true`).
+    pub relu: bool,
+    /// `bilinear` (default) or `nearest`.
+    pub upsample: Upsample,
+}
+
+impl Default for GradCamConfig {
+    fn default() -> Self {
+        GradCamConfig {
+            layer: None,
+            relu: DEFAULT_RELU,
+            upsample: DEFAULT_UPSAMPLE,
         }
     }
+}
+
+impl MethodSettings for GradCamConfig {
+    type Method = GradCam;
+
+    fn from_entry(e: &mut Entry) -> Self {
+        GradCamConfig {
+            layer: e.string("layer"),
+            relu: e.boolean("relu").unwrap_or(DEFAULT_RELU),
+            upsample: e
+                .choice("upsample", Upsample::CHOICES)
+                .unwrap_or(DEFAULT_UPSAMPLE),
+        }
+    }
+
+    /// The layer must exist and output a feature map; unset, it is the
+    /// model's last conv2d layer.
+    fn resolve(&mut self, model: &ArchSpec) -> std::result::Result<(), SettingError> {
+        let fail = |message: String| SettingError {
+            key: "layer",
+            message,
+        };
+        let layer = match &self.layer {
+            Some(l) => l.clone(),
+            None => last_conv(&model.layers, "").ok_or_else(|| {
+                fail("is not given and the model has no conv2d layer to default to".into())
+            })?,
+        };
+        let infos = model
+            .layer_infos()
+            .map_err(|m| fail(format!("cannot be checked: {m}")))?;
+        let known: Vec<String> = infos
+            .iter()
+            .filter(|l| l.output_shape.len() == 3)
+            .map(|l| format!("{} ({})", l.path, l.description))
+            .collect();
+        match infos.iter().find(|l| l.path == layer) {
+            None => Err(fail(format!(
+                "\"{layer}\" is not a layer position of the model (layers with feature maps: {})",
+                known.join("; ")
+            ))),
+            Some(l) if l.output_shape.len() != 3 => Err(fail(format!(
+                "\"{layer}\" ({}) outputs {:?}, not a [C, H, W] feature map (layers with feature maps: {})",
+                l.description,
+                l.output_shape,
+                known.join("; ")
+            ))),
+            Some(_) => {
+                self.layer = Some(layer);
+                Ok(())
+            }
+        }
+    }
+
+    /// An unresolved layer is empty, which the model refuses when the
+    /// method runs.
+    fn build(&self, _input_hw: (usize, usize)) -> GradCam {
+        GradCam {
+            layer: self.layer.clone().unwrap_or_default(),
+            relu: self.relu,
+            upsample: self.upsample,
+        }
+    }
+}
+
+/// Path of the last conv2d layer, depth first.
+fn last_conv(layers: &[LayerSpec], prefix: &str) -> Option<String> {
+    let mut found = None;
+    for (i, layer) in layers.iter().enumerate() {
+        let path = format!("{prefix}{i}");
+        match layer {
+            LayerSpec::Conv2d { .. } => found = Some(path),
+            LayerSpec::Residual { body, shortcut, .. } => {
+                // The main branch's last conv, else the projection's.
+                let inner = last_conv(body, &format!("{path}.body.")).or_else(|| {
+                    shortcut
+                        .as_ref()
+                        .and_then(|s| last_conv(s, &format!("{path}.shortcut.")))
+                });
+                if inner.is_some() {
+                    found = inner;
+                }
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// Grad-CAM on one layer.

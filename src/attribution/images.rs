@@ -9,8 +9,7 @@ use std::path::Path;
 use image::RgbImage;
 
 use super::metrics::pixel_scores;
-use super::run::AttributionResults;
-use crate::audit::run::AuditResults;
+use super::run::{AttributionResults, Audited};
 use crate::error::{Error, Result};
 
 /// Red for positive evidence, blue for negative (ColorBrewer RdBu ends).
@@ -58,7 +57,7 @@ pub fn heatmap(
 pub fn save_heatmaps(
     dir: &Path,
     results: &AttributionResults,
-    audit: &AuditResults,
+    audit: &Audited,
     range: (f32, f32),
 ) -> Result<usize> {
     if results.entries.is_empty() {
@@ -71,13 +70,8 @@ pub fn save_heatmaps(
     let mut written = 0;
     for entry in &results.entries {
         for v in &entry.variants {
-            let inputs = if v.variant == "clean" {
-                &audit.clean_inputs
-            } else {
-                match audit.attacks.iter().find(|a| a.spec.name == v.variant) {
-                    Some(a) => &a.adversarial,
-                    None => continue,
-                }
+            let Some(inputs) = audit.get(&v.variant).map(|s| s.inputs) else {
+                continue;
             };
             for i in 0..n {
                 let span = i * per..(i + 1) * per;

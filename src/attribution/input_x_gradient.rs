@@ -2,9 +2,28 @@
 //! pixel's value times the explained logit's gradient there — a first-order
 //! estimate of the pixel's contribution relative to a zero input.
 
-use super::{check_batch, logit_gradient, Attribution, ExplainBatch, Explanation};
+use serde::{Deserialize, Serialize};
+
+use super::{check_batch, logit_gradient, Attribution, ExplainBatch, Explanation, MethodSettings};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::model::Classifier;
+
+/// The `input_x_gradient` method's settings: none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct InputXGradientConfig {}
+
+impl MethodSettings for InputXGradientConfig {
+    type Method = InputXGradient;
+
+    fn from_entry(_e: &mut Entry) -> Self {
+        InputXGradientConfig {}
+    }
+
+    fn build(&self, _input_hw: (usize, usize)) -> InputXGradient {
+        InputXGradient
+    }
+}
 
 /// `x ⊙ ∂ z_c / ∂ x`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

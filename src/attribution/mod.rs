@@ -3,9 +3,14 @@
 //! occlusion, Grad-CAM), all batched over a [`Classifier`]'s logits and
 //! following Captum's definitions so users can cross-check; `metrics` holds
 //! the quality measures (completeness, deletion/insertion, max-sensitivity,
-//! sparseness) and the clean-versus-adversarial comparisons; `plan`, `run`,
-//! `report` and `images` plug them into an audit; [`crate::bench::attributions`]
-//! times them.
+//! sparseness) and the clean-versus-adversarial comparisons; [`spec`] holds
+//! a plan entry's settings, `run`, `report` and `images` plug them into an
+//! audit; [`crate::bench::attributions`] times them.
+//!
+//! Each method's file also holds its settings (`SaliencyConfig`, …: the
+//! plan keys, their defaults, reading them from an [`Entry`] and building
+//! the method), and [`MethodConfig`] lists the methods once. Adding a method
+//! is its own file plus one line in the `methods!` list below.
 //!
 //! Every method explains the score of one class per input (Captum's
 //! `target`): its logit, or for a one-output model its log-odds
@@ -19,17 +24,116 @@ pub mod input_x_gradient;
 pub mod integrated_gradients;
 pub mod metrics;
 pub mod occlusion;
-pub mod plan;
+pub mod quadrature;
 pub mod report;
 pub mod run;
 pub mod saliency;
 pub mod smoothgrad;
+pub mod spec;
 
 use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use toml::Value;
 
+use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::model::{Classifier, InputGradient, Objective};
+use crate::model::{ArchSpec, Classifier, InputGradient, Objective};
 use crate::rng::Rng;
+
+pub use spec::{AttributionSpec, AttributionTarget, Metric, MetricsOn, TargetRule};
+
+/// What every method's settings provide; [`MethodConfig`] dispatches to it.
+pub trait MethodSettings: Sized {
+    /// The runnable method.
+    type Method: Attribution + 'static;
+
+    /// Reads the method's keys from a plan entry, unset ones at their
+    /// defaults; a bad value is recorded in the entry (and its default
+    /// returned).
+    fn from_entry(e: &mut Entry) -> Self;
+
+    /// Completes and checks the settings that depend on the model (its
+    /// range, input size, layers), before any work starts.
+    fn resolve(&mut self, _model: &ArchSpec) -> std::result::Result<(), SettingError> {
+        Ok(())
+    }
+
+    /// The runnable method for inputs of `input_hw` (height, width).
+    fn build(&self, input_hw: (usize, usize)) -> Self::Method;
+}
+
+/// A setting that does not fit the model: its plan key and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    /// The plan key.
+    pub key: &'static str,
+    /// What is wrong, to follow the key in a message.
+    pub message: String,
+}
+
+/// Writes [`MethodConfig`], [`METHODS`] and their dispatch from one line per
+/// method: `Variant(Config) = "name"` (the name is the plan's `method`).
+macro_rules! methods {
+    ($($(#[$doc:meta])* $variant:ident($config:ty) = $name:literal,)*) => {
+        /// One method and its settings, tagged by `method` as in plans.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+        #[serde(tag = "method")]
+        pub enum MethodConfig {
+            $($(#[$doc])* #[serde(rename = $name)] $variant($config),)*
+        }
+
+        /// The methods this build knows, as written in plans.
+        pub const METHODS: &[&str] = &[$($name),*];
+
+        impl MethodConfig {
+            /// The method's name, as written in plans.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(MethodConfig::$variant(_) => $name,)*
+                }
+            }
+
+            /// Reads `method` and that method's keys; `None` (with the
+            /// error recorded) when `method` is missing or unknown.
+            pub fn from_entry(e: &mut Entry) -> Option<Self> {
+                let method = e.kind("method", METHODS)?;
+                $(if method == $name {
+                    return Some(MethodConfig::$variant(<$config>::from_entry(e)));
+                })*
+                None
+            }
+
+            /// See [`MethodSettings::resolve`].
+            pub fn resolve(&mut self, model: &ArchSpec) -> std::result::Result<(), SettingError> {
+                match self {
+                    $(MethodConfig::$variant(c) => c.resolve(model),)*
+                }
+            }
+
+            /// The runnable method for inputs of `input_hw` (height, width).
+            pub fn build(&self, input_hw: (usize, usize)) -> Box<dyn Attribution> {
+                match self {
+                    $(MethodConfig::$variant(c) => Box::new(c.build(input_hw)),)*
+                }
+            }
+        }
+    };
+}
+
+methods! {
+    /// Saliency: the gradient.
+    Saliency(saliency::SaliencyConfig) = "saliency",
+    /// Input × gradient.
+    InputXGradient(input_x_gradient::InputXGradientConfig) = "input_x_gradient",
+    /// Integrated Gradients.
+    IntegratedGradients(integrated_gradients::IntegratedGradientsConfig) = "integrated_gradients",
+    /// SmoothGrad over saliency.
+    SmoothGrad(smoothgrad::SmoothGradConfig) = "smoothgrad",
+    /// Sliding-window occlusion.
+    Occlusion(occlusion::OcclusionConfig) = "occlusion",
+    /// Grad-CAM on a layer.
+    GradCam(gradcam::GradCamConfig) = "grad_cam",
+}
 
 /// Rows (inputs × steps or samples) per gradient call when a method expands
 /// a batch: bounds memory (autograd keeps every activation of every row), at
@@ -46,9 +150,7 @@ pub const MAX_FORWARD_ROWS: usize = 500;
 /// units, as Captum takes it, or `"black"`, the low end of the model's
 /// declared range, which is the same colour whatever the range (0 is black
 /// on `[0, 1]` and `[0, 255]` models but mid-grey on `[-1, 1]` ones).
-#[derive(
-    Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Fill {
     /// This value, in input units.
@@ -58,9 +160,7 @@ pub enum Fill {
 }
 
 /// Colours a [`Fill`] can name.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NamedFill {
     /// The low end of the model's range.
@@ -68,6 +168,34 @@ pub enum NamedFill {
 }
 
 impl Fill {
+    /// Reads `key` of a plan entry: a number in input units, `"zero"` (0)
+    /// or `"black"`; `None` when unset or wrong (recorded in the entry).
+    pub fn from_entry(e: &mut Entry, key: &str) -> Option<Fill> {
+        match e.take(key)? {
+            Value::String(s) => match s.as_str() {
+                "black" => Some(Fill::Named(NamedFill::Black)),
+                "zero" => Some(Fill::Value(0.0)),
+                other => {
+                    e.fail(
+                        key,
+                        format!("\"{other}\" is not a number, \"zero\" or \"black\""),
+                    );
+                    None
+                }
+            },
+            Value::Float(f) if !f.is_finite() => {
+                e.fail(key, format!("must be finite, found {f}"));
+                None
+            }
+            Value::Float(f) => Some(Fill::Value(f)),
+            Value::Integer(i) => Some(Fill::Value(i as f64)),
+            other => {
+                e.fail(key, format!("must be a number, found {}", other.type_str()));
+                None
+            }
+        }
+    }
+
     /// The value in the units of a model whose valid range is `range`.
     pub fn resolve(self, range: (f32, f32)) -> f32 {
         match self {

@@ -4,13 +4,89 @@
 //! the window set to a baseline value, and each pixel's attribution is the
 //! mean, over the windows covering it, of the drop of the explained logit
 //! `z_c(x) − z_c(x occluded)`. Forward passes only.
+//!
+//! Plan keys ([`OcclusionConfig`]): `window`, `stride`, `baseline_value`.
+
+use serde::{Deserialize, Serialize};
 
 use super::{
-    check_batch, class_scores, tensor4, tile_classes, Attribution, ExplainBatch, Explanation,
-    MAX_FORWARD_ROWS,
+    check_batch, class_scores, tensor4, tile_classes, Attribution, ExplainBatch, Explanation, Fill,
+    MethodSettings, SettingError, MAX_FORWARD_ROWS,
 };
+use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::model::Classifier;
+use crate::model::{ArchSpec, Classifier};
+
+/// The window, pixels.
+pub const DEFAULT_WINDOW: [usize; 2] = [4, 4];
+
+/// The value occluded pixels take by default: 0 in input units (Captum's).
+pub const DEFAULT_BASELINE_VALUE: Fill = Fill::Value(0.0);
+
+/// The stride for a window: half the window (at least 1).
+pub fn default_stride(window: [usize; 2]) -> [usize; 2] {
+    [(window[0] / 2).max(1), (window[1] / 2).max(1)]
+}
+
+/// The `occlusion` method's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct OcclusionConfig {
+    /// Window `[height, width]` in pixels (a plan may give one integer;
+    /// default 4×4).
+    pub window: [usize; 2],
+    /// Stride `[vertical, horizontal]` in pixels (default: half the window,
+    /// at least 1).
+    pub stride: [usize; 2],
+    /// The value occluded pixels take: a number in input units, `"zero"`,
+    /// or `"black"`, the low end of the model's range (default 0).
+    pub baseline_value: Fill,
+}
+
+impl Default for OcclusionConfig {
+    fn default() -> Self {
+        OcclusionConfig {
+            window: DEFAULT_WINDOW,
+            stride: default_stride(DEFAULT_WINDOW),
+            baseline_value: DEFAULT_BASELINE_VALUE,
+        }
+    }
+}
+
+impl MethodSettings for OcclusionConfig {
+    type Method = Occlusion;
+
+    fn from_entry(e: &mut Entry) -> Self {
+        let window = e.size2("window").unwrap_or(DEFAULT_WINDOW);
+        OcclusionConfig {
+            window,
+            stride: e.size2("stride").unwrap_or(default_stride(window)),
+            baseline_value: Fill::from_entry(e, "baseline_value").unwrap_or(DEFAULT_BASELINE_VALUE),
+        }
+    }
+
+    /// The window must fit the input, and the stride must not skip pixels.
+    fn resolve(&mut self, model: &ArchSpec) -> std::result::Result<(), SettingError> {
+        let [_, h, w] = model.input.shape;
+        self.build((h, w)).validate().map_err(|message| {
+            let key = if message.starts_with("window") {
+                "window"
+            } else {
+                "stride"
+            };
+            SettingError { key, message }
+        })
+    }
+
+    fn build(&self, input_hw: (usize, usize)) -> Occlusion {
+        Occlusion {
+            window: (self.window[0], self.window[1]),
+            stride: (self.stride[0], self.stride[1]),
+            baseline: self.baseline_value,
+            input_hw,
+        }
+    }
+}
 
 /// Sliding-window occlusion.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,7 +97,7 @@ pub struct Occlusion {
     pub stride: (usize, usize),
     /// The value occluded pixels take (a number in input units, or black,
     /// the low end of the model's range).
-    pub baseline: super::Fill,
+    pub baseline: Fill,
     /// The input's `(height, width)`, to count the windows.
     pub input_hw: (usize, usize),
 }

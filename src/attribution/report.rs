@@ -243,7 +243,7 @@ pub fn section(results: &AttributionResults, n: usize) -> AttributionSection {
         );
         out.summaries.push(AttributionSummary {
             name: entry.spec.name.clone(),
-            method: entry.spec.method.clone(),
+            method: entry.spec.method.name().to_string(),
             target: entry.spec.target_label(),
             top_k,
             model_calls_per_map: entry.model_calls_per_map,

@@ -16,14 +16,48 @@ use super::metrics::{
     gini, perturbation_curves, pixel_scores, ranking, relative_change, spearman, top_k_overlap,
     Curve, CurveSettings,
 };
-use super::plan::{AttributionSpec, AttributionTarget, TargetRule};
+use super::spec::{
+    AttributionSpec, AttributionTarget, Metric, TargetRule, DEFAULT_CURVE_BASELINE,
+    DEFAULT_CURVE_STEPS, DEFAULT_SENSITIVITY_RADIUS, DEFAULT_SENSITIVITY_SAMPLES,
+};
 use super::{entry_stream, tensor4, Attribution, ExplainBatch, Purpose};
-use crate::audit::run::AuditResults;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
-use crate::plan::Plan;
 use crate::progress::Sink;
+
+/// One set of inputs to explain: the clean inputs or one attack's
+/// adversarials, `[N, C, H, W]` row-major in the model's range, with the
+/// model's prediction for each.
+#[derive(Debug, Clone, Copy)]
+pub struct InputSet<'a> {
+    /// `clean` or the attack's name.
+    pub name: &'a str,
+    /// The inputs, row-major.
+    pub inputs: &'a [f32],
+    /// The model's predicted class per input.
+    pub predicted: &'a [u32],
+}
+
+/// What the attributions need from the audit so far: the clean inputs and
+/// every attack's adversarials.
+#[derive(Debug, Clone, Copy)]
+pub struct Audited<'a> {
+    /// The clean inputs (named `clean`).
+    pub clean: InputSet<'a>,
+    /// Each attack's adversarial inputs, named by the attack.
+    pub attacked: &'a [InputSet<'a>],
+}
+
+impl<'a> Audited<'a> {
+    /// The input set called `name` (`clean` or an attack's name).
+    pub fn get(&self, name: &str) -> Option<&InputSet<'a>> {
+        if name == "clean" {
+            return Some(&self.clean);
+        }
+        self.attacked.iter().find(|a| a.name == name)
+    }
+}
 
 /// How an attack moved the maps, per input.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,12 +127,16 @@ fn classes_for(target: AttributionTarget, predicted: &[u32], labels: &[u32]) -> 
     }
 }
 
-/// Runs every `[[attribution]]` entry of `plan` on the audit's inputs.
+/// Runs the `[[attribution]]` entries `specs` (in plan order) on the
+/// audit's inputs, in batches of `batch_size` (results do not depend on
+/// it); every random number is keyed by `seed`.
 pub fn run_attributions(
     model: &dyn Classifier,
     data: &Dataset,
-    plan: &Plan,
-    audit: &AuditResults,
+    specs: &[AttributionSpec],
+    seed: u64,
+    batch_size: usize,
+    audit: &Audited,
     sink: &mut dyn Sink,
 ) -> Result<AttributionResults> {
     let shape = data.shape;
@@ -106,12 +144,12 @@ pub fn run_attributions(
         shape,
         entries: Vec::new(),
     };
-    if plan.attributions.is_empty() {
+    if specs.is_empty() {
         return Ok(out);
     }
     let n = data.len();
     let mut checks = Vec::new();
-    for spec in &plan.attributions {
+    for spec in specs {
         checks.push(format!("attribution {}", spec.name));
         for a in &spec.on {
             checks.push(format!("attribution {} on {a}", spec.name));
@@ -119,43 +157,36 @@ pub fn run_attributions(
     }
     sink.on_start(n, &checks);
     let mut check = checks.iter();
-    for (e, spec) in plan.attributions.iter().enumerate() {
-        let method = spec.build((shape[2], shape[3]))?;
+    for (e, spec) in specs.iter().enumerate() {
+        let method = spec.build((shape[2], shape[3]));
         let ctx = Context {
             model,
             method: method.as_ref(),
             spec,
             shape,
-            seed: plan.seed,
+            seed,
             stream: entry_stream(e),
-            batch_size: plan.batch_size,
+            batch_size,
         };
         let mut variants = Vec::new();
-        let classes = classes_for(spec.target, &audit.clean.predicted, &data.labels);
+        let classes = classes_for(spec.target, audit.clean.predicted, &data.labels);
         let name = check.next().expect("one check per variant");
-        variants.push(ctx.run_variant("clean", &audit.clean_inputs, classes, None, sink, name)?);
+        variants.push(ctx.run_variant("clean", audit.clean.inputs, classes, None, sink, name)?);
         for attack in &spec.on {
             let results = audit
-                .attacks
+                .attacked
                 .iter()
-                .find(|a| &a.spec.name == attack)
+                .find(|a| a.name == attack)
                 .ok_or_else(|| {
                     Error::Invalid(format!(
                         "attribution {}: attack {attack} was not run",
                         spec.name
                     ))
                 })?;
-            let classes = classes_for(spec.target, &results.predictions.predicted, &data.labels);
+            let classes = classes_for(spec.target, results.predicted, &data.labels);
             let name = check.next().expect("one check per variant");
             let clean = &variants[0].maps;
-            let v = ctx.run_variant(
-                attack,
-                &results.adversarial,
-                classes,
-                Some(clean),
-                sink,
-                name,
-            )?;
+            let v = ctx.run_variant(attack, results.inputs, classes, Some(clean), sink, name)?;
             variants.push(v);
         }
         out.entries.push(EntryResults {
@@ -197,19 +228,19 @@ impl Context<'_> {
             classes,
             maps: Vec::with_capacity(n * per),
             convergence_delta: None,
-            deletion: spec.wants_on("deletion", variant).then(Vec::new),
-            insertion: spec.wants_on("insertion", variant).then(Vec::new),
-            max_sensitivity: spec.wants_on("sensitivity", variant).then(Vec::new),
-            sparseness: spec.wants_on("sparseness", variant).then(Vec::new),
+            deletion: spec.wants_on(Metric::Deletion, variant).then(Vec::new),
+            insertion: spec.wants_on(Metric::Insertion, variant).then(Vec::new),
+            max_sensitivity: spec.wants_on(Metric::Sensitivity, variant).then(Vec::new),
+            sparseness: spec.wants_on(Metric::Sparseness, variant).then(Vec::new),
             shift: None,
             noise: None,
             seconds: 0.0,
         };
         let curve_settings = CurveSettings {
-            steps: spec.curve_steps.unwrap_or(20),
+            steps: spec.curve_steps.unwrap_or(DEFAULT_CURVE_STEPS),
             baseline: spec
                 .curve_baseline
-                .unwrap_or(super::Fill::Value(0.0))
+                .unwrap_or(DEFAULT_CURVE_BASELINE)
                 .resolve(self.model.input_range()),
         };
         for first in (0..n).step_by(self.batch_size.max(1)) {
@@ -286,11 +317,14 @@ impl Context<'_> {
     /// `samples` uniform perturbations in an L∞ ball (not clipped to the
     /// valid range, as Captum's default perturbation), same explained class.
     fn max_sensitivity(&self, batch: &ExplainBatch, x: &[f32], maps: &[f32]) -> Result<Vec<f64>> {
-        let samples = self.spec.sensitivity_samples.unwrap_or(10);
+        let samples = self
+            .spec
+            .sensitivity_samples
+            .unwrap_or(DEFAULT_SENSITIVITY_SAMPLES);
         let radius = self
             .spec
             .sensitivity_radius
-            .unwrap_or(super::plan::DEFAULT_SENSITIVITY_RADIUS) as f32;
+            .unwrap_or(DEFAULT_SENSITIVITY_RADIUS) as f32;
         let len = batch.len();
         let per = x.len() / len.max(1);
         let [_, c, h, w] = self.shape;

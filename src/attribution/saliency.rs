@@ -3,9 +3,44 @@
 //! default; the audit keeps the signed gradient by default (it shows which
 //! way each pixel pushes) and offers `abs = true` for Captum's map.
 
-use super::{check_batch, logit_gradient, Attribution, ExplainBatch, Explanation};
+use serde::{Deserialize, Serialize};
+
+use super::{check_batch, logit_gradient, Attribution, ExplainBatch, Explanation, MethodSettings};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::model::Classifier;
+
+/// Absolute gradients by default: no (the signed map; Captum's is `true`).
+pub const DEFAULT_ABS: bool = false;
+
+/// The `saliency` method's settings (key `abs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct SaliencyConfig {
+    /// Take the absolute value of the gradient (Captum's default; here
+    /// `false`: the signed map).
+    pub abs: bool,
+}
+
+impl Default for SaliencyConfig {
+    fn default() -> Self {
+        SaliencyConfig { abs: DEFAULT_ABS }
+    }
+}
+
+impl MethodSettings for SaliencyConfig {
+    type Method = Saliency;
+
+    fn from_entry(e: &mut Entry) -> Self {
+        SaliencyConfig {
+            abs: e.boolean("abs").unwrap_or(DEFAULT_ABS),
+        }
+    }
+
+    fn build(&self, _input_hw: (usize, usize)) -> Saliency {
+        Saliency { abs: self.abs }
+    }
+}
 
 /// `∂ z_c / ∂ x`, or its absolute value.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -6,35 +6,122 @@
 //! clip either). The noise is drawn per input from its own seeded generator,
 //! sample by sample, and can be kept so another implementation can be fed
 //! exactly the same noise.
+//!
+//! Plan keys ([`SmoothGradConfig`]): `samples`, `stdev`, `nt_type`, `abs`,
+//! `keep_noise`.
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
 
 use super::{
-    check_batch, logit_gradient, tensor4, Attribution, ExplainBatch, Explanation, Purpose,
-    MAX_GRAD_ROWS,
+    check_batch, logit_gradient, tensor4, Attribution, ExplainBatch, Explanation, MethodSettings,
+    Purpose, SettingError, MAX_GRAD_ROWS,
 };
-use candle_core::Tensor;
-
+use crate::entry::Entry;
 use crate::error::{Error, Result};
-use crate::model::Classifier;
+use crate::model::{ArchSpec, Classifier};
+
+/// Noisy samples per input (Captum's `nt_samples`).
+pub const DEFAULT_SAMPLES: usize = 10;
+
+/// The noise level as a share of the model's range width (Smilkov et al.
+/// 2017: σ / (x_max − x_min) = 15%, so 0.15 on `[0, 1]`).
+pub const DEFAULT_STDEV_FRACTION: f64 = 0.15;
+
+/// How the sample maps are combined by default.
+pub const DEFAULT_NT_TYPE: NoiseTunnelType = NoiseTunnelType::SmoothGrad;
+
+/// Absolute gradients per sample by default: no.
+pub const DEFAULT_ABS: bool = false;
+
+/// Keep the noise in the sidecar by default: no.
+pub const DEFAULT_KEEP_NOISE: bool = false;
 
 /// Captum's `nt_type`s this build implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum NoiseTunnelType {
-    /// Mean of the sample maps.
+    /// Mean of the sample maps (`smoothgrad`).
+    #[serde(rename = "smoothgrad")]
     SmoothGrad,
-    /// Mean of the squared sample maps.
+    /// Mean of the squared sample maps (`smoothgrad_sq`).
+    #[serde(rename = "smoothgrad_sq")]
     SmoothGradSq,
 }
 
 impl NoiseTunnelType {
-    /// Captum's names.
-    pub const NAMES: &'static [&'static str] = &["smoothgrad", "smoothgrad_sq"];
+    /// Captum's names, as written in plans (and serialized).
+    pub const CHOICES: &'static [(&'static str, NoiseTunnelType)] = &[
+        ("smoothgrad", NoiseTunnelType::SmoothGrad),
+        ("smoothgrad_sq", NoiseTunnelType::SmoothGradSq),
+    ];
+}
 
-    /// Parses a Captum name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "smoothgrad" => Some(NoiseTunnelType::SmoothGrad),
-            "smoothgrad_sq" => Some(NoiseTunnelType::SmoothGradSq),
-            _ => None,
+/// The `smoothgrad` method's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct SmoothGradConfig {
+    /// Noisy samples per input (Captum's `nt_samples`; default 10).
+    pub samples: usize,
+    /// Noise standard deviation in input units (Captum's `stdevs`). Unset
+    /// in a plan: 15% of the model's range width (0.15 on `[0, 1]`),
+    /// filled in when the plan is resolved against the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdev: Option<f64>,
+    /// `smoothgrad` (default) or `smoothgrad_sq`.
+    pub nt_type: NoiseTunnelType,
+    /// Absolute gradients per sample (Captum's `Saliency` default; default
+    /// `false`).
+    pub abs: bool,
+    /// Store the noise in the sidecar (`noise/<name>/clean`), so another
+    /// implementation can replay it (default `false`).
+    pub keep_noise: bool,
+}
+
+impl Default for SmoothGradConfig {
+    fn default() -> Self {
+        SmoothGradConfig {
+            samples: DEFAULT_SAMPLES,
+            stdev: None,
+            nt_type: DEFAULT_NT_TYPE,
+            abs: DEFAULT_ABS,
+            keep_noise: DEFAULT_KEEP_NOISE,
+        }
+    }
+}
+
+impl MethodSettings for SmoothGradConfig {
+    type Method = SmoothGrad;
+
+    fn from_entry(e: &mut Entry) -> Self {
+        SmoothGradConfig {
+            samples: e.positive_int("samples").unwrap_or(DEFAULT_SAMPLES),
+            stdev: e.nonneg_float("stdev"),
+            nt_type: e
+                .choice("nt_type", NoiseTunnelType::CHOICES)
+                .unwrap_or(DEFAULT_NT_TYPE),
+            abs: e.boolean("abs").unwrap_or(DEFAULT_ABS),
+            keep_noise: e.boolean("keep_noise").unwrap_or(DEFAULT_KEEP_NOISE),
+        }
+    }
+
+    /// An unset `stdev` follows the model's range.
+    fn resolve(&mut self, model: &ArchSpec) -> std::result::Result<(), SettingError> {
+        let [lo, hi] = model.input.range;
+        self.stdev
+            .get_or_insert(DEFAULT_STDEV_FRACTION * (hi - lo) as f64);
+        Ok(())
+    }
+
+    /// An unresolved `stdev` is [`DEFAULT_STDEV_FRACTION`] in input units
+    /// (its value on `[0, 1]` models).
+    fn build(&self, _input_hw: (usize, usize)) -> SmoothGrad {
+        SmoothGrad {
+            samples: self.samples,
+            stdev: self.stdev.unwrap_or(DEFAULT_STDEV_FRACTION) as f32,
+            kind: self.nt_type,
+            abs: self.abs,
+            keep_noise: self.keep_noise,
         }
     }
 }

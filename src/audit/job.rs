@@ -237,8 +237,32 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         plan.batch_size,
         sink,
     )?;
-    let attributions =
-        crate::attribution::run::run_attributions(net, &data, &plan, &results, sink)?;
+    let attacked: Vec<crate::attribution::run::InputSet> = results
+        .attacks
+        .iter()
+        .map(|a| crate::attribution::run::InputSet {
+            name: &a.spec.name,
+            inputs: &a.adversarial,
+            predicted: &a.predictions.predicted,
+        })
+        .collect();
+    let audited = crate::attribution::run::Audited {
+        clean: crate::attribution::run::InputSet {
+            name: "clean",
+            inputs: &results.clean_inputs,
+            predicted: &results.clean.predicted,
+        },
+        attacked: &attacked,
+    };
+    let attributions = crate::attribution::run::run_attributions(
+        net,
+        &data,
+        &plan.attributions,
+        plan.seed,
+        plan.batch_size,
+        &audited,
+        sink,
+    )?;
     let tensors_path = sidecar_path(&report_path);
     let mut tensors = sidecar_tensors(&results, data.shape)?;
     tensors.extend(crate::stress::report::sidecar_tensors(&stress));
@@ -272,7 +296,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
                 + crate::attribution::images::save_heatmaps(
                     dir,
                     &attributions,
-                    &results,
+                    &audited,
                     net.input_range(),
                 )?
         }

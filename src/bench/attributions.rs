@@ -7,20 +7,19 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::attribution::gradcam::{GradCam, Upsample};
-use crate::attribution::input_x_gradient::InputXGradient;
-use crate::attribution::integrated_gradients::{Baseline, IntegratedGradients, Integration};
+use crate::attribution::gradcam::GradCamConfig;
+use crate::attribution::input_x_gradient::InputXGradientConfig;
+use crate::attribution::integrated_gradients::IntegratedGradientsConfig;
 use crate::attribution::metrics::{
     perturbation_curves, pixel_scores, ranking, Curve, CurveSettings,
 };
-use crate::attribution::occlusion::Occlusion;
-use crate::attribution::saliency::Saliency;
-use crate::attribution::smoothgrad::{NoiseTunnelType, SmoothGrad};
-use crate::attribution::{entry_stream, tensor4, Attribution, ExplainBatch};
+use crate::attribution::occlusion::OcclusionConfig;
+use crate::attribution::saliency::SaliencyConfig;
+use crate::attribution::smoothgrad::{self, SmoothGradConfig};
+use crate::attribution::{entry_stream, tensor4, Attribution, ExplainBatch, MethodConfig};
 use crate::audit::clean::predict;
 use crate::error::Result;
 use crate::model::Classifier;
-use crate::plan::Plan;
 
 /// Times every method (and the metrics) over the first `limit` inputs in
 /// batches of `batch_size`; returns a printable table.
@@ -41,65 +40,54 @@ pub fn attribution_costs(
         .flatten_all()?
         .to_vec1()?;
 
-    // The Grad-CAM layer the default plan would pick.
-    let probe = Plan::from_toml(
-        "[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\n",
-        "bench",
-    )?;
-    let facts = crate::plan::ModelFacts {
-        spec: net.spec(),
-        num_classes: net.num_classes(),
-    };
-    let layer = match probe.resolve(&facts, "bench") {
-        Ok(r) => r.plan.attributions[0].layer.clone(),
-        Err(_) => None,
-    };
-    let mut methods: Vec<(String, Box<dyn Attribution>)> = vec![
-        ("saliency".into(), Box::new(Saliency { abs: false })),
-        ("input_x_gradient".into(), Box::new(InputXGradient)),
+    // Each method at its defaults, completed against the model as a plan
+    // would be; a method that does not fit the model is left out.
+    let ig = IntegratedGradientsConfig::default();
+    let configs = [
         (
-            "integrated_gradients (50, gausslegendre)".into(),
-            Box::new(IntegratedGradients::default()),
+            "saliency".to_string(),
+            MethodConfig::Saliency(SaliencyConfig::default()),
         ),
         (
-            "integrated_gradients (20, gausslegendre)".into(),
-            Box::new(IntegratedGradients {
+            "input_x_gradient".to_string(),
+            MethodConfig::InputXGradient(InputXGradientConfig::default()),
+        ),
+        (
+            format!("integrated_gradients ({}, gausslegendre)", ig.steps),
+            MethodConfig::IntegratedGradients(ig),
+        ),
+        (
+            "integrated_gradients (20, gausslegendre)".to_string(),
+            MethodConfig::IntegratedGradients(IntegratedGradientsConfig {
                 steps: 20,
-                integration: Integration::GaussLegendre,
-                baseline: Baseline::Zero,
+                ..IntegratedGradientsConfig::default()
             }),
         ),
         (
-            "smoothgrad (10 samples)".into(),
-            Box::new(SmoothGrad {
-                samples: 10,
-                stdev: 0.15,
-                kind: NoiseTunnelType::SmoothGrad,
-                abs: false,
-                keep_noise: false,
-            }),
+            format!("smoothgrad ({} samples)", smoothgrad::DEFAULT_SAMPLES),
+            MethodConfig::SmoothGrad(SmoothGradConfig::default()),
+        ),
+        (
+            "occlusion (4×4, stride 2)".to_string(),
+            MethodConfig::Occlusion(OcclusionConfig::default()),
+        ),
+        (
+            "grad_cam".to_string(),
+            MethodConfig::GradCam(GradCamConfig::default()),
         ),
     ];
-    if h >= 4 && w >= 4 {
-        methods.push((
-            "occlusion (4×4, stride 2)".into(),
-            Box::new(Occlusion {
-                window: (4, 4),
-                stride: (2, 2),
-                baseline: crate::attribution::Fill::Value(0.0),
-                input_hw: (h, w),
-            }),
-        ));
-    }
-    if let Some(layer) = layer {
-        methods.push((
-            format!("grad_cam (layer {layer})"),
-            Box::new(GradCam {
-                layer,
-                relu: true,
-                upsample: Upsample::Bilinear,
-            }),
-        ));
+    let mut methods: Vec<(String, Box<dyn Attribution>)> = Vec::new();
+    for (mut name, mut config) in configs {
+        if config.resolve(net.spec()).is_err() {
+            continue;
+        }
+        if let MethodConfig::GradCam(GradCamConfig {
+            layer: Some(layer), ..
+        }) = &config
+        {
+            name = format!("grad_cam (layer {layer})");
+        }
+        methods.push((name, config.build((h, w))));
     }
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -1,6 +1,6 @@
 //! One plan entry (a TOML table) read key by key with typed accessors whose
 //! errors name the plan file, the entry and the key; `finish` refuses keys
-//! nobody read. Shared by the attack and attribution sections of a plan.
+//! nobody read. Used by the attack section of a plan.
 
 use toml::{Table, Value};
 
@@ -98,41 +98,10 @@ impl<'a> Entry<'a> {
         Ok(Some(v))
     }
 
-    /// A pixel value: a number in input units, `"zero"` (0) or `"black"`
-    /// (the low end of the model's range).
-    pub(crate) fn fill(&mut self, key: &str) -> Result<Option<crate::attribution::Fill>> {
-        use crate::attribution::{Fill, NamedFill};
-        match self.table.get(key) {
-            Some(Value::String(s)) => {
-                let fill = match s.as_str() {
-                    "black" => Fill::Named(NamedFill::Black),
-                    "zero" => Fill::Value(0.0),
-                    other => {
-                        return Err(self.err(
-                            key,
-                            format!("\"{other}\" is not a number, \"zero\" or \"black\""),
-                        ))
-                    }
-                };
-                self.take(key);
-                Ok(Some(fill))
-            }
-            _ => Ok(self.float(key)?.map(Fill::Value)),
-        }
-    }
-
     pub(crate) fn nonneg_float(&mut self, key: &str) -> Result<Option<f64>> {
         let v = self.float(key)?;
         if let Some(f) = v.filter(|f| *f < 0.0) {
             return Err(self.err(key, format!("must be ≥ 0, found {f}")));
-        }
-        Ok(v)
-    }
-
-    pub(crate) fn positive_float(&mut self, key: &str) -> Result<Option<f64>> {
-        let v = self.float(key)?;
-        if let Some(f) = v.filter(|f| *f <= 0.0) {
-            return Err(self.err(key, format!("must be > 0, found {f}")));
         }
         Ok(v)
     }
@@ -167,74 +136,6 @@ impl<'a> Entry<'a> {
             Some(other) => {
                 Err(self.err(key, format!("must be a string, found {}", other.type_str())))
             }
-        }
-    }
-
-    /// One of `choices`.
-    pub(crate) fn choice(&mut self, key: &str, choices: &[&str]) -> Result<Option<String>> {
-        let v = self.string(key)?;
-        if let Some(s) = &v {
-            if !choices.contains(&s.as_str()) {
-                return Err(self.err(
-                    key,
-                    format!(
-                        "\"{s}\" is not one of {}{}",
-                        choices.join(", "),
-                        did_you_mean(s, choices)
-                    ),
-                ));
-            }
-        }
-        Ok(v)
-    }
-
-    /// An integer ≥ 1, or `[h, w]` of them.
-    pub(crate) fn size2(&mut self, key: &str) -> Result<Option<[usize; 2]>> {
-        let bad = |e: &Self, found: &Value| {
-            e.err(
-                key,
-                format!("must be a positive integer or [height, width], found {found}"),
-            )
-        };
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::Integer(i)) if i >= 1 => Ok(Some([i as usize; 2])),
-            Some(Value::Array(items)) if items.len() == 2 => {
-                let mut out = [0usize; 2];
-                for (o, item) in out.iter_mut().zip(&items) {
-                    match item {
-                        Value::Integer(i) if *i >= 1 => *o = *i as usize,
-                        _ => return Err(bad(self, &Value::Array(items.clone()))),
-                    }
-                }
-                Ok(Some(out))
-            }
-            Some(other) => Err(bad(self, &other)),
-        }
-    }
-
-    pub(crate) fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>> {
-        match self.take(key) {
-            None => Ok(None),
-            Some(Value::Array(items)) => {
-                let mut out = Vec::new();
-                for item in items {
-                    match item {
-                        Value::String(s) => out.push(s),
-                        other => {
-                            return Err(self.err(
-                                key,
-                                format!("must list strings, found {}", other.type_str()),
-                            ))
-                        }
-                    }
-                }
-                Ok(Some(out))
-            }
-            Some(other) => Err(self.err(
-                key,
-                format!("must be a list of strings, found {}", other.type_str()),
-            )),
         }
     }
 

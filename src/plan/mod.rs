@@ -52,7 +52,7 @@ pub struct Plan {
     pub equivariance: Vec<crate::stress::EquivarianceSpec>,
     /// The attribution methods (`[[attribution]]`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attributions: Vec<crate::attribution::plan::AttributionSpec>,
+    pub attributions: Vec<crate::attribution::AttributionSpec>,
     /// CI gates (`[gates]`): metric → condition such as `">= 0.8"`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub gates: std::collections::BTreeMap<String, String>,

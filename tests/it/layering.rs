@@ -17,8 +17,6 @@ use super::root;
 const KNOWN: &[(&str, &str)] = &[
     // Being removed (issue 14): the families read the plan's types and the
     // attack results; the report reads `AuditResults`.
-    ("attribution", "audit"),
-    ("attribution", "plan"),
     ("report", "audit"),
 ];
 
