@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 use crate::model::binary::with_classes;
 use crate::model::classifier::{InputGradient, LayerGradient, Objective, Outputs};
 use crate::model::layers::Layer;
@@ -59,8 +59,9 @@ pub fn select(network: &Network, engine: Engine) -> Result<(Box<dyn Classifier>,
         Engine::Fast => match FastNet::compile(network) {
             Ok(f) => Ok((Box::new(f), "fast")),
             Err(why) => Err(Error::Invalid(format!(
-                "the fast engine cannot run this model: {why} (use --engine reference)"
-            ))),
+                "the fast engine cannot run this model: {why}"
+            ))
+            .remedied(Remedy::ReferenceEngine)),
         },
         Engine::Auto => match FastNet::compile(network) {
             Ok(f) => Ok((Box::new(f), "fast")),

@@ -1,5 +1,5 @@
 //! Reading a model: the safetensors file (every malformation is an error naming
-//! the file), the architecture spec (`--arch`, then the file's metadata, then a
+//! the file), the architecture spec (an explicit file, then the file's metadata, then a
 //! `<stem>.arch.json` sidecar), f16/bf16 weights converted to f32, non-finite
 //! weights refused, and tensors no layer uses reported as warnings.
 //!
@@ -17,7 +17,7 @@ use safetensors::{Dtype, SafeTensors};
 use super::classifier::Network;
 use super::skeleton::skeleton_spec;
 use super::spec::{fmt_shape, ArchSpec, METADATA_KEY};
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 
 /// One tensor as stored in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct TensorInfo {
 /// Where the spec was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpecSource {
-    /// `--arch FILE`.
+    /// A spec file given explicitly ([`ModelOptions::arch`]).
     ArchFile(PathBuf),
     /// The safetensors metadata.
     Metadata,
@@ -44,7 +44,7 @@ pub enum SpecSource {
 impl std::fmt::Display for SpecSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SpecSource::ArchFile(p) => write!(f, "--arch {}", p.display()),
+            SpecSource::ArchFile(p) => write!(f, "file {}", p.display()),
             SpecSource::Metadata => write!(f, "safetensors metadata `{METADATA_KEY}`"),
             SpecSource::Sidecar(p) => write!(f, "sidecar {}", p.display()),
         }
@@ -54,10 +54,10 @@ impl std::fmt::Display for SpecSource {
 /// How to read a model file beyond its path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelOptions {
-    /// An explicit architecture spec (`--arch`).
+    /// An explicit architecture spec file.
     pub arch: Option<PathBuf>,
-    /// A prefix to strip from the stored tensor names (`--strip-prefix`),
-    /// overriding the spec's `strip_prefix`.
+    /// A prefix to strip from the stored tensor names, overriding the
+    /// spec's `strip_prefix`.
     pub strip_prefix: Option<String>,
 }
 
@@ -168,29 +168,27 @@ impl WeightsFile {
         self.aliases.get(name).map(String::as_str)
     }
 
-    /// Why the spec's tensor `name` may be missing: the stored names (or
-    /// aliases) that end in `.name`, with the prefix to strip. Empty when
-    /// there is no such name.
-    pub fn missing_hint(&self, name: &str) -> String {
+    /// Why the spec's tensor `name` may be missing: the stored name (or
+    /// alias) that ends in `.name`, said in a clause to append to the
+    /// error, and the remedy (the prefix to strip). `None` when there is no
+    /// such name.
+    pub fn missing_hint(&self, name: &str) -> Option<(String, Remedy)> {
         let suffix = format!(".{name}");
-        let found = self
+        let stored = self
             .tensors
             .iter()
             .map(|t| t.name.as_str())
             .chain(self.aliases.keys().map(String::as_str))
-            .find(|stored| stored.ends_with(&suffix));
-        let Some(stored) = found else {
-            return String::new();
-        };
+            .find(|stored| stored.ends_with(&suffix))?;
         let prefix = &stored[..stored.len() - name.len()];
         let origin = KNOWN_PREFIXES
             .iter()
             .find(|(p, _)| p == &prefix)
             .map_or(String::new(), |(_, who)| format!(", as {who} adds it"));
-        format!(
-            "; the file has it as `{stored}`, under the prefix `{prefix}`{origin}: \
-             pass --strip-prefix {prefix} or put \"strip_prefix\": \"{prefix}\" in the spec"
-        )
+        Some((
+            format!("; the file has it as `{stored}`, under the prefix `{prefix}`{origin}"),
+            Remedy::StripPrefix(prefix.to_string()),
+        ))
     }
 
     /// The file's path.
@@ -344,16 +342,16 @@ pub fn find_spec(file: &WeightsFile, arch: Option<&Path>) -> Result<(ArchSpec, S
         let spec = ArchSpec::from_json(&text, &sidecar.display().to_string())?;
         return Ok((spec, SpecSource::Sidecar(sidecar)));
     }
-    Err(Error::Spec {
+    let error = Error::Spec {
         origin: file.path().display().to_string(),
         message: format!(
-            "no architecture spec found: pass --arch FILE, embed it in the safetensors metadata under `{METADATA_KEY}`, or write {}.\n\nTensors in the file:\n{}\nA skeleton guessed from the names and shapes (check the order, activations and pooling, then save it as {}):\n{}",
-            sidecar.display(),
+            "no architecture spec found.\n\nTensors in the file:\n{}\nA skeleton guessed from the names and shapes (check the order, activations and pooling, then save it as {}):\n{}",
             file.tensor_listing(),
             sidecar.display(),
             skeleton_spec(&file.tensors).to_json_pretty()
         ),
-    })
+    };
+    Err(error.remedied(Remedy::PassArch { sidecar }))
 }
 
 /// `model.safetensors` → `model.arch.json`.
@@ -430,15 +428,20 @@ pub fn network_from_file(
             tensor,
             problem,
         } if !tensors.contains_key(&tensor) => {
+            let hint = file.missing_hint(&tensor);
             let problem = format!(
                 "{problem} in {}{}",
                 file.path().display(),
-                file.missing_hint(&tensor)
+                hint.as_ref().map_or("", |(clause, _)| clause.as_str())
             );
-            Error::Weight {
+            let error = Error::Weight {
                 layer,
                 tensor,
                 problem,
+            };
+            match hint {
+                Some((_, remedy)) => error.remedied(remedy),
+                None => error,
             }
         }
         other => other,
@@ -549,12 +552,17 @@ mod tests {
             let names = [format!("{prefix}fc1.weight"), format!("{prefix}fc2.weight")];
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let path = file(dir.path(), &names, &[]);
-            let e = load_model(&path, None).err().unwrap().to_string();
+            let e = load_model(&path, None).err().unwrap();
+            assert!(
+                matches!(&e, Error::Remedied { remedy: Remedy::StripPrefix(p), .. } if p == prefix),
+                "{e:?}"
+            );
+            let e = e.to_string();
             for needle in [
                 "fc1.weight",
                 "missing",
                 &path.display().to_string(),
-                &format!("--strip-prefix {prefix}"),
+                &format!("under the prefix `{prefix}`"),
                 &format!("\"strip_prefix\": \"{prefix}\""),
                 who,
             ] {
