@@ -180,8 +180,8 @@ impl Wording for LibraryWording {
                 sidecar.display()
             ),
             Remedy::StripPrefix(prefix) => format!(
-                "strip it (`ModelOptions::strip_prefix`) or put \"strip_prefix\": \"{prefix}\" \
-                 in the spec"
+                "strip `{prefix}` (`ModelOptions::strip_prefix`) or put \"strip_prefix\": \
+                 \"{prefix}\" in the spec"
             ),
             Remedy::ReferenceEngine => "use `Engine::Reference`".into(),
             Remedy::Resize => "set `resize` to resize it".into(),
