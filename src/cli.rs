@@ -1,8 +1,10 @@
-//! Command-line types (clap) and nothing else: no I/O happens here.
+//! Command-line types (clap), and the words the command line uses for the
+//! library's options and remedies (its flags). No I/O happens here.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use xai_audit::error::{Opt, Remedy, Wording};
 
 /// Audit a trained neural network: robustness, attributions, extrapolation, equivariance.
 #[derive(Debug, Parser)]
@@ -242,4 +244,37 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
         return Err(format!("`{s}`: K must be between 1 and N"));
     }
     Ok((k, n))
+}
+
+/// The library's options and remedies named by this binary's flags.
+pub struct Flags;
+
+impl Wording for Flags {
+    fn option(&self, option: Opt) -> String {
+        match option {
+            Opt::BatchSize => "--batch-size",
+            Opt::Out => "--out",
+            Opt::Shard => "--shard",
+            Opt::Threshold => "--threshold",
+        }
+        .to_string()
+    }
+
+    fn remedy(&self, remedy: &Remedy) -> String {
+        match remedy {
+            Remedy::Resume => "run the same command again with --resume to continue".into(),
+            Remedy::StartAfresh => "remove it or run without --resume".into(),
+            Remedy::PassData => "pass --data PATH (an IDX file or an image folder)".into(),
+            Remedy::PassArch { sidecar } => format!(
+                "pass --arch FILE, embed it in the safetensors metadata under `{}`, or write {}",
+                xai_audit::model::spec::METADATA_KEY,
+                sidecar.display()
+            ),
+            Remedy::StripPrefix(prefix) => format!(
+                "pass --strip-prefix {prefix} or put \"strip_prefix\": \"{prefix}\" in the spec"
+            ),
+            Remedy::ReferenceEngine => "use --engine reference".into(),
+            Remedy::Resize => "pass --resize to resize it".into(),
+        }
+    }
 }

@@ -1,5 +1,13 @@
 //! The library's error type: every failure names what it is about (a file, a
 //! tensor, a layer, a key) so that a user can fix the input without reading code.
+//!
+//! The library knows no command line. When the fix is a change of options
+//! (resume, give the data, strip a prefix...), the error carries it typed, as a
+//! [`Remedy`], and an option whose value is wrong is named as an [`Opt`]. A
+//! [`Wording`] turns both into words: [`Display`](std::fmt::Display) uses the
+//! library's own ([`LibraryWording`]: field names such as
+//! `JobOptions::batch_size`); the binary passes its flags to
+//! [`Error::message`] (`src/cli.rs`), so its users read `--batch-size`.
 
 use std::path::PathBuf;
 
@@ -66,11 +74,27 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     Invalid(String),
 
+    /// An option of the call is outside its domain.
+    #[error("{}", self.message(&LibraryWording))]
+    BadOption {
+        /// The option.
+        option: Opt,
+        /// What is wrong with its value, worded to follow the option's name
+        /// (`"must be at least 1"`).
+        message: String,
+    },
+
+    /// An error that a change of options gets past.
+    #[error("{}", self.message(&LibraryWording))]
+    Remedied {
+        /// The error.
+        error: Box<Error>,
+        /// The change.
+        remedy: Remedy,
+    },
+
     /// The run was asked to stop (Ctrl-C) and saved its progress.
-    #[error("interrupted{}", match partial {
-        Some(p) => format!(": progress saved in {}; run the same command again with --resume to continue", p.display()),
-        None => String::new(),
-    })]
+    #[error("{}", self.message(&LibraryWording))]
     Interrupted {
         /// The checkpoint holding the finished batches.
         partial: Option<PathBuf>,
@@ -79,6 +103,90 @@ pub enum Error {
     /// A tensor operation failed.
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+/// An option of a library call whose value can be wrong, named in messages
+/// through a [`Wording`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opt {
+    /// `JobOptions::batch_size`.
+    BatchSize,
+    /// `JobOptions::out`, the report path.
+    Out,
+    /// `JobOptions::shard`.
+    Shard,
+    /// `diff_reports`'s `threshold_pp`.
+    Threshold,
+}
+
+/// A change of options that gets past an error, worded through a
+/// [`Wording`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remedy {
+    /// Run the same job again with `resume` set: it continues from the
+    /// checkpoint.
+    Resume,
+    /// Start afresh: remove the checkpoint, or leave `resume` unset.
+    StartAfresh,
+    /// Name the data (an IDX file or an image folder) instead of the
+    /// shipped sample.
+    PassData,
+    /// Give the architecture spec: explicitly, in the safetensors metadata,
+    /// or as this sidecar file beside the model.
+    PassArch {
+        /// `<stem>.arch.json` beside the model.
+        sidecar: PathBuf,
+    },
+    /// Strip this prefix from the stored tensor names (or set the spec's
+    /// `strip_prefix`).
+    StripPrefix(String),
+    /// Run the model on the reference engine.
+    ReferenceEngine,
+    /// Resize the images to the model's input size.
+    Resize,
+}
+
+/// How a front end names the library's options and remedies in messages.
+pub trait Wording {
+    /// The option's name, as the subject of a sentence.
+    fn option(&self, option: Opt) -> String;
+    /// The remedy as an instruction ("pass ...").
+    fn remedy(&self, remedy: &Remedy) -> String;
+}
+
+/// The library's own words: options by their field names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LibraryWording;
+
+impl Wording for LibraryWording {
+    fn option(&self, option: Opt) -> String {
+        match option {
+            Opt::BatchSize => "`JobOptions::batch_size`",
+            Opt::Out => "the report path `JobOptions::out`",
+            Opt::Shard => "`JobOptions::shard`",
+            Opt::Threshold => "the regression threshold",
+        }
+        .to_string()
+    }
+
+    fn remedy(&self, remedy: &Remedy) -> String {
+        match remedy {
+            Remedy::Resume => "run the same job again with `resume` set to continue".into(),
+            Remedy::StartAfresh => "remove it or leave `resume` unset".into(),
+            Remedy::PassData => "name the data (an IDX file or an image folder)".into(),
+            Remedy::PassArch { sidecar } => format!(
+                "give the spec (`ModelOptions::arch`), embed it in the safetensors metadata, \
+                 or write {}",
+                sidecar.display()
+            ),
+            Remedy::StripPrefix(prefix) => format!(
+                "strip `{prefix}` (`ModelOptions::strip_prefix`) or put \"strip_prefix\": \
+                 \"{prefix}\" in the spec"
+            ),
+            Remedy::ReferenceEngine => "use `Engine::Reference`".into(),
+            Remedy::Resize => "set `resize` to resize it".into(),
+        }
+    }
 }
 
 /// The library's result type.
@@ -98,6 +206,46 @@ impl Error {
         Error::Io {
             path: path.into(),
             error: source,
+        }
+    }
+
+    /// This error with `remedy`, the change of options that gets past it.
+    pub fn remedied(self, remedy: Remedy) -> Self {
+        Error::Remedied {
+            error: Box::new(self),
+            remedy,
+        }
+    }
+
+    /// An [`Error::BadOption`].
+    pub fn bad_option(option: Opt, message: impl Into<String>) -> Self {
+        Error::BadOption {
+            option,
+            message: message.into(),
+        }
+    }
+
+    /// The message with options and remedies in `wording`'s words (the
+    /// `Display` form is this with [`LibraryWording`]).
+    pub fn message(&self, wording: &dyn Wording) -> String {
+        match self {
+            Error::BadOption { option, message } => {
+                format!("invalid argument: {} {message}", wording.option(*option))
+            }
+            Error::Remedied { error, remedy } => {
+                format!(
+                    "{}\nhelp: {}",
+                    error.message(wording),
+                    wording.remedy(remedy)
+                )
+            }
+            Error::Interrupted { partial: None } => "interrupted".into(),
+            Error::Interrupted { partial: Some(p) } => format!(
+                "interrupted: progress saved in {}; {}",
+                p.display(),
+                wording.remedy(&Remedy::Resume)
+            ),
+            other => other.to_string(),
         }
     }
 

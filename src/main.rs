@@ -24,14 +24,21 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            if let Some(stop @ xai_audit::Error::Interrupted { .. }) = e.downcast_ref() {
-                eprintln!("{stop}");
-                return ExitCode::from(130);
+        Err(e) => match e.downcast_ref::<xai_audit::Error>() {
+            // The library's messages name its options; say them as flags.
+            Some(stop @ xai_audit::Error::Interrupted { .. }) => {
+                eprintln!("{}", stop.message(&cli::Flags));
+                ExitCode::from(130)
             }
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+            Some(error) => {
+                eprintln!("error: {}", error.message(&cli::Flags));
+                ExitCode::from(2)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
@@ -164,30 +171,13 @@ fn eval(
         eprintln!("warning: {w}");
     }
     let predictions = clean::predict(net, &dataset, batch_size)?;
-    let accuracy = clean::accuracy(&predictions.predicted, &dataset.labels);
-    let names = loaded.network.spec().class_names();
-    let mut out = format!(
-        "model {}\ndata  {} ({} inputs: {})\nclean accuracy {:.2}%\n\n  class        correct / total   accuracy\n",
-        model.display(),
-        dataset.source,
-        dataset.len(),
-        notes.subset,
-        100.0 * accuracy
-    );
-    for (c, (correct, total)) in
-        clean::per_class_counts(&predictions.predicted, &dataset.labels, net.num_classes())
-            .into_iter()
-            .enumerate()
-    {
-        if total > 0 {
-            out.push_str(&format!(
-                "  {:<12} {correct:>7} / {total:<7} {:>7.2}%\n",
-                names[c],
-                100.0 * correct as f64 / total as f64
-            ));
-        }
-    }
-    Ok(out)
+    Ok(xai_audit::audit::text::eval_summary(
+        model,
+        &dataset,
+        &notes,
+        &predictions.predicted,
+        &loaded.network.spec().class_names(),
+    ))
 }
 
 /// The terminal UI on a report.
@@ -267,6 +257,10 @@ fn run_audit_command(
         }
         terminal
     };
+    let gates = gates
+        .iter()
+        .map(|g| xai_audit::audit::gates::Gate::parse(g, "--gate"))
+        .collect::<Result<Vec<_>, _>>()?;
     let opts = job::JobOptions {
         model,
         arch,
@@ -298,23 +292,7 @@ fn run_audit_command(
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let mut text = job::summary_table(&output.report);
-    text.push_str(&format!(
-        "\nreport  {}\ntensors {}\n",
-        output.report_path.display(),
-        output.tensors_path.display()
-    ));
-    if let Some(dir) = &opts.save_images {
-        text.push_str(&format!(
-            "images  {} ({} PNG files)\n",
-            dir.display(),
-            output.images_written
-        ));
-    }
-    if !output.verdicts.is_empty() {
-        text.push('\n');
-        text.push_str(&xai_audit::audit::gates::table(&output.verdicts));
-    }
+    let text = xai_audit::audit::text::run_summary(&output, opts.save_images.as_deref());
     if tui {
         open_tui(&output.report_path, None)?;
     }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 
 const MAGIC: &[u8] = b"xai-audit partial 1\n";
 
@@ -290,8 +290,9 @@ impl Checkpoint {
                 .ok_or_else(|| {
                     Error::format(
                         path,
-                        "this checkpoint belongs to another job (model, data, plan, seed, batch size or engine differ): remove it or run without --resume",
+                        "this checkpoint belongs to another job (model, data, plan, seed, batch size or engine differ)",
                     )
+                    .remedied(Remedy::StartAfresh)
                 })?;
             let (parts, at) = read_records(body, per, classes, attacks);
             restored = parts;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Opt, Result};
 use crate::report::types::Report;
 
 /// Whether a larger value is better.
@@ -121,9 +121,10 @@ pub fn diff_reports(
     threshold_pp: f64,
 ) -> Result<ReportDiff> {
     if !(threshold_pp.is_finite() && threshold_pp >= 0.0) {
-        return Err(Error::Invalid(format!(
-            "--threshold {threshold_pp} must be a non-negative number of percentage points"
-        )));
+        return Err(Error::bad_option(
+            Opt::Threshold,
+            format!("{threshold_pp} must be a non-negative number of percentage points"),
+        ));
     }
     if old.data.sha256 != new.data.sha256
         || old.data.count != new.data.count

@@ -1,6 +1,7 @@
-//! CI gates evaluated: finding a gate's metric in a report, the verdicts, the
-//! terminal table and the JUnit XML that CI dashboards read. Gates are parsed
-//! and checked against the plan in `plan::gates`.
+//! CI gates evaluated: finding a gate's metric in a report, the verdicts and
+//! the JUnit XML that CI dashboards read (their terminal table is in
+//! `audit::text`). Gates are parsed and checked against the plan in
+//! `plan::gates`.
 
 use serde_json::Value;
 
@@ -117,25 +118,6 @@ pub fn evaluate(report: &Report, gates: &[Gate]) -> Result<Vec<Verdict>> {
         .collect())
 }
 
-/// One line per gate, for the terminal.
-pub fn table(verdicts: &[Verdict]) -> String {
-    let mut out = String::from("gates\n");
-    for v in verdicts {
-        let value = v.value.map_or("missing".to_string(), |x| format!("{x:.4}"));
-        out.push_str(&format!(
-            "  {:<4} {:<44} {:>10}  (needs {} {})\n",
-            if v.passed { "pass" } else { "FAIL" },
-            v.gate.metric,
-            value,
-            v.gate.cmp.symbol(),
-            v.gate.threshold
-        ));
-    }
-    let failed = verdicts.iter().filter(|v| !v.passed).count();
-    out.push_str(&format!("{} of {} gates failed\n", failed, verdicts.len()));
-    out
-}
-
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -223,12 +205,12 @@ mod tests {
     fn junit_marks_failures_and_escapes() {
         let verdicts = vec![
             Verdict {
-                gate: Gate::parse("a <= 1").unwrap(),
+                gate: Gate::parse("a <= 1", "test").unwrap(),
                 value: Some(0.5),
                 passed: true,
             },
             Verdict {
-                gate: Gate::parse("b>=2").unwrap(),
+                gate: Gate::parse("b>=2", "test").unwrap(),
                 value: None,
                 passed: false,
             },

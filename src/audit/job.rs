@@ -9,7 +9,7 @@ use super::checkpoint::{
 };
 use super::run::{run_audit_checkpointed, run_shard};
 use crate::data::batch::{load_for_model_with_notes, DataRequest};
-use crate::error::{Error, Result};
+use crate::error::{Error, Opt, Result};
 use crate::model::{load_model_with, ModelOptions};
 use crate::plan::Plan;
 use crate::progress::Sink;
@@ -46,8 +46,10 @@ pub struct JobOptions {
     pub save_images: Option<PathBuf>,
     /// Which implementation runs the model.
     pub engine: crate::engine::Engine,
-    /// `--gate` expressions, checked with the plan's `[gates]`.
-    pub gates: Vec<String>,
+    /// Gates besides the plan's `[gates]` (parsed by the caller with
+    /// [`Gate::parse`](super::gates::Gate::parse), which records where each
+    /// was written), checked with them.
+    pub gates: Vec<super::gates::Gate>,
     /// Continue from `<out>.partial` when it belongs to this job.
     pub resume: bool,
     /// Run only shard `K` of `N` (1-based): its batches' attacks go to
@@ -83,7 +85,7 @@ pub struct JobOutput {
     pub tensors_path: PathBuf,
     /// PNG files written.
     pub images_written: usize,
-    /// Each gate's verdict (plan gates first, then `--gate`).
+    /// Each gate's verdict (plan gates first, then [`JobOptions::gates`]).
     pub verdicts: Vec<super::gates::Verdict>,
 }
 
@@ -111,7 +113,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     }
     if let Some(b) = opts.batch_size {
         if b == 0 {
-            return Err(Error::Invalid("--batch-size must be at least 1".into()));
+            return Err(Error::bad_option(Opt::BatchSize, "must be at least 1"));
         }
         plan.batch_size = b;
     }
@@ -121,9 +123,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     };
     let model = load_model_with(&opts.model, &model_opts)?;
     let mut gates = crate::plan::gates::plan_gates(&plan, &plan_origin)?;
-    for g in &opts.gates {
-        gates.push(super::gates::Gate::parse(g)?);
-    }
+    gates.extend(opts.gates.iter().cloned());
     crate::plan::gates::check_against_plan(&gates, &plan)?;
     let (classifier, engine_name) = crate::engine::select(&model.network, opts.engine)?;
     let net = classifier.as_ref();
@@ -150,10 +150,10 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         .clone()
         .unwrap_or_else(|| default_report_path(&opts.model));
     if report_path.extension().and_then(|e| e.to_str()) != Some("json") {
-        return Err(Error::Invalid(format!(
-            "--out {} must end in .json",
-            report_path.display()
-        )));
+        return Err(Error::bad_option(
+            Opt::Out,
+            format!("{} must end in .json", report_path.display()),
+        ));
     }
     let out_dir = match report_path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -174,9 +174,10 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     let (per, classes, attacks) = (data.item_len(), net.num_classes(), plan.attacks.len());
     if let Some((k, n)) = opts.shard {
         if k == 0 || n == 0 || k > n {
-            return Err(Error::Invalid(format!(
-                "--shard {k}/{n}: expected K/N with 1 ≤ K ≤ N"
-            )));
+            return Err(Error::bad_option(
+                Opt::Shard,
+                format!("{k}/{n}: expected K/N with 1 ≤ K ≤ N"),
+            ));
         }
         let path = shard_path(&report_path, k, n);
         let mut checkpoint = Checkpoint::open(&path, &job, opts.resume, per, classes, attacks)?;
@@ -310,64 +311,4 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         images_written,
         verdicts,
     })))
-}
-
-/// The summary table `run` prints.
-pub fn summary_table(report: &Report) -> String {
-    let s = &report.summary;
-    let mut out = format!(
-        "model {} ({} parameters)\ndata  {} ({} inputs)\n\nclean accuracy {:.2}%\n\n",
-        report.model.path,
-        report.model.parameter_count,
-        report.data.source,
-        s.count,
-        100.0 * s.clean_accuracy
-    );
-    out.push_str(&format!(
-        "{:<22} {:<8} {:<5} {:>8} {:>11} {:>13} {:>13}\n",
-        "attack", "kind", "norm", "eps", "robust acc", "success rate", "median norm"
-    ));
-    for a in &s.attacks {
-        let median = match a.norm {
-            crate::attack::Norm::Linf => a.median_perturbation_linf,
-            crate::attack::Norm::L2 => a.median_perturbation_l2,
-        };
-        out.push_str(&format!(
-            "{:<22} {:<8} {:<5} {:>8} {:>10.2}% {:>12.2}% {:>13}\n",
-            a.name,
-            a.kind,
-            a.norm.to_string(),
-            a.eps.map_or("min".to_string(), |e| e.to_string()),
-            100.0 * a.robust_accuracy,
-            100.0 * a.attack_success_rate,
-            median.map_or("-".to_string(), |m| format!("{m:.4}"))
-        ));
-    }
-    for f in &s.sanity {
-        out.push_str(&format!("\nsanity: {}: {}", f.check, f.message));
-    }
-    if !s.sanity.is_empty() {
-        out.push('\n');
-    }
-    for c in &s.eps_curves {
-        out.push_str(&format!("\nrobust accuracy vs ε ({}, {}):", c.name, c.norm));
-        for p in &c.points {
-            out.push_str(&format!(" {}→{:.2}%", p.eps, 100.0 * p.robust_accuracy));
-        }
-        out.push('\n');
-    }
-    out.push_str(&crate::stress::report::summary_lines(
-        s.stress.as_ref(),
-        s.equivariance.as_ref(),
-        &report.timings.stress,
-        &report.timings.equivariance,
-    ));
-    out.push_str(&crate::attribution::report::summary_lines(&s.attributions));
-    for w in &report.warnings {
-        out.push_str(&format!("\nwarning: {w}"));
-    }
-    if !report.warnings.is_empty() {
-        out.push('\n');
-    }
-    out
 }

@@ -2,7 +2,7 @@
 //! batch (`run`), reporting progress to a `crate::progress::Sink`; `clean` holds the plain
 //! predictions every other check compares against; `gates` turns a report
 //! into a CI verdict and `diff` compares two reports; `checkpoint` lets an
-//! interrupted run resume.
+//! interrupted run resume; `text` is what the commands print.
 
 pub mod checkpoint;
 pub mod clean;
@@ -11,3 +11,4 @@ pub mod gates;
 pub mod job;
 pub mod run;
 pub mod sanity;
+pub mod text;

@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use super::{load_with_notes, shipped_sample_with_notes, DataNotes, Dataset, LoadOptions};
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 
 /// How to pick and fit the data for a model.
 #[derive(Debug, Clone, Default)]
@@ -57,8 +57,9 @@ pub fn load_for_model_with_notes(
         None => {
             if input_shape != [1, 28, 28] {
                 return Err(Error::Invalid(format!(
-                    "the model takes {c}×{h}×{w} inputs but the shipped sample holds 1×28×28 MNIST digits: pass --data PATH (an IDX file or an image folder)"
-                )));
+                    "the model takes {c}×{h}×{w} inputs but the shipped sample holds 1×28×28 MNIST digits"
+                ))
+                .remedied(Remedy::PassData));
             }
             shipped_sample_with_notes(&opts)?
         }
@@ -103,10 +104,17 @@ mod tests {
         };
         let data = load_for_model(&req, [1, 28, 28], 10).unwrap();
         assert_eq!(data.shape, [5, 1, 28, 28]);
-        let err = load_for_model(&req, [3, 32, 32], 10)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("--data"), "{err}");
+        let err = load_for_model(&req, [3, 32, 32], 10).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Remedied {
+                    remedy: Remedy::PassData,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = load_for_model(&req, [1, 28, 28], 3)
             .unwrap_err()
             .to_string();

@@ -15,7 +15,7 @@ use std::path::Path;
 use image::imageops::FilterType;
 use image::{ImageBuffer, Luma};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Remedy, Result};
 
 pub mod batch;
 mod folder;
@@ -280,10 +280,11 @@ pub(crate) fn fit_size(
         Err(Error::data(
             file.display().to_string(),
             format!(
-                "image is {}x{} (HxW) but {what} {}x{}; pass --resize to resize it",
+                "image is {}x{} (HxW) but {what} {}x{}",
                 found.0, found.1, expected.0, expected.1
             ),
-        ))
+        )
+        .remedied(Remedy::Resize))
     }
 }
 

@@ -126,14 +126,15 @@ impl Gate {
         })
     }
 
-    /// A gate from one expression, `metric >= 0.8` (the `--gate` form).
-    pub fn parse(expr: &str) -> Result<Gate> {
+    /// A gate from one expression, `metric >= 0.8`; `origin` says where it
+    /// was written, for messages (the binary passes its flag).
+    pub fn parse(expr: &str, origin: &str) -> Result<Gate> {
         let at = expr.find(['<', '>', '=']).ok_or_else(|| {
             Error::Invalid(format!(
-                "--gate `{expr}`: expected METRIC OP NUMBER, e.g. \"robust_accuracy.pgd-linf-0.1 >= 0.8\""
+                "{origin} `{expr}`: expected METRIC OP NUMBER, e.g. \"robust_accuracy.pgd-linf-0.1 >= 0.8\""
             ))
         })?;
-        Gate::new(&expr[..at], &expr[at..], "--gate")
+        Gate::new(&expr[..at], &expr[at..], origin)
     }
 }
 
@@ -290,14 +291,14 @@ mod tests {
 
     #[test]
     fn conditions_parse_and_compare() {
-        let g = Gate::parse("robust_accuracy.pgd-linf-0.1 >= 0.5").unwrap();
+        let g = Gate::parse("robust_accuracy.pgd-linf-0.1 >= 0.5", "test").unwrap();
         assert_eq!(
             (g.metric.as_str(), g.cmp, g.threshold),
             ("robust_accuracy.pgd-linf-0.1", Cmp::Ge, 0.5)
         );
         assert!(Cmp::Ge.holds(0.5, 0.5) && !Cmp::Gt.holds(0.5, 0.5) && Cmp::Lt.holds(0.4, 0.5));
         for bad in ["robust_accuracy", "x => 1", "x >= abc", "x >= inf", " >= 1"] {
-            assert!(Gate::parse(bad).is_err(), "{bad} parsed");
+            assert!(Gate::parse(bad, "test").is_err(), "{bad} parsed");
         }
     }
 }

@@ -11,6 +11,7 @@ mod fuzz_regressions;
 mod gradients;
 mod honest_data;
 mod layering;
+mod no_flags;
 mod pipelines;
 mod pytorch_parity;
 mod range_invariance;

@@ -1,39 +1,25 @@
-//! Reading a model: the safetensors file (every malformation is an error naming
-//! the file), the architecture spec (`--arch`, then the file's metadata, then a
-//! `<stem>.arch.json` sidecar), f16/bf16 weights converted to f32, non-finite
-//! weights refused, and tensors no layer uses reported as warnings.
-//!
-//! This file also owns how the spec's tensor names find the stored ones:
-//! through the aliases `safetensors.torch.save_model` writes for tied
-//! weights, and past a prefix such as DataParallel's `module.` when asked
-//! to strip it (a missing tensor found under a prefix gets that hint).
+//! Reading a model: the architecture spec (an explicit file, then the
+//! safetensors file's metadata, then a `<stem>.arch.json` sidecar), the
+//! network built from the spec and the file's tensors, and the tensors no
+//! layer uses reported as warnings. `weights` reads and validates the
+//! safetensors file and finds the spec's tensor names in it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-
-use candle_core::{Device, Tensor};
-use safetensors::{Dtype, SafeTensors};
 
 use super::classifier::Network;
 use super::skeleton::skeleton_spec;
-use super::spec::{fmt_shape, ArchSpec, METADATA_KEY};
-use crate::error::{Error, Result};
+use super::spec::{ArchSpec, METADATA_KEY};
+use crate::error::{Error, Remedy, Result};
 
-/// One tensor as stored in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorInfo {
-    /// `state_dict` name.
-    pub name: String,
-    /// Shape.
-    pub shape: Vec<usize>,
-    /// Stored element type, e.g. `F32`.
-    pub dtype: String,
-}
+mod weights;
+
+pub use weights::{TensorInfo, WeightsFile};
 
 /// Where the spec was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpecSource {
-    /// `--arch FILE`.
+    /// A spec file given explicitly ([`ModelOptions::arch`]).
     ArchFile(PathBuf),
     /// The safetensors metadata.
     Metadata,
@@ -44,7 +30,7 @@ pub enum SpecSource {
 impl std::fmt::Display for SpecSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SpecSource::ArchFile(p) => write!(f, "--arch {}", p.display()),
+            SpecSource::ArchFile(p) => write!(f, "file {}", p.display()),
             SpecSource::Metadata => write!(f, "safetensors metadata `{METADATA_KEY}`"),
             SpecSource::Sidecar(p) => write!(f, "sidecar {}", p.display()),
         }
@@ -54,263 +40,11 @@ impl std::fmt::Display for SpecSource {
 /// How to read a model file beyond its path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelOptions {
-    /// An explicit architecture spec (`--arch`).
+    /// An explicit architecture spec file.
     pub arch: Option<PathBuf>,
-    /// A prefix to strip from the stored tensor names (`--strip-prefix`),
-    /// overriding the spec's `strip_prefix`.
+    /// A prefix to strip from the stored tensor names, overriding the
+    /// spec's `strip_prefix`.
     pub strip_prefix: Option<String>,
-}
-
-/// Prefixes PyTorch wrappers put before every `state_dict` name; a missing
-/// tensor found under one of them gets a hint (other prefixes are found too,
-/// these are only named in it).
-const KNOWN_PREFIXES: [(&str, &str); 3] = [
-    ("module.", "nn.DataParallel or DistributedDataParallel"),
-    ("_orig_mod.", "torch.compile"),
-    ("model.", "a wrapper module"),
-];
-
-/// A safetensors file, parsed and validated, tensors not yet converted.
-pub struct WeightsFile {
-    path: PathBuf,
-    bytes: Vec<u8>,
-    /// Tensors in file order.
-    pub tensors: Vec<TensorInfo>,
-    /// The header's `__metadata__`.
-    pub metadata: HashMap<String, String>,
-    /// Names the file holds as aliases of stored tensors:
-    /// `safetensors.torch.save_model` stores a tensor shared by several names
-    /// (tied weights) once, and maps each other name to the stored one in
-    /// `__metadata__`.
-    /// Only entries whose key is no stored tensor and whose value is one
-    /// count; other metadata (the spec) is not an alias.
-    pub aliases: BTreeMap<String, String>,
-}
-
-impl WeightsFile {
-    /// Reads and validates `path`.
-    pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        WeightsFile::from_bytes(bytes, path)
-    }
-
-    /// Validates the contents of a safetensors file already in memory; `path`
-    /// names it in errors and is where [`find_spec`] looks for a sidecar.
-    pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| {
-            Error::format(
-                path,
-                format!("not a valid safetensors file: {}", describe(&e)),
-            )
-        })?;
-        let mut infos: Vec<(usize, TensorInfo)> = meta
-            .tensors()
-            .into_iter()
-            .map(|(name, info)| {
-                (
-                    info.data_offsets.0,
-                    TensorInfo {
-                        name,
-                        shape: info.shape.clone(),
-                        dtype: format!("{:?}", info.dtype),
-                    },
-                )
-            })
-            .collect();
-        infos.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
-        let metadata = meta.metadata().clone().unwrap_or_default();
-        let tensors: Vec<TensorInfo> = infos.into_iter().map(|(_, t)| t).collect();
-        let stored: HashSet<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
-        let aliases = metadata
-            .iter()
-            .filter(|(alias, target)| {
-                !stored.contains(alias.as_str()) && stored.contains(target.as_str())
-            })
-            .map(|(alias, target)| (alias.clone(), target.clone()))
-            .collect();
-        Ok(WeightsFile {
-            path: path.to_path_buf(),
-            bytes,
-            tensors,
-            metadata,
-            aliases,
-        })
-    }
-
-    /// The stored tensor that the spec's tensor `name` reads: `name` itself
-    /// or its alias target, looked up with `strip_prefix` put back first
-    /// (`module.` + `name`), then as it is. `None` when the file has neither;
-    /// an error when both exist, since stripping the prefix would make two
-    /// tensors one.
-    pub fn stored_name(&self, name: &str, strip_prefix: Option<&str>) -> Result<Option<&str>> {
-        let direct = self.lookup(name);
-        let Some(prefix) = strip_prefix.filter(|p| !p.is_empty()) else {
-            return Ok(direct);
-        };
-        let prefixed_name = format!("{prefix}{name}");
-        match (self.lookup(&prefixed_name), direct) {
-            (Some(_), Some(_)) => Err(Error::format(
-                &self.path,
-                format!(
-                    "holds both `{prefixed_name}` and `{name}`: with the prefix `{prefix}` \
-                     stripped they would both be `{name}`"
-                ),
-            )),
-            (prefixed, direct) => Ok(prefixed.or(direct)),
-        }
-    }
-
-    /// The stored tensor named `name`, directly or through an alias.
-    fn lookup(&self, name: &str) -> Option<&str> {
-        if let Some(t) = self.tensors.iter().find(|t| t.name == name) {
-            return Some(t.name.as_str());
-        }
-        self.aliases.get(name).map(String::as_str)
-    }
-
-    /// Why the spec's tensor `name` may be missing: the stored names (or
-    /// aliases) that end in `.name`, with the prefix to strip. Empty when
-    /// there is no such name.
-    pub fn missing_hint(&self, name: &str) -> String {
-        let suffix = format!(".{name}");
-        let found = self
-            .tensors
-            .iter()
-            .map(|t| t.name.as_str())
-            .chain(self.aliases.keys().map(String::as_str))
-            .find(|stored| stored.ends_with(&suffix));
-        let Some(stored) = found else {
-            return String::new();
-        };
-        let prefix = &stored[..stored.len() - name.len()];
-        let origin = KNOWN_PREFIXES
-            .iter()
-            .find(|(p, _)| p == &prefix)
-            .map_or(String::new(), |(_, who)| format!(", as {who} adds it"));
-        format!(
-            "; the file has it as `{stored}`, under the prefix `{prefix}`{origin}: \
-             pass --strip-prefix {prefix} or put \"strip_prefix\": \"{prefix}\" in the spec"
-        )
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The raw bytes (for hashing).
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// Converts the named tensors to f32 candle tensors. Integer tensors (such
-    /// as `num_batches_tracked`) are skipped unless requested; non-finite
-    /// values are refused. Names the file lacks are left out.
-    pub fn f32_tensors(&self, names: &[&str]) -> Result<HashMap<String, Tensor>> {
-        self.f32_tensors_stripped(names, None)
-    }
-
-    /// [`WeightsFile::f32_tensors`], each name read as
-    /// [`WeightsFile::stored_name`] finds it; the map is keyed by the spec's
-    /// names.
-    pub fn f32_tensors_stripped(
-        &self,
-        names: &[&str],
-        strip_prefix: Option<&str>,
-    ) -> Result<HashMap<String, Tensor>> {
-        let st = SafeTensors::deserialize(&self.bytes).map_err(|e| {
-            Error::format(
-                &self.path,
-                format!("not a valid safetensors file: {}", describe(&e)),
-            )
-        })?;
-        let mut out = HashMap::new();
-        for &name in names {
-            let Some(stored) = self.stored_name(name, strip_prefix)? else {
-                continue;
-            };
-            let Ok(view) = st.tensor(stored) else {
-                continue;
-            };
-            let values: Vec<f32> = match view.dtype() {
-                Dtype::F32 => view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-                Dtype::F16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                Dtype::BF16 => view
-                    .data()
-                    .chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                Dtype::F64 => view
-                    .data()
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-                    .collect(),
-                other => {
-                    return Err(Error::format(
-                        &self.path,
-                        format!("tensor '{stored}' has dtype {other:?}; weights must be F32, F16, BF16 or F64"),
-                    ))
-                }
-            };
-            let bad = values.iter().filter(|v| !v.is_finite()).count();
-            if bad > 0 {
-                return Err(Error::format(
-                    &self.path,
-                    format!("tensor '{stored}' has {bad} non-finite values (NaN or ±inf): refusing to audit a broken model"),
-                ));
-            }
-            let t = Tensor::from_vec(values, view.shape(), &Device::Cpu)?;
-            out.insert(name.to_string(), t);
-        }
-        Ok(out)
-    }
-
-    /// A listing of the tensors, one per line, then the aliases.
-    pub fn tensor_listing(&self) -> String {
-        let mut s = String::new();
-        for t in &self.tensors {
-            s.push_str(&format!(
-                "  {:<40} {:<18} {}\n",
-                t.name,
-                fmt_shape(&t.shape),
-                t.dtype
-            ));
-        }
-        for (alias, target) in &self.aliases {
-            s.push_str(&format!("  {alias:<40} alias of {target}\n"));
-        }
-        s
-    }
-}
-
-fn describe(e: &safetensors::SafeTensorError) -> String {
-    use safetensors::SafeTensorError as E;
-    match e {
-        E::HeaderTooSmall => "the file is shorter than the 8-byte header length".into(),
-        E::HeaderTooLarge => "the header length is implausibly large".into(),
-        E::InvalidHeaderLength => {
-            "the header length runs past the end of the file (truncated?)".into()
-        }
-        E::InvalidHeaderDeserialization(m) => {
-            format!("the header is not valid safetensors JSON ({m})")
-        }
-        E::MetadataIncompleteBuffer => {
-            "the tensor data is shorter than the header says (truncated?)".into()
-        }
-        E::InvalidOffset(name) => format!(
-            "tensor '{name}' has data offsets that overlap, leave gaps or run past the data"
-        ),
-        E::TensorInvalidInfo => "a tensor's shape does not match its byte length".into(),
-        other => other.to_string(),
-    }
 }
 
 /// A model ready to audit, with what was learnt while loading it.
@@ -344,16 +78,16 @@ pub fn find_spec(file: &WeightsFile, arch: Option<&Path>) -> Result<(ArchSpec, S
         let spec = ArchSpec::from_json(&text, &sidecar.display().to_string())?;
         return Ok((spec, SpecSource::Sidecar(sidecar)));
     }
-    Err(Error::Spec {
+    let error = Error::Spec {
         origin: file.path().display().to_string(),
         message: format!(
-            "no architecture spec found: pass --arch FILE, embed it in the safetensors metadata under `{METADATA_KEY}`, or write {}.\n\nTensors in the file:\n{}\nA skeleton guessed from the names and shapes (check the order, activations and pooling, then save it as {}):\n{}",
-            sidecar.display(),
+            "no architecture spec found.\n\nTensors in the file:\n{}\nA skeleton guessed from the names and shapes (check the order, activations and pooling, then save it as {}):\n{}",
             file.tensor_listing(),
             sidecar.display(),
             skeleton_spec(&file.tensors).to_json_pretty()
         ),
-    })
+    };
+    Err(error.remedied(Remedy::PassArch { sidecar }))
 }
 
 /// `model.safetensors` → `model.arch.json`.
@@ -430,15 +164,20 @@ pub fn network_from_file(
             tensor,
             problem,
         } if !tensors.contains_key(&tensor) => {
+            let hint = file.missing_hint(&tensor);
             let problem = format!(
                 "{problem} in {}{}",
                 file.path().display(),
-                file.missing_hint(&tensor)
+                hint.as_ref().map_or("", |(clause, _)| clause.as_str())
             );
-            Error::Weight {
+            let error = Error::Weight {
                 layer,
                 tensor,
                 problem,
+            };
+            match hint {
+                Some((_, remedy)) => error.remedied(remedy),
+                None => error,
             }
         }
         other => other,
@@ -460,6 +199,10 @@ pub fn network_from_file(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use candle_core::{Device, Tensor};
+
     use super::*;
 
     /// A 2 → 2 → 2 MLP whose two linear layers share one weight matrix.
@@ -549,12 +292,17 @@ mod tests {
             let names = [format!("{prefix}fc1.weight"), format!("{prefix}fc2.weight")];
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let path = file(dir.path(), &names, &[]);
-            let e = load_model(&path, None).err().unwrap().to_string();
+            let e = load_model(&path, None).err().unwrap();
+            assert!(
+                matches!(&e, Error::Remedied { remedy: Remedy::StripPrefix(p), .. } if p == prefix),
+                "{e:?}"
+            );
+            let e = e.to_string();
             for needle in [
                 "fc1.weight",
                 "missing",
                 &path.display().to_string(),
-                &format!("--strip-prefix {prefix}"),
+                &format!("under the prefix `{prefix}`"),
                 &format!("\"strip_prefix\": \"{prefix}\""),
                 who,
             ] {
