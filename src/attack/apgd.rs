@@ -13,18 +13,118 @@
 //! offered to the best-point tracker, so an input counts as robust only if
 //! no iterate of any run broke it.
 
-use super::{gather, logits_at, sign, Attack, AttackBatch, AttackOutcome, BestTracker, Norm};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    gather, logits_at, sign, Attack, AttackBatch, AttackMethod, AttackOutcome, BestTracker, Budget,
+    Norm,
+};
+use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::model::{Classifier, InputGradient, Objective};
 use crate::rng::Rng;
 
-/// APGD's loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Iterations per run (AutoAttack's 100).
+pub const DEFAULT_STEPS: usize = 100;
+/// Runs per input (per target class for APGD-T).
+pub const DEFAULT_RESTARTS: usize = 1;
+/// The loss.
+pub const DEFAULT_LOSS: ApgdLoss = ApgdLoss::Ce;
+/// The step-halving threshold ρ (the reference's 0.75).
+pub const DEFAULT_RHO: f32 = 0.75;
+
+/// APGD's loss, written `ce` or `dlr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum ApgdLoss {
     /// Cross-entropy (targeted: minus the cross-entropy of the target).
     Ce,
     /// Difference of logits ratio (Croce & Hein 2020), scale invariant.
     Dlr,
+}
+
+/// An `apgd` plan entry: `norm` (default `linf`), `eps` (required; a list
+/// gives a curve), `steps` (default 100), `restarts` (default 1), `loss`
+/// (`ce`, the default, or `dlr`) and `target_classes` (APGD-T: attack the
+/// that many most likely other classes; untargeted when unset). Settings of
+/// the reference implementation (`fra31/auto-attack`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ApgdConfig {
+    /// Budget norm.
+    pub norm: Norm,
+    /// Budget, in input units.
+    pub eps: f64,
+    /// Iterations per run.
+    pub steps: usize,
+    /// Runs per input, on inputs still robust.
+    pub restarts: usize,
+    /// The loss.
+    pub loss: ApgdLoss,
+    /// APGD-T: the number of most likely other classes attacked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_classes: Option<usize>,
+}
+
+impl ApgdConfig {
+    /// Untargeted APGD-CE with budget `eps`, every setting at its default.
+    pub fn new(norm: Norm, eps: f64) -> Self {
+        ApgdConfig {
+            norm,
+            eps,
+            steps: DEFAULT_STEPS,
+            restarts: DEFAULT_RESTARTS,
+            loss: DEFAULT_LOSS,
+            target_classes: None,
+        }
+    }
+
+    /// Reads the settings; one config per ε.
+    pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        let steps = e.positive_int("steps").unwrap_or(DEFAULT_STEPS);
+        let restarts = e.positive_int("restarts").unwrap_or(DEFAULT_RESTARTS);
+        let loss = e
+            .choice("loss", &[("ce", ApgdLoss::Ce), ("dlr", ApgdLoss::Dlr)])
+            .unwrap_or(DEFAULT_LOSS);
+        let target_classes = e.positive_int("target_classes");
+        let norm = budget.norm();
+        budget
+            .eps_list(e)
+            .into_iter()
+            .map(|eps| ApgdConfig {
+                norm,
+                eps,
+                steps,
+                restarts,
+                loss,
+                target_classes,
+            })
+            .collect()
+    }
+
+    /// The runnable attack.
+    pub fn build(&self) -> Apgd {
+        Apgd {
+            norm: self.norm,
+            eps: self.eps as f32,
+            steps: self.steps,
+            restarts: self.restarts,
+            loss: self.loss,
+            target_classes: self.target_classes,
+            rho: DEFAULT_RHO,
+        }
+    }
+}
+
+impl AttackMethod for ApgdConfig {
+    fn norm(&self) -> Norm {
+        self.norm
+    }
+    fn eps(&self) -> Option<f64> {
+        Some(self.eps)
+    }
+    fn attack(&self) -> Result<Box<dyn Attack>> {
+        Ok(Box::new(self.build()))
+    }
 }
 
 /// An APGD configuration.

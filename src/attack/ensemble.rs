@@ -5,9 +5,162 @@
 //! budgets (FAB-T, the third member of the reference's standard version, is
 //! not implemented here; it rarely breaks what the other three leave).
 
-use super::{gather, Attack, AttackBatch, AttackOutcome, BestTracker};
-use crate::error::Result;
+use serde::{Deserialize, Serialize};
+
+use super::apgd::{ApgdConfig, ApgdLoss};
+use super::square::SquareConfig;
+use super::{
+    gather, Attack, AttackBatch, AttackConfig, AttackMethod, AttackOutcome, AttackSpec,
+    BestTracker, Budget, Norm,
+};
+use crate::entry::Entry;
+use crate::error::{Error, Result};
 use crate::model::Classifier;
+
+/// AutoAttack's APGD-T: the most likely other classes attacked.
+pub const AUTOATTACK_TARGET_CLASSES: usize = 9;
+
+/// An `ensemble` plan entry (`members`: names of earlier attacks sharing one
+/// norm and one ε, which the entry takes; `norm` and `eps`, when written,
+/// must match them) or an `autoattack` one (`norm`, default `linf`; `eps`,
+/// required, a list giving a curve; `version`, only `standard`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EnsembleConfig {
+    /// The members' norm.
+    pub norm: Norm,
+    /// The members' budget.
+    pub eps: Option<f64>,
+    /// The member attacks, run in order on inputs still robust.
+    #[serde(default)]
+    pub members: Vec<AttackSpec>,
+}
+
+impl EnsembleConfig {
+    /// Reads `members`, each resolved by the budget's lookup of earlier
+    /// attacks; one config (none on an error).
+    pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        let written = e.has("members");
+        let Some(names) = e.strings("members") else {
+            if !written {
+                e.fail("members", "is missing");
+            }
+            return Vec::new();
+        };
+        if names.is_empty() {
+            e.fail(
+                "members",
+                "must be a non-empty list of earlier attack names",
+            );
+            return Vec::new();
+        }
+        let mut members = Vec::with_capacity(names.len());
+        for name in &names {
+            match (budget.earlier)(name) {
+                Ok(spec) => members.push(spec),
+                Err(why) => e.fail("members", why),
+            }
+        }
+        if members.len() < names.len() {
+            return Vec::new();
+        }
+        let (norm, eps) = (members[0].norm(), members[0].eps());
+        if members.iter().any(|m| m.norm() != norm || m.eps() != eps) {
+            e.fail("members", "must share one norm and one ε");
+            return Vec::new();
+        }
+        if budget.norm.is_some_and(|n| n != norm) {
+            e.fail(
+                "norm",
+                format!("is {}, but the members' is {norm}", budget.norm()),
+            );
+        }
+        match budget.eps.as_deref() {
+            None | Some([]) => {}
+            Some(&[x]) if Some(x) == eps => {}
+            Some(&[x]) => e.fail(
+                "eps",
+                format!(
+                    "is {x}, but the members' is {}",
+                    eps.map_or("none".to_string(), |v| v.to_string())
+                ),
+            ),
+            Some(_) => e.fail(
+                "eps",
+                "must be one number: an ensemble takes its members' ε",
+            ),
+        }
+        vec![EnsembleConfig { norm, eps, members }]
+    }
+
+    /// Reads an `autoattack` entry; one config per ε.
+    pub fn autoattack_from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        e.choice("version", &[("standard", ())]);
+        let norm = budget.norm();
+        budget
+            .names()
+            .into_iter()
+            .zip(budget.eps_list(e))
+            .map(|(name, eps)| EnsembleConfig::autoattack(&name, norm, eps))
+            .collect()
+    }
+
+    /// AutoAttack "standard" for the entry `name`: APGD-CE, APGD-T (DLR, 9
+    /// target classes) and Square (5,000 queries), each at its defaults,
+    /// named `name/apgd-ce`, `name/apgd-t` and `name/square`.
+    pub fn autoattack(name: &str, norm: Norm, eps: f64) -> Self {
+        let member = |suffix: &str, config| AttackSpec::new(format!("{name}/{suffix}"), config);
+        let targeted = ApgdConfig {
+            loss: ApgdLoss::Dlr,
+            target_classes: Some(AUTOATTACK_TARGET_CLASSES),
+            ..ApgdConfig::new(norm, eps)
+        };
+        EnsembleConfig {
+            norm,
+            eps: Some(eps),
+            members: vec![
+                member("apgd-ce", AttackConfig::Apgd(ApgdConfig::new(norm, eps))),
+                member("apgd-t", AttackConfig::Apgd(targeted)),
+                member("square", AttackConfig::Square(SquareConfig::new(norm, eps))),
+            ],
+        }
+    }
+
+    /// The runnable ensemble; one without members is an error (it would
+    /// return the clean inputs: 100% "robust" without a single attack).
+    pub fn build(&self) -> Result<Ensemble> {
+        if self.members.is_empty() {
+            return Err(Error::Invalid(
+                "an ensemble needs its members: without them it would report every input robust"
+                    .into(),
+            ));
+        }
+        Ok(Ensemble {
+            members: self
+                .members
+                .iter()
+                .map(AttackSpec::build)
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+impl AttackMethod for EnsembleConfig {
+    fn norm(&self) -> Norm {
+        self.norm
+    }
+    fn eps(&self) -> Option<f64> {
+        self.eps
+    }
+    fn attack(&self) -> Result<Box<dyn Attack>> {
+        Ok(Box::new(self.build()?))
+    }
+    fn members(&self) -> &[AttackSpec] {
+        &self.members
+    }
+    fn members_mut(&mut self) -> &mut [AttackSpec] {
+        &mut self.members
+    }
+}
 
 /// Attacks run in order on the inputs still robust.
 pub struct Ensemble {

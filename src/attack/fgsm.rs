@@ -4,10 +4,73 @@
 //! `FGSM` for L∞. It is PGD with one step of size ε, no random start and
 //! one restart, so it shares PGD's step, projection and bookkeeping.
 
+use serde::{Deserialize, Serialize};
+
 use super::pgd::Pgd;
-use super::{Attack, AttackBatch, AttackOutcome, Norm, Target};
+use super::spec::read_target;
+use super::{Attack, AttackBatch, AttackMethod, AttackOutcome, Budget, Norm, Target};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::model::Classifier;
+
+/// An `fgsm` plan entry: `norm` (default `linf`), `eps` (required, in input
+/// units; a list gives a curve) and an optional `target`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FgsmConfig {
+    /// Budget norm.
+    pub norm: Norm,
+    /// Budget and step length, in input units.
+    pub eps: f64,
+    /// Targeted mode: `least_likely`, `random` or a class index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+}
+
+impl FgsmConfig {
+    /// Untargeted FGSM with budget `eps`.
+    pub fn new(norm: Norm, eps: f64) -> Self {
+        FgsmConfig {
+            norm,
+            eps,
+            target: None,
+        }
+    }
+
+    /// Reads `target`; one config per ε.
+    pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        let target = read_target(e);
+        let norm = budget.norm();
+        budget
+            .eps_list(e)
+            .into_iter()
+            .map(|eps| FgsmConfig { norm, eps, target })
+            .collect()
+    }
+
+    /// The runnable attack.
+    pub fn build(&self) -> Fgsm {
+        Fgsm {
+            norm: self.norm,
+            eps: self.eps as f32,
+            target: self.target,
+        }
+    }
+}
+
+impl AttackMethod for FgsmConfig {
+    fn norm(&self) -> Norm {
+        self.norm
+    }
+    fn eps(&self) -> Option<f64> {
+        Some(self.eps)
+    }
+    fn attack(&self) -> Result<Box<dyn Attack>> {
+        Ok(Box::new(self.build()))
+    }
+    fn target(&self) -> Option<Target> {
+        self.target
+    }
+}
 
 /// An FGSM configuration.
 #[derive(Debug, Clone, PartialEq)]

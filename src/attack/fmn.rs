@@ -14,10 +14,103 @@
 //! adversarial is kept; a budget, when given, only decides what counts as a
 //! success.
 
-use super::{gather, project, to_tensor, Attack, AttackBatch, AttackOutcome, BestTracker, Norm};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    gather, project, to_tensor, Attack, AttackBatch, AttackMethod, AttackOutcome, BestTracker,
+    Budget, Norm,
+};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::model::{Classifier, Objective};
 use crate::stats::argmax;
+
+/// Iterations.
+pub const DEFAULT_STEPS: usize = 100;
+/// Initial step size, as a share of the range width (the reference's 1.0).
+pub const DEFAULT_ALPHA_INIT: f32 = 1.0;
+/// Initial ε step (the reference's 0.05).
+pub const DEFAULT_GAMMA_INIT: f32 = 0.05;
+
+/// PGD bisection rounds below the distance found: FMN alone is weaker than
+/// PGD in L∞ (see the module docs), so it is refined there by default.
+pub fn default_refine(norm: Norm) -> usize {
+    match norm {
+        Norm::Linf => 8,
+        Norm::L2 => 0,
+    }
+}
+
+/// An `fmn` plan entry: `norm` (default `linf`), `eps` (optional: only
+/// decides what counts as a success; a list gives a curve), `steps`
+/// (default 100) and `refine` (PGD bisection rounds; default 8 in L∞, 0 in
+/// L2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FmnConfig {
+    /// The norm minimised.
+    pub norm: Norm,
+    /// Budget deciding success, in input units (`None`: any adversarial).
+    pub eps: Option<f64>,
+    /// Iterations.
+    pub steps: usize,
+    /// PGD bisection rounds; unset: [`default_refine`] of the norm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refine: Option<usize>,
+}
+
+impl FmnConfig {
+    /// FMN in `norm`, every setting at its default.
+    pub fn new(norm: Norm, eps: Option<f64>) -> Self {
+        FmnConfig {
+            norm,
+            eps,
+            steps: DEFAULT_STEPS,
+            refine: None,
+        }
+    }
+
+    /// Reads the settings; one config per ε (one without a budget when
+    /// `eps` is unwritten).
+    pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        let steps = e.positive_int("steps").unwrap_or(DEFAULT_STEPS);
+        let refine = e.nonneg_int("refine");
+        let norm = budget.norm();
+        budget
+            .eps_or_none()
+            .into_iter()
+            .map(|eps| FmnConfig {
+                norm,
+                eps,
+                steps,
+                refine,
+            })
+            .collect()
+    }
+
+    /// The runnable attack.
+    pub fn build(&self) -> Fmn {
+        Fmn {
+            norm: self.norm,
+            steps: self.steps,
+            eps: self.eps.map(|e| e as f32),
+            alpha_init: DEFAULT_ALPHA_INIT,
+            gamma_init: DEFAULT_GAMMA_INIT,
+            refine: self.refine.unwrap_or(default_refine(self.norm)),
+        }
+    }
+}
+
+impl AttackMethod for FmnConfig {
+    fn norm(&self) -> Norm {
+        self.norm
+    }
+    fn eps(&self) -> Option<f64> {
+        self.eps
+    }
+    fn attack(&self) -> Result<Box<dyn Attack>> {
+        Ok(Box::new(self.build()))
+    }
+}
 
 /// An FMN configuration.
 #[derive(Debug, Clone, PartialEq)]

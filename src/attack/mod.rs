@@ -1,8 +1,12 @@
-//! Adversarial attacks. Each attack lives in its own file and runs batched on
-//! a [`Classifier`]'s logits (never its probabilities). Shared here: norms,
-//! targets, each sample's random generator ([`Rng::for_item`]), the projected
-//! step, and the bookkeeping that keeps the best adversarial found per sample
-//! across steps and restarts.
+//! Adversarial attacks. Each attack lives in its own file, with its plan
+//! config (defaults, `from_entry`, `build`, [`AttackMethod`]), and runs
+//! batched on a [`Classifier`]'s logits (never its probabilities). The
+//! family is the `attacks!` list below: one line per kind writes
+//! [`AttackConfig`], [`KINDS`] and [`READERS`], so adding an attack is its
+//! file plus one line there. Shared here: norms, targets, each sample's
+//! random generator ([`Rng::for_item`]), the projected step, and the
+//! bookkeeping that keeps the best adversarial found per sample across steps
+//! and restarts.
 //!
 //! The pitfalls each of these guards against have bitten well-known
 //! libraries: clip to the valid range after every step, project onto the
@@ -15,13 +19,94 @@ pub mod ensemble;
 pub mod fgsm;
 pub mod fmn;
 pub mod pgd;
+pub mod results;
 pub mod spatial;
+pub mod spec;
 pub mod square;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+pub use spec::{AttackMethod, AttackSpec, Budget, Reader};
+
+use crate::entry::Entry;
 use crate::error::{Error, Result};
+
+/// Writes the family's enum (tagged by `kind`), its list of kinds, the table
+/// of its readers and the dispatch to each kind's [`AttackMethod`], from one
+/// line per kind: `"kind" => Variant(Config)`, reading with
+/// `Config::from_entry` unless a `read` function follows.
+macro_rules! attacks {
+    ($( $(#[$doc:meta])* $kind:literal => $variant:ident($config:ty) $(read $read:path)?, )+) => {
+        /// An attack's kind and settings, tagged by `kind`.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+        #[serde(tag = "kind")]
+        pub enum AttackConfig {
+            $( $(#[$doc])* #[serde(rename = $kind)] $variant($config), )+
+        }
+
+        /// The kinds, in the order of [`AttackConfig`].
+        pub const KINDS: &[&str] = &[$($kind),+];
+
+        /// Each kind with the reader of its settings.
+        pub const READERS: &[(&str, Reader)] = &[
+            $( ($kind, |e: &mut Entry, b: &Budget| {
+                attacks!(@read $config $(, $read)?)(e, b)
+                    .into_iter()
+                    .map(AttackConfig::$variant)
+                    .collect()
+            }), )+
+        ];
+
+        impl AttackConfig {
+            /// The kind, as plans and reports write it.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( AttackConfig::$variant(_) => $kind, )+
+                }
+            }
+
+            /// The config, as what every attack offers.
+            pub fn method(&self) -> &dyn AttackMethod {
+                match self {
+                    $( AttackConfig::$variant(c) => c, )+
+                }
+            }
+
+            /// The config, to complete it against a model.
+            pub fn method_mut(&mut self) -> &mut dyn AttackMethod {
+                match self {
+                    $( AttackConfig::$variant(c) => c, )+
+                }
+            }
+        }
+    };
+    (@read $config:ty) => { <$config>::from_entry };
+    (@read $config:ty, $read:path) => { $read };
+}
+
+// The family: one line per attack (its config in its own file).
+attacks! {
+    /// The fast gradient (sign) method.
+    "fgsm" => Fgsm(fgsm::FgsmConfig),
+    /// Projected gradient descent.
+    "pgd" => Pgd(pgd::PgdConfig),
+    /// Auto-PGD (CE or DLR loss, untargeted or APGD-T).
+    "apgd" => Apgd(apgd::ApgdConfig),
+    /// Rotations and translations (Engstrom et al.).
+    "spatial" => Spatial(spatial::SpatialConfig),
+    /// The score-based Square attack.
+    "square" => Square(square::SquareConfig),
+    /// Fast Minimum-Norm.
+    "fmn" => Fmn(fmn::FmnConfig),
+    /// Earlier attacks of the plan, run in order on the inputs still robust.
+    "ensemble" => Ensemble(ensemble::EnsembleConfig),
+    /// AutoAttack's standard set, as an ensemble.
+    "autoattack" => AutoAttack(ensemble::EnsembleConfig) read ensemble::EnsembleConfig::autoattack_from_entry,
+}
+
+/// The norms, by name.
+pub const NORMS: &[(&str, Norm)] = &[("linf", Norm::Linf), ("l2", Norm::L2)];
 use crate::model::ops::log_softmax_row;
 use crate::model::{Classifier, InputGradient, Objective};
 use crate::rng::Rng;

@@ -9,12 +9,118 @@
 //! last step) is scored and the best per sample is kept, across restarts too:
 //! a sample is robust only if no point of any restart broke it.
 
+use serde::{Deserialize, Serialize};
+
+use super::spec::read_target;
 use super::{
-    choose_targets, logits_at, loss_gradient, project, sign, Attack, AttackBatch, AttackOutcome,
-    BestTracker, Norm, Target,
+    choose_targets, logits_at, loss_gradient, project, sign, Attack, AttackBatch, AttackMethod,
+    AttackOutcome, BestTracker, Budget, Norm, Target,
 };
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::model::Classifier;
+
+/// Gradient steps per restart (Foolbox's 40).
+pub const DEFAULT_STEPS: usize = 40;
+/// Start from a random point of the ε-ball (Madry et al.).
+pub const DEFAULT_RANDOM_START: bool = true;
+/// Runs per input.
+pub const DEFAULT_RESTARTS: usize = 1;
+
+/// The step length when none is given: Madry et al.'s 2.5·ε/steps.
+pub fn default_step_size(eps: f64, steps: usize) -> f64 {
+    2.5 * eps / steps as f64
+}
+
+/// A `pgd` plan entry: `norm` (default `linf`), `eps` (required; a list
+/// gives a curve), `step_size` (default 2.5·ε/`steps`), `steps` (default
+/// 40), `random_start` (default true), `restarts` (default 1) and an
+/// optional `target`. Lengths are in input units, in the budget's norm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PgdConfig {
+    /// Budget norm.
+    pub norm: Norm,
+    /// Budget.
+    pub eps: f64,
+    /// Step length.
+    pub step_size: f64,
+    /// Gradient steps per restart.
+    pub steps: usize,
+    /// Start from a random point of the ε-ball.
+    pub random_start: bool,
+    /// Runs per input; the best point is kept.
+    pub restarts: usize,
+    /// Targeted mode: `least_likely`, `random` or a class index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+}
+
+impl PgdConfig {
+    /// Untargeted PGD with budget `eps` and every other setting at its default.
+    pub fn new(norm: Norm, eps: f64) -> Self {
+        PgdConfig {
+            norm,
+            eps,
+            step_size: default_step_size(eps, DEFAULT_STEPS),
+            steps: DEFAULT_STEPS,
+            random_start: DEFAULT_RANDOM_START,
+            restarts: DEFAULT_RESTARTS,
+            target: None,
+        }
+    }
+
+    /// Reads the settings; one config per ε (the default step length
+    /// follows each ε).
+    pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        let target = read_target(e);
+        let steps = e.positive_int("steps").unwrap_or(DEFAULT_STEPS);
+        let step_size = e.nonneg_float("step_size");
+        let random_start = e.boolean("random_start").unwrap_or(DEFAULT_RANDOM_START);
+        let restarts = e.positive_int("restarts").unwrap_or(DEFAULT_RESTARTS);
+        let norm = budget.norm();
+        budget
+            .eps_list(e)
+            .into_iter()
+            .map(|eps| PgdConfig {
+                norm,
+                eps,
+                step_size: step_size.unwrap_or_else(|| default_step_size(eps, steps)),
+                steps,
+                random_start,
+                restarts,
+                target,
+            })
+            .collect()
+    }
+
+    /// The runnable attack.
+    pub fn build(&self) -> Pgd {
+        Pgd {
+            norm: self.norm,
+            eps: self.eps as f32,
+            step_size: self.step_size as f32,
+            steps: self.steps,
+            random_start: self.random_start,
+            restarts: self.restarts,
+            target: self.target,
+        }
+    }
+}
+
+impl AttackMethod for PgdConfig {
+    fn norm(&self) -> Norm {
+        self.norm
+    }
+    fn eps(&self) -> Option<f64> {
+        Some(self.eps)
+    }
+    fn attack(&self) -> Result<Box<dyn Attack>> {
+        Ok(Box::new(self.build()))
+    }
+    fn target(&self) -> Option<Target> {
+        self.target
+    }
+}
 
 /// A PGD configuration.
 #[derive(Debug, Clone, PartialEq)]

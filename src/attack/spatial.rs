@@ -11,10 +11,124 @@
 //! `[-1, 1]` model and change the verdict). There is no Lp budget:
 //! perturbation norms are reported as they are, and the report's ε is empty.
 
-use super::{gather, logits_at, Attack, AttackBatch, AttackOutcome, BestTracker};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    gather, logits_at, Attack, AttackBatch, AttackMethod, AttackOutcome, BestTracker, Budget, Norm,
+};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::model::Classifier;
 use crate::transform::rigid;
+
+/// Largest rotation either way, degrees (Engstrom et al.'s 30°).
+pub const DEFAULT_MAX_ANGLE_DEG: f64 = 30.0;
+/// Largest shift either way, pixels (Engstrom et al.'s 3 px).
+pub const DEFAULT_MAX_SHIFT_PX: f64 = 3.0;
+/// Grid: angles.
+pub const DEFAULT_ANGLE_STEPS: usize = 31;
+/// Grid: shifts per axis.
+pub const DEFAULT_SHIFT_STEPS: usize = 5;
+/// Random: transformations tried per input.
+pub const DEFAULT_SAMPLES: usize = 10;
+
+/// How a `spatial` entry searches, written `grid` or `random`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpatialSearch {
+    /// Every grid point, in order, until the input breaks.
+    Grid,
+    /// The worst of `samples` random transformations.
+    Random,
+}
+
+/// A `spatial` plan entry: `mode` (`grid`, the default, or `random`),
+/// `max_angle_deg` (default 30), `max_shift_px` (default 3), `angle_steps`
+/// (default 31) and `shift_steps` (default 5) for the grid, `samples`
+/// (default 10) for random search. It has no `norm` or `eps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SpatialConfig {
+    /// Grid or worst-of-`samples`.
+    pub mode: SpatialSearch,
+    /// Largest rotation either way, in degrees.
+    pub max_angle_deg: f64,
+    /// Largest shift either way, in pixels.
+    pub max_shift_px: f64,
+    /// Angles in the grid.
+    pub angle_steps: usize,
+    /// Shifts per axis in the grid.
+    pub shift_steps: usize,
+    /// Random transformations tried per input.
+    pub samples: usize,
+}
+
+impl Default for SpatialConfig {
+    fn default() -> Self {
+        SpatialConfig {
+            mode: SpatialSearch::Grid,
+            max_angle_deg: DEFAULT_MAX_ANGLE_DEG,
+            max_shift_px: DEFAULT_MAX_SHIFT_PX,
+            angle_steps: DEFAULT_ANGLE_STEPS,
+            shift_steps: DEFAULT_SHIFT_STEPS,
+            samples: DEFAULT_SAMPLES,
+        }
+    }
+}
+
+impl SpatialConfig {
+    /// Reads the settings; `norm` and `eps` are refused.
+    pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        budget.refuse(e, "a spatial attack is bounded by angles and shifts");
+        let mode = e
+            .choice(
+                "mode",
+                &[
+                    ("grid", SpatialSearch::Grid),
+                    ("random", SpatialSearch::Random),
+                ],
+            )
+            .unwrap_or(SpatialSearch::Grid);
+        vec![SpatialConfig {
+            mode,
+            max_angle_deg: e
+                .nonneg_float("max_angle_deg")
+                .unwrap_or(DEFAULT_MAX_ANGLE_DEG),
+            max_shift_px: e
+                .nonneg_float("max_shift_px")
+                .unwrap_or(DEFAULT_MAX_SHIFT_PX),
+            angle_steps: e.positive_int("angle_steps").unwrap_or(DEFAULT_ANGLE_STEPS),
+            shift_steps: e.positive_int("shift_steps").unwrap_or(DEFAULT_SHIFT_STEPS),
+            samples: e.positive_int("samples").unwrap_or(DEFAULT_SAMPLES),
+        }]
+    }
+
+    /// The runnable attack.
+    pub fn build(&self) -> Spatial {
+        Spatial {
+            max_angle_deg: self.max_angle_deg,
+            max_shift_px: self.max_shift_px,
+            angle_steps: self.angle_steps,
+            shift_steps: self.shift_steps,
+            mode: match self.mode {
+                SpatialSearch::Grid => SpatialMode::Grid,
+                SpatialSearch::Random => SpatialMode::Random(self.samples),
+            },
+        }
+    }
+}
+
+impl AttackMethod for SpatialConfig {
+    /// L∞, as reports show it: perturbation norms are reported, not bounded.
+    fn norm(&self) -> Norm {
+        Norm::Linf
+    }
+    fn eps(&self) -> Option<f64> {
+        None
+    }
+    fn attack(&self) -> Result<Box<dyn Attack>> {
+        Ok(Box::new(self.build()))
+    }
+}
 
 /// How the transformations are chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]

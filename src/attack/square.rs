@@ -14,10 +14,103 @@
 //! iteration for the whole batch, each sample draws its own from its own
 //! generator, so results do not depend on the batch.
 
-use super::{logits_at, project, Attack, AttackBatch, AttackOutcome, BestTracker, Norm};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    logits_at, project, Attack, AttackBatch, AttackMethod, AttackOutcome, BestTracker, Budget, Norm,
+};
+use crate::entry::Entry;
 use crate::error::Result;
 use crate::model::Classifier;
 use crate::rng::Rng;
+
+/// Queries per input (AutoAttack's 5,000).
+pub const DEFAULT_QUERIES: usize = 5000;
+/// Initial share of pixels a square covers (the reference's 0.8).
+pub const DEFAULT_P_INIT: f64 = 0.8;
+/// Runs per input.
+pub const DEFAULT_RESTARTS: usize = 1;
+
+/// A `square` plan entry: `norm` (default `linf`), `eps` (required; a list
+/// gives a curve), `queries` (default 5,000), `p_init` (in (0, 1], default
+/// 0.8) and `restarts` (default 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SquareConfig {
+    /// Budget norm.
+    pub norm: Norm,
+    /// Budget, in input units.
+    pub eps: f64,
+    /// Runs per input, on inputs still robust.
+    pub restarts: usize,
+    /// Queries per input.
+    pub queries: usize,
+    /// Initial share of pixels a square covers.
+    pub p_init: f64,
+}
+
+impl SquareConfig {
+    /// Square with budget `eps`, every setting at its default.
+    pub fn new(norm: Norm, eps: f64) -> Self {
+        SquareConfig {
+            norm,
+            eps,
+            restarts: DEFAULT_RESTARTS,
+            queries: DEFAULT_QUERIES,
+            p_init: DEFAULT_P_INIT,
+        }
+    }
+
+    /// Reads the settings; one config per ε.
+    pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        let queries = e.positive_int("queries").unwrap_or(DEFAULT_QUERIES);
+        let p_init = match e.nonneg_float("p_init") {
+            Some(p) if p == 0.0 || p > 1.0 => {
+                e.fail("p_init", format!("must lie in (0, 1], found {p}"));
+                DEFAULT_P_INIT
+            }
+            p => p.unwrap_or(DEFAULT_P_INIT),
+        };
+        let restarts = e.positive_int("restarts").unwrap_or(DEFAULT_RESTARTS);
+        let norm = budget.norm();
+        budget
+            .eps_list(e)
+            .into_iter()
+            .map(|eps| SquareConfig {
+                norm,
+                eps,
+                restarts,
+                queries,
+                p_init,
+            })
+            .collect()
+    }
+
+    /// The runnable attack.
+    pub fn build(&self) -> Square {
+        Square {
+            norm: self.norm,
+            eps: self.eps as f32,
+            queries: self.queries,
+            p_init: self.p_init as f32,
+            restarts: self.restarts,
+        }
+    }
+}
+
+impl AttackMethod for SquareConfig {
+    fn norm(&self) -> Norm {
+        self.norm
+    }
+    fn eps(&self) -> Option<f64> {
+        Some(self.eps)
+    }
+    fn attack(&self) -> Result<Box<dyn Attack>> {
+        Ok(Box::new(self.build()))
+    }
+    fn is_black_box(&self) -> bool {
+        true
+    }
+}
 
 /// A Square configuration.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,20 +3,12 @@
 
 use candle_core::Tensor;
 
+pub use crate::attack::results::Predictions;
 use crate::data::batch::batch_tensor;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
 use crate::stats::{argmax, softmax};
-
-/// The model's predictions on a dataset.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Predictions {
-    /// Arg-max class per input (the first on ties, like `torch.argmax`).
-    pub predicted: Vec<u32>,
-    /// Softmax probabilities per input, `[N][K]`.
-    pub probabilities: Vec<Vec<f32>>,
-}
 
 /// Predicted classes and probabilities for a logits batch `[N, K]`.
 pub fn predictions_from_logits(logits: &Tensor) -> Result<Predictions> {

@@ -6,55 +6,17 @@
 use std::time::Instant;
 
 use super::checkpoint::{stop_requested, AttackPart, BatchPart, Checkpoint};
-use super::clean::{predictions_from_logits, Predictions};
-use crate::attack::{perturbation_norms, AttackBatch};
+use super::clean::predictions_from_logits;
+use crate::attack::results::Predictions;
+pub use crate::attack::results::{AttackResults, AuditResults};
+use crate::attack::{perturbation_norms, AttackBatch, AttackConfig, AttackSpec};
 use crate::data::batch::batch_tensor;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
-use crate::plan::{AttackSpec, Plan};
+use crate::plan::Plan;
 use crate::progress::Sink;
 use crate::stats::argmax;
-
-/// One attack's results over the whole dataset.
-#[derive(Debug, Clone)]
-pub struct AttackResults {
-    /// The plan entry.
-    pub spec: AttackSpec,
-    /// Best adversarial per input, row-major `[N, C, H, W]`, in the model's range.
-    pub adversarial: Vec<f32>,
-    /// Predictions at the adversarials.
-    pub predictions: Predictions,
-    /// Whether the attack reached its goal per input.
-    pub success: Vec<bool>,
-    /// Target per input, for targeted attacks.
-    pub targets: Option<Vec<u32>>,
-    /// L∞ norm of each perturbation.
-    pub linf: Vec<f64>,
-    /// L2 norm of each perturbation.
-    pub l2: Vec<f64>,
-    /// Gradient evaluations per input.
-    pub gradient_evaluations: usize,
-    /// Seconds spent.
-    pub seconds: f64,
-}
-
-/// Everything an audit computed.
-#[derive(Debug, Clone)]
-pub struct AuditResults {
-    /// Clean inputs in the model's range, row-major.
-    pub clean_inputs: Vec<f32>,
-    /// Clean logits, one row per input.
-    pub clean_logits: Vec<Vec<f32>>,
-    /// Clean predictions.
-    pub clean: Predictions,
-    /// Seconds spent on clean predictions.
-    pub clean_seconds: f64,
-    /// Per attack, in plan order.
-    pub attacks: Vec<AttackResults>,
-    /// Seconds for the whole audit.
-    pub total_seconds: f64,
-}
 
 /// Runs `plan` on `data` against `model`.
 pub fn run_audit(
@@ -113,7 +75,7 @@ pub fn run_audit_checkpointed(
                 probabilities: Vec::new(),
             },
             success: Vec::new(),
-            targets: spec.target.map(|_| Vec::new()),
+            targets: spec.target().map(|_| Vec::new()),
             linf: Vec::new(),
             l2: Vec::new(),
             gradient_evaluations: 0,
@@ -233,12 +195,12 @@ fn attack_batch(
             adversarial: outcome.adversarial,
             logits: outcome.logits.into_iter().flatten().collect(),
         };
-        if spec.kind == "ensemble" {
+        if let AttackConfig::Ensemble(ensemble) = &spec.config {
             // An ensemble's members are earlier entries, already run on this
             // batch with their own random streams: an input any of them broke
             // is broken for the ensemble too, so it never reports more
             // robustness than its strongest member.
-            for m in spec.members.iter().flatten() {
+            for m in &ensemble.members {
                 if let Some(j) = specs[..k].iter().position(|s| s.name == m.name) {
                     adopt_breaks(&mut part, &parts[j], batch);
                 }

@@ -5,7 +5,7 @@
 //! calls, a black-box attack beating the white-box ones (a sign of gradient
 //! masking), and perturbations outside the budget or the valid range.
 
-use super::run::AuditResults;
+use crate::attack::results::AuditResults;
 use crate::attack::Norm;
 use crate::data::batch::batch_tensor;
 use crate::data::Dataset;
@@ -81,7 +81,7 @@ pub fn sanity_checks(
         .filter(|(p, y)| p == y)
         .count();
     for a in &results.attacks {
-        if a.spec.eps == Some(0.0) {
+        if a.spec.eps() == Some(0.0) {
             let robust = a
                 .predictions
                 .predicted
@@ -129,9 +129,9 @@ pub fn sanity_checks(
             .iter()
             .filter(|a| {
                 !a.spec.is_black_box()
-                    && a.spec.norm == square.spec.norm
-                    && a.spec.eps == square.spec.eps
-                    && a.spec.target.is_none()
+                    && a.spec.norm() == square.spec.norm()
+                    && a.spec.eps() == square.spec.eps()
+                    && a.spec.target().is_none()
             })
             .collect();
         if white.is_empty() {
@@ -156,8 +156,8 @@ pub fn sanity_checks(
     // Budgets and the valid range.
     for a in &results.attacks {
         let mut outside = 0;
-        if let Some(eps) = a.spec.eps {
-            let norms = match a.spec.norm {
+        if let Some(eps) = a.spec.eps() {
+            let norms = match a.spec.norm() {
                 Norm::Linf => &a.linf,
                 Norm::L2 => &a.l2,
             };

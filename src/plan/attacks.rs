@@ -1,332 +1,163 @@
-//! The `[[attack]]` section of a plan: each entry read into an
-//! [`AttackSpec`], ε lists expanded into one entry per ε (`name@ε`, a
-//! robustness curve), ensembles resolved against earlier entries, and the
-//! class-count rules applied once the model is known.
+//! The `[[attack]]` section of a plan: each entry's name, kind, `norm` and
+//! `eps` read here, its own settings by its kind's config
+//! (`crate::attack::<kind>::…Config::from_entry`); ε lists expanded into one
+//! entry per ε (`name@ε`, a robustness curve); ensemble members resolved
+//! against earlier entries; names unique; and, once the model is known, the
+//! class-count rules. Every mistake of every entry is reported, and a
+//! message about a name that an ε list renamed says so.
 
-use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
-use super::legacy_entry::{self, Entry};
 use super::ModelFacts;
-use crate::attack::apgd::{Apgd, ApgdLoss};
-use crate::attack::ensemble::Ensemble;
-use crate::attack::fmn::Fmn;
-use crate::attack::spatial::{Spatial, SpatialMode};
-use crate::attack::square::Square;
-use crate::attack::{fgsm::Fgsm, pgd::Pgd, Attack, Norm, Target, TargetRule};
-use crate::entry::Errors;
-use crate::error::{Error, Result};
-
-/// One attack entry, defaults resolved.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AttackSpec {
-    /// Unique name, used in the report and the tensor sidecar.
-    pub name: String,
-    /// One of [`KINDS`].
-    pub kind: String,
-    /// Budget norm.
-    pub norm: Norm,
-    /// Budget, in input units (`None` only for a minimum-norm attack without one).
-    pub eps: Option<f64>,
-    /// PGD step length.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step_size: Option<f64>,
-    /// Iterations (PGD, APGD, FMN).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub steps: Option<usize>,
-    /// PGD random start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub random_start: Option<bool>,
-    /// Runs on inputs still robust (PGD, APGD, Square).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restarts: Option<usize>,
-    /// Targeted mode: `least_likely`, `random` or a class index (FGSM, PGD).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<Target>,
-    /// APGD loss: `ce` or `dlr`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub loss: Option<String>,
-    /// APGD-T: attack the this many most likely other classes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_classes: Option<usize>,
-    /// Square: queries per input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub queries: Option<usize>,
-    /// Square: initial share of pixels per square.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub p_init: Option<f64>,
-    /// FMN: bisection rounds of PGD below the distance found (default 8 in L∞, 0 in L2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refine: Option<usize>,
-    /// Spatial: `grid` or `random` (worst of `samples`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    /// Spatial: largest rotation either way, degrees.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_angle_deg: Option<f64>,
-    /// Spatial: largest shift either way, pixels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_shift_px: Option<f64>,
-    /// Spatial grid: angles.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub angle_steps: Option<usize>,
-    /// Spatial grid: shifts per axis.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shift_steps: Option<usize>,
-    /// Spatial random: transformations tried per input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub samples: Option<usize>,
-    /// Ensembles: the member attacks, run in order on inputs still robust.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub members: Option<Vec<AttackSpec>>,
-    /// For an entry expanded from an ε list: the entry's name (the curve).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub curve: Option<String>,
-}
-
-impl AttackSpec {
-    /// An entry with every optional setting unset (the attack's defaults).
-    pub fn new(name: String, kind: &str, norm: Norm, eps: Option<f64>) -> Self {
-        AttackSpec {
-            name,
-            kind: kind.to_string(),
-            norm,
-            eps,
-            step_size: None,
-            steps: None,
-            random_start: None,
-            restarts: None,
-            target: None,
-            loss: None,
-            target_classes: None,
-            queries: None,
-            p_init: None,
-            refine: None,
-            mode: None,
-            max_angle_deg: None,
-            max_shift_px: None,
-            angle_steps: None,
-            shift_steps: None,
-            samples: None,
-            members: None,
-            curve: None,
-        }
-    }
-
-    /// The runnable attack: one arm per kind, unset settings at the same
-    /// defaults the plan parser fills in ([`defaults`]). An unknown kind is
-    /// an error, never an attack that does nothing.
-    pub fn build(&self) -> Result<Box<dyn Attack>> {
-        let eps = self.eps.unwrap_or(0.0) as f32;
-        Ok(match self.kind.as_str() {
-            "fgsm" => Box::new(Fgsm {
-                norm: self.norm,
-                eps,
-                target: self.target,
-            }),
-            "pgd" => {
-                let steps = self.steps.unwrap_or(defaults::PGD_STEPS);
-                Box::new(Pgd {
-                    norm: self.norm,
-                    eps,
-                    step_size: self
-                        .step_size
-                        .unwrap_or_else(|| defaults::pgd_step_size(eps as f64, steps))
-                        as f32,
-                    steps,
-                    random_start: self.random_start.unwrap_or(true),
-                    restarts: self.restarts.unwrap_or(1),
-                    target: self.target,
-                })
-            }
-            "apgd" => Box::new(Apgd {
-                norm: self.norm,
-                eps,
-                steps: self.steps.unwrap_or(defaults::APGD_STEPS),
-                restarts: self.restarts.unwrap_or(1),
-                loss: match self.loss.as_deref() {
-                    None | Some("ce") => ApgdLoss::Ce,
-                    Some("dlr") => ApgdLoss::Dlr,
-                    Some(other) => {
-                        return Err(Error::Invalid(format!(
-                            "attack \"{}\": APGD loss \"{other}\" is not ce or dlr",
-                            self.name
-                        )))
-                    }
-                },
-                target_classes: self.target_classes,
-                rho: 0.75,
-            }),
-            "square" => Box::new(Square {
-                norm: self.norm,
-                eps,
-                queries: self.queries.unwrap_or(defaults::SQUARE_QUERIES),
-                p_init: self.p_init.unwrap_or(defaults::SQUARE_P_INIT) as f32,
-                restarts: self.restarts.unwrap_or(1),
-            }),
-            "spatial" => Box::new(Spatial {
-                max_angle_deg: self
-                    .max_angle_deg
-                    .unwrap_or(defaults::SPATIAL_MAX_ANGLE_DEG),
-                max_shift_px: self.max_shift_px.unwrap_or(defaults::SPATIAL_MAX_SHIFT_PX),
-                angle_steps: self.angle_steps.unwrap_or(defaults::SPATIAL_ANGLE_STEPS),
-                shift_steps: self.shift_steps.unwrap_or(defaults::SPATIAL_SHIFT_STEPS),
-                mode: match self.mode.as_deref() {
-                    None | Some("grid") => SpatialMode::Grid,
-                    Some("random") => {
-                        SpatialMode::Random(self.samples.unwrap_or(defaults::SPATIAL_SAMPLES))
-                    }
-                    Some(other) => {
-                        return Err(Error::Invalid(format!(
-                            "attack \"{}\": spatial mode \"{other}\" is not grid or random",
-                            self.name
-                        )))
-                    }
-                },
-            }),
-            "fmn" => Box::new(Fmn {
-                norm: self.norm,
-                steps: self.steps.unwrap_or(defaults::FMN_STEPS),
-                eps: self.eps.map(|e| e as f32),
-                alpha_init: 1.0,
-                gamma_init: 0.05,
-                refine: self.refine.unwrap_or(defaults::fmn_refine(self.norm)),
-            }),
-            "ensemble" | "autoattack" => {
-                let members = self.members.as_deref().unwrap_or_default();
-                if members.is_empty() {
-                    // An empty ensemble would return the clean inputs: 100%
-                    // "robust" without a single attack.
-                    return Err(Error::Invalid(format!(
-                        "attack \"{}\": a {} needs its members",
-                        self.name, self.kind
-                    )));
-                }
-                Box::new(Ensemble {
-                    members: members.iter().map(|m| m.build()).collect::<Result<_>>()?,
-                })
-            }
-            other => {
-                return Err(Error::Invalid(format!(
-                    "attack \"{}\": unknown kind \"{other}\" (known: {})",
-                    self.name,
-                    KINDS.join(", ")
-                )))
-            }
-        })
-    }
-
-    /// `least_likely`, `random`, the class, or `None` when untargeted.
-    pub fn target_label(&self) -> Option<String> {
-        self.target.map(|t| match t {
-            Target::Class(c) => c.to_string(),
-            Target::Rule(TargetRule::LeastLikely) => "least_likely".into(),
-            Target::Rule(TargetRule::Random) => "random".into(),
-        })
-    }
-
-    /// Whether the attack uses only the model's outputs (no gradients).
-    pub fn is_black_box(&self) -> bool {
-        self.kind == "square"
-    }
-}
-
-/// The attacks' defaults, used by the plan parser and by
-/// [`AttackSpec::build`] alike.
-pub mod defaults {
-    use crate::attack::Norm;
-
-    /// PGD iterations (Foolbox's 40).
-    pub const PGD_STEPS: usize = 40;
-    /// PGD step length: Madry et al.'s 2.5·ε/steps.
-    pub fn pgd_step_size(eps: f64, steps: usize) -> f64 {
-        2.5 * eps / steps as f64
-    }
-    /// APGD iterations (AutoAttack's 100).
-    pub const APGD_STEPS: usize = 100;
-    /// Square queries per input (AutoAttack's 5,000).
-    pub const SQUARE_QUERIES: usize = 5000;
-    /// Square's initial share of pixels per square.
-    pub const SQUARE_P_INIT: f64 = 0.8;
-    /// Spatial: largest rotation either way (Engstrom et al.).
-    pub const SPATIAL_MAX_ANGLE_DEG: f64 = 30.0;
-    /// Spatial: largest shift either way.
-    pub const SPATIAL_MAX_SHIFT_PX: f64 = 3.0;
-    /// Spatial grid: angles.
-    pub const SPATIAL_ANGLE_STEPS: usize = 31;
-    /// Spatial grid: shifts per axis.
-    pub const SPATIAL_SHIFT_STEPS: usize = 5;
-    /// Spatial random: transformations per input.
-    pub const SPATIAL_SAMPLES: usize = 10;
-    /// FMN iterations.
-    pub const FMN_STEPS: usize = 100;
-    /// FMN's PGD bisection rounds: FMN alone is weaker than PGD in L∞
-    /// (see `attack/fmn.rs`), so it is refined there by default.
-    pub fn fmn_refine(norm: Norm) -> usize {
-        match norm {
-            Norm::Linf => 8,
-            Norm::L2 => 0,
-        }
-    }
-}
-
-/// The kinds this build knows.
-pub const KINDS: &[&str] = &[
-    "fgsm",
-    "pgd",
-    "apgd",
-    "spatial",
-    "square",
-    "fmn",
-    "ensemble",
-    "autoattack",
-];
+use crate::attack::apgd::{ApgdLoss, DLR_MIN_CLASSES, TARGETED_DLR_MIN_CLASSES};
+use crate::attack::{AttackConfig, AttackSpec, Budget, Target, KINDS, NORMS, READERS};
+use crate::entry::{entries, Entry, Errors};
 
 /// Reads the `attack` array of the plan's top-level table.
 pub(super) fn parse(top: &mut Table, errors: &mut Errors) -> Vec<AttackSpec> {
-    let origin = errors.origin().to_string();
-    let entries = match top.remove("attack") {
-        None => Vec::new(),
-        Some(Value::Array(items)) => items,
-        Some(_) => {
-            errors.push("`attack` must be an array of tables ([[attack]])");
-            return Vec::new();
-        }
-    };
     let mut attacks: Vec<AttackSpec> = Vec::new();
-    for (i, item) in entries.into_iter().enumerate() {
-        let Value::Table(table) = item else {
-            errors.push(format!("attack[{i}] must be a table"));
+    // The names as written (an ε list's name once).
+    let mut written: Vec<String> = Vec::new();
+    for mut e in entries(top, "attack", errors) {
+        let name = e.name(&['@']);
+        let kind = e.kind("kind", KINDS);
+        let norm = e.choice("norm", NORMS);
+        let eps = read_eps(&mut e);
+        let earlier = |member: &str| -> Result<AttackSpec, String> {
+            match attacks.iter().find(|a| a.name == member) {
+                Some(a) => Ok(a.clone()),
+                None => Err(curve_hint(member, &attacks)
+                    .map(|hint| format!("{hint}: name one of them"))
+                    .unwrap_or_else(|| {
+                        format!("\"{member}\" is not an earlier attack in this plan")
+                    })),
+            }
+        };
+        let budget = Budget {
+            name: name.as_deref().unwrap_or_default(),
+            norm,
+            eps,
+            earlier: &earlier,
+        };
+        let configs = match READERS.iter().find(|(k, _)| Some(*k) == kind.as_deref()) {
+            Some((_, read)) => read(&mut e, &budget),
+            None => Vec::new(),
+        };
+        let names = budget.names();
+        let label = e.label().to_string();
+        let ok = e.finish(errors);
+        let Some(name) = name else { continue };
+        if written.contains(&name) {
+            errors.push(format!(
+                "{label}: `name` \"{name}\" is used twice; names must be unique"
+            ));
             continue;
-        };
-        let label = match table.get("name").and_then(|v| v.as_str()) {
-            Some(n) => format!("attack[{i}] \"{n}\""),
-            None => format!("attack[{i}]"),
-        };
-        let mut e = Entry::new(&origin, label, table);
-        let specs = match parse_attack(&mut e, &attacks).and_then(|s| e.finish().map(|_| s)) {
-            Ok(specs) => specs,
-            Err(Error::Plan { message, .. }) => {
-                errors.push(message);
-                continue;
-            }
-            Err(other) => {
-                errors.push(other.to_string());
-                continue;
-            }
-        };
-        for spec in specs {
-            if attacks.iter().any(|a| a.name == spec.name) {
-                errors.push(format!(
-                    "attack[{i}]: `name` \"{}\" is used twice; names must be unique",
-                    spec.name
-                ));
-                continue;
-            }
-            attacks.push(spec);
+        }
+        written.push(name.clone());
+        if !ok {
+            continue;
+        }
+        let curve = (names.len() > 1).then(|| name.clone());
+        debug_assert_eq!(names.len(), configs.len(), "one config per name");
+        for (name, config) in names.into_iter().zip(configs) {
+            attacks.push(AttackSpec {
+                name,
+                config,
+                curve: curve.clone(),
+            });
         }
     }
     attacks
+}
+
+/// `eps`: a number, or a list of numbers for a robustness curve; each finite
+/// and ≥ 0, none twice. A refused value reads as an empty list (its error
+/// recorded), so the kind does not also call it missing.
+fn read_eps(e: &mut Entry) -> Option<Vec<f64>> {
+    let value = e.take("eps")?;
+    let refuse = |e: &mut Entry, message: String| {
+        e.fail("eps", message);
+        Some(Vec::new())
+    };
+    let list = match value {
+        Value::Array(items) if items.is_empty() => {
+            return refuse(e, "is an empty list".into());
+        }
+        Value::Array(items) => {
+            let mut list = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::Float(f) => list.push(f),
+                    Value::Integer(i) => list.push(i as f64),
+                    other => {
+                        return refuse(e, format!("list holds {}, not a number", other.type_str()))
+                    }
+                }
+            }
+            list
+        }
+        Value::Float(f) => vec![f],
+        Value::Integer(i) => vec![i as f64],
+        other => {
+            return refuse(
+                e,
+                format!(
+                    "must be a number or a list of numbers, found {}",
+                    other.type_str()
+                ),
+            )
+        }
+    };
+    if let Some(bad) = list.iter().find(|f| !f.is_finite() || **f < 0.0) {
+        return refuse(e, format!("must be finite and ≥ 0, found {bad}"));
+    }
+    let twice = (1..list.len()).find(|&i| list[..i].contains(&list[i]));
+    if let Some(i) = twice {
+        return refuse(e, format!("lists {} twice", list[i]));
+    }
+    Some(list)
+}
+
+/// When `name` names no attack but is an ε list's name: `"pgd" is an ε
+/// list: its entries are pgd@0.1, pgd@0.3`, for messages that name it
+/// (ensemble members, gates, attribution `on`).
+pub fn curve_hint(name: &str, attacks: &[AttackSpec]) -> Option<String> {
+    if attacks.iter().any(|a| a.name == name) {
+        return None;
+    }
+    let points: Vec<&str> = attacks
+        .iter()
+        .filter(|a| a.curve.as_deref() == Some(name))
+        .map(|a| a.name.as_str())
+        .collect();
+    (!points.is_empty()).then(|| {
+        format!(
+            "\"{name}\" is an ε list: its entries are {}",
+            points.join(", ")
+        )
+    })
+}
+
+/// How messages name the entry each attack came from: `attack[j] "name"`,
+/// `j` counting the plan's entries (an ε list's entries share one), and for
+/// an ε list what it expanded to.
+fn written_labels(attacks: &[AttackSpec]) -> Vec<String> {
+    let mut labels = Vec::with_capacity(attacks.len());
+    let mut j = 0;
+    for (i, a) in attacks.iter().enumerate() {
+        let same_curve = i > 0 && a.curve.is_some() && attacks[i - 1].curve == a.curve;
+        if i > 0 && !same_curve {
+            j += 1;
+        }
+        labels.push(match &a.curve {
+            Some(curve) => format!(
+                "attack[{j}] \"{curve}\" ({})",
+                curve_hint(curve, attacks).unwrap_or_default()
+            ),
+            None => format!("attack[{j}] \"{}\"", a.name),
+        });
+    }
+    labels
 }
 
 /// The class-count rules, once the model is known:
@@ -347,12 +178,15 @@ pub(super) fn resolve(
     warnings: &mut Vec<String>,
 ) {
     let k = model.num_classes;
-    for (i, a) in attacks.iter_mut().enumerate() {
-        if let Some(Target::Class(c)) = a.target {
-            if c as usize >= k {
+    let labels = written_labels(attacks);
+    let mut reported: Vec<&str> = Vec::new();
+    for (a, label) in attacks.iter_mut().zip(&labels) {
+        if let Some(Target::Class(c)) = a.target() {
+            // Once per entry as written, not per ε of a list.
+            if c as usize >= k && !reported.contains(&label.as_str()) {
+                reported.push(label);
                 errors.push(format!(
-                    "attack[{i}] \"{}\": `target` class {c} is outside the model's {k} classes",
-                    a.name
+                    "{label}: `target` class {c} is outside the model's {k} classes"
                 ));
             }
         }
@@ -368,299 +202,185 @@ fn check_class_count(a: &mut AttackSpec, k: usize, warnings: &mut Vec<String>) {
             warnings.push(w);
         }
     };
-    if a.kind == "apgd" && a.loss.as_deref() == Some("dlr") {
-        let (need, what) = match a.target_classes {
-            None => (crate::attack::apgd::DLR_MIN_CLASSES, "DLR loss divides by z_π1 − z_π3, the gap to the third-largest logit"),
-            Some(_) => (crate::attack::apgd::TARGETED_DLR_MIN_CLASSES, "targeted DLR loss divides by z_π1 − (z_π3 + z_π4)/2, which uses the fourth-largest logit"),
-        };
-        if k < need {
-            // Cross-entropy orders points as the margin does on so few
-            // classes, and is defined: the report's plan shows what ran.
-            a.loss = Some("ce".into());
-            let targeted = if a.target_classes.is_some() {
-                "targeted "
-            } else {
-                ""
+    if let AttackConfig::Apgd(apgd) = &mut a.config {
+        if apgd.loss == ApgdLoss::Dlr {
+            let (need, what) = match apgd.target_classes {
+                None => (DLR_MIN_CLASSES, "DLR loss divides by z_π1 − z_π3, the gap to the third-largest logit"),
+                Some(_) => (TARGETED_DLR_MIN_CLASSES, "targeted DLR loss divides by z_π1 − (z_π3 + z_π4)/2, which uses the fourth-largest logit"),
             };
-            warn(format!(
-                "{}: the {what}, so it needs at least {need} classes; the model has {k}, so {} runs with the {targeted}cross-entropy loss instead",
-                a.name, a.name
-            ));
+            if k < need {
+                // Cross-entropy orders points as the margin does on so few
+                // classes, and is defined: the report's plan shows what ran.
+                apgd.loss = ApgdLoss::Ce;
+                let targeted = if apgd.target_classes.is_some() {
+                    "targeted "
+                } else {
+                    ""
+                };
+                warn(format!(
+                    "{}: the {what}, so it needs at least {need} classes; the model has {k}, so {} runs with the {targeted}cross-entropy loss instead",
+                    a.name, a.name
+                ));
+            }
+        }
+        if let Some(t) = apgd.target_classes {
+            if t > k.saturating_sub(1) {
+                warn(format!(
+                    "{}: `target_classes` = {t}, but the model has only {} other classes: APGD-T attacks those {}",
+                    a.name,
+                    k - 1,
+                    k - 1
+                ));
+            }
         }
     }
-    if let Some(t) = a.target_classes {
-        if t > k.saturating_sub(1) {
-            warn(format!(
-                "{}: `target_classes` = {t}, but the model has only {} other classes: APGD-T attacks those {}",
-                a.name,
-                k - 1,
-                k - 1
-            ));
-        }
-    }
-    for m in a.members.iter_mut().flatten() {
+    for m in a.config.method_mut().members_mut() {
         check_class_count(m, k, warnings);
     }
 }
 
-/// Parses one entry; an ε list expands into one entry per ε (`name@ε`).
-fn parse_attack(e: &mut Entry, earlier: &[AttackSpec]) -> Result<Vec<AttackSpec>> {
-    let kind = e
-        .string("kind")?
-        .ok_or_else(|| e.err("kind", format!("is missing (one of {})", KINDS.join(", "))))?;
-    if !KINDS.contains(&kind.as_str()) {
-        return Err(e.err(
-            "kind",
-            format!(
-                "\"{kind}\" is not a known kind (known: {}){}",
-                KINDS.join(", "),
-                legacy_entry::did_you_mean(&kind, KINDS)
+#[cfg(test)]
+mod tests {
+    use crate::attack::apgd::ApgdLoss;
+    use crate::attack::{AttackConfig, Norm};
+    use crate::plan::Plan;
+
+    fn err(text: &str) -> String {
+        Plan::from_toml(text, "p.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_entry_is_read_and_every_mistake_reported() {
+        let e = err(r#"
+[[attack]]
+name = "a"
+kind = "pgd"
+eps = 0.1
+stpes = 3
+restarts = 0
+
+[[attack]]
+name = "b"
+kind = "pgdd"
+eps = 0.1
+
+[[attack]]
+name = "c"
+kind = "spatial"
+eps = 0.1
+
+[[attack]]
+name = "d"
+kind = "apgd"
+loss = "dlrr"
+"#);
+        for want in [
+            "attack[0] \"a\": `stpes` is not a known key for this kind",
+            "did you mean `steps`?",
+            "attack[0] \"a\": `restarts` must be at least 1, found 0",
+            "attack[1] \"b\": `kind` \"pgdd\" is not a known kind",
+            "did you mean `pgd`?",
+            "attack[2] \"c\": `eps` does not apply",
+            "attack[3] \"d\": `loss` \"dlrr\" is not a known value (known: ce, dlr)",
+            "attack[3] \"d\": `eps` is missing",
+        ] {
+            assert!(e.contains(want), "{want} not in {e}");
+        }
+    }
+
+    #[test]
+    fn eps_lists_expand_and_references_to_them_say_so() {
+        let p = Plan::from_toml(
+            "[[attack]]\nname = \"pgd\"\nkind = \"pgd\"\neps = [0.1, 0.3]\n",
+            "p",
+        )
+        .unwrap();
+        let names: Vec<&str> = p.attacks.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["pgd@0.1", "pgd@0.3"]);
+        assert!(p.attacks.iter().all(|a| a.curve.as_deref() == Some("pgd")));
+        let AttackConfig::Pgd(c) = &p.attacks[1].config else {
+            panic!("{:?}", p.attacks[1])
+        };
+        assert!((c.step_size - 2.5 * 0.3 / 40.0).abs() < 1e-12);
+        let e = err("[[attack]]\nname = \"pgd\"\nkind = \"pgd\"\neps = [0.1, 0.3]\n[[attack]]\nname = \"e\"\nkind = \"ensemble\"\nmembers = [\"pgd\"]\n");
+        assert!(
+            e.contains(
+                "attack[1] \"e\": `members` \"pgd\" is an ε list: its entries are pgd@0.1, pgd@0.3"
             ),
-        ));
+            "{e}"
+        );
+        let e = err("[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = [0.1, 0.1]\n");
+        assert!(e.contains("`eps` lists 0.1 twice"), "{e}");
+        let e = err("[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = [0.1, 0.3]\n[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = 0.2\n");
+        assert!(
+            e.contains("attack[1] \"a\": `name` \"a\" is used twice"),
+            "{e}"
+        );
     }
-    let name = e
-        .string("name")?
-        .ok_or_else(|| e.err("name", "is missing"))?;
-    if name.is_empty() || name.contains(['/', '\\', '@']) || name.chars().any(char::is_control) {
-        return Err(e.err(
-            "name",
-            "must be non-empty, without slashes, '@' or control characters",
-        ));
-    }
-    let norm = match e.string("norm")?.as_deref() {
-        None | Some("linf") => Norm::Linf,
-        Some("l2") => Norm::L2,
-        Some(other) => return Err(e.err("norm", format!("\"{other}\" is not linf or l2"))),
-    };
-    // ε: a number, or a list of numbers for a robustness curve.
-    let eps_list: Option<Vec<f64>> = match e.take("eps") {
-        None => None,
-        Some(Value::Array(items)) => {
-            let mut v = Vec::new();
-            for item in items {
-                let f = match item {
-                    Value::Float(f) => f,
-                    Value::Integer(i) => i as f64,
-                    other => {
-                        return Err(e.err(
-                            "eps",
-                            format!("list holds {}, not a number", other.type_str()),
-                        ))
-                    }
-                };
-                v.push(f);
-            }
-            if v.is_empty() {
-                return Err(e.err("eps", "is an empty list"));
-            }
-            Some(v)
-        }
-        Some(Value::Float(f)) => Some(vec![f]),
-        Some(Value::Integer(i)) => Some(vec![i as f64]),
-        Some(other) => {
-            return Err(e.err(
-                "eps",
-                format!(
-                    "must be a number or a list of numbers, found {}",
-                    other.type_str()
-                ),
-            ))
-        }
-    };
-    if let Some(list) = &eps_list {
-        if let Some(bad) = list.iter().find(|f| !f.is_finite() || **f < 0.0) {
-            return Err(e.err("eps", format!("must be finite and ≥ 0, found {bad}")));
-        }
-    }
-    if kind == "spatial" && eps_list.is_some() {
-        return Err(e.err(
-            "eps",
-            "does not apply: a spatial attack is bounded by angles and shifts",
-        ));
-    }
-    let eps_list = match (eps_list, kind.as_str()) {
-        (Some(l), _) => l.into_iter().map(Some).collect::<Vec<_>>(),
-        (None, "fmn") => vec![None],
-        (None, "spatial") => vec![None],
-        (None, "ensemble") => vec![None],
-        (None, _) => return Err(e.err("eps", "is missing")),
-    };
-    let curve = eps_list.len() > 1;
-    let mut template = AttackSpec::new(name.clone(), &kind, norm, None);
-    match kind.as_str() {
-        "fgsm" => {
-            template.target = parse_target(e)?;
-        }
-        "pgd" => {
-            template.target = parse_target(e)?;
-            let steps = e.positive_int("steps")?.unwrap_or(defaults::PGD_STEPS);
-            template.steps = Some(steps);
-            // Madry et al.'s rule 2.5·ε/steps is applied per ε below when unset.
-            template.step_size = e.nonneg_float("step_size")?;
-            template.random_start = Some(e.boolean("random_start")?.unwrap_or(true));
-            template.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
-        }
-        "apgd" => {
-            template.steps = Some(e.positive_int("steps")?.unwrap_or(defaults::APGD_STEPS));
-            template.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
-            let loss = e.string("loss")?.unwrap_or_else(|| "ce".into());
-            if loss != "ce" && loss != "dlr" {
-                return Err(e.err("loss", format!("\"{loss}\" is not ce or dlr")));
-            }
-            template.loss = Some(loss);
-            template.target_classes = e.positive_int("target_classes")?;
-        }
-        "square" => {
-            template.queries = Some(
-                e.positive_int("queries")?
-                    .unwrap_or(defaults::SQUARE_QUERIES),
-            );
-            let p = e.nonneg_float("p_init")?.unwrap_or(defaults::SQUARE_P_INIT);
-            if !(p > 0.0 && p <= 1.0) {
-                return Err(e.err("p_init", format!("must lie in (0, 1], found {p}")));
-            }
-            template.p_init = Some(p);
-            template.restarts = Some(e.positive_int("restarts")?.unwrap_or(1));
-        }
-        "fmn" => {
-            template.steps = Some(e.positive_int("steps")?.unwrap_or(defaults::FMN_STEPS));
-            template.refine = match e.take("refine") {
-                None => None,
-                Some(Value::Integer(i)) if i >= 0 => Some(i as usize),
-                Some(other) => {
-                    return Err(e.err("refine", format!("must be an integer ≥ 0, found {other}")))
-                }
-            };
-        }
-        "spatial" => {
-            let mode = e.string("mode")?.unwrap_or_else(|| "grid".into());
-            if mode != "grid" && mode != "random" {
-                return Err(e.err("mode", format!("\"{mode}\" is not grid or random")));
-            }
-            template.mode = Some(mode);
-            template.max_angle_deg = Some(
-                e.nonneg_float("max_angle_deg")?
-                    .unwrap_or(defaults::SPATIAL_MAX_ANGLE_DEG),
-            );
-            template.max_shift_px = Some(
-                e.nonneg_float("max_shift_px")?
-                    .unwrap_or(defaults::SPATIAL_MAX_SHIFT_PX),
-            );
-            template.angle_steps = Some(
-                e.positive_int("angle_steps")?
-                    .unwrap_or(defaults::SPATIAL_ANGLE_STEPS),
-            );
-            template.shift_steps = Some(
-                e.positive_int("shift_steps")?
-                    .unwrap_or(defaults::SPATIAL_SHIFT_STEPS),
-            );
-            template.samples = Some(
-                e.positive_int("samples")?
-                    .unwrap_or(defaults::SPATIAL_SAMPLES),
-            );
-        }
-        "autoattack" => {
-            let version = e.string("version")?.unwrap_or_else(|| "standard".into());
-            if version != "standard" {
-                return Err(e.err(
-                    "version",
-                    format!("\"{version}\" is not supported (only \"standard\")"),
-                ));
-            }
-        }
-        "ensemble" => {
-            let names = match e.take("members") {
-                Some(Value::Array(items)) if !items.is_empty() => items,
-                Some(_) => {
-                    return Err(e.err(
-                        "members",
-                        "must be a non-empty list of earlier attack names",
-                    ))
-                }
-                None => return Err(e.err("members", "is missing")),
-            };
-            let mut members = Vec::new();
-            for item in names {
-                let Value::String(m) = item else {
-                    return Err(e.err("members", "must list attack names as strings"));
-                };
-                let Some(spec) = earlier.iter().find(|a| a.name == m) else {
-                    return Err(e.err(
-                        "members",
-                        format!("\"{m}\" is not an earlier attack in this plan"),
-                    ));
-                };
-                members.push(spec.clone());
-            }
-            let first = &members[0];
-            if members
-                .iter()
-                .any(|m| m.norm != first.norm || m.eps != first.eps)
-            {
-                return Err(e.err("members", "must share one norm and one ε"));
-            }
-            template.norm = first.norm;
-            return Ok(vec![AttackSpec {
-                eps: first.eps,
-                members: Some(members),
-                ..template
-            }]);
-        }
-        _ => unreachable!("kinds are checked above"),
-    }
-    let mut out = Vec::new();
-    for eps in eps_list {
-        let mut spec = template.clone();
-        spec.eps = eps;
-        if curve {
-            spec.name = format!("{name}@{}", eps.unwrap_or(0.0));
-            spec.curve = Some(name.clone());
-        }
-        if kind == "pgd" && spec.step_size.is_none() {
-            spec.step_size = Some(defaults::pgd_step_size(
-                eps.unwrap_or(0.0),
-                spec.steps.unwrap_or(defaults::PGD_STEPS),
-            ));
-        }
-        if kind == "autoattack" {
-            spec.members = Some(autoattack_members(&spec.name, norm, eps));
-        }
-        out.push(spec);
-    }
-    Ok(out)
-}
 
-/// AutoAttack "standard": APGD-CE, APGD-T (DLR, 9 targets), Square (5,000 queries).
-fn autoattack_members(name: &str, norm: Norm, eps: Option<f64>) -> Vec<AttackSpec> {
-    let mut ce = AttackSpec::new(format!("{name}/apgd-ce"), "apgd", norm, eps);
-    ce.steps = Some(100);
-    ce.restarts = Some(1);
-    ce.loss = Some("ce".into());
-    let mut t = AttackSpec::new(format!("{name}/apgd-t"), "apgd", norm, eps);
-    t.steps = Some(100);
-    t.restarts = Some(1);
-    t.loss = Some("dlr".into());
-    t.target_classes = Some(9);
-    let mut sq = AttackSpec::new(format!("{name}/square"), "square", norm, eps);
-    sq.queries = Some(5000);
-    sq.p_init = Some(0.8);
-    sq.restarts = Some(1);
-    vec![ce, t, sq]
-}
+    #[test]
+    fn model_errors_name_the_entry_as_written() {
+        let spec = crate::model::ArchSpec::from_json(
+            r#"{"version": 1, "input": {"shape": [1, 2, 2]}, "layers": [{"op": "flatten"},
+                {"op": "linear", "param": "fc", "in_features": 4, "out_features": 3, "bias": false}]}"#,
+            "t",
+        )
+        .unwrap();
+        let facts = crate::plan::ModelFacts {
+            spec: &spec,
+            num_classes: 3,
+        };
+        let p = Plan::from_toml(
+            "[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = 0.1\n[[attack]]\nname = \"pgd\"\nkind = \"pgd\"\neps = [0.1, 0.3]\ntarget = 5\n",
+            "p",
+        )
+        .unwrap();
+        let e = p.resolve(&facts, "p.toml").unwrap_err().to_string();
+        let want = "attack[1] \"pgd\" (\"pgd\" is an ε list: its entries are pgd@0.1, pgd@0.3): `target` class 5 is outside the model's 3 classes";
+        assert_eq!(e.matches(want).count(), 1, "{e}");
+    }
 
-fn parse_target(e: &mut Entry) -> Result<Option<Target>> {
-    Ok(match e.take("target") {
-        None => None,
-        Some(Value::String(s)) if s == "least_likely" => {
-            Some(Target::Rule(TargetRule::LeastLikely))
-        }
-        Some(Value::String(s)) if s == "random" => Some(Target::Rule(TargetRule::Random)),
-        Some(Value::Integer(c)) if c >= 0 => Some(Target::Class(c as u32)),
-        Some(other) => {
-            return Err(e.err(
-                "target",
-                format!("must be \"least_likely\", \"random\" or a class index, found {other}"),
-            ))
-        }
-    })
+    #[test]
+    fn ensembles_take_their_members_budget() {
+        let p = Plan::from_toml(
+            "[[attack]]\nname = \"p\"\nkind = \"pgd\"\nnorm = \"l2\"\neps = 1.0\n[[attack]]\nname = \"s\"\nkind = \"square\"\nnorm = \"l2\"\neps = 1.0\n[[attack]]\nname = \"e\"\nkind = \"ensemble\"\nmembers = [\"p\", \"s\"]\n",
+            "p",
+        )
+        .unwrap();
+        let e = &p.attacks[2];
+        assert_eq!(
+            (e.norm(), e.eps(), e.members().len()),
+            (Norm::L2, Some(1.0), 2)
+        );
+        let bad = err("[[attack]]\nname = \"p\"\nkind = \"pgd\"\neps = 0.1\n[[attack]]\nname = \"q\"\nkind = \"pgd\"\neps = 0.2\n[[attack]]\nname = \"e\"\nkind = \"ensemble\"\nmembers = [\"p\", \"q\", \"r\"]\n");
+        assert!(
+            bad.contains("`members` \"r\" is not an earlier attack in this plan"),
+            "{bad}"
+        );
+        let bad = err("[[attack]]\nname = \"p\"\nkind = \"pgd\"\neps = 0.1\n[[attack]]\nname = \"q\"\nkind = \"pgd\"\neps = 0.2\n[[attack]]\nname = \"e\"\nkind = \"ensemble\"\nmembers = [\"p\", \"q\"]\n");
+        assert!(bad.contains("must share one norm and one ε"), "{bad}");
+        let bad = err("[[attack]]\nname = \"p\"\nkind = \"pgd\"\neps = 0.1\n[[attack]]\nname = \"e\"\nkind = \"ensemble\"\neps = 0.2\nmembers = [\"p\"]\n");
+        assert!(
+            bad.contains("`eps` is 0.2, but the members' is 0.1"),
+            "{bad}"
+        );
+        let p = Plan::from_toml(
+            "[[attack]]\nname = \"aa\"\nkind = \"autoattack\"\neps = 0.3\n",
+            "p",
+        )
+        .unwrap();
+        let names: Vec<&str> = p.attacks[0]
+            .members()
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(names, ["aa/apgd-ce", "aa/apgd-t", "aa/square"]);
+        let AttackConfig::Apgd(t) = &p.attacks[0].members()[1].config else {
+            panic!()
+        };
+        assert_eq!(
+            (t.loss, t.target_classes, t.steps),
+            (ApgdLoss::Dlr, Some(9), 100)
+        );
+    }
 }

@@ -219,11 +219,16 @@ fn metric_fits_plan(metric: &str, plan: &Plan) -> std::result::Result<(), String
         return if plan.attacks.iter().any(|a| a.name == name) {
             Ok(())
         } else {
-            let known: Vec<&str> = plan.attacks.iter().map(|a| a.name.as_str()).collect();
-            Err(format!(
-                "no attack `{name}` in the plan (attacks: {})",
-                known.join(", ")
-            ))
+            Err(match super::attacks::curve_hint(name, &plan.attacks) {
+                Some(hint) => format!("no attack `{name}` in the plan: {hint}"),
+                None => {
+                    let known: Vec<&str> = plan.attacks.iter().map(|a| a.name.as_str()).collect();
+                    format!(
+                        "no attack `{name}` in the plan (attacks: {})",
+                        known.join(", ")
+                    )
+                }
+            })
         };
     }
     use crate::stress::{EquivarianceCheck as E, StressCheck as S};
@@ -300,5 +305,22 @@ mod tests {
         for bad in ["robust_accuracy", "x => 1", "x >= abc", "x >= inf", " >= 1"] {
             assert!(Gate::parse(bad, "test").is_err(), "{bad} parsed");
         }
+    }
+
+    #[test]
+    fn a_gate_naming_an_eps_list_lists_its_entries() {
+        let plan = Plan::from_toml(
+            "[[attack]]\nname = \"pgd\"\nkind = \"pgd\"\neps = [0.1, 0.3]\n",
+            "p",
+        )
+        .unwrap();
+        let ok = Gate::parse("robust_accuracy.pgd@0.3 >= 0.5", "test").unwrap();
+        assert!(check_against_plan(&[ok], &plan).is_ok());
+        let g = Gate::parse("robust_accuracy.pgd >= 0.5", "test").unwrap();
+        let e = check_against_plan(&[g], &plan).unwrap_err().to_string();
+        assert!(
+            e.contains("no attack `pgd` in the plan: \"pgd\" is an ε list: its entries are pgd@0.1, pgd@0.3"),
+            "{e}"
+        );
     }
 }

@@ -27,10 +27,13 @@ use crate::model::ArchSpec;
 pub mod attacks;
 pub mod attributions;
 pub mod gates;
+// Still used by the attribution and stress sections (issue 14 removes it);
+// the attack section no longer calls all of it.
+#[allow(dead_code)]
 pub(crate) mod legacy_entry;
 pub mod stress;
 
-pub use attacks::{defaults, AttackSpec, KINDS};
+pub use crate::attack::{AttackSpec, KINDS};
 
 /// The plan `run` uses when none is given (also in `attacks/default.toml`).
 pub const DEFAULT_PLAN: &str = include_str!("../../attacks/default.toml");
@@ -191,7 +194,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attack::Norm;
+    use crate::attack::{AttackConfig, Norm};
 
     fn err(text: &str) -> String {
         Plan::from_toml(text, "p.toml").unwrap_err().to_string()
@@ -200,15 +203,15 @@ mod tests {
     #[test]
     fn shipped_plans_parse() {
         let plan = Plan::default_plan();
-        assert!(plan.attacks.iter().any(|a| a.kind == "fgsm"));
+        assert!(plan.attacks.iter().any(|a| a.kind() == "fgsm"));
         assert!(plan
             .attacks
             .iter()
-            .any(|a| a.kind == "pgd" && a.norm == Norm::Linf));
+            .any(|a| a.kind() == "pgd" && a.norm() == Norm::Linf));
         assert!(plan
             .attacks
             .iter()
-            .any(|a| a.kind == "pgd" && a.norm == Norm::L2));
+            .any(|a| a.kind() == "pgd" && a.norm() == Norm::L2));
         for file in ["quick.toml", "torchattacks-parity.toml", "thorough.toml"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("attacks")
@@ -222,14 +225,13 @@ mod tests {
         let p =
             Plan::from_toml("[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = 0.3\n", "p").unwrap();
         assert_eq!((p.seed, p.batch_size), (0, 100));
-        let a = &p.attacks[0];
-        assert_eq!(a.eps, Some(0.3));
-        assert_eq!(a.steps, Some(40));
-        assert!((a.step_size.unwrap() - 2.5 * 0.3 / 40.0).abs() < 1e-12);
-        assert_eq!(
-            (a.random_start, a.restarts, a.norm),
-            (Some(true), Some(1), Norm::Linf)
-        );
+        let AttackConfig::Pgd(a) = &p.attacks[0].config else {
+            panic!("{:?}", p.attacks[0]);
+        };
+        assert_eq!(a.eps, 0.3);
+        assert_eq!(a.steps, 40);
+        assert!((a.step_size - 2.5 * 0.3 / 40.0).abs() < 1e-12);
+        assert_eq!((a.random_start, a.restarts, a.norm), (true, 1, Norm::Linf));
     }
 
     #[test]

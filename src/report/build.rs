@@ -6,7 +6,7 @@
 use candle_core::{Device, Tensor};
 
 use super::types::*;
-use crate::audit::run::AuditResults;
+use crate::attack::results::AuditResults;
 use crate::data::{DataNotes, Dataset};
 use crate::error::Result;
 use crate::model::LoadedModel;
@@ -121,9 +121,9 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         let robust_accuracy = robust as f64 / n as f64;
         summaries.push(AttackSummary {
             name: a.spec.name.clone(),
-            kind: a.spec.kind.clone(),
-            norm: a.spec.norm,
-            eps: a.spec.eps,
+            kind: a.spec.kind().to_string(),
+            norm: a.spec.norm(),
+            eps: a.spec.eps(),
             curve: a.spec.curve.clone(),
             target: a.spec.target_label(),
             robust_accuracy,

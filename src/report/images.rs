@@ -6,7 +6,7 @@ use std::path::Path;
 
 use image::{DynamicImage, GrayImage, RgbImage};
 
-use crate::audit::run::AuditResults;
+use crate::attack::results::AuditResults;
 use crate::error::{Error, Result};
 
 /// One image, `[C, H, W]` in `range`, as 8-bit grey or RGB. `values` holds

@@ -7,12 +7,17 @@
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use xai_audit::attack::{Norm, Target, TargetRule};
+use xai_audit::attack::apgd::ApgdConfig;
+use xai_audit::attack::ensemble::EnsembleConfig;
+use xai_audit::attack::fgsm::FgsmConfig;
+use xai_audit::attack::fmn::FmnConfig;
+use xai_audit::attack::pgd::PgdConfig;
+use xai_audit::attack::{AttackConfig, AttackSpec, Norm, Target, TargetRule};
 use xai_audit::audit::run::run_audit;
 use xai_audit::data::batch::{load_for_model, DataRequest};
 use xai_audit::data::Dataset;
 use xai_audit::model::{load_model, ArchSpec, Network};
-use xai_audit::plan::{AttackSpec, Plan};
+use xai_audit::plan::Plan;
 use xai_audit::progress::NoSink;
 
 use super::root;
@@ -42,14 +47,25 @@ fn dataset(pixels: Vec<f32>, labels: Vec<u32>, side: usize, classes: usize) -> D
     }
 }
 
-pub(crate) fn attack(name: &str, kind: &str, norm: Norm, eps: f64) -> AttackSpec {
-    AttackSpec {
-        step_size: (kind == "pgd").then_some(eps / 4.0),
-        steps: (kind == "pgd").then_some(10),
-        random_start: (kind == "pgd").then_some(true),
-        restarts: (kind == "pgd").then_some(2),
-        ..AttackSpec::new(name.into(), kind, norm, Some(eps))
+/// The tests' PGD: 10 steps of ε/4 from a random start, 2 restarts.
+pub(crate) fn pgd(norm: Norm, eps: f64) -> PgdConfig {
+    PgdConfig {
+        step_size: eps / 4.0,
+        steps: 10,
+        random_start: true,
+        restarts: 2,
+        ..PgdConfig::new(norm, eps)
     }
+}
+
+/// An FGSM or (the tests') PGD entry.
+pub(crate) fn attack(name: &str, kind: &str, norm: Norm, eps: f64) -> AttackSpec {
+    let config = match kind {
+        "pgd" => AttackConfig::Pgd(pgd(norm, eps)),
+        "fgsm" => AttackConfig::Fgsm(FgsmConfig::new(norm, eps)),
+        other => panic!("the tests build fgsm and pgd entries, not {other}"),
+    };
+    AttackSpec::new(name, config)
 }
 
 pub(crate) fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
@@ -175,8 +191,8 @@ fn every_point_stays_in_the_ball_and_the_valid_range() {
     ];
     let results = run_audit(&model, &data, &plan(attacks, 8), &mut NoSink).unwrap();
     for a in &results.attacks {
-        let eps = a.spec.eps.unwrap() as f32 as f64;
-        let norms = if a.spec.norm == Norm::Linf {
+        let eps = a.spec.eps().unwrap() as f32 as f64;
+        let norms = if a.spec.norm() == Norm::Linf {
             &a.linf
         } else {
             &a.l2
@@ -224,8 +240,13 @@ fn eps_zero_reproduces_the_clean_inputs_and_accuracy() {
 #[test]
 fn results_do_not_depend_on_the_batch_size() {
     let (model, data) = shipped_cnn_and_digits(12);
-    let mut targeted = attack("pgd-random-target", "pgd", Norm::Linf, 0.2);
-    targeted.target = Some(Target::Rule(TargetRule::Random));
+    let targeted = AttackSpec::new(
+        "pgd-random-target",
+        AttackConfig::Pgd(PgdConfig {
+            target: Some(Target::Rule(TargetRule::Random)),
+            ..pgd(Norm::Linf, 0.2)
+        }),
+    );
     let attacks = vec![
         attack("pgd", "pgd", Norm::Linf, 0.1),
         attack("pgd-l2", "pgd", Norm::L2, 1.0),
@@ -275,11 +296,13 @@ fn targeted_attacks_reach_reachable_targets() {
         ("least", Target::Rule(TargetRule::LeastLikely)),
         ("class3", Target::Class(3)),
     ] {
-        let mut a = attack(name, "pgd", Norm::Linf, 1.0);
-        a.step_size = Some(0.1);
-        a.steps = Some(30);
-        a.target = Some(target);
-        attacks.push(a);
+        let config = PgdConfig {
+            step_size: 0.1,
+            steps: 30,
+            target: Some(target),
+            ..pgd(Norm::Linf, 1.0)
+        };
+        attacks.push(AttackSpec::new(name, AttackConfig::Pgd(config)));
     }
     let results = run_audit(&model, &data, &plan(attacks, 3), &mut NoSink).unwrap();
     for a in &results.attacks {
@@ -312,8 +335,9 @@ fn targeted_attacks_reach_reachable_targets() {
 /// Issue 14: an attack built through the library API with its settings unset
 /// used to take `steps` 1, `step_size` 0 and no random start (a PGD that did
 /// nothing), and a misspelled kind became an empty ensemble returning the
-/// clean inputs (100% "robust"). Unset settings now take the parser's
-/// defaults, and an unknown kind or an empty ensemble is an error.
+/// clean inputs (100% "robust"). Each config's constructor now takes the
+/// parser's defaults, a kind is a variant (a misspelled one does not
+/// compile, and does not deserialize), and an empty ensemble is an error.
 #[test]
 fn attacks_built_from_the_library_api_take_the_plans_defaults() {
     let (net, data) = shipped_cnn_and_digits(10);
@@ -324,11 +348,19 @@ fn attacks_built_from_the_library_api_take_the_plans_defaults() {
         ("apgd", Norm::Linf, 0.15),
         ("fmn", Norm::L2, 2.0),
     ] {
-        let bare = AttackSpec::new(format!("{kind}-{norm}"), kind, norm, Some(eps));
+        let name = format!("{kind}-{norm}");
+        let config = match kind {
+            "pgd" => AttackConfig::Pgd(PgdConfig::new(norm, eps)),
+            "apgd" => AttackConfig::Apgd(ApgdConfig::new(norm, eps)),
+            "fmn" => AttackConfig::Fmn(FmnConfig::new(norm, Some(eps))),
+            other => unreachable!("{other}"),
+        };
+        let bare = AttackSpec::new(name.clone(), config);
         let toml = format!(
-            "seed = 7\nbatch_size = 10\n[[attack]]\nname = \"{kind}-{norm}\"\nkind = \"{kind}\"\nnorm = \"{norm}\"\neps = {eps}\n"
+            "seed = 7\nbatch_size = 10\n[[attack]]\nname = \"{name}\"\nkind = \"{kind}\"\nnorm = \"{norm}\"\neps = {eps}\n"
         );
         let parsed = Plan::from_toml(&toml, "p.toml").unwrap();
+        assert_eq!(bare, parsed.attacks[0], "{kind} {norm}");
         let a = run_audit(&model, &data, &plan(vec![bare], 10), &mut NoSink).unwrap();
         let b = run_audit(&model, &data, &parsed, &mut NoSink).unwrap();
         assert_eq!(a.attacks[0].success, b.attacks[0].success, "{kind} {norm}");
@@ -341,17 +373,25 @@ fn attacks_built_from_the_library_api_take_the_plans_defaults() {
             "{kind} {norm}: the default attack breaks some digit"
         );
     }
-    let typo = AttackSpec::new("p".into(), "pgdd", Norm::Linf, Some(0.1));
-    let err = run_audit(&model, &data, &plan(vec![typo], 20), &mut NoSink)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("unknown kind \"pgdd\"") && err.contains("known: fgsm"),
-        "{err}"
+    let typo = serde_json::from_str::<AttackSpec>(
+        r#"{"name": "p", "kind": "pgdd", "norm": "linf", "eps": 0.1}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(typo.contains("pgdd") && typo.contains("fgsm"), "{typo}");
+    let empty = AttackSpec::new(
+        "e",
+        AttackConfig::Ensemble(EnsembleConfig {
+            norm: Norm::Linf,
+            eps: Some(0.1),
+            members: Vec::new(),
+        }),
     );
-    let empty = AttackSpec::new("e".into(), "ensemble", Norm::Linf, Some(0.1));
     let err = run_audit(&model, &data, &plan(vec![empty], 20), &mut NoSink)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("needs its members"), "{err}");
+    assert!(
+        err.contains("attack \"e\"") && err.contains("needs its members"),
+        "{err}"
+    );
 }

@@ -5,7 +5,8 @@
 //! independence, and the fallback for layers it does not compile.
 
 use candle_core::{Device, Tensor};
-use xai_audit::attack::Norm;
+use xai_audit::attack::pgd::PgdConfig;
+use xai_audit::attack::{AttackConfig, AttackSpec, Norm};
 use xai_audit::audit::run::run_audit;
 use xai_audit::data::batch::{batch_tensor, load_for_model, DataRequest};
 use xai_audit::engine::{select, Engine, FastNet};
@@ -13,7 +14,7 @@ use xai_audit::model::{load_model, Classifier, Network, Objective};
 use xai_audit::progress::NoSink;
 use xai_audit::rng::Rng;
 
-use super::attacks::{attack, plan, shipped_cnn_and_digits};
+use super::attacks::{plan, shipped_cnn_and_digits};
 use super::gradients::random_network;
 use super::{root, xai};
 
@@ -214,12 +215,14 @@ fn results_are_bit_identical_whatever_the_batch() {
 fn pgd_predictions_match_the_reference_engine() {
     let (net, data) = shipped_cnn_and_digits(200);
     let fast = FastNet::compile(&net).unwrap();
-    let mut pgd = attack("pgd-40", "pgd", Norm::Linf, 0.1);
-    pgd.step_size = Some(0.01);
-    pgd.steps = Some(40);
-    pgd.random_start = Some(false);
-    pgd.restarts = Some(1);
-    let plan = plan(vec![pgd], 100);
+    let pgd = PgdConfig {
+        step_size: 0.01,
+        steps: 40,
+        random_start: false,
+        restarts: 1,
+        ..PgdConfig::new(Norm::Linf, 0.1)
+    };
+    let plan = plan(vec![AttackSpec::new("pgd-40", AttackConfig::Pgd(pgd))], 100);
     let reference = run_audit(&net, &data, &plan, &mut NoSink).unwrap();
     let ours = run_audit(&fast, &data, &plan, &mut NoSink).unwrap();
     let (r, f) = (&reference.attacks[0], &ours.attacks[0]);

@@ -14,11 +14,7 @@ use std::path::Path;
 use super::root;
 
 /// Upward or sideways imports that remain, as `(from, to)`.
-const KNOWN: &[(&str, &str)] = &[
-    // Being removed (issue 14): the families read the plan's types and the
-    // attack results; the report reads `AuditResults`.
-    ("report", "audit"),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 /// `name → layer` from lib.rs's doc lines `//! N. `a`, `b`` (bottom is 1),
 /// and the modules any layer may use (`//! Anywhere: `a`, `b``).
