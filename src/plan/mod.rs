@@ -27,10 +27,6 @@ use crate::model::ArchSpec;
 pub mod attacks;
 pub mod attributions;
 pub mod gates;
-// Still used by the attribution and stress sections (issue 14 removes it);
-// the attack section no longer calls all of it.
-#[allow(dead_code)]
-pub(crate) mod legacy_entry;
 pub mod stress;
 
 pub use crate::attack::{AttackSpec, KINDS};
