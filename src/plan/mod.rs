@@ -28,6 +28,7 @@ pub mod attacks;
 pub mod attributions;
 pub mod gates;
 pub(crate) mod legacy_entry;
+pub mod schema;
 pub mod stress;
 
 pub use attacks::{defaults, AttackSpec, KINDS};

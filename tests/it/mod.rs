@@ -12,6 +12,7 @@ mod gradients;
 mod honest_data;
 mod layering;
 mod pipelines;
+mod plan_schema;
 mod pytorch_parity;
 mod range_invariance;
 mod run;
