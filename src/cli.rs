@@ -102,8 +102,13 @@ pub enum Command {
         #[arg(long)]
         export_dir: Option<PathBuf>,
     },
-    /// Print the JSON Schema of the report (as in reports/schema.json).
-    Schema,
+    /// Print the JSON Schema of the report (as in reports/schema.json), or
+    /// with --plan of a plan file (as in attacks/plan.schema.json).
+    Schema {
+        /// The schema of a plan file instead of a report.
+        #[arg(long)]
+        plan: bool,
+    },
     /// Measure PGD-40 L∞ throughput (images/second) on a model, or with
     /// --attributions the cost per input of each attribution method.
     Bench {

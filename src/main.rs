@@ -104,7 +104,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Schema => print_stdout(&xai_audit::report::io::schema_json())?,
+        Command::Schema { plan: false } => print_stdout(&xai_audit::report::io::schema_json())?,
+        Command::Schema { plan: true } => {
+            print_stdout(&xai_audit::plan::schema::plan_schema_json())?
+        }
         Command::Bench {
             model,
             arch,

@@ -88,16 +88,8 @@ fn read_on(e: &mut Entry, attacks: &[AttackSpec]) -> Vec<String> {
 /// Why `name` is not one of `attacks`: an ε list's name (its entries are
 /// renamed `name@ε`), or an unknown name.
 fn not_an_attack(name: &str, attacks: &[AttackSpec]) -> String {
-    let expanded: Vec<&str> = attacks
-        .iter()
-        .filter(|a| a.curve.as_deref() == Some(name))
-        .map(|a| a.name.as_str())
-        .collect();
-    if !expanded.is_empty() {
-        return format!(
-            "names \"{name}\", but \"{name}\" is an ε list: its entries are {}",
-            expanded.join(", ")
-        );
+    if let Some(hint) = super::attacks::curve_hint(name, attacks) {
+        return format!("names \"{name}\", but {hint}");
     }
     let known: Vec<&str> = attacks.iter().map(|a| a.name.as_str()).collect();
     format!(

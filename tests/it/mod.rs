@@ -13,6 +13,7 @@ mod honest_data;
 mod layering;
 mod no_flags;
 mod pipelines;
+mod plan_schema;
 mod pytorch_parity;
 mod range_invariance;
 mod run;
