@@ -15,7 +15,13 @@ use crate::plan::Plan;
 /// 2 added `data.subset` and lets the plan's `curve_baseline` and
 /// `baseline_value` be `"black"`; version 1 reports, which have neither,
 /// read as they are.
-pub const SCHEMA_VERSION: u32 = 2;
+///
+/// 3 writes the plan from the typed per-method configs: a spatial attack
+/// entry no longer carries the `norm` and `eps` it never used, an
+/// attribution entry writes its method's settings right after `method`,
+/// and `model.spec_source` reads `file PATH` for a spec given as a file.
+/// Version 1 and 2 reports read as they are (the extra keys are ignored).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
