@@ -54,11 +54,11 @@ pub(super) fn parse(top: &mut Table, errors: &mut Errors) -> Vec<AttackSpec> {
             continue;
         }
         written.push(name.clone());
-        if !ok {
-            continue;
-        }
+        // An entry with mistakes is still known by name, so that later
+        // entries naming it are not reported as naming nothing; the plan
+        // fails on its mistakes anyway.
         let curve = (names.len() > 1).then(|| name.clone());
-        debug_assert_eq!(names.len(), configs.len(), "one config per name");
+        debug_assert!(!ok || names.len() == configs.len(), "one config per name");
         for (name, config) in names.into_iter().zip(configs) {
             attacks.push(AttackSpec {
                 name,

@@ -191,6 +191,17 @@ pub fn check_against_plan(gates: &[Gate], plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// Records, in `errors`, each of the plan's own `[gates]` whose metric
+/// cannot exist in its report (so a plan's every mistake is reported at
+/// once; gates from elsewhere go through [`check_against_plan`]).
+pub(super) fn check_table(plan: &Plan, errors: &mut crate::entry::Errors) {
+    for metric in plan.gates.keys() {
+        if let Err(why) = metric_fits_plan(metric, plan) {
+            errors.push(format!("gates: `{metric}`: {why}"));
+        }
+    }
+}
+
 const ATTACK_FIELDS: [&str; 7] = [
     "robust_accuracy",
     "attack_success_rate",

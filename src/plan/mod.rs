@@ -138,7 +138,7 @@ impl Plan {
                 "no entries at all ([[attack]], [[attribution]], [[stress]], [[equivariance]])",
             );
         }
-        errors.into_result(Plan {
+        let plan = Plan {
             seed,
             batch_size,
             attacks,
@@ -146,7 +146,9 @@ impl Plan {
             equivariance,
             attributions,
             gates,
-        })
+        };
+        gates::check_table(&plan, &mut errors);
+        errors.into_result(plan)
     }
 
     /// Completes the plan against the model, before any work starts, and

@@ -379,3 +379,46 @@ fn unknown_flags_exit_2() {
     let r = xai(&root(), &["inspect", "--frobnicate"]);
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn a_plans_every_mistake_is_reported_at_once_before_any_work() {
+    let dir = tmp();
+    let plan = fixture("plan-many-mistakes.toml");
+    let model = root().join("assets/mnist_cnn.safetensors");
+    let out = dir.path().join("r.json");
+    let r = xai(
+        dir.path(),
+        &[
+            "run",
+            model.to_str().unwrap(),
+            "--plan",
+            plan.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!out.exists(), "no report for a plan with mistakes");
+    for needle in [
+        "plan-many-mistakes.toml: 8 errors",
+        // a misspelled key, with the nearest known one
+        "attack[0] \"pgd\": `stpes` is not a known key for this kind",
+        "did you mean `steps`?",
+        // an entry with a mistake is still known by name; naming an ε
+        // list says what it expanded to
+        "attack[1] \"ens\": `members` \"pgd\" is an ε list: its entries are pgd@0.1, pgd@0.3",
+        "attack[2] \"cw\": `kind` \"cw\" is not a known kind",
+        "stress[0] \"n\": `families` \"pink\" is not a known value",
+        "attribution[0] \"ig\": `steps` must be at least 1, found 0",
+        "attribution[0] \"ig\": `on` names \"pgd\", but \"pgd\" is an ε list",
+        "unknown top-level key `seeds`",
+        "did you mean `seed`?",
+        "gates: `robust_accuracy.pgd`: no attack `pgd` in the plan",
+    ] {
+        assert!(
+            r.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            r.stderr
+        );
+    }
+}
