@@ -7,13 +7,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Receives progress events from an audit.
 pub trait Sink {
-    /// The audit starts: `inputs` inputs, these checks per batch.
+    /// A phase of the audit starts (the clean pass, the attacks, the stress
+    /// checks, the attributions): `inputs` inputs, each gone through by
+    /// every one of `checks` (one unit of work per input per check).
     fn on_start(&mut self, _inputs: usize, _checks: &[String]) {}
     /// A check starts on the batch holding inputs `first..first + len`.
     fn on_check_start(&mut self, _check: &str, _first: usize, _len: usize) {}
     /// A check finished on a batch of `len` inputs.
     fn on_check_done(&mut self, _check: &str, _len: usize) {}
-    /// The audit finished.
+    /// The phase finished.
     fn on_finish(&mut self) {}
 }
 
@@ -53,12 +55,12 @@ impl Default for ProgressSink {
 
 impl Sink for ProgressSink {
     fn on_start(&mut self, inputs: usize, checks: &[String]) {
-        // A later phase (stress checks or attributions after the attacks) starts a fresh bar.
+        // Each phase after the first starts a fresh bar.
         if self.bar.is_finished() {
             *self = ProgressSink::new();
         }
-        // One unit per input per check, the clean pass included.
-        self.bar.set_length((inputs * (checks.len() + 1)) as u64);
+        // One unit per input per check.
+        self.bar.set_length((inputs * checks.len()) as u64);
     }
 
     fn on_check_start(&mut self, check: &str, first: usize, len: usize) {

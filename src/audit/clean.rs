@@ -1,39 +1,111 @@
-//! Clean predictions: logits → predicted class and softmax probabilities for
-//! every input, in batches, and the accuracy figures derived from them.
+//! The clean pass: the data mapped to the model's range and run through the
+//! model once, batch by batch, giving every input's logits and prediction
+//! ([`CleanPass`]); the attacks, sanity checks, stress checks and
+//! attributions all take their inputs from it. Also the accuracy figures
+//! derived from predictions.
 
 use candle_core::Tensor;
 
-pub use crate::attack::results::Predictions;
-use crate::data::batch::batch_tensor;
+pub use crate::attack::results::{CleanPass, Predictions};
+use crate::data::batch::{batch_ranges, batch_tensor};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
-use crate::stats::{argmax, softmax};
+use crate::progress::Sink;
+
+/// The name the clean pass reports its progress under.
+pub const CLEAN_CHECK: &str = "clean";
 
 /// Predicted classes and probabilities for a logits batch `[N, K]`.
 pub fn predictions_from_logits(logits: &Tensor) -> Result<Predictions> {
-    let rows: Vec<Vec<f32>> = logits.to_vec2()?;
-    Ok(Predictions {
-        predicted: rows.iter().map(|r| argmax(r)).collect(),
-        probabilities: rows.iter().map(|r| softmax(r)).collect(),
+    Ok(Predictions::from_logits(&logits.to_vec2()?))
+}
+
+/// Refuses data the model cannot audit: items of another shape, or none.
+pub fn check_fits(model: &dyn Classifier, data: &Dataset) -> Result<()> {
+    let [_, c, h, w] = data.shape;
+    if [c, h, w] != model.input_shape() {
+        return Err(Error::Invalid(format!(
+            "data items are {c}×{h}×{w} but the model takes {:?}",
+            model.input_shape()
+        )));
+    }
+    if data.is_empty() {
+        return Err(Error::data(&data.source, "no inputs to audit"));
+    }
+    Ok(())
+}
+
+/// One batch of the clean pass: items `first..first + len` in the model's
+/// range, row-major, and their logits.
+pub struct CleanBatch {
+    /// The inputs, row-major `[len, C, H, W]`.
+    pub inputs: Vec<f32>,
+    /// One logits row per input.
+    pub logits: Vec<Vec<f32>>,
+}
+
+/// Maps items `first..first + len` to the model's range and runs the model
+/// on them as one batch.
+pub fn clean_batch(
+    model: &dyn Classifier,
+    data: &Dataset,
+    first: usize,
+    len: usize,
+) -> Result<CleanBatch> {
+    let x = batch_tensor(data, first, len, model.input_range())?;
+    let logits = model.logits(&x)?.to_vec2()?;
+    Ok(CleanBatch {
+        inputs: x.flatten_all()?.to_vec1()?,
+        logits,
     })
 }
 
-/// Runs the model over `data` in batches of `batch_size`.
+/// The clean pass over `data` in batches of `batch_size`, reported to `sink`
+/// as one phase with the one check [`CLEAN_CHECK`].
+pub fn clean_pass(
+    model: &dyn Classifier,
+    data: &Dataset,
+    batch_size: usize,
+    sink: &mut dyn Sink,
+) -> Result<CleanPass> {
+    if batch_size == 0 {
+        return Err(Error::Invalid("batch size must be at least 1".into()));
+    }
+    let started = std::time::Instant::now();
+    let n = data.len();
+    let mut pass = CleanPass {
+        shape: data.shape,
+        batch_size,
+        inputs: Vec::with_capacity(n * data.item_len()),
+        logits: Vec::with_capacity(n),
+        predictions: Predictions::empty(),
+        seconds: 0.0,
+    };
+    sink.on_start(n, &[CLEAN_CHECK.to_string()]);
+    for (first, len) in batch_ranges(n, batch_size) {
+        sink.on_check_start(CLEAN_CHECK, first, len);
+        let batch = clean_batch(model, data, first, len)?;
+        pass.predictions
+            .extend(Predictions::from_logits(&batch.logits));
+        pass.inputs.extend(batch.inputs);
+        pass.logits.extend(batch.logits);
+        sink.on_check_done(CLEAN_CHECK, len);
+    }
+    sink.on_finish();
+    pass.seconds = started.elapsed().as_secs_f64();
+    Ok(pass)
+}
+
+/// The clean pass's predictions alone (for `eval`: no inputs kept).
 pub fn predict(model: &dyn Classifier, data: &Dataset, batch_size: usize) -> Result<Predictions> {
     if batch_size == 0 {
         return Err(Error::Invalid("batch size must be at least 1".into()));
     }
-    let mut out = Predictions {
-        predicted: Vec::with_capacity(data.len()),
-        probabilities: Vec::with_capacity(data.len()),
-    };
-    for start in (0..data.len()).step_by(batch_size) {
-        let len = batch_size.min(data.len() - start);
-        let x = batch_tensor(data, start, len, model.input_range())?;
-        let p = predictions_from_logits(&model.logits(&x)?)?;
-        out.predicted.extend(p.predicted);
-        out.probabilities.extend(p.probabilities);
+    let mut out = Predictions::empty();
+    for (first, len) in batch_ranges(data.len(), batch_size) {
+        let batch = clean_batch(model, data, first, len)?;
+        out.extend(Predictions::from_logits(&batch.logits));
     }
     Ok(out)
 }

@@ -1,22 +1,33 @@
-//! The `run` command as a library call: load the model, data and plan,
-//! validate them all before any work, audit, then write the tensor sidecar
-//! and the report (both atomically, the report last) and optional PNGs.
+//! The `run` command as a library call, read top to bottom as the pipeline:
+//! load and validate everything before any work (plan, model and engine,
+//! resolved plan and gates, data, output location), then the clean pass
+//! (once: every later step takes its inputs and logits from it), the attacks
+//! (checkpointed, or one shard of them), the sanity checks, the stress and
+//! equivariance checks, the attributions, and last the tensor sidecar and the
+//! report (both atomically, the report last), optional PNGs and the gates'
+//! verdicts.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use super::checkpoint::{
     partial_path, read_shard, shard_path, stop_requested, BatchPart, Checkpoint,
 };
-use super::run::{run_audit_checkpointed, run_shard};
-use crate::data::batch::{load_for_model_with_notes, DataRequest};
+use super::gates::{Gate, Verdict};
+use super::run::{run_attacks, run_shard};
+use crate::attack::results::{AuditResults, CleanPass};
+use crate::attribution::run::{AttributionResults, Audited, InputSet};
+use crate::data::batch::{batch_ranges, load_for_model_with_notes, DataRequest};
+use crate::data::{DataNotes, Dataset};
 use crate::error::{Error, Opt, Result};
-use crate::model::{load_model_with, ModelOptions};
-use crate::plan::Plan;
+use crate::model::{load_model_with, Classifier, LoadedModel, ModelOptions};
+use crate::plan::{ModelFacts, Plan, ResolvedPlan};
 use crate::progress::Sink;
 use crate::report::build::{build_report, sidecar_tensors, ReportInputs};
 use crate::report::io::write_report;
 use crate::report::tensors::{sidecar_path, write_tensors};
-use crate::report::types::Report;
+use crate::report::types::{Report, SanityFlag};
+use crate::stress::{Context, StressResults};
 
 /// What `run` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +60,7 @@ pub struct JobOptions {
     /// Gates besides the plan's `[gates]` (parsed by the caller with
     /// [`Gate::parse`](super::gates::Gate::parse), which records where each
     /// was written), checked with them.
-    pub gates: Vec<super::gates::Gate>,
+    pub gates: Vec<Gate>,
     /// Continue from `<out>.partial` when it belongs to this job.
     pub resume: bool,
     /// Run only shard `K` of `N` (1-based): its batches' attacks go to
@@ -86,7 +97,7 @@ pub struct JobOutput {
     /// PNG files written.
     pub images_written: usize,
     /// Each gate's verdict (plan gates first, then [`JobOptions::gates`]).
-    pub verdicts: Vec<super::gates::Verdict>,
+    pub verdicts: Vec<Verdict>,
 }
 
 /// `reports/<model stem>.json`.
@@ -101,7 +112,93 @@ pub fn default_report_path(model: &Path) -> PathBuf {
 /// Runs the whole job: a report, or one shard of its batches.
 pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     let started_at = crate::util::utc_now_rfc3339();
-    let (mut plan, plan_origin) = match &opts.plan {
+    let (plan, plan_origin) = read_plan(opts)?;
+    let model = load_model(opts)?;
+    let resolved = resolve(opts, plan, &plan_origin, &model)?;
+    let loaded = load_data(opts, model)?;
+    let (plan, net, data) = (&resolved.plan, loaded.net(), &loaded.data);
+    let job = Job {
+        report_path: prepare_output(opts)?,
+        identity: job_identity(&loaded, plan)?,
+        started_at,
+        opts,
+    };
+    if let Some(shard) = opts.shard {
+        return run_shard_job(&job, net, data, plan, shard, sink);
+    }
+    let mut checkpoint = open_checkpoint(&job, net, data, plan)?;
+    let clean = clean_pass(net, data, plan, sink)?;
+    let results = attacks(net, data, plan, clean, &mut checkpoint, sink)?;
+    let findings = Findings {
+        sanity: super::sanity::sanity_checks(net, data, &results)?,
+        stress: stress(net, data, plan, &results.clean, sink)?,
+        attributions: attributions(net, data, plan, &results, sink)?,
+        results,
+    };
+    let tensors_path = write_sidecar(&job.report_path, data, &findings)?;
+    let report = report(&job, &loaded, &resolved, &findings, &tensors_path);
+    write_report(&job.report_path, &report)?;
+    checkpoint.finish()?;
+    let images_written = save_images(opts, net, data, &findings)?;
+    let verdicts = super::gates::evaluate(&report, &resolved.gates)?;
+    Ok(JobResult::Report(Box::new(JobOutput {
+        report,
+        report_path: job.report_path,
+        tensors_path,
+        images_written,
+        verdicts,
+    })))
+}
+
+/// The model as loaded, and the engine that runs it.
+struct Model {
+    loaded: LoadedModel,
+    classifier: Box<dyn Classifier>,
+    engine: &'static str,
+}
+
+/// The model and the data loaded for it.
+struct Loaded {
+    model: Model,
+    data: Dataset,
+    data_notes: DataNotes,
+}
+
+impl Loaded {
+    /// The model as the engine runs it.
+    fn net(&self) -> &dyn Classifier {
+        self.model.classifier.as_ref()
+    }
+}
+
+/// The plan completed against the model, and every gate to check.
+struct Resolved {
+    plan: Plan,
+    warnings: Vec<String>,
+    gates: Vec<Gate>,
+}
+
+/// This run: its options, when it started, where the report goes, and what
+/// makes two runs the same job (resuming anything else is refused).
+struct Job<'a> {
+    opts: &'a JobOptions,
+    started_at: String,
+    report_path: PathBuf,
+    identity: serde_json::Value,
+}
+
+/// What the steps after the clean pass found, for the report.
+struct Findings {
+    results: AuditResults,
+    sanity: Vec<SanityFlag>,
+    stress: StressResults,
+    attributions: AttributionResults,
+}
+
+/// The plan file (or the built-in default plan) and where it came from,
+/// with the seed and batch size overridden as asked.
+fn read_plan(opts: &JobOptions) -> Result<(Plan, String)> {
+    let (mut plan, origin) = match &opts.plan {
         Some(p) => (Plan::from_file(p)?, p.display().to_string()),
         None => (
             Plan::default_plan(),
@@ -117,34 +214,64 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         }
         plan.batch_size = b;
     }
+    Ok((plan, origin))
+}
+
+/// Loads the model file and picks the engine that runs it.
+fn load_model(opts: &JobOptions) -> Result<Model> {
     let model_opts = ModelOptions {
         arch: opts.arch.clone(),
         strip_prefix: opts.strip_prefix.clone(),
     };
-    let model = load_model_with(&opts.model, &model_opts)?;
-    let mut gates = crate::plan::gates::plan_gates(&plan, &plan_origin)?;
+    let loaded = load_model_with(&opts.model, &model_opts)?;
+    let (classifier, engine) = crate::engine::select(&loaded.network, opts.engine)?;
+    Ok(Model {
+        loaded,
+        classifier,
+        engine,
+    })
+}
+
+/// Collects the gates (the plan's, then the options') and checks them
+/// against the plan; completes the plan against the model.
+fn resolve(opts: &JobOptions, plan: Plan, origin: &str, model: &Model) -> Result<Resolved> {
+    let mut gates = crate::plan::gates::plan_gates(&plan, origin)?;
     gates.extend(opts.gates.iter().cloned());
     crate::plan::gates::check_against_plan(&gates, &plan)?;
-    let (classifier, engine_name) = crate::engine::select(&model.network, opts.engine)?;
-    let net = classifier.as_ref();
-    let facts = crate::plan::ModelFacts {
-        spec: model.network.spec(),
-        num_classes: net.num_classes(),
+    let facts = ModelFacts {
+        spec: model.loaded.network.spec(),
+        num_classes: model.classifier.num_classes(),
     };
-    let crate::plan::ResolvedPlan {
+    let ResolvedPlan { plan, warnings } = plan.resolve(&facts, origin)?;
+    Ok(Resolved {
         plan,
-        warnings: plan_warnings,
-    } = plan.resolve(&facts, &plan_origin)?;
+        warnings,
+        gates,
+    })
+}
+
+/// Loads the data for the model (the shipped sample by default).
+fn load_data(opts: &JobOptions, model: Model) -> Result<Loaded> {
+    let net = model.classifier.as_ref();
     let request = DataRequest {
         path: opts.data.as_deref(),
         resize: opts.resize,
         limit: opts.limit,
-        class_names: Some(&model.network.spec().classes),
+        class_names: Some(&model.loaded.network.spec().classes),
     };
     let (data, data_notes) =
         load_for_model_with_notes(&request, net.input_shape(), net.num_classes())?;
+    Ok(Loaded {
+        model,
+        data,
+        data_notes,
+    })
+}
 
-    // Check the output location before hours of work, not after.
+/// The report path, checked before hours of work rather than after: it
+/// must end in `.json`, and its folder must exist (it is created) and take
+/// new files.
+fn prepare_output(opts: &JobOptions) -> Result<PathBuf> {
     let report_path = opts
         .out
         .clone()
@@ -161,33 +288,70 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     };
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     tempfile::NamedTempFile::new_in(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    Ok(report_path)
+}
 
-    // What makes two runs the same job: resuming anything else is refused.
-    let job = serde_json::json!({
+/// What makes two runs the same job: the tool, model and data hashes, the
+/// resolved plan and the engine. Checkpoints and shards carry it.
+fn job_identity(loaded: &Loaded, plan: &Plan) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
         "tool": env!("CARGO_PKG_VERSION"),
-        "model_sha256": model.sha256,
-        "data_sha256": data.sha256,
-        "data_count": data.len(),
-        "plan": serde_json::to_value(&plan).map_err(|e| Error::Invalid(e.to_string()))?,
-        "engine": engine_name,
-    });
+        "model_sha256": loaded.model.loaded.sha256,
+        "data_sha256": loaded.data.sha256,
+        "data_count": loaded.data.len(),
+        "plan": serde_json::to_value(plan).map_err(|e| Error::Invalid(e.to_string()))?,
+        "engine": loaded.model.engine,
+    }))
+}
+
+/// Opens the checkpoint at `path` for this job (continuing it on `resume`).
+fn checkpoint_at(
+    job: &Job,
+    path: &Path,
+    net: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+) -> Result<Checkpoint> {
     let (per, classes, attacks) = (data.item_len(), net.num_classes(), plan.attacks.len());
-    if let Some((k, n)) = opts.shard {
-        if k == 0 || n == 0 || k > n {
-            return Err(Error::bad_option(
-                Opt::Shard,
-                format!("{k}/{n}: expected K/N with 1 ≤ K ≤ N"),
-            ));
-        }
-        let path = shard_path(&report_path, k, n);
-        let mut checkpoint = Checkpoint::open(&path, &job, opts.resume, per, classes, attacks)?;
-        let inputs = run_shard(net, &data, &plan, sink, &mut checkpoint, (k, n))?;
-        checkpoint.keep();
-        return Ok(JobResult::Shard(ShardOutput { path, inputs }));
+    Checkpoint::open(path, &job.identity, job.opts.resume, per, classes, attacks)
+}
+
+/// Shard `K` of `N`: the attacks on its batches into `<out>.shard-K-of-N`
+/// (each batch through the clean pass first); no report.
+fn run_shard_job(
+    job: &Job,
+    net: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    (k, n): (usize, usize),
+    sink: &mut dyn Sink,
+) -> Result<JobResult> {
+    if k == 0 || n == 0 || k > n {
+        return Err(Error::bad_option(
+            Opt::Shard,
+            format!("{k}/{n}: expected K/N with 1 ≤ K ≤ N"),
+        ));
     }
+    let path = shard_path(&job.report_path, k, n);
+    let mut checkpoint = checkpoint_at(job, &path, net, data, plan)?;
+    let inputs = run_shard(net, data, plan, sink, &mut checkpoint, (k, n))?;
+    checkpoint.keep();
+    Ok(JobResult::Shard(ShardOutput { path, inputs }))
+}
+
+/// `<out>.partial`, holding the batches an interrupted run finished (on
+/// resume) and those of the shards to merge, which must cover every batch
+/// once between them.
+fn open_checkpoint(
+    job: &Job,
+    net: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+) -> Result<Checkpoint> {
+    let (per, classes, attacks) = (data.item_len(), net.num_classes(), plan.attacks.len());
     let mut adopted = Vec::new();
-    for shard in &opts.merge {
-        for part in read_shard(shard, &job, per, classes, attacks)? {
+    for shard in &job.opts.merge {
+        for part in read_shard(shard, &job.identity, per, classes, attacks)? {
             if adopted.iter().any(|p: &BatchPart| p.first == part.first) {
                 return Err(Error::format(
                     shard,
@@ -200,11 +364,10 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
             adopted.push(part);
         }
     }
-    if !opts.merge.is_empty() {
-        let missing: Vec<String> = (0..data.len())
-            .step_by(plan.batch_size)
-            .filter(|&f| !adopted.iter().any(|p| p.first == f))
-            .map(|f| format!("{f}..{}", (f + plan.batch_size).min(data.len())))
+    if !job.opts.merge.is_empty() {
+        let missing: Vec<String> = batch_ranges(data.len(), plan.batch_size)
+            .filter(|&(f, _)| !adopted.iter().any(|p| p.first == f))
+            .map(|(f, len)| format!("{f}..{}", f + len))
             .collect();
         if !missing.is_empty() {
             return Err(Error::Invalid(format!(
@@ -213,102 +376,170 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
             )));
         }
     }
-    let mut checkpoint = Checkpoint::open(
-        &partial_path(&report_path),
-        &job,
-        opts.resume,
-        per,
-        classes,
-        attacks,
-    )?;
+    let mut checkpoint = checkpoint_at(job, &partial_path(&job.report_path), net, data, plan)?;
     checkpoint.adopt(adopted);
-    let results = run_audit_checkpointed(net, &data, &plan, sink, Some(&mut checkpoint))?;
+    Ok(checkpoint)
+}
+
+/// The clean pass, once, in the plan's batches: the inputs in the model's
+/// range, their logits and predictions, which every later step reuses.
+fn clean_pass(
+    net: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    sink: &mut dyn Sink,
+) -> Result<CleanPass> {
+    super::clean::check_fits(net, data)?;
+    super::clean::clean_pass(net, data, plan.batch_size, sink)
+}
+
+/// The plan's attacks on every batch of the clean pass, saved batch by batch
+/// to `checkpoint` (whose batches count as done); with the clean pass, the
+/// audit's results. Stops with [`Error::Interrupted`] once asked to.
+fn attacks(
+    net: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    clean: CleanPass,
+    checkpoint: &mut Checkpoint,
+    sink: &mut dyn Sink,
+) -> Result<AuditResults> {
+    let started = Instant::now();
+    let attacks = run_attacks(net, data, plan, &clean, sink, Some(&mut *checkpoint))?;
     if stop_requested() {
         return Err(Error::Interrupted {
             partial: Some(checkpoint.path().to_path_buf()),
         });
     }
-    let sanity = super::sanity::sanity_checks(net, &data, &plan, &results)?;
-    let stress = crate::stress::run_stress(
-        net,
-        &data,
-        &plan.stress,
-        &plan.equivariance,
-        plan.seed,
-        plan.batch_size,
-        sink,
-    )?;
-    let attacked: Vec<crate::attribution::run::InputSet> = results
+    Ok(AuditResults {
+        total_seconds: clean.seconds + started.elapsed().as_secs_f64(),
+        clean,
+        attacks,
+    })
+}
+
+/// The stress and equivariance entries, on the clean pass's logits.
+fn stress(
+    net: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    clean: &CleanPass,
+    sink: &mut dyn Sink,
+) -> Result<StressResults> {
+    let ctx = Context::with_clean_logits(net, data, plan.seed, plan.batch_size, &clean.logits)?;
+    crate::stress::run_stress(&ctx, &plan.stress, &plan.equivariance, sink)
+}
+
+/// The input sets the attributions explain: the clean pass's inputs and each
+/// attack's adversarials, with the model's predictions for them.
+fn explained(results: &AuditResults) -> (InputSet<'_>, Vec<InputSet<'_>>) {
+    let clean = InputSet {
+        name: "clean",
+        inputs: &results.clean.inputs,
+        predicted: &results.clean.predictions.predicted,
+    };
+    let attacked = results
         .attacks
         .iter()
-        .map(|a| crate::attribution::run::InputSet {
+        .map(|a| InputSet {
             name: &a.spec.name,
             inputs: &a.adversarial,
             predicted: &a.predictions.predicted,
         })
         .collect();
-    let audited = crate::attribution::run::Audited {
-        clean: crate::attribution::run::InputSet {
-            name: "clean",
-            inputs: &results.clean_inputs,
-            predicted: &results.clean.predicted,
-        },
+    (clean, attacked)
+}
+
+/// The attribution entries, on the clean inputs and the adversarials.
+fn attributions(
+    net: &dyn Classifier,
+    data: &Dataset,
+    plan: &Plan,
+    results: &AuditResults,
+    sink: &mut dyn Sink,
+) -> Result<AttributionResults> {
+    let (clean, attacked) = explained(results);
+    let audited = Audited {
+        clean,
         attacked: &attacked,
     };
-    let attributions = crate::attribution::run::run_attributions(
+    crate::attribution::run::run_attributions(
         net,
-        &data,
+        data,
         &plan.attributions,
         plan.seed,
         plan.batch_size,
         &audited,
         sink,
-    )?;
-    let tensors_path = sidecar_path(&report_path);
-    let mut tensors = sidecar_tensors(&results, data.shape)?;
-    tensors.extend(crate::stress::report::sidecar_tensors(&stress));
-    tensors.extend(crate::attribution::report::sidecar_tensors(&attributions)?);
+    )
+}
+
+/// Writes the tensor sidecar beside the report: the inputs and
+/// adversarials, then the stress and attribution tensors.
+fn write_sidecar(report_path: &Path, data: &Dataset, findings: &Findings) -> Result<PathBuf> {
+    let tensors_path = sidecar_path(report_path);
+    let mut tensors = sidecar_tensors(&findings.results, data.shape)?;
+    tensors.extend(crate::stress::report::sidecar_tensors(&findings.stress));
+    tensors.extend(crate::attribution::report::sidecar_tensors(
+        &findings.attributions,
+    )?);
     write_tensors(&tensors_path, &tensors)?;
+    Ok(tensors_path)
+}
+
+/// The report: the audit's results, then the sanity flags, the stress and
+/// attribution sections and the plan's warnings.
+fn report(
+    job: &Job,
+    loaded: &Loaded,
+    resolved: &Resolved,
+    findings: &Findings,
+    tensors_path: &Path,
+) -> Report {
     let mut report = build_report(&ReportInputs {
-        model_path: &opts.model.display().to_string(),
-        model: &model,
-        data: &data,
-        data_notes: &data_notes,
-        plan: &plan,
-        results: &results,
-        started_at,
+        model_path: &job.opts.model.display().to_string(),
+        model: &loaded.model.loaded,
+        data: &loaded.data,
+        data_notes: &loaded.data_notes,
+        plan: &resolved.plan,
+        results: &findings.results,
+        started_at: job.started_at.clone(),
         tensors_file: tensors_path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned()),
     });
-    report.summary.sanity = sanity;
+    report.summary.sanity = findings.sanity.clone();
     let n = report.samples.len();
-    crate::report::build::add_stress(&mut report, crate::stress::report::sections(&stress, n));
-    crate::report::build::add_attributions(
-        &mut report,
-        crate::attribution::report::section(&attributions, n),
-    );
-    report.warnings.extend(plan_warnings);
-    write_report(&report_path, &report)?;
-    checkpoint.finish()?;
-    let images_written = match &opts.save_images {
-        Some(dir) => {
-            crate::report::images::save_images(dir, &results, data.shape, net.input_range())?
-                + crate::attribution::images::save_heatmaps(
-                    dir,
-                    &attributions,
-                    &audited,
-                    net.input_range(),
-                )?
-        }
-        None => 0,
+    let stress = crate::stress::report::sections(&findings.stress, n);
+    crate::report::build::add_stress(&mut report, stress);
+    let attributions = crate::attribution::report::section(&findings.attributions, n);
+    crate::report::build::add_attributions(&mut report, attributions);
+    report.warnings.extend(resolved.warnings.iter().cloned());
+    report
+}
+
+/// PNGs of every input, adversarial and attribution map, when asked for.
+fn save_images(
+    opts: &JobOptions,
+    net: &dyn Classifier,
+    data: &Dataset,
+    findings: &Findings,
+) -> Result<usize> {
+    let Some(dir) = &opts.save_images else {
+        return Ok(0);
     };
-    let verdicts = super::gates::evaluate(&report, &gates)?;
-    Ok(JobResult::Report(Box::new(JobOutput {
-        report,
-        report_path,
-        tensors_path,
-        images_written,
-        verdicts,
-    })))
+    let (clean, attacked) = explained(&findings.results);
+    let audited = Audited {
+        clean,
+        attacked: &attacked,
+    };
+    Ok(
+        crate::report::images::save_images(dir, &findings.results, data.shape, net.input_range())?
+            + crate::attribution::images::save_heatmaps(
+                dir,
+                &findings.attributions,
+                &audited,
+                net.input_range(),
+            )?,
+    )
 }

@@ -1,8 +1,11 @@
-//! Audits: a resolved plan (`crate::plan`) run over a dataset batch by
-//! batch (`run`), reporting progress to a `crate::progress::Sink`; `clean` holds the plain
-//! predictions every other check compares against; `gates` turns a report
-//! into a CI verdict and `diff` compares two reports; `checkpoint` lets an
-//! interrupted run resume; `text` is what the commands print.
+//! Audits: a resolved plan (`crate::plan`) run over a dataset, as `job`
+//! lays it out step by step, reporting progress to a
+//! `crate::progress::Sink`. `clean` is the clean pass, made once, whose
+//! inputs and logits every later step reuses; `run` the attacks on its
+//! batches (or one shard of them); `sanity` the checks on the results;
+//! `gates` turns a report into a CI verdict and `diff` compares two reports;
+//! `checkpoint` lets an interrupted run resume; `text` is what the commands
+//! print.
 
 pub mod checkpoint;
 pub mod clean;

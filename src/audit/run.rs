@@ -1,16 +1,17 @@
-//! Drives an audit: the data in batches, each batch through the clean pass
-//! and then every attack of the plan, collecting per-input results. Batches
-//! only bound memory: every random choice is keyed by the input's position
-//! in the data, so results do not depend on the batch size.
+//! The attack step of an audit: the plan's attacks on each batch of the
+//! clean pass ([`run_attacks`]), saved batch by batch to a checkpoint, or one
+//! shard's batches of them ([`run_shard`]). Batches only bound memory: every
+//! random choice is keyed by the input's position in the data, so results
+//! do not depend on the batch size.
 
 use std::time::Instant;
 
 use super::checkpoint::{stop_requested, AttackPart, BatchPart, Checkpoint};
-use super::clean::predictions_from_logits;
-use crate::attack::results::Predictions;
+use super::clean::{check_fits, clean_batch, clean_pass};
 pub use crate::attack::results::{AttackResults, AuditResults};
-use crate::attack::{perturbation_norms, AttackBatch, AttackConfig, AttackSpec};
-use crate::data::batch::batch_tensor;
+use crate::attack::results::{CleanPass, Predictions};
+use crate::attack::{perturbation_norms, Attack, AttackBatch, AttackConfig, AttackSpec};
+use crate::data::batch::batch_ranges;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
@@ -18,102 +19,65 @@ use crate::plan::Plan;
 use crate::progress::Sink;
 use crate::stats::argmax;
 
-/// Runs `plan` on `data` against `model`.
+/// Runs `plan` on `data` against `model`: the clean pass, then the attacks.
 pub fn run_audit(
     model: &dyn Classifier,
     data: &Dataset,
     plan: &Plan,
     sink: &mut dyn Sink,
 ) -> Result<AuditResults> {
-    run_audit_checkpointed(model, data, plan, sink, None)
+    let started = Instant::now();
+    check_fits(model, data)?;
+    let clean = clean_pass(model, data, plan.batch_size, sink)?;
+    let attacks = run_attacks(model, data, plan, &clean, sink, None)?;
+    Ok(AuditResults {
+        clean,
+        attacks,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
-/// [`run_audit`], saving each finished batch to `checkpoint` and taking the
-/// batches it restored from an interrupted run as done. Stops with
-/// [`Error::Interrupted`] between batches once a stop was requested.
-pub fn run_audit_checkpointed(
+/// The plan's attacks on every batch of `clean` (its inputs and logits),
+/// saving each finished batch to `checkpoint` and taking the batches it
+/// holds (restored from an interrupted run, or adopted from shards) as done.
+/// Stops with [`Error::Interrupted`] between batches once a stop was
+/// requested.
+pub fn run_attacks(
     model: &dyn Classifier,
     data: &Dataset,
     plan: &Plan,
+    clean: &CleanPass,
     sink: &mut dyn Sink,
     mut checkpoint: Option<&mut Checkpoint>,
-) -> Result<AuditResults> {
-    let started = Instant::now();
-    let [_, c, h, w] = data.shape;
-    if [c, h, w] != model.input_shape() {
-        return Err(Error::Invalid(format!(
-            "data items are {c}×{h}×{w} but the model takes {:?}",
-            model.input_shape()
-        )));
-    }
-    if data.is_empty() {
-        return Err(Error::data(&data.source, "no inputs to audit"));
-    }
+) -> Result<Vec<AttackResults>> {
     let names: Vec<String> = plan.attacks.iter().map(|a| a.name.clone()).collect();
-    sink.on_start(data.len(), &names);
-    let attacks: Vec<_> = plan
-        .attacks
-        .iter()
-        .map(|a| a.build())
-        .collect::<Result<_>>()?;
-    let per = data.item_len();
-    let mut clean_inputs = Vec::with_capacity(data.len() * per);
-    let mut clean = Predictions {
-        predicted: Vec::new(),
-        probabilities: Vec::new(),
-    };
-    let mut clean_seconds = 0.0;
-    let mut all_clean_logits = Vec::with_capacity(data.len());
+    sink.on_start(clean.len(), &names);
+    let attacks = build_attacks(plan)?;
+    let [_, c, h, w] = clean.shape;
+    let values = clean.inputs.len();
     let mut results: Vec<AttackResults> = plan
         .attacks
         .iter()
-        .map(|spec| AttackResults {
-            spec: spec.clone(),
-            adversarial: Vec::with_capacity(data.len() * per),
-            predictions: Predictions {
-                predicted: Vec::new(),
-                probabilities: Vec::new(),
-            },
-            success: Vec::new(),
-            targets: spec.target().map(|_| Vec::new()),
-            linf: Vec::new(),
-            l2: Vec::new(),
-            gradient_evaluations: 0,
-            seconds: 0.0,
-        })
+        .map(|spec| AttackResults::empty(spec, values))
         .collect();
-
-    for first in (0..data.len()).step_by(plan.batch_size) {
+    for (first, len) in clean.batches() {
         if stop_requested() {
             return Err(Error::Interrupted {
                 partial: checkpoint.as_ref().map(|c| c.path().to_path_buf()),
             });
         }
-        let len = plan.batch_size.min(data.len() - first);
-        sink.on_check_start("clean", first, len);
-        let t = Instant::now();
-        let x_tensor = batch_tensor(data, first, len, model.input_range())?;
-        let x: Vec<f32> = x_tensor.flatten_all()?.to_vec1()?;
-        let logits_tensor = model.logits(&x_tensor)?;
-        let clean_logits: Vec<Vec<f32>> = logits_tensor.to_vec2()?;
-        let p = predictions_from_logits(&logits_tensor)?;
-        clean.predicted.extend(p.predicted);
-        clean.probabilities.extend(p.probabilities);
-        clean_seconds += t.elapsed().as_secs_f64();
-        sink.on_check_done("clean", len);
-
-        let labels = &data.labels[first..first + len];
-        let indices: Vec<usize> = (first..first + len).collect();
+        let x = clean.inputs_of(first, len);
         let parts: Vec<AttackPart> = match checkpoint.as_ref().and_then(|c| c.finished(first, len))
         {
             // Finished before an interruption, or by a shard: take it as saved.
             Some(part) => part.attacks.clone(),
             None => {
+                let indices: Vec<usize> = (first..first + len).collect();
                 let batch = AttackBatch {
-                    x: &x,
+                    x,
                     shape: [len, c, h, w],
-                    labels,
-                    clean_logits: &clean_logits,
+                    labels: &data.labels[first..first + len],
+                    clean_logits: clean.logits_of(first, len),
                     indices: &indices,
                     seed: plan.seed,
                     stream: 0,
@@ -130,47 +94,43 @@ pub fn run_audit_checkpointed(
             }
         };
         for (part, out) in parts.into_iter().zip(results.iter_mut()) {
-            for i in 0..len {
-                let span = i * per..(i + 1) * per;
-                let (linf, l2) = perturbation_norms(&part.adversarial[span.clone()], &x[span]);
-                out.linf.push(linf);
-                out.l2.push(l2);
-            }
-            let logits = candle_core::Tensor::from_vec(
-                part.logits,
-                (len, model.num_classes()),
-                &candle_core::Device::Cpu,
-            )?;
-            let p = predictions_from_logits(&logits)?;
-            out.predictions.predicted.extend(p.predicted);
-            out.predictions.probabilities.extend(p.probabilities);
-            out.success.extend(part.success);
-            if let (Some(all), Some(t)) = (out.targets.as_mut(), part.targets) {
-                all.extend(t);
-            }
-            out.adversarial.extend(part.adversarial);
-            out.gradient_evaluations = part.gradient_evaluations as usize;
-            out.seconds += part.seconds;
+            add_part(out, part, x, clean.item_len(), model.num_classes());
             sink.on_check_done(&out.spec.name, len);
         }
-        clean_inputs.extend(x);
-        all_clean_logits.extend(clean_logits);
     }
     sink.on_finish();
-    Ok(AuditResults {
-        clean_inputs,
-        clean_logits: all_clean_logits,
-        clean,
-        clean_seconds,
-        attacks: results,
-        total_seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(results)
+}
+
+/// The plan's attacks, built.
+fn build_attacks(plan: &Plan) -> Result<Vec<Box<dyn Attack>>> {
+    plan.attacks.iter().map(|a| a.build()).collect()
+}
+
+/// Appends one batch's results of an attack to its results so far; `x` are
+/// the batch's clean inputs (`per` values each), against which the norms
+/// are measured.
+fn add_part(out: &mut AttackResults, part: AttackPart, x: &[f32], per: usize, classes: usize) {
+    for (adv, clean) in part.adversarial.chunks(per).zip(x.chunks(per)) {
+        let (linf, l2) = perturbation_norms(adv, clean);
+        out.linf.push(linf);
+        out.l2.push(l2);
+    }
+    let rows: Vec<Vec<f32>> = part.logits.chunks(classes).map(<[f32]>::to_vec).collect();
+    out.predictions.extend(Predictions::from_logits(&rows));
+    out.success.extend(part.success);
+    if let (Some(all), Some(t)) = (out.targets.as_mut(), part.targets) {
+        all.extend(t);
+    }
+    out.adversarial.extend(part.adversarial);
+    out.gradient_evaluations = part.gradient_evaluations as usize;
+    out.seconds += part.seconds;
 }
 
 /// Runs every attack on one batch (`batch.stream` is set per attack).
 fn attack_batch(
     model: &dyn Classifier,
-    attacks: &[Box<dyn crate::attack::Attack>],
+    attacks: &[Box<dyn Attack>],
     specs: &[AttackSpec],
     batch: &AttackBatch,
     sink: &mut dyn Sink,
@@ -232,7 +192,9 @@ fn adopt_breaks(ensemble: &mut AttackPart, member: &AttackPart, batch: &AttackBa
 
 /// Shard `k` of `n` (1-based): the attacks on every `n`-th batch starting
 /// with batch `k − 1`, each appended to `checkpoint`; batches it already
-/// holds are skipped. Returns the inputs this shard covers.
+/// holds are skipped. Only these batches go through the clean pass (one
+/// [`clean_batch`] each, the batches of a whole run). Returns the inputs
+/// this shard covers.
 pub fn run_shard(
     model: &dyn Classifier,
     data: &Dataset,
@@ -243,41 +205,30 @@ pub fn run_shard(
 ) -> Result<usize> {
     let [_, c, h, w] = data.shape;
     let names: Vec<String> = plan.attacks.iter().map(|a| a.name.clone()).collect();
-    let mine: Vec<usize> = (0..data.len())
-        .step_by(plan.batch_size)
+    let mine: Vec<(usize, usize)> = batch_ranges(data.len(), plan.batch_size)
         .enumerate()
         .filter(|(b, _)| b % n == k - 1)
-        .map(|(_, first)| first)
+        .map(|(_, batch)| batch)
         .collect();
-    let total: usize = mine
-        .iter()
-        .map(|&f| plan.batch_size.min(data.len() - f))
-        .sum();
+    let total: usize = mine.iter().map(|&(_, len)| len).sum();
     sink.on_start(total, &names);
-    let attacks: Vec<_> = plan
-        .attacks
-        .iter()
-        .map(|a| a.build())
-        .collect::<Result<_>>()?;
-    for first in mine {
+    let attacks = build_attacks(plan)?;
+    for (first, len) in mine {
         if stop_requested() {
             return Err(Error::Interrupted {
                 partial: Some(checkpoint.path().to_path_buf()),
             });
         }
-        let len = plan.batch_size.min(data.len() - first);
         if checkpoint.finished(first, len).is_some() {
             continue;
         }
-        let x_tensor = batch_tensor(data, first, len, model.input_range())?;
-        let x: Vec<f32> = x_tensor.flatten_all()?.to_vec1()?;
-        let clean_logits: Vec<Vec<f32>> = model.logits(&x_tensor)?.to_vec2()?;
+        let clean = clean_batch(model, data, first, len)?;
         let indices: Vec<usize> = (first..first + len).collect();
         let batch = AttackBatch {
-            x: &x,
+            x: &clean.inputs,
             shape: [len, c, h, w],
             labels: &data.labels[first..first + len],
-            clean_logits: &clean_logits,
+            clean_logits: &clean.logits,
             indices: &indices,
             seed: plan.seed,
             stream: 0,

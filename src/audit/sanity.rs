@@ -7,11 +7,9 @@
 
 use crate::attack::results::AuditResults;
 use crate::attack::Norm;
-use crate::data::batch::batch_tensor;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::{Classifier, Objective};
-use crate::plan::Plan;
 use crate::report::types::SanityFlag;
 use crate::stats::argmax;
 
@@ -22,24 +20,23 @@ fn flag(check: &str, message: String) -> SanityFlag {
     }
 }
 
-/// Runs every check; returns the ones that fired.
+/// Runs every check on an audit's results (the clean pass and the
+/// attacks); returns the ones that fired.
 pub fn sanity_checks(
     model: &dyn Classifier,
     data: &Dataset,
-    plan: &Plan,
     results: &AuditResults,
 ) -> Result<Vec<SanityFlag>> {
     let mut flags = Vec::new();
     let n = data.len();
     let range = model.input_range();
 
-    // Input gradients at the clean inputs.
+    // Input gradients at the clean inputs, in the clean pass's batches.
+    let clean = &results.clean;
     let (mut zero, mut nan) = (0usize, 0usize);
-    for first in (0..n).step_by(plan.batch_size.max(1)) {
-        let len = plan.batch_size.min(n - first);
-        let x = batch_tensor(data, first, len, range)?;
+    for (first, len) in clean.batches() {
         let g = model.input_grad(
-            &x,
+            &clean.tensor(first, len)?,
             Objective::CrossEntropy(&data.labels[first..first + len]),
         )?;
         let grad: Vec<Vec<f32>> = g.grad.flatten_from(1)?.to_vec2()?;
@@ -59,7 +56,7 @@ pub fn sanity_checks(
     }
 
     // Outputs that already look like probabilities.
-    let rows = &results.clean_logits;
+    let rows = &clean.logits;
     if !rows.is_empty()
         && rows.iter().all(|r| {
             r.iter().all(|&v| (0.0..=1.0).contains(&v))
@@ -73,8 +70,8 @@ pub fn sanity_checks(
     }
 
     // ε = 0 must reproduce clean accuracy.
-    let clean_correct = results
-        .clean
+    let clean_correct = clean
+        .predictions
         .predicted
         .iter()
         .zip(&data.labels)
@@ -98,10 +95,11 @@ pub fn sanity_checks(
         }
     }
 
-    // Batch-size dependence and randomness, on the first few inputs.
+    // Batch-size dependence and randomness, on the first few inputs (new
+    // calls on purpose: the clean pass's logits are what is being tested).
     let m = n.min(16);
-    let together: Vec<Vec<f32>> = model.logits(&batch_tensor(data, 0, m, range)?)?.to_vec2()?;
-    let again: Vec<Vec<f32>> = model.logits(&batch_tensor(data, 0, m, range)?)?.to_vec2()?;
+    let together: Vec<Vec<f32>> = model.logits(&clean.tensor(0, m)?)?.to_vec2()?;
+    let again: Vec<Vec<f32>> = model.logits(&clean.tensor(0, m)?)?.to_vec2()?;
     if together != again {
         flags.push(flag(
             "randomized_model",
@@ -110,7 +108,7 @@ pub fn sanity_checks(
     }
     let mut differ = 0;
     for (i, row) in together.iter().enumerate() {
-        let single: Vec<Vec<f32>> = model.logits(&batch_tensor(data, i, 1, range)?)?.to_vec2()?;
+        let single: Vec<Vec<f32>> = model.logits(&clean.tensor(i, 1)?)?.to_vec2()?;
         if argmax(&single[0]) != argmax(row) {
             differ += 1;
         }
@@ -140,7 +138,7 @@ pub fn sanity_checks(
         let only_black = (0..n)
             .filter(|&i| {
                 square.success[i]
-                    && data.labels[i] == results.clean.predicted[i]
+                    && data.labels[i] == clean.predictions.predicted[i]
                     && white.iter().all(|w| !w.success[i])
             })
             .count();

@@ -92,6 +92,15 @@ pub fn batch_tensor(data: &Dataset, start: usize, len: usize, range: (f32, f32))
     Ok(tensor)
 }
 
+/// `(first, len)` of each batch of `batch_size` (at least 1) over `n`
+/// items, in order; the last may be shorter.
+pub fn batch_ranges(n: usize, batch_size: usize) -> impl Iterator<Item = (usize, usize)> {
+    let size = batch_size.max(1);
+    (0..n)
+        .step_by(size)
+        .map(move |first| (first, size.min(n - first)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +153,12 @@ mod tests {
             .unwrap();
         assert!(diff < 1e-4);
         assert!(batch_tensor(&data, 2, 2, (0.0, 1.0)).is_err());
+    }
+
+    #[test]
+    fn batch_ranges_cover_the_items_once() {
+        let ranges: Vec<_> = batch_ranges(7, 3).collect();
+        assert_eq!(ranges, [(0, 3), (3, 3), (6, 1)]);
+        assert_eq!(batch_ranges(0, 3).count(), 0);
     }
 }

@@ -86,6 +86,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
     let clean_correct: Vec<bool> = inp
         .results
         .clean
+        .predictions
         .predicted
         .iter()
         .zip(labels)
@@ -145,8 +146,8 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         .map(|i| SampleRecord {
             index: i,
             label: labels[i],
-            prediction: inp.results.clean.predicted[i],
-            top5: top_k(&inp.results.clean.probabilities[i], 5),
+            prediction: inp.results.clean.predictions.predicted[i],
+            top5: top_k(&inp.results.clean.predictions.probabilities[i], 5),
             attacks: inp
                 .results
                 .attacks
@@ -193,7 +194,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         timings: Timings {
             started_at: inp.started_at.clone(),
             total_seconds: inp.results.total_seconds,
-            clean_seconds: inp.results.clean_seconds,
+            clean_seconds: inp.results.clean.seconds,
             attacks: inp
                 .results
                 .attacks
@@ -249,7 +250,7 @@ pub fn sidecar_tensors(results: &AuditResults, shape: [usize; 4]) -> Result<Vec<
     let dims = (shape[0], shape[1], shape[2], shape[3]);
     let mut out = vec![(
         crate::sidecar::CLEAN_INPUTS.to_string(),
-        Tensor::from_slice(&results.clean_inputs, dims, &Device::Cpu)?,
+        Tensor::from_slice(&results.clean.inputs, dims, &Device::Cpu)?,
     )];
     for a in &results.attacks {
         out.push((

@@ -71,7 +71,7 @@ pub fn save_images(
     let per = c * h * w;
     let mut written = 0;
     for i in 0..n {
-        let clean = &results.clean_inputs[i * per..(i + 1) * per];
+        let clean = &results.clean.inputs[i * per..(i + 1) * per];
         save(
             &to_image(clean, c, h, w, range),
             &dir.join(format!("{i:05}_clean.png")),

@@ -35,6 +35,7 @@ pub mod spec;
 pub mod types;
 pub mod worst_case;
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -61,17 +62,50 @@ pub struct Context<'a> {
     pub seed: u64,
     /// Inputs per forward pass.
     pub batch_size: usize,
-    /// Logits of every data input.
-    pub clean_logits: Vec<Vec<f32>>,
+    /// Logits of every data input: the audit's clean pass, or computed here.
+    pub clean_logits: Cow<'a, [Vec<f32>]>,
 }
 
 impl<'a> Context<'a> {
-    /// Checks the data against the model and computes the clean logits.
+    /// Checks the data against the model and computes the clean logits (in
+    /// batches of `batch_size`).
     pub fn new(
         model: &'a dyn Classifier,
         data: &'a Dataset,
         seed: u64,
         batch_size: usize,
+    ) -> Result<Self> {
+        let mut ctx = Self::checked(model, data, seed, batch_size, Cow::Owned(Vec::new()))?;
+        ctx.clean_logits = Cow::Owned(ctx.logits_data(&data.pixels)?);
+        Ok(ctx)
+    }
+
+    /// Checks the data against the model and takes the clean logits already
+    /// computed (one row per data input, e.g. by the audit's clean pass), so
+    /// the data is not run through the model again.
+    pub fn with_clean_logits(
+        model: &'a dyn Classifier,
+        data: &'a Dataset,
+        seed: u64,
+        batch_size: usize,
+        clean_logits: &'a [Vec<f32>],
+    ) -> Result<Self> {
+        if clean_logits.len() != data.len() {
+            return Err(Error::Invalid(format!(
+                "{} clean logits rows for {} data inputs",
+                clean_logits.len(),
+                data.len()
+            )));
+        }
+        Self::checked(model, data, seed, batch_size, Cow::Borrowed(clean_logits))
+    }
+
+    fn checked(
+        model: &'a dyn Classifier,
+        data: &'a Dataset,
+        seed: u64,
+        batch_size: usize,
+        clean_logits: Cow<'a, [Vec<f32>]>,
     ) -> Result<Self> {
         let [_, c, h, w] = data.shape;
         if [c, h, w] != model.input_shape() {
@@ -83,15 +117,13 @@ impl<'a> Context<'a> {
         if batch_size == 0 {
             return Err(Error::Invalid("batch size must be at least 1".into()));
         }
-        let mut ctx = Context {
+        Ok(Context {
             model,
             data,
             seed,
             batch_size,
-            clean_logits: Vec::new(),
-        };
-        ctx.clean_logits = ctx.logits_data(&data.pixels)?;
-        Ok(ctx)
+            clean_logits,
+        })
     }
 
     /// `[C, H, W]` of one input.
@@ -231,35 +263,31 @@ pub struct StressResults {
     pub stress: Vec<StressOutcome>,
     /// Per `[[equivariance]]` entry, in plan order.
     pub equivariance: Vec<EquivarianceOutcome>,
-    /// Seconds for all of them, the clean pass included.
+    /// Seconds for all of them.
     pub total_seconds: f64,
 }
 
 /// Runs a plan's `[[stress]]` and `[[equivariance]]` entries (nothing, and
-/// no work, when it has none), with the plan's seed and batch size.
+/// no work, when it has none) on `ctx`'s model and data, with its seed and
+/// batch size.
 pub fn run_stress(
-    model: &dyn Classifier,
-    data: &Dataset,
+    ctx: &Context,
     stress: &[StressSpec],
     equivariance: &[EquivarianceSpec],
-    seed: u64,
-    batch_size: usize,
     sink: &mut dyn Sink,
 ) -> Result<StressResults> {
     if stress.is_empty() && equivariance.is_empty() {
         return Ok(StressResults::default());
     }
     let started = Instant::now();
-    let n = data.len();
-    let mut names = vec!["stress: clean logits".to_string()];
-    names.extend(stress.iter().map(|s| s.name.clone()));
-    names.extend(equivariance.iter().map(|s| s.name.clone()));
-    // The bar counts one unit per input per check; `on_start` adds one
-    // check for a clean pass, which `names[0]` is.
-    sink.on_start(n, &names[1..]);
-    sink.on_check_start(&names[0], 0, n);
-    let ctx = Context::new(model, data, seed, batch_size)?;
-    sink.on_check_done(&names[0], n);
+    let n = ctx.len();
+    let names: Vec<String> = stress
+        .iter()
+        .map(|s| s.name.clone())
+        .chain(equivariance.iter().map(|s| s.name.clone()))
+        .collect();
+    // The bar counts one unit per input per check.
+    sink.on_start(n, &names);
     let mut results = StressResults::default();
     for spec in stress {
         let t = Instant::now();
@@ -267,16 +295,16 @@ pub fn run_stress(
         let mut progress = |f: f64| bar.advance(f);
         let mut outcome = match &spec.check {
             StressCheck::AlphaScaling(s) => {
-                StressOutcome::AlphaScaling(alpha_scaling::run(&ctx, &spec.name, s, &mut progress)?)
+                StressOutcome::AlphaScaling(alpha_scaling::run(ctx, &spec.name, s, &mut progress)?)
             }
             StressCheck::Noise(s) => {
-                StressOutcome::Noise(noise::run(&ctx, &spec.name, s, &mut progress)?)
+                StressOutcome::Noise(noise::run(ctx, &spec.name, s, &mut progress)?)
             }
             StressCheck::Calibration(s) => {
-                StressOutcome::Calibration(calibration::run(&ctx, &spec.name, s.bins))
+                StressOutcome::Calibration(calibration::run(ctx, &spec.name, s.bins))
             }
             StressCheck::Corruptions(s) => {
-                StressOutcome::Corruptions(corruptions::run(&ctx, &spec.name, s, &mut progress)?)
+                StressOutcome::Corruptions(corruptions::run(ctx, &spec.name, s, &mut progress)?)
             }
         };
         bar.advance(1.0);
@@ -295,28 +323,28 @@ pub fn run_stress(
         let mut progress = |f: f64| bar.advance(f);
         let mut outcome = match &spec.check {
             EquivarianceCheck::Shift(s) => EquivarianceOutcome::Consistency(consistency::run(
-                &ctx,
+                ctx,
                 &spec.name,
                 s,
                 &mut progress,
             )?),
             EquivarianceCheck::Rotation(s) => EquivarianceOutcome::Consistency(consistency::run(
-                &ctx,
+                ctx,
                 &spec.name,
                 s,
                 &mut progress,
             )?),
             EquivarianceCheck::Flip(s) => EquivarianceOutcome::Consistency(consistency::run(
-                &ctx,
+                ctx,
                 &spec.name,
                 s,
                 &mut progress,
             )?),
             EquivarianceCheck::LieDerivative(s) => EquivarianceOutcome::LieDerivative(
-                lie_derivative::run(&ctx, &spec.name, s, &mut progress)?,
+                lie_derivative::run(ctx, &spec.name, s, &mut progress)?,
             ),
             EquivarianceCheck::WorstCase(s) => {
-                EquivarianceOutcome::WorstCase(worst_case::run(&ctx, &spec.name, s, &mut progress)?)
+                EquivarianceOutcome::WorstCase(worst_case::run(ctx, &spec.name, s, &mut progress)?)
             }
         };
         bar.advance(1.0);

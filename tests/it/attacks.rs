@@ -228,9 +228,9 @@ fn eps_zero_reproduces_the_clean_inputs_and_accuracy() {
     ];
     let results = run_audit(&model, &data, &plan(attacks, 16), &mut NoSink).unwrap();
     for a in &results.attacks {
-        assert_eq!(a.adversarial, results.clean_inputs, "{}", a.spec.name);
+        assert_eq!(a.adversarial, results.clean.inputs, "{}", a.spec.name);
         assert_eq!(
-            a.predictions.predicted, results.clean.predicted,
+            a.predictions.predicted, results.clean.predictions.predicted,
             "{}",
             a.spec.name
         );
@@ -254,7 +254,10 @@ fn results_do_not_depend_on_the_batch_size() {
     ];
     let one = run_audit(&model, &data, &plan(attacks.clone(), 1), &mut NoSink).unwrap();
     let many = run_audit(&model, &data, &plan(attacks, 100), &mut NoSink).unwrap();
-    assert_eq!(one.clean.predicted, many.clean.predicted);
+    assert_eq!(
+        one.clean.predictions.predicted,
+        many.clean.predictions.predicted
+    );
     for (a, b) in one.attacks.iter().zip(&many.attacks) {
         assert_eq!(
             a.predictions.predicted, b.predictions.predicted,

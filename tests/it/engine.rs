@@ -226,7 +226,10 @@ fn pgd_predictions_match_the_reference_engine() {
     let reference = run_audit(&net, &data, &plan, &mut NoSink).unwrap();
     let ours = run_audit(&fast, &data, &plan, &mut NoSink).unwrap();
     let (r, f) = (&reference.attacks[0], &ours.attacks[0]);
-    assert_eq!(ours.clean.predicted, reference.clean.predicted);
+    assert_eq!(
+        ours.clean.predictions.predicted,
+        reference.clean.predictions.predicted
+    );
     assert_eq!(f.predictions.predicted, r.predictions.predicted);
     assert_eq!(f.success, r.success);
     let broken = f.success.iter().filter(|&&s| s).count();

@@ -478,16 +478,8 @@ fn results_do_not_depend_on_the_batch_size() {
         .iter()
         .map(|&b| {
             let plan = shipped_cnn_plan(b);
-            let r = run_stress(
-                &model.network,
-                &data,
-                &plan.stress,
-                &plan.equivariance,
-                plan.seed,
-                plan.batch_size,
-                &mut NoSink,
-            )
-            .unwrap();
+            let ctx = Context::new(&model.network, &data, plan.seed, plan.batch_size).unwrap();
+            let r = run_stress(&ctx, &plan.stress, &plan.equivariance, &mut NoSink).unwrap();
             let mut v = Vec::new();
             for o in &r.stress {
                 v.push(match o {

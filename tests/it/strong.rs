@@ -133,7 +133,7 @@ fn minimum_norm_distances_are_below_the_eps_at_which_pgd_first_breaks() {
     let fmn = results.attacks.last().unwrap();
     let mut compared = 0;
     for i in 0..data.len() {
-        if results.clean.predicted[i] != data.labels[i] {
+        if results.clean.predictions.predicted[i] != data.labels[i] {
             continue;
         }
         let first_break = grid
@@ -297,7 +297,7 @@ fn probability_outputs_and_eps_zero_are_checked() {
     )
     .unwrap();
     let results = run_audit(&model, &data, &plan, &mut NoSink).unwrap();
-    let flags = sanity_checks(&model, &data, &plan, &results).unwrap();
+    let flags = sanity_checks(&model, &data, &results).unwrap();
     let checks: Vec<&str> = flags.iter().map(|f| f.check.as_str()).collect();
     assert!(checks.contains(&"softmax_outputs"), "{checks:?}");
     assert!(!checks.contains(&"eps_zero_not_clean"), "{checks:?}");
@@ -334,6 +334,7 @@ fn spatial_attack_breaks_digits_with_rotations_and_shifts_only() {
     let y = &data.labels;
     let clean = results
         .clean
+        .predictions
         .predicted
         .iter()
         .zip(y)
@@ -352,9 +353,9 @@ fn spatial_attack_breaks_digits_with_rotations_and_shifts_only() {
     // Each broken input is an exact grid transformation of its clean input.
     let per = 784;
     let i = (0..data.len())
-        .find(|&i| grid.success[i] && results.clean.predicted[i] == y[i])
+        .find(|&i| grid.success[i] && results.clean.predictions.predicted[i] == y[i])
         .unwrap();
-    let x = &results.clean_inputs[i * per..(i + 1) * per];
+    let x = &results.clean.inputs[i * per..(i + 1) * per];
     let adv = &grid.adversarial[i * per..(i + 1) * per];
     let spatial = xai_audit::attack::spatial::Spatial {
         max_angle_deg: 30.0,
