@@ -40,6 +40,8 @@ pub const DEFAULT_SENSITIVITY_RADIUS: f64 = 0.02;
 /// A class-choosing rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
+// The attack family has a `TargetRule` too: schemas name definitions by type.
+#[schemars(rename = "AttributionTargetRule")]
 pub enum TargetRule {
     /// The class the model predicts for the input being explained (for an
     /// adversarial input, its adversarial prediction).

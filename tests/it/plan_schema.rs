@@ -92,3 +92,20 @@ fn what_the_parser_refuses_the_schema_refuses() {
         assert!(!v.is_valid(&as_json(bad)), "the schema takes {bad}");
     }
 }
+
+/// Schemas name their definitions after the Rust types, and a second type
+/// of the same name (`NoiseConfig` in two families) is silently renamed
+/// `NoiseConfig2`, changing the first one's schema: give it a schema name.
+#[test]
+fn no_two_config_types_share_a_schema_name() {
+    for text in [plan_schema_json(), xai(&root(), &["schema"]).stdout] {
+        let schema: Value = serde_json::from_str(&text).unwrap();
+        let clashes: Vec<&String> = schema["$defs"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.ends_with(|c: char| c.is_ascii_digit()))
+            .collect();
+        assert!(clashes.is_empty(), "renamed by a name clash: {clashes:?}");
+    }
+}
