@@ -55,13 +55,16 @@ pub struct ApgdConfig {
     /// Budget, in input units.
     pub eps: f64,
     /// Iterations per run.
+    #[schemars(range(min = 1))]
     pub steps: usize,
     /// Runs per input, on inputs still robust.
+    #[schemars(range(min = 1))]
     pub restarts: usize,
     /// The loss.
     pub loss: ApgdLoss,
     /// APGD-T: the number of most likely other classes attacked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub target_classes: Option<usize>,
 }
 

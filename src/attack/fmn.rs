@@ -52,6 +52,7 @@ pub struct FmnConfig {
     /// Budget deciding success, in input units (`None`: any adversarial).
     pub eps: Option<f64>,
     /// Iterations.
+    #[schemars(range(min = 1))]
     pub steps: usize,
     /// PGD bisection rounds; unset: [`default_refine`] of the norm.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -45,10 +45,12 @@ pub struct PgdConfig {
     /// Step length.
     pub step_size: f64,
     /// Gradient steps per restart.
+    #[schemars(range(min = 1))]
     pub steps: usize,
     /// Start from a random point of the ε-ball.
     pub random_start: bool,
     /// Runs per input; the best point is kept.
+    #[schemars(range(min = 1))]
     pub restarts: usize,
     /// Targeted mode: `least_likely`, `random` or a class index.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -55,10 +55,13 @@ pub struct SpatialConfig {
     /// Largest shift either way, in pixels.
     pub max_shift_px: f64,
     /// Angles in the grid.
+    #[schemars(range(min = 1))]
     pub angle_steps: usize,
     /// Shifts per axis in the grid.
+    #[schemars(range(min = 1))]
     pub shift_steps: usize,
     /// Random transformations tried per input.
+    #[schemars(range(min = 1))]
     pub samples: usize,
 }
 

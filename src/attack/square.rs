@@ -41,8 +41,10 @@ pub struct SquareConfig {
     /// Budget, in input units.
     pub eps: f64,
     /// Runs per input, on inputs still robust.
+    #[schemars(range(min = 1))]
     pub restarts: usize,
     /// Queries per input.
+    #[schemars(range(min = 1))]
     pub queries: usize,
     /// Initial share of pixels a square covers.
     pub p_init: f64,

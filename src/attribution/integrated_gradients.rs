@@ -67,6 +67,7 @@ impl BaselineKind {
 pub struct IntegratedGradientsConfig {
     /// Quadrature points (Captum's `n_steps`; default 50; at least 2 for
     /// the Riemann rules).
+    #[schemars(range(min = 1))]
     pub steps: usize,
     /// `gausslegendre` (default) or `riemann_{left,right,middle,trapezoid}`
     /// (Captum's `method`).

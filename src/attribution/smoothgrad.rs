@@ -62,6 +62,7 @@ impl NoiseTunnelType {
 #[serde(default)]
 pub struct SmoothGradConfig {
     /// Noisy samples per input (Captum's `nt_samples`; default 10).
+    #[schemars(range(min = 1))]
     pub samples: usize,
     /// Noise standard deviation in input units (Captum's `stdevs`). Unset
     /// in a plan: 15% of the model's range width (0.15 on `[0, 1]`),

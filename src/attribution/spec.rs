@@ -125,6 +125,7 @@ pub struct AttributionSpec {
     /// Deletion/insertion: steps from no pixel to all (default 20; only
     /// with those metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub curve_steps: Option<usize>,
     /// Deletion/insertion: the value of a removed pixel (a number in input
     /// units, or `"black"`, the low end of the model's range; default 0).
@@ -133,6 +134,7 @@ pub struct AttributionSpec {
     /// Max-sensitivity: perturbation samples (default 10; only with that
     /// metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub sensitivity_samples: Option<usize>,
     /// Max-sensitivity: L∞ radius of the uniform perturbations, in input
     /// units (default 2% of the model's range width: Captum's 0.02 on

@@ -60,6 +60,7 @@ pub struct AlphaScalingConfig {
     pub inputs: Vec<AlphaInputs>,
     /// Uniform-noise inputs to draw (absent: as many as data inputs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub count: Option<usize>,
     /// Scale factors, starting at 1, increasing; MMC is reported at each and
     /// the search for the smallest α reaching the target walks them (default

@@ -18,6 +18,7 @@ pub const DEFAULT_BINS: usize = 15;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CalibrationConfig {
     /// Equal-width confidence bins, 1 to 10,000 (default 15, as in Guo et al.).
+    #[schemars(range(min = 1))]
     pub bins: usize,
 }
 

@@ -68,6 +68,7 @@ pub struct NoiseConfig {
     pub families: Vec<NoiseFamily>,
     /// Inputs per family (absent: as many as data inputs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub count: Option<usize>,
     /// Confidently classified noise inputs to keep in the sidecar, per
     /// family, 0 to 10,000 (default 8).

@@ -77,6 +77,9 @@ fn what_the_parser_refuses_the_schema_refuses() {
         "[[attack]]\nname = \"f\"\nkind = \"fgsm\"\neps = 0.1\nsteps = 10\n",
         // an unknown kind
         "[[attack]]\nname = \"p\"\nkind = \"pgdd\"\neps = 0.1\n",
+        // a count below 1
+        "[[attack]]\nname = \"p\"\nkind = \"pgd\"\neps = 0.1\nsteps = 0\n",
+        "[[stress]]\nname = \"c\"\nkind = \"calibration\"\nbins = 0\n",
         // a negative ε
         "[[attack]]\nname = \"p\"\nkind = \"fgsm\"\neps = -0.1\n",
         // no name
