@@ -465,6 +465,69 @@ fn cases() -> Vec<Case> {
             needles: &["p.toml", "`eps`"],
         },
         Case {
+            name: "plan with a norm on a spatial attack",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"s\"\nkind = \"spatial\"\nnorm = \"l2\"\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attack[0] \"s\"", "`norm`", "does not apply"],
+        },
+        Case {
+            name: "plan with an ε listed twice",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"f\"\nkind = \"fgsm\"\neps = [0.1, 0.1]\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attack[0] \"f\"", "`eps`", "twice"],
+        },
+        Case {
+            name: "plan with an ensemble whose ε differs from its members'",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"f\"\nkind = \"fgsm\"\neps = 0.1\n\
+                     [[attack]]\nname = \"e\"\nkind = \"ensemble\"\nmembers = [\"f\"]\neps = 0.2\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attack[1] \"e\"", "`eps`", "members' is 0.1"],
+        },
+        Case {
+            name: "plan with an ensemble naming an ε list",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"f\"\nkind = \"fgsm\"\neps = [0.1, 0.2]\n\
+                     [[attack]]\nname = \"e\"\nkind = \"ensemble\"\nmembers = [\"f\"]\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attack[1] \"e\"",
+                "`members`",
+                "\"f\" is an ε list",
+                "f@0.1",
+            ],
+        },
+        Case {
+            name: "plan with a target class beyond u32",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attack]]\nname = \"f\"\nkind = \"fgsm\"\neps = 0.1\ntarget = 4294967296\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attack[0] \"f\"", "`target`"],
+        },
+        Case {
             name: "plan with a NaN ε",
             setup: |d| plan(d, "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = nan\n"),
             args: &["run", MLP, "--plan", "p.toml"],
