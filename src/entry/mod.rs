@@ -384,55 +384,43 @@ impl Entry {
 
     /// A non-empty list of finite numbers in `[min, max]`, none twice.
     pub fn floats_in(&mut self, key: &str, min: f64, max: f64) -> Option<Vec<f64>> {
-        let items = self.array(key)?;
-        let mut out = Vec::with_capacity(items.len());
-        for v in &items {
-            match Self::number(v) {
-                Some(f) if f.is_finite() && f >= min && f <= max => {
-                    if out.contains(&f) {
-                        self.fail(key, format!("lists {f} twice"));
-                        return None;
-                    }
-                    out.push(f);
-                }
-                Some(f) => {
-                    self.fail(key, format!("values must be in [{min}, {max}], found {f}"));
-                    return None;
-                }
-                None => {
-                    self.fail(
-                        key,
-                        format!("values must be numbers, found {}", v.type_str()),
-                    );
-                    return None;
-                }
-            }
-        }
-        Some(out)
+        self.distinct(key, |v| match Self::number(v) {
+            Some(f) if f.is_finite() && f >= min && f <= max => Ok(f),
+            Some(f) => Err(format!("values must be in [{min}, {max}], found {f}")),
+            None => Err(format!("values must be numbers, found {}", v.type_str())),
+        })
     }
 
     /// A non-empty list of integers in `min..=max`, none twice.
     pub fn ints_in(&mut self, key: &str, min: i64, max: i64) -> Option<Vec<usize>> {
+        self.distinct(key, |v| match v {
+            Value::Integer(i) if (min..=max).contains(i) => Ok(*i as usize),
+            Value::Integer(i) => Err(format!("values must be in {min}..={max}, found {i}")),
+            other => Err(format!(
+                "values must be integers, found {}",
+                other.type_str()
+            )),
+        })
+    }
+
+    /// A non-empty list whose items `item` reads (or says what is wrong
+    /// with), none twice; the first mistake is recorded.
+    fn distinct<T: PartialEq + std::fmt::Display>(
+        &mut self,
+        key: &str,
+        item: impl Fn(&Value) -> std::result::Result<T, String>,
+    ) -> Option<Vec<T>> {
         let items = self.array(key)?;
-        let mut out = Vec::with_capacity(items.len());
+        let mut out: Vec<T> = Vec::with_capacity(items.len());
         for v in &items {
-            match v {
-                Value::Integer(i) if (min..=max).contains(i) => {
-                    if out.contains(&(*i as usize)) {
-                        self.fail(key, format!("lists {i} twice"));
-                        return None;
-                    }
-                    out.push(*i as usize);
-                }
-                Value::Integer(i) => {
-                    self.fail(key, format!("values must be in {min}..={max}, found {i}"));
+            match item(v) {
+                Ok(x) if out.contains(&x) => {
+                    self.fail(key, format!("lists {x} twice"));
                     return None;
                 }
-                other => {
-                    self.fail(
-                        key,
-                        format!("values must be integers, found {}", other.type_str()),
-                    );
+                Ok(x) => out.push(x),
+                Err(message) => {
+                    self.fail(key, message);
                     return None;
                 }
             }
