@@ -157,8 +157,11 @@ fn eval(
     use xai_audit::audit::clean;
     let loaded = xai_audit::model::load_model_with(model, model_opts)?;
     warn_unused(&loaded);
-    let (classifier, _) = xai_audit::engine::select(&loaded.network, engine)?;
-    let net = classifier.as_ref();
+    let selected = xai_audit::engine::select(&loaded.network, engine)?;
+    if let Some(why) = &selected.fallback {
+        eprintln!("warning: {why}");
+    }
+    let net = selected.classifier.as_ref();
     let request = xai_audit::data::batch::DataRequest {
         path: data,
         resize,

@@ -155,6 +155,8 @@ struct Model {
     loaded: LoadedModel,
     classifier: Box<dyn Classifier>,
     engine: &'static str,
+    /// Why the reference path runs it, when `auto` fell back.
+    fallback: Option<String>,
 }
 
 /// The model and the data loaded for it.
@@ -224,11 +226,15 @@ fn load_model(opts: &JobOptions) -> Result<Model> {
         strip_prefix: opts.strip_prefix.clone(),
     };
     let loaded = load_model_with(&opts.model, &model_opts)?;
-    let (classifier, engine) = crate::engine::select(&loaded.network, opts.engine)?;
+    let selected = crate::engine::select(&loaded.network, opts.engine)?;
+    if let Some(why) = &selected.fallback {
+        eprintln!("warning: {why}");
+    }
     Ok(Model {
         loaded,
-        classifier,
-        engine,
+        classifier: selected.classifier,
+        engine: selected.name,
+        fallback: selected.fallback,
     })
 }
 
@@ -515,6 +521,10 @@ fn report(
     let attributions = crate::attribution::report::section(&findings.attributions, n);
     crate::report::build::add_attributions(&mut report, attributions);
     report.warnings.extend(resolved.warnings.iter().cloned());
+    report
+        .warnings
+        .extend(loaded.model.fallback.iter().cloned());
+    report.tool.engine = Some(loaded.model.engine.to_string());
     report
 }
 

@@ -62,8 +62,12 @@ pub fn pgd_throughput(
     engine: crate::engine::Engine,
 ) -> Result<String> {
     let (loaded, data) = bench_inputs_with(model, model_opts, data, limit)?;
-    let (classifier, engine_name) = crate::engine::select(&loaded.network, engine)?;
-    let net = classifier.as_ref();
+    let selected = crate::engine::select(&loaded.network, engine)?;
+    if let Some(why) = &selected.fallback {
+        eprintln!("warning: {why}");
+    }
+    let engine_name = selected.name;
+    let net = selected.classifier.as_ref();
     let pgd = Pgd {
         norm: Norm::Linf,
         eps: 0.1,

@@ -84,6 +84,28 @@ impl Conv {
         }
     }
 
+    /// Folds a following per-channel affine map (eval-mode batch norm,
+    /// `y · scale + shift`) into the weights and bias; the bias is computed
+    /// in f64. Changes rounding only (well under the 1e-5 the tests allow).
+    pub fn fold_affine(&mut self, scale: &[f32], shift: &[f32]) {
+        let k = self.k();
+        for (co, &a) in scale.iter().enumerate() {
+            for v in &mut self.weight[co * k..(co + 1) * k] {
+                *v *= a;
+            }
+            for kk in 0..k {
+                self.weight_t[kk * self.cout + co] *= a;
+            }
+        }
+        let bias = (0..self.cout)
+            .map(|co| {
+                let b = self.bias.as_ref().map_or(0.0, |b| b[co] as f64);
+                (b * scale[co] as f64 + shift[co] as f64) as f32
+            })
+            .collect();
+        self.bias = Some(bias);
+    }
+
     /// Columns per im2col row.
     fn k(&self) -> usize {
         self.kernel.0 * self.kernel.1 * self.cin
@@ -171,10 +193,18 @@ impl Conv {
         );
     }
 
-    /// `dx = ∂/∂x` given `dy`, both channel-last; `cols` is scratch.
-    pub fn backward(&self, n: usize, dy: &[f32], dx: &mut [f32], cols: &mut Vec<f32>) {
+    /// `dx = ∂/∂x` given `dy`, both channel-last (`dx +=` when
+    /// `accumulate`: an input read by two branches); `cols` is scratch.
+    pub fn backward(
+        &self,
+        n: usize,
+        dy: &[f32],
+        dx: &mut [f32],
+        cols: &mut Vec<f32>,
+        accumulate: bool,
+    ) {
         if !self.tap_major() {
-            return self.backward_gemm(n, dy, dx, cols);
+            return self.backward_gemm(n, dy, dx, cols, accumulate);
         }
         let m = n * self.output.0 * self.output.1;
         let k = self.k();
@@ -186,7 +216,9 @@ impl Conv {
             MatRef::row_major(dy, m, self.cout).t(),
             false,
         );
-        dx[..n * self.input.0 * self.input.1].fill(0.0);
+        if !accumulate {
+            dx[..n * self.input.0 * self.input.1].fill(0.0);
+        }
         self.for_each_tap_run(n, |col, at, len, step| {
             let src = &cols[col..col + len];
             if step == 1 {
@@ -291,18 +323,27 @@ impl Conv {
     }
 
     /// [`Conv::backward`] as one GEMM plus col2im.
-    fn backward_gemm(&self, n: usize, dy: &[f32], dx: &mut [f32], cols: &mut Vec<f32>) {
+    fn backward_gemm(
+        &self,
+        n: usize,
+        dy: &[f32],
+        dx: &mut [f32],
+        cols: &mut Vec<f32>,
+        accumulate: bool,
+    ) {
         let m = n * self.output.0 * self.output.1;
         let k = self.k();
         let c = self.cin;
         let w = MatRef::row_major(&self.weight, self.cout, k);
         if self.pointwise() {
-            matmul(dx, MatRef::row_major(dy, m, self.cout), w, false);
+            matmul(dx, MatRef::row_major(dy, m, self.cout), w, accumulate);
             return;
         }
         cols.resize(m * k, 0.0);
         matmul(cols, MatRef::row_major(dy, m, self.cout), w, false);
-        dx[..n * self.input.0 * self.input.1 * c].fill(0.0);
+        if !accumulate {
+            dx[..n * self.input.0 * self.input.1 * c].fill(0.0);
+        }
         let dil = self.dilation;
         self.for_each_run(n, |col, run| {
             if let Some((at, _, count)) = run {
@@ -439,7 +480,7 @@ mod tests {
             }
         }
         let mut dx = vec![0f32; xl.len()];
-        conv.backward(1, &gl, &mut dx, &mut cols);
+        conv.backward(1, &gl, &mut dx, &mut cols, false);
         let dot = |x: &[f32]| -> f64 {
             direct(
                 x,
@@ -479,7 +520,13 @@ mod tests {
         conv.forward(1, &x, &mut y, &mut cols);
         assert_eq!(y, vec![5.0, 0.0, 6.0, 7.0, 3.0, 12.0]);
         let mut dx = vec![0f32; 4];
-        conv.backward(1, &[1.0, 0.0, 1.0, 0.0, 1.0, 0.0], &mut dx, &mut cols);
+        conv.backward(
+            1,
+            &[1.0, 0.0, 1.0, 0.0, 1.0, 0.0],
+            &mut dx,
+            &mut cols,
+            false,
+        );
         assert_eq!(dx, vec![1.0, 5.0, -1.0, 0.5]);
         assert!(cols.is_empty(), "a pointwise conv needs no columns");
     }

@@ -1,46 +1,52 @@
-//! The fast engine: a network compiled from the spec's layers into a flat
-//! list of channel-last ops with hand-written input-gradient passes —
-//! im2col + packed GEMM convolutions, argmax-routed pooling, no weight
-//! gradients, buffers reused across calls. It implements the same
-//! [`Classifier`] as the candle [`Network`] it is compiled from, which stays
-//! the reference: tests hold every op's output and gradient to it.
+//! The fast engine: a network compiled from the spec's layers into a graph
+//! of channel-last ops with hand-written input-gradient passes — im2col +
+//! packed GEMM convolutions (direct kernels for grouped and depthwise ones),
+//! argmax-routed max pooling, average and adaptive pools, residual sums,
+//! batch norm folded into the convolution before it and ReLU applied in
+//! place, no weight gradients, buffers reused across calls. It implements
+//! the same [`Classifier`] as the candle [`Network`] it is compiled from,
+//! which stays the reference: tests hold every op's output and gradient,
+//! and Grad-CAM's layer gradients, to it.
 //!
-//! Batches are cut into fixed chunks of [`CHUNK`] samples (the last one
-//! zero-padded) that run in parallel with rayon. Every matrix product thus
-//! has the same shape whatever the batch size, so each sample's logits and
-//! gradient are bit-for-bit the same in a batch of 1 or of 1,000.
+//! Batches are cut into fixed chunks (10 samples for inputs up to 32×32,
+//! fewer for larger images; the last one zero-padded) that run in parallel
+//! with rayon. Every matrix product thus has the same shape whatever the
+//! batch size, so each sample's logits and gradient are bit-for-bit the
+//! same in a batch of 1 or of 1,000.
 //!
-//! Layers the engine does not compile (average pools, GELU, residual blocks,
-//! grouped convolutions) make [`FastNet::compile`] return the reason;
-//! [`select`] then falls back to the reference under [`Engine::Auto`].
+//! A layer the engine cannot compile makes [`select`] fall back to the
+//! reference under [`Engine::Auto`], naming the layer in [`Selected::fallback`]
+//! so callers can say so.
 //!
-//! This file runs the compiled steps; `compile` builds them from the
-//! layers, and `conv`, `gemm`, `pool` and `pointwise` hold the ops' kernels.
+//! This file runs the compiled graph; `compile` builds it from the layers,
+//! and `conv`, `grouped`, `linear`, `gemm`, `pool` and `pointwise` hold the
+//! ops' kernels.
 
 mod compile;
 mod conv;
 mod gemm;
 pub use gemm::peak_gflops;
+mod grouped;
+mod linear;
 mod pointwise;
 mod pool;
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{Error, Remedy, Result};
 use crate::model::binary::with_classes;
-use crate::model::classifier::{InputGradient, LayerGradient, Objective, Outputs};
+use crate::model::classifier::{InputGradient, LayerGradient, Objective};
 use crate::model::{Classifier, Network};
+use compile::{Shape, Taps};
 use conv::Conv;
-use gemm::{matmul, MatRef};
+use grouped::Grouped;
+use linear::Linear;
 use pointwise::{Activation, ChannelMap};
-use pool::MaxPool;
-
-/// Samples per chunk: the unit of parallel work and of padding (10: a batch
-/// of 100, the plans' default, splits evenly over 2 or 5 threads, unpadded).
-pub const CHUNK: usize = 10;
+use pool::{AvgPool, MaxPool};
 
 /// Which implementation runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,20 +60,50 @@ pub enum Engine {
     Reference,
 }
 
-/// The classifier for `network` under `engine`, and which one it is.
-pub fn select(network: &Network, engine: Engine) -> Result<(Box<dyn Classifier>, &'static str)> {
+/// The classifier [`select`] chose.
+pub struct Selected {
+    /// The model as it will run.
+    pub classifier: Box<dyn Classifier>,
+    /// `"fast"` or `"reference"`.
+    pub name: &'static str,
+    /// Why `auto` fell back to the reference (the layer the engine cannot
+    /// compile); `None` when the engine asked for runs.
+    pub fallback: Option<String>,
+}
+
+/// The classifier for `network` under `engine`.
+///
+/// # Errors
+/// [`Engine::Fast`] on a model the fast engine cannot compile: the message
+/// names the layer.
+pub fn select(network: &Network, engine: Engine) -> Result<Selected> {
+    let fast = |f: FastNet| Selected {
+        classifier: Box::new(f),
+        name: "fast",
+        fallback: None,
+    };
     match engine {
-        Engine::Reference => Ok((Box::new(network.clone()), "reference")),
+        Engine::Reference => Ok(Selected {
+            classifier: Box::new(network.clone()),
+            name: "reference",
+            fallback: None,
+        }),
         Engine::Fast => match FastNet::compile(network) {
-            Ok(f) => Ok((Box::new(f), "fast")),
+            Ok(f) => Ok(fast(f)),
             Err(why) => Err(Error::Invalid(format!(
                 "the fast engine cannot run this model: {why}"
             ))
             .remedied(Remedy::ReferenceEngine)),
         },
         Engine::Auto => match FastNet::compile(network) {
-            Ok(f) => Ok((Box::new(f), "fast")),
-            Err(_) => Ok((Box::new(network.clone()), "reference")),
+            Ok(f) => Ok(fast(f)),
+            Err(why) => Ok(Selected {
+                classifier: Box::new(network.clone()),
+                name: "reference",
+                fallback: Some(format!(
+                    "the fast engine cannot run this model ({why}); running on the much slower reference path"
+                )),
+            }),
         },
     }
 }
@@ -81,46 +117,57 @@ enum Op {
     Flatten(usize, usize),
     Map(ChannelMap),
     Conv(Conv),
-    Linear {
-        /// `[out, in]`, for the backward product.
-        weight: Vec<f32>,
-        /// `[in, out]`, for the forward product (unpacked by the GEMM kernel).
-        weight_t: Vec<f32>,
-        bias: Option<Vec<f32>>,
-        fin: usize,
-        fout: usize,
-    },
+    Grouped(Grouped),
+    Linear(Linear),
     MaxPool(MaxPool),
+    AvgPool(AvgPool),
     /// `(hw, c)`.
     GlobalAvg(usize, usize),
     Act(Activation),
+    /// `out = input + value`: a residual block's sum.
+    Add(usize),
 }
 
+/// One op of the graph: reads value `input` (values are numbered in the
+/// order they are computed, 0 the chunk's input) and writes value `out`.
 #[derive(Debug, Clone)]
 struct Step {
     op: Op,
-    /// Per-sample output length.
-    out_len: usize,
+    input: usize,
+    out: usize,
+    /// A ReLU applied in place to the output.
+    relu: bool,
 }
 
 /// Per-thread buffers, kept between calls.
+#[derive(Default)]
 struct Workspace {
-    /// `acts[0]` is the chunk's input, `acts[i + 1]` step `i`'s output.
+    /// One buffer per value.
     acts: Vec<Vec<f32>>,
     /// Max-pool sources per step.
     args: Vec<Vec<u32>>,
     cols: Vec<f32>,
-    grads: [Vec<f32>; 2],
+    /// One gradient buffer per value, allocated by the first backward pass.
+    grads: Vec<Vec<f32>>,
+    /// Which gradients the current backward pass has written.
+    written: Vec<bool>,
+    /// Scratch for ops that cannot accumulate in place.
+    tmp: Vec<f32>,
 }
 
-/// A network compiled for fast forward and input-gradient passes.
+/// A compiled value graph and its buffers.
 #[derive(Debug)]
-pub struct FastNet {
-    reference: Network,
+struct Graph {
     steps: Vec<Step>,
+    /// Per value, its per-sample length.
+    lens: Vec<usize>,
+    /// Layer paths whose outputs are values.
+    taps: Taps,
+    /// The logits' value.
+    output: usize,
+    /// Samples per chunk.
+    chunk: usize,
     in_len: usize,
-    /// Width of the last layer's output (1 for a binary classifier).
-    outputs: usize,
     workspaces: Mutex<Vec<Workspace>>,
 }
 
@@ -130,26 +177,267 @@ impl std::fmt::Debug for Workspace {
     }
 }
 
+/// Splits `v` into `&v[read]` and `&mut v[write]` (`write < read`).
+fn read_write(v: &mut [Vec<f32>], read: usize, write: usize) -> (&[f32], &mut Vec<f32>) {
+    let (lo, hi) = v.split_at_mut(read);
+    (&hi[0], &mut lo[write])
+}
+
+impl Graph {
+    fn workspace(&self) -> Workspace {
+        if let Some(ws) = self.workspaces.lock().ok().and_then(|mut v| v.pop()) {
+            return ws;
+        }
+        Workspace {
+            acts: self
+                .lens
+                .iter()
+                .map(|l| vec![0f32; self.chunk * l])
+                .collect(),
+            args: vec![Vec::new(); self.steps.len()],
+            ..Default::default()
+        }
+    }
+
+    fn forward_chunk(&self, ws: &mut Workspace) {
+        let n = self.chunk;
+        let Workspace {
+            acts, args, cols, ..
+        } = ws;
+        for (i, step) in self.steps.iter().enumerate() {
+            let (before, after) = acts.split_at_mut(step.out);
+            let x = &before[step.input];
+            let y = &mut after[0];
+            match &step.op {
+                Op::ChannelLast(hw, c) => pointwise::to_channel_last(n, *hw, *c, x, y),
+                Op::Flatten(hw, c) => pointwise::to_channel_first(n, *hw, *c, x, y),
+                Op::Map(m) => m.forward(x, y),
+                Op::Conv(conv) => conv.forward(n, x, y, cols),
+                Op::Grouped(conv) => conv.forward(n, x, y),
+                Op::Linear(l) => l.forward(n, x, y),
+                Op::MaxPool(mp) => mp.forward(n, x, y, &mut args[i]),
+                Op::AvgPool(ap) => ap.forward(n, x, y),
+                Op::GlobalAvg(hw, c) => pool::global_avg_forward(n, *hw, *c, x, y),
+                Op::Act(a) => a.forward(x, y),
+                Op::Add(other) => pointwise::add(x, &before[*other], y),
+            }
+            if step.relu {
+                for v in y.iter_mut() {
+                    if *v <= 0.0 {
+                        *v = 0.0;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Backpropagates `ws.grads[self.output]` (the logits' gradient) through
+    /// steps `from..` in reverse: with `from = 0` to the input
+    /// (`ws.grads[0]`), else to the values those steps read.
+    fn backward_chunk(&self, ws: &mut Workspace, from: usize) {
+        let n = self.chunk;
+        let Workspace {
+            acts,
+            args,
+            cols,
+            grads,
+            written,
+            tmp,
+        } = ws;
+        if grads.len() != self.lens.len() {
+            *grads = self.lens.iter().map(|l| vec![0f32; n * l]).collect();
+        }
+        written.clear();
+        written.resize(self.lens.len(), false);
+        written[self.output] = true;
+        for (i, step) in self.steps.iter().enumerate().skip(from).rev() {
+            if !written[step.out] {
+                continue; // Nothing downstream depends on it.
+            }
+            if step.relu {
+                pointwise::relu_mask(&acts[step.out], &mut grads[step.out]);
+            }
+            let accumulate = written[step.input];
+            let (dy, dx) = read_write(grads, step.out, step.input);
+            let x = &acts[step.input];
+            match &step.op {
+                Op::Conv(conv) => conv.backward(n, dy, dx, cols, accumulate),
+                Op::Grouped(conv) => conv.backward(n, dy, dx, accumulate),
+                Op::Linear(l) => l.backward(n, dy, dx, accumulate),
+                Op::Add(other) => {
+                    pointwise::write(dy, dx, accumulate);
+                    let acc_other = written[*other];
+                    let (dy, d_other) = read_write(grads, step.out, *other);
+                    pointwise::write(dy, d_other, acc_other);
+                    written[*other] = true;
+                }
+                op => {
+                    // Ops that overwrite: into scratch first when the
+                    // input's gradient already holds another branch's.
+                    let len = n * self.lens[step.input];
+                    let target: &mut [f32] = if accumulate {
+                        tmp.resize(len, 0.0);
+                        tmp
+                    } else {
+                        &mut dx[..len]
+                    };
+                    match op {
+                        Op::ChannelLast(hw, c) => {
+                            pointwise::to_channel_first(n, *hw, *c, dy, target)
+                        }
+                        Op::Flatten(hw, c) => pointwise::to_channel_last(n, *hw, *c, dy, target),
+                        Op::Map(m) => m.backward(dy, target),
+                        Op::MaxPool(mp) => mp.backward(n, &args[i], dy, target),
+                        Op::AvgPool(ap) => ap.backward(n, dy, target),
+                        Op::GlobalAvg(hw, c) => pool::global_avg_backward(n, *hw, *c, dy, target),
+                        Op::Act(a) => a.backward(x, &acts[step.out], dy, target),
+                        Op::Conv(_) | Op::Grouped(_) | Op::Linear(_) | Op::Add(_) => {
+                            unreachable!("handled above")
+                        }
+                    }
+                    if accumulate {
+                        pointwise::write(tmp, dx, true);
+                    }
+                }
+            }
+            written[step.input] = true;
+        }
+    }
+
+    /// The step that computes `value`'s final contents (0 for the input).
+    fn producer(&self, value: usize) -> usize {
+        self.steps
+            .iter()
+            .position(|s| s.out == value)
+            .map_or(0, |i| i + 1)
+    }
+
+    /// Runs `x` (`n` samples, NCHW) chunk by chunk in parallel. With an
+    /// objective: its values and the input gradient. With a tap
+    /// `(value, classes)`: that value and its gradient of the summed class
+    /// logits, per sample in the graph's layout (in place of the input
+    /// gradient).
+    fn run(
+        &self,
+        x: &[f32],
+        n: usize,
+        objective: Option<&Objective>,
+        tap: Option<usize>,
+    ) -> Result<Chunks> {
+        let k = self.lens[self.output];
+        let per = self.in_len;
+        let chunk = self.chunk;
+        let chunks: Vec<_> = (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map(|ci| -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> {
+                let first = ci * chunk;
+                let len = chunk.min(n - first);
+                let mut ws = self.workspace();
+                ws.acts[0][..len * per].copy_from_slice(&x[first * per..(first + len) * per]);
+                ws.acts[0][len * per..].fill(0.0);
+                self.forward_chunk(&mut ws);
+                let out = &ws.acts[self.output];
+                let logits = out[..len * k].to_vec();
+                let (mut values, mut grad, mut act) = (Vec::new(), Vec::new(), Vec::new());
+                if let Some(objective) = objective {
+                    values = vec![0f32; len];
+                    if ws.grads.len() != self.lens.len() {
+                        ws.grads = self.lens.iter().map(|l| vec![0f32; chunk * l]).collect();
+                    }
+                    crate::model::head::seed(
+                        objective,
+                        first,
+                        len,
+                        k,
+                        &ws.acts[self.output],
+                        &mut values,
+                        &mut ws.grads[self.output][..chunk * k],
+                    )
+                    .map_err(Error::Invalid)?;
+                    let (target, from) = match tap {
+                        Some(v) => (v, self.producer(v)),
+                        None => (0, 0),
+                    };
+                    self.backward_chunk(&mut ws, from);
+                    let l = self.lens[target];
+                    grad = if ws.written[target] {
+                        ws.grads[target][..len * l].to_vec()
+                    } else {
+                        vec![0f32; len * l]
+                    };
+                    if tap.is_some() {
+                        act = ws.acts[target][..len * l].to_vec();
+                    }
+                }
+                if let Ok(mut pool) = self.workspaces.lock() {
+                    pool.push(ws);
+                }
+                Ok((logits, values, grad, act))
+            })
+            .collect::<Result<_>>()?;
+        let mut all = Chunks::default();
+        for (l, v, g, a) in chunks {
+            all.logits.extend(l);
+            all.values.extend(v);
+            all.grad.extend(g);
+            all.activation.extend(a);
+        }
+        Ok(all)
+    }
+}
+
+/// What [`Graph::run`] returns, concatenated over chunks.
+#[derive(Default)]
+struct Chunks {
+    logits: Vec<f32>,
+    values: Vec<f32>,
+    grad: Vec<f32>,
+    activation: Vec<f32>,
+}
+
+/// A network compiled for fast forward, input-gradient and layer-gradient
+/// passes.
+#[derive(Debug)]
+pub struct FastNet {
+    reference: Network,
+    graph: Graph,
+    /// Graphs compiled to keep a layer the main graph folds or fuses away
+    /// (Grad-CAM's target), by layer path.
+    tapped: Mutex<HashMap<String, Arc<Graph>>>,
+}
+
 impl FastNet {
+    /// Compiles `network`, or says which layer the engine does not support.
+    pub fn compile(network: &Network) -> std::result::Result<Self, String> {
+        Ok(FastNet {
+            reference: network.clone(),
+            graph: Graph::compile(network, None)?,
+            tapped: Mutex::new(HashMap::new()),
+        })
+    }
+
     /// Floating-point operations per sample: `(forward, input gradient)`,
-    /// counting a multiply-add as two (matrix products only; the element-wise
-    /// ops add well under 1%).
+    /// counting a multiply-add as two (matrix products and convolutions
+    /// only; the element-wise ops add well under 1%).
     pub fn flops_per_sample(&self) -> (f64, f64) {
-        let mut forward = 0.0;
-        let mut backward = 0.0;
-        for step in &self.steps {
-            let macs = match &step.op {
+        let mut macs = 0.0;
+        for step in &self.graph.steps {
+            macs += match &step.op {
                 Op::Conv(c) => {
                     (c.output.0 * c.output.1 * c.kernel.0 * c.kernel.1 * c.cin * c.cout) as f64
                 }
-                Op::Linear { fin, fout, .. } => (fin * fout) as f64,
+                Op::Grouped(g) => g.macs() as f64,
+                Op::Linear(l) => (l.fin * l.fout) as f64,
                 _ => 0.0,
             };
-            // The input gradient of a product costs what the product does.
-            forward += 2.0 * macs;
-            backward += 2.0 * macs;
         }
-        (forward, backward)
+        // The input gradient of a product costs what the product does.
+        (2.0 * macs, 2.0 * macs)
+    }
+
+    /// Samples per parallel chunk (fixed by the input shape).
+    pub fn chunk(&self) -> usize {
+        self.graph.chunk
     }
 
     /// The network this was compiled from.
@@ -157,168 +445,40 @@ impl FastNet {
         &self.reference
     }
 
-    fn workspace(&self) -> Workspace {
-        if let Some(ws) = self.workspaces.lock().ok().and_then(|mut v| v.pop()) {
-            return ws;
-        }
-        let mut acts = vec![vec![0f32; CHUNK * self.in_len]];
-        let mut widest = self.in_len;
-        for s in &self.steps {
-            acts.push(vec![0f32; CHUNK * s.out_len]);
-            widest = widest.max(s.out_len);
-        }
-        Workspace {
-            acts,
-            args: vec![Vec::new(); self.steps.len()],
-            cols: Vec::new(),
-            grads: [vec![0f32; CHUNK * widest], vec![0f32; CHUNK * widest]],
-        }
-    }
-
-    fn forward_chunk(&self, ws: &mut Workspace) {
-        let n = CHUNK;
-        let Workspace {
-            acts, args, cols, ..
-        } = ws;
-        for (i, step) in self.steps.iter().enumerate() {
-            let (before, after) = acts.split_at_mut(i + 1);
-            let x = &before[i];
-            let y = &mut after[0];
-            match &step.op {
-                Op::ChannelLast(hw, c) => pointwise::to_channel_last(n, *hw, *c, x, y),
-                Op::Flatten(hw, c) => pointwise::to_channel_first(n, *hw, *c, x, y),
-                Op::Map(m) => m.forward(x, y),
-                Op::Conv(conv) => conv.forward(n, x, y, cols),
-                Op::Linear {
-                    weight_t,
-                    bias,
-                    fin,
-                    fout,
-                    ..
-                } => {
-                    if let Some(b) = bias {
-                        for row in y.chunks_exact_mut(*fout) {
-                            row.copy_from_slice(b);
-                        }
-                    }
-                    matmul(
-                        y,
-                        MatRef::row_major(x, n, *fin),
-                        MatRef::row_major(weight_t, *fin, *fout),
-                        bias.is_some(),
-                    );
-                }
-                Op::MaxPool(mp) => mp.forward(n, x, y, &mut args[i]),
-                Op::GlobalAvg(hw, c) => pool::global_avg_forward(n, *hw, *c, x, y),
-                Op::Act(a) => a.forward(x, y),
-            }
-        }
-    }
-
-    /// Backpropagates `ws.grads[0]` (the logits' gradient) to the input;
-    /// returns which of the two gradient buffers holds the result.
-    fn backward_chunk(&self, ws: &mut Workspace) -> usize {
-        let n = CHUNK;
-        let Workspace {
-            acts,
-            args,
-            cols,
-            grads,
-        } = ws;
-        let mut cur = 0;
-        for (i, step) in self.steps.iter().enumerate().rev() {
-            let (g0, g1) = grads.split_at_mut(1);
-            let (dy, dx) = if cur == 0 {
-                (&g0[0], &mut g1[0])
-            } else {
-                (&g1[0], &mut g0[0])
-            };
-            let (x, y) = (&acts[i], &acts[i + 1]);
-            let in_len = x.len();
-            let dy = &dy[..n * step.out_len];
-            let dx = &mut dx[..in_len];
-            match &step.op {
-                Op::ChannelLast(hw, c) => pointwise::to_channel_first(n, *hw, *c, dy, dx),
-                Op::Flatten(hw, c) => pointwise::to_channel_last(n, *hw, *c, dy, dx),
-                Op::Map(m) => m.backward(dy, dx),
-                Op::Conv(conv) => conv.backward(n, dy, dx, cols),
-                Op::Linear {
-                    weight, fin, fout, ..
-                } => matmul(
-                    dx,
-                    MatRef::row_major(dy, n, *fout),
-                    MatRef::row_major(weight, *fout, *fin),
-                    false,
-                ),
-                Op::MaxPool(mp) => mp.backward(n, &args[i], dy, dx),
-                Op::GlobalAvg(hw, c) => pool::global_avg_backward(n, *hw, *c, dy, dx),
-                Op::Act(a) => a.backward(x, y, dy, dx),
-            }
-            cur = 1 - cur;
-        }
-        cur
-    }
-
-    /// Runs `x` (`n` samples, NCHW) chunk by chunk in parallel: logits, and
-    /// with an objective its values and the input gradient.
-    fn run(
-        &self,
-        x: &[f32],
-        n: usize,
-        objective: Option<&Objective>,
-    ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let k = self.outputs;
-        let per = self.in_len;
-        let chunks: Vec<_> = (0..n.div_ceil(CHUNK))
-            .into_par_iter()
-            .map(|ci| -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-                let first = ci * CHUNK;
-                let len = CHUNK.min(n - first);
-                let mut ws = self.workspace();
-                ws.acts[0][..len * per].copy_from_slice(&x[first * per..(first + len) * per]);
-                ws.acts[0][len * per..].fill(0.0);
-                self.forward_chunk(&mut ws);
-                let out = ws.acts.last().map_or(&[][..], |v| v.as_slice());
-                let logits = out[..len * k].to_vec();
-                let mut values = Vec::new();
-                let mut grad = Vec::new();
-                if let Some(objective) = objective {
-                    values = vec![0f32; len];
-                    let out = &ws.acts[self.steps.len()];
-                    crate::model::head::seed(
-                        objective,
-                        first,
-                        len,
-                        k,
-                        out,
-                        &mut values,
-                        &mut ws.grads[0][..CHUNK * k],
-                    )
-                    .map_err(Error::Invalid)?;
-                    let at = self.backward_chunk(&mut ws);
-                    grad = ws.grads[at][..len * per].to_vec();
-                }
-                if let Ok(mut pool) = self.workspaces.lock() {
-                    pool.push(ws);
-                }
-                Ok((logits, values, grad))
-            })
-            .collect::<Result<_>>()?;
-        let mut logits = Vec::with_capacity(n * k);
-        let mut values = Vec::with_capacity(n);
-        let mut grad = Vec::with_capacity(if objective.is_some() { n * per } else { 0 });
-        for (l, v, g) in chunks {
-            logits.extend(l);
-            values.extend(v);
-            grad.extend(g);
-        }
-        Ok((logits, values, grad))
-    }
-
     fn input_vec(&self, x: &Tensor) -> Result<(usize, Vec<f32>)> {
         self.reference.check_input(x)?;
         let n = x.dim(0)?;
         Ok((n, x.flatten_all()?.to_vec1::<f32>()?))
+    }
+
+    /// The graph that has the output of layer `path` as a value, and that
+    /// value; compiled on first use when the main graph folds it away.
+    fn tapped(&self, path: &str) -> Result<(Arc<Graph>, usize, Shape)> {
+        let mut cache = self
+            .tapped
+            .lock()
+            .map_err(|_| Error::Invalid("the engine's graph cache was poisoned".into()))?;
+        if let Some(g) = cache.get(path) {
+            let (v, s) = g.taps[path];
+            return Ok((g.clone(), v, s));
+        }
+        let graph = Graph::compile(&self.reference, Some(path)).map_err(Error::Invalid)?;
+        let Some(&(v, s)) = graph.taps.get(path) else {
+            // Not a layer: the reference's error lists the model's layers.
+            let infos = self
+                .reference
+                .spec()
+                .layer_infos()
+                .map_err(Error::Invalid)?;
+            let known: Vec<&str> = infos.iter().map(|l| l.path.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "no layer at position `{path}` (the model's layers: {})",
+                known.join(", ")
+            )));
+        };
+        let graph = Arc::new(graph);
+        cache.insert(path.to_string(), graph.clone());
+        Ok((graph, v, s))
     }
 }
 
@@ -363,7 +523,7 @@ impl Classifier for FastOutputs<'_> {
     }
 
     fn num_classes(&self) -> usize {
-        self.0.outputs
+        self.0.graph.lens[self.0.graph.output]
     }
 
     fn input_range(&self) -> (f32, f32) {
@@ -372,23 +532,57 @@ impl Classifier for FastOutputs<'_> {
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let (n, xv) = self.0.input_vec(x)?;
-        let (logits, _, _) = self.0.run(&xv, n, None)?;
-        Ok(Tensor::from_vec(logits, (n, self.0.outputs), &Device::Cpu)?)
+        let out = self.0.graph.run(&xv, n, None, None)?;
+        let k = self.num_classes();
+        Ok(Tensor::from_vec(out.logits, (n, k), &Device::Cpu)?)
     }
 
     fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
         let (n, xv) = self.0.input_vec(x)?;
         self.0.reference.check_objective(n, &objective)?;
-        let (logits, values, grad) = self.0.run(&xv, n, Some(&objective))?;
+        let out = self.0.graph.run(&xv, n, Some(&objective), None)?;
+        let k = self.num_classes();
         Ok(InputGradient {
-            logits: Tensor::from_vec(logits, (n, self.0.outputs), &Device::Cpu)?,
-            value: Tensor::from_vec(values, n, &Device::Cpu)?,
-            grad: Tensor::from_vec(grad, x.dims(), &Device::Cpu)?,
+            logits: Tensor::from_vec(out.logits, (n, k), &Device::Cpu)?,
+            value: Tensor::from_vec(out.values, n, &Device::Cpu)?,
+            grad: Tensor::from_vec(out.grad, x.dims(), &Device::Cpu)?,
         })
     }
 
     fn layer_gradient(&self, x: &Tensor, path: &str, classes: &[u32]) -> Result<LayerGradient> {
-        // Layer gradients are the reference's: Grad-CAM needs one per batch.
-        Outputs(&self.0.reference).layer_gradient(x, path, classes)
+        let (n, xv) = self.0.input_vec(x)?;
+        let k = self.num_classes();
+        if classes.len() != n || classes.iter().any(|&c| c as usize >= k) {
+            return Err(Error::Invalid(format!(
+                "layer gradient: {} classes for a batch of {n} (each below {k})",
+                classes.len()
+            )));
+        }
+        let main = self.0.graph.taps.get(path).copied();
+        let held;
+        let (graph, (value, shape)) = match main {
+            Some(tap) => (&self.0.graph, tap),
+            None => {
+                let (g, v, s) = self.0.tapped(path)?;
+                held = g;
+                (held.as_ref(), (v, s))
+            }
+        };
+        let out = graph.run(&xv, n, Some(&Objective::Logit(classes)), Some(value))?;
+        let to_tensor = |v: Vec<f32>| -> Result<Tensor> {
+            Ok(match shape {
+                Shape::Spatial(h, w, c) => {
+                    let mut nchw = vec![0f32; v.len()];
+                    pointwise::to_channel_first(n, h * w, c, &v, &mut nchw);
+                    Tensor::from_vec(nchw, (n, c, h, w), &Device::Cpu)?
+                }
+                Shape::Flat(f) => Tensor::from_vec(v, (n, f), &Device::Cpu)?,
+            })
+        };
+        Ok(LayerGradient {
+            logits: Tensor::from_vec(out.logits, (n, k), &Device::Cpu)?,
+            activation: to_tensor(out.activation)?,
+            grad: to_tensor(out.grad)?,
+        })
     }
 }

@@ -3,6 +3,8 @@
 //! channel-last → PyTorch-order flatten. Each backward uses the forward's
 //! input or output, whichever the derivative is cheapest from.
 
+use candle_core::cpu::erf::erf_f64;
+
 /// An element-wise activation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
@@ -16,6 +18,32 @@ pub enum Activation {
     Sigmoid,
     /// `x · sigmoid(x)`.
     Silu,
+    /// PyTorch's exact GELU, `x · Φ(x) = ½x(1 + erf(x/√2))`.
+    GeluErf,
+    /// PyTorch's `approximate="tanh"` GELU, `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`.
+    GeluTanh,
+}
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+
+/// GELU and its derivative in f64, rounded once (the reference computes the
+/// forward in f32; both stay within a few ulps of the exact value).
+fn gelu_erf(x: f32) -> (f32, f32) {
+    let x = x as f64;
+    let cdf = 0.5 * (1.0 + erf_f64(x * std::f64::consts::FRAC_1_SQRT_2));
+    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    ((x * cdf) as f32, (cdf + x * pdf) as f32)
+}
+
+fn gelu_tanh(x: f32) -> (f32, f32) {
+    let x = x as f64;
+    let inner = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+    let t = inner.tanh();
+    let d_inner = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
+    (
+        (0.5 * x * (1.0 + t)) as f32,
+        (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * d_inner) as f32,
+    )
 }
 
 impl Activation {
@@ -46,6 +74,16 @@ impl Activation {
             Activation::Silu => {
                 for (o, &v) in y.iter_mut().zip(x) {
                     *o = v / (1.0 + (-v).exp());
+                }
+            }
+            Activation::GeluErf => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = gelu_erf(v).0;
+                }
+            }
+            Activation::GeluTanh => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = gelu_tanh(v).0;
                 }
             }
         }
@@ -79,6 +117,16 @@ impl Activation {
                 for (((d, &v), &o), &g) in dx.iter_mut().zip(x).zip(y).zip(dy) {
                     let s = 1.0 / (1.0 + (-v).exp());
                     *d = g * (s + o * (1.0 - s));
+                }
+            }
+            Activation::GeluErf => {
+                for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    *d = g * gelu_erf(v).1;
+                }
+            }
+            Activation::GeluTanh => {
+                for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    *d = g * gelu_tanh(v).1;
                 }
             }
         }
@@ -185,9 +233,49 @@ pub fn to_channel_last(n: usize, hw: usize, c: usize, x: &[f32], y: &mut [f32]) 
     }
 }
 
+/// `y = a + b`, the residual sum.
+pub fn add(a: &[f32], b: &[f32], y: &mut [f32]) {
+    for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
+        *o = u + v;
+    }
+}
+
+/// `dst = src` or `dst += src`.
+pub fn write(src: &[f32], dst: &mut [f32], accumulate: bool) {
+    if accumulate {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d += s;
+        }
+    } else {
+        dst[..src.len()].copy_from_slice(src);
+    }
+}
+
+/// `g = g · [y > 0]`: a fused ReLU's gradient, from its output (`y > 0`
+/// exactly where the input was, and the derivative at 0 is PyTorch's 0).
+pub fn relu_mask(y: &[f32], g: &mut [f32]) {
+    for (d, &v) in g.iter_mut().zip(y) {
+        if v <= 0.0 {
+            *d = 0.0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gelu_matches_its_closed_forms() {
+        // Φ(1) = 0.841344746…, tanh form at 1: 0.5·(1 + tanh(0.7978845608·1.044715)).
+        let mut y = [0f32; 3];
+        Activation::GeluErf.forward(&[1.0, 0.0, -1.0], &mut y);
+        assert!((y[0] - 0.841_344_7).abs() < 1e-6 && y[1] == 0.0, "{y:?}");
+        assert!((y[2] + 0.158_655_3).abs() < 1e-6, "{y:?}");
+        Activation::GeluTanh.forward(&[1.0], &mut y[..1]);
+        let want = 0.5 * (1.0 + (0.797_884_56f64 * 1.044_715).tanh());
+        assert!((y[0] as f64 - want).abs() < 1e-6, "{} vs {want}", y[0]);
+    }
 
     #[test]
     fn activation_gradients_match_central_differences() {
@@ -198,6 +286,8 @@ mod tests {
             Activation::Tanh,
             Activation::Sigmoid,
             Activation::Silu,
+            Activation::GeluErf,
+            Activation::GeluTanh,
         ] {
             let mut y = vec![0f32; xs.len()];
             act.forward(&xs, &mut y);

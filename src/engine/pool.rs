@@ -1,8 +1,10 @@
-//! Max pooling with PyTorch's argmax routing and global average pooling, on
-//! channel-last activations. The forward pass records each output's source
-//! index so the backward pass is a scatter, not a second search.
+//! Max pooling with PyTorch's argmax routing, average pooling (PyTorch's
+//! divisor rules, adaptive windows) and global average pooling, on
+//! channel-last activations. The max pool's forward pass records each
+//! output's source index so the backward pass is a scatter, not a second
+//! search.
 
-use crate::model::ops::Pool2d;
+use crate::model::ops::{AvgPool2dOp, Pool2d};
 
 /// A compiled max pool.
 #[derive(Debug, Clone)]
@@ -77,6 +79,109 @@ impl MaxPool {
         let outs = n * self.output.0 * self.output.1 * self.c;
         for (&a, &g) in arg[..outs].iter().zip(&dy[..outs]) {
             dx[a as usize] += g;
+        }
+    }
+}
+
+/// A compiled average pool: every output averages a rectangle of inputs by
+/// a fixed divisor, which covers `avg_pool2d` (any stride, padding,
+/// `ceil_mode`, `count_include_pad`) and `adaptive_avg_pool2d`.
+#[derive(Debug, Clone)]
+pub struct AvgPool {
+    /// Channels.
+    pub c: usize,
+    /// Input `(h, w)`.
+    pub input: (usize, usize),
+    /// Output `(h, w)`.
+    pub output: (usize, usize),
+    /// Per output position, row-major: `(y0, ny, x0, nx, divisor)`.
+    windows: Vec<(usize, usize, usize, usize, f32)>,
+}
+
+impl AvgPool {
+    /// PyTorch's `avg_pool2d`, with the reference op's window and divisor
+    /// rules (`output` from the shared output-size rule).
+    pub fn new(op: AvgPool2dOp, c: usize, input: (usize, usize), output: (usize, usize)) -> Self {
+        let mut windows = Vec::with_capacity(output.0 * output.1);
+        for oy in 0..output.0 {
+            for ox in 0..output.1 {
+                windows.push(op.window(input.0, input.1, oy, ox));
+            }
+        }
+        AvgPool {
+            c,
+            input,
+            output,
+            windows,
+        }
+    }
+
+    /// PyTorch's `adaptive_avg_pool2d`: output cell `i` averages input rows
+    /// `⌊i·H/oh⌋ .. ⌈(i+1)·H/oh⌉`, likewise for columns.
+    pub fn adaptive(c: usize, input: (usize, usize), output: (usize, usize)) -> Self {
+        let span = |i: usize, len: usize, out: usize| {
+            let (a, b) = (i * len / out, ((i + 1) * len).div_ceil(out));
+            (a, b - a)
+        };
+        let mut windows = Vec::with_capacity(output.0 * output.1);
+        for oy in 0..output.0 {
+            for ox in 0..output.1 {
+                let (y0, ny) = span(oy, input.0, output.0);
+                let (x0, nx) = span(ox, input.1, output.1);
+                windows.push((y0, ny, x0, nx, (ny * nx) as f32));
+            }
+        }
+        AvgPool {
+            c,
+            input,
+            output,
+            windows,
+        }
+    }
+
+    /// `y = avgpool(x)` for `n` samples; a window wholly in the padding gives 0.
+    pub fn forward(&self, n: usize, x: &[f32], y: &mut [f32]) {
+        let (h, w) = self.input;
+        let c = self.c;
+        let per_out = self.output.0 * self.output.1 * c;
+        for s in 0..n {
+            for (o, &(y0, ny, x0, nx, div)) in self.windows.iter().enumerate() {
+                let out = &mut y[s * per_out + o * c..s * per_out + (o + 1) * c];
+                out.fill(0.0);
+                // Sum rows then columns, as the reference does per plane.
+                for iy in y0..y0 + ny {
+                    for ix in x0..x0 + nx {
+                        let at = ((s * h + iy) * w + ix) * c;
+                        for (a, &v) in out.iter_mut().zip(&x[at..at + c]) {
+                            *a += v;
+                        }
+                    }
+                }
+                for a in out.iter_mut() {
+                    *a /= div;
+                }
+            }
+        }
+    }
+
+    /// Spreads each output gradient over its window, divided by its divisor.
+    pub fn backward(&self, n: usize, dy: &[f32], dx: &mut [f32]) {
+        let (h, w) = self.input;
+        let c = self.c;
+        let per_out = self.output.0 * self.output.1 * c;
+        dx[..n * h * w * c].fill(0.0);
+        for s in 0..n {
+            for (o, &(y0, ny, x0, nx, div)) in self.windows.iter().enumerate() {
+                let g = &dy[s * per_out + o * c..s * per_out + (o + 1) * c];
+                for iy in y0..y0 + ny {
+                    for ix in x0..x0 + nx {
+                        let at = ((s * h + iy) * w + ix) * c;
+                        for (d, &v) in dx[at..at + c].iter_mut().zip(g) {
+                            *d += v / div;
+                        }
+                    }
+                }
+            }
         }
     }
 }

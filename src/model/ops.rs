@@ -201,7 +201,7 @@ pub struct AvgPool2dOp {
 impl AvgPool2dOp {
     /// `(y0, ny, x0, nx, divisor)` for one output position; `ny` or `nx` is 0
     /// for a window that lies entirely in the padding.
-    fn window(
+    pub(crate) fn window(
         &self,
         h: usize,
         w: usize,

@@ -174,6 +174,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         tool: Tool {
             name: "xai-audit".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            engine: None,
         },
         model: ModelInfo {
             path: inp.model_path.to_string(),

@@ -2,7 +2,8 @@
 //! and input gradients for every objective on networks that use every op the
 //! engine compiles (random weights, awkward shapes), on the shipped models
 //! over all 1,000 shipped digits, PGD predictions, bit-exact batch-size
-//! independence, and the fallback for layers it does not compile.
+//! independence, Grad-CAM's layer gradients at every layer (folded and fused
+//! ones included), and that every spec op compiles.
 
 use candle_core::{Device, Tensor};
 use xai_audit::attack::pgd::PgdConfig;
@@ -55,6 +56,55 @@ const POOLED: &str = r#"{
     {"op": "conv2d", "param": "c2", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1},
     {"op": "global_avg_pool2d"},
     {"op": "linear", "param": "fc", "in_features": 6, "out_features": 3}
+  ]}"#;
+
+/// Residual blocks (projection shortcut with a strided 1×1 conv and batch
+/// norm, ReLU after the sum; identity shortcut with GELU after it; one with
+/// nothing after it), grouped and depthwise (×2 multiplier) convolutions
+/// with batch norm, every average-pool rule (padding, ceil mode, with and
+/// without padding in the divisor), an adaptive pool to a size that does
+/// not divide its input, tanh-GELU.
+const RESIDUAL: &str = r#"{
+  "version": 1,
+  "input": {"shape": [3, 13, 11], "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]},
+  "layers": [
+    {"op": "conv2d", "param": "stem", "in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1},
+    {"op": "batch_norm2d", "param": "bn0", "num_features": 8},
+    {"op": "relu"},
+    {"op": "residual",
+     "body": [
+       {"op": "conv2d", "param": "b1c1", "in_channels": 8, "out_channels": 12, "kernel_size": 3, "stride": 2, "padding": 1, "bias": false},
+       {"op": "batch_norm2d", "param": "b1bn1", "num_features": 12},
+       {"op": "relu"},
+       {"op": "conv2d", "param": "b1c2", "in_channels": 12, "out_channels": 12, "kernel_size": 3, "padding": 1, "groups": 3},
+       {"op": "batch_norm2d", "param": "b1bn2", "num_features": 12}
+     ],
+     "shortcut": [
+       {"op": "conv2d", "param": "b1s", "in_channels": 8, "out_channels": 12, "kernel_size": 1, "stride": 2, "bias": false},
+       {"op": "batch_norm2d", "param": "b1sbn", "num_features": 12}
+     ],
+     "activation": {"op": "relu"}},
+    {"op": "residual",
+     "body": [
+       {"op": "conv2d", "param": "b2dw", "in_channels": 12, "out_channels": 12, "kernel_size": 3, "padding": 1, "groups": 12},
+       {"op": "batch_norm2d", "param": "b2bn", "num_features": 12},
+       {"op": "relu"},
+       {"op": "conv2d", "param": "b2pw", "in_channels": 12, "out_channels": 12, "kernel_size": 1}
+     ],
+     "activation": {"op": "gelu"}},
+    {"op": "residual",
+     "body": [
+       {"op": "conv2d", "param": "b3", "in_channels": 12, "out_channels": 12, "kernel_size": 3, "padding": 1}
+     ]},
+    {"op": "avg_pool2d", "kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": true},
+    {"op": "conv2d", "param": "dw2", "in_channels": 12, "out_channels": 24, "kernel_size": 2, "groups": 12},
+    {"op": "avg_pool2d", "kernel_size": 2, "stride": 1, "padding": 1, "count_include_pad": false},
+    {"op": "adaptive_avg_pool2d", "output_size": [2, 3]},
+    {"op": "flatten"},
+    {"op": "linear", "param": "fc1", "in_features": 144, "out_features": 16},
+    {"op": "gelu", "approximate": "tanh"},
+    {"op": "dropout", "p": 0.5},
+    {"op": "linear", "param": "fc2", "in_features": 16, "out_features": 6}
   ]}"#;
 
 fn random_inputs(net: &Network, n: usize, seed: u64) -> Tensor {
@@ -162,7 +212,7 @@ fn assert_matches_reference(net: &Network, x: &Tensor, labels: &[u32], tol: f64)
 
 #[test]
 fn every_compiled_op_matches_the_reference() {
-    for (spec, seed) in [(SPATIAL, 3), (POOLED, 4)] {
+    for (spec, seed) in [(SPATIAL, 3), (POOLED, 4), (RESIDUAL, 5)] {
         let net = random_network(spec, seed);
         // 11 samples: one full chunk and a padded one.
         let x = random_inputs(&net, 11, seed + 10);
@@ -240,40 +290,58 @@ fn pgd_predictions_match_the_reference_engine() {
 }
 
 #[test]
-fn unsupported_layers_fall_back_or_are_refused_by_name() {
+fn every_spec_op_compiles_and_auto_picks_the_engine() {
+    // The PyTorch-made fixture with every op of spec v1.
     let net = load_model(
         &root().join("tests/fixtures/tiny_all_ops.safetensors"),
         None,
     )
     .unwrap()
     .network;
-    let why = FastNet::compile(&net).unwrap_err();
-    assert!(why.contains("not supported"), "{why}");
-    let (_, name) = select(&net, Engine::Auto).unwrap();
-    assert_eq!(name, "reference");
-    let err = select(&net, Engine::Fast)
-        .err()
-        .expect("refused")
-        .to_string();
+    let selected = select(&net, Engine::Auto).unwrap();
+    assert_eq!(selected.name, "fast");
+    assert!(selected.fallback.is_none());
+    let x = random_inputs(&net, 11, 9);
+    let labels: Vec<u32> = (0..11).map(|i| i % net.num_classes() as u32).collect();
+    assert_matches_reference(&net, &x, &labels, 1e-5);
+    let reference = select(&net, Engine::Reference).unwrap();
+    assert_eq!(reference.name, "reference");
+}
+
+/// Grad-CAM's capture: the activation and gradient at every layer path,
+/// including convolutions whose batch norm the engine folds, batch norms
+/// whose ReLU it fuses, and layers inside residual blocks.
+#[test]
+fn layer_gradients_match_the_reference_at_every_layer() {
+    let net = random_network(RESIDUAL, 5);
+    let fast = FastNet::compile(&net).unwrap();
+    let x = random_inputs(&net, 11, 15);
+    let classes: Vec<u32> = (0..11).map(|i| (i * 5 % 6) as u32).collect();
+    let infos = net.spec().layer_infos().unwrap();
+    assert!(infos.len() > 20, "{} layers", infos.len());
+    for info in &infos {
+        let r = net.layer_gradient(&x, &info.path, &classes).unwrap();
+        let f = fast.layer_gradient(&x, &info.path, &classes).unwrap();
+        assert_eq!(f.activation.dims(), r.activation.dims(), "{}", info.path);
+        assert_eq!(f.grad.dims(), r.grad.dims(), "{}", info.path);
+        let a = worst_relative(&f.activation, &r.activation);
+        let g = worst_relative(&f.grad, &r.grad);
+        assert!(
+            a <= 1e-5,
+            "layer {}: activations differ by {a:.2e}",
+            info.path
+        );
+        assert!(
+            g <= 1e-5,
+            "layer {}: gradients differ by {g:.2e}",
+            info.path
+        );
+    }
+    let err = fast.layer_gradient(&x, "99", &classes).unwrap_err();
     assert!(
-        err.contains("fast engine cannot run") && err.contains("layer"),
+        err.to_string().contains("no layer at position `99`"),
         "{err}"
     );
-    let (_, name) = select(&net, Engine::Auto)
-        .map(|(c, n)| (c.num_classes(), n))
-        .unwrap();
-    assert_eq!(name, "reference");
-
-    let run = xai(
-        &root(),
-        &[
-            "eval",
-            "tests/fixtures/tiny_all_ops.safetensors",
-            "--engine",
-            "fast",
-        ],
-    );
-    run.expect_error(&["fast engine cannot run", "--engine reference"]);
 }
 
 #[test]
