@@ -47,6 +47,36 @@ fn inspect_lists_tensors_layers_and_parameters_of_the_shipped_cnn() {
 }
 
 #[test]
+fn inspect_lists_the_layers_of_the_shipped_resnet() {
+    let r = xai(&root(), &["inspect", "assets/mnist_resnet.safetensors"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for needle in [
+        "name: mnist-resnet",
+        "mean [0.1307], std [0.3081]",
+        "conv2d stem.0 1→16 k3 s1 p1 no-bias",
+        "batch_norm2d stem.1 16",
+        "residual (projection shortcut)",
+        "conv2d block.body.0 16→32 k3 s2 p1 no-bias",
+        "conv2d block.shortcut.0 16→32 k1 s2 p0 no-bias",
+        "3.activation.0",
+        "avg_pool2d k2 s2 p0",
+        "[N, 32, 7, 7]",
+        "linear head.0 1568→64",
+        "gelu",
+        "dropout p=0.2",
+        "linear head.3 64→10",
+        // 115,770 trained parameters plus 224 batch-norm running statistics.
+        "total parameters: 115994",
+    ] {
+        assert!(
+            r.stdout.contains(needle),
+            "missing {needle:?} in\n{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
 fn inspect_the_shipped_mlp_and_a_residual_model() {
     let r = xai(&root(), &["inspect", "assets/mnist_mlp.safetensors"]);
     assert_eq!(r.code, 0, "{}", r.stderr);

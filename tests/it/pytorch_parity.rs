@@ -3,6 +3,9 @@
 //! PyTorch itself (`tests/fixtures/*.ref.safetensors`, see its README).
 //! `tiny_all_ops` uses every op, batch norm with real running statistics, and
 //! inputs whose max-pool windows tie, so the gradient routing is checked too.
+//! The shipped CNN and residual CNN are checked on 64 sample digits, and the
+//! residual CNN's sample accuracy through `eval --engine reference` against
+//! PyTorch's.
 
 use std::collections::HashMap;
 
@@ -137,25 +140,63 @@ fn integer_running_counters_are_ignored_not_reported() {
     assert!(loaded.unused.is_empty(), "{:?}", loaded.unused);
 }
 
-#[test]
-fn shipped_cnn_matches_pytorch_on_sample_digits() {
-    // Reference: `export_pytorch.py reference assets/mnist_cnn.safetensors --count 64`.
-    let loaded = load_model(&super::root().join("assets/mnist_cnn.safetensors"), None).unwrap();
-    let r = reference("mnist_cnn.ref.safetensors");
+/// A shipped model's logits (within 1e-4) and input gradients for the three
+/// objectives (per-digit cosine ≥ 0.9999) on the reference path, against
+/// PyTorch's on the first 64 sample digits.
+fn check_shipped(asset: &str, reference_file: &str) {
+    let loaded = load_model(&super::root().join("assets").join(asset), None).unwrap();
+    let r = reference(reference_file);
     let logits = loaded.network.logits(&r["x"]).unwrap();
     let d = max_abs_diff(&logits, &r["logits"]);
-    assert!(d <= 1e-4, "logits differ by {d}");
+    assert!(d <= 1e-4, "{asset}: logits differ by {d}");
     let labels: Vec<u32> = r["labels"]
         .to_vec1::<f32>()
         .unwrap()
         .iter()
         .map(|&v| v as u32)
         .collect();
-    let g = loaded
-        .network
-        .input_grad(&r["x"], Objective::CrossEntropy(&labels))
-        .unwrap();
-    for (i, c) in cosines(&g.grad, &r["grad_ce"]).iter().enumerate() {
-        assert!(*c >= 0.9999, "digit {i}: cross-entropy gradient cosine {c}");
+    for (objective, key) in [
+        (Objective::CrossEntropy(&labels), "grad_ce"),
+        (Objective::Logit(&labels), "grad_logit"),
+        (Objective::Margin(&labels), "grad_margin"),
+    ] {
+        let g = loaded.network.input_grad(&r["x"], objective).unwrap();
+        for (i, c) in cosines(&g.grad, &r[key]).iter().enumerate() {
+            assert!(*c >= 0.9999, "{asset} digit {i}: {key} cosine {c}");
+        }
     }
+}
+
+#[test]
+fn shipped_cnn_matches_pytorch_on_sample_digits() {
+    // Reference: `export_pytorch.py reference assets/mnist_cnn.safetensors --count 64`.
+    check_shipped("mnist_cnn.safetensors", "mnist_cnn.ref.safetensors");
+}
+
+#[test]
+fn shipped_resnet_matches_pytorch_on_sample_digits() {
+    // Reference: `export_pytorch.py reference assets/mnist_resnet.safetensors --count 64`
+    // (tests/fixtures/README.md). Batch norm, the projection shortcut, the
+    // average pool and GELU all sit on the path from input to logits.
+    check_shipped("mnist_resnet.safetensors", "mnist_resnet.ref.safetensors");
+}
+
+#[test]
+fn shipped_resnet_reference_engine_has_pytorchs_sample_accuracy() {
+    // PyTorch: 988 of the 1,000 sample digits (examples/train_resnet.py, assets/README.md).
+    let run = super::xai(
+        &super::root(),
+        &[
+            "eval",
+            "assets/mnist_resnet.safetensors",
+            "--engine",
+            "reference",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.lines().any(|l| l == "clean accuracy 98.80%"),
+        "{}",
+        run.stdout
+    );
 }
