@@ -19,7 +19,7 @@ fn step(c: &mut Criterion) {
         10,
     )
     .expect("the shipped digits load");
-    for model in ["mnist_cnn", "mnist_mlp"] {
+    for model in ["mnist_cnn", "mnist_mlp", "mnist_resnet"] {
         let net = load_model(&root.join(format!("assets/{model}.safetensors")), None)
             .expect("the shipped model loads")
             .network;

@@ -126,6 +126,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     data.as_deref(),
                     limit,
                     batch_size,
+                    engine.into(),
                 )?;
                 print_stdout(&text)?;
                 return Ok(ExitCode::SUCCESS);

@@ -22,16 +22,22 @@ use crate::error::Result;
 use crate::model::Classifier;
 
 /// Times every method (and the metrics) over the first `limit` inputs in
-/// batches of `batch_size`; returns a printable table.
+/// batches of `batch_size` on `engine`; returns a printable table.
 pub fn attribution_costs(
     model: &Path,
     arch: Option<&Path>,
     data: Option<&Path>,
     limit: usize,
     batch_size: usize,
+    engine: crate::engine::Engine,
 ) -> Result<String> {
     let (loaded, data) = super::bench_inputs(model, arch, data, limit)?;
-    let net = &loaded.network;
+    let selected = crate::engine::select(&loaded.network, engine)?;
+    if let Some(why) = &selected.fallback {
+        eprintln!("warning: {why}");
+    }
+    let net = selected.classifier.as_ref();
+    let spec = loaded.network.spec();
     let [n, c, h, w] = data.shape;
     let per = c * h * w;
     let batch_size = batch_size.max(1);
@@ -78,7 +84,7 @@ pub fn attribution_costs(
     ];
     let mut methods: Vec<(String, Box<dyn Attribution>)> = Vec::new();
     for (mut name, mut config) in configs {
-        if config.resolve(net.spec()).is_err() {
+        if config.resolve(spec).is_err() {
             continue;
         }
         if let MethodConfig::GradCam(GradCamConfig {

@@ -222,11 +222,7 @@ impl Graph {
                 Op::Add(other) => pointwise::add(x, &before[*other], y),
             }
             if step.relu {
-                for v in y.iter_mut() {
-                    if *v <= 0.0 {
-                        *v = 0.0;
-                    }
-                }
+                pointwise::relu_in_place(y);
             }
         }
     }

@@ -254,10 +254,16 @@ pub fn write(src: &[f32], dst: &mut [f32], accumulate: bool) {
 /// `g = g · [y > 0]`: a fused ReLU's gradient, from its output (`y > 0`
 /// exactly where the input was, and the derivative at 0 is PyTorch's 0).
 pub fn relu_mask(y: &[f32], g: &mut [f32]) {
+    // A select, not a conditional store: it vectorises.
     for (d, &v) in g.iter_mut().zip(y) {
-        if v <= 0.0 {
-            *d = 0.0;
-        }
+        *d = if v > 0.0 { *d } else { 0.0 };
+    }
+}
+
+/// `y = max(y, 0)` in place (a NaN becomes 0, as in [`Activation::Relu`]).
+pub fn relu_in_place(y: &mut [f32]) {
+    for v in y.iter_mut() {
+        *v = if *v > 0.0 { *v } else { 0.0 };
     }
 }
 
