@@ -64,9 +64,9 @@ impl Conv {
             }
         }
         let mut weight_t = vec![0f32; k * cout];
-        for co in 0..cout {
-            for kk in 0..k {
-                weight_t[kk * cout + co] = w[co * k + kk];
+        for (kk, row) in weight_t.chunks_exact_mut(cout).enumerate() {
+            for (co, v) in row.iter_mut().enumerate() {
+                *v = w[co * k + kk];
             }
         }
         Conv {
@@ -93,8 +93,10 @@ impl Conv {
             for v in &mut self.weight[co * k..(co + 1) * k] {
                 *v *= a;
             }
-            for kk in 0..k {
-                self.weight_t[kk * self.cout + co] *= a;
+        }
+        for row in self.weight_t.chunks_exact_mut(self.cout) {
+            for (v, &a) in row.iter_mut().zip(scale) {
+                *v *= a;
             }
         }
         let bias = (0..self.cout)

@@ -40,8 +40,10 @@ impl Linear {
             for v in &mut self.weight[o * self.fin..(o + 1) * self.fin] {
                 *v *= a;
             }
-            for j in 0..self.fin {
-                self.weight_t[j * self.fout + o] *= a;
+        }
+        for row in self.weight_t.chunks_exact_mut(self.fout) {
+            for (v, &a) in row.iter_mut().zip(scale) {
+                *v *= a;
             }
         }
         let bias = (0..self.fout)

@@ -21,7 +21,10 @@ use crate::plan::Plan;
 /// attribution entry writes its method's settings right after `method`,
 /// and `model.spec_source` reads `file PATH` for a spec given as a file.
 /// Version 1 and 2 reports read as they are (the extra keys are ignored).
-pub const SCHEMA_VERSION: u32 = 3;
+///
+/// 4 adds `tool.engine` (`fast` or `reference`: which engine ran the model);
+/// older reports read without it.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
