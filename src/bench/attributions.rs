@@ -19,7 +19,6 @@ use crate::attribution::smoothgrad::{self, SmoothGradConfig};
 use crate::attribution::{entry_stream, tensor4, Attribution, ExplainBatch, MethodConfig};
 use crate::audit::clean::predict;
 use crate::error::Result;
-use crate::model::Classifier;
 
 /// Times every method (and the metrics) over the first `limit` inputs in
 /// batches of `batch_size` on `engine`; returns a printable table.
