@@ -23,6 +23,7 @@ mod gemm;
 pub use gemm::peak_gflops;
 mod pointwise;
 mod pool;
+mod winograd;
 
 use std::sync::Mutex;
 
