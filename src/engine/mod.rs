@@ -30,6 +30,7 @@ mod grouped;
 mod linear;
 mod pointwise;
 mod pool;
+mod winograd;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
