@@ -17,7 +17,7 @@ use super::grouped::Grouped;
 use super::linear::Linear;
 use super::pointwise::{Activation, ChannelMap};
 use super::pool::{AvgPool, MaxPool};
-use super::{Graph, Op, Step};
+use super::{Graph, Kernels, Op, Step};
 use crate::model::layers::Layer;
 use crate::model::ops::{AvgPool2dOp, Pool2d};
 use crate::model::spec::{pooled_len, GeluApproximate};
@@ -79,6 +79,7 @@ struct Builder<'a> {
     shapes: Vec<Shape>,
     taps: Taps,
     keep: Option<&'a str>,
+    kernels: Kernels,
 }
 
 impl Builder<'_> {
@@ -307,6 +308,11 @@ impl Builder<'_> {
                     path = format!("{prefix}{i}");
                 }
             }
+            if let (Op::Conv(c), Kernels::Winograd) = (&mut op, self.kernels) {
+                if c.winograd_fits() {
+                    c.use_winograd();
+                }
+            }
             value = self.push(op, value, next);
             shape = next;
             // Apply a following ReLU in place.
@@ -345,13 +351,14 @@ fn pooled(p: &Pool2d, h: usize, w: usize) -> Option<(usize, usize)> {
 impl Graph {
     /// Compiles `network`, keeping the output of the layer at `keep`
     /// materialised; or says which layer the engine cannot run.
-    pub(super) fn compile(network: &Network, keep: Option<&str>) -> R<Graph> {
+    pub(super) fn compile(network: &Network, keep: Option<&str>, kernels: Kernels) -> R<Graph> {
         let [c, h, w] = network.input_shape();
         let mut b = Builder {
             steps: Vec::new(),
             shapes: vec![Shape::Spatial(h, w, c)],
             taps: HashMap::new(),
             keep,
+            kernels,
         };
         let mut value = 0;
         let shape = Shape::Spatial(h, w, c);
@@ -378,6 +385,7 @@ impl Graph {
             taps: b.taps,
             output,
             chunk: chunk_for(h, w),
+            kernels,
             in_len: c * h * w,
             workspaces: Mutex::new(Vec::new()),
         })

@@ -3,6 +3,7 @@
 //! No weight gradient is ever computed: audits differentiate inputs only.
 
 use super::gemm::{matmul, MatRef};
+use super::winograd::Winograd;
 
 /// A compiled convolution (groups = 1).
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ pub struct Conv {
     pub weight_t: Vec<f32>,
     /// `[cout]`.
     pub bias: Option<Vec<f32>>,
+    /// Winograd kernels for the forward pass and the input gradient, when
+    /// [`Conv::use_winograd`] chose them.
+    winograd: Option<Box<(Winograd, Winograd)>>,
 }
 
 impl Conv {
@@ -81,7 +85,43 @@ impl Conv {
             output,
             weight: w,
             bias,
+            winograd: None,
         }
+    }
+
+    /// Whether Winograd F(2×2, 3×3) applies and pays: a 3×3, stride-1,
+    /// dilation-1, padding-1 convolution with at least 16 channels each side
+    /// (with fewer, its transforms cost more than the multiplies it saves).
+    pub fn winograd_fits(&self) -> bool {
+        self.kernel == (3, 3)
+            && self.stride == 1
+            && self.dilation == 1
+            && self.padding == (1, 1)
+            && self.cin >= 16
+            && self.cout >= 16
+    }
+
+    /// Runs this convolution by Winograd F(2×2, 3×3) from now on, from the
+    /// current (folded) weights; call after [`Conv::fold_affine`].
+    pub fn use_winograd(&mut self) {
+        let (cin, cout) = (self.cin, self.cout);
+        let mut oihw = vec![0f32; cout * cin * 9];
+        for co in 0..cout {
+            for t in 0..9 {
+                for ci in 0..cin {
+                    oihw[(co * cin + ci) * 9 + t] = self.weight[co * 9 * cin + t * cin + ci];
+                }
+            }
+        }
+        self.winograd = Some(Box::new((
+            Winograd::new(&oihw, cout, cin, self.input),
+            Winograd::transposed(&oihw, cout, cin, self.input),
+        )));
+    }
+
+    /// Whether this convolution runs by Winograd.
+    pub fn is_winograd(&self) -> bool {
+        self.winograd.is_some()
     }
 
     /// Folds a following per-channel affine map (eval-mode batch norm,
@@ -165,6 +205,9 @@ impl Conv {
 
     /// `y [n, oh, ow, cout] = conv(x [n, h, w, cin])`; `cols` is scratch.
     pub fn forward(&self, n: usize, x: &[f32], y: &mut [f32], cols: &mut Vec<f32>) {
+        if let Some(w) = &self.winograd {
+            return w.0.forward(n, x, y, self.bias.as_deref(), false, cols);
+        }
         if !self.tap_major() {
             return self.forward_gemm(n, x, y, cols);
         }
@@ -205,6 +248,9 @@ impl Conv {
         cols: &mut Vec<f32>,
         accumulate: bool,
     ) {
+        if let Some(w) = &self.winograd {
+            return w.1.forward(n, dy, dx, None, accumulate, cols);
+        }
         if !self.tap_major() {
             return self.backward_gemm(n, dy, dx, cols, accumulate);
         }

@@ -57,15 +57,29 @@ pub enum Engine {
     Auto,
     /// The fast engine; an error when a layer is not supported.
     Fast,
+    /// The fast engine with [`Kernels::Exact`]; an error when a layer is
+    /// not supported.
+    FastIm2col,
     /// candle autograd, the reference.
     Reference,
+}
+
+/// Which convolution kernels the fast engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// im2col + GEMM everywhere: the rounding closest to the reference.
+    Exact,
+    /// Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions with at least 16
+    /// channels (fewer multiplies; rounding of the same size, different).
+    #[default]
+    Winograd,
 }
 
 /// The classifier [`select`] chose.
 pub struct Selected {
     /// The model as it will run.
     pub classifier: Box<dyn Classifier>,
-    /// `"fast"` or `"reference"`.
+    /// `"fast"`, `"fast-im2col"` or `"reference"`.
     pub name: &'static str,
     /// Why `auto` fell back to the reference (the layer the engine cannot
     /// compile); `None` when the engine asked for runs.
@@ -79,8 +93,11 @@ pub struct Selected {
 /// names the layer.
 pub fn select(network: &Network, engine: Engine) -> Result<Selected> {
     let fast = |f: FastNet| Selected {
+        name: match f.graph.kernels {
+            Kernels::Winograd => "fast",
+            Kernels::Exact => "fast-im2col",
+        },
         classifier: Box::new(f),
-        name: "fast",
         fallback: None,
     };
     match engine {
@@ -89,7 +106,14 @@ pub fn select(network: &Network, engine: Engine) -> Result<Selected> {
             name: "reference",
             fallback: None,
         }),
-        Engine::Fast => match FastNet::compile(network) {
+        Engine::Fast | Engine::FastIm2col => match FastNet::compile_with(
+            network,
+            if engine == Engine::Fast {
+                Kernels::Winograd
+            } else {
+                Kernels::Exact
+            },
+        ) {
             Ok(f) => Ok(fast(f)),
             Err(why) => Err(Error::Invalid(format!(
                 "the fast engine cannot run this model: {why}"
@@ -168,6 +192,8 @@ struct Graph {
     output: usize,
     /// Samples per chunk.
     chunk: usize,
+    /// The kernels it was compiled with.
+    kernels: Kernels,
     in_len: usize,
     workspaces: Mutex<Vec<Workspace>>,
 }
@@ -404,11 +430,17 @@ pub struct FastNet {
 }
 
 impl FastNet {
-    /// Compiles `network`, or says which layer the engine does not support.
+    /// Compiles `network` with the default kernels, or says which layer
+    /// the engine does not support.
     pub fn compile(network: &Network) -> std::result::Result<Self, String> {
+        Self::compile_with(network, Kernels::default())
+    }
+
+    /// [`FastNet::compile`] with the given convolution kernels.
+    pub fn compile_with(network: &Network, kernels: Kernels) -> std::result::Result<Self, String> {
         Ok(FastNet {
             reference: network.clone(),
-            graph: Graph::compile(network, None)?,
+            graph: Graph::compile(network, None, kernels)?,
             tapped: Mutex::new(HashMap::new()),
         })
     }
@@ -430,6 +462,16 @@ impl FastNet {
         }
         // The input gradient of a product costs what the product does.
         (2.0 * macs, 2.0 * macs)
+    }
+
+    /// Convolutions run by Winograd, of all convolutions.
+    pub fn winograd_convolutions(&self) -> (usize, usize) {
+        let convs = self.graph.steps.iter().filter_map(|s| match &s.op {
+            Op::Conv(c) => Some(c.is_winograd()),
+            Op::Grouped(_) => Some(false),
+            _ => None,
+        });
+        convs.fold((0, 0), |(w, n), is| (w + is as usize, n + 1))
     }
 
     /// Samples per parallel chunk (fixed by the input shape).
@@ -459,7 +501,8 @@ impl FastNet {
             let (v, s) = g.taps[path];
             return Ok((g.clone(), v, s));
         }
-        let graph = Graph::compile(&self.reference, Some(path)).map_err(Error::Invalid)?;
+        let graph = Graph::compile(&self.reference, Some(path), self.graph.kernels)
+            .map_err(Error::Invalid)?;
         let Some(&(v, s)) = graph.taps.get(path) else {
             // Not a layer: the reference's error lists the model's layers.
             let infos = self

@@ -18,9 +18,6 @@
 //! the inner dimension is cut here into pieces of at most [`MAX_INNER`]
 //! (above it, the crate's depth blocking depends on the row count).
 
-// The engine's compiler does not select this kernel yet.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use super::gemm::{matmul, MatRef};
 
 /// Widest inner dimension handed to one GEMM call.

@@ -63,7 +63,7 @@ pub struct Tool {
     pub name: String,
     /// Crate version.
     pub version: String,
-    /// The engine that ran the model: `fast` or `reference` (absent in
+    /// The engine that ran the model: `fast`, `fast-im2col` or `reference` (absent in
     /// reports before schema 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,

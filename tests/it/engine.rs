@@ -10,7 +10,7 @@ use xai_audit::attack::pgd::PgdConfig;
 use xai_audit::attack::{AttackConfig, AttackSpec, Norm};
 use xai_audit::audit::run::run_audit;
 use xai_audit::data::batch::{batch_tensor, load_for_model, DataRequest};
-use xai_audit::engine::{select, Engine, FastNet};
+use xai_audit::engine::{select, Engine, FastNet, Kernels};
 use xai_audit::model::{load_model, Classifier, Network, Objective};
 use xai_audit::progress::NoSink;
 use xai_audit::rng::Rng;
@@ -107,6 +107,33 @@ const RESIDUAL: &str = r#"{
     {"op": "linear", "param": "fc2", "in_features": 16, "out_features": 6}
   ]}"#;
 
+/// Convolutions the engine runs by Winograd F(2×2, 3×3) (3×3, stride 1,
+/// padding 1, ≥ 16 channels) on odd sizes, with batch norm folded in, in a
+/// residual body and beside a 1×1 shortcut.
+const WINOGRAD: &str = r#"{
+  "version": 1,
+  "input": {"shape": [3, 9, 7], "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]},
+  "layers": [
+    {"op": "conv2d", "param": "stem", "in_channels": 3, "out_channels": 16, "kernel_size": 3, "padding": 1},
+    {"op": "relu"},
+    {"op": "conv2d", "param": "c1", "in_channels": 16, "out_channels": 16, "kernel_size": 3, "padding": 1, "bias": false},
+    {"op": "batch_norm2d", "param": "bn1", "num_features": 16},
+    {"op": "relu"},
+    {"op": "residual",
+     "body": [
+       {"op": "conv2d", "param": "b1", "in_channels": 16, "out_channels": 24, "kernel_size": 3, "padding": 1},
+       {"op": "relu"},
+       {"op": "conv2d", "param": "b2", "in_channels": 24, "out_channels": 20, "kernel_size": 3, "padding": 1},
+       {"op": "batch_norm2d", "param": "bn2", "num_features": 20}
+     ],
+     "shortcut": [
+       {"op": "conv2d", "param": "s", "in_channels": 16, "out_channels": 20, "kernel_size": 1}
+     ],
+     "activation": {"op": "relu"}},
+    {"op": "global_avg_pool2d"},
+    {"op": "linear", "param": "fc", "in_features": 20, "out_features": 7}
+  ]}"#;
+
 fn random_inputs(net: &Network, n: usize, seed: u64) -> Tensor {
     let [c, h, w] = net.input_shape();
     let mut rng = Rng::new(seed);
@@ -152,7 +179,13 @@ fn relative_errors(a: &Tensor, b: &Tensor) -> Vec<f64> {
 /// an AVX-512 EPYC one shipped digit with 1 − p_y ≈ 1e-3 differed by 2.7e-4).
 /// Such a sample gets that bound instead of `tol`.
 fn assert_matches_reference(net: &Network, x: &Tensor, labels: &[u32], tol: f64) {
-    let fast = FastNet::compile(net).expect("the engine compiles this network");
+    for kernels in [Kernels::Winograd, Kernels::Exact] {
+        let fast = FastNet::compile_with(net, kernels).expect("the engine compiles this network");
+        assert_kernels_match(net, &fast, x, labels, tol);
+    }
+}
+
+fn assert_kernels_match(net: &Network, fast: &FastNet, x: &Tensor, labels: &[u32], tol: f64) {
     let k = net.num_classes();
     let (zr, zf) = (net.logits(x).unwrap(), fast.logits(x).unwrap());
     let err = worst_relative(&zf, &zr);
@@ -212,13 +245,23 @@ fn assert_matches_reference(net: &Network, x: &Tensor, labels: &[u32], tol: f64)
 
 #[test]
 fn every_compiled_op_matches_the_reference() {
-    for (spec, seed) in [(SPATIAL, 3), (POOLED, 4), (RESIDUAL, 5)] {
+    for (spec, seed) in [(SPATIAL, 3), (POOLED, 4), (RESIDUAL, 5), (WINOGRAD, 6)] {
         let net = random_network(spec, seed);
         // 11 samples: one full chunk and a padded one.
         let x = random_inputs(&net, 11, seed + 10);
         let labels: Vec<u32> = (0..11).map(|i| i % net.num_classes() as u32).collect();
         assert_matches_reference(&net, &x, &labels, 1e-5);
     }
+}
+
+#[test]
+fn winograd_runs_exactly_the_convolutions_it_fits() {
+    let net = random_network(WINOGRAD, 6);
+    // c1, b1 and b2; not the 3-channel stem nor the 1×1 shortcut.
+    let fast = FastNet::compile(&net).unwrap();
+    assert_eq!(fast.winograd_convolutions(), (3, 5));
+    let exact = FastNet::compile_with(&net, Kernels::Exact).unwrap();
+    assert_eq!(exact.winograd_convolutions(), (0, 5));
 }
 
 #[test]
@@ -324,12 +367,19 @@ fn every_spec_op_compiles_and_auto_picks_the_engine() {
 /// whose ReLU it fuses, and layers inside residual blocks.
 #[test]
 fn layer_gradients_match_the_reference_at_every_layer() {
-    let net = random_network(RESIDUAL, 5);
+    for (spec, seed, layers) in [(RESIDUAL, 5, 20), (WINOGRAD, 6, 10)] {
+        layer_gradients_match(spec, seed, layers);
+    }
+}
+
+fn layer_gradients_match(spec: &str, seed: u64, at_least: usize) {
+    let net = random_network(spec, seed);
     let fast = FastNet::compile(&net).unwrap();
-    let x = random_inputs(&net, 11, 15);
-    let classes: Vec<u32> = (0..11).map(|i| (i * 5 % 6) as u32).collect();
+    let x = random_inputs(&net, 11, seed + 10);
+    let k = net.num_classes();
+    let classes: Vec<u32> = (0..11).map(|i| (i * 5 % k) as u32).collect();
     let infos = net.spec().layer_infos().unwrap();
-    assert!(infos.len() > 20, "{} layers", infos.len());
+    assert!(infos.len() > at_least, "{} layers", infos.len());
     for info in &infos {
         let r = net.layer_gradient(&x, &info.path, &classes).unwrap();
         let f = fast.layer_gradient(&x, &info.path, &classes).unwrap();
