@@ -352,7 +352,7 @@ impl Graph {
         let chunk = self.chunk;
         let chunks: Vec<_> = (0..n.div_ceil(chunk))
             .into_par_iter()
-            .map(|ci| -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> {
+            .map(|ci| -> Result<Chunks> {
                 let first = ci * chunk;
                 let len = chunk.min(n - first);
                 let mut ws = self.workspace();
@@ -395,15 +395,20 @@ impl Graph {
                 if let Ok(mut pool) = self.workspaces.lock() {
                     pool.push(ws);
                 }
-                Ok((logits, values, grad, act))
+                Ok(Chunks {
+                    logits,
+                    values,
+                    grad,
+                    activation: act,
+                })
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let mut all = Chunks::default();
-        for (l, v, g, a) in chunks {
-            all.logits.extend(l);
-            all.values.extend(v);
-            all.grad.extend(g);
-            all.activation.extend(a);
+        for c in chunks {
+            all.logits.extend(c.logits);
+            all.values.extend(c.values);
+            all.grad.extend(c.grad);
+            all.activation.extend(c.activation);
         }
         Ok(all)
     }
