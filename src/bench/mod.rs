@@ -98,6 +98,13 @@ pub fn pgd_throughput(
     data: Option<&Path>,
     bench: &PgdBench,
 ) -> Result<String> {
+    for (name, value) in [("eps", bench.eps), ("step size", bench.step_size)] {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(crate::error::Error::Invalid(format!(
+                "the PGD {name} must be a finite number ≥ 0, got {value}"
+            )));
+        }
+    }
     let (loaded, data) = bench_inputs_with(model, model_opts, data, bench.limit)?;
     let (classifier, engine_name) = crate::engine::select(&loaded.network, bench.engine)?;
     let net = classifier.as_ref();

@@ -491,4 +491,16 @@ fn bench_takes_an_image_folder_and_the_pgd_budget() {
 
     let out = bench("0.5");
     assert!(out.contains("robust accuracy 0.00%"), "{out}");
+
+    let r = xai(
+        d,
+        &["bench", "m.safetensors", "--data", "imgs", "--eps=-0.1"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("eps must be a finite number ≥ 0, got -0.1"),
+        "{}",
+        r.stderr
+    );
 }
