@@ -109,8 +109,9 @@ pub enum Command {
         #[arg(long)]
         plan: bool,
     },
-    /// Measure PGD-40 L∞ throughput (images/second) on a model, or with
-    /// --attributions the cost per input of each attribution method.
+    /// Measure PGD-40 L∞ throughput (images/second) on a model, with the
+    /// hot path's GFLOP/s against the machine's SGEMM peak and the peak RSS,
+    /// or with --attributions the cost per input of each attribution method.
     Bench {
         /// The model (.safetensors).
         model: PathBuf,
@@ -122,10 +123,14 @@ pub enum Command {
         /// --attributions (use the spec's `strip_prefix` there).
         #[arg(long, value_name = "PREFIX", conflicts_with = "attributions")]
         strip_prefix: Option<String>,
-        /// Data (default: the shipped sample).
+        /// Data: an IDX images file, a folder with an IDX pair, or an image
+        /// folder (one subfolder per class, matched by name to the spec's
+        /// `classes`), 1 or 3 channels, of the model's input size. Default:
+        /// the shipped 1,000 MNIST digits.
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Inputs to attack.
+        /// Inputs to attack (an IDX file's first N, an image folder's
+        /// class-stratified N).
         #[arg(long, default_value_t = 1000)]
         limit: usize,
         /// Inputs per batch.
@@ -134,6 +139,12 @@ pub enum Command {
         /// PGD steps.
         #[arg(long, default_value_t = 40)]
         steps: usize,
+        /// PGD's L∞ budget, in the model's input units.
+        #[arg(long, default_value_t = 0.1, conflicts_with = "attributions")]
+        eps: f32,
+        /// PGD's step length, in the model's input units.
+        #[arg(long, default_value_t = 0.01, conflicts_with = "attributions")]
+        step_size: f32,
         /// Which implementation runs the model: the fast engine when it supports
         /// every layer (auto), the fast engine or an error (fast), or candle
         /// autograd (reference).

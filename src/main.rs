@@ -116,6 +116,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             batch_size,
             steps,
+            eps,
+            step_size,
             attributions,
             engine,
         } => {
@@ -135,10 +137,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &model,
                 &xai_audit::model::ModelOptions { arch, strip_prefix },
                 data.as_deref(),
-                limit,
-                batch_size,
-                steps,
-                engine.into(),
+                &xai_audit::bench::PgdBench {
+                    limit,
+                    batch_size,
+                    steps,
+                    eps,
+                    step_size,
+                    engine: engine.into(),
+                },
             )?;
             print_stdout(&text)?;
         }

@@ -450,25 +450,6 @@ impl FastNet {
         })
     }
 
-    /// Floating-point operations per sample: `(forward, input gradient)`,
-    /// counting a multiply-add as two (matrix products and convolutions
-    /// only; the element-wise ops add well under 1%).
-    pub fn flops_per_sample(&self) -> (f64, f64) {
-        let mut macs = 0.0;
-        for step in &self.graph.steps {
-            macs += match &step.op {
-                Op::Conv(c) => {
-                    (c.output.0 * c.output.1 * c.kernel.0 * c.kernel.1 * c.cin * c.cout) as f64
-                }
-                Op::Grouped(g) => g.macs() as f64,
-                Op::Linear(l) => (l.fin * l.fout) as f64,
-                _ => 0.0,
-            };
-        }
-        // The input gradient of a product costs what the product does.
-        (2.0 * macs, 2.0 * macs)
-    }
-
     /// Convolutions run by Winograd, of all convolutions.
     pub fn winograd_convolutions(&self) -> (usize, usize) {
         let convs = self.graph.steps.iter().filter_map(|s| match &s.op {

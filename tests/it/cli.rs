@@ -452,3 +452,85 @@ fn a_plans_every_mistake_is_reported_at_once_before_any_work() {
         );
     }
 }
+
+/// `bench` on a colour image folder with the PGD budget given: ε 0 leaves
+/// all 9 inputs right (the colour model reads each image's brightest
+/// channel), ε 0.5 crosses every channel gap. It prints the digest of what
+/// it attacked, defined as `benches/bench_inputs.py` computes it, the FLOP
+/// count and the peak RSS.
+#[test]
+fn bench_takes_an_image_folder_and_the_pgd_budget() {
+    use super::honest_data::{colour_folder, colour_model};
+    use sha2::{Digest, Sha256};
+
+    let dir = tmp();
+    let d = dir.path();
+    let classes = ["cat", "dog", "frog"];
+    colour_model(&d.join("m.safetensors"), &classes, "");
+    colour_folder(&d.join("imgs"), &classes);
+    let bench = |eps: &str| {
+        let r = xai(
+            d,
+            &[
+                "bench",
+                "m.safetensors",
+                "--data",
+                "imgs",
+                "--steps",
+                "5",
+                "--eps",
+                eps,
+                "--step-size",
+                "0.1",
+            ],
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+    };
+    let out = bench("0");
+    assert!(out.contains("robust accuracy 100.00%"), "{out}");
+    assert!(out.contains("PGD-5 L∞ (ε 0, step 0.1"), "{out}");
+    assert!(out.contains("image folder imgs, 9×3×2×2"), "{out}");
+    // 3×3 multiply-adds per forward; 5 × (forward + input gradient) + 1.
+    assert!(
+        out.contains("0.0000 MFLOP per forward, 0.0002 MFLOP per image"),
+        "{out}"
+    );
+    assert!(out.contains("peak RSS "), "{out}");
+    // Pixels as little-endian f32 (class folders in order, each image's
+    // planes R, G, B of 4 pixels), then labels as little-endian u32.
+    let mut hasher = Sha256::new();
+    for px in [[220u8, 10, 10], [10, 220, 10], [10, 10, 220]] {
+        for _ in 0..3 {
+            for v in px {
+                for _ in 0..4 {
+                    hasher.update((f32::from(v) / 255.0).to_le_bytes());
+                }
+            }
+        }
+    }
+    for label in [0u32, 0, 0, 1, 1, 1, 2, 2, 2] {
+        hasher.update(label.to_le_bytes());
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(out.contains(&format!("inputs sha256 {digest}")), "{out}");
+
+    let out = bench("0.5");
+    assert!(out.contains("robust accuracy 0.00%"), "{out}");
+
+    let r = xai(
+        d,
+        &["bench", "m.safetensors", "--data", "imgs", "--eps=-0.1"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("eps must be a finite number ≥ 0, got -0.1"),
+        "{}",
+        r.stderr
+    );
+}
