@@ -79,12 +79,6 @@ impl Grouped {
         }
     }
 
-    /// Multiply-adds per sample.
-    pub fn macs(&self) -> usize {
-        self.output.0 * self.output.1 * self.kernel.0 * self.kernel.1 * self.cin * self.cout
-            / self.groups
-    }
-
     /// See [`super::conv::Conv::fold_affine`].
     pub fn fold_affine(&mut self, scale: &[f32], shift: &[f32]) {
         let cog = self.cout / self.groups;
