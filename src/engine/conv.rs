@@ -5,6 +5,20 @@
 use super::gemm::{matmul, MatRef};
 use super::winograd::Winograd;
 
+/// PyTorch's convolution output size `(h, w)`.
+pub fn output_size(
+    input: (usize, usize),
+    (kh, kw): (usize, usize),
+    stride: usize,
+    padding: (usize, usize),
+    dilation: usize,
+) -> (usize, usize) {
+    let len = |len: usize, k: usize, p: usize| {
+        (len + 2 * p).saturating_sub(dilation * (k - 1) + 1) / stride + 1
+    };
+    (len(input.0, kh, padding.0), len(input.1, kw, padding.1))
+}
+
 /// A compiled convolution (groups = 1).
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -48,13 +62,7 @@ impl Conv {
         dilation: usize,
         input: (usize, usize),
     ) -> Self {
-        let out_len = |len: usize, k: usize, p: usize| {
-            (len + 2 * p).saturating_sub(dilation * (k - 1) + 1) / stride + 1
-        };
-        let output = (
-            out_len(input.0, kh, padding.0),
-            out_len(input.1, kw, padding.1),
-        );
+        let output = output_size(input, (kh, kw), stride, padding, dilation);
         let k = kh * kw * cin;
         let mut w = vec![0f32; cout * k];
         for co in 0..cout {
@@ -139,13 +147,11 @@ impl Conv {
                 *v *= a;
             }
         }
-        let bias = (0..self.cout)
-            .map(|co| {
-                let b = self.bias.as_ref().map_or(0.0, |b| b[co] as f64);
-                (b * scale[co] as f64 + shift[co] as f64) as f32
-            })
-            .collect();
-        self.bias = Some(bias);
+        self.bias = Some(super::pointwise::folded_bias(
+            self.bias.as_deref(),
+            scale,
+            shift,
+        ));
     }
 
     /// Columns per im2col row.

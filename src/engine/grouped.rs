@@ -45,13 +45,7 @@ impl Grouped {
         dilation: usize,
         input: (usize, usize),
     ) -> Self {
-        let out_len = |len: usize, k: usize, p: usize| {
-            (len + 2 * p).saturating_sub(dilation * (k - 1) + 1) / stride + 1
-        };
-        let output = (
-            out_len(input.0, kh, padding.0),
-            out_len(input.1, kw, padding.1),
-        );
+        let output = super::conv::output_size(input, (kh, kw), stride, padding, dilation);
         let cog = cout / groups;
         let mut w = vec![0f32; weight.len()];
         for g in 0..groups {
@@ -88,13 +82,11 @@ impl Grouped {
             let g = (i / (cog * (self.cin / self.groups))) % self.groups;
             *v *= scale[g * cog + co];
         }
-        let bias = (0..self.cout)
-            .map(|co| {
-                let b = self.bias.as_ref().map_or(0.0, |b| b[co] as f64);
-                (b * scale[co] as f64 + shift[co] as f64) as f32
-            })
-            .collect();
-        self.bias = Some(bias);
+        self.bias = Some(super::pointwise::folded_bias(
+            self.bias.as_deref(),
+            scale,
+            shift,
+        ));
     }
 
     /// Calls `f(sample, output pixel, tap, input pixel)` for every in-range

@@ -46,13 +46,11 @@ impl Linear {
                 *v *= a;
             }
         }
-        let bias = (0..self.fout)
-            .map(|o| {
-                let b = self.bias.as_ref().map_or(0.0, |b| b[o] as f64);
-                (b * scale[o] as f64 + shift[o] as f64) as f32
-            })
-            .collect();
-        self.bias = Some(bias);
+        self.bias = Some(super::pointwise::folded_bias(
+            self.bias.as_deref(),
+            scale,
+            shift,
+        ));
     }
 
     /// `y [n, out] = x [n, in] Wᵀ + b`.

@@ -233,6 +233,17 @@ pub fn to_channel_last(n: usize, hw: usize, c: usize, x: &[f32], y: &mut [f32]) 
     }
 }
 
+/// The bias of a layer with a per-channel affine map `y · scale + shift`
+/// folded into it: `bias · scale + shift`, computed in f64.
+pub fn folded_bias(bias: Option<&[f32]>, scale: &[f32], shift: &[f32]) -> Vec<f32> {
+    (0..scale.len())
+        .map(|o| {
+            let b = bias.map_or(0.0, |b| b[o] as f64);
+            (b * scale[o] as f64 + shift[o] as f64) as f32
+        })
+        .collect()
+}
+
 /// `y = a + b`, the residual sum.
 pub fn add(a: &[f32], b: &[f32], y: &mut [f32]) {
     for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
