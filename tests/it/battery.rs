@@ -625,18 +625,6 @@ fn cases() -> Vec<Case> {
             args: &["diff", "old.json", "other.json"],
             needles: &["old.json", "other.json", "different data"],
         },
-        Case {
-            name: "engine that cannot run the model",
-            setup: |d| {
-                copy_asset(
-                    d,
-                    "tests/fixtures/tiny_all_ops.safetensors",
-                    "ops.safetensors",
-                )
-            },
-            args: &["run", "ops.safetensors", "--engine", "fast"],
-            needles: &["fast engine cannot run", "layer"],
-        },
     ]
 }
 
