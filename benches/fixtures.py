@@ -120,18 +120,9 @@ def resnet50_224():
 
 def mnist_resnet():
     """examples/train_resnet.py's network (dropout 0.2)."""
-    return nn.Sequential(collections.OrderedDict([
-        ("stem", nn.Sequential(*conv_bn(1, 16, 3, padding=1), nn.ReLU())),
-        ("block", Residual(
-            nn.Sequential(*conv_bn(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-                          *conv_bn(32, 32, 3, padding=1)),
-            nn.Sequential(*conv_bn(16, 32, 1, stride=2)),
-            activation=nn.ReLU())),
-        ("pool", nn.AvgPool2d(2)),
-        ("flatten", nn.Flatten()),
-        ("head", nn.Sequential(nn.Linear(32 * 7 * 7, 64), nn.GELU(), nn.Dropout(0.2),
-                               nn.Linear(64, 10))),
-    ]))
+    import train_resnet  # examples/ is on sys.path (see the imports above)
+
+    return train_resnet.build_model(0.2)
 
 
 @torch.no_grad()
