@@ -58,11 +58,14 @@ pub enum Command {
         /// spec's `strip_prefix`.
         #[arg(long, value_name = "PREFIX")]
         strip_prefix: Option<String>,
-        /// Data: an IDX images file, a folder with an IDX pair, or an image folder
-        /// (one subfolder per class, matched by name to the spec's `classes`).
+        /// Data: an IDX images file, a folder with an IDX pair, an image folder
+        /// (one subfolder per class, matched by name to the spec's `classes`),
+        /// a .npy of images (with --labels), a .npz, or a CIFAR .bin batch file.
         /// Default: the shipped 1,000 MNIST digits.
         #[arg(long)]
         data: Option<PathBuf>,
+        #[command(flatten)]
+        arrays: ArrayArgs,
         /// Resize images whose size differs from the model's input.
         #[arg(long)]
         resize: bool,
@@ -123,12 +126,15 @@ pub enum Command {
         /// --attributions (use the spec's `strip_prefix` there).
         #[arg(long, value_name = "PREFIX", conflicts_with = "attributions")]
         strip_prefix: Option<String>,
-        /// Data: an IDX images file, a folder with an IDX pair, or an image
+        /// Data: an IDX images file, a folder with an IDX pair, an image
         /// folder (one subfolder per class, matched by name to the spec's
-        /// `classes`), 1 or 3 channels, of the model's input size. Default:
-        /// the shipped 1,000 MNIST digits.
+        /// `classes`), 1 or 3 channels, of the model's input size, a .npy of
+        /// images (with --labels), a .npz, or a CIFAR .bin batch file.
+        /// Default: the shipped 1,000 MNIST digits.
         #[arg(long)]
         data: Option<PathBuf>,
+        #[command(flatten)]
+        arrays: ArrayArgs,
         /// Inputs to attack (an IDX file's first N, an image folder's
         /// class-stratified N).
         #[arg(long, default_value_t = 1000)]
@@ -181,6 +187,55 @@ impl From<EngineArg> for xai_audit::engine::Engine {
     }
 }
 
+/// How to read array data (`--data x.npy`, `data.npz`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ArrayArgs {
+    /// With `--data x.npy`: the labels, a 1-D .npy of N integer labels.
+    #[arg(long, value_name = "Y.NPY")]
+    pub labels: Option<PathBuf>,
+    /// The layout of an images array, needed only when both N×C×H×W and
+    /// N×H×W×C fit the model's input shape (otherwise inferred).
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutArg>,
+    /// With `--data data.npz`: the names of the images and labels arrays
+    /// (default: x,y).
+    #[arg(long, value_name = "X,Y", value_parser = parse_npz_keys)]
+    pub npz_keys: Option<(String, String)>,
+}
+
+/// `--layout`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// `[N, C, H, W]` (PyTorch).
+    Nchw,
+    /// `[N, H, W, C]` (TensorFlow, NumPy images).
+    Nhwc,
+}
+
+fn parse_npz_keys(text: &str) -> Result<(String, String), String> {
+    match text.split_once(',') {
+        Some((x, y)) if !x.trim().is_empty() && !y.trim().is_empty() && !y.contains(',') => {
+            Ok((x.trim().to_string(), y.trim().to_string()))
+        }
+        _ => Err(format!("expected two array names, X,Y; got `{text}`")),
+    }
+}
+
+impl ArrayArgs {
+    /// The library's options.
+    pub fn options(self) -> xai_audit::data::arrays::ArrayOptions {
+        use xai_audit::data::arrays::Layout;
+        xai_audit::data::arrays::ArrayOptions {
+            labels: self.labels,
+            layout: self.layout.map(|l| match l {
+                LayoutArg::Nchw => Layout::Nchw,
+                LayoutArg::Nhwc => Layout::Nhwc,
+            }),
+            npz_keys: self.npz_keys,
+        }
+    }
+}
+
 /// `run`'s arguments (also `merge`'s).
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -194,11 +249,14 @@ pub struct RunArgs {
     /// `strip_prefix`.
     #[arg(long, value_name = "PREFIX")]
     pub strip_prefix: Option<String>,
-    /// Data: an IDX images file, a folder with an IDX pair, or an image folder
-    /// (one subfolder per class, matched by name to the spec's `classes`).
+    /// Data: an IDX images file, a folder with an IDX pair, an image folder
+    /// (one subfolder per class, matched by name to the spec's `classes`),
+    /// a .npy of images (with --labels), a .npz, or a CIFAR .bin batch file.
     /// Default: the shipped 1,000 MNIST digits (for 1×28×28 models).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub arrays: ArrayArgs,
     /// Audit plan (TOML). Default: attacks/default.toml (built in).
     #[arg(long)]
     pub plan: Option<PathBuf>,
@@ -284,7 +342,11 @@ impl Wording for Flags {
         match remedy {
             Remedy::Resume => "run the same command again with --resume to continue".into(),
             Remedy::StartAfresh => "remove it or run without --resume".into(),
-            Remedy::PassData => "pass --data PATH (an IDX file or an image folder)".into(),
+            Remedy::PassData => {
+                "pass --data PATH (an IDX file, an image folder, a .npy with --labels, a .npz \
+                 or a CIFAR .bin)"
+                    .into()
+            }
             Remedy::PassArch { sidecar } => format!(
                 "pass --arch FILE, embed it in the safetensors metadata under `{}`, or write {}",
                 xai_audit::model::spec::METADATA_KEY,

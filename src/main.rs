@@ -58,6 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             arch,
             strip_prefix,
             data,
+            arrays,
             resize,
             limit,
             batch_size,
@@ -66,9 +67,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = eval(
                 &model,
                 &xai_audit::model::ModelOptions { arch, strip_prefix },
-                data.as_deref(),
-                resize,
-                limit,
+                xai_audit::data::batch::DataRequest {
+                    path: data.as_deref(),
+                    resize,
+                    limit,
+                    arrays: arrays.options(),
+                    ..Default::default()
+                },
                 batch_size,
                 engine.into(),
             )?;
@@ -113,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             arch,
             strip_prefix,
             data,
+            arrays,
             limit,
             batch_size,
             steps,
@@ -126,6 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &model,
                     arch.as_deref(),
                     data.as_deref(),
+                    &arrays.options(),
                     limit,
                     batch_size,
                     engine.into(),
@@ -137,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &model,
                 &xai_audit::model::ModelOptions { arch, strip_prefix },
                 data.as_deref(),
+                &arrays.options(),
                 &xai_audit::bench::PgdBench {
                     limit,
                     batch_size,
@@ -155,9 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn eval(
     model: &std::path::Path,
     model_opts: &xai_audit::model::ModelOptions,
-    data: Option<&std::path::Path>,
-    resize: bool,
-    limit: Option<usize>,
+    data: xai_audit::data::batch::DataRequest,
     batch_size: usize,
     engine: xai_audit::engine::Engine,
 ) -> anyhow::Result<String> {
@@ -169,11 +175,11 @@ fn eval(
         eprintln!("warning: {why}");
     }
     let net = selected.classifier.as_ref();
+    // The model's class names and input range complete the caller's request.
     let request = xai_audit::data::batch::DataRequest {
-        path: data,
-        resize,
-        limit,
         class_names: Some(&loaded.network.spec().classes),
+        range: Some(net.input_range()),
+        ..data
     };
     let (dataset, notes) = xai_audit::data::batch::load_for_model_with_notes(
         &request,
@@ -236,6 +242,7 @@ fn run_audit_command(
         arch,
         strip_prefix,
         data,
+        arrays,
         plan,
         out,
         limit,
@@ -279,6 +286,7 @@ fn run_audit_command(
         arch,
         strip_prefix,
         data,
+        arrays: arrays.options(),
         plan,
         out,
         limit,

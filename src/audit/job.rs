@@ -40,6 +40,8 @@ pub struct JobOptions {
     pub strip_prefix: Option<String>,
     /// The data (default: the shipped sample).
     pub data: Option<PathBuf>,
+    /// Labels, layout and `.npz` keys for array data.
+    pub arrays: crate::data::arrays::ArrayOptions,
     /// The plan file (default: `attacks/default.toml`, built in).
     pub plan: Option<PathBuf>,
     /// The report path (default: `reports/<model stem>.json`).
@@ -264,6 +266,8 @@ fn load_data(opts: &JobOptions, model: Model) -> Result<Loaded> {
         resize: opts.resize,
         limit: opts.limit,
         class_names: Some(&model.loaded.network.spec().classes),
+        arrays: opts.arrays.clone(),
+        range: Some(net.input_range()),
     };
     let (data, data_notes) =
         load_for_model_with_notes(&request, net.input_shape(), net.num_classes())?;

@@ -26,11 +26,12 @@ pub fn attribution_costs(
     model: &Path,
     arch: Option<&Path>,
     data: Option<&Path>,
+    arrays: &crate::data::arrays::ArrayOptions,
     limit: usize,
     batch_size: usize,
     engine: crate::engine::Engine,
 ) -> Result<String> {
-    let (loaded, data) = super::bench_inputs(model, arch, data, limit)?;
+    let (loaded, data) = super::bench_inputs(model, arch, data, arrays, limit)?;
     let selected = crate::engine::select(&loaded.network, engine)?;
     if let Some(why) = &selected.fallback {
         eprintln!("warning: {why}");

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::attack::pgd::Pgd;
 use crate::attack::{Attack, AttackBatch, Norm};
 use crate::audit::clean::predictions_from_logits;
+use crate::data::arrays::ArrayOptions;
 use crate::data::batch::{batch_tensor, load_for_model, DataRequest};
 use crate::error::Result;
 use crate::model::{load_model_with, Classifier, ModelOptions};
@@ -27,13 +28,14 @@ pub(crate) fn bench_inputs(
     model: &Path,
     arch: Option<&Path>,
     data: Option<&Path>,
+    arrays: &ArrayOptions,
     limit: usize,
 ) -> Result<(crate::model::LoadedModel, crate::data::Dataset)> {
     let opts = ModelOptions {
         arch: arch.map(Path::to_path_buf),
         strip_prefix: None,
     };
-    bench_inputs_with(model, &opts, data, limit)
+    bench_inputs_with(model, &opts, data, arrays, limit)
 }
 
 /// [`bench_inputs`] with every model option.
@@ -41,16 +43,19 @@ fn bench_inputs_with(
     model: &Path,
     model_opts: &ModelOptions,
     data: Option<&Path>,
+    arrays: &ArrayOptions,
     limit: usize,
 ) -> Result<(crate::model::LoadedModel, crate::data::Dataset)> {
     let loaded = load_model_with(model, model_opts)?;
+    let net = &loaded.network;
     let request = DataRequest {
         path: data,
         resize: false,
         limit: Some(limit.max(1)),
-        class_names: Some(&loaded.network.spec().classes),
+        class_names: Some(&net.spec().classes),
+        arrays: arrays.clone(),
+        range: Some(net.input_range()),
     };
-    let net = &loaded.network;
     let data = load_for_model(&request, net.input_shape(), net.num_classes())?;
     Ok((loaded, data))
 }
@@ -96,6 +101,7 @@ pub fn pgd_throughput(
     model: &Path,
     model_opts: &ModelOptions,
     data: Option<&Path>,
+    arrays: &ArrayOptions,
     bench: &PgdBench,
 ) -> Result<String> {
     for (name, value) in [("eps", bench.eps), ("step size", bench.step_size)] {
@@ -105,7 +111,7 @@ pub fn pgd_throughput(
             )));
         }
     }
-    let (loaded, data) = bench_inputs_with(model, model_opts, data, bench.limit)?;
+    let (loaded, data) = bench_inputs_with(model, model_opts, data, arrays, bench.limit)?;
     let selected = crate::engine::select(&loaded.network, bench.engine)?;
     if let Some(why) = &selected.fallback {
         eprintln!("warning: {why}");

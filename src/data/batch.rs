@@ -23,6 +23,11 @@ pub struct DataRequest<'a> {
     /// `classes`; `None` or empty when it names none): image-folder classes
     /// are matched to them by name.
     pub class_names: Option<&'a [String]>,
+    /// Labels, layout and `.npz` keys for array data.
+    pub arrays: super::arrays::ArrayOptions,
+    /// The model's input range (`None`: `[0, 1]`): `float32` arrays must
+    /// lie inside it.
+    pub range: Option<(f32, f32)>,
 }
 
 /// Loads the data for a model taking `[C, H, W]` inputs with `num_classes`
@@ -51,6 +56,8 @@ pub fn load_for_model_with_notes(
         limit: req.limit,
         class_names: req.class_names.map(<[String]>::to_vec),
         num_classes: Some(num_classes),
+        arrays: req.arrays.clone(),
+        range: req.range.unwrap_or((0.0, 1.0)),
     };
     let (data, notes) = match req.path {
         Some(path) => load_with_notes(path, &opts)?,

@@ -4,7 +4,8 @@
 //! and size, with a SHA-256 that pins the files read.
 //!
 //! [`load`] decides the format from the path; [`idx`] reads and writes IDX
-//! files; [`subset`] decides which items a limit takes; the image-folder
+//! files; [`arrays`] reads NumPy `.npy`/`.npz` arrays and `cifar` CIFAR
+//! binary batch files; [`subset`] decides which items a limit takes; the image-folder
 //! reader (which matches subfolders to the model's class names) is private
 //! to this module.
 
@@ -17,7 +18,9 @@ use image::{ImageBuffer, Luma};
 
 use crate::error::{Error, Remedy, Result};
 
+pub mod arrays;
 pub mod batch;
+mod cifar;
 mod folder;
 pub mod idx;
 pub mod subset;
@@ -143,7 +146,7 @@ impl Dataset {
 }
 
 /// How to load a dataset so that it fits a model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadOptions {
     /// The model's channel count, 1 (grey) or 3 (RGB). Grey data is repeated
     /// into three channels; RGB data is turned grey with the ITU-R 601 luma
@@ -171,6 +174,11 @@ pub struct LoadOptions {
     /// The model's number of outputs: an image folder with more class
     /// subfolders than this is an error before any image is read.
     pub num_classes: Option<usize>,
+    /// What array files need besides their path (labels, layout, `.npz` keys).
+    pub arrays: arrays::ArrayOptions,
+    /// The model's input range: `float32` arrays are in these units and
+    /// must lie inside it (they are mapped back to `[0, 1]`).
+    pub range: (f32, f32),
 }
 
 impl Default for LoadOptions {
@@ -183,6 +191,8 @@ impl Default for LoadOptions {
             limit: None,
             class_names: None,
             num_classes: None,
+            arrays: arrays::ArrayOptions::default(),
+            range: (0.0, 1.0),
         }
     }
 }
@@ -239,7 +249,10 @@ pub fn shipped_sample_with_notes(opts: &LoadOptions) -> Result<(Dataset, DataNot
 /// - an IDX images file: it, with the labels file whose name has
 ///   `labels-idx1` in place of `images-idx3` (with or without `.gz`);
 /// - any other folder: an image folder, one subfolder per class, read in
-///   torchvision `ImageFolder` order.
+///   torchvision `ImageFolder` order;
+/// - a `.npy` file: an images array, with the labels array
+///   [`arrays::ArrayOptions::labels`]; a `.npz` file: both arrays in one;
+/// - a `.bin` file: a CIFAR-10 or CIFAR-100 binary batch file.
 ///
 /// The pixels are converted to `opts.channels` and checked against (or
 /// resized to) `opts.size`.
@@ -258,6 +271,16 @@ pub fn load_with_notes(path: &Path, opts: &LoadOptions) -> Result<(Dataset, Data
             None => folder::load_folder(path, opts),
         }
     } else {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_lowercase);
+        match ext.as_deref() {
+            Some("npy") => return arrays::load_npy(path, opts),
+            Some("npz") => return arrays::load_npz(path, opts),
+            Some("bin") => return cifar::load_cifar(path, opts),
+            _ => {}
+        }
         let labels = idx::labels_path_for(path)?;
         idx::load_idx(path, &labels, opts)
     }

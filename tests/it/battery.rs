@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::cli::{raw_safetensors, MLP_SPEC};
+use super::cli::{npy_bytes, raw_safetensors, MLP_SPEC};
 use super::honest_data::{colour_folder, colour_model, write_model};
 use super::{root, xai};
 
@@ -624,6 +624,40 @@ fn cases() -> Vec<Case> {
             },
             args: &["diff", "old.json", "other.json"],
             needles: &["old.json", "other.json", "different data"],
+        },
+        // Arrays as data.
+        Case {
+            name: "float32 npy value outside the model's range",
+            setup: |d| {
+                shipped_mlp(d);
+                let mut values = vec![0.5f32; 784];
+                values[5] = 2.0;
+                let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                std::fs::write(d.join("x.npy"), npy_bytes("<f4", &[1, 1, 28, 28], &data)).unwrap();
+                std::fs::write(d.join("y.npy"), npy_bytes("|u1", &[1], &[3])).unwrap();
+            },
+            args: &["run", MLP, "--data", "x.npy", "--labels", "y.npy"],
+            needles: &["x.npy", "value 2 at flat index 5"],
+        },
+        Case {
+            name: "npy whose shape fits neither layout",
+            setup: |d| {
+                shipped_mlp(d);
+                let data = vec![0u8; 2 * 3 * 784];
+                std::fs::write(d.join("x.npy"), npy_bytes("|u1", &[2, 3, 28, 28], &data)).unwrap();
+                std::fs::write(d.join("y.npy"), npy_bytes("|u1", &[2], &[3, 4])).unwrap();
+            },
+            args: &["run", MLP, "--data", "x.npy", "--labels", "y.npy"],
+            needles: &["x.npy", "[2, 3, 28, 28]", "[1, 28, 28]"],
+        },
+        Case {
+            name: "truncated CIFAR batch file",
+            setup: |d| {
+                shipped_mlp(d);
+                std::fs::write(d.join("data_batch_1.bin"), vec![0u8; 3073 + 100]).unwrap();
+            },
+            args: &["run", MLP, "--data", "data_batch_1.bin"],
+            needles: &["data_batch_1.bin", "whole number"],
         },
     ]
 }

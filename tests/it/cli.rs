@@ -20,6 +20,26 @@ pub(crate) const MLP_SPEC: &str = r#"{"version": 1, "name": "mlp-test", "input":
   {"op": "relu"},
   {"op": "linear", "param": "fc2", "in_features": 32, "out_features": 10}]}"#;
 
+/// NPY v1 bytes of `descr` with `shape` and raw little-endian `data`.
+pub(crate) fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
@@ -137,6 +157,57 @@ fn eval_with_limit_and_an_explicit_idx_file() {
             .contains("(50 inputs: first 50 of 1000 in file order)"),
         "{}",
         r.stdout
+    );
+}
+
+/// The clean-accuracy line of `eval`'s output.
+fn accuracy_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("clean accuracy "))
+        .expect("an accuracy line")
+        .to_string()
+}
+
+#[test]
+fn eval_on_a_uint8_npy_matches_eval_on_the_same_digits_as_idx() {
+    let dir = tmp();
+    let d = dir.path();
+    let opts = xai_audit::data::LoadOptions {
+        limit: Some(20),
+        ..Default::default()
+    };
+    let digits = xai_audit::data::shipped_sample(&opts).unwrap();
+    let bytes: Vec<u8> = digits
+        .pixels
+        .iter()
+        .map(|&p| (p * 255.0).round() as u8)
+        .collect();
+    let labels: Vec<u8> = digits.labels.iter().map(|&l| l as u8).collect();
+    xai_audit::data::write_idx_images(&d.join("d-images-idx3-ubyte"), 20, 28, 28, &bytes, false)
+        .unwrap();
+    xai_audit::data::write_idx_labels(&d.join("d-labels-idx1-ubyte"), &labels, false).unwrap();
+    // N×H×W×C with C = 1: the layout is inferred from the model's 1×28×28.
+    std::fs::write(d.join("x.npy"), npy_bytes("|u1", &[20, 28, 28, 1], &bytes)).unwrap();
+    let wide: Vec<u8> = labels
+        .iter()
+        .flat_map(|&l| i64::from(l).to_le_bytes())
+        .collect();
+    std::fs::write(d.join("y.npy"), npy_bytes("<i8", &[20], &wide)).unwrap();
+    let model = root().join("assets/mnist_cnn.safetensors");
+    let model = model.to_str().unwrap();
+    let from_npy = xai(d, &["eval", model, "--data", "x.npy", "--labels", "y.npy"]);
+    assert_eq!(from_npy.code, 0, "{}", from_npy.stderr);
+    assert!(
+        from_npy.stdout.contains("(20 inputs"),
+        "{}",
+        from_npy.stdout
+    );
+    let from_idx = xai(d, &["eval", model, "--data", "d-images-idx3-ubyte"]);
+    assert_eq!(from_idx.code, 0, "{}", from_idx.stderr);
+    assert_eq!(
+        accuracy_line(&from_npy.stdout),
+        accuracy_line(&from_idx.stdout)
     );
 }
 
