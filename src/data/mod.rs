@@ -265,6 +265,22 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
 pub fn load_with_notes(path: &Path, opts: &LoadOptions) -> Result<(Dataset, DataNotes)> {
     opts.validate()?;
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let a = &opts.arrays;
+    let is_array = |p: &Path| {
+        matches!(
+            p.extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_lowercase)
+                .as_deref(),
+            Some("npy" | "npz")
+        )
+    };
+    if !is_array(path) && (a.labels.is_some() || a.layout.is_some() || a.npz_keys.is_some()) {
+        return Err(Error::format(
+            path,
+            "array options (labels file, layout, npz keys) apply only to .npy and .npz data; IDX files, CIFAR batches and image folders carry their own labels and layout",
+        ));
+    }
     if meta.is_dir() {
         match idx::find_in_dir(path)? {
             Some((images, labels)) => idx::load_idx(&images, &labels, opts),
@@ -275,6 +291,18 @@ pub fn load_with_notes(path: &Path, opts: &LoadOptions) -> Result<(Dataset, Data
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_lowercase);
+        let a = &opts.arrays;
+        let misplaced = match ext.as_deref() {
+            Some("npy") => a.npz_keys.is_some().then_some("npz keys"),
+            Some("npz") => a.labels.is_some().then_some("a labels file"),
+            _ => None,
+        };
+        if let Some(what) = misplaced {
+            return Err(Error::format(
+                path,
+                format!("{what} given, but this file does not take them"),
+            ));
+        }
         match ext.as_deref() {
             Some("npy") => return arrays::load_npy(path, opts),
             Some("npz") => return arrays::load_npz(path, opts),

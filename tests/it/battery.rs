@@ -659,6 +659,19 @@ fn cases() -> Vec<Case> {
             args: &["run", MLP, "--data", "data_batch_1.bin"],
             needles: &["data_batch_1.bin", "whole number"],
         },
+        Case {
+            name: "labels file beside IDX data",
+            setup: |d| copy_asset(d, "assets/mnist_cnn.safetensors", "m.safetensors"),
+            args: &[
+                "eval",
+                "m.safetensors",
+                "--data",
+                "m.safetensors",
+                "--labels",
+                "y.npy",
+            ],
+            needles: &["m.safetensors", "apply only to .npy and .npz"],
+        },
     ]
 }
 
