@@ -254,7 +254,20 @@ impl Graph {
         }
     }
 
-    /// Backpropagates `ws.grads[self.output]` (the logits' gradient) through
+    /// Allocates the per-value gradient buffers on a workspace's first
+    /// backward pass (forward-only workspaces never need them).
+    fn ensure_grads(&self, ws: &mut Workspace) {
+        if ws.grads.len() != self.lens.len() {
+            ws.grads = self
+                .lens
+                .iter()
+                .map(|l| vec![0f32; self.chunk * l])
+                .collect();
+        }
+    }
+
+    /// Backpropagates `ws.grads[self.output]` (allocated by
+    /// [`Graph::ensure_grads`]) (the logits' gradient) through
     /// steps `from..` in reverse: with `from = 0` to the input
     /// (`ws.grads[0]`), else to the values those steps read.
     fn backward_chunk(&self, ws: &mut Workspace, from: usize) {
@@ -267,9 +280,6 @@ impl Graph {
             written,
             tmp,
         } = ws;
-        if grads.len() != self.lens.len() {
-            *grads = self.lens.iter().map(|l| vec![0f32; n * l]).collect();
-        }
         written.clear();
         written.resize(self.lens.len(), false);
         written[self.output] = true;
@@ -364,9 +374,7 @@ impl Graph {
                 let (mut values, mut grad, mut act) = (Vec::new(), Vec::new(), Vec::new());
                 if let Some(objective) = objective {
                     values = vec![0f32; len];
-                    if ws.grads.len() != self.lens.len() {
-                        ws.grads = self.lens.iter().map(|l| vec![0f32; chunk * l]).collect();
-                    }
+                    self.ensure_grads(&mut ws);
                     crate::model::head::seed(
                         objective,
                         first,
@@ -487,19 +495,12 @@ impl FastNet {
             let (v, s) = g.taps[path];
             return Ok((g.clone(), v, s));
         }
+        self.reference.check_layer_path(path)?;
         let graph = Graph::compile(&self.reference, Some(path), self.graph.kernels)
             .map_err(Error::Invalid)?;
         let Some(&(v, s)) = graph.taps.get(path) else {
-            // Not a layer: the reference's error lists the model's layers.
-            let infos = self
-                .reference
-                .spec()
-                .layer_infos()
-                .map_err(Error::Invalid)?;
-            let known: Vec<&str> = infos.iter().map(|l| l.path.as_str()).collect();
             return Err(Error::Invalid(format!(
-                "no layer at position `{path}` (the model's layers: {})",
-                known.join(", ")
+                "the engine keeps no value for layer `{path}`"
             )));
         };
         let graph = Arc::new(graph);

@@ -237,6 +237,19 @@ impl Network {
         forward_all(&self.layers, &x)
     }
 
+    /// An error listing the model's layers unless `path` names one.
+    pub(crate) fn check_layer_path(&self, path: &str) -> Result<()> {
+        let infos = self.spec.layer_infos().map_err(Error::Invalid)?;
+        if infos.iter().any(|l| l.path == path) {
+            return Ok(());
+        }
+        let known: Vec<&str> = infos.iter().map(|l| l.path.as_str()).collect();
+        Err(Error::Invalid(format!(
+            "no layer at position `{path}` (the model's layers: {})",
+            known.join(", ")
+        )))
+    }
+
     /// The forward pass with the output of the layer at `path` (a spec
     /// position, as `inspect` lists them) captured as a [`Var`]: returns the
     /// raw outputs and that variable, so `backward()` from the logits yields the
@@ -244,14 +257,7 @@ impl Network {
     /// differentiated. An unknown path is an error naming it.
     pub fn forward_capture(&self, x: &Tensor, path: &str) -> Result<(Tensor, Var)> {
         self.check_input(x)?;
-        let infos = self.spec.layer_infos().map_err(Error::Invalid)?;
-        if !infos.iter().any(|l| l.path == path) {
-            let known: Vec<&str> = infos.iter().map(|l| l.path.as_str()).collect();
-            return Err(Error::Invalid(format!(
-                "no layer at position `{path}` (the model's layers: {})",
-                known.join(", ")
-            )));
-        }
+        self.check_layer_path(path)?;
         let x = match &self.normalize {
             Some((mean, std)) => x.broadcast_sub(mean)?.broadcast_div(std)?,
             None => x.clone(),

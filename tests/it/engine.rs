@@ -278,8 +278,18 @@ fn shipped_models_match_the_reference_on_every_digit() {
 
 #[test]
 fn results_are_bit_identical_whatever_the_batch() {
-    let (net, data) = shipped_cnn_and_digits(21);
-    let fast = FastNet::compile(&net).unwrap();
+    let (cnn, data) = shipped_cnn_and_digits(21);
+    let resnet = load_model(&root().join("assets/mnist_resnet.safetensors"), None)
+        .unwrap()
+        .network;
+    // The CNN (a Winograd layer) and the residual CNN (every new op kind).
+    for net in [cnn, resnet] {
+        bit_identical_whatever_the_batch(&net, &data);
+    }
+}
+
+fn bit_identical_whatever_the_batch(net: &Network, data: &xai_audit::data::Dataset) {
+    let fast = FastNet::compile(net).unwrap();
     let x = batch_tensor(&data, 0, 21, net.input_range()).unwrap();
     let whole = fast
         .input_grad(&x, Objective::CrossEntropy(&data.labels))
