@@ -290,7 +290,7 @@ fn results_are_bit_identical_whatever_the_batch() {
 
 fn bit_identical_whatever_the_batch(net: &Network, data: &xai_audit::data::Dataset) {
     let fast = FastNet::compile(net).unwrap();
-    let x = batch_tensor(&data, 0, 21, net.input_range()).unwrap();
+    let x = batch_tensor(data, 0, 21, net.input_range()).unwrap();
     let whole = fast
         .input_grad(&x, Objective::CrossEntropy(&data.labels))
         .unwrap();
