@@ -64,23 +64,33 @@ pub fn inspect_with(path: &Path, opts: &ModelOptions) -> Result<String> {
     for note in spec.output_notes() {
         let _ = writeln!(out, "note: {note}");
     }
-    let _ = writeln!(
-        out,
-        "\n  {:<10} {:<48} {:<16} {:>10}",
-        "layer", "op", "output", "params"
-    );
     let infos = spec.layer_infos().map_err(|message| crate::Error::Spec {
         origin: source.to_string(),
         message,
     })?;
+    let name_w = infos
+        .iter()
+        .map(|i| i.path.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    let op_w = infos
+        .iter()
+        .map(|i| i.description.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(20, 64);
+    let _ = writeln!(
+        out,
+        "\n  {:<name_w$} {:<op_w$} {:<16} {:>10}",
+        "layer", "op", "output", "params"
+    );
     for info in &infos {
-        let depth = info.path.matches('.').count() / 2;
-        let indent = "  ".repeat(depth);
         let _ = writeln!(
             out,
-            "  {:<10} {:<48} {:<16} {:>10}",
+            "  {:<name_w$} {:<op_w$} {:<16} {:>10}",
             info.path,
-            format!("{indent}{}", info.description),
+            info.description,
             format!(
                 "[N, {}]",
                 &fmt_shape(&info.output_shape)[1..].trim_end_matches(']')

@@ -89,7 +89,7 @@ impl MethodSettings for GradCamConfig {
         };
         let layer = match &self.layer {
             Some(l) => l.clone(),
-            None => last_conv(&model.layers, "").ok_or_else(|| {
+            None => last_conv(model).ok_or_else(|| {
                 fail("is not given and the model has no conv2d layer to default to".into())
             })?,
         };
@@ -130,28 +130,15 @@ impl MethodSettings for GradCamConfig {
     }
 }
 
-/// Path of the last conv2d layer, depth first.
-fn last_conv(layers: &[LayerSpec], prefix: &str) -> Option<String> {
-    let mut found = None;
-    for (i, layer) in layers.iter().enumerate() {
-        let path = format!("{prefix}{i}");
-        match layer {
-            LayerSpec::Conv2d { .. } => found = Some(path),
-            LayerSpec::Residual { body, shortcut, .. } => {
-                // The main branch's last conv, else the projection's.
-                let inner = last_conv(body, &format!("{path}.body.")).or_else(|| {
-                    shortcut
-                        .as_ref()
-                        .and_then(|s| last_conv(s, &format!("{path}.shortcut.")))
-                });
-                if inner.is_some() {
-                    found = inner;
-                }
-            }
-            _ => {}
-        }
-    }
-    found
+/// Name of the last conv2d node (for a v1 residual block, its body's last
+/// conv: translation lists the shortcut first).
+fn last_conv(model: &ArchSpec) -> Option<String> {
+    model
+        .nodes
+        .iter()
+        .rev()
+        .find(|n| matches!(n.op, LayerSpec::Conv2d { .. }))
+        .map(|n| n.name.clone())
 }
 
 /// Grad-CAM on one layer.

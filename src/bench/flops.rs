@@ -1,23 +1,54 @@
 //! The work a benchmark reports its rate against: the nominal FLOPs of one
-//! forward pass, counted from the reference layers so that it does not depend
+//! forward pass, counted from the spec's shapes so that it does not depend
 //! on which engine runs the model or how its kernels compute (a Winograd
 //! convolution does fewer multiplies, and then runs above the nominal rate).
 //! Two FLOPs per multiply-add; only convolutions and linear layers count, as
 //! in PyTorch's and the literature's figures (a ResNet-18 on 3×32×32 is 0.56 G
 //! multiply-adds).
 
-use candle_core::{DType, Device, Tensor};
-
-use crate::error::Result;
-use crate::model::layers::Layer;
+use crate::error::{Error, Result};
+use crate::model::spec::LayerSpec;
 use crate::model::Network;
 
-/// FLOPs of one forward pass of `net` on one input: the shapes are found by
-/// running the reference layers once on a zero input.
+/// FLOPs of one forward pass of `net` on one input, from the spec's shapes.
 pub fn forward_flops_per_sample(net: &Network) -> Result<f64> {
-    let [c, h, w] = net.spec().input.shape;
-    let x = Tensor::zeros((1, c, h, w), DType::F32, &Device::Cpu)?;
-    let (_, macs) = count(net.layers(), &x)?;
+    let spec = net.spec();
+    let infos = spec.layer_infos().map_err(Error::Invalid)?;
+    let macs: f64 = spec
+        .nodes
+        .iter()
+        .zip(&infos)
+        .map(
+            |(node, info)| match (&node.op, info.output_shape.as_slice()) {
+                // Each output value is a dot product over `in/groups · kh · kw` inputs.
+                (
+                    LayerSpec::Conv2d {
+                        in_channels,
+                        out_channels,
+                        kernel_size,
+                        groups,
+                        ..
+                    },
+                    [_, oh, ow],
+                ) => {
+                    (oh * ow
+                        * out_channels
+                        * (in_channels / groups.max(&1))
+                        * kernel_size.h
+                        * kernel_size.w) as f64
+                }
+                (
+                    LayerSpec::Linear {
+                        in_features,
+                        out_features,
+                        ..
+                    },
+                    _,
+                ) => (in_features * out_features) as f64,
+                _ => 0.0,
+            },
+        )
+        .sum();
     Ok(2.0 * macs)
 }
 
@@ -28,53 +59,6 @@ pub fn forward_flops_per_sample(net: &Network) -> Result<f64> {
 /// counted, so the figure is the same for every tool.
 pub fn pgd_flops_per_sample(forward: f64, steps: usize) -> f64 {
     steps as f64 * 2.0 * forward + forward
-}
-
-/// Runs `layers` on `x`, returning the output and the multiply-adds done.
-fn count(layers: &[Layer], x: &Tensor) -> Result<(Tensor, f64)> {
-    let mut x = x.clone();
-    let mut macs = 0.0;
-    for layer in layers {
-        let (y, m) = count_layer(layer, &x)?;
-        x = y;
-        macs += m;
-    }
-    Ok((x, macs))
-}
-
-fn count_layer(layer: &Layer, x: &Tensor) -> Result<(Tensor, f64)> {
-    match layer {
-        Layer::Residual {
-            body,
-            shortcut,
-            activation,
-        } => {
-            let (main, mut macs) = count(body, x)?;
-            let skip = match shortcut {
-                Some(s) => {
-                    let (y, m) = count(s, x)?;
-                    macs += m;
-                    y
-                }
-                None => x.clone(),
-            };
-            let sum = (main + skip)?;
-            let y = match activation {
-                Some(a) => a.forward(&sum)?,
-                None => sum,
-            };
-            Ok((y, macs))
-        }
-        Layer::Conv2d { weight, .. } => {
-            let y = layer.forward(x)?;
-            // Each output value is a dot product over `in/groups · kh · kw`
-            // inputs: the weight's size per output channel.
-            let (_, _, oh, ow) = y.dims4()?;
-            Ok((y, (oh * ow * weight.elem_count()) as f64))
-        }
-        Layer::Linear { weight, .. } => Ok((layer.forward(x)?, weight.elem_count() as f64)),
-        _ => Ok((layer.forward(x)?, 0.0)),
-    }
 }
 
 #[cfg(test)]

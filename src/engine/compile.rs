@@ -1,11 +1,12 @@
-//! Compiling a [`Network`] into the fast engine's value graph: each layer of
-//! the spec becomes a channel-last op reading one value and writing a new
-//! one (residual blocks add their branches' values), with weights re-laid
-//! out for the kernels. Two rewrites save passes over memory: an eval-mode
-//! batch norm after a convolution or linear layer is folded into its weights,
-//! and a ReLU after any op is applied in place by that op (its gradient masked
-//! by the op's output). Neither happens across the output of a layer asked to
-//! be kept (`keep`, the layer Grad-CAM taps), so that output exists.
+//! Compiling a [`Network`] into the fast engine's value graph: each node of
+//! the spec becomes a channel-last op reading its inputs' values and writing
+//! a new one, with weights re-laid out for the kernels. Two rewrites save
+//! passes over memory: an eval-mode batch norm whose only input is a
+//! convolution or linear node read by nothing else is folded into its
+//! weights, and a ReLU likewise is applied in place by the op before it (its
+//! gradient masked by the op's output). Neither happens across the output of
+//! a node asked to be kept (`keep`, the layer Grad-CAM taps), so that output
+//! exists.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,7 +19,7 @@ use super::linear::Linear;
 use super::pointwise::{Activation, ChannelMap};
 use super::pool::{AvgPool, MaxPool};
 use super::{Graph, Kernels, Op, Step};
-use crate::model::layers::Layer;
+use crate::model::layers::{Layer, Node};
 use crate::model::ops::{AvgPool2dOp, Pool2d};
 use crate::model::spec::{pooled_len, GeluApproximate};
 use crate::model::{Classifier, Network};
@@ -79,7 +80,6 @@ struct Builder<'a> {
     shapes: Vec<Shape>,
     taps: Taps,
     keep: Option<&'a str>,
-    kernels: Kernels,
 }
 
 impl Builder<'_> {
@@ -99,232 +99,229 @@ impl Builder<'_> {
         self.keep == Some(path)
     }
 
-    /// Compiles `layers` (paths `{prefix}{i}`) on the value `cur`; returns
-    /// the value and shape they end in.
-    fn layers(&mut self, layers: &[Layer], prefix: &str, cur: (usize, Shape)) -> R<(usize, Shape)> {
-        let (mut value, mut shape) = cur;
-        let mut i = 0;
-        while i < layers.len() {
-            let mut path = format!("{prefix}{i}");
-            let layer = &layers[i];
-            let unsupported = |what: &str| format!("layer {path} ({what}) on input {shape:?}");
-            let (op, next) = match (layer, shape) {
+    /// Compiles `nodes` up to value `output` (node `i` writes value `i + 1`;
+    /// value 0 is `input`); returns the engine value and shape of `output`.
+    fn nodes(&mut self, nodes: &[Node], output: usize, input: (usize, Shape)) -> R<(usize, Shape)> {
+        // Engine value and shape of each node value.
+        let mut at: Vec<(usize, Shape)> = vec![input];
+        // Whether a node value is its own step's output (not an alias).
+        let mut own: Vec<bool> = vec![false];
+        let mut readers = vec![0usize; nodes.len() + 1];
+        for node in nodes.iter().take(output) {
+            for &v in &node.inputs {
+                readers[v] += 1;
+            }
+        }
+        readers[output] += 1;
+        for node in nodes.iter().take(output) {
+            let path = node.name.as_str();
+            let ins: Vec<(usize, Shape)> = node.inputs.iter().map(|&v| at[v]).collect();
+            // The one input node this node may fuse into: read by it alone,
+            // its own step, not kept.
+            let fusable = match node.inputs.as_slice() {
+                [v] if *v > 0 && own[*v] && readers[*v] == 1 && !self.kept(&nodes[*v - 1].name) => {
+                    Some(*v)
+                }
+                _ => None,
+            };
+            let producer = |b: &Self, v: usize| b.steps.iter().rposition(|s| s.out == at[v].0);
+            match (&node.layer, fusable) {
+                (Layer::BatchNorm { scale, shift }, Some(v)) => {
+                    let k = producer(self, v).ok_or("a folded value has no step")?;
+                    if matches!(
+                        self.steps[k].op,
+                        Op::Conv(_) | Op::Grouped(_) | Op::Linear(_)
+                    ) && !self.steps[k].relu
+                    {
+                        let (scale, shift) = (floats(scale)?, floats(shift)?);
+                        let width = at[v].1.channels();
+                        if scale.len() != width || shift.len() != width {
+                            return Err(format!(
+                                "layer {path}: batch norm width differs from its input"
+                            ));
+                        }
+                        match &mut self.steps[k].op {
+                            Op::Conv(c) => c.fold_affine(&scale, &shift),
+                            Op::Grouped(g) => g.fold_affine(&scale, &shift),
+                            Op::Linear(l) => l.fold_affine(&scale, &shift),
+                            _ => unreachable!("checked above"),
+                        }
+                        self.taps.remove(&nodes[v - 1].name);
+                        self.taps.insert(path.to_string(), at[v]);
+                        at.push(at[v]);
+                        own.push(true);
+                        continue;
+                    }
+                }
+                (Layer::Relu, Some(v)) => {
+                    let k = producer(self, v).ok_or("a fused value has no step")?;
+                    self.steps[k].relu = true;
+                    self.taps.remove(&nodes[v - 1].name);
+                    self.taps.insert(path.to_string(), at[v]);
+                    at.push(at[v]);
+                    own.push(true);
+                    continue;
+                }
+                _ => {}
+            }
+            let (value, shape) = ins[0];
+            let unsupported = || format!("layer {path} ({:?}) on inputs {ins:?}", node.layer);
+            let (op, next) = match (&node.layer, shape) {
                 (Layer::Identity, s) => {
-                    self.taps.insert(path, (value, s));
-                    i += 1;
+                    self.taps.insert(path.to_string(), (value, s));
+                    at.push((value, s));
+                    own.push(false);
                     continue;
                 }
                 (Layer::Flatten, Shape::Spatial(h, w, c)) if h * w == 1 || c == 1 => {
                     // Channel-last and PyTorch's order coincide.
-                    shape = Shape::Flat(h * w * c);
-                    self.taps.insert(path, (value, shape));
-                    i += 1;
+                    let s = Shape::Flat(h * w * c);
+                    self.taps.insert(path.to_string(), (value, s));
+                    at.push((value, s));
+                    own.push(false);
                     continue;
                 }
                 (Layer::Flatten, Shape::Flat(f)) => {
-                    self.taps.insert(path, (value, Shape::Flat(f)));
-                    i += 1;
+                    self.taps.insert(path.to_string(), (value, Shape::Flat(f)));
+                    at.push((value, Shape::Flat(f)));
+                    own.push(false);
                     continue;
                 }
-                (Layer::Flatten, Shape::Spatial(h, w, c)) => {
-                    (Op::Flatten(h * w, c), Shape::Flat(h * w * c))
-                }
-                (Layer::Linear { weight, bias }, Shape::Flat(fin)) => {
-                    let (fout, wi) = weight.dims2().map_err(|e| e.to_string())?;
-                    if wi != fin {
-                        return Err(format!(
-                            "layer {path}: linear expects {wi} inputs, gets {fin}"
-                        ));
+                (Layer::Add, s) => {
+                    let (other, os) = ins[1];
+                    if os != s {
+                        return Err(unsupported());
                     }
-                    let bias = bias.as_ref().map(floats).transpose()?;
-                    (
-                        Op::Linear(Linear::new(floats(weight)?, bias, fin, fout)),
-                        Shape::Flat(fout),
-                    )
+                    (Op::Add(other), s)
                 }
-                (
-                    Layer::Conv2d {
-                        weight,
-                        bias,
-                        padding,
-                        stride,
-                        dilation,
-                        groups,
-                    },
-                    Shape::Spatial(h, w, c),
-                ) => {
-                    let (co, cig, kh, kw) = weight.dims4().map_err(|e| e.to_string())?;
-                    if cig * groups != c {
-                        return Err(format!(
-                            "layer {path}: conv expects {} channels, gets {c}",
-                            cig * groups
-                        ));
-                    }
-                    let bias = bias.as_ref().map(floats).transpose()?;
-                    let w32 = floats(weight)?;
-                    if *groups == 1 {
-                        let conv = Conv::new(
-                            &w32,
-                            bias,
-                            (co, cig, kh, kw),
-                            *stride,
-                            *padding,
-                            *dilation,
-                            (h, w),
-                        );
-                        let (oh, ow) = conv.output;
-                        (Op::Conv(conv), Shape::Spatial(oh, ow, co))
-                    } else {
-                        let conv = Grouped::new(
-                            &w32,
-                            bias,
-                            (co, cig, kh, kw),
-                            *groups,
-                            *stride,
-                            *padding,
-                            *dilation,
-                            (h, w),
-                        );
-                        let (oh, ow) = conv.output;
-                        (Op::Grouped(conv), Shape::Spatial(oh, ow, co))
-                    }
-                }
-                (Layer::BatchNorm { scale, shift }, s) => {
-                    let (scale, shift) = (floats(scale)?, floats(shift)?);
-                    if scale.len() != s.channels() || shift.len() != s.channels() {
-                        return Err(format!(
-                            "layer {path}: batch norm width differs from its input"
-                        ));
-                    }
-                    (Op::Map(ChannelMap::Affine { scale, shift }), s)
-                }
-                (Layer::MaxPool(p), Shape::Spatial(h, w, c)) => {
-                    let (oh, ow) = pooled(p, h, w).ok_or_else(|| {
-                        format!("layer {path}: pooling window larger than its input")
-                    })?;
-                    let mp = MaxPool {
-                        pool: *p,
-                        c,
-                        input: (h, w),
-                        output: (oh, ow),
-                    };
-                    (Op::MaxPool(mp), Shape::Spatial(oh, ow, c))
-                }
-                (
-                    Layer::AvgPool {
-                        pool,
-                        count_include_pad,
-                    },
-                    Shape::Spatial(h, w, c),
-                ) => {
-                    let (oh, ow) = pooled(pool, h, w).ok_or_else(|| {
-                        format!("layer {path}: pooling window larger than its input")
-                    })?;
-                    let op = AvgPool2dOp {
-                        pool: *pool,
-                        count_include_pad: *count_include_pad,
-                    };
-                    let ap = AvgPool::new(op, c, (h, w), (oh, ow));
-                    (Op::AvgPool(ap), Shape::Spatial(oh, ow, c))
-                }
-                (Layer::AdaptiveAvgPool(oh, ow), Shape::Spatial(h, w, c)) => {
-                    let ap = AvgPool::adaptive(c, (h, w), (*oh, *ow));
-                    (Op::AvgPool(ap), Shape::Spatial(*oh, *ow, c))
-                }
-                (Layer::GlobalAvgPool, Shape::Spatial(h, w, c)) => {
-                    (Op::GlobalAvg(h * w, c), Shape::Flat(c))
-                }
-                (Layer::Relu, s) => (Op::Act(Activation::Relu), s),
-                (Layer::LeakyRelu(slope), s) => (Op::Act(Activation::LeakyRelu(*slope as f32)), s),
-                (Layer::Tanh, s) => (Op::Act(Activation::Tanh), s),
-                (Layer::Sigmoid, s) => (Op::Act(Activation::Sigmoid), s),
-                (Layer::Silu, s) => (Op::Act(Activation::Silu), s),
-                (Layer::Gelu(GeluApproximate::None), s) => (Op::Act(Activation::GeluErf), s),
-                (Layer::Gelu(GeluApproximate::Tanh), s) => (Op::Act(Activation::GeluTanh), s),
-                (
-                    Layer::Residual {
-                        body,
-                        shortcut,
-                        activation,
-                    },
-                    s,
-                ) => {
-                    let (b, bshape) = self.layers(body, &format!("{path}.body."), (value, s))?;
-                    let (sc, sshape) = match shortcut {
-                        Some(layers) => {
-                            self.layers(layers, &format!("{path}.shortcut."), (value, s))?
-                        }
-                        None => (value, s),
-                    };
-                    if bshape != sshape {
-                        return Err(format!(
-                            "layer {path}: the residual body gives {bshape:?}, the shortcut {sshape:?}"
-                        ));
-                    }
-                    let sum = self.push(Op::Add(sc), b, bshape);
-                    let end = match activation.as_deref() {
-                        None => sum,
-                        Some(Layer::Relu) => {
-                            self.steps.last_mut().expect("just pushed").relu = true;
-                            sum
-                        }
-                        Some(act) => {
-                            let act_path = format!("{path}.activation.");
-                            self.layers(std::slice::from_ref(act), &act_path, (sum, bshape))?
-                                .0
-                        }
-                    };
-                    self.taps
-                        .insert(format!("{path}.activation.0"), (end, bshape));
-                    self.taps.insert(path, (end, bshape));
-                    value = end;
-                    shape = bshape;
-                    i += 1;
-                    continue;
-                }
-                (Layer::Conv2d { .. }, _) => return Err(unsupported("conv2d on flat input")),
-                (other, s) => return Err(format!("layer {path} ({other:?}) on input {s:?}")),
+                (layer, s) => self.single(path, layer, s)?,
             };
-            let mut op = op;
-            // Fold a following batch norm into a convolution or linear layer.
-            if let (Some(Layer::BatchNorm { scale, shift }), false) =
-                (layers.get(i + 1), self.kept(&path))
-            {
-                if matches!(op, Op::Conv(_) | Op::Grouped(_) | Op::Linear(_)) {
-                    let (scale, shift) = (floats(scale)?, floats(shift)?);
-                    if scale.len() != next.channels() || shift.len() != next.channels() {
-                        return Err(format!(
-                            "layer {prefix}{}: batch norm width differs from its input",
-                            i + 1
-                        ));
-                    }
-                    match &mut op {
-                        Op::Conv(c) => c.fold_affine(&scale, &shift),
-                        Op::Grouped(g) => g.fold_affine(&scale, &shift),
-                        Op::Linear(l) => l.fold_affine(&scale, &shift),
-                        _ => unreachable!("checked above"),
-                    }
-                    i += 1;
-                    path = format!("{prefix}{i}");
-                }
-            }
-            if let (Op::Conv(c), Kernels::Winograd) = (&mut op, self.kernels) {
-                if c.winograd_fits() {
-                    c.use_winograd();
-                }
-            }
-            value = self.push(op, value, next);
-            shape = next;
-            // Apply a following ReLU in place.
-            if let (Some(Layer::Relu), false) = (layers.get(i + 1), self.kept(&path)) {
-                self.steps.last_mut().expect("just pushed").relu = true;
-                i += 1;
-                path = format!("{prefix}{i}");
-            }
-            self.taps.insert(path, (value, shape));
-            i += 1;
+            let out = self.push(op, value, next);
+            self.taps.insert(path.to_string(), (out, next));
+            at.push((out, next));
+            own.push(true);
         }
-        Ok((value, shape))
+        Ok(at[output])
+    }
+
+    /// The op for a one-input layer on `shape`, and its output shape.
+    fn single(&mut self, path: &str, layer: &Layer, shape: Shape) -> R<(Op, Shape)> {
+        Ok(match (layer, shape) {
+            (Layer::Flatten, Shape::Spatial(h, w, c)) => {
+                (Op::Flatten(h * w, c), Shape::Flat(h * w * c))
+            }
+            (Layer::Linear { weight, bias }, Shape::Flat(fin)) => {
+                let (fout, wi) = weight.dims2().map_err(|e| e.to_string())?;
+                if wi != fin {
+                    return Err(format!(
+                        "layer {path}: linear expects {wi} inputs, gets {fin}"
+                    ));
+                }
+                let bias = bias.as_ref().map(floats).transpose()?;
+                (
+                    Op::Linear(Linear::new(floats(weight)?, bias, fin, fout)),
+                    Shape::Flat(fout),
+                )
+            }
+            (
+                Layer::Conv2d {
+                    weight,
+                    bias,
+                    padding,
+                    stride,
+                    dilation,
+                    groups,
+                },
+                Shape::Spatial(h, w, c),
+            ) => {
+                let (co, cig, kh, kw) = weight.dims4().map_err(|e| e.to_string())?;
+                if cig * groups != c {
+                    return Err(format!(
+                        "layer {path}: conv expects {} channels, gets {c}",
+                        cig * groups
+                    ));
+                }
+                let bias = bias.as_ref().map(floats).transpose()?;
+                let w32 = floats(weight)?;
+                if *groups == 1 {
+                    let conv = Conv::new(
+                        &w32,
+                        bias,
+                        (co, cig, kh, kw),
+                        *stride,
+                        *padding,
+                        *dilation,
+                        (h, w),
+                    );
+                    let (oh, ow) = conv.output;
+                    (Op::Conv(conv), Shape::Spatial(oh, ow, co))
+                } else {
+                    let conv = Grouped::new(
+                        &w32,
+                        bias,
+                        (co, cig, kh, kw),
+                        *groups,
+                        *stride,
+                        *padding,
+                        *dilation,
+                        (h, w),
+                    );
+                    let (oh, ow) = conv.output;
+                    (Op::Grouped(conv), Shape::Spatial(oh, ow, co))
+                }
+            }
+            (Layer::BatchNorm { scale, shift }, s) => {
+                let (scale, shift) = (floats(scale)?, floats(shift)?);
+                if scale.len() != s.channels() || shift.len() != s.channels() {
+                    return Err(format!(
+                        "layer {path}: batch norm width differs from its input"
+                    ));
+                }
+                (Op::Map(ChannelMap::Affine { scale, shift }), s)
+            }
+            (Layer::MaxPool(p), Shape::Spatial(h, w, c)) => {
+                let (oh, ow) = pooled(p, h, w)
+                    .ok_or_else(|| format!("layer {path}: pooling window larger than its input"))?;
+                let mp = MaxPool {
+                    pool: *p,
+                    c,
+                    input: (h, w),
+                    output: (oh, ow),
+                };
+                (Op::MaxPool(mp), Shape::Spatial(oh, ow, c))
+            }
+            (
+                Layer::AvgPool {
+                    pool,
+                    count_include_pad,
+                },
+                Shape::Spatial(h, w, c),
+            ) => {
+                let (oh, ow) = pooled(pool, h, w)
+                    .ok_or_else(|| format!("layer {path}: pooling window larger than its input"))?;
+                let op = AvgPool2dOp {
+                    pool: *pool,
+                    count_include_pad: *count_include_pad,
+                };
+                let ap = AvgPool::new(op, c, (h, w), (oh, ow));
+                (Op::AvgPool(ap), Shape::Spatial(oh, ow, c))
+            }
+            (Layer::AdaptiveAvgPool(oh, ow), Shape::Spatial(h, w, c)) => {
+                let ap = AvgPool::adaptive(c, (h, w), (*oh, *ow));
+                (Op::AvgPool(ap), Shape::Spatial(*oh, *ow, c))
+            }
+            (Layer::GlobalAvgPool, Shape::Spatial(h, w, c)) => {
+                (Op::GlobalAvg(h * w, c), Shape::Flat(c))
+            }
+            (Layer::Relu, s) => (Op::Act(Activation::Relu), s),
+            (Layer::LeakyRelu(slope), s) => (Op::Act(Activation::LeakyRelu(*slope as f32)), s),
+            (Layer::Tanh, s) => (Op::Act(Activation::Tanh), s),
+            (Layer::Sigmoid, s) => (Op::Act(Activation::Sigmoid), s),
+            (Layer::Silu, s) => (Op::Act(Activation::Silu), s),
+            (Layer::Gelu(GeluApproximate::None), s) => (Op::Act(Activation::GeluErf), s),
+            (Layer::Gelu(GeluApproximate::Tanh), s) => (Op::Act(Activation::GeluTanh), s),
+            (other, s) => return Err(format!("layer {path} ({other:?}) on input {s:?}")),
+        })
     }
 }
 
@@ -358,7 +355,6 @@ impl Graph {
             shapes: vec![Shape::Spatial(h, w, c)],
             taps: HashMap::new(),
             keep,
-            kernels,
         };
         let mut value = 0;
         let shape = Shape::Spatial(h, w, c);
@@ -372,7 +368,16 @@ impl Graph {
             };
             value = b.push(Op::Map(map), value, shape);
         }
-        let (output, shape) = b.layers(network.layers(), "", (value, shape))?;
+        let (output, shape) = b.nodes(network.nodes(), network.output_value(), (value, shape))?;
+        if kernels == Kernels::Winograd {
+            for step in &mut b.steps {
+                if let Op::Conv(c) = &mut step.op {
+                    if c.winograd_fits() {
+                        c.use_winograd();
+                    }
+                }
+            }
+        }
         let outputs = network.outputs();
         if shape != Shape::Flat(outputs) {
             return Err(format!(

@@ -337,7 +337,7 @@ mod tests {
         let fast = FastNet::compile(&net).unwrap();
         let x = inputs(3, 11);
         // After the tanh (layer 2), z = w_b · a + c: ∂z/∂a = w_b for every input.
-        let Layer::Linear { weight, .. } = &net.layers()[3] else {
+        let Layer::Linear { weight, .. } = &net.nodes()[3].layer else {
             panic!("layer 3 is the last linear")
         };
         let w: Vec<f32> = weight.flatten_all().unwrap().to_vec1().unwrap();

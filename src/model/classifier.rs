@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::binary::with_classes;
-use super::layers::{build_layers, forward_all, forward_capture, Layer, WeightSource};
+use super::layers::{build_nodes, forward_graph, Node, WeightSource};
 use super::ops;
 use super::spec::ArchSpec;
 use crate::error::{Error, Result};
@@ -120,7 +120,10 @@ pub trait Classifier: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct Network {
     spec: ArchSpec,
-    layers: Vec<Layer>,
+    nodes: Vec<Node>,
+    /// The value holding the raw outputs (the last node's, or a dropped
+    /// final sigmoid's input).
+    output: usize,
     /// `(mean, std)` shaped `[1, C, 1, 1]`.
     normalize: Option<(Tensor, Tensor)>,
     /// Width of the last layer's output (1 for a binary classifier).
@@ -136,12 +139,14 @@ impl Network {
     ) -> Result<(Self, Vec<String>)> {
         let mut src = WeightSource::new(tensors);
         // A final sigmoid outputs p = sigmoid(z): the logit z is its input.
-        let kept = if spec.drops_final_sigmoid() {
-            &spec.layers[..spec.layers.len() - 1]
-        } else {
-            &spec.layers[..]
+        let count = spec.nodes.len() - spec.drops_final_sigmoid() as usize;
+        let nodes = build_nodes(&spec, count, &mut src)?;
+        let output = match spec.drops_final_sigmoid() {
+            true => spec
+                .node_index(&spec.nodes[count].inputs[0])
+                .map_or(0, |i| i + 1),
+            false => count,
         };
-        let layers = build_layers(kept, "", &mut src)?;
         let used = src.used().to_vec();
         let c = spec.input.shape[0];
         let normalize = if spec.input.mean.is_some() || spec.input.std.is_some() {
@@ -158,7 +163,8 @@ impl Network {
         Ok((
             Network {
                 spec,
-                layers,
+                nodes,
+                output,
                 normalize,
                 outputs,
             },
@@ -177,10 +183,16 @@ impl Network {
         self.outputs
     }
 
-    /// The layers, as built (the fast engine compiles from them): all the
+    /// The nodes, as built (the fast engine compiles from them): all the
     /// spec's, except a one-output spec's final sigmoid.
-    pub(crate) fn layers(&self) -> &[Layer] {
-        &self.layers
+    pub(crate) fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The value holding the raw outputs (0 is the input, node `i` writes
+    /// value `i + 1`).
+    pub(crate) fn output_value(&self) -> usize {
+        self.output
     }
 
     /// `(mean, std)` of the input normalization, shaped `[1, C, 1, 1]`.
@@ -234,16 +246,20 @@ impl Network {
             Some((mean, std)) => x.broadcast_sub(mean)?.broadcast_div(std)?,
             None => x.clone(),
         };
-        forward_all(&self.layers, &x)
+        forward_graph(&self.nodes, &x, self.output, None, &mut None)
     }
 
     /// An error listing the model's layers unless `path` names one.
     pub(crate) fn check_layer_path(&self, path: &str) -> Result<()> {
-        let infos = self.spec.layer_infos().map_err(Error::Invalid)?;
-        if infos.iter().any(|l| l.path == path) {
-            return Ok(());
+        self.node_of(path).map(|_| ())
+    }
+
+    /// The index of the built node at `path`, or an error listing them.
+    pub(crate) fn node_of(&self, path: &str) -> Result<usize> {
+        if let Some(i) = self.spec.node_index(path).filter(|&i| i < self.nodes.len()) {
+            return Ok(i);
         }
-        let known: Vec<&str> = infos.iter().map(|l| l.path.as_str()).collect();
+        let known: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
         Err(Error::Invalid(format!(
             "no layer at position `{path}` (the model's layers: {})",
             known.join(", ")
@@ -257,13 +273,13 @@ impl Network {
     /// differentiated. An unknown path is an error naming it.
     pub fn forward_capture(&self, x: &Tensor, path: &str) -> Result<(Tensor, Var)> {
         self.check_input(x)?;
-        self.check_layer_path(path)?;
+        let node = self.node_of(path)?;
         let x = match &self.normalize {
             Some((mean, std)) => x.broadcast_sub(mean)?.broadcast_div(std)?,
             None => x.clone(),
         };
         let mut captured = None;
-        let logits = forward_capture(&self.layers, &x, "", path, &mut captured)?;
+        let logits = forward_graph(&self.nodes, &x, self.output, Some(node), &mut captured)?;
         let var = captured.ok_or_else(|| {
             Error::Invalid(format!(
                 "layer `{path}` was not reached by the forward pass"

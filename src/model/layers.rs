@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Tensor};
 
 use super::ops::{self, Pool2d};
-use super::spec::{fmt_shape, GeluApproximate, LayerSpec, Size2};
+use super::spec::{fmt_shape, ArchSpec, GeluApproximate, LayerSpec, Size2, INPUT_NAME};
 use crate::error::{Error, Result};
 
 type CResult<T> = candle_core::Result<T>;
@@ -76,24 +76,92 @@ pub enum Layer {
     Flatten,
     /// Dropout at audit time.
     Identity,
-    /// `activation(body(x) + shortcut(x))`.
-    Residual {
-        /// Main branch.
-        body: Vec<Layer>,
-        /// Projection, or identity when `None`.
-        shortcut: Option<Vec<Layer>>,
-        /// Applied after the sum.
-        activation: Option<Box<Layer>>,
-    },
+    /// `a + b`, one of them possibly `[N, C, 1, 1]`.
+    Add,
+    /// `a · b`, one of them possibly `[N, C, 1, 1]`.
+    Mul,
+    /// Concatenation along dim 1.
+    Concat,
+    /// `min(max(x, lo), hi)` (PyTorch's `hardtanh` gradient: 0 at the bounds).
+    Clip(f64, f64),
+    /// `max(0, min(1, alpha·x + beta))`.
+    HardSigmoid(f64, f64),
+    /// `x · relu6(x + 3) / 6`.
+    HardSwish,
+    /// Softmax over dim 1.
+    Softmax,
+    /// `x · scale + shift`.
+    Scalar(f64, f64),
+    /// Constant padding `[top, bottom, left, right]` with `value`.
+    Pad([usize; 4], f64),
 }
 
-/// Runs `layers` in order.
-pub fn forward_all(layers: &[Layer], x: &Tensor) -> CResult<Tensor> {
-    let mut x = x.clone();
-    for layer in layers {
-        x = layer.forward(&x)?;
+/// One node of the built graph: a layer and the values it reads (0 is the
+/// normalized input, node `i` writes value `i + 1`).
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The spec's node name (the layer path).
+    pub name: String,
+    /// The op.
+    pub layer: Layer,
+    /// Values read, in order.
+    pub inputs: Vec<usize>,
+}
+
+/// Runs `nodes` on the normalized input `x` and returns value `output`.
+/// With `capture = Some(i)`, node `i`'s output is replaced by a fresh
+/// [`candle_core::Var`] holding the same values (returned in `captured`),
+/// and everything before it is detached: a `backward()` from the result
+/// then gives the gradient with respect to that activation (Grad-CAM) at
+/// the cost of the nodes after it only.
+pub fn forward_graph(
+    nodes: &[Node],
+    x: &Tensor,
+    output: usize,
+    capture: Option<usize>,
+    captured: &mut Option<candle_core::Var>,
+) -> CResult<Tensor> {
+    if output == 0 {
+        return Ok(x.clone());
     }
-    Ok(x)
+    // Free each value after its last reader.
+    let mut last_use = vec![0usize; nodes.len() + 1];
+    for (i, node) in nodes.iter().enumerate() {
+        for &v in &node.inputs {
+            last_use[v] = i;
+        }
+    }
+    let mut values: Vec<Option<Tensor>> = vec![None; nodes.len() + 1];
+    values[0] = Some(match capture {
+        Some(_) => x.detach(),
+        None => x.clone(),
+    });
+    for (i, node) in nodes.iter().enumerate().take(output) {
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|&v| {
+                values[v].as_ref().ok_or_else(|| {
+                    candle_core::Error::Msg(format!("node {} reads a freed value", node.name))
+                })
+            })
+            .collect::<CResult<Vec<&Tensor>>>()?;
+        let mut out = node.layer.apply(&inputs)?;
+        if capture == Some(i) {
+            let var = candle_core::Var::from_tensor(&out.detach())?;
+            out = var.as_tensor().clone();
+            *captured = Some(var);
+        }
+        for &v in &node.inputs {
+            if last_use[v] == i && v != output {
+                values[v] = None;
+            }
+        }
+        values[i + 1] = Some(out);
+    }
+    values[output]
+        .take()
+        .ok_or_else(|| candle_core::Error::Msg("the output was not computed".into()))
 }
 
 fn pair(s: Size2) -> (usize, usize) {
@@ -101,8 +169,28 @@ fn pair(s: Size2) -> (usize, usize) {
 }
 
 impl Layer {
-    /// Applies the layer to a batch.
+    /// Applies the layer to its inputs (one, except for `add`, `mul` and
+    /// `concat`).
+    pub fn apply(&self, inputs: &[&Tensor]) -> CResult<Tensor> {
+        match (self, inputs) {
+            (Layer::Add, [a, b]) => a.broadcast_add(b),
+            (Layer::Mul, [a, b]) => a.broadcast_mul(b),
+            (Layer::Concat, parts) if parts.len() >= 2 => Tensor::cat(parts, 1),
+            (Layer::Add | Layer::Mul | Layer::Concat, _) => Err(candle_core::Error::Msg(format!(
+                "{self:?} given {} inputs",
+                inputs.len()
+            ))),
+            (_, [x]) => self.forward(x),
+            _ => Err(candle_core::Error::Msg(format!(
+                "{self:?} given {} inputs",
+                inputs.len()
+            ))),
+        }
+    }
+
+    /// Applies a one-input layer to a batch.
     pub fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        let mask = |t: Tensor| t.to_dtype(x.dtype());
         match self {
             Layer::Linear { weight, bias } => {
                 let y = x.matmul(&weight.t()?)?;
@@ -135,6 +223,11 @@ impl Layer {
                     None => Ok(y),
                 }
             }
+            Layer::BatchNorm { scale, shift } if x.rank() == 2 && scale.rank() == 4 => {
+                // A channel_affine built for [N, C, H, W] applied to [N, C].
+                x.broadcast_mul(&scale.flatten_all()?)?
+                    .broadcast_add(&shift.flatten_all()?)
+            }
             Layer::BatchNorm { scale, shift } => x.broadcast_mul(scale)?.broadcast_add(shift),
             Layer::MaxPool(pool) => ops::max_pool2d(x, *pool),
             Layer::AvgPool {
@@ -160,22 +253,46 @@ impl Layer {
             Layer::Sigmoid => candle_nn::ops::sigmoid(x),
             Layer::Flatten => x.flatten_from(1),
             Layer::Identity => Ok(x.clone()),
-            Layer::Residual {
-                body,
-                shortcut,
-                activation,
-            } => {
-                let main = forward_all(body, x)?;
-                let skip = match shortcut {
-                    Some(s) => forward_all(s, x)?,
-                    None => x.clone(),
+            Layer::Clip(lo, hi) => {
+                // y = x inside (lo, hi), the bound outside; gradient 1 inside only.
+                let inside = mask(x.gt(*lo)?.mul(&x.lt(*hi)?)?)?;
+                let below = mask(x.le(*lo)?)?;
+                let above = mask(x.ge(*hi)?)?;
+                x.mul(&inside)? + ((below * *lo)? + (above * *hi)?)?
+            }
+            Layer::HardSigmoid(alpha, beta) => {
+                let z = x.affine(*alpha, *beta)?;
+                let inside = mask(z.gt(0f64)?.mul(&z.lt(1f64)?)?)?;
+                let above = mask(z.ge(1f64)?)?;
+                z.mul(&inside)? + above
+            }
+            Layer::HardSwish => {
+                // PyTorch's backward: 0 below −3, (2x + 3)/6 on [−3, 3], 1 above.
+                let inside = mask(x.ge(-3f64)?.mul(&x.le(3f64)?)?)?;
+                let above = mask(x.gt(3f64)?)?;
+                let h = (x.affine(1.0 / 6.0, 0.5)?.mul(&inside)? + above)?;
+                x.mul(&h)
+            }
+            Layer::Softmax => candle_nn::ops::softmax(x, 1),
+            Layer::Scalar(scale, shift) => x.affine(*scale, *shift),
+            Layer::Pad([t, b, l, r], value) => {
+                let shifted = if *value == 0.0 {
+                    x.clone()
+                } else {
+                    x.affine(1.0, -value)?
                 };
-                let sum = (main + skip)?;
-                match activation {
-                    Some(a) => a.forward(&sum),
-                    None => Ok(sum),
+                let padded = shifted
+                    .pad_with_zeros(2, *t, *b)?
+                    .pad_with_zeros(3, *l, *r)?;
+                if *value == 0.0 {
+                    Ok(padded)
+                } else {
+                    padded.affine(1.0, *value)
                 }
             }
+            Layer::Add | Layer::Mul | Layer::Concat => Err(candle_core::Error::Msg(format!(
+                "{self:?} takes several inputs"
+            ))),
         }
     }
 }
@@ -256,17 +373,33 @@ impl<'a> WeightSource<'a> {
     }
 }
 
-/// Builds the layers of `specs` (positions prefixed by `prefix` in errors).
-pub fn build_layers(
-    specs: &[LayerSpec],
-    prefix: &str,
-    src: &mut WeightSource,
-) -> Result<Vec<Layer>> {
-    specs
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| build_layer(spec, &format!("{prefix}{i}"), src))
-        .collect()
+/// Builds the first `count` nodes of `spec` (all but a dropped final
+/// sigmoid), resolving input names to value indices.
+pub fn build_nodes(spec: &ArchSpec, count: usize, src: &mut WeightSource) -> Result<Vec<Node>> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    index.insert(INPUT_NAME, 0);
+    let mut nodes = Vec::with_capacity(count);
+    for (i, node) in spec.nodes.iter().take(count).enumerate() {
+        let inputs = node
+            .inputs
+            .iter()
+            .map(|name| {
+                index.get(name.as_str()).copied().ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "node `{}`: input `{name}` names no earlier node",
+                        node.name
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        nodes.push(Node {
+            name: node.name.clone(),
+            layer: build_layer(&node.op, &node.name, src)?,
+            inputs,
+        });
+        index.insert(&node.name, i + 1);
+    }
+    Ok(nodes)
 }
 
 fn build_layer(spec: &LayerSpec, path: &str, src: &mut WeightSource) -> Result<Layer> {
@@ -365,25 +498,33 @@ fn build_layer(spec: &LayerSpec, path: &str, src: &mut WeightSource) -> Result<L
         LayerSpec::Sigmoid => Layer::Sigmoid,
         LayerSpec::Flatten { .. } => Layer::Flatten,
         LayerSpec::Dropout { .. } => Layer::Identity,
-        LayerSpec::Residual {
-            body,
-            shortcut,
-            activation,
-        } => Layer::Residual {
-            body: build_layers(body, &format!("{path}.body."), src)?,
-            shortcut: match shortcut {
-                Some(s) => Some(build_layers(s, &format!("{path}.shortcut."), src)?),
-                None => None,
-            },
-            activation: match activation {
-                Some(a) => Some(Box::new(build_layer(
-                    a,
-                    &format!("{path}.activation"),
-                    src,
-                )?)),
-                None => None,
-            },
-        },
+        LayerSpec::Add => Layer::Add,
+        LayerSpec::Mul => Layer::Mul,
+        LayerSpec::Concat => Layer::Concat,
+        LayerSpec::Clip { min, max } => Layer::Clip(*min, *max),
+        LayerSpec::HardSigmoid { alpha, beta } => Layer::HardSigmoid(*alpha, *beta),
+        LayerSpec::HardSwish => Layer::HardSwish,
+        LayerSpec::Softmax => Layer::Softmax,
+        LayerSpec::Affine { scale, shift } => Layer::Scalar(*scale, *shift),
+        LayerSpec::ChannelAffine { num_features, .. } => {
+            let weight = get("weight")?.expect("channel_affine has a weight");
+            let n = *num_features;
+            let bias = match get("bias")? {
+                Some(b) => b,
+                None => Tensor::zeros(n, DType::F32, weight.device())?,
+            };
+            // Shaped for [N, C, H, W]; `forward` flattens it for [N, C].
+            Layer::BatchNorm {
+                scale: weight.reshape((1, n, 1, 1))?,
+                shift: bias.reshape((1, n, 1, 1))?,
+            }
+        }
+        LayerSpec::Pad2d { padding, value } => Layer::Pad(*padding, *value),
+        LayerSpec::Residual { .. } => {
+            return Err(Error::Invalid(format!(
+                "{label}: residual blocks are translated to nodes when the spec is read"
+            )))
+        }
     })
 }
 
@@ -428,60 +569,4 @@ fn fold_batch_norm(
         Tensor::from_vec(scale, n, &dev)?,
         Tensor::from_vec(shift, n, &dev)?,
     ))
-}
-
-/// Runs `layers` like [`forward_all`], but replaces the output of the layer at
-/// position `target` (a path such as `3` or `5.body.1`, as in
-/// [`LayerInfo`](super::spec::LayerInfo)) by a fresh [`candle_core::Var`]
-/// holding the same values, and returns it in `captured`. Everything before
-/// that layer is detached, so a `backward()` from the logits gives the
-/// gradient with respect to the activation (what Grad-CAM needs) at the cost
-/// of the layers after it only.
-pub fn forward_capture(
-    layers: &[Layer],
-    x: &Tensor,
-    prefix: &str,
-    target: &str,
-    captured: &mut Option<candle_core::Var>,
-) -> CResult<Tensor> {
-    let mut x = x.clone();
-    for (i, layer) in layers.iter().enumerate() {
-        let path = format!("{prefix}{i}");
-        if path == target {
-            let out = layer.forward(&x.detach())?.detach();
-            let var = candle_core::Var::from_tensor(&out)?;
-            x = var.as_tensor().clone();
-            *captured = Some(var);
-            continue;
-        }
-        let inside = target.starts_with(&format!("{path}."));
-        x = match layer {
-            Layer::Residual {
-                body,
-                shortcut,
-                activation,
-            } if inside => {
-                let main = forward_capture(body, &x, &format!("{path}.body."), target, captured)?;
-                let skip = match shortcut {
-                    Some(s) => {
-                        forward_capture(s, &x, &format!("{path}.shortcut."), target, captured)?
-                    }
-                    None => x.clone(),
-                };
-                let sum = (main + skip)?;
-                match activation {
-                    Some(a) => forward_capture(
-                        std::slice::from_ref(a.as_ref()),
-                        &sum,
-                        &format!("{path}.activation."),
-                        target,
-                        captured,
-                    )?,
-                    None => sum,
-                }
-            }
-            _ => layer.forward(&x)?,
-        };
-    }
-    Ok(x)
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::load::TensorInfo;
-use super::spec::{ArchSpec, InputSpec, LayerSpec, Size2, SPEC_VERSION};
+use super::spec::{ArchSpec, InputSpec, LayerSpec, Size2};
 
 /// Splits a name into text and number runs so that `layer.10` sorts after `layer.2`.
 fn natural_key(s: &str) -> Vec<(String, u64)> {
@@ -121,19 +121,15 @@ pub fn skeleton_spec(tensors: &[TensorInfo]) -> ArchSpec {
     if matches!(layers.last(), Some(LayerSpec::Relu)) {
         layers.pop();
     }
-    ArchSpec {
-        version: SPEC_VERSION,
-        name: None,
-        input: InputSpec {
+    ArchSpec::from_layers(
+        InputSpec {
             shape: input,
             range: [0.0, 1.0],
             mean: None,
             std: None,
         },
-        classes: Vec::new(),
         layers,
-        strip_prefix: None,
-    }
+    )
 }
 
 #[cfg(test)]
@@ -157,9 +153,9 @@ mod tests {
             t("net.2.bias", &[32]),
         ]);
         assert_eq!(spec.input.shape, [1, 28, 28]);
-        let ops: Vec<&str> = spec.layers.iter().map(|l| l.op_name()).collect();
+        let ops: Vec<&str> = spec.nodes.iter().map(|n| n.op.op_name()).collect();
         assert_eq!(ops, ["flatten", "linear", "relu", "linear"]);
-        assert_eq!(spec.layers[1].param_prefix(), Some("net.2"));
+        assert_eq!(spec.nodes[1].op.param_prefix(), Some("net.2"));
     }
 
     #[test]
@@ -172,7 +168,7 @@ mod tests {
         ]);
         assert_eq!(spec.input.shape[0], 3);
         assert!(matches!(
-            spec.layers[2],
+            spec.nodes[2].op,
             LayerSpec::BatchNorm2d {
                 num_features: 8,
                 affine: false,

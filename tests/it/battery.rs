@@ -198,7 +198,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "spec from a newer version",
-            setup: |d| mlp_with_spec(d, &MLP_SPEC.replace("\"version\": 1", "\"version\": 2")),
+            setup: |d| mlp_with_spec(d, &MLP_SPEC.replace("\"version\": 1", "\"version\": 3")),
             args: &["run", "m.safetensors", "--arch", "s.json"],
             needles: &["s.json", "newer"],
         },

@@ -24,7 +24,7 @@ fn cnn_with_outputs(dir: &Path, file: &str, names: &[&str], rows: &dyn Fn(&Tenso
     let cnn = root().join("assets/mnist_cnn.safetensors");
     let net = xai_audit::model::load_model(&cnn, None).unwrap().network;
     let mut spec = serde_json::to_value(net.spec()).unwrap();
-    let layers = spec["layers"].as_array_mut().unwrap();
+    let layers = spec["nodes"].as_array_mut().unwrap();
     let last = layers.last_mut().unwrap();
     let param = last["param"].as_str().unwrap().to_string();
     let bytes = std::fs::read(&cnn).unwrap();

@@ -75,10 +75,10 @@ fn inspect_lists_the_layers_of_the_shipped_resnet() {
         "mean [0.1307], std [0.3081]",
         "conv2d stem.0 1→16 k3 s1 p1 no-bias",
         "batch_norm2d stem.1 16",
-        "residual (projection shortcut)",
-        "conv2d block.body.0 16→32 k3 s2 p1 no-bias",
+        "conv2d block.body.0 16→32 k3 s2 p1 no-bias ← 2",
         "conv2d block.shortcut.0 16→32 k1 s2 p0 no-bias",
-        "3.activation.0",
+        "3.sum",
+        "add ← 3.body.4, 3.shortcut.1",
         "avg_pool2d k2 s2 p0",
         "[N, 32, 7, 7]",
         "linear head.0 1568→64",
@@ -110,7 +110,7 @@ fn inspect_the_shipped_mlp_and_a_residual_model() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.contains("residual (projection shortcut)"),
+        r.stdout.contains("4.sum        add ← 4.body.3, 3"),
         "{}",
         r.stdout
     );

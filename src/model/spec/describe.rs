@@ -23,6 +23,16 @@ impl LayerSpec {
             LayerSpec::Sigmoid => "sigmoid",
             LayerSpec::Flatten { .. } => "flatten",
             LayerSpec::Dropout { .. } => "dropout",
+            LayerSpec::Add => "add",
+            LayerSpec::Mul => "mul",
+            LayerSpec::Concat => "concat",
+            LayerSpec::Clip { .. } => "clip",
+            LayerSpec::HardSigmoid { .. } => "hard_sigmoid",
+            LayerSpec::HardSwish => "hard_swish",
+            LayerSpec::Softmax => "softmax",
+            LayerSpec::Affine { .. } => "affine",
+            LayerSpec::ChannelAffine { .. } => "channel_affine",
+            LayerSpec::Pad2d { .. } => "pad2d",
             LayerSpec::Residual { .. } => "residual",
         }
     }
@@ -102,6 +112,18 @@ impl LayerSpec {
                 GeluApproximate::Tanh => "gelu tanh".into(),
             },
             LayerSpec::Dropout { p } => format!("dropout p={p} (identity)"),
+            LayerSpec::Clip { min, max } => format!("clip {min}…{max}"),
+            LayerSpec::HardSigmoid { alpha, beta } => format!("hard_sigmoid {alpha:.4}·x + {beta}"),
+            LayerSpec::Affine { scale, shift } => format!("affine x·{scale} + {shift}"),
+            LayerSpec::ChannelAffine {
+                param,
+                num_features,
+                ..
+            } => format!("channel_affine {param} {num_features}"),
+            LayerSpec::Pad2d { padding, value } => format!(
+                "pad2d t{} b{} l{} r{} value {value}",
+                padding[0], padding[1], padding[2], padding[3]
+            ),
             LayerSpec::Residual { shortcut, .. } => format!(
                 "residual ({} shortcut)",
                 if shortcut.is_some() {
@@ -138,7 +160,7 @@ impl ArchSpec {
         if self.drops_final_sigmoid() {
             notes.push(format!(
                 "the last layer (layer {}, sigmoid) outputs the probability sigmoid(z), not the logit z: the audit drops it and uses its input as z",
-                self.layers.len() - 1
+                self.nodes.last().map_or("", |n| n.name.as_str())
             ));
         }
         notes

@@ -1,14 +1,74 @@
-//! Shape inference: every layer checked against its input, with its output
+//! Shape inference: every node checked against its inputs, with its output
 //! shape and parameter count, and PyTorch's pooling and convolution formulas.
 
+use std::collections::HashMap;
+
+use super::types::INPUT_NAME;
 use super::{element_count, fmt_shape, ArchSpec, LayerInfo, LayerSpec, Size2};
 
 impl ArchSpec {
-    /// Every layer, depth first, with output shapes and parameter counts.
-    /// Errors name the layer whose input does not fit.
+    /// Every node in order, with output shapes and parameter counts.
+    /// Errors name the node whose inputs do not fit.
     pub fn layer_infos(&self) -> std::result::Result<Vec<LayerInfo>, String> {
-        let mut infos = Vec::new();
-        infer(&self.layers, "", self.input.shape.to_vec(), &mut infos)?;
+        let mut shapes: HashMap<&str, Vec<usize>> = HashMap::new();
+        shapes.insert(INPUT_NAME, self.input.shape.to_vec());
+        let mut infos = Vec::with_capacity(self.nodes.len());
+        let mut previous = INPUT_NAME;
+        for node in &self.nodes {
+            let layer = &node.op;
+            let path = &node.name;
+            let here = || format!("layer {path} ({})", layer.description_short());
+            let inputs: Vec<&[usize]> = node
+                .inputs
+                .iter()
+                .map(|i| {
+                    shapes
+                        .get(i.as_str())
+                        .map(Vec::as_slice)
+                        .ok_or_else(|| format!("{}: input `{i}` names no earlier node", here()))
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            let out = match layer.arity() {
+                (1, 1) if inputs.len() == 1 => infer_op(layer, &here, inputs[0])?,
+                (lo, hi) if (lo..=hi).contains(&inputs.len()) && lo > 1 => {
+                    infer_join(layer, &here, &inputs)?
+                }
+                _ => return Err(format!("{}: given {} inputs", here(), inputs.len())),
+            };
+            if out.contains(&0) {
+                return Err(format!(
+                    "{}: output shape {} is empty",
+                    here(),
+                    fmt_shape(&out)
+                ));
+            }
+            let mut parameters = 0usize;
+            for p in layer.own_params() {
+                match element_count(&p.shape).and_then(|n| parameters.checked_add(n)) {
+                    Some(total) => parameters = total,
+                    None => {
+                        return Err(format!(
+                            "{}: tensor '{}' of shape {} has more elements than fit in memory",
+                            here(),
+                            p.name,
+                            fmt_shape(&p.shape)
+                        ))
+                    }
+                }
+            }
+            let mut description = layer.describe();
+            if node.inputs.len() != 1 || node.inputs[0] != previous {
+                description.push_str(&format!(" ← {}", node.inputs.join(", ")));
+            }
+            infos.push(LayerInfo {
+                path: path.clone(),
+                description,
+                output_shape: out.clone(),
+                parameters,
+            });
+            shapes.insert(path, out);
+            previous = path;
+        }
         Ok(infos)
     }
 }
@@ -59,313 +119,356 @@ pub fn window_overflows(input: usize, kernel: usize, padding: usize, dilation: u
     span.is_none() || padded.is_none()
 }
 
-fn infer(
-    layers: &[LayerSpec],
-    prefix: &str,
-    mut shape: Vec<usize>,
-    infos: &mut Vec<LayerInfo>,
+/// The output shape of the one-input op `layer` on `shape`; `here` names the
+/// node in errors.
+fn infer_op(
+    layer: &LayerSpec,
+    here: &dyn Fn() -> String,
+    shape: &[usize],
 ) -> std::result::Result<Vec<usize>, String> {
-    for (i, layer) in layers.iter().enumerate() {
-        let path = format!("{prefix}{i}");
-        let here = || format!("layer {path} ({})", layer.description_short());
-        let need_4d = |shape: &[usize]| -> std::result::Result<(usize, usize, usize), String> {
-            match shape {
-                [c, h, w] => Ok((*c, *h, *w)),
-                _ => Err(format!(
-                    "{}: expects a [N, C, H, W] input but gets [N, {}]",
+    let need_4d = |shape: &[usize]| -> std::result::Result<(usize, usize, usize), String> {
+        match shape {
+            [c, h, w] => Ok((*c, *h, *w)),
+            _ => Err(format!(
+                "{}: expects a [N, C, H, W] input but gets [N, {}]",
+                here(),
+                shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    };
+    let out: Vec<usize> = match layer {
+        LayerSpec::Linear {
+            in_features,
+            out_features,
+            ..
+        } => {
+            if shape.len() != 1 || shape[0] != *in_features {
+                return Err(format!(
+                        "{}: expects {in_features} input features but gets shape {} (missing flatten, or wrong in_features?)",
+                        here(),
+                        fmt_shape(shape)
+                    ));
+            }
+            if *out_features == 0 {
+                return Err(format!("{}: out_features must be positive", here()));
+            }
+            vec![*out_features]
+        }
+        LayerSpec::Conv2d {
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            ..
+        } => {
+            let (c, h, w) = need_4d(shape)?;
+            if c != *in_channels {
+                return Err(format!(
+                    "{}: expects {in_channels} input channels but gets {c}",
+                    here()
+                ));
+            }
+            if *groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+                return Err(format!(
+                    "{}: groups ({groups}) must divide in_channels and out_channels",
+                    here()
+                ));
+            }
+            if kernel_size.h == 0 || kernel_size.w == 0 || stride.h == 0 || stride.w == 0 {
+                return Err(format!(
+                    "{}: kernel_size and stride must be positive",
+                    here()
+                ));
+            }
+            if dilation.h == 0 || dilation.w == 0 {
+                return Err(format!("{}: dilation must be positive", here()));
+            }
+            if stride.h != stride.w || dilation.h != dilation.w {
+                return Err(format!(
+                    "{}: different strides or dilations along height and width are not supported",
+                    here()
+                ));
+            }
+            if window_overflows(h, kernel_size.h, padding.h, dilation.h)
+                || window_overflows(w, kernel_size.w, padding.w, dilation.w)
+            {
+                return Err(format!(
+                        "{}: kernel_size ({kernel_size}), padding ({padding}) or dilation ({dilation}) is too large",
+                        here()
+                    ));
+            }
+            let oh = pooled_len(h, kernel_size.h, stride.h, padding.h, dilation.h, false);
+            let ow = pooled_len(w, kernel_size.w, stride.w, padding.w, dilation.w, false);
+            match (oh, ow) {
+                (Some(oh), Some(ow)) => vec![*out_channels, oh, ow],
+                _ => {
+                    return Err(format!(
+                        "{}: kernel larger than the padded input {h}×{w}",
+                        here()
+                    ))
+                }
+            }
+        }
+        LayerSpec::BatchNorm1d {
+            num_features, eps, ..
+        } => {
+            if shape.len() != 1 || shape[0] != *num_features {
+                return Err(format!(
+                    "{}: expects [N, {num_features}] but gets [N, {}]",
                     here(),
                     shape
                         .iter()
                         .map(|d| d.to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
-                )),
+                ));
             }
-        };
-        let out: Vec<usize> = match layer {
-            LayerSpec::Linear {
-                in_features,
-                out_features,
-                ..
-            } => {
-                if shape.len() != 1 || shape[0] != *in_features {
-                    return Err(format!(
-                        "{}: expects {in_features} input features but gets shape {} (missing flatten, or wrong in_features?)",
-                        here(),
-                        fmt_shape(&shape)
-                    ));
-                }
-                if *out_features == 0 {
-                    return Err(format!("{}: out_features must be positive", here()));
-                }
-                vec![*out_features]
-            }
-            LayerSpec::Conv2d {
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride,
-                padding,
-                dilation,
-                groups,
-                ..
-            } => {
-                let (c, h, w) = need_4d(&shape)?;
-                if c != *in_channels {
-                    return Err(format!(
-                        "{}: expects {in_channels} input channels but gets {c}",
-                        here()
-                    ));
-                }
-                if *groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
-                    return Err(format!(
-                        "{}: groups ({groups}) must divide in_channels and out_channels",
-                        here()
-                    ));
-                }
-                if kernel_size.h == 0 || kernel_size.w == 0 || stride.h == 0 || stride.w == 0 {
-                    return Err(format!(
-                        "{}: kernel_size and stride must be positive",
-                        here()
-                    ));
-                }
-                if dilation.h == 0 || dilation.w == 0 {
-                    return Err(format!("{}: dilation must be positive", here()));
-                }
-                if stride.h != stride.w || dilation.h != dilation.w {
-                    return Err(format!(
-                        "{}: different strides or dilations along height and width are not supported",
-                        here()
-                    ));
-                }
-                if window_overflows(h, kernel_size.h, padding.h, dilation.h)
-                    || window_overflows(w, kernel_size.w, padding.w, dilation.w)
-                {
-                    return Err(format!(
-                        "{}: kernel_size ({kernel_size}), padding ({padding}) or dilation ({dilation}) is too large",
-                        here()
-                    ));
-                }
-                let oh = pooled_len(h, kernel_size.h, stride.h, padding.h, dilation.h, false);
-                let ow = pooled_len(w, kernel_size.w, stride.w, padding.w, dilation.w, false);
-                match (oh, ow) {
-                    (Some(oh), Some(ow)) => vec![*out_channels, oh, ow],
-                    _ => {
-                        return Err(format!(
-                            "{}: kernel larger than the padded input {h}×{w}",
-                            here()
-                        ))
-                    }
-                }
-            }
-            LayerSpec::BatchNorm1d {
-                num_features, eps, ..
-            } => {
-                if shape.len() != 1 || shape[0] != *num_features {
-                    return Err(format!(
-                        "{}: expects [N, {num_features}] but gets [N, {}]",
-                        here(),
-                        shape
-                            .iter()
-                            .map(|d| d.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                check_eps(*eps, &here)?;
-                shape.clone()
-            }
-            LayerSpec::BatchNorm2d {
-                num_features, eps, ..
-            } => {
-                let (c, _, _) = need_4d(&shape)?;
-                if c != *num_features {
-                    return Err(format!(
-                        "{}: expects {num_features} channels but gets {c}",
-                        here()
-                    ));
-                }
-                check_eps(*eps, &here)?;
-                shape.clone()
-            }
-            LayerSpec::MaxPool2d {
-                kernel_size,
-                stride,
-                padding,
-                dilation,
-                ceil_mode,
-            } => {
-                let (c, h, w) = need_4d(&shape)?;
-                let stride = stride.unwrap_or(*kernel_size);
-                check_window(*kernel_size, stride, *padding, &here)?;
-                if dilation.h == 0 || dilation.w == 0 {
-                    return Err(format!("{}: dilation must be positive", here()));
-                }
-                if window_overflows(h, kernel_size.h, padding.h, dilation.h)
-                    || window_overflows(w, kernel_size.w, padding.w, dilation.w)
-                {
-                    return Err(format!(
-                        "{}: kernel_size ({kernel_size}) or dilation ({dilation}) is too large",
-                        here()
-                    ));
-                }
-                let oh = pooled_len(
-                    h,
-                    kernel_size.h,
-                    stride.h,
-                    padding.h,
-                    dilation.h,
-                    *ceil_mode,
-                );
-                let ow = pooled_len(
-                    w,
-                    kernel_size.w,
-                    stride.w,
-                    padding.w,
-                    dilation.w,
-                    *ceil_mode,
-                );
-                match (oh, ow) {
-                    (Some(oh), Some(ow)) => vec![c, oh, ow],
-                    _ => return Err(format!("{}: window larger than the input {h}×{w}", here())),
-                }
-            }
-            LayerSpec::AvgPool2d {
-                kernel_size,
-                stride,
-                padding,
-                ceil_mode,
-                ..
-            } => {
-                let (c, h, w) = need_4d(&shape)?;
-                let stride = stride.unwrap_or(*kernel_size);
-                check_window(*kernel_size, stride, *padding, &here)?;
-                let oh = pooled_len(h, kernel_size.h, stride.h, padding.h, 1, *ceil_mode);
-                let ow = pooled_len(w, kernel_size.w, stride.w, padding.w, 1, *ceil_mode);
-                match (oh, ow) {
-                    (Some(oh), Some(ow)) => vec![c, oh, ow],
-                    _ => return Err(format!("{}: window larger than the input {h}×{w}", here())),
-                }
-            }
-            LayerSpec::AdaptiveAvgPool2d { output_size } => {
-                let (c, _, _) = need_4d(&shape)?;
-                if output_size.h == 0 || output_size.w == 0 {
-                    return Err(format!("{}: output_size must be positive", here()));
-                }
-                vec![c, output_size.h, output_size.w]
-            }
-            LayerSpec::GlobalAvgPool2d => {
-                let (c, _, _) = need_4d(&shape)?;
-                vec![c]
-            }
-            LayerSpec::Flatten { start_dim } => {
-                if *start_dim != 1 {
-                    return Err(format!(
-                        "{}: only start_dim = 1 is supported, found {start_dim}",
-                        here()
-                    ));
-                }
-                match element_count(&shape) {
-                    Some(n) => vec![n],
-                    None => {
-                        return Err(format!(
-                            "{}: {} has more elements than fit in memory",
-                            here(),
-                            fmt_shape(&shape)
-                        ))
-                    }
-                }
-            }
-            LayerSpec::LeakyRelu { negative_slope } => {
-                if !negative_slope.is_finite() {
-                    return Err(format!("{}: negative_slope must be finite", here()));
-                }
-                shape.clone()
-            }
-            LayerSpec::Dropout { p } => {
-                if !(0.0..=1.0).contains(p) {
-                    return Err(format!("{}: p must lie in [0, 1], found {p}", here()));
-                }
-                shape.clone()
-            }
-            LayerSpec::Relu
-            | LayerSpec::Gelu { .. }
-            | LayerSpec::Silu
-            | LayerSpec::Tanh
-            | LayerSpec::Sigmoid => shape.clone(),
-            LayerSpec::Residual {
-                body,
-                shortcut,
-                activation,
-            } => {
-                let start = infos.len();
-                infos.push(LayerInfo {
-                    path: path.clone(),
-                    description: layer.describe(),
-                    output_shape: Vec::new(),
-                    parameters: 0,
-                });
-                let body_out = infer(body, &format!("{path}.body."), shape.clone(), infos)?;
-                let short_out = match shortcut {
-                    Some(s) => infer(s, &format!("{path}.shortcut."), shape.clone(), infos)?,
-                    None => shape.clone(),
-                };
-                if body_out != short_out {
-                    return Err(format!(
-                        "{}: body outputs {} but the shortcut outputs {}; they must match to be summed",
-                        here(),
-                        fmt_shape(&body_out),
-                        fmt_shape(&short_out)
-                    ));
-                }
-                if let Some(a) = activation {
-                    infer(
-                        std::slice::from_ref(a),
-                        &format!("{path}.activation."),
-                        body_out.clone(),
-                        infos,
-                    )?;
-                }
-                let total = infos[start + 1..]
-                    .iter()
-                    .map(|l| l.parameters)
-                    .fold(0, usize::saturating_add);
-                infos[start].output_shape = body_out.clone();
-                infos[start].parameters = total;
-                shape = body_out;
-                continue;
-            }
-        };
-        if out.contains(&0) {
-            return Err(format!(
-                "{}: output shape {} is empty",
-                here(),
-                fmt_shape(&out)
-            ));
+            check_eps(*eps, &here)?;
+            shape.to_vec()
         }
-        let mut parameters = 0usize;
-        for p in layer.own_params() {
-            match element_count(&p.shape).and_then(|n| parameters.checked_add(n)) {
-                Some(total) => parameters = total,
+        LayerSpec::BatchNorm2d {
+            num_features, eps, ..
+        } => {
+            let (c, _, _) = need_4d(shape)?;
+            if c != *num_features {
+                return Err(format!(
+                    "{}: expects {num_features} channels but gets {c}",
+                    here()
+                ));
+            }
+            check_eps(*eps, &here)?;
+            shape.to_vec()
+        }
+        LayerSpec::MaxPool2d {
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            ceil_mode,
+        } => {
+            let (c, h, w) = need_4d(shape)?;
+            let stride = stride.unwrap_or(*kernel_size);
+            check_window(*kernel_size, stride, *padding, &here)?;
+            if dilation.h == 0 || dilation.w == 0 {
+                return Err(format!("{}: dilation must be positive", here()));
+            }
+            if window_overflows(h, kernel_size.h, padding.h, dilation.h)
+                || window_overflows(w, kernel_size.w, padding.w, dilation.w)
+            {
+                return Err(format!(
+                    "{}: kernel_size ({kernel_size}) or dilation ({dilation}) is too large",
+                    here()
+                ));
+            }
+            let oh = pooled_len(
+                h,
+                kernel_size.h,
+                stride.h,
+                padding.h,
+                dilation.h,
+                *ceil_mode,
+            );
+            let ow = pooled_len(
+                w,
+                kernel_size.w,
+                stride.w,
+                padding.w,
+                dilation.w,
+                *ceil_mode,
+            );
+            match (oh, ow) {
+                (Some(oh), Some(ow)) => vec![c, oh, ow],
+                _ => return Err(format!("{}: window larger than the input {h}×{w}", here())),
+            }
+        }
+        LayerSpec::AvgPool2d {
+            kernel_size,
+            stride,
+            padding,
+            ceil_mode,
+            ..
+        } => {
+            let (c, h, w) = need_4d(shape)?;
+            let stride = stride.unwrap_or(*kernel_size);
+            check_window(*kernel_size, stride, *padding, &here)?;
+            let oh = pooled_len(h, kernel_size.h, stride.h, padding.h, 1, *ceil_mode);
+            let ow = pooled_len(w, kernel_size.w, stride.w, padding.w, 1, *ceil_mode);
+            match (oh, ow) {
+                (Some(oh), Some(ow)) => vec![c, oh, ow],
+                _ => return Err(format!("{}: window larger than the input {h}×{w}", here())),
+            }
+        }
+        LayerSpec::AdaptiveAvgPool2d { output_size } => {
+            let (c, _, _) = need_4d(shape)?;
+            if output_size.h == 0 || output_size.w == 0 {
+                return Err(format!("{}: output_size must be positive", here()));
+            }
+            vec![c, output_size.h, output_size.w]
+        }
+        LayerSpec::GlobalAvgPool2d => {
+            let (c, _, _) = need_4d(shape)?;
+            vec![c]
+        }
+        LayerSpec::Flatten { start_dim } => {
+            if *start_dim != 1 {
+                return Err(format!(
+                    "{}: only start_dim = 1 is supported, found {start_dim}",
+                    here()
+                ));
+            }
+            match element_count(shape) {
+                Some(n) => vec![n],
                 None => {
                     return Err(format!(
-                        "{}: tensor '{}' of shape {} has more elements than fit in memory",
+                        "{}: {} has more elements than fit in memory",
                         here(),
-                        p.name,
-                        fmt_shape(&p.shape)
+                        fmt_shape(shape)
                     ))
                 }
             }
         }
-        infos.push(LayerInfo {
-            path,
-            description: layer.describe(),
-            output_shape: out.clone(),
-            parameters,
-        });
-        shape = out;
+        LayerSpec::LeakyRelu { negative_slope } => {
+            if !negative_slope.is_finite() {
+                return Err(format!("{}: negative_slope must be finite", here()));
+            }
+            shape.to_vec()
+        }
+        LayerSpec::Dropout { p } => {
+            if !(0.0..=1.0).contains(p) {
+                return Err(format!("{}: p must lie in [0, 1], found {p}", here()));
+            }
+            shape.to_vec()
+        }
+        LayerSpec::Relu
+        | LayerSpec::Gelu { .. }
+        | LayerSpec::Silu
+        | LayerSpec::Tanh
+        | LayerSpec::Sigmoid => shape.to_vec(),
+        LayerSpec::Clip { min, max } => {
+            if !(min.is_finite() && max.is_finite() && min <= max) {
+                return Err(format!(
+                    "{}: needs finite min ≤ max, found {min}, {max}",
+                    here()
+                ));
+            }
+            shape.to_vec()
+        }
+        LayerSpec::HardSigmoid { alpha, beta } => {
+            if !(alpha.is_finite() && beta.is_finite()) {
+                return Err(format!("{}: alpha and beta must be finite", here()));
+            }
+            shape.to_vec()
+        }
+        LayerSpec::Affine { scale, shift } => {
+            if !(scale.is_finite() && shift.is_finite()) {
+                return Err(format!("{}: scale and shift must be finite", here()));
+            }
+            shape.to_vec()
+        }
+        LayerSpec::ChannelAffine { num_features, .. } => {
+            if shape.first() != Some(num_features) || !(shape.len() == 1 || shape.len() == 3) {
+                return Err(format!(
+                    "{}: expects {num_features} channels but gets [N, {}]",
+                    here(),
+                    shape
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            shape.to_vec()
+        }
+        LayerSpec::Softmax => {
+            if shape.len() != 1 {
+                return Err(format!(
+                    "{}: softmax runs over the classes of [N, K], not over {}",
+                    here(),
+                    fmt_shape(shape)
+                ));
+            }
+            shape.to_vec()
+        }
+        LayerSpec::Pad2d { padding, value } => {
+            let (c, h, w) = need_4d(shape)?;
+            if !value.is_finite() {
+                return Err(format!("{}: value must be finite", here()));
+            }
+            let oh = h
+                .checked_add(padding[0])
+                .and_then(|v| v.checked_add(padding[1]));
+            let ow = w
+                .checked_add(padding[2])
+                .and_then(|v| v.checked_add(padding[3]));
+            match (oh, ow) {
+                (Some(oh), Some(ow)) if oh <= 1 << 24 && ow <= 1 << 24 => vec![c, oh, ow],
+                _ => return Err(format!("{}: padding is too large", here())),
+            }
+        }
+        LayerSpec::HardSwish => shape.to_vec(),
+        LayerSpec::Add | LayerSpec::Mul | LayerSpec::Concat | LayerSpec::Residual { .. } => {
+            return Err(format!("{}: not a one-input op", here()))
+        }
+    };
+    Ok(out)
+}
+
+/// The output shape of `add`, `mul` or `concat` on `shapes`.
+fn infer_join(
+    layer: &LayerSpec,
+    here: &dyn Fn() -> String,
+    shapes: &[&[usize]],
+) -> std::result::Result<Vec<usize>, String> {
+    let all = || {
+        shapes
+            .iter()
+            .map(|s| fmt_shape(s))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    match layer {
+        LayerSpec::Add | LayerSpec::Mul => {
+            let (a, b) = (shapes[0], shapes[1]);
+            let gate = |g: &[usize], x: &[usize]| g.len() == 3 && x.len() == 3 && g == [x[0], 1, 1];
+            if a == b || gate(b, a) {
+                Ok(a.to_vec())
+            } else if gate(a, b) {
+                Ok(b.to_vec())
+            } else {
+                let verb = match layer {
+                    LayerSpec::Add => "summed",
+                    _ => "multiplied",
+                };
+                Err(format!(
+                    "{}: inputs of shapes {} must match to be {verb} (or one be [C, 1, 1], broadcast over the other's [C, H, W])",
+                    here(),
+                    all()
+                ))
+            }
+        }
+        LayerSpec::Concat => {
+            let first = shapes[0];
+            let fits = |s: &[usize]| s.len() == first.len() && s[1..] == first[1..];
+            if !(first.len() == 1 || first.len() == 3) || !shapes.iter().all(|s| fits(s)) {
+                return Err(format!(
+                    "{}: concatenates along channels inputs of equal height and width (or flat vectors), found {}",
+                    here(),
+                    all()
+                ));
+            }
+            let mut out = first.to_vec();
+            out[0] = shapes.iter().map(|s| s[0]).sum();
+            Ok(out)
+        }
+        _ => Err(format!("{}: not a join", here())),
     }
-    Ok(shape)
 }
 
 fn check_eps(eps: f64, here: &dyn Fn() -> String) -> std::result::Result<(), String> {

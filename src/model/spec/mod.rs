@@ -23,10 +23,13 @@ mod types;
 pub use describe::fmt_shape;
 pub use infer::{pooled_len, window_overflows};
 pub use parse::SUPPORTED_OPS;
-pub use types::{ArchSpec, GeluApproximate, InputSpec, LayerInfo, LayerSpec, ParamInfo, Size2};
+pub use types::{
+    ArchSpec, GeluApproximate, InputSpec, LayerInfo, LayerSpec, NodeSpec, ParamInfo, Size2,
+    INPUT_NAME,
+};
 
 /// The spec format version this build reads and writes.
-pub const SPEC_VERSION: u32 = 1;
+pub const SPEC_VERSION: u32 = 2;
 
 /// The most classes a network may output: reports name and rank every class,
 /// so a count beyond this is a malformed spec, not a model.

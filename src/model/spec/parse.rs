@@ -1,14 +1,20 @@
 //! Reading and validating the spec's JSON: the version check, the hand parsing
-//! of layers (residual blocks recursively, so errors carry the full path) and
+//! of v2 nodes and of v1 layers (residual blocks recursively, so errors carry
+//! the full path), v1's translation to nodes, the graph's wiring checks and
 //! the checks of the input section and the output.
 
 use serde_json::Value;
 
+use serde::Deserialize;
+
+use super::types::{InputSpec, NodeSpec, INPUT_NAME};
 use super::{fmt_shape, ArchSpec, LayerSpec, MAX_CLASSES, SPEC_VERSION};
 use crate::error::{Error, Result};
 
 impl ArchSpec {
-    /// Parses a spec from JSON text; `origin` names where it came from in errors.
+    /// Parses a spec from JSON text; `origin` names where it came from in
+    /// errors. Version 2 is a graph of `nodes`; version 1's `layers` (with
+    /// residual blocks) is translated to nodes named by their layer paths.
     pub fn from_json(text: &str, origin: &str) -> Result<Self> {
         let err = |message: String| Error::Spec {
             origin: origin.to_string(),
@@ -19,35 +25,73 @@ impl ArchSpec {
         let Value::Object(mut top) = value else {
             return Err(err("expected a JSON object at the top level".into()));
         };
-        match top.get("version") {
+        let version = match top.get("version") {
             None => return Err(err("missing key `version`".into())),
             Some(v) => match v.as_u64() {
-                Some(n) if n as u32 == SPEC_VERSION => {}
+                Some(n @ 1..=2) => n as u32,
                 Some(n) if n > SPEC_VERSION as u64 => {
                     return Err(err(format!(
-                        "`version` is {n}, newer than this xai-audit {} reads (version {SPEC_VERSION}): upgrade xai-audit",
+                        "`version` is {n}, newer than this xai-audit {} reads (versions 1 and {SPEC_VERSION}): upgrade xai-audit",
                         env!("CARGO_PKG_VERSION")
                     )))
                 }
                 _ => {
                     return Err(err(format!(
-                        "`version` must be {SPEC_VERSION}, found {v}"
+                        "`version` must be 1 or {SPEC_VERSION}, found {v}"
                     )))
                 }
             },
-        }
-        let layers = match top.remove("layers") {
-            Some(Value::Array(items)) => items,
-            Some(_) => return Err(err("`layers` must be a list".into())),
-            None => return Err(err("missing key `layers`".into())),
         };
-        let layers = parse_layers(layers, "layers").map_err(err)?;
-        top.insert("layers".into(), Value::Array(Vec::new()));
-        let mut spec: ArchSpec =
+        let (key, other) = if version == 1 {
+            ("layers", "nodes")
+        } else {
+            ("nodes", "layers")
+        };
+        if top.contains_key(other) {
+            return Err(err(format!(
+                "version {version} specs list `{key}`, not `{other}`"
+            )));
+        }
+        let items = match top.remove(key) {
+            Some(Value::Array(items)) => items,
+            Some(_) => return Err(err(format!("`{key}` must be a list"))),
+            None => return Err(err(format!("missing key `{key}`"))),
+        };
+        let nodes = if version == 1 {
+            let layers = parse_layers(items, "layers").map_err(err)?;
+            if layers.is_empty() {
+                return Err(err("`layers` is empty".into()));
+            }
+            translate_v1(layers)
+        } else {
+            parse_nodes(items).map_err(err)?
+        };
+        top.insert("version".into(), Value::from(SPEC_VERSION));
+        let head: Head =
             serde_json::from_value(Value::Object(top)).map_err(|e| err(e.to_string()))?;
-        spec.layers = layers;
+        let spec = ArchSpec {
+            version: SPEC_VERSION,
+            name: head.name,
+            input: head.input,
+            classes: head.classes,
+            nodes,
+            strip_prefix: head.strip_prefix,
+        };
         spec.validate().map_err(err)?;
         Ok(spec)
+    }
+
+    /// A spec from a v1-style chain of layers (residual blocks allowed),
+    /// translated to nodes as [`ArchSpec::from_json`] translates version 1.
+    pub fn from_layers(input: InputSpec, layers: Vec<LayerSpec>) -> Self {
+        ArchSpec {
+            version: SPEC_VERSION,
+            name: None,
+            input,
+            classes: Vec::new(),
+            nodes: translate_v1(layers),
+            strip_prefix: None,
+        }
     }
 
     /// The spec as pretty JSON.
@@ -88,9 +132,10 @@ impl ArchSpec {
                 return Err("`input.std` must be positive".into());
             }
         }
-        if self.layers.is_empty() {
-            return Err("`layers` is empty".into());
+        if self.nodes.is_empty() {
+            return Err("`nodes` is empty".into());
         }
+        self.check_graph()?;
         let infos = self.layer_infos()?;
         let out = &infos.last().expect("non-empty").output_shape;
         if out.len() != 1 {
@@ -119,6 +164,181 @@ impl ArchSpec {
         }
         Ok(())
     }
+}
+
+/// The spec's top-level keys other than its nodes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Head {
+    #[allow(dead_code)] // checked above
+    version: u32,
+    #[serde(default)]
+    name: Option<String>,
+    input: InputSpec,
+    #[serde(default)]
+    classes: Vec<String>,
+    #[serde(default)]
+    strip_prefix: Option<String>,
+}
+
+impl ArchSpec {
+    /// Names unique and not `input`; every input an earlier node; arities;
+    /// every node but the last read by another.
+    fn check_graph(&self) -> std::result::Result<(), String> {
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut used = vec![false; self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            let here = format!("nodes[{i}] `{}` ({})", node.name, node.op.op_name());
+            if node.name.is_empty() || node.name == INPUT_NAME {
+                return Err(format!(
+                    "nodes[{i}]: a node's `name` must be non-empty and not `{INPUT_NAME}`"
+                ));
+            }
+            if matches!(node.op, LayerSpec::Residual { .. }) {
+                return Err(format!(
+                    "{here}: `residual` is a version 1 layer; in version 2 write its branches as nodes joined by an `add`"
+                ));
+            }
+            let (lo, hi) = node.op.arity();
+            let n = node.inputs.len();
+            if n < lo || n > hi {
+                let want = match (lo, hi) {
+                    (a, b) if a == b => format!("{a}"),
+                    (a, _) => format!("at least {a}"),
+                };
+                return Err(format!("{here}: takes {want} inputs, given {n}"));
+            }
+            for name in &node.inputs {
+                if name == INPUT_NAME {
+                    continue;
+                }
+                match seen.get(name.as_str()) {
+                    Some(&j) => used[j] = true,
+                    None if self.nodes.iter().any(|m| &m.name == name) => {
+                        return Err(format!(
+                            "{here}: input `{name}` comes later in `nodes`; list nodes so that each follows its inputs"
+                        ))
+                    }
+                    None => return Err(format!("{here}: input `{name}` names no node")),
+                }
+            }
+            if seen.insert(&node.name, i).is_some() {
+                return Err(format!("{here}: the name `{}` is used twice", node.name));
+            }
+        }
+        let last = self.nodes.len() - 1;
+        if let Some(i) = (0..last).find(|&i| !used[i]) {
+            return Err(format!(
+                "nodes[{i}] `{}`: its output is never used (the last node is the network's output; every other node must feed one)",
+                self.nodes[i].name
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// v1's layer chain as nodes named by layer path: a residual block at `i`
+/// becomes its branches (`i.shortcut.j`, then `i.body.j`), an `add` named `i`
+/// (or `i.sum` followed by its activation, named `i`).
+fn translate_v1(layers: Vec<LayerSpec>) -> Vec<NodeSpec> {
+    fn chain(layers: Vec<LayerSpec>, prefix: &str, cur: &mut String, nodes: &mut Vec<NodeSpec>) {
+        for (i, layer) in layers.into_iter().enumerate() {
+            let path = format!("{prefix}{i}");
+            match layer {
+                LayerSpec::Residual {
+                    body,
+                    shortcut,
+                    activation,
+                } => {
+                    // The shortcut first, so that the block's last conv2d
+                    // node is its body's (Grad-CAM's default layer).
+                    let mut skip = cur.clone();
+                    if let Some(s) = shortcut {
+                        chain(s, &format!("{path}.shortcut."), &mut skip, nodes);
+                    }
+                    let mut main = cur.clone();
+                    chain(body, &format!("{path}.body."), &mut main, nodes);
+                    let sum = match activation {
+                        Some(_) => format!("{path}.sum"),
+                        None => path.clone(),
+                    };
+                    nodes.push(NodeSpec {
+                        name: sum.clone(),
+                        inputs: vec![main, skip],
+                        op: LayerSpec::Add,
+                    });
+                    *cur = sum;
+                    if let Some(a) = activation {
+                        nodes.push(NodeSpec {
+                            name: path.clone(),
+                            inputs: vec![cur.clone()],
+                            op: *a,
+                        });
+                        *cur = path;
+                    }
+                }
+                op => {
+                    nodes.push(NodeSpec {
+                        name: path.clone(),
+                        inputs: vec![cur.clone()],
+                        op,
+                    });
+                    *cur = path;
+                }
+            }
+        }
+    }
+    let mut nodes = Vec::new();
+    chain(layers, "", &mut INPUT_NAME.to_string(), &mut nodes);
+    nodes
+}
+
+/// Parses v2 nodes: `name`, `inputs` (default: the node before, or
+/// `input`) and the op's own keys.
+fn parse_nodes(items: Vec<Value>) -> std::result::Result<Vec<NodeSpec>, String> {
+    let mut nodes: Vec<NodeSpec> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let path = format!("nodes[{i}]");
+        let Value::Object(mut obj) = item else {
+            return Err(format!(
+                "{path}: expected an object with a `name` and an `op`"
+            ));
+        };
+        let name = match obj.remove("name") {
+            Some(Value::String(s)) => s,
+            Some(other) => return Err(format!("{path}: `name` must be a string, found {other}")),
+            None => return Err(format!("{path}: missing key `name`")),
+        };
+        let path = format!("{path} `{name}`");
+        let inputs = match obj.remove("inputs") {
+            None => vec![nodes
+                .last()
+                .map_or(INPUT_NAME.to_string(), |n| n.name.clone())],
+            Some(Value::Array(v)) => v
+                .into_iter()
+                .map(|s| match s {
+                    Value::String(s) => Ok(s),
+                    other => Err(format!(
+                        "{path}: `inputs` must list node names, found {other}"
+                    )),
+                })
+                .collect::<std::result::Result<_, _>>()?,
+            Some(Value::String(s)) => vec![s],
+            Some(other) => {
+                return Err(format!(
+                    "{path}: `inputs` must be a list of node names, found {other}"
+                ))
+            }
+        };
+        if obj.get("op").and_then(Value::as_str) == Some("residual") {
+            return Err(format!(
+                "{path}: `residual` is a version 1 layer; in version 2 write its branches as nodes joined by an `add`"
+            ));
+        }
+        let op = parse_layer(Value::Object(obj), &path)?;
+        nodes.push(NodeSpec { name, inputs, op });
+    }
+    Ok(nodes)
 }
 
 fn parse_layers(items: Vec<Value>, path: &str) -> std::result::Result<Vec<LayerSpec>, String> {
@@ -219,5 +439,15 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "sigmoid",
     "flatten",
     "dropout",
+    "add",
+    "mul",
+    "concat",
+    "clip",
+    "hard_sigmoid",
+    "hard_swish",
+    "softmax",
+    "affine",
+    "channel_affine",
+    "pad2d",
     "residual",
 ];

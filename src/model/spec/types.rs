@@ -5,26 +5,26 @@ use serde::{Deserialize, Serialize};
 
 use super::element_count;
 
-/// A network: its input, its classes and its layers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A network: its input, its classes and its graph of nodes (spec v2; a v1
+/// layer list is translated to nodes on read by [`ArchSpec::from_json`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArchSpec {
-    /// Spec format version.
+    /// Spec format version ([`SPEC_VERSION`](super::SPEC_VERSION) once read).
     pub version: u32,
     /// A label for reports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// What one input looks like.
     pub input: InputSpec,
     /// Class names, as many as the network has outputs, or 2 (negative,
     /// positive) for a one-output network (empty: "0", "1", ...).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
-    /// The layers, applied in order.
-    pub layers: Vec<LayerSpec>,
+    /// The nodes in topological order; the last one is the output.
+    pub nodes: Vec<NodeSpec>,
     /// A prefix to strip from the file's tensor names before matching them
     /// to the layers' (`module.` for a DataParallel `state_dict`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub strip_prefix: Option<String>,
 }
 
@@ -245,7 +245,50 @@ pub enum LayerSpec {
         #[serde(default = "dropout_p")]
         p: f64,
     },
-    /// `activation(body(x) + shortcut(x))`, with an identity shortcut when absent.
+    /// `a + b` (two inputs; one may be `[C, 1, 1]`, broadcast over the other).
+    Add,
+    /// `a · b` (two inputs; one may be `[C, 1, 1]`, broadcast over the other:
+    /// squeeze-and-excitation).
+    Mul,
+    /// Concatenation of two or more inputs along channels (dim 1).
+    Concat,
+    /// `min(max(x, min), max)`; ReLU6 is `clip` 0…6.
+    Clip { min: f64, max: f64 },
+    /// `max(0, min(1, alpha·x + beta))` (PyTorch's `nn.Hardsigmoid`: 1/6, 1/2).
+    HardSigmoid {
+        #[serde(default = "sixth")]
+        alpha: f64,
+        #[serde(default = "half")]
+        beta: f64,
+    },
+    /// `x · relu6(x + 3) / 6` (`nn.Hardswish`).
+    HardSwish,
+    /// Softmax over the classes of `[N, K]`: the network then outputs
+    /// probabilities, which the audit's sanity checks flag.
+    Softmax,
+    /// `x · scale + shift`, scalars (a constant `Mul`/`Add`/`Sub`/`Div`).
+    Affine {
+        #[serde(default = "one_f")]
+        scale: f64,
+        #[serde(default)]
+        shift: f64,
+    },
+    /// `x · weight[c] + bias[c]` per channel, from `<param>.weight` and
+    /// `<param>.bias` (`[C]` each).
+    ChannelAffine {
+        param: String,
+        num_features: usize,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        bias: bool,
+    },
+    /// Constant padding of height and width: `[top, bottom, left, right]`.
+    Pad2d {
+        padding: [usize; 4],
+        #[serde(default)]
+        value: f64,
+    },
+    /// v1 only: `activation(body(x) + shortcut(x))`, with an identity
+    /// shortcut when absent (translated to nodes on read).
     Residual {
         body: Vec<LayerSpec>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,6 +301,51 @@ pub enum LayerSpec {
 fn groups_one() -> usize {
     1
 }
+fn sixth() -> f64 {
+    1.0 / 6.0
+}
+fn half() -> f64 {
+    0.5
+}
+fn one_f() -> f64 {
+    1.0
+}
+
+/// One node of the graph: a named op and the nodes it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSpec {
+    /// Unique name; the layer path reports, plans and Grad-CAM use.
+    pub name: String,
+    /// Names of the nodes it reads (`input` is the network's input).
+    pub inputs: Vec<String>,
+    /// The op and its arguments.
+    pub op: LayerSpec,
+}
+
+impl Serialize for NodeSpec {
+    /// `{"name", "op", "inputs", ...the op's keys}`, as `nodes` is written.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap};
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(&self.op).map_err(S::Error::custom)?
+        else {
+            return Err(S::Error::custom("an op serializes to an object"));
+        };
+        let mut map = s.serialize_map(Some(fields.len() + 2))?;
+        map.serialize_entry("name", &self.name)?;
+        if let Some(op) = fields.get("op") {
+            map.serialize_entry("op", op)?;
+        }
+        map.serialize_entry("inputs", &self.inputs)?;
+        for (k, v) in fields.iter().filter(|(k, _)| *k != "op") {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// The name of the network's input in a node's `inputs`.
+pub const INPUT_NAME: &str = "input";
 
 /// What a layer needs from the weights file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,7 +380,19 @@ impl LayerSpec {
                 | LayerSpec::Silu
                 | LayerSpec::Tanh
                 | LayerSpec::Sigmoid
+                | LayerSpec::Clip { .. }
+                | LayerSpec::HardSigmoid { .. }
+                | LayerSpec::HardSwish
         )
+    }
+
+    /// How many inputs the op reads: `(min, max)`.
+    pub fn arity(&self) -> (usize, usize) {
+        match self {
+            LayerSpec::Add | LayerSpec::Mul => (2, 2),
+            LayerSpec::Concat => (2, usize::MAX),
+            _ => (1, 1),
+        }
     }
 
     /// The tensors this layer (not its children) loads, with expected shapes.
@@ -334,6 +434,17 @@ impl LayerSpec {
                 }
                 v
             }
+            LayerSpec::ChannelAffine {
+                param,
+                num_features,
+                bias,
+            } => {
+                let mut v = vec![p(param, "weight", vec![*num_features])];
+                if *bias {
+                    v.push(p(param, "bias", vec![*num_features]));
+                }
+                v
+            }
             LayerSpec::BatchNorm1d {
                 param,
                 num_features,
@@ -367,7 +478,8 @@ impl LayerSpec {
             LayerSpec::Linear { param, .. }
             | LayerSpec::Conv2d { param, .. }
             | LayerSpec::BatchNorm1d { param, .. }
-            | LayerSpec::BatchNorm2d { param, .. } => Some(param),
+            | LayerSpec::BatchNorm2d { param, .. }
+            | LayerSpec::ChannelAffine { param, .. } => Some(param),
             _ => None,
         }
     }
@@ -396,7 +508,14 @@ impl ArchSpec {
     /// that layer outputs `p`, not the logit `z`, so the network is built
     /// without it.
     pub fn drops_final_sigmoid(&self) -> bool {
-        self.outputs() == 1 && matches!(self.layers.last(), Some(LayerSpec::Sigmoid))
+        self.outputs() == 1 && matches!(self.nodes.last().map(|n| &n.op), Some(LayerSpec::Sigmoid))
+    }
+
+    /// The index of the node named `path`; v1's `<block>.activation.0`
+    /// names the block's activation node, now called `<block>`.
+    pub fn node_index(&self, path: &str) -> Option<usize> {
+        let find = |p: &str| self.nodes.iter().position(|n| n.name == p);
+        find(path).or_else(|| path.strip_suffix(".activation.0").and_then(find))
     }
 
     /// Class names: the spec's, or "0", "1", ...
@@ -410,9 +529,7 @@ impl ArchSpec {
 
     /// Every tensor the spec needs, in layer order.
     pub fn params(&self) -> Vec<ParamInfo> {
-        let mut out = Vec::new();
-        collect_params(&self.layers, &mut out);
-        out
+        self.nodes.iter().flat_map(|n| n.op.own_params()).collect()
     }
 
     /// Total number of parameters (running statistics included), saturating
@@ -422,25 +539,5 @@ impl ArchSpec {
             .iter()
             .map(|p| element_count(&p.shape).unwrap_or(usize::MAX))
             .fold(0, usize::saturating_add)
-    }
-}
-
-fn collect_params(layers: &[LayerSpec], out: &mut Vec<ParamInfo>) {
-    for layer in layers {
-        out.extend(layer.own_params());
-        if let LayerSpec::Residual {
-            body,
-            shortcut,
-            activation,
-        } = layer
-        {
-            collect_params(body, out);
-            if let Some(s) = shortcut {
-                collect_params(s, out);
-            }
-            if let Some(a) = activation {
-                collect_params(std::slice::from_ref(a), out);
-            }
-        }
     }
 }
