@@ -35,29 +35,21 @@ pub enum Command {
     },
     /// Show a model file's tensors and its resolved layers.
     Inspect {
-        /// The model (.safetensors).
+        /// The model (.safetensors or .onnx).
         model: PathBuf,
-        /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
+        #[command(flatten)]
+        model_args: ModelArgs,
+        /// Print the resolved spec as version-2 JSON instead (a version-1
+        /// spec translated, an ONNX graph imported).
         #[arg(long)]
-        arch: Option<PathBuf>,
-        /// Strip this prefix from the file's tensor names (e.g. `module.` from
-        /// DataParallel, `_orig_mod.` from torch.compile); overrides the
-        /// spec's `strip_prefix`.
-        #[arg(long, value_name = "PREFIX")]
-        strip_prefix: Option<String>,
+        spec: bool,
     },
     /// Clean accuracy of a model on a dataset (the shipped MNIST sample by default).
     Eval {
-        /// The model (.safetensors).
+        /// The model (.safetensors or .onnx).
         model: PathBuf,
-        /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
-        #[arg(long)]
-        arch: Option<PathBuf>,
-        /// Strip this prefix from the file's tensor names (e.g. `module.` from
-        /// DataParallel, `_orig_mod.` from torch.compile); overrides the
-        /// spec's `strip_prefix`.
-        #[arg(long, value_name = "PREFIX")]
-        strip_prefix: Option<String>,
+        #[command(flatten)]
+        model_args: ModelArgs,
         /// Data: an IDX images file, a folder with an IDX pair, an image folder
         /// (one subfolder per class, matched by name to the spec's `classes`),
         /// a .npy of images (with --labels), a .npz, or a CIFAR .bin batch file.
@@ -116,16 +108,10 @@ pub enum Command {
     /// hot path's GFLOP/s against the machine's SGEMM peak and the peak RSS,
     /// or with --attributions the cost per input of each attribution method.
     Bench {
-        /// The model (.safetensors).
+        /// The model (.safetensors or .onnx).
         model: PathBuf,
-        /// Architecture spec JSON.
-        #[arg(long)]
-        arch: Option<PathBuf>,
-        /// Strip this prefix from the file's tensor names (e.g. `module.` from
-        /// DataParallel); overrides the spec's `strip_prefix`. Not with
-        /// --attributions (use the spec's `strip_prefix` there).
-        #[arg(long, value_name = "PREFIX", conflicts_with = "attributions")]
-        strip_prefix: Option<String>,
+        #[command(flatten)]
+        model_args: ModelArgs,
         /// Data: an IDX images file, a folder with an IDX pair, an image
         /// folder (one subfolder per class, matched by name to the spec's
         /// `classes`), 1 or 3 channels, of the model's input size, a .npy of
@@ -236,12 +222,12 @@ impl ArrayArgs {
     }
 }
 
-/// `run`'s arguments (also `merge`'s).
+/// How to read the model file: its spec, tensor names, input range and
+/// class names.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// The model (.safetensors).
-    pub model: PathBuf,
-    /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json).
+pub struct ModelArgs {
+    /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json;
+    /// not for .onnx models, whose graph is the spec).
     #[arg(long)]
     pub arch: Option<PathBuf>,
     /// Strip this prefix from the file's tensor names (e.g. `module.` from
@@ -249,6 +235,56 @@ pub struct RunArgs {
     /// `strip_prefix`.
     #[arg(long, value_name = "PREFIX")]
     pub strip_prefix: Option<String>,
+    /// The model's valid input range, e.g. `0,255` or `-1,1`; overrides the
+    /// spec's. An ONNX file carries none: without this, [0, 1] is assumed.
+    #[arg(long, value_name = "LO,HI", value_parser = parse_range, allow_hyphen_values = true)]
+    pub input_range: Option<[f32; 2]>,
+    /// Class names, one per line in output order (overrides the spec's;
+    /// an ONNX file carries none).
+    #[arg(long, value_name = "FILE")]
+    pub classes: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The library's options (reads the class-name file).
+    pub fn options(self) -> xai_audit::Result<xai_audit::model::ModelOptions> {
+        Ok(xai_audit::model::ModelOptions {
+            arch: self.arch,
+            strip_prefix: self.strip_prefix,
+            input_range: self.input_range,
+            classes: self
+                .classes
+                .as_deref()
+                .map(xai_audit::model::load::read_class_names)
+                .transpose()?,
+        })
+    }
+}
+
+/// `LO,HI` with finite `LO < HI`.
+fn parse_range(text: &str) -> Result<[f32; 2], String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let bad = || format!("expected LO,HI (e.g. 0,255 or -1,1), found `{text}`");
+    let [lo, hi] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (lo, hi): (f32, f32) = (
+        lo.parse().map_err(|_| bad())?,
+        hi.parse().map_err(|_| bad())?,
+    );
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return Err(format!("needs finite LO < HI, found `{text}`"));
+    }
+    Ok([lo, hi])
+}
+
+/// `run`'s arguments (also `merge`'s).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The model (.safetensors or .onnx).
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub model_args: ModelArgs,
     /// Data: an IDX images file, a folder with an IDX pair, an image folder
     /// (one subfolder per class, matched by name to the spec's `classes`),
     /// a .npy of images (with --labels), a .npz, or a CIFAR .bin batch file.

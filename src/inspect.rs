@@ -14,9 +14,18 @@ use crate::model::spec::fmt_shape;
 pub fn inspect(path: &Path, arch: Option<&Path>) -> Result<String> {
     let opts = ModelOptions {
         arch: arch.map(Path::to_path_buf),
-        strip_prefix: None,
+        ..Default::default()
     };
     inspect_with(path, &opts)
+}
+
+/// The spec `path` resolves to (a version-1 spec translated, an ONNX
+/// graph imported, overrides applied) as version-2 JSON.
+pub fn spec_json(path: &Path, opts: &ModelOptions) -> Result<String> {
+    let loaded = crate::model::load_model_with(path, opts)?;
+    let mut text = loaded.network.spec().to_json_pretty();
+    text.push('\n');
+    Ok(text)
 }
 
 /// [`inspect`] with every model option (`--strip-prefix`).
@@ -33,6 +42,7 @@ pub fn inspect_with(path: &Path, opts: &ModelOptions) -> Result<String> {
     );
     out.push_str(&file.tensor_listing());
     let (spec, source) = find_spec(&file, opts.arch.as_deref())?;
+    let spec = opts.apply(spec, &source.to_string())?;
     let (network, unused) = network_from_file(&file, spec, opts.strip_prefix.as_deref())?;
     let spec = network.spec();
     let [c, h, w] = spec.input.shape;

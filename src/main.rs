@@ -46,17 +46,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect {
             model,
-            arch,
-            strip_prefix,
+            model_args,
+            spec,
         } => {
-            let opts = xai_audit::model::ModelOptions { arch, strip_prefix };
-            let text = xai_audit::inspect::inspect_with(&model, &opts)?;
+            let opts = model_args.options()?;
+            let text = if spec {
+                xai_audit::inspect::spec_json(&model, &opts)?
+            } else {
+                xai_audit::inspect::inspect_with(&model, &opts)?
+            };
             print_stdout(&text)?;
         }
         Command::Eval {
             model,
-            arch,
-            strip_prefix,
+            model_args,
             data,
             arrays,
             resize,
@@ -66,7 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let text = eval(
                 &model,
-                &xai_audit::model::ModelOptions { arch, strip_prefix },
+                &model_args.options()?,
                 xai_audit::data::batch::DataRequest {
                     path: data.as_deref(),
                     resize,
@@ -115,8 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench {
             model,
-            arch,
-            strip_prefix,
+            model_args,
             data,
             arrays,
             limit,
@@ -127,10 +129,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             attributions,
             engine,
         } => {
+            let model_opts = model_args.options()?;
             if attributions {
                 let text = xai_audit::bench::attributions::attribution_costs(
                     &model,
-                    arch.as_deref(),
+                    &model_opts,
                     data.as_deref(),
                     &arrays.options(),
                     limit,
@@ -142,7 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let text = xai_audit::bench::pgd_throughput(
                 &model,
-                &xai_audit::model::ModelOptions { arch, strip_prefix },
+                &model_opts,
                 data.as_deref(),
                 &arrays.options(),
                 &xai_audit::bench::PgdBench {
@@ -239,8 +242,7 @@ fn run_audit_command(
     use xai_audit::audit::job;
     let cli::RunArgs {
         model,
-        arch,
-        strip_prefix,
+        model_args,
         data,
         arrays,
         plan,
@@ -281,10 +283,13 @@ fn run_audit_command(
         .iter()
         .map(|g| xai_audit::audit::gates::Gate::parse(g, "--gate"))
         .collect::<Result<Vec<_>, _>>()?;
+    let model_opts = model_args.options()?;
     let opts = job::JobOptions {
         model,
-        arch,
-        strip_prefix,
+        arch: model_opts.arch,
+        strip_prefix: model_opts.strip_prefix,
+        input_range: model_opts.input_range,
+        classes: model_opts.classes,
         data,
         arrays: arrays.options(),
         plan,

@@ -38,6 +38,10 @@ pub struct JobOptions {
     pub arch: Option<PathBuf>,
     /// A prefix to strip from the file's tensor names (overrides the spec's).
     pub strip_prefix: Option<String>,
+    /// The valid input range (overrides the spec's).
+    pub input_range: Option<[f32; 2]>,
+    /// Class names (override the spec's).
+    pub classes: Option<Vec<String>>,
     /// The data (default: the shipped sample).
     pub data: Option<PathBuf>,
     /// Labels, layout and `.npz` keys for array data.
@@ -226,6 +230,8 @@ fn load_model(opts: &JobOptions) -> Result<Model> {
     let model_opts = ModelOptions {
         arch: opts.arch.clone(),
         strip_prefix: opts.strip_prefix.clone(),
+        input_range: opts.input_range,
+        classes: opts.classes.clone(),
     };
     let loaded = load_model_with(&opts.model, &model_opts)?;
     let selected = crate::engine::select(&loaded.network, opts.engine)?;

@@ -24,14 +24,14 @@ use crate::error::Result;
 /// batches of `batch_size` on `engine`; returns a printable table.
 pub fn attribution_costs(
     model: &Path,
-    arch: Option<&Path>,
+    model_opts: &crate::model::ModelOptions,
     data: Option<&Path>,
     arrays: &crate::data::arrays::ArrayOptions,
     limit: usize,
     batch_size: usize,
     engine: crate::engine::Engine,
 ) -> Result<String> {
-    let (loaded, data) = super::bench_inputs(model, arch, data, arrays, limit)?;
+    let (loaded, data) = super::bench_inputs_with(model, model_opts, data, arrays, limit)?;
     let selected = crate::engine::select(&loaded.network, engine)?;
     if let Some(why) = &selected.fallback {
         eprintln!("warning: {why}");

@@ -24,22 +24,7 @@ use crate::model::{load_model_with, Classifier, ModelOptions};
 
 /// The model and the `limit` inputs a benchmark runs on (an image folder's
 /// class-stratified `limit`).
-pub(crate) fn bench_inputs(
-    model: &Path,
-    arch: Option<&Path>,
-    data: Option<&Path>,
-    arrays: &ArrayOptions,
-    limit: usize,
-) -> Result<(crate::model::LoadedModel, crate::data::Dataset)> {
-    let opts = ModelOptions {
-        arch: arch.map(Path::to_path_buf),
-        strip_prefix: None,
-    };
-    bench_inputs_with(model, &opts, data, arrays, limit)
-}
-
-/// [`bench_inputs`] with every model option.
-fn bench_inputs_with(
+pub(crate) fn bench_inputs_with(
     model: &Path,
     model_opts: &ModelOptions,
     data: Option<&Path>,

@@ -38,13 +38,55 @@ impl std::fmt::Display for SpecSource {
 }
 
 /// How to read a model file beyond its path.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModelOptions {
     /// An explicit architecture spec file.
     pub arch: Option<PathBuf>,
     /// A prefix to strip from the stored tensor names, overriding the
     /// spec's `strip_prefix`.
     pub strip_prefix: Option<String>,
+    /// The valid input range `[lo, hi]`, overriding the spec's (an ONNX
+    /// file does not carry one: `[0, 1]` otherwise).
+    pub input_range: Option<[f32; 2]>,
+    /// Class names, overriding the spec's (see [`read_class_names`]).
+    pub classes: Option<Vec<String>>,
+}
+
+impl ModelOptions {
+    /// Applies the overrides to `spec` and checks it again; `origin` names
+    /// the spec in errors.
+    pub fn apply(&self, spec: ArchSpec, origin: &str) -> Result<ArchSpec> {
+        spec.with_overrides(self.input_range, self.classes.clone(), origin)
+    }
+}
+
+/// Class names from a text file, one per line (blank lines and surrounding
+/// spaces ignored), in output order. Errors name the file.
+pub fn read_class_names(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        error: e,
+    })?;
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if names.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: no class names (expected one per line)",
+            path.display()
+        )));
+    }
+    let mut seen = HashSet::new();
+    if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str())) {
+        return Err(Error::Invalid(format!(
+            "{}: the class name `{dup}` appears twice",
+            path.display()
+        )));
+    }
+    Ok(names)
 }
 
 /// A model ready to audit, with what was learnt while loading it.
@@ -103,7 +145,7 @@ pub fn sidecar_path(model: &Path) -> PathBuf {
 pub fn load_model(path: &Path, arch: Option<&Path>) -> Result<LoadedModel> {
     let opts = ModelOptions {
         arch: arch.map(Path::to_path_buf),
-        strip_prefix: None,
+        ..Default::default()
     };
     load_model_with(path, &opts)
 }
@@ -122,7 +164,7 @@ pub fn load_model_from_bytes(
 ) -> Result<LoadedModel> {
     let opts = ModelOptions {
         arch: arch.map(Path::to_path_buf),
-        strip_prefix: None,
+        ..Default::default()
     };
     build_model(WeightsFile::from_bytes(bytes, path)?, &opts)
 }
@@ -130,6 +172,7 @@ pub fn load_model_from_bytes(
 /// Finds the spec of a validated file and builds its network.
 fn build_model(file: WeightsFile, opts: &ModelOptions) -> Result<LoadedModel> {
     let (spec, spec_source) = find_spec(&file, opts.arch.as_deref())?;
+    let spec = opts.apply(spec, &spec_source.to_string())?;
     let (network, unused) = network_from_file(&file, spec, opts.strip_prefix.as_deref())?;
     Ok(LoadedModel {
         network,

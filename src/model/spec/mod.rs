@@ -208,4 +208,160 @@ mod tests {
             "{err}"
         );
     }
+
+    /// Every full spec in `docs/arch-spec.md` parses and resolves.
+    #[test]
+    fn documented_examples_parse() {
+        let doc = include_str!("../../../docs/arch-spec.md");
+        let blocks: Vec<&str> = doc
+            .split("```json")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .filter(|b| b.contains("\"version\""))
+            .collect();
+        assert!(blocks.len() >= 6, "{}", blocks.len());
+        for block in blocks {
+            let spec = ArchSpec::from_json(block, "doc").unwrap_or_else(|e| panic!("{e}\n{block}"));
+            assert!(spec.layer_infos().is_ok());
+        }
+        let dense = doc
+            .split("```json")
+            .find(|b| b.contains("denseblock1"))
+            .unwrap();
+        let dense = ArchSpec::from_json(dense.split("```").next().unwrap(), "doc").unwrap();
+        let infos = dense.layer_infos().unwrap();
+        let cat = infos.iter().find(|l| l.path == "d2.cat").unwrap();
+        assert_eq!(cat.output_shape, vec![32, 32, 32]);
+        assert!(
+            cat.description.contains("← d1.cat, d2.conv"),
+            "{}",
+            cat.description
+        );
+    }
+
+    const V2_HEAD: &str = r#"{"version": 2, "input": {"shape": [2, 4, 4]}, "nodes": ["#;
+
+    fn v2(nodes: &str) -> std::result::Result<ArchSpec, String> {
+        ArchSpec::from_json(&format!("{V2_HEAD}{nodes}]}}"), "g.json").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn v2_wiring_defaults_and_joins() {
+        let spec = v2(r#"
+            {"name": "a", "op": "conv2d", "param": "a", "in_channels": 2, "out_channels": 3, "kernel_size": 1},
+            {"name": "b", "op": "conv2d", "inputs": ["input"], "param": "b", "in_channels": 2, "out_channels": 5, "kernel_size": 1},
+            {"name": "gate", "op": "adaptive_avg_pool2d", "output_size": 1, "inputs": "a"},
+            {"name": "scaled", "op": "mul", "inputs": ["gate", "a"]},
+            {"name": "cat", "op": "concat", "inputs": ["scaled", "b"]},
+            {"name": "gap", "op": "global_avg_pool2d"},
+            {"name": "fc", "op": "linear", "param": "fc", "in_features": 8, "out_features": 4}"#)
+        .unwrap();
+        assert_eq!(spec.nodes[0].inputs, ["input"]);
+        assert_eq!(spec.nodes[5].inputs, ["cat"]);
+        let infos = spec.layer_infos().unwrap();
+        assert_eq!(infos[3].output_shape, vec![3, 4, 4]);
+        assert_eq!(infos[4].output_shape, vec![8, 4, 4]);
+        assert_eq!(spec.num_classes(), 4);
+        // Written back as v2 with explicit inputs, it reads the same.
+        let again = ArchSpec::from_json(&spec.to_json_pretty(), "again").unwrap();
+        assert_eq!(spec, again);
+        assert!(spec.to_json_pretty().contains("\"version\": 2"));
+    }
+
+    #[test]
+    fn v2_wiring_errors_name_the_node() {
+        let fc = r#"{"name": "gap", "op": "global_avg_pool2d"}, {"name": "fc", "op": "linear", "param": "fc", "in_features": 2, "out_features": 3}"#;
+        for (nodes, needles) in [
+            (
+                format!(r#"{{"name": "r", "op": "relu", "inputs": ["nope"]}}, {fc}"#),
+                vec!["`r`", "`nope` names no node"],
+            ),
+            (
+                format!(r#"{{"name": "r", "op": "relu", "inputs": ["gap"]}}, {fc}"#),
+                vec!["`r`", "comes later"],
+            ),
+            (
+                format!(r#"{{"name": "gap", "op": "relu"}}, {fc}"#),
+                vec!["`gap`", "used twice"],
+            ),
+            (
+                format!(r#"{{"name": "input", "op": "relu"}}, {fc}"#),
+                vec!["nodes[0]", "not `input`"],
+            ),
+            (
+                format!(r#"{{"name": "s", "op": "add", "inputs": ["input"]}}, {fc}"#),
+                vec!["`s` (add)", "takes 2 inputs, given 1"],
+            ),
+            (
+                format!(
+                    r#"{{"name": "dead", "op": "relu"}}, {{"name": "x", "op": "relu", "inputs": ["input"]}}, {fc}"#
+                ),
+                vec!["`dead`", "never used"],
+            ),
+            (
+                format!(
+                    r#"{{"name": "p", "op": "max_pool2d", "kernel_size": 2}}, {{"name": "s", "op": "add", "inputs": ["p", "input"]}}, {fc}"#
+                ),
+                vec!["layer s (add)", "must match to be summed"],
+            ),
+            (
+                format!(r#"{{"name": "b", "op": "residual", "body": []}}, {fc}"#),
+                vec!["`b`", "version 1 layer"],
+            ),
+            (
+                format!(r#"{{"name": "r", "op": "relu", "bogus": 1}}, {fc}"#),
+                vec!["`r`", "bogus"],
+            ),
+        ] {
+            let e = v2(&nodes).unwrap_err();
+            for n in needles.iter().chain(&["g.json"]) {
+                assert!(e.contains(n), "{n:?} not in {e}");
+            }
+        }
+        let layers = r#"{"version": 2, "input": {"shape": [1, 2, 2]}, "layers": []}"#;
+        let e = ArchSpec::from_json(layers, "x").unwrap_err().to_string();
+        assert!(e.contains("`nodes`, not `layers`"), "{e}");
+    }
+
+    #[test]
+    fn v1_translates_to_nodes_named_by_layer_path() {
+        let text = r#"{"version": 1, "input": {"shape": [2, 4, 4]}, "layers": [
+            {"op": "residual", "body": [
+                {"op": "conv2d", "param": "b.0", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1}
+            ], "shortcut": [
+                {"op": "conv2d", "param": "s.0", "in_channels": 2, "out_channels": 3, "kernel_size": 1}
+            ], "activation": {"op": "relu"}},
+            {"op": "residual", "body": [{"op": "relu"}]},
+            {"op": "global_avg_pool2d"},
+            {"op": "linear", "param": "fc", "in_features": 3, "out_features": 2}
+        ]}"#;
+        let spec = ArchSpec::from_json(text, "x").unwrap();
+        let names: Vec<(&str, Vec<&str>)> = spec
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.as_str(),
+                    n.inputs.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("0.shortcut.0", vec!["input"]),
+                ("0.body.0", vec!["input"]),
+                ("0.sum", vec!["0.body.0", "0.shortcut.0"]),
+                ("0", vec!["0.sum"]),
+                ("1.body.0", vec!["0"]),
+                ("1", vec!["1.body.0", "0"]),
+                ("2", vec!["1"]),
+                ("3", vec!["2"]),
+            ]
+        );
+        assert_eq!(spec.version, SPEC_VERSION);
+        assert_eq!(spec.node_index("0.activation.0"), Some(3));
+        // Block 1 has no activation: the old path names its sum, harmlessly.
+        assert_eq!(spec.node_index("1.activation.0"), Some(5));
+    }
 }

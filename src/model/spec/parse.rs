@@ -94,9 +94,51 @@ impl ArchSpec {
         }
     }
 
-    /// The spec as pretty JSON.
+    /// The spec with its input range and class names replaced (where
+    /// given), checked again; `origin` names it in errors.
+    pub fn with_overrides(
+        mut self,
+        range: Option<[f32; 2]>,
+        classes: Option<Vec<String>>,
+        origin: &str,
+    ) -> Result<Self> {
+        if range.is_none() && classes.is_none() {
+            return Ok(self);
+        }
+        if let Some(r) = range {
+            self.input.range = r;
+        }
+        if let Some(c) = classes {
+            self.classes = c;
+        }
+        self.validate().map_err(|message| Error::Spec {
+            origin: origin.to_string(),
+            message,
+        })?;
+        Ok(self)
+    }
+
+    /// The spec as readable JSON: one line per top-level key and per node.
     pub fn to_json_pretty(&self) -> String {
-        serde_json::to_string_pretty(self).expect("spec serializes")
+        let one = |v: &dyn erased::Json| v.compact();
+        let mut fields = vec![format!("  \"version\": {}", self.version)];
+        if let Some(name) = &self.name {
+            fields.push(format!("  \"name\": {}", one(name)));
+        }
+        fields.push(format!("  \"input\": {}", one(&self.input)));
+        if !self.classes.is_empty() {
+            fields.push(format!("  \"classes\": {}", one(&self.classes)));
+        }
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("    {}", one(n)))
+            .collect();
+        fields.push(format!("  \"nodes\": [\n{}\n  ]", nodes.join(",\n")));
+        if let Some(prefix) = &self.strip_prefix {
+            fields.push(format!("  \"strip_prefix\": {}", one(prefix)));
+        }
+        format!("{{\n{}\n}}", fields.join(",\n"))
     }
 
     /// Checks the input section and every layer's arguments, then infers shapes.
@@ -163,6 +205,19 @@ impl ArchSpec {
             ));
         }
         Ok(())
+    }
+}
+
+mod erased {
+    /// Compact JSON of any serializable value (the spec's types cannot fail).
+    pub(super) trait Json {
+        fn compact(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn compact(&self) -> String {
+            serde_json::to_string(self).expect("spec types serialize")
+        }
     }
 }
 
@@ -361,17 +416,26 @@ fn parse_layer(value: Value, path: &str) -> std::result::Result<LayerSpec, Strin
         None => return Err(format!("{path}: missing key `op`")),
     };
     if op != "residual" {
-        return serde_json::from_value::<LayerSpec>(Value::Object(obj)).map_err(|e| {
-            let msg = e.to_string();
-            if msg.starts_with("unknown variant") {
-                format!(
-                    "{path}: unknown op `{op}` (supported: {})",
-                    SUPPORTED_OPS.join(", ")
-                )
-            } else {
-                format!("{path} ({op}): {msg}")
-            }
-        });
+        // serde lets a tagged unit variant (`relu`) through with any keys.
+        let extra = obj.keys().find(|k| *k != "op").cloned();
+        return serde_json::from_value::<LayerSpec>(Value::Object(obj))
+            .and_then(|layer| match (&extra, serde_json::to_value(&layer)) {
+                (Some(key), Ok(Value::Object(fields))) if fields.len() == 1 => Err(
+                    serde::de::Error::custom(format!("unknown field `{key}`: `{op}` takes none")),
+                ),
+                _ => Ok(layer),
+            })
+            .map_err(|e| {
+                let msg = e.to_string();
+                if msg.starts_with("unknown variant") {
+                    format!(
+                        "{path}: unknown op `{op}` (supported: {})",
+                        SUPPORTED_OPS.join(", ")
+                    )
+                } else {
+                    format!("{path} ({op}): {msg}")
+                }
+            });
     }
     for key in obj.keys() {
         if !["op", "body", "shortcut", "activation"].contains(&key.as_str()) {
