@@ -33,6 +33,18 @@ pub enum Command {
         #[arg(long, default_value_t = 1.0)]
         threshold: f64,
     },
+    /// Write a model (.onnx, or .safetensors with any spec) as one
+    /// self-describing .safetensors file: its weights, with its version-2
+    /// spec embedded in the metadata.
+    Convert {
+        /// The model (.onnx or .safetensors).
+        model: PathBuf,
+        /// The .safetensors file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        model_args: ModelArgs,
+    },
     /// Show a model file's tensors and its resolved layers.
     Inspect {
         /// The model (.safetensors or .onnx).

@@ -44,6 +44,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Convert {
+            model,
+            output,
+            model_args,
+        } => {
+            let done = xai_audit::model::convert(&model, &model_args.options()?, &output)?;
+            print_stdout(&format!(
+                "wrote {}: {} tensors, {} parameters, spec version {} ({} nodes)\n",
+                output.display(),
+                done.tensors,
+                done.parameters,
+                done.spec.version,
+                done.spec.nodes.len()
+            ))?;
+        }
         Command::Inspect {
             model,
             model_args,

@@ -15,5 +15,5 @@ pub mod spec;
 pub use binary::BinaryLogits;
 pub use classifier::{Classifier, InputGradient, LayerGradient, LogitLoss, Network, Objective};
 pub use load::{load_model, load_model_from_bytes, load_model_with, LoadedModel, ModelOptions};
-pub use save::save_model;
+pub use save::{convert, save_model, Converted};
 pub use spec::ArchSpec;

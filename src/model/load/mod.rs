@@ -4,8 +4,10 @@
 //! layer uses reported as warnings. `weights` reads and validates the
 //! safetensors file and finds the spec's tensor names in it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
 
 use super::classifier::Network;
 use super::skeleton::skeleton_spec;
@@ -167,6 +169,28 @@ pub fn load_model_from_bytes(
         ..Default::default()
     };
     build_model(WeightsFile::from_bytes(bytes, path)?, &opts)
+}
+
+/// A model's spec (overrides applied) and the f32 tensors its nodes load,
+/// by unprefixed name: what `convert` writes. The network is built once to
+/// check every shape.
+pub fn model_parts(
+    path: &Path,
+    opts: &ModelOptions,
+) -> Result<(ArchSpec, HashMap<String, Tensor>)> {
+    let file = WeightsFile::read(path)?;
+    let (spec, source) = find_spec(&file, opts.arch.as_deref())?;
+    let mut spec = opts.apply(spec, &source.to_string())?;
+    if let Some(prefix) = &opts.strip_prefix {
+        spec.strip_prefix = Some(prefix.clone());
+    }
+    let prefix = spec.strip_prefix.take().filter(|p| !p.is_empty());
+    let params = spec.params();
+    let wanted: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    let tensors = file.f32_tensors_stripped(&wanted, prefix.as_deref())?;
+    // The same checks (and error messages) as loading the model.
+    network_from_file(&file, spec.clone(), prefix.as_deref().or(Some("")))?;
+    Ok((spec, tensors))
 }
 
 /// Finds the spec of a validated file and builds its network.
