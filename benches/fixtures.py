@@ -5,13 +5,14 @@ random weights: for speed, not accuracy; not used by any test).
         [--only resnet18,mnist,resnet50]
 
 Writes, each exported with its spec through examples/export_pytorch.py:
-- resnet18_cifar.safetensors: a CIFAR-shaped ResNet-18 (3x32x32, 3x3 stem conv
+- resnet18_cifar.safetensors (and the same function as resnet18_cifar.onnx,
+  exported by torch.onnx.export, opset 17): a CIFAR-shaped ResNet-18 (3x32x32, 3x3 stem conv
   64 + BN + ReLU, no max pool, BasicBlocks 64-128-256-512 x2 with 1x1 stride-2
   conv + BN projection shortcuts where the shape changes, global average pool,
   linear to the 10 CIFAR-10 classes; CIFAR mean/std inside the model; 11.2M
   parameters, 0.56 G multiply-adds per forward);
   cifar_random/: 1,000 random 32x32 RGB PNGs in class-named subfolders;
-- resnet50_224.safetensors: an ImageNet-shaped ResNet-50 (3x224x224, 7x7
+- resnet50_224.safetensors (and resnet50_224.onnx): an ImageNet-shaped ResNet-50 (3x224x224, 7x7
   stride-2 stem, 3x3 stride-2 max pool, Bottleneck blocks 3-4-6-3 of
   expansion 4, global average pool, linear to 1,000 classes `c000`..`c999`;
   ImageNet mean/std inside; 25.6M parameters, 4.1 G multiply-adds);
@@ -194,7 +195,14 @@ def build_rgb(out, name, model_fn, size, count, mean, std, classes, seed):
     spec = spec_from_module(model, (3, size, size), mean=mean, std=std, classes=classes, name=name)
     path = out / f"{name}.safetensors"
     export(model, path, spec)
-    labels = predict(load(path), x)
+    loaded = load(path)
+    labels = predict(loaded, x)
+    # The same function as ONNX (normalization as Sub/Div inside the graph),
+    # to time the ONNX import against the hand-written spec.
+    onnx_path = out / f"{name}.onnx"
+    torch.onnx.export(loaded.eval(), (x[:1],), str(onnx_path), dynamo=False, opset_version=17,
+                      input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}})
     folder = out / {"resnet18_cifar": "cifar_random", "resnet50_224": "imagenet_random"}[name]
     if folder.exists():
         shutil.rmtree(folder)            # an empty class folder left over is an error

@@ -258,18 +258,14 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The library's options (reads the class-name file).
-    pub fn options(self) -> xai_audit::Result<xai_audit::model::ModelOptions> {
-        Ok(xai_audit::model::ModelOptions {
+    /// The library's options.
+    pub fn options(self) -> xai_audit::model::ModelOptions {
+        xai_audit::model::ModelOptions {
             arch: self.arch,
             strip_prefix: self.strip_prefix,
             input_range: self.input_range,
-            classes: self
-                .classes
-                .as_deref()
-                .map(xai_audit::model::load::read_class_names)
-                .transpose()?,
-        })
+            classes: self.classes,
+        }
     }
 }
 

@@ -49,7 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
             model_args,
         } => {
-            let done = xai_audit::model::convert(&model, &model_args.options()?, &output)?;
+            let done = xai_audit::model::convert(&model, &model_args.options(), &output)?;
             print_stdout(&format!(
                 "wrote {}: {} tensors, {} parameters, spec version {} ({} nodes)\n",
                 output.display(),
@@ -64,7 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             model_args,
             spec,
         } => {
-            let opts = model_args.options()?;
+            let opts = model_args.options();
             let text = if spec {
                 xai_audit::inspect::spec_json(&model, &opts)?
             } else {
@@ -84,7 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let text = eval(
                 &model,
-                &model_args.options()?,
+                &model_args.options(),
                 xai_audit::data::batch::DataRequest {
                     path: data.as_deref(),
                     resize,
@@ -144,7 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             attributions,
             engine,
         } => {
-            let model_opts = model_args.options()?;
+            let model_opts = model_args.options();
             if attributions {
                 let text = xai_audit::bench::attributions::attribution_costs(
                     &model,
@@ -298,7 +298,7 @@ fn run_audit_command(
         .iter()
         .map(|g| xai_audit::audit::gates::Gate::parse(g, "--gate"))
         .collect::<Result<Vec<_>, _>>()?;
-    let model_opts = model_args.options()?;
+    let model_opts = model_args.options();
     let opts = job::JobOptions {
         model,
         arch: model_opts.arch,

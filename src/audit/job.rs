@@ -40,8 +40,8 @@ pub struct JobOptions {
     pub strip_prefix: Option<String>,
     /// The valid input range (overrides the spec's).
     pub input_range: Option<[f32; 2]>,
-    /// Class names (override the spec's).
-    pub classes: Option<Vec<String>>,
+    /// A file of class names, one per line (overrides the spec's).
+    pub classes: Option<PathBuf>,
     /// The data (default: the shipped sample).
     pub data: Option<PathBuf>,
     /// Labels, layout and `.npz` keys for array data.

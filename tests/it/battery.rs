@@ -197,6 +197,51 @@ fn cases() -> Vec<Case> {
             needles: &["s.json", "not valid JSON"],
         },
         Case {
+            name: "class-name file with the wrong count",
+            setup: |d| {
+                shipped_mlp(d);
+                std::fs::write(d.join("classes.txt"), "cat\ndog\nbird\n").unwrap();
+            },
+            args: &["run", MLP, "--classes", "classes.txt"],
+            needles: &["classes.txt", "names 3 classes", "outputs 10"],
+        },
+        Case {
+            name: "class-name file naming a class twice",
+            setup: |d| {
+                shipped_mlp(d);
+                std::fs::write(d.join("classes.txt"), "a\nb\na\n").unwrap();
+            },
+            args: &["eval", MLP, "--classes", "classes.txt"],
+            needles: &["classes.txt", "`a` appears twice"],
+        },
+        Case {
+            name: "missing class-name file",
+            setup: shipped_mlp,
+            args: &["run", MLP, "--classes", "nowhere.txt"],
+            needles: &["nowhere.txt"],
+        },
+        Case {
+            name: "input range upside down",
+            setup: shipped_mlp,
+            args: &["run", MLP, "--input-range", "1,0"],
+            needles: &["--input-range", "LO < HI"],
+        },
+        Case {
+            name: "v2 spec whose node reads a node that does not exist",
+            setup: |d| {
+                mlp_with_spec(
+                    d,
+                    r#"{"version": 2, "input": {"shape": [1, 28, 28]}, "nodes": [
+                    {"name": "flat", "op": "flatten"},
+                    {"name": "fc1", "op": "linear", "param": "fc1", "in_features": 784, "out_features": 32},
+                    {"name": "act", "op": "relu", "inputs": ["fc9"]},
+                    {"name": "fc2", "op": "linear", "param": "fc2", "in_features": 32, "out_features": 10}]}"#,
+                )
+            },
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &["s.json", "`act`", "`fc9` names no node"],
+        },
+        Case {
             name: "spec from a newer version",
             setup: |d| mlp_with_spec(d, &MLP_SPEC.replace("\"version\": 1", "\"version\": 3")),
             args: &["run", "m.safetensors", "--arch", "s.json"],

@@ -605,3 +605,74 @@ fn bench_takes_an_image_folder_and_the_pgd_budget() {
         r.stderr
     );
 }
+
+/// `convert` writes a v1 model as a self-describing v2 file computing the
+/// same function; `inspect --spec` prints that v2 spec.
+#[test]
+fn convert_writes_a_v2_file_with_the_same_logits() {
+    let dir = tmp();
+    let out = dir.path().join("resnet_v2.safetensors");
+    let r = xai(
+        &root(),
+        &[
+            "convert",
+            "assets/mnist_resnet.safetensors",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("spec version 2 (18 nodes)"),
+        "{}",
+        r.stdout
+    );
+    let a = xai_audit::model::load_model(&root().join("assets/mnist_resnet.safetensors"), None)
+        .unwrap();
+    let b = xai_audit::model::load_model(&out, None).unwrap();
+    assert_eq!(b.spec_source, xai_audit::model::load::SpecSource::Metadata);
+    assert!(b.unused.is_empty(), "{:?}", b.unused);
+    assert_eq!(a.network.spec().nodes, b.network.spec().nodes);
+    let data = xai_audit::data::shipped_sample(&Default::default()).unwrap();
+    let x = xai_audit::data::batch::batch_tensor(&data, 0, 16, (0.0, 1.0)).unwrap();
+    use xai_audit::model::Classifier;
+    let (la, lb) = (a.network.logits(&x).unwrap(), b.network.logits(&x).unwrap());
+    let diff: f32 = (la - lb)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap();
+    assert_eq!(diff, 0.0);
+    let r = xai(&root(), &["inspect", out.to_str().unwrap(), "--spec"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let spec = xai_audit::model::ArchSpec::from_json(&r.stdout, "stdout").unwrap();
+    assert_eq!(&spec, b.network.spec());
+}
+
+/// `--classes FILE` and `--input-range` replace the spec's.
+#[test]
+fn class_names_and_input_range_from_the_command_line() {
+    let dir = tmp();
+    let names = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    let file = dir.path().join("digits.txt");
+    std::fs::write(&file, format!("{}\n\n", names.join("\n  "))).unwrap();
+    let r = xai(
+        &root(),
+        &[
+            "inspect",
+            "assets/mnist_cnn.safetensors",
+            "--classes",
+            file.to_str().unwrap(),
+            "--input-range",
+            "-1,1",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("in [-1, 1]"), "{}", r.stdout);
+    assert!(r.stdout.contains(&names.join(", ")), "{}", r.stdout);
+}

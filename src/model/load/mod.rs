@@ -50,15 +50,22 @@ pub struct ModelOptions {
     /// The valid input range `[lo, hi]`, overriding the spec's (an ONNX
     /// file does not carry one: `[0, 1]` otherwise).
     pub input_range: Option<[f32; 2]>,
-    /// Class names, overriding the spec's (see [`read_class_names`]).
-    pub classes: Option<Vec<String>>,
+    /// A file of class names, one per line (see [`read_class_names`]),
+    /// overriding the spec's.
+    pub classes: Option<PathBuf>,
 }
 
 impl ModelOptions {
     /// Applies the overrides to `spec` and checks it again; `origin` names
-    /// the spec in errors.
+    /// the spec in errors, and the class-name file is named when its count
+    /// does not fit.
     pub fn apply(&self, spec: ArchSpec, origin: &str) -> Result<ArchSpec> {
-        spec.with_overrides(self.input_range, self.classes.clone(), origin)
+        let classes = self.classes.as_deref().map(read_class_names).transpose()?;
+        let origin = match &self.classes {
+            Some(file) => format!("{origin} with the class names of {}", file.display()),
+            None => origin.to_string(),
+        };
+        spec.with_overrides(self.input_range, classes, &origin)
     }
 }
 
