@@ -308,6 +308,22 @@ class ViewFlatten(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
+class SqueezeHead(nn.Module):
+    """conv-relu, adaptive average pool to 1×1, ``.squeeze(3).squeeze(2)``
+    (two ``Squeeze`` nodes, axes as an input from opset 13) to [N, C],
+    linear."""
+    input_shape = (3, 8, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, 1, 1)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(F.relu(self.conv(x)), 1)
+        return self.fc(x.squeeze(3).squeeze(2))
+
+
 class Softmax(nn.Module):
     """conv-relu, global pool, linear, softmax: the output is probabilities."""
     input_shape = (1, 8, 8)
@@ -352,6 +368,7 @@ PATTERNS = [
     ("normalize", Normalize, [13]),
     ("pool", Pool, [17]),
     ("view_flatten", ViewFlatten, [13]),
+    ("squeeze_head", SqueezeHead, [13]),
     ("softmax", Softmax, [17]),
     ("pad", Pad, [13]),
 ]

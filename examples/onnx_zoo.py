@@ -36,6 +36,12 @@ Not run in CI (minutes of CPU, ~200 MB of files). For each of torchvision's
   and ``<model>.pgd_best_pred.npy`` (xai-audit's rule applied to them) are
   written too: a disagreement with torchattacks that
   ``pgd_best_pred`` reproduces is the protocol's, not a numerical one.
+  ``<model>.pgd_f64_pred.npy`` and ``<model>.pgd_f64_best_pred.npy``: the
+  same attack run in float64 from the same weights, the noise floor of a
+  point-by-point comparison: on these random networks PGD's path at 8/255
+  is chaotic (the predicted class changes at most steps), and float64
+  PyTorch ends on a different class than float32 PyTorch on most of
+  MobileNet's and DenseNet's inputs.
   The same for eps 0.1/255, step 0.025/255 (``<model>.pgd_small_*.npy``):
   random networks are so fragile that 1/255 already breaks every input of
   every model; at 0.1/255 about a fifth of ResNet-18's and EfficientNet's
@@ -50,6 +56,7 @@ safetensors, numpy.
 """
 
 import argparse
+import copy
 import io
 import os
 import sys
@@ -273,6 +280,7 @@ def main():
             summary.append((name, tag, path.stat().st_size, d, rel))
         save_file({k: v.contiguous() for k, v in ref.items()}, str(outdir / f"{name}.ref.safetensors"))
 
+        model64 = copy.deepcopy(model).double()
         for attack_name, prefix, eps, alpha in ATTACKS:
             atk = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=STEPS, random_start=False)
             adv = atk(x, labels)
@@ -283,11 +291,19 @@ def main():
             np.save(outdir / f"{name}.{prefix}_pred.npy", pgd_pred.numpy().astype(np.int64))
             np.save(outdir / f"{name}.{prefix}_iter_pred.npy", iter_pred.numpy().astype(np.int64))
             np.save(outdir / f"{name}.{prefix}_best_pred.npy", best_pred.numpy().astype(np.int64))
+            # The noise floor: the same attack in float64 from the same
+            # weights. Where PGD's path is chaotic (a random network at
+            # 8/255), rounding alone changes the adversarial class.
+            iter64, _, best64 = replay_pgd(model64, x.double(), labels, eps, alpha)
+            np.save(outdir / f"{name}.{prefix}_f64_pred.npy", iter64[-1].numpy().astype(np.int64))
+            np.save(outdir / f"{name}.{prefix}_f64_best_pred.npy", best64.numpy().astype(np.int64))
             robust = (pgd_pred == labels).float().mean().item()
             print(f"  {attack_name}: torchattacks robust accuracy {100 * robust:.1f}%, "
                   f"best-iterate {100 * (best_pred == labels).float().mean():.1f}%, "
                   f"last iterate's prediction = best iterate's on {(best_pred == pgd_pred).sum()}/{COUNT}, "
-                  f"replay vs torchattacks max |Δx| {replay_diff:.1e}", flush=True)
+                  f"replay vs torchattacks max |Δx| {replay_diff:.1e}; float64 vs float32 PyTorch: "
+                  f"last iterate's prediction equal on {(iter64[-1] == pgd_pred).sum()}/{COUNT}, "
+                  f"best iterate's on {(best64 == best_pred).sum()}/{COUNT}", flush=True)
         print(f"  {time.time() - t0:.0f} s", flush=True)
 
     print(f"\n{'model':<16} {'exporter':<8} {'bytes':>10} {'max|ort-torch|':>15} {'relative':>10}")
