@@ -12,6 +12,7 @@ mod gradients;
 mod honest_data;
 mod layering;
 mod no_flags;
+mod onnx;
 mod pipelines;
 mod plan_schema;
 mod pytorch_parity;
