@@ -1022,7 +1022,7 @@ impl Converter<'_> {
     }
 
     /// Emits a flatten of `x` to `[N, F]` (nothing when it is flat already).
-    fn to_flat(&mut self, n: &NodeProto, i: usize, x: String, shape: &[usize]) -> Result<()> {
+    fn flatten_to(&mut self, n: &NodeProto, i: usize, x: String, shape: &[usize]) -> Result<()> {
         let f = numel(shape).ok_or_else(|| self.at(n, i, "shape too large"))?;
         if shape.len() == 1 {
             return self.set_output(
@@ -1049,7 +1049,7 @@ impl Converter<'_> {
                 "only flattening from dimension 1 is supported",
             ));
         }
-        self.to_flat(n, i, x, &shape)
+        self.flatten_to(n, i, x, &shape)
     }
 
     fn reshape(&mut self, n: &NodeProto, i: usize) -> Result<()> {
@@ -1088,7 +1088,7 @@ impl Converter<'_> {
                         ),
                     ));
                 }
-                self.to_flat(n, i, node, &shape)
+                self.flatten_to(n, i, node, &shape)
             }
         }
     }
@@ -1121,7 +1121,7 @@ impl Converter<'_> {
                         format!("only a squeeze of [N, {shape:?}] to [N, F] is supported"),
                     ));
                 }
-                self.to_flat(n, i, node, &shape)
+                self.flatten_to(n, i, node, &shape)
             }
         }
     }
@@ -1451,6 +1451,7 @@ impl Converter<'_> {
                 output.name()
             )));
         }
+        merge_zero_pads(&mut self.nodes, &mut self.notes);
         // Keep the nodes the output depends on (patterns and folding leave dead ones).
         let mut live = HashSet::from([last.clone()]);
         for node in self.nodes.iter().rev() {
@@ -1500,6 +1501,58 @@ impl Converter<'_> {
             producer,
             notes: self.notes,
         })
+    }
+}
+
+/// Folds a zero `pad2d` read only by a `conv2d` into the convolution's own
+/// padding when the sum is symmetric (explicit `Pad` + `Conv`, as TensorFlow
+/// exports write `SAME` padding).
+fn merge_zero_pads(nodes: &mut Vec<Json>, notes: &mut Vec<String>) {
+    let mut k = 0;
+    while k < nodes.len() {
+        let pad = &nodes[k];
+        let name = pad["name"].as_str().unwrap_or_default().to_string();
+        let zero = pad["op"] == "pad2d" && pad["value"].as_f64() == Some(0.0);
+        let readers: Vec<usize> = (0..nodes.len())
+            .filter(|&j| {
+                nodes[j]["inputs"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == name.as_str()))
+            })
+            .collect();
+        let amounts: Vec<u64> = pad["padding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_u64)
+            .collect();
+        let mergeable = match (&readers[..], &amounts[..]) {
+            ([j], [t, b, l, r]) => zero && nodes[*j]["op"] == "conv2d" && t == b && l == r,
+            _ => false,
+        };
+        if !mergeable {
+            k += 1;
+            continue;
+        }
+        let j = readers[0];
+        let conv_pad: Vec<u64> = nodes[j]["padding"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_u64)
+            .collect();
+        let [ph, pw] = conv_pad[..] else {
+            k += 1;
+            continue;
+        };
+        let source = nodes[k]["inputs"].clone();
+        nodes[j]["padding"] = json!([ph + amounts[0], pw + amounts[2]]);
+        nodes[j]["inputs"] = source;
+        notes.push(format!(
+            "merged zero padding '{name}' into the convolution '{}'",
+            nodes[j]["name"].as_str().unwrap_or_default()
+        ));
+        nodes.remove(k);
     }
 }
 
