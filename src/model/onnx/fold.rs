@@ -190,7 +190,8 @@ pub(crate) fn concat(parts: &[&Const], axis_attr: i64) -> Result<Const, String> 
     Ok(Const::new(dims, data))
 }
 
-/// `Slice` of a rank-1 constant (the shape-chain case).
+/// `Slice` of a constant along `axes` (all, in order, when absent), with
+/// ONNX's clamping of starts and ends and any non-zero step.
 pub(crate) fn slice(
     c: &Const,
     starts: &[i64],
@@ -198,27 +199,116 @@ pub(crate) fn slice(
     axes: Option<&[i64]>,
     steps: Option<&[i64]>,
 ) -> Result<Const, String> {
-    if c.dims.len() != 1 || starts.len() != 1 || ends.len() != 1 {
-        return Err("only Slice of a 1-D constant is supported".into());
+    let rank = c.dims.len();
+    if starts.len() != ends.len() {
+        return Err("Slice starts and ends differ in length".into());
     }
-    if let Some(a) = axes {
-        if a.len() != 1 || axis(a[0], 1)? != 0 {
-            return Err("Slice axes out of range".into());
+    let axes: Vec<usize> = match axes {
+        Some(a) => a.iter().map(|&a| axis(a, rank)).collect::<Result<_, _>>()?,
+        None => (0..starts.len()).collect(),
+    };
+    if axes.len() != starts.len() || steps.is_some_and(|s| s.len() != starts.len()) {
+        return Err("Slice axes, starts, ends and steps differ in length".into());
+    }
+    // Per axis: first index, step, count.
+    let mut plan: Vec<(i64, i64, usize)> = c.dims.iter().map(|&d| (0, 1, d)).collect();
+    for (k, &ax) in axes.iter().enumerate() {
+        let dim = i64::try_from(c.dims[ax]).map_err(|_| "dimension too large")?;
+        let step = steps.map_or(1, |s| s[k]);
+        let norm = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
+        let (first, last) = (norm(starts[k]), norm(ends[k]));
+        let count = if step > 0 {
+            let (s, e) = (first.clamp(0, dim), last.clamp(0, dim));
+            ((e - s).max(0) as u64).div_ceil(step as u64)
+        } else if step < 0 {
+            let (s, e) = (first.clamp(0, dim - 1), last.clamp(-1, dim - 1));
+            ((s - e).max(0) as u64).div_ceil(step.unsigned_abs())
+        } else {
+            return Err("Slice step 0".into());
+        };
+        let begin = if step > 0 {
+            first.clamp(0, dim)
+        } else {
+            first.clamp(0, dim - 1)
+        };
+        plan[ax] = (begin, step, count as usize);
+    }
+    let dims: Vec<usize> = plan.iter().map(|p| p.2).collect();
+    let n = numel(&dims).ok_or("shape too large")?;
+    let mut strides = vec![1usize; rank];
+    for k in (0..rank.saturating_sub(1)).rev() {
+        strides[k] = strides[k + 1]
+            .checked_mul(c.dims[k + 1])
+            .ok_or("shape too large")?;
+    }
+    let mut sources = Vec::with_capacity(n);
+    for flat in 0..n {
+        let mut rest = flat;
+        let mut at = 0i64;
+        for k in (0..rank).rev() {
+            let idx = (rest % dims[k]) as i64;
+            rest /= dims[k];
+            at += (plan[k].0 + idx * plan[k].1) * strides[k] as i64;
+        }
+        sources.push(usize::try_from(at).map_err(|_| "Slice index out of range")?);
+    }
+    take(c, dims, &sources)
+}
+
+/// `Transpose` of a constant by `perm` (reversed axes when absent).
+pub(crate) fn transpose(c: &Const, perm: Option<&[i64]>) -> Result<Const, String> {
+    let rank = c.dims.len();
+    let perm: Vec<usize> = match perm {
+        Some(p) => p.iter().map(|&a| axis(a, rank)).collect::<Result<_, _>>()?,
+        None => (0..rank).rev().collect(),
+    };
+    let mut seen = vec![false; rank];
+    for &p in &perm {
+        if std::mem::replace(&mut seen[p], true) {
+            return Err(format!("Transpose perm {perm:?} repeats an axis"));
         }
     }
-    let step = steps.and_then(|s| s.first().copied()).unwrap_or(1);
-    if step != 1 {
-        return Err(format!("Slice step {step} is not supported"));
+    if perm.len() != rank {
+        return Err(format!("Transpose perm {perm:?} for rank {rank}"));
     }
-    let len = c.dims[0] as i64;
-    let clamp = |v: i64| (if v < 0 { v.saturating_add(len) } else { v }).clamp(0, len) as usize;
-    let (s, e) = (clamp(starts[0]), clamp(ends[0]));
-    let e = e.max(s);
+    let dims: Vec<usize> = perm.iter().map(|&p| c.dims[p]).collect();
+    let mut strides = vec![1usize; rank];
+    for k in (0..rank.saturating_sub(1)).rev() {
+        strides[k] = strides[k + 1]
+            .checked_mul(c.dims[k + 1])
+            .ok_or("shape too large")?;
+    }
+    let n = c.len();
+    let mut sources = Vec::with_capacity(n);
+    for flat in 0..n {
+        let mut rest = flat;
+        let mut at = 0;
+        for k in (0..rank).rev() {
+            at += (rest % dims[k]) * strides[perm[k]];
+            rest /= dims[k];
+        }
+        sources.push(at);
+    }
+    take(c, dims, &sources)
+}
+
+/// The elements of `c` at `sources`, as a tensor of shape `dims`.
+fn take(c: &Const, dims: Vec<usize>, sources: &[usize]) -> Result<Const, String> {
+    fn pick<T: Copy>(v: &[T], sources: &[usize]) -> Result<Vec<T>, String> {
+        sources
+            .iter()
+            .map(|&i| {
+                v.get(i)
+                    .copied()
+                    .ok_or_else(|| "index out of range".to_string())
+            })
+            .collect()
+    }
     let data = match &c.data {
-        Data::F32(v) => Data::F32(v[s..e].to_vec()),
-        Data::I64(v) => Data::I64(v[s..e].to_vec()),
+        Data::F32(v) => Data::F32(pick(v, sources)?),
+        Data::I64(v) => Data::I64(pick(v, sources)?),
     };
-    Ok(Const::new(vec![e - s], data))
+    Ok(Const::new(dims, data))
 }
 
 /// `Cast` of a constant to ONNX data type `to`.

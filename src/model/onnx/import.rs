@@ -480,6 +480,12 @@ impl Converter<'_> {
                 }
             }
             "Slice" => self.slice(n, i),
+            "Transpose" => {
+                let c = self.constant(n, i, 0, "the data")?;
+                let perm = attr_ints(n, "perm");
+                let out = fold::transpose(&c, perm.as_deref()).map_err(|e| self.at(n, i, e))?;
+                self.set_output(n, i, Val::Const(out))
+            }
             "ConstantOfShape" => {
                 let shape = self.constant(n, i, 0, "the shape")?.int_values();
                 let mut dims = Vec::new();

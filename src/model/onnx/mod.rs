@@ -52,7 +52,7 @@ pub const SUPPORTED_OPS: &str = "Add, AveragePool, BatchNormalization, Cast, Cli
 Constant, ConstantOfShape, Conv, Div, Dropout, Erf (in GELU), Flatten, Gather (of constants), \
 Gelu, Gemm, GlobalAveragePool, HardSigmoid, HardSwish, Identity, LeakyRelu, MatMul, MaxPool, \
 Mul, Pad, ReduceMean, Relu, Reshape, Shape, Sigmoid, Slice (of constants), Softmax, Squeeze, \
-Sub, Tanh, Unsqueeze (of constants)";
+Sub, Tanh, Transpose (of constants), Unsqueeze (of constants)";
 
 /// An imported ONNX model.
 #[derive(Debug, Clone)]

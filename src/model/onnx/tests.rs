@@ -979,6 +979,12 @@ fn import_exported_models() {
                     m.spec["input"],
                     m.notes
                 );
+                if let Ok(out) = std::env::var("XAI_ONNX_OUT") {
+                    dump(
+                        &m,
+                        &std::path::Path::new(&out).join(path.file_stem().unwrap()),
+                    );
+                }
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -987,4 +993,19 @@ fn import_exported_models() {
         }
     }
     assert!(failed.is_empty(), "{failed:?}");
+}
+
+/// Writes `<base>.spec.json`, `<base>.weights.json` (name, shape, offset)
+/// and `<base>.weights.bin` (little-endian f32) for an outside checker.
+fn dump(m: &Imported, base: &std::path::Path) {
+    let ext = |e: &str| base.with_extension(e);
+    std::fs::write(ext("spec.json"), m.spec.to_string()).unwrap();
+    let mut bin = Vec::new();
+    let mut index = Vec::new();
+    for (name, shape, values) in &m.weights {
+        index.push(json!([name, shape, bin.len() / 4]));
+        bin.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    std::fs::write(ext("weights.json"), Json::from(index).to_string()).unwrap();
+    std::fs::write(ext("weights.bin"), bin).unwrap();
 }
