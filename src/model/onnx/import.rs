@@ -117,6 +117,10 @@ pub(crate) fn convert(model: &ModelProto, origin: &str) -> Result<Imported> {
                 let (x, shape) = c.runtime_value(n, &x)?;
                 c.emit(n, i, "", "silu", json!({}), &[x], shape)?;
             }
+            Some(Fused::HardSwish { x }) => {
+                let (x, shape) = c.runtime_value(n, &x)?;
+                c.emit(n, i, "", "hard_swish", json!({}), &[x], shape)?;
+            }
             Some(Fused::LinearBias { matmul, bias }) => {
                 let mm = graph
                     .node

@@ -21,6 +21,9 @@ pub(crate) enum Fused {
     Gelu { x: String },
     /// `Mul(x, Sigmoid(x))`.
     Silu { x: String },
+    /// `Mul(x, HardSigmoid(x))` with alpha 1/6 and beta 1/2 (TorchScript's
+    /// hard-swish before opset 14).
+    HardSwish { x: String },
     /// The `Add` after a `MatMul` (node `matmul`) adding the constant `bias`.
     LinearBias { matmul: usize, bias: String },
 }
@@ -169,7 +172,7 @@ impl<'a> Index<'a> {
         None
     }
 
-    /// `Mul(x, Sigmoid(x))` around the `Sigmoid` node `s`: (x, the `Mul`).
+    /// `Mul(x, f(x))` around the node `s` computing `f(x)`: (x, the `Mul`).
     fn silu(&self, s: usize) -> Option<(String, usize)> {
         let x = self.inputs(s).first()?.clone();
         let m = self.sole_consumer(self.output(s))?;
@@ -220,6 +223,17 @@ pub(crate) fn find(graph: &GraphProto) -> HashMap<usize, Fused> {
                     if !plan.contains_key(&m) {
                         plan.insert(i, Fused::Skip);
                         plan.insert(m, Fused::Silu { x });
+                    }
+                }
+            }
+            "HardSigmoid" => {
+                let alpha = super::tensor::attr_float(n, "alpha").unwrap_or(0.2);
+                let beta = super::tensor::attr_float(n, "beta").unwrap_or(0.5);
+                let swish = (alpha - 1.0 / 6.0).abs() < 1e-6 && (beta - 0.5).abs() < 1e-6;
+                if let Some((x, m)) = index.silu(i).filter(|_| swish) {
+                    if !plan.contains_key(&m) {
+                        plan.insert(i, Fused::Skip);
+                        plan.insert(m, Fused::HardSwish { x });
                     }
                 }
             }

@@ -546,6 +546,20 @@ fn activations_map_with_their_attributes() {
         ),
         (
             |g| {
+                g.node(
+                    "HardSigmoid",
+                    "hs",
+                    &["h"],
+                    "g",
+                    vec![af("alpha", 1.0 / 6.0)],
+                )
+                .node("Mul", "m", &["h", "g"], "act", vec![]);
+            },
+            "hard_swish",
+            json!({}),
+        ),
+        (
+            |g| {
                 g.node("HardSwish", "hw", &["h"], "act", vec![]);
             },
             "hard_swish",
