@@ -136,9 +136,12 @@ pub(crate) fn convert(model: &ModelProto, origin: &str) -> Result<Imported> {
 
 impl Converter<'_> {
     fn error(&self, message: impl Into<String>) -> Error {
+        // Messages write a per-item shape `[C, H, W]` as `[N, {shape:?}]`;
+        // show it as one list, `[N, C, H, W]`.
+        let message = message.into().replace("[N, [", "[N, ").replace("]]", "]");
         Error::Onnx {
             origin: self.origin.to_string(),
-            message: message.into(),
+            message,
         }
     }
 

@@ -36,6 +36,8 @@ struct Index<'a> {
     producer: HashMap<&'a str, usize>,
     consumers: HashMap<&'a str, Vec<usize>>,
     constants: HashMap<&'a str, Const>,
+    /// The shapes of the initializers.
+    dims: HashMap<&'a str, Vec<i64>>,
 }
 
 impl<'a> Index<'a> {
@@ -43,8 +45,16 @@ impl<'a> Index<'a> {
         let mut producer = HashMap::new();
         let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut constants = HashMap::new();
+        let mut dims = HashMap::new();
         for t in &graph.initializer {
-            if let Ok(c) = decode(t) {
+            dims.insert(t.name(), t.dims.clone());
+            // Patterns look at scalars and biases: weights need no second decode.
+            let small = t
+                .dims
+                .iter()
+                .try_fold(1i64, |a, &d| a.checked_mul(d))
+                .is_some_and(|n| (0..=1 << 16).contains(&n));
+            if let (true, Ok(c)) = (small, decode(t)) {
                 constants.insert(t.name(), c);
             }
         }
@@ -69,6 +79,7 @@ impl<'a> Index<'a> {
             producer,
             consumers,
             constants,
+            dims,
         }
     }
 
@@ -182,7 +193,8 @@ impl<'a> Index<'a> {
     /// `Add(MatMul(a, W), b)` around the `MatMul` node `mm`: (the `Add`, b).
     fn matmul_bias(&self, mm: usize) -> Option<(usize, String)> {
         let w = self.inputs(mm).get(1)?;
-        let out_features = *self.constants.get(w.as_str())?.dims.last()?;
+        let out_features = *self.dims.get(w.as_str())?.last()?;
+        let out_features = usize::try_from(out_features).ok()?;
         let a = self.sole_consumer(self.output(mm))?;
         if self.op(a) != "Add" {
             return None;

@@ -878,6 +878,21 @@ fn graph_shape_errors() {
 }
 
 #[test]
+fn a_reshape_other_than_a_flatten_is_an_error_showing_the_shapes() {
+    let mut g = G::new(&[None, Some(2), Some(4), Some(4)], 17);
+    g.init_ints("target", &[0, 2, -1])
+        .node("Reshape", "/view/Reshape", &["x", "target"], "y", vec![])
+        .output("y");
+    let e = g.error();
+    assert!(
+        e.contains(
+            "node 'view.Reshape' (Reshape, opset 17): reshape of [N, 2, 4, 4] to [0, 2, -1]"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn external_data_is_an_error_naming_the_tensor() {
     let mut g = small_cnn();
     g.inits[0].data_location = Some(1);
