@@ -50,6 +50,16 @@ pub enum Error {
         message: String,
     },
 
+    /// An ONNX model could not be imported: not ONNX, or a graph, node or
+    /// attribute the importer cannot express as a spec.
+    #[error("ONNX model {origin}: {message}")]
+    Onnx {
+        /// The model file.
+        origin: String,
+        /// What is wrong, naming the node, its op type and the opset.
+        message: String,
+    },
+
     /// A layer's weight tensor is missing or has the wrong shape.
     #[error("layer {layer}: tensor '{tensor}' {problem}")]
     Weight {

@@ -7,6 +7,7 @@ pub mod classifier;
 pub(crate) mod head;
 pub mod layers;
 pub mod load;
+pub mod onnx;
 pub mod ops;
 pub mod save;
 pub mod skeleton;
