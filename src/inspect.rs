@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::model::load::{find_spec, network_from_file, ModelOptions, WeightsFile};
+use crate::model::load::{find_spec, is_onnx, network_from_file, ModelOptions, WeightsFile};
 use crate::model::spec::fmt_shape;
 
 /// The text `inspect` prints for `path`. Errors (no spec, shape mismatches)
@@ -28,22 +28,39 @@ pub fn spec_json(path: &Path, opts: &ModelOptions) -> Result<String> {
     Ok(text)
 }
 
-/// [`inspect`] with every model option (`--strip-prefix`).
+/// [`inspect`] with every model option (`--strip-prefix`, overrides); an
+/// ONNX file is imported and listed by its initializers.
 pub fn inspect_with(path: &Path, opts: &ModelOptions) -> Result<String> {
-    let file = WeightsFile::read(path)?;
     let mut out = String::new();
-    let total_bytes = file.bytes().len();
-    let _ = writeln!(
-        out,
-        "{} ({} tensors, {} bytes)",
-        path.display(),
-        file.tensors.len(),
-        total_bytes
-    );
-    out.push_str(&file.tensor_listing());
-    let (spec, source) = find_spec(&file, opts.arch.as_deref())?;
-    let spec = opts.apply(spec, &source.to_string())?;
-    let (network, unused) = network_from_file(&file, spec, opts.strip_prefix.as_deref())?;
+    let (network, source, unused, notes) = if is_onnx(path) {
+        let loaded = crate::model::load_model_with(path, opts)?;
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "{} ({} initializers, {} bytes)",
+            path.display(),
+            loaded.tensors.len(),
+            bytes
+        );
+        for t in &loaded.tensors {
+            let _ = writeln!(out, "  {:<40} {:<18} {}", t.name, fmt_shape(&t.shape), t.dtype);
+        }
+        (loaded.network, loaded.spec_source.to_string(), loaded.unused, loaded.notes)
+    } else {
+        let file = WeightsFile::read(path)?;
+        let _ = writeln!(
+            out,
+            "{} ({} tensors, {} bytes)",
+            path.display(),
+            file.tensors.len(),
+            file.bytes().len()
+        );
+        out.push_str(&file.tensor_listing());
+        let (spec, source) = find_spec(&file, opts.arch.as_deref())?;
+        let spec = opts.apply(spec, &source.to_string())?;
+        let (network, unused) = network_from_file(&file, spec, opts.strip_prefix.as_deref())?;
+        (network, source.to_string(), unused, Vec::new())
+    };
     let spec = network.spec();
     let [c, h, w] = spec.input.shape;
     let _ = writeln!(out, "\nspec: {source}");
@@ -71,11 +88,11 @@ pub fn inspect_with(path: &Path, opts: &ModelOptions) -> Result<String> {
         spec.num_classes(),
         spec.class_names().join(", ")
     );
-    for note in spec.output_notes() {
+    for note in notes.iter().chain(&spec.output_notes()) {
         let _ = writeln!(out, "note: {note}");
     }
     let infos = spec.layer_infos().map_err(|message| crate::Error::Spec {
-        origin: source.to_string(),
+        origin: source.clone(),
         message,
     })?;
     let name_w = infos

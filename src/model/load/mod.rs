@@ -14,8 +14,11 @@ use super::skeleton::skeleton_spec;
 use super::spec::{ArchSpec, METADATA_KEY};
 use crate::error::{Error, Remedy, Result};
 
+mod onnx;
 mod weights;
 
+pub use onnx::is_onnx;
+pub(crate) use onnx::onnx_parts;
 pub use weights::{TensorInfo, WeightsFile};
 
 /// Where the spec was found.
@@ -27,6 +30,13 @@ pub enum SpecSource {
     Metadata,
     /// `<stem>.arch.json` beside the model.
     Sidecar(PathBuf),
+    /// An ONNX file's graph.
+    Onnx {
+        /// The model's opset (default domain).
+        opset: i64,
+        /// The program that wrote it.
+        producer: String,
+    },
 }
 
 impl std::fmt::Display for SpecSource {
@@ -35,6 +45,9 @@ impl std::fmt::Display for SpecSource {
             SpecSource::ArchFile(p) => write!(f, "file {}", p.display()),
             SpecSource::Metadata => write!(f, "safetensors metadata `{METADATA_KEY}`"),
             SpecSource::Sidecar(p) => write!(f, "sidecar {}", p.display()),
+            SpecSource::Onnx { opset, producer } => {
+                write!(f, "the ONNX graph (opset {opset}, written by {producer})")
+            }
         }
     }
 }
@@ -110,6 +123,9 @@ pub struct LoadedModel {
     pub unused: Vec<String>,
     /// The file's SHA-256, hex.
     pub sha256: String,
+    /// What reading the file recognized or dropped (an ONNX graph's input
+    /// normalization, its dropout), one sentence each.
+    pub notes: Vec<String>,
 }
 
 /// Finds the spec for `file`: `arch` if given, then metadata, then the sidecar.
@@ -161,7 +177,35 @@ pub fn load_model(path: &Path, arch: Option<&Path>) -> Result<LoadedModel> {
 
 /// [`load_model`] with every option.
 pub fn load_model_with(path: &Path, opts: &ModelOptions) -> Result<LoadedModel> {
+    if is_onnx(path) {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        return build_onnx_model(&bytes, path, opts);
+    }
     build_model(WeightsFile::read(path)?, opts)
+}
+
+/// Builds the network of an ONNX model from its bytes.
+fn build_onnx_model(bytes: &[u8], path: &Path, opts: &ModelOptions) -> Result<LoadedModel> {
+    let parts = onnx_parts(bytes, path, opts)?;
+    let (network, used) = Network::from_tensors(parts.spec, &parts.tensors)?;
+    let used: HashSet<&str> = used.iter().map(String::as_str).collect();
+    let unused = parts
+        .infos
+        .iter()
+        .filter(|t| !used.contains(t.name.as_str()))
+        .map(|t| t.name.clone())
+        .collect();
+    Ok(LoadedModel {
+        network,
+        spec_source: SpecSource::Onnx {
+            opset: parts.opset,
+            producer: parts.producer,
+        },
+        tensors: parts.infos,
+        unused,
+        sha256: crate::util::sha256_hex(bytes),
+        notes: parts.notes,
+    })
 }
 
 /// [`load_model`] on the contents of a model file already in memory; `path`
@@ -175,6 +219,9 @@ pub fn load_model_from_bytes(
         arch: arch.map(Path::to_path_buf),
         ..Default::default()
     };
+    if is_onnx(path) {
+        return build_onnx_model(&bytes, path, &opts);
+    }
     build_model(WeightsFile::from_bytes(bytes, path)?, &opts)
 }
 
@@ -185,6 +232,12 @@ pub fn model_parts(
     path: &Path,
     opts: &ModelOptions,
 ) -> Result<(ArchSpec, HashMap<String, Tensor>)> {
+    if is_onnx(path) {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let parts = onnx_parts(&bytes, path, opts)?;
+        Network::from_tensors(parts.spec.clone(), &parts.tensors)?;
+        return Ok((parts.spec, parts.tensors));
+    }
     let file = WeightsFile::read(path)?;
     let (spec, source) = find_spec(&file, opts.arch.as_deref())?;
     let mut spec = opts.apply(spec, &source.to_string())?;
@@ -211,6 +264,7 @@ fn build_model(file: WeightsFile, opts: &ModelOptions) -> Result<LoadedModel> {
         tensors: file.tensors.clone(),
         unused,
         sha256: crate::util::sha256_hex(file.bytes()),
+        notes: Vec::new(),
     })
 }
 
