@@ -29,7 +29,7 @@
 //! spec and weights; a PyTorch evaluation of the spec against onnxruntime on
 //! 8 random inputs): torchvision's resnet18, mobilenet_v2, mobilenet_v3_small,
 //! densenet121 and efficientnet_b0 at 3×64×64, each from both exporters
-//! (TorchScript opset 17, dynamo opset 20), and a model with Sub/Div
+//! (TorchScript opset 17, dynamo opset 18 and 20), and a model with Sub/Div
 //! normalization, asymmetric ZeroPad2d, GELU, SE, dilation, ceil-mode pools
 //! and hard-swish (opset 13 and 20): all import, max |Δ| / max |logit| ≤ 1.4e-6.
 //!

@@ -616,8 +616,9 @@ fn softmax_on_logits_is_kept() {
     assert_eq!(*ops(&m).last().unwrap(), "softmax");
 }
 
-#[test]
-fn shape_gather_unsqueeze_concat_reshape_is_one_flatten() {
+/// Conv, then the Shape/Gather/Squeeze/Unsqueeze/Concat/Cast chain
+/// TorchScript emits for `x.view(x.size(0), -1)`, then a Gemm.
+fn shape_chain() -> G {
     let mut g = G::new(&[None, Some(3), Some(4), Some(4)], 13);
     g.init("w", &[2, 3, 1, 1], &seq(6))
         .init("fc", &[3, 32], &seq(96))
@@ -646,6 +647,12 @@ fn shape_gather_unsqueeze_concat_reshape_is_one_flatten() {
         )
         .node("Gemm", "head", &["f", "fc"], "y", vec![ai("transB", 1)])
         .output("y");
+    g
+}
+
+#[test]
+fn shape_gather_unsqueeze_concat_reshape_is_one_flatten() {
+    let g = shape_chain();
     let m = g.import();
     assert_eq!(ops(&m), ["conv2d", "flatten", "linear"]);
     assert_eq!(nodes(&m)[1]["name"], "flatten.Reshape");
@@ -717,6 +724,54 @@ fn a_symmetric_zero_pad_before_a_conv_is_merged() {
     assert_eq!(ops(&m), ["conv2d", "flatten", "linear"]);
     assert_eq!(nodes(&m)[0]["padding"], json!([1, 1]));
     assert_eq!(nodes(&m)[0]["inputs"], json!(["input"]));
+}
+
+/// `nn.ZeroPad2d((0, 1, 0, 1))` as TorchScript exports it at opset 13: the
+/// pads computed by ConstantOfShape/Concat/Reshape/Slice(step -1)/Transpose.
+fn torchscript_pad() -> G {
+    let mut g = G::new(&[None, Some(1), Some(4), Some(4)], 13);
+    g.init("fc", &[2, 25], &seq(50))
+        .init_ints("given", &[0, 1, 0, 1])
+        .init_ints("four", &[4])
+        .init_ints("pairs", &[-1, 2])
+        .init_ints("start", &[-1])
+        .init_ints("end", &[-9_223_372_036_854_775_807])
+        .init_ints("axis0", &[0])
+        .init_ints("step", &[-1])
+        .init_ints("flat", &[-1])
+        .node("ConstantOfShape", "zeros", &["four"], "z", vec![])
+        .node("Cast", "zeros64", &["z"], "z64", vec![ai("to", 7)])
+        .node(
+            "Concat",
+            "all",
+            &["given", "z64"],
+            "p8",
+            vec![ai("axis", 0)],
+        )
+        .node("Reshape", "as_pairs", &["p8", "pairs"], "p42", vec![])
+        .node(
+            "Slice",
+            "reverse",
+            &["p42", "start", "end", "axis0", "step"],
+            "rev",
+            vec![],
+        )
+        .node("Transpose", "t", &["rev"], "tr", vec![ais("perm", &[1, 0])])
+        .node("Reshape", "back", &["tr", "flat"], "pads", vec![])
+        .node("Pad", "pad", &["x", "pads"], "xp", vec![])
+        .node("Flatten", "flat", &["xp"], "f", vec![])
+        .node("Gemm", "head", &["f", "fc"], "y", vec![ai("transB", 1)])
+        .output("y");
+    g
+}
+
+#[test]
+fn torchscript_pad_chain_folds_to_one_pad2d() {
+    let m = torchscript_pad().import();
+    assert_eq!(ops(&m), ["pad2d", "flatten", "linear"]);
+    // ONNX pads [0, 0, 0, 0, 0, 0, 1, 1]: bottom and right.
+    assert_eq!(nodes(&m)[0]["padding"], json!([0, 1, 0, 1]));
+    assert_eq!(nodes(&m)[2]["in_features"], 25);
 }
 
 #[test]
@@ -923,7 +978,11 @@ fn garbage_and_empty_bytes_are_not_onnx() {
 /// Mutated and truncated models never panic: each import returns a result.
 #[test]
 fn fuzzed_models_never_panic() {
-    let mut models = vec![small_cnn().bytes()];
+    let mut models = vec![
+        small_cnn().bytes(),
+        shape_chain().bytes(),
+        torchscript_pad().bytes(),
+    ];
     models.push(
         flat_with(
             |g| {
@@ -1037,4 +1096,95 @@ fn dump(m: &Imported, base: &std::path::Path) {
     }
     std::fs::write(ext("weights.json"), Json::from(index).to_string()).unwrap();
     std::fs::write(ext("weights.bin"), bin).unwrap();
+}
+
+/// Structurally mutated graphs (attribute values, initializer shapes, op
+/// types and wiring changed at random) never panic.
+#[test]
+fn structurally_fuzzed_graphs_never_panic() {
+    const OPS: [&str; 12] = [
+        "Conv",
+        "MaxPool",
+        "AveragePool",
+        "Reshape",
+        "Slice",
+        "Gather",
+        "Concat",
+        "Pad",
+        "Gemm",
+        "ReduceMean",
+        "Squeeze",
+        "Transpose",
+    ];
+    let seeds = [small_cnn(), shape_chain(), torchscript_pad()];
+    let mut rng = Rng::new(1616);
+    let mut pick = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+    let wild = [
+        -9_223_372_036_854_775_807i64 - 1,
+        -3,
+        -1,
+        0,
+        1,
+        2,
+        3,
+        7,
+        1 << 40,
+        i64::MAX,
+    ];
+    for round in 0..4000 {
+        let mut g = G::new(&[None, Some(3), Some(8), Some(8)], 13);
+        let seed = &seeds[round % seeds.len()];
+        g.nodes = seed.nodes.clone();
+        g.inits = seed.inits.clone();
+        g.inputs = seed.inputs.clone();
+        g.outputs = seed.outputs.clone();
+        g.opset = [9, 11, 13, 17, 18, 20][pick(6)];
+        for _ in 0..1 + pick(3) {
+            let k = pick(g.nodes.len());
+            match pick(5) {
+                0 => {
+                    let value = wild[pick(wild.len())];
+                    let node = &mut g.nodes[k];
+                    let which = pick(node.attribute.len());
+                    if let Some(a) = node.attribute.get_mut(which) {
+                        a.i = Some(value);
+                        let slot = pick(a.ints.len());
+                        if let Some(v) = a.ints.get_mut(slot) {
+                            *v = value;
+                        }
+                    } else {
+                        let name = ["pads", "strides", "axis", "group", "axes"][pick(5)];
+                        node.attribute.push(ais(name, &[value, 1, value, 2]));
+                    }
+                }
+                1 => {
+                    let t = pick(g.inits.len());
+                    if let Some(init) = g.inits.get_mut(t) {
+                        let d = pick(init.dims.len().max(1));
+                        if let Some(dim) = init.dims.get_mut(d) {
+                            *dim = wild[pick(wild.len())];
+                        }
+                    }
+                }
+                2 => g.nodes[k].op_type = Some(OPS[pick(OPS.len())].into()),
+                3 => {
+                    let from = pick(g.nodes.len());
+                    let value = g.nodes[from].output[0].clone();
+                    let node = &mut g.nodes[k];
+                    let slot = pick(node.input.len());
+                    if let Some(input) = node.input.get_mut(slot) {
+                        *input = value;
+                    }
+                }
+                _ => {
+                    let node = &mut g.nodes[k];
+                    if !node.input.is_empty() {
+                        let slot = pick(node.input.len());
+                        node.input.remove(slot);
+                    }
+                }
+            }
+        }
+        let _ = import(&g.bytes(), "fuzz.onnx");
+    }
 }
