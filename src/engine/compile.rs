@@ -227,10 +227,13 @@ impl Builder<'_> {
                     let (hw, same) = match s {
                         Shape::Spatial(h, w, _) => (
                             h * w,
-                            ins.iter()
-                                .all(|&(_, t)| matches!(t, Shape::Spatial(a, b, _) if (a, b) == (h, w))),
+                            ins.iter().all(
+                                |&(_, t)| matches!(t, Shape::Spatial(a, b, _) if (a, b) == (h, w)),
+                            ),
                         ),
-                        Shape::Flat(_) => (1, ins.iter().all(|&(_, t)| matches!(t, Shape::Flat(_)))),
+                        Shape::Flat(_) => {
+                            (1, ins.iter().all(|&(_, t)| matches!(t, Shape::Flat(_))))
+                        }
                     };
                     if !same {
                         return Err(unsupported());

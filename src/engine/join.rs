@@ -108,7 +108,10 @@ impl Binary {
                 for s in 0..n {
                     let g = &other[s * c..(s + 1) * c];
                     let block = s * hw * c..(s + 1) * hw * c;
-                    let rows = (dy[block.clone()].chunks_exact(c), dx[block].chunks_exact_mut(c));
+                    let rows = (
+                        dy[block.clone()].chunks_exact(c),
+                        dx[block].chunks_exact_mut(c),
+                    );
                     for (gr, dr) in rows.0.zip(rows.1) {
                         put(dr, accumulate, gr.iter().zip(g).map(|(d, b)| d * b));
                     }
@@ -191,7 +194,8 @@ impl Concat {
         for &(v, c) in &self.parts {
             let x = &acts[v];
             for row in 0..n * self.hw {
-                y[row * total + at..row * total + at + c].copy_from_slice(&x[row * c..(row + 1) * c]);
+                y[row * total + at..row * total + at + c]
+                    .copy_from_slice(&x[row * c..(row + 1) * c]);
             }
             at += c;
         }
@@ -204,7 +208,11 @@ impl Concat {
         let c = self.parts[i].1;
         for row in 0..n * self.hw {
             let src = &dy[row * total + at..row * total + at + c];
-            put(&mut dx[row * c..(row + 1) * c], accumulate, src.iter().copied());
+            put(
+                &mut dx[row * c..(row + 1) * c],
+                accumulate,
+                src.iter().copied(),
+            );
         }
     }
 }
