@@ -125,13 +125,7 @@ impl Activation {
             Activation::HardSigmoid(alpha, beta) => {
                 for (o, &v) in y.iter_mut().zip(x) {
                     let z = v * alpha + beta;
-                    *o = if z <= 0.0 {
-                        0.0
-                    } else if z >= 1.0 {
-                        1.0
-                    } else {
-                        z
-                    };
+                    *o = z.clamp(0.0, 1.0);
                 }
             }
             Activation::HardSwish => {
