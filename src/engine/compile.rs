@@ -1,6 +1,9 @@
 //! Compiling a [`Network`] into the fast engine's value graph: each node of
 //! the spec becomes a channel-last op reading its inputs' values and writing
-//! a new one, with weights re-laid out for the kernels. Two rewrites save
+//! a new one, with weights re-laid out for the kernels. Joins (`add`, `mul`,
+//! `concat`) read several values; a broadcasting add or mul reads its
+//! full-shape operand as the step's input and the per-channel gate as the
+//! other, whichever order the spec gives them in. Two rewrites save
 //! passes over memory: an eval-mode batch norm whose only input is a
 //! convolution or linear node read by nothing else is folded into its
 //! weights, and a ReLU likewise is applied in place by the op before it (its
@@ -15,6 +18,7 @@ use candle_core::{DType, Tensor};
 
 use super::conv::Conv;
 use super::grouped::Grouped;
+use super::join::{Binary, Combine, Concat, Pad};
 use super::linear::Linear;
 use super::pointwise::{Activation, ChannelMap};
 use super::pool::{AvgPool, MaxPool};
@@ -166,6 +170,9 @@ impl Builder<'_> {
             }
             let (value, shape) = ins[0];
             let unsupported = || format!("layer {path} ({:?}) on inputs {ins:?}", node.layer);
+            // The step's input: the first input, but the full-shape operand
+            // of a broadcasting add or mul.
+            let mut input = value;
             let (op, next) = match (&node.layer, shape) {
                 (Layer::Identity, s) => {
                     self.taps.insert(path.to_string(), (value, s));
@@ -187,16 +194,64 @@ impl Builder<'_> {
                     own.push(false);
                     continue;
                 }
-                (Layer::Add, s) => {
+                (Layer::Add | Layer::Mul, s) if ins.len() == 2 => {
+                    let combine = match node.layer {
+                        Layer::Add => Combine::Add,
+                        _ => Combine::Mul,
+                    };
                     let (other, os) = ins[1];
-                    if os != s {
+                    let gate = |g: Shape, full: Shape| match (g, full) {
+                        (Shape::Spatial(1, 1, gc), Shape::Spatial(h, w, c)) if gc == c => {
+                            Some((h * w, c))
+                        }
+                        _ => None,
+                    };
+                    let (full, other, shape, gate) = if os == s {
+                        (value, other, s, None)
+                    } else if let Some(g) = gate(os, s) {
+                        (value, other, s, Some(g))
+                    } else if let Some(g) = gate(s, os) {
+                        (other, value, os, Some(g))
+                    } else {
+                        return Err(unsupported());
+                    };
+                    input = full;
+                    let binary = Binary {
+                        combine,
+                        other,
+                        gate,
+                    };
+                    (Op::Binary(binary), shape)
+                }
+                (Layer::Concat, s) if ins.len() >= 2 => {
+                    let (hw, same) = match s {
+                        Shape::Spatial(h, w, _) => (
+                            h * w,
+                            ins.iter().all(
+                                |&(_, t)| matches!(t, Shape::Spatial(a, b, _) if (a, b) == (h, w)),
+                            ),
+                        ),
+                        Shape::Flat(_) => {
+                            (1, ins.iter().all(|&(_, t)| matches!(t, Shape::Flat(_))))
+                        }
+                    };
+                    if !same {
                         return Err(unsupported());
                     }
-                    (Op::Add(other), s)
+                    let concat = Concat {
+                        hw,
+                        parts: ins.iter().map(|&(v, t)| (v, t.channels())).collect(),
+                    };
+                    let next = match s {
+                        Shape::Spatial(h, w, _) => Shape::Spatial(h, w, concat.channels()),
+                        Shape::Flat(_) => Shape::Flat(concat.channels()),
+                    };
+                    (Op::Concat(concat), next)
                 }
+                (Layer::Add | Layer::Mul | Layer::Concat, _) => return Err(unsupported()),
                 (layer, s) => self.single(path, layer, s)?,
             };
-            let out = self.push(op, value, next);
+            let out = self.push(op, input, next);
             self.taps.insert(path.to_string(), (out, next));
             at.push((out, next));
             own.push(true);
@@ -320,6 +375,32 @@ impl Builder<'_> {
             (Layer::Silu, s) => (Op::Act(Activation::Silu), s),
             (Layer::Gelu(GeluApproximate::None), s) => (Op::Act(Activation::GeluErf), s),
             (Layer::Gelu(GeluApproximate::Tanh), s) => (Op::Act(Activation::GeluTanh), s),
+            (Layer::Clip(lo, hi), s) => (Op::Act(Activation::Clip(*lo as f32, *hi as f32)), s),
+            (Layer::HardSigmoid(alpha, beta), s) => (
+                Op::Act(Activation::HardSigmoid(*alpha as f32, *beta as f32)),
+                s,
+            ),
+            (Layer::HardSwish, s) => (Op::Act(Activation::HardSwish), s),
+            (Layer::Softmax, Shape::Flat(k)) => (Op::Softmax(k), Shape::Flat(k)),
+            (Layer::Scalar(scale, shift), s) => {
+                // The per-channel map with every channel alike (the
+                // reference's `x · scale + shift` in f32, too).
+                let c = s.channels();
+                let map = ChannelMap::Affine {
+                    scale: vec![*scale as f32; c],
+                    shift: vec![*shift as f32; c],
+                };
+                (Op::Map(map), s)
+            }
+            (Layer::Pad(pad, value), Shape::Spatial(h, w, c)) => {
+                let pad = Pad {
+                    pad: *pad,
+                    value: *value as f32,
+                    input: (h, w, c),
+                };
+                let (oh, ow) = pad.output();
+                (Op::Pad(pad), Shape::Spatial(oh, ow, c))
+            }
             (other, s) => return Err(format!("layer {path} ({other:?}) on input {s:?}")),
         })
     }

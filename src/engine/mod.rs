@@ -1,9 +1,11 @@
 //! The fast engine: a network compiled from the spec's layers into a graph
 //! of channel-last ops with hand-written input-gradient passes — im2col +
 //! packed GEMM convolutions (direct kernels for grouped and depthwise ones),
-//! argmax-routed max pooling, average and adaptive pools, residual sums,
-//! batch norm folded into the convolution before it and ReLU applied in
-//! place, no weight gradients, buffers reused across calls. It implements
+//! argmax-routed max pooling, average and adaptive pools, the joins of a
+//! graph's branches (sums, products with a broadcast per-channel gate,
+//! channel concatenation), padding, hard activations and softmax, batch
+//! norm folded into the convolution before it and ReLU applied in place, no
+//! weight gradients, buffers reused across calls. It implements
 //! the same [`Classifier`] as the candle [`Network`] it is compiled from,
 //! which stays the reference: tests hold every op's output and gradient,
 //! and Grad-CAM's layer gradients, to it.
@@ -18,15 +20,17 @@
 //! reference under [`Engine::Auto`], naming the layer in [`Selected::fallback`]
 //! so callers can say so.
 //!
-//! This file runs the compiled graph; `compile` builds it from the layers,
-//! and `conv`, `grouped`, `linear`, `gemm`, `pool` and `pointwise` hold the
-//! ops' kernels.
+//! This file runs the compiled graph; `compile` builds it from the spec's
+//! nodes, and `conv`, `grouped`, `linear`, `gemm`, `pool`, `join` and
+//! `pointwise` hold the ops' kernels. A value read by several steps gets
+//! its gradient as the sum of theirs: the first writes it, the rest add.
 
 mod compile;
 mod conv;
 mod gemm;
 pub use gemm::peak_gflops;
 mod grouped;
+mod join;
 mod linear;
 mod pointwise;
 mod pool;
@@ -45,6 +49,7 @@ use crate::model::{Classifier, Network};
 use compile::{Shape, Taps};
 use conv::Conv;
 use grouped::Grouped;
+use join::{Binary, Concat, Pad};
 use linear::Linear;
 use pointwise::{Activation, ChannelMap};
 use pool::{AvgPool, MaxPool};
@@ -149,8 +154,15 @@ enum Op {
     /// `(hw, c)`.
     GlobalAvg(usize, usize),
     Act(Activation),
-    /// `out = input + value`: a residual block's sum.
-    Add(usize),
+    /// `out = input ∘ other` (add or mul; `other` possibly a per-channel
+    /// gate): a residual sum, a squeeze-and-excitation product.
+    Binary(Binary),
+    /// Concatenation along channels of `input` (the first part) and others.
+    Concat(Concat),
+    /// Constant padding of height and width.
+    Pad(Pad),
+    /// Softmax over each sample's `k` values.
+    Softmax(usize),
 }
 
 /// One op of the graph: reads value `input` (values are numbered in the
@@ -246,7 +258,10 @@ impl Graph {
                 Op::AvgPool(ap) => ap.forward(n, x, y),
                 Op::GlobalAvg(hw, c) => pool::global_avg_forward(n, *hw, *c, x, y),
                 Op::Act(a) => a.forward(x, y),
-                Op::Add(other) => pointwise::add(x, &before[*other], y),
+                Op::Binary(b) => b.forward(n, x, &before[b.other], y),
+                Op::Concat(c) => c.forward(n, before, y),
+                Op::Pad(p) => p.forward(n, x, y),
+                Op::Softmax(k) => pointwise::softmax_forward(*k, x, y),
             }
             if step.relu {
                 pointwise::relu_in_place(y);
@@ -290,6 +305,32 @@ impl Graph {
             if step.relu {
                 pointwise::relu_mask(&acts[step.out], &mut grads[step.out]);
             }
+            // Joins write several inputs' gradients, each marked written
+            // as soon as it is, so that one value read twice (`x · x`,
+            // `concat(x, x)`) gets both terms.
+            match &step.op {
+                Op::Binary(b) => {
+                    let accumulate = written[step.input];
+                    let (dy, dx) = read_write(grads, step.out, step.input);
+                    b.backward_input(n, &acts[b.other], dy, dx, accumulate);
+                    written[step.input] = true;
+                    let accumulate = written[b.other];
+                    let (dy, d_other) = read_write(grads, step.out, b.other);
+                    b.backward_other(n, &acts[step.input], dy, d_other, accumulate, tmp);
+                    written[b.other] = true;
+                    continue;
+                }
+                Op::Concat(c) => {
+                    for (part, &(v, _)) in c.parts.iter().enumerate() {
+                        let accumulate = written[v];
+                        let (dy, dx) = read_write(grads, step.out, v);
+                        c.backward_part(n, part, dy, dx, accumulate);
+                        written[v] = true;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             let accumulate = written[step.input];
             let (dy, dx) = read_write(grads, step.out, step.input);
             let x = &acts[step.input];
@@ -297,13 +338,6 @@ impl Graph {
                 Op::Conv(conv) => conv.backward(n, dy, dx, cols, accumulate),
                 Op::Grouped(conv) => conv.backward(n, dy, dx, accumulate),
                 Op::Linear(l) => l.backward(n, dy, dx, accumulate),
-                Op::Add(other) => {
-                    pointwise::write(dy, dx, accumulate);
-                    let acc_other = written[*other];
-                    let (dy, d_other) = read_write(grads, step.out, *other);
-                    pointwise::write(dy, d_other, acc_other);
-                    written[*other] = true;
-                }
                 op => {
                     // Ops that overwrite: into scratch first when the
                     // input's gradient already holds another branch's.
@@ -324,7 +358,15 @@ impl Graph {
                         Op::AvgPool(ap) => ap.backward(n, dy, target),
                         Op::GlobalAvg(hw, c) => pool::global_avg_backward(n, *hw, *c, dy, target),
                         Op::Act(a) => a.backward(x, &acts[step.out], dy, target),
-                        Op::Conv(_) | Op::Grouped(_) | Op::Linear(_) | Op::Add(_) => {
+                        Op::Pad(p) => p.backward(n, dy, target),
+                        Op::Softmax(k) => {
+                            pointwise::softmax_backward(*k, &acts[step.out], dy, target)
+                        }
+                        Op::Conv(_)
+                        | Op::Grouped(_)
+                        | Op::Linear(_)
+                        | Op::Binary(_)
+                        | Op::Concat(_) => {
                             unreachable!("handled above")
                         }
                     }

@@ -1,6 +1,8 @@
-//! Element-wise ops and their input gradients: activations, per-channel
-//! affine maps (input normalization, eval-mode batch norm) and the
-//! channel-last → PyTorch-order flatten. Each backward uses the forward's
+//! Element-wise ops and their input gradients: activations (hard ones with
+//! PyTorch's derivatives at their kinks), per-channel affine maps (input
+//! normalization, eval-mode batch norm, `channel_affine`, scalar `affine`),
+//! softmax over a sample's values and the channel-last → PyTorch-order
+//! flatten. Each backward uses the forward's
 //! input or output, whichever the derivative is cheapest from.
 
 use candle_core::cpu::erf::erf_f64;
@@ -22,6 +24,29 @@ pub enum Activation {
     GeluErf,
     /// PyTorch's `approximate="tanh"` GELU, `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`.
     GeluTanh,
+    /// `min(max(x, lo), hi)`; derivative 1 strictly inside `(lo, hi)`, 0 at
+    /// and beyond the bounds (PyTorch's `hardtanh`, ReLU6).
+    Clip(f32, f32),
+    /// `clamp(alpha·x + beta, 0, 1)`; derivative `alpha` where
+    /// `0 < alpha·x + beta < 1` strictly.
+    HardSigmoid(f32, f32),
+    /// `x · relu6(x + 3) / 6`; derivative 0 below −3, `(2x + 3) / 6` on
+    /// `[−3, 3]`, 1 above (PyTorch's).
+    HardSwish,
+}
+
+/// hard-swish's factor `h(x)` with `x · h(x)` its value (`x / 6 + 1/2` on
+/// `[−3, 3]`, computed as the reference does), and whether `x` lies in
+/// `[−3, 3]`.
+#[inline]
+fn hard_swish_factor(x: f32) -> (f32, bool) {
+    if x > 3.0 {
+        (1.0, false)
+    } else if x >= -3.0 {
+        (x * (1.0 / 6.0) + 0.5, true)
+    } else {
+        (0.0, false)
+    }
 }
 
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -86,6 +111,28 @@ impl Activation {
                     *o = gelu_tanh(v).0;
                 }
             }
+            Activation::Clip(lo, hi) => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = if v <= lo {
+                        lo
+                    } else if v >= hi {
+                        hi
+                    } else {
+                        v
+                    };
+                }
+            }
+            Activation::HardSigmoid(alpha, beta) => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    let z = v * alpha + beta;
+                    *o = z.clamp(0.0, 1.0);
+                }
+            }
+            Activation::HardSwish => {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    *o = v * hard_swish_factor(v).0;
+                }
+            }
         }
     }
 
@@ -127,6 +174,28 @@ impl Activation {
             Activation::GeluTanh => {
                 for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
                     *d = g * gelu_tanh(v).1;
+                }
+            }
+            Activation::Clip(lo, hi) => {
+                for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    *d = if v > lo && v < hi { g } else { 0.0 };
+                }
+            }
+            Activation::HardSigmoid(alpha, beta) => {
+                for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    let z = v * alpha + beta;
+                    *d = if z > 0.0 && z < 1.0 { g * alpha } else { 0.0 };
+                }
+            }
+            Activation::HardSwish => {
+                // d(x · h(x)) = h(x) + x · h'(x), h' = 1/6 on [−3, 3].
+                for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    let (h, inside) = hard_swish_factor(v);
+                    *d = if inside {
+                        g * h + g * v * (1.0 / 6.0)
+                    } else {
+                        g * h
+                    };
                 }
             }
         }
@@ -244,10 +313,32 @@ pub fn folded_bias(bias: Option<&[f32]>, scale: &[f32], shift: &[f32]) -> Vec<f3
         .collect()
 }
 
-/// `y = a + b`, the residual sum.
-pub fn add(a: &[f32], b: &[f32], y: &mut [f32]) {
-    for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
-        *o = u + v;
+/// Softmax over each sample's `k` values: `y = e^(x − max) / Σ e^(x − max)`
+/// (the sum in f64).
+pub fn softmax_forward(k: usize, x: &[f32], y: &mut [f32]) {
+    for (yr, xr) in y.chunks_exact_mut(k).zip(x.chunks_exact(k)) {
+        let top = xr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mut sum = 0f64;
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = (v - top).exp();
+            sum += *o as f64;
+        }
+        let sum = sum as f32;
+        for o in yr.iter_mut() {
+            *o /= sum;
+        }
+    }
+}
+
+/// Softmax's input gradient from its output: `dx = y ⊙ (dy − ⟨dy, y⟩)`.
+pub fn softmax_backward(k: usize, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let rows = dx.chunks_exact_mut(k).zip(y.chunks_exact(k));
+    for ((dr, yr), gr) in rows.zip(dy.chunks_exact(k)) {
+        let dot: f64 = yr.iter().zip(gr).map(|(&p, &g)| p as f64 * g as f64).sum();
+        let dot = dot as f32;
+        for ((d, &p), &g) in dr.iter_mut().zip(yr).zip(gr) {
+            *d = p * (g - dot);
+        }
     }
 }
 
@@ -296,7 +387,7 @@ mod tests {
 
     #[test]
     fn activation_gradients_match_central_differences() {
-        let xs = [-2.0f32, -0.7, -0.1, 0.3, 1.1, 2.5];
+        let xs = [-3.5f32, -2.0, -0.7, -0.1, 0.3, 1.1, 2.5, 4.0];
         for act in [
             Activation::LeakyRelu(0.1),
             Activation::Relu,
@@ -305,11 +396,15 @@ mod tests {
             Activation::Silu,
             Activation::GeluErf,
             Activation::GeluTanh,
+            Activation::Clip(-1.0, 1.5),
+            Activation::HardSigmoid(0.3, 0.4),
+            Activation::HardSigmoid(1.0 / 6.0, 0.5),
+            Activation::HardSwish,
         ] {
             let mut y = vec![0f32; xs.len()];
             act.forward(&xs, &mut y);
             let mut dx = vec![0f32; xs.len()];
-            act.backward(&xs, &y, &[1.0; 6], &mut dx);
+            act.backward(&xs, &y, &[1.0; 8], &mut dx);
             for (i, &x) in xs.iter().enumerate() {
                 let h = 1e-3f64;
                 let f = |v: f64| -> f64 {
@@ -324,6 +419,49 @@ mod tests {
                     dx[i]
                 );
             }
+        }
+    }
+
+    #[test]
+    fn hard_activations_have_pytorchs_derivatives_at_their_kinks() {
+        let grad = |act: Activation, x: f32| {
+            let mut y = [0f32];
+            act.forward(&[x], &mut y);
+            let mut d = [9f32];
+            act.backward(&[x], &y, &[1.0], &mut d);
+            (y[0], d[0])
+        };
+        assert_eq!(grad(Activation::Clip(0.0, 6.0), 0.0), (0.0, 0.0));
+        assert_eq!(grad(Activation::Clip(0.0, 6.0), 6.0), (6.0, 0.0));
+        assert_eq!(grad(Activation::Clip(0.0, 6.0), 7.0), (6.0, 0.0));
+        assert_eq!(grad(Activation::HardSigmoid(0.5, 0.5), -1.0), (0.0, 0.0));
+        assert_eq!(grad(Activation::HardSigmoid(0.5, 0.5), 1.0), (1.0, 0.0));
+        // hard-swish: (2x + 3) / 6 on the closed [−3, 3].
+        assert_eq!(grad(Activation::HardSwish, -3.0).1, -0.5);
+        assert_eq!(grad(Activation::HardSwish, 3.0), (3.0, 1.5));
+        assert_eq!(grad(Activation::HardSwish, -3.5), (-0.0, 0.0));
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_its_gradient_matches_differences() {
+        let x = [0.3f32, -1.2, 2.0, 0.5, 10.0, 10.0];
+        let mut y = [0f32; 6];
+        softmax_forward(3, &x, &mut y);
+        assert!((y[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(y[4], y[5]);
+        let dy = [0.7f32, -0.2, 1.3, 1.0, 0.0, -1.0];
+        let mut dx = [0f32; 6];
+        softmax_backward(3, &y, &dy, &mut dx);
+        for i in 0..6 {
+            let f = |h: f32| -> f64 {
+                let mut xp = x;
+                xp[i] += h;
+                let mut yp = [0f32; 6];
+                softmax_forward(3, &xp, &mut yp);
+                yp.iter().zip(&dy).map(|(a, b)| *a as f64 * *b as f64).sum()
+            };
+            let fd = (f(1e-2) - f(-1e-2)) / 2e-2;
+            assert!((dx[i] as f64 - fd).abs() < 1e-3, "{i}: {} vs {fd}", dx[i]);
         }
     }
 

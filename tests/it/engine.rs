@@ -134,20 +134,20 @@ const WINOGRAD: &str = r#"{
     {"op": "linear", "param": "fc", "in_features": 20, "out_features": 7}
   ]}"#;
 
-fn random_inputs(net: &Network, n: usize, seed: u64) -> Tensor {
+pub(crate) fn random_inputs(net: &Network, n: usize, seed: u64) -> Tensor {
     let [c, h, w] = net.input_shape();
     let mut rng = Rng::new(seed);
     let v: Vec<f32> = (0..n * c * h * w).map(|_| rng.uniform_f32()).collect();
     Tensor::from_vec(v, (n, c, h, w), &Device::Cpu).unwrap()
 }
 
-fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+pub(crate) fn rows(t: &Tensor) -> Vec<Vec<f32>> {
     let n = t.dim(0).unwrap();
     t.reshape((n, ())).unwrap().to_vec2().unwrap()
 }
 
 /// Largest per-sample relative L2 difference.
-fn worst_relative(a: &Tensor, b: &Tensor) -> f64 {
+pub(crate) fn worst_relative(a: &Tensor, b: &Tensor) -> f64 {
     relative_errors(a, b).into_iter().fold(0.0, f64::max)
 }
 
@@ -178,7 +178,7 @@ fn relative_errors(a: &Tensor, b: &Tensor) -> Vec<f64> {
 /// is about ε_f32 / (1 − p_y), and both engines round it their own way (on
 /// an AVX-512 EPYC one shipped digit with 1 − p_y ≈ 1e-3 differed by 2.7e-4).
 /// Such a sample gets that bound instead of `tol`.
-fn assert_matches_reference(net: &Network, x: &Tensor, labels: &[u32], tol: f64) {
+pub(crate) fn assert_matches_reference(net: &Network, x: &Tensor, labels: &[u32], tol: f64) {
     for kernels in [Kernels::Winograd, Kernels::Exact] {
         let fast = FastNet::compile_with(net, kernels).expect("the engine compiles this network");
         assert_kernels_match(net, &fast, x, labels, tol);
@@ -382,7 +382,7 @@ fn layer_gradients_match_the_reference_at_every_layer() {
     }
 }
 
-fn layer_gradients_match(spec: &str, seed: u64, at_least: usize) {
+pub(crate) fn layer_gradients_match(spec: &str, seed: u64, at_least: usize) {
     let net = random_network(spec, seed);
     let fast = FastNet::compile(&net).unwrap();
     let x = random_inputs(&net, 11, seed + 10);

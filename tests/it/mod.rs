@@ -7,6 +7,7 @@ mod binary;
 mod class_counts;
 mod cli;
 mod engine;
+mod engine_graphs;
 mod fuzz_regressions;
 mod gradients;
 mod honest_data;
