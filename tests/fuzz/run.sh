@@ -17,7 +17,7 @@ fuzz_dir="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$fuzz_dir/../.." && pwd)"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(spec plan report safetensors)
+    targets=(spec plan report safetensors onnx)
 fi
 rss_mb="${FUZZ_RSS_MB:-2048}"
 timeout_s="${FUZZ_TIMEOUT_S:-10}"

@@ -717,6 +717,45 @@ fn cases() -> Vec<Case> {
             ],
             needles: &["m.safetensors", "apply only to .npy and .npz"],
         },
+        Case {
+            name: "ONNX op the importer does not map",
+            setup: |d| copy_asset(d, "tests/fixtures/onnx/bad_unsupported_op.onnx", "m.onnx"),
+            args: &["run", "m.onnx"],
+            needles: &["m.onnx", "up.Resize", "Resize", "opset 13", "supported ops: Add"],
+        },
+        Case {
+            name: "ONNX graph with a dynamic spatial size",
+            setup: |d| copy_asset(d, "tests/fixtures/onnx/bad_dynamic_spatial.onnx", "m.onnx"),
+            args: &["run", "m.onnx"],
+            needles: &["m.onnx", "'input'", "dynamic", "H dimension"],
+        },
+        Case {
+            name: "ONNX graph with two outputs",
+            setup: |d| copy_asset(d, "tests/fixtures/onnx/bad_two_outputs.onnx", "m.onnx"),
+            args: &["run", "m.onnx"],
+            needles: &["m.onnx", "2 outputs", "logits, features"],
+        },
+        Case {
+            name: "truncated ONNX file",
+            setup: |d| copy_asset(d, "tests/fixtures/onnx/bad_truncated.onnx", "m.onnx"),
+            args: &["run", "m.onnx"],
+            needles: &["m.onnx", "not an ONNX model"],
+        },
+        Case {
+            name: "convert of an ONNX op the importer does not map",
+            setup: |d| copy_asset(d, "tests/fixtures/onnx/bad_unsupported_op.onnx", "m.onnx"),
+            args: &["convert", "m.onnx", "-o", "out/m.safetensors"],
+            needles: &["m.onnx", "Resize"],
+        },
+        Case {
+            name: "spec file given for an ONNX model",
+            setup: |d| {
+                copy_asset(d, "tests/fixtures/onnx/residual.opset17.onnx", "m.onnx");
+                std::fs::write(d.join("s.json"), MLP_SPEC).unwrap();
+            },
+            args: &["eval", "m.onnx", "--arch", "s.json"],
+            needles: &["m.onnx", "graph is its architecture"],
+        },
     ]
 }
 

@@ -104,12 +104,13 @@ pub(crate) fn convert(model: &ModelProto, origin: &str) -> Result<Imported> {
     for (i, n) in graph.node.iter().enumerate() {
         match c.plan.get(&i).cloned() {
             Some(Fused::Skip) => continue,
-            Some(Fused::Gelu { x }) => {
+            Some(Fused::Gelu { x, tanh }) => {
                 let (x, shape) = c.runtime_value(n, &x)?;
-                let fields = json!({"approximate": "none"});
+                let (approximate, form) = if tanh { ("tanh", "tanh") } else { ("none", "erf") };
+                let fields = json!({ "approximate": approximate });
                 c.emit(n, i, "", "gelu", fields, &[x], shape)?;
                 c.notes.push(format!(
-                    "recognized the erf form of GELU ending at node '{}'",
+                    "recognized the {form} form of GELU ending at node '{}'",
                     n.name()
                 ));
             }
@@ -509,6 +510,11 @@ impl Converter<'_> {
                 self.set_output(n, i, Val::Const(out))
             }
             "Erf" => Err(self.unsupported(n, i, " outside the GELU pattern x·0.5·(1 + erf(x/√2))")),
+            "Pow" => Err(self.unsupported(
+                n,
+                i,
+                " outside the GELU pattern x·0.5·(1 + tanh(√(2/π)·(x + 0.044715·x³)))",
+            )),
             _ => Err(self.unsupported(n, i, "")),
         }
     }
@@ -1125,13 +1131,23 @@ impl Converter<'_> {
                 let kept: Vec<usize> = (1..rank).filter(|k| !drop.contains(k)).collect();
                 let ok = !drop.contains(&0)
                     && drop.iter().all(|&k| shape[k - 1] == 1)
-                    && kept.len() == 1;
+                    && kept.iter().skip(1).all(|&k| shape[k - 1] == 1);
+                if ok && kept.len() > 1 {
+                    // A partial squeeze of [C, 1, 1] (exporters squeeze one
+                    // axis at a time): the same values, viewed with fewer
+                    // unit axes until the last squeeze flattens them.
+                    let view = kept.iter().map(|&k| shape[k - 1]).collect();
+                    return self.set_output(n, i, Val::Node { node, shape: view });
+                }
                 if !ok {
                     return Err(self.bad_attr(
                         n,
                         i,
                         "axes",
-                        format!("only a squeeze of [N, {shape:?}] to [N, F] is supported"),
+                        format!(
+                            "only a squeeze of [N, {}] to [N, F] is supported",
+                            shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        ),
                     ));
                 }
                 self.flatten_to(n, i, node, &shape)

@@ -37,7 +37,8 @@
 //!
 //! Each ONNX op becomes spec v2 nodes (`src/model/onnx/import.rs`), constant
 //! shape arithmetic is folded (`fold.rs`), and multi-node idioms become one
-//! node (`patterns.rs`: the erf form of GELU, `x·sigmoid(x)` as SiLU, `x·hard_sigmoid(x)` as hard-swish,
+//! node (`patterns.rs`: the erf and tanh forms of GELU, `x·sigmoid(x)` as
+//! SiLU, `x·hard_sigmoid(x)` as hard-swish,
 //! `MatMul` + `Add` as a linear with bias). Input normalization written as
 //! `Sub`/`Div` (or `Mul` by the reciprocal) by per-channel or scalar constants
 //! on the raw input becomes `input.mean`/`input.std`. [`SUPPORTED_OPS`] lists
@@ -60,7 +61,7 @@ use crate::error::{Error, Result};
 pub const SUPPORTED_OPS: &str = "Add, AveragePool, BatchNormalization, Cast, Clip, Concat, \
 Constant, ConstantOfShape, Conv, Div, Dropout, Erf (in GELU), Flatten, Gather (of constants), \
 Gelu, Gemm, GlobalAveragePool, HardSigmoid, HardSwish, Identity, LeakyRelu, MatMul, MaxPool, \
-Mul, Pad, ReduceMean, Relu, Reshape, Shape, Sigmoid, Slice (of constants), Softmax, Squeeze, \
+Mul, Pad, Pow (in tanh GELU), ReduceMean, Relu, Reshape, Shape, Sigmoid, Slice (of constants), Softmax, Squeeze, \
 Sub, Tanh, Transpose (of constants), Unsqueeze (of constants)";
 
 /// An imported ONNX model.

@@ -1,7 +1,9 @@
 //! Subgraphs that exporters emit for one PyTorch module, found before the
 //! conversion so that they become one spec node: the erf form of GELU
 //! (`x·0.5·(1 + erf(x/√2))`, in the orders the TorchScript and dynamo
-//! exporters write it), SiLU as `x·sigmoid(x)`, and `MatMul` followed by the
+//! exporters write it), its tanh approximation
+//! (`x·0.5·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, the cube as `Pow` or as
+//! two `Mul`s), SiLU as `x·sigmoid(x)`, and `MatMul` followed by the
 //! `Add` of a bias (a `Linear` without `Gemm`).
 //!
 //! A pattern matches only when its inner values feed nothing else, so fusing
@@ -17,8 +19,9 @@ use super::tensor::{constant_value, decode, Const};
 pub(crate) enum Fused {
     /// An inner node of a pattern: nothing to emit.
     Skip,
-    /// The last node of a GELU pattern whose input is the value `x`.
-    Gelu { x: String },
+    /// The last node of a GELU pattern whose input is the value `x`; `tanh`
+    /// for the tanh approximation, else the erf form.
+    Gelu { x: String, tanh: bool },
     /// `Mul(x, Sigmoid(x))`.
     Silu { x: String },
     /// `Mul(x, HardSigmoid(x))` with alpha 1/6 and beta 1/2 (TorchScript's
@@ -151,6 +154,15 @@ impl<'a> Index<'a> {
         if self.sole_consumer(erf_in)? != e {
             return None;
         }
+        let (tail, last) = self.gelu_tail(e, &x)?;
+        let mut nodes = vec![p, e];
+        nodes.extend(tail);
+        Some((x, nodes, last))
+    }
+
+    /// The end of a GELU pattern, `x·0.5·(1 + f)` where node `e` computes
+    /// `f`: its nodes after `e` and the last one.
+    fn gelu_tail(&self, e: usize, x: &str) -> Option<(Vec<usize>, usize)> {
         let a = self.sole_consumer(self.output(e))?;
         if self.with_scalar(a, "Add", 1.0)? != self.output(e) {
             return None;
@@ -158,29 +170,83 @@ impl<'a> Index<'a> {
         let m = self.sole_consumer(self.output(a))?;
         let other = self.mul_other(m, self.output(a))?;
         if other == x {
-            // Mul(x, 1 + erf) then Mul(·, 0.5).
+            // Mul(x, 1 + f) then Mul(·, 0.5).
             let m2 = self.sole_consumer(self.output(m))?;
             if self.with_scalar(m2, "Mul", 0.5)? == self.output(m) {
-                return Some((x, vec![p, e, a, m, m2], m2));
+                return Some((vec![a, m, m2], m2));
             }
             return None;
         }
         if let Some(q) = self.producer.get(other.as_str()).copied() {
-            // Mul(x·0.5, 1 + erf).
-            if self.with_scalar(q, "Mul", 0.5).as_deref() == Some(x.as_str())
+            // Mul(x·0.5, 1 + f).
+            if self.with_scalar(q, "Mul", 0.5).as_deref() == Some(x)
                 && self.sole_consumer(&other) == Some(m)
             {
-                return Some((x, vec![p, e, a, q, m], m));
+                return Some((vec![a, q, m], m));
             }
         }
         if self.is_scalar(&other, 0.5) {
-            // Mul(0.5, 1 + erf) then Mul(x, ·).
+            // Mul(0.5, 1 + f) then Mul(x, ·).
             let m2 = self.sole_consumer(self.output(m))?;
             if self.mul_other(m2, self.output(m))? == x {
-                return Some((x, vec![p, e, a, m, m2], m2));
+                return Some((vec![a, m, m2], m2));
             }
         }
         None
+    }
+
+    /// The tanh-approximated GELU pattern around the `Tanh` node `t`: (its
+    /// input x, its nodes, the last one).
+    fn gelu_tanh(&self, t: usize) -> Option<(String, Vec<usize>, usize)> {
+        let u = self.inputs(t).first()?;
+        let pu = *self.producer.get(u.as_str())?;
+        let v = self.with_scalar(pu, "Mul", (2.0 / std::f32::consts::PI).sqrt())?;
+        let pv = *self.producer.get(v.as_str())?;
+        if self.op(pv) != "Add" || self.sole_consumer(u)? != t || self.sole_consumer(&v)? != pu {
+            return None;
+        }
+        // Add(x, 0.044715·x³) in either order.
+        let [p, q] = self.inputs(pv) else {
+            return None;
+        };
+        for (x, w) in [(p, q), (q, p)] {
+            let Some(pw) = self.producer.get(w.as_str()).copied() else {
+                continue;
+            };
+            let Some(cube) = self.with_scalar(pw, "Mul", 0.044715) else {
+                continue;
+            };
+            let Some(pc) = self.producer.get(cube.as_str()).copied() else {
+                continue;
+            };
+            let Some(cube_nodes) = self.cube_of(pc, x) else {
+                continue;
+            };
+            if self.sole_consumer(w) != Some(pv) || self.sole_consumer(&cube) != Some(pw) {
+                continue;
+            }
+            let (tail, last) = self.gelu_tail(t, x)?;
+            let mut nodes = cube_nodes;
+            nodes.extend([pw, pv, pu, t]);
+            nodes.extend(tail);
+            return Some((x.clone(), nodes, last));
+        }
+        None
+    }
+
+    /// The nodes computing `x³` ending at node `c`: `Pow(x, 3)`, or
+    /// `Mul(x, Mul(x, x))` in either order.
+    fn cube_of(&self, c: usize, x: &str) -> Option<Vec<usize>> {
+        if self.op(c) == "Pow" {
+            return match self.inputs(c) {
+                [a, e] if a == x && self.is_scalar(e, 3.0) => Some(vec![c]),
+                _ => None,
+            };
+        }
+        let sq = self.mul_other(c, x)?;
+        let ps = *self.producer.get(sq.as_str())?;
+        let square = self.op(ps) == "Mul" && self.inputs(ps).iter().all(|i| i == x);
+        (square && self.sole_consumer(&sq) == Some(c)).then(|| vec![ps, c])
     }
 
     /// `Mul(x, f(x))` around the node `s` computing `f(x)`: (x, the `Mul`).
@@ -227,7 +293,18 @@ pub(crate) fn find(graph: &GraphProto) -> HashMap<usize, Fused> {
                     for k in nodes {
                         plan.insert(k, Fused::Skip);
                     }
-                    plan.insert(last, Fused::Gelu { x });
+                    plan.insert(last, Fused::Gelu { x, tanh: false });
+                }
+            }
+            "Tanh" => {
+                if let Some((x, nodes, last)) = index.gelu_tanh(i) {
+                    if nodes.iter().any(|k| plan.contains_key(k)) {
+                        continue;
+                    }
+                    for k in nodes {
+                        plan.insert(k, Fused::Skip);
+                    }
+                    plan.insert(last, Fused::Gelu { x, tanh: true });
                 }
             }
             "Sigmoid" => {

@@ -470,6 +470,71 @@ fn erf_gelu_patterns_become_one_gelu_node() {
 }
 
 #[test]
+fn tanh_gelu_patterns_become_one_gelu_node() {
+    let orders: [fn(&mut G); 2] = [
+        // dynamo: Pow(x, 3), constants first, Mul(x, 0.5·(1 + tanh)).
+        |g| {
+            g.init("three", &[], &[3.0])
+                .init("c", &[], &[0.044715])
+                .init("k", &[], &[0.797_884_6])
+                .init("one", &[], &[1.0])
+                .init("half", &[], &[0.5]);
+            g.node("Pow", "pow", &["h", "three"], "p", vec![])
+                .node("Mul", "m1", &["c", "p"], "w", vec![])
+                .node("Add", "a1", &["h", "w"], "v", vec![])
+                .node("Mul", "m2", &["k", "v"], "u", vec![])
+                .node("Tanh", "t", &["u"], "t", vec![])
+                .node("Add", "a2", &["t", "one"], "a", vec![])
+                .node("Mul", "m3", &["half", "a"], "m", vec![])
+                .node("Mul", "gelu", &["h", "m"], "act", vec![]);
+        },
+        // TorchScript: the cube as Mul(x, Mul(x, x)), then Mul(x, 1 + tanh)·0.5.
+        |g| {
+            g.init("c", &[], &[0.044715])
+                .init("k", &[], &[0.797_884_6])
+                .init("one", &[], &[1.0])
+                .init("half", &[], &[0.5]);
+            g.node("Mul", "sq", &["h", "h"], "s", vec![])
+                .node("Mul", "cube", &["h", "s"], "p", vec![])
+                .node("Mul", "m1", &["c", "p"], "w", vec![])
+                .node("Add", "a1", &["h", "w"], "v", vec![])
+                .node("Mul", "m2", &["k", "v"], "u", vec![])
+                .node("Tanh", "t", &["u"], "t", vec![])
+                .node("Add", "a2", &["one", "t"], "a", vec![])
+                .node("Mul", "m3", &["h", "a"], "m", vec![])
+                .node("Mul", "gelu", &["half", "m"], "act", vec![]);
+        },
+    ];
+    for (k, build) in orders.into_iter().enumerate() {
+        let m = flat_with(build, 17).import();
+        assert_eq!(ops(&m), ["linear", "gelu", "linear"], "order {k}");
+        assert_eq!(nodes(&m)[1]["approximate"], "tanh", "order {k}");
+        assert_eq!(nodes(&m)[1]["inputs"], json!(["fc1"]));
+    }
+    // A wrong constant is not GELU: the Pow then has no meaning of ours.
+    let g = flat_with(
+        |g| {
+            g.init("three", &[], &[2.0])
+                .init("c", &[], &[0.044715])
+                .init("k", &[], &[0.797_884_6])
+                .init("one", &[], &[1.0])
+                .init("half", &[], &[0.5]);
+            g.node("Pow", "pow", &["h", "three"], "p", vec![])
+                .node("Mul", "m1", &["c", "p"], "w", vec![])
+                .node("Add", "a1", &["h", "w"], "v", vec![])
+                .node("Mul", "m2", &["k", "v"], "u", vec![])
+                .node("Tanh", "t", &["u"], "t", vec![])
+                .node("Add", "a2", &["t", "one"], "a", vec![])
+                .node("Mul", "m3", &["half", "a"], "m", vec![])
+                .node("Mul", "gelu", &["h", "m"], "act", vec![]);
+        },
+        17,
+    );
+    let e = g.error();
+    assert!(e.contains("'pow'") && e.contains("Pow") && e.contains("tanh"), "{e}");
+}
+
+#[test]
 fn erf_alone_is_unsupported() {
     let g = flat_with(
         |g| {
@@ -1034,7 +1099,7 @@ fn fuzzed_models_never_panic() {
 }
 
 /// Imports every `.onnx` file in `$XAI_ONNX_DIR` (models exported by a script
-/// outside CI) and prints what each became; `--ignored --nocapture` runs it.
+/// outside CI) and prints what each became; run it as an ignored test with its output shown.
 #[test]
 #[ignore = "needs exported models in $XAI_ONNX_DIR"]
 fn import_exported_models() {

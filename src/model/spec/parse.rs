@@ -209,14 +209,53 @@ impl ArchSpec {
 }
 
 mod erased {
-    /// Compact JSON of any serializable value (the spec's types cannot fail).
+    use std::io::Write;
+
+    /// One-line JSON of any serializable value, with a space after each
+    /// `:` and `,` as people write it (the spec's types cannot fail).
     pub(super) trait Json {
         fn compact(&self) -> String;
     }
 
     impl<T: serde::Serialize> Json for T {
         fn compact(&self) -> String {
-            serde_json::to_string(self).expect("spec types serialize")
+            let mut out = Vec::new();
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, Spaced);
+            self.serialize(&mut ser).expect("spec types serialize");
+            String::from_utf8(out).expect("serde_json writes UTF-8")
+        }
+    }
+
+    /// serde_json's compact formatter with spaced separators.
+    struct Spaced;
+
+    impl serde_json::ser::Formatter for Spaced {
+        fn begin_array_value<W: ?Sized + Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+
+        fn begin_object_key<W: ?Sized + Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+
+        fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+            writer.write_all(b": ")
         }
     }
 }
