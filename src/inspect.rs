@@ -43,9 +43,20 @@ pub fn inspect_with(path: &Path, opts: &ModelOptions) -> Result<String> {
             bytes
         );
         for t in &loaded.tensors {
-            let _ = writeln!(out, "  {:<40} {:<18} {}", t.name, fmt_shape(&t.shape), t.dtype);
+            let _ = writeln!(
+                out,
+                "  {:<40} {:<18} {}",
+                t.name,
+                fmt_shape(&t.shape),
+                t.dtype
+            );
         }
-        (loaded.network, loaded.spec_source.to_string(), loaded.unused, loaded.notes)
+        (
+            loaded.network,
+            loaded.spec_source.to_string(),
+            loaded.unused,
+            loaded.notes,
+        )
     } else {
         let file = WeightsFile::read(path)?;
         let _ = writeln!(

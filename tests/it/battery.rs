@@ -721,7 +721,13 @@ fn cases() -> Vec<Case> {
             name: "ONNX op the importer does not map",
             setup: |d| copy_asset(d, "tests/fixtures/onnx/bad_unsupported_op.onnx", "m.onnx"),
             args: &["run", "m.onnx"],
-            needles: &["m.onnx", "up.Resize", "Resize", "opset 13", "supported ops: Add"],
+            needles: &[
+                "m.onnx",
+                "up.Resize",
+                "Resize",
+                "opset 13",
+                "supported ops: Add",
+            ],
         },
         Case {
             name: "ONNX graph with a dynamic spatial size",

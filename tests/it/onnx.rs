@@ -90,7 +90,9 @@ fn check(model: &std::path::Path, engine: Engine) -> Vec<String> {
     for key in ["logits", "logits_ort"] {
         let rel = max_abs_diff(&logits, &r[key]) / max_abs(&r[key]).max(1e-12);
         if rel > 1e-4 {
-            problems.push(format!("{name}: logits differ from {key} by {rel:e} relative"));
+            problems.push(format!(
+                "{name}: logits differ from {key} by {rel:e} relative"
+            ));
         }
     }
     for (objective, key) in [
@@ -136,15 +138,24 @@ fn convert_writes_an_imported_graph_with_its_weights() {
     let model = fixture("onnx/concat.dynamo.onnx");
     let r = xai(
         &root(),
-        &["convert", model.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        &[
+            "convert",
+            model.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let a = load_model(&model, None).unwrap();
     let b = load_model(&out, None).unwrap();
     assert_eq!(a.network.spec().nodes, b.network.spec().nodes);
     assert!(b.unused.is_empty(), "{:?}", b.unused);
-    let x = candle_core::safetensors::load(reference_path(&model), &Device::Cpu).unwrap()["x"].clone();
-    let d = max_abs_diff(&a.network.logits(&x).unwrap(), &b.network.logits(&x).unwrap());
+    let x =
+        candle_core::safetensors::load(reference_path(&model), &Device::Cpu).unwrap()["x"].clone();
+    let d = max_abs_diff(
+        &a.network.logits(&x).unwrap(),
+        &b.network.logits(&x).unwrap(),
+    );
     assert_eq!(d, 0.0);
 }
 
@@ -186,9 +197,15 @@ fn a_softmax_output_raises_the_sanity_flag() {
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let labels: Vec<u8> = (0..dims[0] as i64).flat_map(|_| 0i64.to_le_bytes()).collect();
+    let labels: Vec<u8> = (0..dims[0] as i64)
+        .flat_map(|_| 0i64.to_le_bytes())
+        .collect();
     std::fs::write(dir.path().join("x.npy"), npy_bytes("<f4", &dims, &values)).unwrap();
-    std::fs::write(dir.path().join("y.npy"), npy_bytes("<i8", &dims[..1], &labels)).unwrap();
+    std::fs::write(
+        dir.path().join("y.npy"),
+        npy_bytes("<i8", &dims[..1], &labels),
+    )
+    .unwrap();
     let model = fixture("onnx/softmax.opset17.onnx");
     let r = xai(
         dir.path(),

@@ -106,7 +106,11 @@ pub(crate) fn convert(model: &ModelProto, origin: &str) -> Result<Imported> {
             Some(Fused::Skip) => continue,
             Some(Fused::Gelu { x, tanh }) => {
                 let (x, shape) = c.runtime_value(n, &x)?;
-                let (approximate, form) = if tanh { ("tanh", "tanh") } else { ("none", "erf") };
+                let (approximate, form) = if tanh {
+                    ("tanh", "tanh")
+                } else {
+                    ("none", "erf")
+                };
                 let fields = json!({ "approximate": approximate });
                 c.emit(n, i, "", "gelu", fields, &[x], shape)?;
                 c.notes.push(format!(
@@ -1146,7 +1150,11 @@ impl Converter<'_> {
                         "axes",
                         format!(
                             "only a squeeze of [N, {}] to [N, F] is supported",
-                            shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                            shape
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }

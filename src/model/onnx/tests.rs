@@ -531,7 +531,10 @@ fn tanh_gelu_patterns_become_one_gelu_node() {
         17,
     );
     let e = g.error();
-    assert!(e.contains("'pow'") && e.contains("Pow") && e.contains("tanh"), "{e}");
+    assert!(
+        e.contains("'pow'") && e.contains("Pow") && e.contains("tanh"),
+        "{e}"
+    );
 }
 
 #[test]
