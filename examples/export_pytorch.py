@@ -827,10 +827,11 @@ def read_idx(path):
     return arr.astype(dt.newbyteorder("=")) if dt.byteorder == ">" else arr.copy()
 
 
-def reference_tensors(model, x, labels):
-    """Logits and the three input gradients, float32 on the CPU."""
-    model = model.float().cpu().eval()
-    x = x.detach().float().cpu().clone().requires_grad_(True)
+def reference_tensors(model, x, labels, dtype=torch.float32):
+    """Logits and the three input gradients on the CPU, computed in ``dtype``
+    (the model is converted in place) and returned as float32."""
+    model = model.to(dtype).cpu().eval()
+    x = x.detach().to(dtype).cpu().clone().requires_grad_(True)
     y = torch.as_tensor(labels).long().cpu()
     with torch.enable_grad():
         z = model(x)
@@ -844,9 +845,9 @@ def reference_tensors(model, x, labels):
         others = z.masked_fill(F.one_hot(y, k).bool(), float("-inf"))
         margin = (z_y - others.max(dim=1).values).sum()
         (g_margin,) = torch.autograd.grad(margin, x)
-    return {"x": x.detach().contiguous(), "labels": y.float(), "logits": z.detach().contiguous(),
-            "grad_ce": g_ce.contiguous(), "grad_logit": g_logit.contiguous(),
-            "grad_margin": g_margin.contiguous()}
+    out = {"x": x.detach(), "labels": y, "logits": z.detach(), "grad_ce": g_ce,
+           "grad_logit": g_logit, "grad_margin": g_margin}
+    return {k: v.float().contiguous() for k, v in out.items()}
 
 
 def cmd_reference(args):

@@ -25,7 +25,9 @@ Not run in CI (minutes of CPU, ~200 MB of files). For each of torchvision's
   ``<model>.ref.safetensors`` (float32: ``x``, ``labels``, ``logits``,
   ``logits_ort.opset17`` and ``logits_ort.dynamo`` (onnxruntime on each file,
   one thread), ``grad_ce``, ``grad_logit``, ``grad_margin``, with the
-  conventions of tests/fixtures/README.md).
+  conventions of tests/fixtures/README.md, and ``grad_ce.f64``,
+  ``grad_logit.f64``, ``grad_margin.f64``: the same gradients computed by
+  PyTorch in float64, the exact reference float32 PyTorch is itself off from).
 * PGD-10: ``torchattacks.PGD(model, eps=8/255, alpha=2/255, steps=10,
   random_start=False)`` on the 32 inputs in one batch; ``<model>.pgd_pred.npy``
   (int64) holds the prediction at its adversarial (its LAST iterate). xai-audit
@@ -263,6 +265,12 @@ def main():
         np.save(outdir / f"{name}.y.npy", labels.numpy().astype(np.int64))
 
         ref = reference_tensors(model, x, labels)
+        # The float64 gradients: the exact ones up to rounding, against which
+        # float32 PyTorch's own error shows (the cosine floor of a float32
+        # comparison on deep ReLU6/concat networks is below 0.9999).
+        ref64 = reference_tensors(copy.deepcopy(model), x, labels, dtype=torch.float64)
+        for k in ("grad_ce", "grad_logit", "grad_margin"):
+            ref[f"{k}.f64"] = ref64[k]
         for tag, export in [("opset17", export_torchscript), ("dynamo", export_dynamo)]:
             path = outdir / f"{name}.{tag}.onnx"
             try:
