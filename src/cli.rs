@@ -160,6 +160,32 @@ pub enum Command {
     },
 }
 
+/// `--preset`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresetArg {
+    /// Chosen from the model's input shape.
+    Auto,
+    /// attacks/mnist.toml.
+    Mnist,
+    /// attacks/cifar.toml.
+    Cifar,
+    /// attacks/imagenet.toml.
+    Imagenet,
+}
+
+impl PresetArg {
+    /// The preset asked for by name; `None` for `auto`.
+    pub fn preset(self) -> Option<xai_audit::plan::Preset> {
+        use xai_audit::plan::Preset;
+        match self {
+            PresetArg::Auto => None,
+            PresetArg::Mnist => Some(Preset::Mnist),
+            PresetArg::Cifar => Some(Preset::Cifar),
+            PresetArg::Imagenet => Some(Preset::Imagenet),
+        }
+    }
+}
+
 /// `--engine`'s values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineArg {
@@ -301,9 +327,16 @@ pub struct RunArgs {
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub arrays: ArrayArgs,
-    /// Audit plan (TOML). Default: attacks/default.toml (built in).
+    /// Audit plan (TOML), used as written. Default: a built-in preset (--preset).
     #[arg(long)]
     pub plan: Option<PathBuf>,
+    /// The built-in plan to run without --plan: mnist (grayscale, MNIST
+    /// budgets), cifar (RobustBench's CIFAR L∞ 8/255, L2 0.5), imagenet
+    /// (L∞ 4/255), or auto: chosen from the model's input shape (the
+    /// shorter side above 64 px → imagenet, else one channel → mnist, else
+    /// cifar). Budgets are scaled to the model's input range.
+    #[arg(long, value_enum, default_value_t = PresetArg::Auto, conflicts_with = "plan")]
+    pub preset: PresetArg,
     /// Report path (.json); the tensors go beside it as .safetensors.
     /// Default: reports/<model stem>.json.
     #[arg(long)]

@@ -21,12 +21,12 @@ use crate::data::batch::{batch_ranges, load_for_model_with_notes, DataRequest};
 use crate::data::{DataNotes, Dataset};
 use crate::error::{Error, Opt, Result};
 use crate::model::{load_model_with, Classifier, LoadedModel, ModelOptions};
-use crate::plan::{ModelFacts, Plan, ResolvedPlan};
+use crate::plan::{ModelFacts, Plan, Preset, PresetChoice, ResolvedPlan};
 use crate::progress::Sink;
 use crate::report::build::{build_report, sidecar_tensors, ReportInputs};
 use crate::report::io::write_report;
 use crate::report::tensors::{sidecar_path, write_tensors};
-use crate::report::types::{Report, SanityFlag};
+use crate::report::types::{PlanOrigin, Report, SanityFlag};
 use crate::stress::{Context, StressResults};
 
 /// What `run` was asked to do.
@@ -46,8 +46,11 @@ pub struct JobOptions {
     pub data: Option<PathBuf>,
     /// Labels, layout and `.npz` keys for array data.
     pub arrays: crate::data::arrays::ArrayOptions,
-    /// The plan file (default: `attacks/default.toml`, built in).
+    /// The plan file; without one, a built-in preset.
     pub plan: Option<PathBuf>,
+    /// The preset to run without a plan file; `None` chooses one from the
+    /// model's input ([`Preset::auto`]).
+    pub preset: Option<Preset>,
     /// The report path (default: `reports/<model stem>.json`).
     pub out: Option<PathBuf>,
     /// Audit only N inputs (an IDX file's first N, an image folder's
@@ -118,9 +121,11 @@ pub fn default_report_path(model: &Path) -> PathBuf {
 /// Runs the whole job: a report, or one shard of its batches.
 pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     let started_at = crate::util::utc_now_rfc3339();
-    let (plan, plan_origin) = read_plan(opts)?;
+    // A plan file is read first: its mistakes are reported before the model loads.
+    let file_plan = read_plan_file(opts)?;
     let model = load_model(opts)?;
-    let resolved = resolve(opts, plan, &plan_origin, &model)?;
+    let (plan, origin) = plan_for_model(opts, file_plan, &model)?;
+    let resolved = resolve(opts, plan, origin, &model)?;
     let loaded = load_data(opts, model)?;
     let (plan, net, data) = (&resolved.plan, loaded.net(), &loaded.data);
     let job = Job {
@@ -182,6 +187,7 @@ impl Loaded {
 /// The plan completed against the model, and every gate to check.
 struct Resolved {
     plan: Plan,
+    origin: PlanOrigin,
     warnings: Vec<String>,
     gates: Vec<Gate>,
 }
@@ -203,15 +209,58 @@ struct Findings {
     attributions: AttributionResults,
 }
 
-/// The plan file (or the built-in default plan) and where it came from,
-/// with the seed and batch size overridden as asked.
-fn read_plan(opts: &JobOptions) -> Result<(Plan, String)> {
-    let (mut plan, origin) = match &opts.plan {
-        Some(p) => (Plan::from_file(p)?, p.display().to_string()),
-        None => (
-            Plan::default_plan(),
-            "attacks/default.toml (built in)".to_string(),
+/// The plan file, when one is given, and its path as given.
+fn read_plan_file(opts: &JobOptions) -> Result<Option<(Plan, String)>> {
+    opts.plan
+        .as_ref()
+        .map(|p| Ok((Plan::from_file(p)?, p.display().to_string())))
+        .transpose()
+}
+
+/// The plan to run (the file's, else the preset asked for, else the one
+/// [`Preset::auto`] picks for the model's input, scaled to its range) and
+/// where it came from, with the seed and batch size overridden as asked.
+fn plan_for_model(
+    opts: &JobOptions,
+    file_plan: Option<(Plan, String)>,
+    model: &Model,
+) -> Result<(Plan, PlanOrigin)> {
+    let spec = model.loaded.network.spec();
+    let (mut plan, origin) = match file_plan {
+        Some((plan, file)) => (
+            plan,
+            PlanOrigin {
+                preset: None,
+                reason: "the plan file given".into(),
+                file,
+            },
         ),
+        None => {
+            let choice = match opts.preset {
+                Some(preset) => PresetChoice {
+                    preset,
+                    reason: "asked for by name".into(),
+                },
+                None => Preset::auto(spec),
+            };
+            let plan = choice.preset.plan_for(spec.input.range)?;
+            let [lo, hi] = spec.input.range;
+            let reason = if (lo, hi) == (0.0, 1.0) {
+                choice.reason
+            } else {
+                format!(
+                    "{}; budgets written for [0, 1] scaled by {} to the range [{lo}, {hi}]",
+                    choice.reason,
+                    hi - lo
+                )
+            };
+            let origin = PlanOrigin {
+                preset: Some(choice.preset.name().to_string()),
+                file: format!("{} (built in)", choice.preset.file()),
+                reason,
+            };
+            (plan, origin)
+        }
     };
     if let Some(seed) = opts.seed {
         plan.seed = seed;
@@ -248,17 +297,18 @@ fn load_model(opts: &JobOptions) -> Result<Model> {
 
 /// Collects the gates (the plan's, then the options') and checks them
 /// against the plan; completes the plan against the model.
-fn resolve(opts: &JobOptions, plan: Plan, origin: &str, model: &Model) -> Result<Resolved> {
-    let mut gates = crate::plan::gates::plan_gates(&plan, origin)?;
+fn resolve(opts: &JobOptions, plan: Plan, origin: PlanOrigin, model: &Model) -> Result<Resolved> {
+    let mut gates = crate::plan::gates::plan_gates(&plan, &origin.file)?;
     gates.extend(opts.gates.iter().cloned());
     crate::plan::gates::check_against_plan(&gates, &plan)?;
     let facts = ModelFacts {
         spec: model.loaded.network.spec(),
         num_classes: model.classifier.num_classes(),
     };
-    let ResolvedPlan { plan, warnings } = plan.resolve(&facts, origin)?;
+    let ResolvedPlan { plan, warnings } = plan.resolve(&facts, &origin.file)?;
     Ok(Resolved {
         plan,
+        origin,
         warnings,
         gates,
     })
@@ -535,6 +585,7 @@ fn report(
         .warnings
         .extend(loaded.model.fallback.iter().cloned());
     report.tool.engine = Some(loaded.model.engine.to_string());
+    report.plan_origin = Some(resolved.origin.clone());
     report
 }
 

@@ -27,13 +27,13 @@ use crate::model::ArchSpec;
 pub mod attacks;
 pub mod attributions;
 pub mod gates;
+pub mod preset;
 pub mod schema;
 pub mod stress;
 
 pub use crate::attack::{AttackSpec, KINDS};
 
-/// The plan `run` uses when none is given (also in `attacks/default.toml`).
-pub const DEFAULT_PLAN: &str = include_str!("../../attacks/default.toml");
+pub use preset::{Preset, PresetChoice};
 
 /// A validated plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -84,9 +84,11 @@ impl Plan {
         Plan::from_toml(&text, &path.display().to_string())
     }
 
-    /// The built-in default plan.
+    /// The `mnist` preset for inputs in `[0, 1]` (the shipped models').
     pub fn default_plan() -> Plan {
-        Plan::from_toml(DEFAULT_PLAN, "attacks/default.toml").expect("the default plan is valid")
+        Preset::Mnist
+            .plan_for([0.0, 1.0])
+            .expect("the mnist preset is valid")
     }
 
     /// Parses and validates plan text; `origin` names it in errors. Every

@@ -192,6 +192,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             subset: Some(inp.data_notes.subset.clone()),
         },
         plan: inp.plan.clone(),
+        plan_origin: None,
         timings: Timings {
             started_at: inp.started_at.clone(),
             total_seconds: inp.results.total_seconds,

@@ -24,7 +24,10 @@ use crate::plan::Plan;
 ///
 /// 4 adds `tool.engine` (`fast` or `reference`: which engine ran the model);
 /// older reports read without it.
-pub const SCHEMA_VERSION: u32 = 4;
+///
+/// 5 adds `plan_origin` (the plan file, or the built-in preset and why it
+/// was chosen); older reports read without it.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -43,6 +46,9 @@ pub struct Report {
     pub data: DataInfo,
     /// The plan as run, defaults resolved, with the seed.
     pub plan: Plan,
+    /// Where the plan came from (absent in reports before schema 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_origin: Option<PlanOrigin>,
     /// Wall-clock timings (the only fields that differ between identical runs).
     pub timings: Timings,
     /// Aggregate results.
@@ -288,4 +294,19 @@ pub struct SampleAttack {
     pub perturbation_linf: f64,
     /// L2 norm of the perturbation.
     pub perturbation_l2: f64,
+}
+
+/// Where a report's plan came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanOrigin {
+    /// A built-in preset by name (`mnist`, `cifar`, `imagenet`), absent for
+    /// a plan file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// The plan file as given, or the file the preset is compiled from.
+    pub file: String,
+    /// Why this plan: given on the command line, asked for by name, or what
+    /// the automatic choice saw in the model's input.
+    pub reason: String,
 }

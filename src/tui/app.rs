@@ -444,7 +444,7 @@ pub fn selected_images(
     let (attribution_clean, attribution_adversarial) = match (&entry, &clean) {
         (None, _) => {
             let missing = "no attributions in this report: add [[attribution]] to the plan \
-                           (see attacks/default.toml)"
+                           (see attacks/mnist.toml)"
                 .to_string();
             (Err(missing.clone()), Err(missing))
         }

@@ -4,7 +4,7 @@
 //! range: mean′ = lo + mean·w, std′ = std·w with w = hi − lo), so with every
 //! absolute-unit plan key transformed accordingly (ε, step sizes, SmoothGrad
 //! stdev and sensitivity radius scaled by w; baselines and fill values mapped
-//! to black) every entry of `attacks/default.toml` and `attacks/thorough.toml`
+//! to black) every entry of `attacks/mnist.toml` (the preset `run` picks for the CNN) and `attacks/thorough.toml`
 //! must give the same verdict: the same robust accuracies (at most one input
 //! per entry may flip, where float rounding of the rescaled input moves a
 //! logit by an ulp), perturbation norms scaled by w, the same stress and
@@ -368,7 +368,7 @@ fn check_invariance(plan_file: &str) {
 
 #[test]
 fn default_plan_gives_the_same_verdict_in_every_input_range() {
-    check_invariance("default.toml");
+    check_invariance("mnist.toml");
 }
 
 #[test]
