@@ -132,11 +132,7 @@ fn infer_op(
             _ => Err(format!(
                 "{}: expects a [N, C, H, W] input but gets [N, {}]",
                 here(),
-                shape
-                    .iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                dims(shape)
             )),
         }
     };
@@ -223,11 +219,7 @@ fn infer_op(
                 return Err(format!(
                     "{}: expects [N, {num_features}] but gets [N, {}]",
                     here(),
-                    shape
-                        .iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    dims(shape)
                 ));
             }
             check_eps(*eps, &here)?;
@@ -377,11 +369,7 @@ fn infer_op(
                 return Err(format!(
                     "{}: expects {num_features} channels but gets [N, {}]",
                     here(),
-                    shape
-                        .iter()
-                        .map(|d| d.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    dims(shape)
                 ));
             }
             shape.to_vec()
@@ -499,6 +487,15 @@ fn check_window(
         ));
     }
     Ok(())
+}
+
+/// A per-item shape's dimensions, `a, b, c`, for messages that print `[N, …]`.
+fn dims(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
