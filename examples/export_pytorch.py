@@ -508,8 +508,8 @@ _METHODS.update({"clip": "clamp", "concat": "cat"})
 
 def _leaf_layer_v2(m, path, in_shape):
     """One torch.nn module called in forward -> a spec node dict (without
-    name/inputs), None for the identity, or a string saying why not."""
-    t = type(m).__name__
+    name/inputs), None for the identity, a string saying why not, or
+    NotImplemented for a module type the spec has no op for."""
     if isinstance(m, nn.ReLU6):
         return {"op": "clip", "min": 0.0, "max": 6.0}
     if isinstance(m, nn.Hardtanh):
@@ -535,9 +535,12 @@ def _leaf_layer_v2(m, path, in_shape):
         layer = _leaf_layer(m, path)
     except ValueError as e:
         return str(e)
-    if layer is NotImplemented:
-        return f"module type {t}"
     return layer
+
+
+def _is_default_check(node):
+    """fx's check that an argument traced at its default keeps it."""
+    return node.op == "call_function" and getattr(node.target, "__name__", "") == "_assert_is_none"
 
 
 def _norm_dim(d, ndim):
@@ -573,12 +576,13 @@ class _FxConverter:
         return name
 
     def _scope(self, node):
-        """(module path, type name) of the module whose forward made ``node``."""
-        if node.op == "call_module":
-            return node.target, type(self.modules[node.target]).__name__
-        stack = node.meta.get("nn_module_stack") or {}
+        """(module path, type name) of the module whose forward made ``node``
+        (for a module call, the module that called it)."""
+        stack = list((node.meta.get("nn_module_stack") or {}).values())
+        if node.op == "call_module" and stack:
+            stack = stack[:-1]
         if stack:
-            path, typ = list(stack.values())[-1]
+            path, typ = stack[-1]
             return path, getattr(typ, "__name__", str(typ).rsplit(".", 1)[-1])
         return "", type(self.root).__name__
 
@@ -644,6 +648,8 @@ class _FxConverter:
         for node in self.graph.nodes:
             if node.op == "placeholder":
                 if any(v[0] == "t" and v[1] == "input" for v in self.values.values()):
+                    if all(_is_default_check(u) for u in node.users):
+                        continue                   # an optional argument left at its default
                     self.fail(node, f"a second input '{node.target}' of forward",
                               "the network takes one image batch")
                 self.values[node] = ("t", "input")
@@ -654,7 +660,8 @@ class _FxConverter:
             elif node.op == "call_module":
                 self.call_module(node)
             elif node.op in ("call_function", "call_method"):
-                self.call(node)
+                if not _is_default_check(node):
+                    self.call(node)
             elif node.op == "output":
                 output = node
         res = output.args[0]
@@ -708,8 +715,10 @@ class _FxConverter:
         src = node.args[0]
         name = self.tensor(node, src)
         layer = _leaf_layer_v2(m, node.target, self.shape(src) or ())
+        if layer is NotImplemented:
+            self.fail(node, f"module '{node.target}' ({type(m).__name__})")
         if isinstance(layer, str):
-            self.fail(node, f"{self.describe(node)} ({type(m).__name__})", layer)
+            self.fail(node, f"module '{node.target}' ({type(m).__name__})", layer)
         if layer is None:                                  # nn.Identity
             self.values[node] = ("t", name)
             return
@@ -923,7 +932,8 @@ class _FxConverter:
               and (dims[1] == -1 or dims[1] == flat) and not (dims[0] == -1 and dims[1] == -1))
         if not ok:
             self.fail(node, self.describe(node),
-                      f"a reshape of {list(shape)} to {[self._dim_text(d) for d in dims]} (only "
+                      f"a reshape of {list(shape)} to "
+                      f"[{', '.join(str(self._dim_text(d)) for d in dims)}] (only "
                       f"x.view(x.size(0), -1) and the like, a flatten from dim 1)")
         self.values[node] = ("t", self.emit(node, {"op": "flatten"}, [name],
                                             base=_join(self._scope(node)[0], "flatten")))
@@ -1040,8 +1050,11 @@ def _trace_nodes(model, x):
             detail=f"{type(e).__name__}: {e} (tracing runs forward on symbolic tensors: Python "
                    f"control flow on tensor values, data-dependent shapes and non-torch "
                    f"calls on tensors do not trace)") from e
+    with torch.no_grad():
+        model(x)                      # the model's own error, if it fails, before fx's
     gm = fx.GraphModule(model, graph)
-    ShapeProp(gm).propagate(x)
+    with torch.no_grad():
+        ShapeProp(gm).propagate(x)
     return _FxConverter(model, graph).run()
 
 
@@ -1431,7 +1444,8 @@ def _check_layer(layer, where, version=1, extra=()):
     if op == "pad2d" and not (isinstance(layer["padding"], list) and len(layer["padding"]) == 4):
         raise ValueError(f"{where} (pad2d): padding must be [top, bottom, left, right]")
     for key in _SIZE_KEYS & set(layer):
-        _pair(layer[key], f"{where} ({op}) {key}")
+        if op != "pad2d":
+            _pair(layer[key], f"{where} ({op}) {key}")
     if op == "residual":
         if not isinstance(layer["body"], list):
             raise ValueError(f"{where} (residual): body must be a list of layers")
