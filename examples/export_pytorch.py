@@ -2,41 +2,82 @@
 """PyTorch bridge for xai-audit: export models, rebuild them, write references.
 
 xai-audit reads a network as a safetensors file of weights plus an
-*architecture spec* (docs/arch-spec.md, version 1), a small JSON document stored
-in the file's metadata under ``xai_audit.arch``. This script (stdlib + torch +
+*architecture spec* (docs/arch-spec.md), a small JSON document stored in the
+file's metadata under ``xai_audit.arch``. This script (stdlib + torch +
 safetensors + numpy) produces and consumes such files from PyTorch.
 
 Exporting a model
 -----------------
-Build the model from the supported modules (nested ``nn.Sequential`` is fine;
-so are custom containers whose ``forward`` calls their children once each, in
-order, with at most a flatten in between), then::
+::
 
     import torch
     from export_pytorch import spec_from_module, export
 
-    spec = spec_from_module(model, input_shape=(1, 28, 28),
-                            mean=[0.1307], std=[0.3081],      # optional
-                            classes=[str(i) for i in range(10)], name="mnist-cnn")
-    export(model, "mnist_cnn.safetensors", spec)                # dtype=torch.float16 / bfloat16 too
+    spec = spec_from_module(model, input_shape=(3, 32, 32),
+                            mean=[0.49, 0.48, 0.45], std=[0.25, 0.24, 0.26],  # optional
+                            classes=["bird", "cat", "dog", "frog"], name="my-net")
+    export(model, "my_net.safetensors", spec)        # dtype=torch.float16 / bfloat16 too
+
+``spec_from_module`` traces ``forward`` with ``torch.fx`` into a version-2 spec,
+a graph of named nodes. Each module call becomes a node named by the module's
+path (``layer1.0.conv1``) whose ``param`` is that path, so the file holds
+``model.state_dict()`` as it is: no renaming, and a state_dict saved by
+``safetensors.torch.save_file`` with the spec in its metadata loads the same.
+What ``forward`` writes between module calls becomes nodes too, named by the
+calling module's path and the op (``layer1.0.add``):
+
+- skip connections and gates: ``x + self.block(x)``, ``out += identity``,
+  ``x * self.se(x)`` (equal shapes, or ``[N, C, 1, 1]`` over ``[N, C, H, W]``),
+  ``torch.cat([a, b], 1)`` (along channels);
+- functional ops: ``F.relu``/``torch.relu``/``x.relu()``, ``F.relu6``,
+  ``F.hardtanh``, ``F.leaky_relu``, ``F.gelu``, ``F.silu``, ``F.hardswish``,
+  ``F.hardsigmoid``, ``torch.sigmoid``, ``torch.tanh``, ``F.softmax`` over the
+  classes, ``F.dropout(x, p, self.training)``, ``F.max_pool2d``,
+  ``F.avg_pool2d``, ``F.adaptive_avg_pool2d``, ``x.mean((2, 3))``,
+  ``F.pad`` (constant), ``torch.clamp`` with both bounds;
+- flattening: ``torch.flatten(x, 1)``, ``x.flatten(1)``,
+  ``x.view(x.size(0), -1)``, ``x.reshape(x.shape[0], -1)``,
+  ``x.squeeze(-1).squeeze(-1)`` of ``[N, C, 1, 1]``;
+- arithmetic with numbers: ``x * 0.5``, ``x - 1``, ``x / 6``, ``-x``, and
+  ``a - b`` of tensors.
+
+Modules: nn.Linear, nn.Conv2d (zeros padding; groups, dilation, stride,
+``padding="same"`` with odd kernels), nn.BatchNorm1d (on ``[N, F]``) and
+nn.BatchNorm2d (with running stats), nn.MaxPool2d, nn.AvgPool2d,
+nn.AdaptiveAvgPool2d, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.LeakyReLU, nn.GELU,
+nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Softmax (over the
+classes), nn.Flatten, nn.Dropout (identity), nn.Identity (left out), containers
+(nn.Sequential, nn.ModuleList, your own modules, however nested), and
+GlobalAvgPool2d and Residual below. A module called twice shares its weights.
+
+Anything else -- another torch.nn module (LayerNorm, Upsample, ...), a
+parameter read directly in forward (``self.scale * x``), indexing, a forward
+that fx cannot trace (Python ``if`` on tensor values), several inputs or
+outputs -- raises ``UnsupportedModel`` (a ValueError) naming the first
+construct, the module whose forward does it and the source line, e.g.::
+
+    cannot express fx node 'interpolate': a call to torch.nn.functional.interpolate
+    in module 'decoder' (Decoder) at model.py:42. The spec has no op for it; export
+    the model to ONNX instead, which xai-audit reads directly:
+    torch.onnx.export(model, x, "model.onnx"), then xai-audit run model.onnx
 
 ``mean``/``std`` describe the normalization your training pipeline applied
 *before* the model (torchvision ``Normalize``); xai-audit applies it inside the
 network, so attacks and ε work in raw pixel units given by ``input_range``.
-``spec_from_module`` runs the model once and checks that the spec rebuilt in
-PyTorch reproduces its outputs; anything it cannot express raises ValueError.
-
-Supported modules: nn.Linear, nn.Conv2d (zeros padding), nn.BatchNorm1d/2d
-(with running stats), nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-GlobalAvgPool2d (below), nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Tanh,
-nn.Sigmoid, nn.Flatten (start_dim=1), nn.Dropout, nn.Identity (skipped), and
-Residual (below) for skip connections.
+``spec_from_module`` runs the model (in eval mode) on random inputs and checks
+that the spec rebuilt in PyTorch reproduces its outputs. ``version=1`` writes
+the older list of layers instead (module walk: nn.Sequential, Residual,
+custom containers calling their children once each in order).
 
 Loading a model back
 --------------------
 ``load(path)`` returns an eval-mode ``nn.Module`` that includes the input
-normalization, reading the spec from the metadata, an ``arch=`` dict / JSON
-file, or a sidecar ``<stem>.arch.json``.
+normalization, reading the spec (version 1 or 2) from the metadata, an
+``arch=`` dict / JSON file, or a sidecar ``<stem>.arch.json``;
+``build_from_spec(spec, weights)`` does the same from a spec and a dict of
+tensors. Both rebuild any spec xai-audit reads, including the specs
+``xai-audit inspect model.onnx --spec`` prints, so numbers can be
+cross-checked in PyTorch.
 
 Command line
 ------------
@@ -46,37 +87,51 @@ Command line
         --data images-idx3-ubyte.gz [--labels labels-idx1-ubyte.gz] \\
         [--count N] [--arch ARCH.json] --out REF.safetensors
     python examples/export_pytorch.py fixtures OUTDIR
+    python examples/export_pytorch.py traced OUTDIR
 
 ``reference`` writes float32 tensors ``x`` [N,C,H,W] (the first N images / 255),
 ``labels`` [N] (from --labels, else the model's predictions), ``logits`` [N,K],
 and the input gradients ``grad_ce`` (of cross-entropy, summed over the batch),
 ``grad_logit`` (of sum_n z[n, y_n]) and ``grad_margin`` (of
 sum_n z[n, y_n] - max_{j != y_n} z[n, j]), computed in float32 on the CPU.
-``fixtures`` regenerates the Rust test fixtures (tests/fixtures) deterministically
-and checks them.
+``fixtures`` regenerates the Rust test fixtures (tests/fixtures, version-1
+specs) deterministically and checks them. ``traced`` exports four models
+whose forwards are not plain sequences (a CNN with functional ops, a ResNet
+block, a squeeze-and-excitation block, a DenseNet-style block), each with a
+reference file of the tensors above on random inputs, for
+``cargo run --release --example compare_reference -- OUTDIR/NAME.safetensors
+OUTDIR/NAME.ref.safetensors``.
 """
 
 import argparse
 import copy
 import gzip
+import inspect
 import json
 import math
+import operator
+import os
 import struct
+import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from torch.fx.passes.shape_prop import ShapeProp
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 META_KEY = "xai_audit.arch"
 
 __all__ = [
-    "Residual", "GlobalAvgPool2d", "SpecModel", "spec_from_module", "export",
-    "check_spec", "build_from_spec", "load", "read_idx", "reference_tensors",
+    "Residual", "GlobalAvgPool2d", "ChannelAffine", "SpecModel", "GraphModel",
+    "UnsupportedModel", "spec_from_module", "export", "check_spec", "build_from_spec",
+    "load", "read_idx", "reference_tensors",
 ]
 
 
@@ -110,11 +165,11 @@ class GlobalAvgPool2d(nn.Module):
 
 
 # --------------------------------------------------------------------------
-# Spec vocabulary (docs/arch-spec.md, version 1)
+# Spec vocabulary (docs/arch-spec.md, versions 1 and 2)
 # --------------------------------------------------------------------------
 
 _SIZE_KEYS = {"kernel_size", "stride", "padding", "dilation", "output_size"}
-_PARAM_OPS = {"linear", "conv2d", "batch_norm1d", "batch_norm2d"}
+_PARAM_OPS = {"linear", "conv2d", "batch_norm1d", "batch_norm2d", "channel_affine"}
 # op -> (always-emitted / required keys, {optional key: default}).
 # A default of None for a pool's stride means "= kernel_size".
 _OPS = {
@@ -138,8 +193,25 @@ _OPS = {
     "flatten": ((), {"start_dim": 1}),
     "dropout": ((), {"p": 0.5}),
     "residual": (("body",), {"shortcut": None, "activation": None}),
+    # Version 2 only.
+    "add": ((), {}),
+    "mul": ((), {}),
+    "concat": ((), {}),
+    "clip": (("min", "max"), {}),
+    "hard_sigmoid": ((), {"alpha": 1.0 / 6.0, "beta": 0.5}),
+    "hard_swish": ((), {}),
+    "softmax": ((), {}),
+    "affine": ((), {"scale": 1.0, "shift": 0.0}),
+    "channel_affine": (("num_features",), {"bias": True}),
+    "pad2d": (("padding",), {"value": 0.0}),
 }
-_TOP_KEYS = ("version", "name", "input", "classes", "layers")
+_V2_ONLY = {"add", "mul", "concat", "clip", "hard_sigmoid", "hard_swish", "softmax", "affine",
+            "channel_affine", "pad2d"}
+_V1_OPS = set(_OPS) - _V2_ONLY
+_V2_OPS = set(_OPS) - {"residual"}
+_ARITY = {"add": (2, 2), "mul": (2, 2), "concat": (2, float("inf"))}
+_TOP_KEYS_V1 = ("version", "name", "input", "classes", "layers", "strip_prefix")
+_TOP_KEYS_V2 = ("version", "name", "input", "classes", "nodes", "strip_prefix")
 _INPUT_KEYS = ("shape", "range", "mean", "std")
 
 
@@ -168,7 +240,7 @@ def _join(path, name):
 
 
 # --------------------------------------------------------------------------
-# nn.Module -> spec
+# nn.Module -> spec: the parts both versions share
 # --------------------------------------------------------------------------
 
 def _prune(op, full):
@@ -295,6 +367,701 @@ def _leaf_layer(m, path):
     return NotImplemented
 
 
+# --------------------------------------------------------------------------
+# nn.Module -> spec version 2, by tracing forward() with torch.fx
+# --------------------------------------------------------------------------
+
+ONNX_ROUTE = ('export the model to ONNX instead, which xai-audit reads directly: '
+              'torch.onnx.export(model, x, "model.onnx"), then xai-audit run model.onnx')
+
+
+class UnsupportedModel(ValueError):
+    """``forward`` does something the spec cannot express.
+
+    ``construct`` describes it (``call to torch.nn.functional.interpolate``),
+    ``module`` is the path of the module whose ``forward`` does it (``""`` for
+    the root), ``node`` the torch.fx node (``None`` when tracing itself
+    failed) and ``source`` the ``file:line`` of the call when known. The
+    message names all of them and the ONNX route.
+    """
+
+    def __init__(self, construct, module, module_type, node=None, source=None, detail=None):
+        self.construct, self.module, self.node, self.source = construct, module, node, source
+        where = f"in module '{module or '<root>'}' ({module_type})"
+        if source:
+            where += f" at {source}"
+        what = f"fx node '{node}': " if node else ""
+        text = f"cannot express {what}{construct} {where}"
+        if detail:
+            text += f": {detail}"
+        super().__init__(f"{text}. The spec has no op for it; {ONNX_ROUTE}")
+
+
+def _user_frame(lines, skip_dirs):
+    """``file:line`` of the innermost frame of a formatted stack outside ``skip_dirs``."""
+    found = None
+    for line in lines:
+        line = line.strip()
+        if not line.startswith('File "'):
+            continue
+        path, _, rest = line[len('File "'):].partition('"')
+        if any(os.path.abspath(path).startswith(d + os.sep) or os.path.abspath(path) == d
+               for d in skip_dirs):
+            continue
+        lineno = rest.split("line", 1)[-1].split(",", 1)[0].strip()
+        found = f"{path}:{lineno}"
+    return found
+
+
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+
+
+class _Tracer(fx.Tracer):
+    """The default tracer (torch.nn modules are leaves, the rest is traced
+    through), recording user stack traces and, on a failure, the innermost
+    module being traced."""
+
+    def __init__(self):
+        super().__init__()
+        self.record_stack_traces = True
+
+    def call_module(self, m, forward, args, kwargs):
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except Exception as e:
+            if not hasattr(e, "_xai_module"):
+                try:
+                    path = self.path_of_module(m)
+                except NameError:
+                    path = "?"
+                e._xai_module = (path, type(m).__name__)
+            raise
+
+
+# Functions and methods by canonical name: (argument names, defaults).
+_SIGS = {
+    "relu": (("input", "inplace"), {"inplace": False}),
+    "relu6": (("input", "inplace"), {"inplace": False}),
+    "hardtanh": (("input", "min_val", "max_val", "inplace"),
+                 {"min_val": -1.0, "max_val": 1.0, "inplace": False}),
+    "leaky_relu": (("input", "negative_slope", "inplace"),
+                   {"negative_slope": 0.01, "inplace": False}),
+    "gelu": (("input", "approximate"), {"approximate": "none"}),
+    "silu": (("input", "inplace"), {"inplace": False}),
+    "hardswish": (("input", "inplace"), {"inplace": False}),
+    "hardsigmoid": (("input", "inplace"), {"inplace": False}),
+    "sigmoid": (("input",), {}),
+    "tanh": (("input",), {}),
+    "softmax": (("input", "dim", "_stacklevel", "dtype"),
+                {"dim": None, "_stacklevel": 3, "dtype": None}),
+    "dropout": (("input", "p", "training", "inplace"),
+                {"p": 0.5, "training": True, "inplace": False}),
+    "avg_pool2d": (("input", "kernel_size", "stride", "padding", "ceil_mode",
+                    "count_include_pad", "divisor_override"),
+                   {"stride": None, "padding": 0, "ceil_mode": False,
+                    "count_include_pad": True, "divisor_override": None}),
+    "max_pool2d": (("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                    "return_indices"),
+                   {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False,
+                    "return_indices": False}),
+    "adaptive_avg_pool2d": (("input", "output_size"), {}),
+    "flatten": (("input", "start_dim", "end_dim"), {"start_dim": 0, "end_dim": -1}),
+    "cat": (("tensors", "dim"), {"dim": 0}),
+    "add": (("input", "other", "alpha"), {"alpha": 1}),
+    "sub": (("input", "other", "alpha"), {"alpha": 1}),
+    "mul": (("input", "other"), {}),
+    "div": (("input", "other", "rounding_mode"), {"rounding_mode": None}),
+    "neg": (("input",), {}),
+    "mean": (("input", "dim", "keepdim", "dtype"), {"dim": None, "keepdim": False, "dtype": None}),
+    "clamp": (("input", "min", "max"), {"min": None, "max": None}),
+    "pad": (("input", "pad", "mode", "value"), {"mode": "constant", "value": None}),
+    "squeeze": (("input", "dim"), {"dim": None}),
+    "size": (("input", "dim"), {"dim": None}),
+    "contiguous": (("input", "memory_format"), {"memory_format": None}),
+    "clone": (("input", "memory_format"), {"memory_format": None}),
+    "stochastic_depth": (("input", "p", "mode", "training"), {"training": True}),
+}
+
+_FUNCS = {
+    F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", F.hardtanh: "hardtanh",
+    F.leaky_relu: "leaky_relu", F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish",
+    F.hardsigmoid: "hardsigmoid", torch.sigmoid: "sigmoid", torch.tanh: "tanh",
+    F.softmax: "softmax", torch.softmax: "softmax", F.dropout: "dropout",
+    F.avg_pool2d: "avg_pool2d", F.max_pool2d: "max_pool2d",
+    F.adaptive_avg_pool2d: "adaptive_avg_pool2d", torch.flatten: "flatten",
+    torch.cat: "cat", torch.concat: "cat", torch.add: "add", torch.sub: "sub",
+    torch.mul: "mul", torch.div: "div", torch.neg: "neg", torch.mean: "mean",
+    torch.clamp: "clamp", torch.clip: "clamp", F.pad: "pad", torch.squeeze: "squeeze",
+    operator.add: "add", operator.iadd: "add", operator.sub: "sub", operator.isub: "sub",
+    operator.mul: "mul", operator.imul: "mul", operator.truediv: "div",
+    operator.itruediv: "div", operator.neg: "neg",
+}
+
+# Functions of other libraries, by (module, name).
+_NAMED_FUNCS = {("torchvision.ops.stochastic_depth", "stochastic_depth"): "stochastic_depth"}
+
+# Tensor methods that are the function of the same name (an in-place `relu_`
+# is `relu`); `view`/`reshape`, `size` and `getitem` are handled apart.
+_METHODS = {name: name for name in _SIGS if name not in ("cat", "pad", "stochastic_depth")}
+_METHODS.update({"clip": "clamp", "concat": "cat"})
+
+
+def _leaf_layer_v2(m, path, in_shape):
+    """One torch.nn module called in forward -> a spec node dict (without
+    name/inputs), None for the identity, a string saying why not, or
+    NotImplemented for a module type the spec has no op for."""
+    if isinstance(m, nn.ReLU6):
+        return {"op": "clip", "min": 0.0, "max": 6.0}
+    if isinstance(m, nn.Hardtanh):
+        return {"op": "clip", "min": float(m.min_val), "max": float(m.max_val)}
+    if isinstance(m, nn.Hardswish):
+        return {"op": "hard_swish"}
+    if isinstance(m, nn.Hardsigmoid):
+        return {"op": "hard_sigmoid"}
+    if isinstance(m, nn.Softmax):
+        if len(in_shape) != 2 or m.dim not in (1, -1):
+            return f"softmax over dim {m.dim} of a {len(in_shape)}-d tensor (only over the classes of [N, K])"
+        return {"op": "softmax"}
+    if isinstance(m, nn.modules.dropout._DropoutNd):
+        return {"op": "dropout", "p": float(m.p)}
+    if isinstance(m, nn.BatchNorm1d) and len(in_shape) != 2:
+        return f"BatchNorm1d on a {len(in_shape)}-d input (the spec's batch_norm1d takes [N, F])"
+    if isinstance(m, nn.Flatten):
+        if _norm_dim(m.start_dim, len(in_shape)) != 1 or \
+                _norm_dim(m.end_dim, len(in_shape)) != len(in_shape) - 1:
+            return f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) (only from dim 1 to the end)"
+        return {"op": "flatten"}
+    try:
+        layer = _leaf_layer(m, path)
+    except ValueError as e:
+        return str(e)
+    return layer
+
+
+def _is_default_check(node):
+    """fx's check that an argument traced at its default keeps it."""
+    return node.op == "call_function" and getattr(node.target, "__name__", "") == "_assert_is_none"
+
+
+def _norm_dim(d, ndim):
+    return d + ndim if isinstance(d, int) and d < 0 else d
+
+
+def _is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+class _FxConverter:
+    """Walks a traced graph and writes spec nodes (dicts with ``inputs``)."""
+
+    def __init__(self, root, graph):
+        self.root = root
+        self.graph = graph
+        self.modules = dict(root.named_modules())
+        self.values = {}          # fx node -> ("t", spec name) | ("size", node, dim) | ("sizes", node)
+        self.nodes = []           # spec nodes, each with "inputs"
+        self.reserved = {n.target for n in graph.nodes if n.op == "call_module"}
+        self.used = {"input"}
+
+    # -- naming and errors ------------------------------------------------
+
+    def _unique(self, base, own=False):
+        """``base``, or ``base_1``, ... when taken; a module's path is kept
+        for its own (first) call (``own``)."""
+        name, i = base, 0
+        while name in self.used or (name in self.reserved and not (own and name == base)):
+            i += 1
+            name = f"{base}_{i}"
+        self.used.add(name)
+        return name
+
+    def _scope(self, node):
+        """(module path, type name) of the module whose forward made ``node``
+        (for a module call, the module that called it)."""
+        stack = list((node.meta.get("nn_module_stack") or {}).values())
+        if node.op == "call_module" and stack:
+            stack = stack[:-1]
+        if stack:
+            path, typ = stack[-1]
+            return path, getattr(typ, "__name__", str(typ).rsplit(".", 1)[-1])
+        return "", type(self.root).__name__
+
+    def fail(self, node, construct, detail=None):
+        path, typ = self._scope(node)
+        lines = (node.stack_trace or "").splitlines()
+        raise UnsupportedModel(construct, path, typ, node=node.name,
+                               source=_user_frame(lines, [_TORCH_DIR, os.path.abspath(__file__)]),
+                               detail=detail)
+
+    # -- values -----------------------------------------------------------
+
+    def shape(self, node):
+        meta = node.meta.get("tensor_meta")
+        return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+
+    def tensor(self, node, arg, what="input"):
+        """The spec name of a tensor argument."""
+        if isinstance(arg, fx.Node) and self.values.get(arg, (None,))[0] == "t":
+            return self.values[arg][1]
+        self.fail(node, self.describe(node), f"its {what} is not a tensor computed by the "
+                                             f"network ({arg!r})")
+
+    def is_tensor(self, arg):
+        return isinstance(arg, fx.Node) and self.values.get(arg, (None,))[0] == "t"
+
+    def emit(self, node, layer, inputs, base=None):
+        """Appends a spec node for ``layer`` reading ``inputs``; returns its name."""
+        if base is None:
+            path, _ = self._scope(node)
+            base = _join(path, layer["op"]) if node.op != "call_module" else node.target
+        name = self._unique(base, own=node.op == "call_module" and base == node.target)
+        spec_node = {"name": name, "op": layer["op"], "inputs": list(inputs)}
+        spec_node.update({k: v for k, v in layer.items() if k != "op"})
+        if node.op != "call_module":
+            spec_node["_scope"] = self._scope(node)[0]
+        self.nodes.append(spec_node)
+        return name
+
+    @staticmethod
+    def describe(node):
+        if node.op == "call_module":
+            return f"a call of module '{node.target}'"
+        if node.op == "call_method":
+            return f"the tensor method .{node.target}()"
+        if node.op == "get_attr":
+            return f"the tensor self.{node.target} read directly in forward"
+        target = node.target
+        mod = getattr(target, "__module__", None) or ""
+        name = getattr(target, "__name__", str(target))
+        if mod in ("_operator", "operator"):
+            return f"the operator {name}"
+        if mod.startswith("torch") or mod == "":
+            owner = {"torch._C._nn": "torch.nn.functional", "torch._C._VariableFunctions": "torch",
+                     "": "torch"}.get(mod, mod)
+            return f"a call to {owner}.{name}"
+        return f"a call to {mod}.{name}"
+
+    # -- the walk -----------------------------------------------------------
+
+    def run(self):
+        output = None
+        for node in self.graph.nodes:
+            if node.op == "placeholder":
+                if any(v[0] == "t" and v[1] == "input" for v in self.values.values()):
+                    if all(_is_default_check(u) for u in node.users):
+                        continue                   # an optional argument left at its default
+                    self.fail(node, f"a second input '{node.target}' of forward",
+                              "the network takes one image batch")
+                self.values[node] = ("t", "input")
+            elif node.op == "get_attr":
+                self.fail(node, self.describe(node),
+                          "parameters and buffers must belong to a supported module "
+                          "(an input normalization goes in mean=/std= instead)")
+            elif node.op == "call_module":
+                self.call_module(node)
+            elif node.op in ("call_function", "call_method"):
+                if not _is_default_check(node):
+                    self.call(node)
+            elif node.op == "output":
+                output = node
+        res = output.args[0]
+        if not self.is_tensor(res):
+            kind = type(res).__name__
+            self.fail(output, f"a forward that returns a {kind}",
+                      "the network must return one tensor of logits [N, K]")
+        out_name = self.values[res][1]
+        if out_name == "input":
+            self.fail(output, "a forward that returns its input unchanged")
+        return self.finish(out_name)
+
+    def finish(self, out_name):
+        """Drops nodes the output does not depend on; leaves out ``inputs``
+        where a node reads the one listed just before it."""
+        by_name = {n["name"]: n for n in self.nodes}
+        live, stack = set(), [out_name]
+        while stack:
+            name = stack.pop()
+            if name in live or name == "input":
+                continue
+            live.add(name)
+            stack.extend(by_name[name]["inputs"])
+        kept = [n for n in self.nodes if n["name"] in live]
+        # A module whose forward is one functional op (GlobalAvgPool2d, a
+        # block's sum) names its node.
+        scopes = {}
+        for n in kept:
+            scope = n.pop("_scope", None)
+            if scope:
+                scopes.setdefault(scope, []).append(n)
+        taken = {n["name"] for n in kept} | self.reserved
+        renamed = {}
+        for scope, group in scopes.items():
+            if len(group) == 1 and scope not in taken:
+                renamed[group[0]["name"]] = scope
+                group[0]["name"] = scope
+        for n in kept:
+            n["inputs"] = [renamed.get(i, i) for i in n["inputs"]]
+        prev = "input"
+        for n in kept:
+            if n["inputs"] == [prev]:
+                del n["inputs"]
+            prev = n["name"]
+        return kept
+
+    def call_module(self, node):
+        m = self.modules[node.target]
+        if len(node.args) != 1 or node.kwargs:
+            self.fail(node, self.describe(node), "a module called with more than one argument")
+        src = node.args[0]
+        name = self.tensor(node, src)
+        layer = _leaf_layer_v2(m, node.target, self.shape(src) or ())
+        if layer is NotImplemented:
+            self.fail(node, f"module '{node.target}' ({type(m).__name__})")
+        if isinstance(layer, str):
+            self.fail(node, f"module '{node.target}' ({type(m).__name__})", layer)
+        if layer is None:                                  # nn.Identity
+            self.values[node] = ("t", name)
+            return
+        self.values[node] = ("t", self.emit(node, layer, [name]))
+
+    def bind(self, node, key):
+        names, defaults = _SIGS[key]
+        args = list(node.args)
+        if len(args) > len(names):
+            self.fail(node, self.describe(node), f"{len(args)} positional arguments")
+        vals = dict(defaults)
+        vals.update(zip(names, args))
+        for k, v in node.kwargs.items():
+            if k not in names:
+                self.fail(node, self.describe(node), f"the argument {k}={v!r}")
+            vals[k] = v
+        missing = [n for n in names if n not in vals]
+        if missing:
+            self.fail(node, self.describe(node), f"missing argument {missing[0]}")
+        return vals
+
+    def call(self, node):
+        t = node.target
+        if node.op == "call_method":
+            if t in ("view", "reshape"):
+                return self.reshape(node, node.args[0], node.args[1:])
+            key = _METHODS.get(t[:-1] if t.endswith("_") and t[:-1] in _METHODS else t)
+        else:
+            if t is getattr and len(node.args) == 2 and node.args[1] == "shape":
+                self.values[node] = ("sizes", node.args[0])
+                return
+            if t is operator.getitem:
+                return self.getitem(node)
+            if t is torch.reshape:
+                return self.reshape(node, node.args[0], node.args[1:])
+            key = _FUNCS.get(t) or _NAMED_FUNCS.get(
+                (getattr(t, "__module__", None), getattr(t, "__name__", None)))
+        if key is None:
+            self.fail(node, self.describe(node))
+        a = self.bind(node, key)
+        handler = getattr(self, "op_" + key, None)
+        if handler is not None:
+            return handler(node, a)
+        # One-input activations with no arguments that matter.
+        layer = {"relu": {"op": "relu"}, "silu": {"op": "silu"}, "sigmoid": {"op": "sigmoid"},
+                 "tanh": {"op": "tanh"}, "hardswish": {"op": "hard_swish"},
+                 "hardsigmoid": {"op": "hard_sigmoid"},
+                 "relu6": {"op": "clip", "min": 0.0, "max": 6.0}}[key]
+        self.unary(node, a, layer)
+
+    def unary(self, node, a, layer):
+        src = self.tensor(node, a["input"])
+        self.values[node] = ("t", self.emit(node, layer, [src]))
+
+    def alias(self, node, a):
+        self.values[node] = ("t", self.tensor(node, a["input"]))
+
+    op_contiguous = alias
+    op_clone = alias
+
+    def op_hardtanh(self, node, a):
+        self.unary(node, a, {"op": "clip", "min": float(a["min_val"]), "max": float(a["max_val"])})
+
+    def op_leaky_relu(self, node, a):
+        self.unary(node, a, _prune("leaky_relu", {"op": "leaky_relu",
+                                                  "negative_slope": float(a["negative_slope"])}))
+
+    def op_gelu(self, node, a):
+        if a["approximate"] not in ("none", "tanh"):
+            self.fail(node, self.describe(node), f"approximate={a['approximate']!r}")
+        self.unary(node, a, _prune("gelu", {"op": "gelu", "approximate": a["approximate"]}))
+
+    def op_stochastic_depth(self, node, a):
+        if a["training"]:
+            self.fail(node, self.describe(node), "training=True drops rows in eval mode")
+        self.alias(node, a)
+
+    def op_softmax(self, node, a):
+        shape = self.shape(a["input"]) or ()
+        if len(shape) != 2 or _norm_dim(a["dim"], 2) != 1:
+            self.fail(node, self.describe(node),
+                      f"softmax over dim {a['dim']} of a {len(shape)}-d tensor "
+                      f"(only over the classes of [N, K])")
+        self.unary(node, a, {"op": "softmax"})
+
+    def op_dropout(self, node, a):
+        if a["training"]:
+            self.fail(node, self.describe(node),
+                      "training=True keeps dropout active in eval mode; pass training=self.training")
+        self.unary(node, a, _prune("dropout", {"op": "dropout", "p": float(a["p"])}))
+
+    def op_avg_pool2d(self, node, a):
+        if a["divisor_override"] is not None:
+            self.fail(node, self.describe(node), "divisor_override")
+        k = _size(a["kernel_size"], "kernel_size")
+        self.unary(node, a, _prune("avg_pool2d", {
+            "op": "avg_pool2d", "kernel_size": k,
+            "stride": k if a["stride"] in (None, [], ()) else _size(a["stride"], "stride"),
+            "padding": _size(a["padding"], "padding"), "ceil_mode": bool(a["ceil_mode"]),
+            "count_include_pad": bool(a["count_include_pad"])}))
+
+    def op_max_pool2d(self, node, a):
+        if a["return_indices"]:
+            self.fail(node, self.describe(node), "return_indices=True")
+        k = _size(a["kernel_size"], "kernel_size")
+        self.unary(node, a, _prune("max_pool2d", {
+            "op": "max_pool2d", "kernel_size": k,
+            "stride": k if a["stride"] in (None, [], ()) else _size(a["stride"], "stride"),
+            "padding": _size(a["padding"], "padding"), "dilation": _size(a["dilation"], "dilation"),
+            "ceil_mode": bool(a["ceil_mode"])}))
+
+    def op_adaptive_avg_pool2d(self, node, a):
+        size = a["output_size"]
+        if isinstance(size, (list, tuple)) and any(s is None for s in size):
+            self.fail(node, self.describe(node), "an output_size with None")
+        self.unary(node, a, {"op": "adaptive_avg_pool2d",
+                             "output_size": _size(size, "output_size")})
+
+    def op_flatten(self, node, a):
+        shape = self.shape(a["input"]) or ()
+        n = len(shape)
+        if _norm_dim(a["start_dim"], n) != 1 or _norm_dim(a["end_dim"], n) != n - 1:
+            self.fail(node, self.describe(node),
+                      f"flatten(start_dim={a['start_dim']}, end_dim={a['end_dim']}) of a {n}-d "
+                      f"tensor (only from dim 1 to the end; torch.flatten's default start_dim=0 "
+                      f"flattens the batch too)")
+        self.unary(node, a, {"op": "flatten"})
+
+    def op_mean(self, node, a):
+        shape = self.shape(a["input"]) or ()
+        dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else [a["dim"]]
+        if len(shape) != 4 or sorted(_norm_dim(d, 4) for d in dims if d is not None) != [2, 3] \
+                or a["dtype"] is not None:
+            self.fail(node, self.describe(node),
+                      f"a mean over dims {a['dim']} of a {len(shape)}-d tensor "
+                      f"(only over height and width)")
+        layer = ({"op": "adaptive_avg_pool2d", "output_size": 1} if a["keepdim"]
+                 else {"op": "global_avg_pool2d"})
+        self.unary(node, a, layer)
+
+    def op_clamp(self, node, a):
+        lo, hi = a["min"], a["max"]
+        if any(isinstance(v, fx.Node) for v in (lo, hi)):
+            self.fail(node, self.describe(node), "tensor bounds")
+        if lo is not None and hi is not None:
+            layer = {"op": "clip", "min": float(lo), "max": float(hi)}
+        elif lo == 0 and hi is None:
+            layer = {"op": "relu"}
+        else:
+            self.fail(node, self.describe(node), f"one-sided bounds min={lo}, max={hi} "
+                                                 f"(clip needs both, or min=0 alone for a ReLU)")
+        self.unary(node, a, layer)
+
+    def op_pad(self, node, a):
+        pad, value = list(a["pad"]), a["value"]
+        if a["mode"] != "constant" or len(pad) not in (2, 4) or \
+                not all(isinstance(p, int) and p >= 0 for p in pad) or \
+                len(self.shape(a["input"]) or ()) != 4:
+            self.fail(node, self.describe(node),
+                      f"padding {pad} in mode {a['mode']!r} (only constant, non-negative, "
+                      f"of height and width)")
+        left, right = pad[0], pad[1]
+        top, bottom = (pad[2], pad[3]) if len(pad) == 4 else (0, 0)
+        layer = {"op": "pad2d", "padding": [top, bottom, left, right]}
+        if value:
+            layer["value"] = float(value)
+        self.unary(node, a, layer)
+
+    def op_squeeze(self, node, a):
+        shape, out = self.shape(a["input"]) or (), self.shape(node) or ()
+        dims = a["dim"]
+        if dims is None:
+            self.fail(node, self.describe(node), "squeeze() without dims would also squeeze a "
+                                                 "batch of one; name the dims")
+        dims = {_norm_dim(d, len(shape)) for d in (dims if isinstance(dims, (list, tuple))
+                                                   else [dims])}
+        if len(shape) == 4 and 0 not in dims and out == (shape[0], math.prod(shape[1:])):
+            return self.unary(node, a, {"op": "flatten"})
+        self.fail(node, self.describe(node),
+                  f"squeeze of dims {sorted(dims)} of a tensor of shape {list(shape)} (only "
+                  f"[N, C, 1, 1] to [N, C])")
+
+    def op_size(self, node, a):
+        src = a["input"]
+        if a["dim"] is None:
+            self.values[node] = ("sizes", src)
+        else:
+            self.values[node] = ("size", src, a["dim"])
+
+    def getitem(self, node):
+        src, idx = node.args
+        v = self.values.get(src) if isinstance(src, fx.Node) else None
+        if v is not None and v[0] == "sizes" and isinstance(idx, int):
+            self.values[node] = ("size", v[1], idx)
+            return
+        self.fail(node, "indexing or slicing a tensor" if v and v[0] == "t" else
+                  self.describe(node))
+
+    def reshape(self, node, src, dims):
+        if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+            dims = list(dims[0])
+        shape = self.shape(src) or ()
+        name = self.tensor(node, src)
+        flat = math.prod(shape[1:]) if shape else None
+
+        def batch(d):
+            v = self.values.get(d) if isinstance(d, fx.Node) else None
+            return v is not None and v[0] == "size" and _norm_dim(v[2], 4) == 0
+
+        ok = (len(dims) == 2 and (batch(dims[0]) or dims[0] == -1)
+              and (dims[1] == -1 or dims[1] == flat) and not (dims[0] == -1 and dims[1] == -1))
+        if not ok:
+            self.fail(node, self.describe(node),
+                      f"a reshape of {list(shape)} to "
+                      f"[{', '.join(str(self._dim_text(d)) for d in dims)}] (only "
+                      f"x.view(x.size(0), -1) and the like, a flatten from dim 1)")
+        self.values[node] = ("t", self.emit(node, {"op": "flatten"}, [name],
+                                            base=_join(self._scope(node)[0], "flatten")))
+
+    def _dim_text(self, d):
+        v = self.values.get(d) if isinstance(d, fx.Node) else None
+        return f"x.size({v[2]})" if v and v[0] == "size" else d
+
+    # -- binary ops ----------------------------------------------------------
+
+    def join(self, node, op, a, b):
+        sa, sb = self.shape(a), self.shape(b)
+        gate = (lambda g, x: len(g) == 4 and len(x) == 4 and g[0] == x[0]
+                and tuple(g[1:]) == (x[1], 1, 1))
+        if not (sa == sb or gate(sa, sb) or gate(sb, sa)):
+            self.fail(node, self.describe(node),
+                      f"{op} of shapes {list(sa or ())} and {list(sb or ())} (equal shapes, or "
+                      f"[N, C, 1, 1] broadcast over [N, C, H, W])")
+        return self.emit(node, {"op": op}, [self.tensor(node, a), self.tensor(node, b)])
+
+    def scalar(self, node, src, scale=1.0, shift=0.0):
+        layer = _prune("affine", {"op": "affine", "scale": float(scale), "shift": float(shift)})
+        return self.emit(node, layer, [self.tensor(node, src)])
+
+    def op_add(self, node, a):
+        x, y, alpha = a["input"], a["other"], a["alpha"]
+        if self.is_tensor(x) and self.is_tensor(y):
+            if alpha != 1:
+                if not _is_num(alpha):
+                    self.fail(node, self.describe(node), f"alpha={alpha!r}")
+                neg = self.scalar(node, y, scale=alpha)
+                self.values[node] = ("t", self.emit(
+                    node, {"op": "add"}, [self.tensor(node, x), neg]))
+                return
+            self.values[node] = ("t", self.join(node, "add", x, y))
+        elif self.is_tensor(x) and _is_num(y):
+            self.values[node] = ("t", self.scalar(node, x, shift=alpha * y))
+        elif _is_num(x) and self.is_tensor(y) and alpha == 1:
+            self.values[node] = ("t", self.scalar(node, y, shift=x))
+        else:
+            self.fail(node, self.describe(node), f"operands {x!r} and {y!r}")
+
+    def op_sub(self, node, a):
+        x, y, alpha = a["input"], a["other"], a["alpha"]
+        if self.is_tensor(x) and self.is_tensor(y) and _is_num(alpha):
+            neg = self.scalar(node, y, scale=-alpha)
+            self.values[node] = ("t", self.emit(node, {"op": "add"}, [self.tensor(node, x), neg]))
+        elif self.is_tensor(x) and _is_num(y):
+            self.values[node] = ("t", self.scalar(node, x, shift=-alpha * y))
+        elif _is_num(x) and self.is_tensor(y) and _is_num(alpha):
+            self.values[node] = ("t", self.scalar(node, y, scale=-alpha, shift=x))
+        else:
+            self.fail(node, self.describe(node), f"operands {x!r} and {y!r}")
+
+    def op_mul(self, node, a):
+        x, y = a["input"], a["other"]
+        if self.is_tensor(x) and self.is_tensor(y):
+            self.values[node] = ("t", self.join(node, "mul", x, y))
+        elif self.is_tensor(x) and _is_num(y):
+            self.values[node] = ("t", self.scalar(node, x, scale=y))
+        elif _is_num(x) and self.is_tensor(y):
+            self.values[node] = ("t", self.scalar(node, y, scale=x))
+        else:
+            self.fail(node, self.describe(node), f"operands {x!r} and {y!r}")
+
+    def op_div(self, node, a):
+        x, y = a["input"], a["other"]
+        if self.is_tensor(x) and _is_num(y) and y != 0 and a["rounding_mode"] is None:
+            self.values[node] = ("t", self.scalar(node, x, scale=1.0 / y))
+        else:
+            self.fail(node, self.describe(node),
+                      f"division of {x!r} by {y!r} (only by a non-zero number)")
+
+    def op_neg(self, node, a):
+        self.values[node] = ("t", self.scalar(node, a["input"], scale=-1.0))
+
+    def op_cat(self, node, a):
+        tensors = a["tensors"]
+        if not isinstance(tensors, (list, tuple)) or not tensors:
+            self.fail(node, self.describe(node), "no list of tensors")
+        if len(tensors) == 1:                                   # a DenseNet's first layer
+            self.values[node] = ("t", self.tensor(node, tensors[0]))
+            return
+        shapes = [self.shape(t) or () for t in tensors]
+        n = len(shapes[0])
+        fits = all(len(s) == n and s[0] == shapes[0][0] and s[2:] == shapes[0][2:]
+                   for s in shapes)
+        if n not in (2, 4) or _norm_dim(a["dim"], n) != 1 or not fits:
+            self.fail(node, self.describe(node),
+                      f"a concatenation along dim {a['dim']} of shapes "
+                      f"{[list(s) for s in shapes]} (only along channels: feature maps of equal "
+                      f"height and width, or flat vectors)")
+        names = [self.tensor(node, t) for t in tensors]
+        self.values[node] = ("t", self.emit(node, {"op": "concat"}, names))
+
+
+def _trace_nodes(model, x):
+    """``model`` (eval mode) traced by torch.fx into spec-v2 nodes, shapes
+    propagated on the example batch ``x``."""
+    sig = inspect.signature(model.forward)
+    params = [p for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    concrete = {p.name: p.default for p in params[1:] if p.default is not p.empty}
+    tracer = _Tracer()
+    try:
+        graph = tracer.trace(model, concrete_args=concrete or None)
+    except Exception as e:
+        path, typ = getattr(e, "_xai_module", ("", type(model).__name__))
+        frames = traceback.format_tb(e.__traceback__)
+        lines = [line for f in frames for line in f.splitlines()]
+        raise UnsupportedModel(
+            "a forward that torch.fx cannot trace", path, typ,
+            source=_user_frame(lines, [_TORCH_DIR, os.path.abspath(__file__)]),
+            detail=f"{type(e).__name__}: {e} (tracing runs forward on symbolic tensors: Python "
+                   f"control flow on tensor values, data-dependent shapes and non-torch "
+                   f"calls on tensors do not trace)") from e
+    with torch.no_grad():
+        model(x)                      # the model's own error, if it fails, before fx's
+    gm = fx.GraphModule(model, graph)
+    with torch.no_grad():
+        ShapeProp(gm).propagate(x)
+    return _FxConverter(model, graph).run()
+
+
+# --------------------------------------------------------------------------
+# nn.Module -> spec version 1, by walking the module tree
+# --------------------------------------------------------------------------
+
 class _WalkCtx:
     def __init__(self, trace, in_spec_model):
         self.trace = trace                # id(module) -> list of (in_shape, out_shape)
@@ -372,23 +1139,19 @@ def _shape_of(v):
     return tuple(v.shape) if isinstance(v, torch.Tensor) else None
 
 
-def spec_from_module(model, input_shape, mean=None, std=None, classes=None, name=None,
-                     input_range=(0.0, 1.0), verify=True):
-    """Describe ``model`` as an architecture spec (a JSON-ready dict).
+# --------------------------------------------------------------------------
+# spec_from_module
+# --------------------------------------------------------------------------
 
-    ``input_shape`` is ``[C, H, W]``; ``mean``/``std`` (C numbers each) the input
-    normalization to apply inside the network; ``classes`` the class names;
-    ``input_range`` the valid pixel range. The model is run once on a random
-    input (in eval mode; training flags are restored) to order the children of
-    custom containers, and, with ``verify``, the spec rebuilt in PyTorch must
-    reproduce its output. Raises ValueError for anything the spec cannot express.
-    """
-    shape = [int(s) for s in input_shape]
+def _spec_head(model, shape, mean, std, classes, name, input_range, version):
+    """The spec's top-level keys but the network; defaults from a model built
+    from a spec. Returns (spec, inner_norm): ``inner_norm`` when the model
+    normalizes its input itself (a model built from a spec)."""
     if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be [C, H, W] of positive ints, got {input_shape!r}")
+        raise ValueError(f"input_shape must be [C, H, W] of positive ints, got {shape!r}")
     c = shape[0]
     inner_norm = False
-    if isinstance(model, SpecModel):      # defaults come from the spec it was built from
+    if isinstance(model, (SpecModel, GraphModel)):   # defaults from the spec it was built from
         s_in = model.spec["input"]
         for key, given in (("mean", mean), ("std", std)):
             have = s_in.get(key)
@@ -406,7 +1169,7 @@ def spec_from_module(model, input_shape, mean=None, std=None, classes=None, name
     if not lo < hi:
         raise ValueError(f"input_range must have lo < hi, got {input_range!r}")
 
-    spec = {"version": SPEC_VERSION}
+    spec = {"version": version}
     if name is not None:
         spec["name"] = str(name)
     inp = {"shape": shape}
@@ -423,8 +1186,121 @@ def spec_from_module(model, input_shape, mean=None, std=None, classes=None, name
     spec["input"] = inp
     if classes is not None:
         spec["classes"] = [str(k) for k in classes]
+    return spec, inner_norm
 
-    # Trace one forward pass: call order and shapes of every module.
+
+def spec_from_module(model, input_shape, mean=None, std=None, classes=None, name=None,
+                     input_range=(0.0, 1.0), verify=True, version=2):
+    """Describe ``model`` as an architecture spec (a JSON-ready dict).
+
+    ``input_shape`` is ``[C, H, W]``; ``mean``/``std`` (C numbers each) the input
+    normalization to apply inside the network (``model`` itself takes
+    normalized inputs); ``classes`` the class names; ``input_range`` the valid
+    pixel range.
+
+    Version 2 (the default) traces ``forward`` with torch.fx into a graph of
+    nodes: every module call becomes a node named by the module's path, whose
+    ``param`` is that path, so ``model.state_dict()`` loads unchanged; skip
+    connections, ``torch.cat``, functional activations and pooling, flattening
+    reshapes and arithmetic by constants become nodes too. Anything else
+    raises :class:`UnsupportedModel` (a ValueError) naming the first construct
+    it cannot express, the module whose forward does it and its source line,
+    and the ONNX route. Version 1 walks the module tree into a list of layers
+    (``nn.Sequential``, ``Residual``; the format of the older files).
+
+    The model runs in eval mode (training flags are restored) on a random
+    batch of 2 to propagate shapes, and, with ``verify``, the spec rebuilt in
+    PyTorch with the model's weights must reproduce its output on another
+    batch (of 3, so a hard-coded batch size shows). Raises ValueError for
+    anything the spec cannot express.
+    """
+    if version not in (1, 2):
+        raise ValueError(f"version must be 1 or 2, got {version!r}")
+    shape = [int(s) for s in input_shape]
+    spec, inner_norm = _spec_head(model, shape, mean, std, classes, name, input_range, version)
+    inp = spec["input"]
+    lo, hi = inp.get("range", [0.0, 1.0])
+    c = shape[0]
+
+    ref = next((t for t in list(model.parameters()) + list(model.buffers())
+                if t.is_floating_point()), None)
+    device = ref.device if ref is not None else torch.device("cpu")
+    dtype = ref.dtype if ref is not None else torch.float32
+
+    def batch(n, seed):
+        gen = torch.Generator().manual_seed(seed)
+        x = lo + (hi - lo) * torch.rand([n] + shape, generator=gen)
+        xin = x
+        if not inner_norm and ("mean" in inp or "std" in inp):
+            m_ = torch.tensor(inp.get("mean", [0.0] * c)).view(-1, 1, 1)
+            s_ = torch.tensor(inp.get("std", [1.0] * c)).view(-1, 1, 1)
+            xin = (x - m_) / s_
+        return x, xin.to(device=device, dtype=dtype)
+
+    modes = {mod: mod.training for mod in model.modules()}
+    model.eval()
+    try:
+        if version == 1:
+            key = "layers"
+            spec[key], y = _layers_v1(model, batch(2, 1234)[1])
+        else:
+            key = "nodes"
+            if isinstance(model, GraphModel):
+                spec[key] = copy.deepcopy(model.spec["nodes"])
+            elif isinstance(model, SpecModel):
+                spec[key] = _v1_to_v2_nodes(model.spec["layers"])
+            else:
+                try:
+                    spec[key] = _trace_nodes(model, batch(2, 1234)[1])
+                except UnsupportedModel:
+                    raise
+                except Exception as e:
+                    raise ValueError(f"running the model on an input of shape {[2] + shape} "
+                                     f"failed: {type(e).__name__}: {e}") from e
+        x3, x3in = batch(3, 4321)
+        with torch.no_grad():
+            y = model(x3in)
+    finally:
+        for mod, mode in modes.items():
+            mod.train(mode)
+
+    if not isinstance(y, torch.Tensor) or y.dim() != 2:
+        raise ValueError(f"the model must return logits [N, classes], got "
+                         f"{_shape_of(y) if not isinstance(y, torch.Tensor) else tuple(y.shape)}")
+    if classes is not None and len(spec["classes"]) != y.shape[1]:
+        raise ValueError(f"{len(spec['classes'])} class names for {y.shape[1]} outputs")
+
+    if verify:
+        sd = model.state_dict()
+        if isinstance(model, GraphModel) and model.spec.get("strip_prefix"):
+            spec["strip_prefix"] = model.spec["strip_prefix"]
+        built = build_from_spec(spec)
+        missing = [k for k in built.state_dict() if k not in sd]
+        if missing:
+            raise ValueError(f"the spec needs tensors the model does not have: {missing[:8]}")
+        built.load_state_dict({k: _as_f32(sd[k]) for k in built.state_dict()}, strict=True)
+        with torch.no_grad():
+            yb = built(x3)
+        ym = y.detach().float().cpu()
+        tol = 1e-4 if dtype in (torch.float32, torch.float64) else 3e-2
+        scale = 1.0 + float(ym.abs().max())
+        if yb.shape != ym.shape or not bool(((yb - ym).abs() <= tol * scale).all()):
+            diff = float((yb - ym).abs().max()) if yb.shape == ym.shape else float("nan")
+            hint = ("a forward() probably does something that is not a module call (functional "
+                    "ops, reused modules, branches): use nn.Sequential / Residual, nn.Flatten "
+                    "and activation modules, or version=2" if version == 1 else
+                    "an in-place operation on a tensor that is read again later, or a Python "
+                    "value fixed at trace time (a batch size, a training flag), is the usual "
+                    f"cause; {ONNX_ROUTE}")
+            raise ValueError(
+                f"the spec does not reproduce the model's output (max abs diff {diff:.3g}, "
+                f"shapes {tuple(yb.shape)} vs {tuple(ym.shape)}): {hint}")
+    return spec
+
+
+def _layers_v1(model, xin):
+    """Version 1: the module tree walked into a list of layers, ordered by
+    one forward pass on ``xin``; returns (layers, output)."""
     trace, order = {}, {}
     hooks = []
 
@@ -438,64 +1314,60 @@ def spec_from_module(model, input_shape, mean=None, std=None, classes=None, name
         if id(mod) not in seen:
             seen.add(id(mod))
             hooks.append(mod.register_forward_hook(hook))
-    modes = {mod: mod.training for mod in model.modules()}
-    ref = next((t for t in list(model.parameters()) + list(model.buffers())
-                if t.is_floating_point()), None)
-    device = ref.device if ref is not None else torch.device("cpu")
-    dtype = ref.dtype if ref is not None else torch.float32
-    gen = torch.Generator().manual_seed(1234)
-    x = lo + (hi - lo) * torch.rand([2] + shape, generator=gen)
-    xin = x
-    if not inner_norm and (mean is not None or std is not None):
-        m_ = torch.tensor(inp.get("mean", [0.0] * c)).view(-1, 1, 1)
-        s_ = torch.tensor(inp.get("std", [1.0] * c)).view(-1, 1, 1)
-        xin = (x - m_) / s_
     try:
-        model.eval()
         with torch.no_grad():
-            y = model(xin.to(device=device, dtype=dtype))
+            y = model(xin)
     except Exception as e:
         ctx = _WalkCtx(trace, False)
         ctx.order = order
         _walk(model, "", ctx)             # an unsupported module explains it best
-        raise ValueError(f"running the model on an input of shape {[2] + shape} failed: "
+        raise ValueError(f"running the model on an input of shape {list(xin.shape)} failed: "
                          f"{type(e).__name__}: {e}") from e
     finally:
         for h in hooks:
             h.remove()
-        for mod, mode in modes.items():
-            mod.train(mode)
     ctx = _WalkCtx(trace, False)
     ctx.order = order
-    spec["layers"] = _walk(model, "", ctx)
+    return _walk(model, "", ctx), y
 
-    if not isinstance(y, torch.Tensor) or y.dim() != 2:
-        raise ValueError(f"the model must return logits [N, classes], got "
-                         f"{_shape_of(y) if not isinstance(y, torch.Tensor) else tuple(y.shape)}")
-    if classes is not None and len(spec["classes"]) != y.shape[1]:
-        raise ValueError(f"{len(spec['classes'])} class names for {y.shape[1]} outputs")
 
-    if verify:
-        sd = model.state_dict()
-        built = build_from_spec(spec)
-        missing = [k for k in built.state_dict() if k not in sd]
-        if missing:
-            raise ValueError(f"the spec needs tensors the model does not have: {missing[:8]}")
-        built.load_state_dict({k: _as_f32(sd[k]) for k in built.state_dict()}, strict=True)
-        with torch.no_grad():
-            yb = built(x)
-        ym = y.detach().float().cpu()
-        tol = 1e-4 if dtype in (torch.float32, torch.float64) else 3e-2
-        scale = 1.0 + float(ym.abs().max())
-        if yb.shape != ym.shape or not bool(((yb - ym).abs() <= tol * scale).all()):
-            diff = float((yb - ym).abs().max()) if yb.shape == ym.shape else float("nan")
-            raise ValueError(
-                "the spec does not reproduce the model's output (max abs diff "
-                f"{diff:.3g}, shapes {tuple(yb.shape)} vs {tuple(ym.shape)}): a forward() "
-                "probably does something that is not a module call (functional ops, "
-                "reused modules, branches). Use nn.Sequential / Residual, nn.Flatten, "
-                "and activation modules instead of torch.* calls")
-    return spec
+def _v1_to_v2_nodes(layers):
+    """A v1 layer list as v2 nodes, named as xai-audit names them on read
+    (``3``; a residual block at 4: ``4.shortcut.0``..., ``4.body.0``..., the
+    sum ``4``, or ``4.sum`` and its activation ``4``)."""
+    nodes = []
+
+    def chain(items, prefix, cur):
+        for i, layer in enumerate(items):
+            path = f"{prefix}{i}"
+            if layer["op"] == "residual":
+                skip = cur
+                if layer.get("shortcut"):
+                    skip = chain(layer["shortcut"], f"{path}.shortcut.", cur)
+                main = chain(layer["body"], f"{path}.body.", cur)
+                act = layer.get("activation")
+                total = f"{path}.sum" if act else path
+                nodes.append({"name": total, "op": "add", "inputs": [main, skip]})
+                cur = total
+                if act:
+                    nodes.append(dict({"name": path}, **act, inputs=[cur]))
+                    cur = path
+            else:
+                nodes.append(dict({"name": path}, **layer, inputs=[cur]))
+                cur = path
+        return cur
+
+    chain(layers, "", "input")
+    prev = "input"
+    out = []
+    for n in nodes:
+        n = {"name": n["name"], "op": n["op"], "inputs": n["inputs"],
+             **{k: v for k, v in n.items() if k not in ("name", "op", "inputs")}}
+        if n["inputs"] == [prev]:
+            del n["inputs"]
+        prev = n["name"]
+        out.append(n)
+    return out
 
 
 def _as_f32(t):
@@ -543,14 +1415,18 @@ def _check_keys(obj, allowed, where):
             raise ValueError(f"{where}: unknown key {key!r}")
 
 
-def _check_layer(layer, where):
+def _check_layer(layer, where, version=1, extra=()):
+    """One v1 layer or v2 node's op and keys (``extra``: keys the caller owns)."""
     if not isinstance(layer, dict) or "op" not in layer:
         raise ValueError(f"{where}: a layer must be an object with an 'op'")
     op = layer["op"]
-    if op not in _OPS:
-        raise ValueError(f"{where}: unknown op {op!r}")
+    ops = _V1_OPS if version == 1 else _V2_OPS
+    if op not in ops:
+        hint = (" (a version 1 layer; in version 2 write its branches as nodes joined by an "
+                "'add')" if op == "residual" else "")
+        raise ValueError(f"{where}: unknown op {op!r}{hint}")
     required, defaults = _OPS[op]
-    allowed = {"op", *required, *defaults}
+    allowed = {"op", *required, *defaults, *extra}
     if op in _PARAM_OPS:
         allowed.add("param")
     _check_keys(layer, allowed, f"{where} ({op})")
@@ -565,8 +1441,11 @@ def _check_layer(layer, where):
         raise ValueError(f"{where} (flatten): only start_dim 1 is supported")
     if op == "gelu" and layer.get("approximate", "none") not in ("none", "tanh"):
         raise ValueError(f"{where} (gelu): approximate must be 'none' or 'tanh'")
+    if op == "pad2d" and not (isinstance(layer["padding"], list) and len(layer["padding"]) == 4):
+        raise ValueError(f"{where} (pad2d): padding must be [top, bottom, left, right]")
     for key in _SIZE_KEYS & set(layer):
-        _pair(layer[key], f"{where} ({op}) {key}")
+        if op != "pad2d":
+            _pair(layer[key], f"{where} ({op}) {key}")
     if op == "residual":
         if not isinstance(layer["body"], list):
             raise ValueError(f"{where} (residual): body must be a list of layers")
@@ -581,18 +1460,65 @@ def _check_layer(layer, where):
             _check_layer(layer["activation"], f"{where}.activation")
 
 
+def _node_inputs(nodes, i):
+    """Node ``i``'s inputs, with the default (the node before, or ``input``)."""
+    inputs = nodes[i].get("inputs")
+    if inputs is None:
+        return [nodes[i - 1]["name"]] if i else ["input"]
+    return [inputs] if isinstance(inputs, str) else list(inputs)
+
+
+def _check_nodes(nodes):
+    """Version 2: every node's op and keys, unique names, inputs that come
+    earlier, arities, and every node but the last read by another."""
+    if not isinstance(nodes, list) or not nodes:
+        raise ValueError("nodes must be a non-empty list")
+    seen, used = {}, set()
+    for i, node in enumerate(nodes):
+        where = f"nodes[{i}]"
+        if not isinstance(node, dict):
+            raise ValueError(f"{where}: expected an object with a 'name' and an 'op'")
+        name = node.get("name")
+        if not isinstance(name, str) or not name or name == "input":
+            raise ValueError(f"{where}: 'name' must be a non-empty string other than 'input'")
+        where = f"nodes[{i}] '{name}'"
+        _check_layer(node, where, version=2, extra=("name", "inputs"))
+        inputs = _node_inputs(nodes, i)
+        if not all(isinstance(s, str) for s in inputs):
+            raise ValueError(f"{where}: inputs must be node names")
+        lo, hi = _ARITY.get(node["op"], (1, 1))
+        if not lo <= len(inputs) <= hi:
+            raise ValueError(f"{where} ({node['op']}): takes {lo if lo == hi else f'at least {lo}'}"
+                             f" inputs, given {len(inputs)}")
+        for s in inputs:
+            if s != "input" and s not in seen:
+                raise ValueError(f"{where}: input {s!r} names no earlier node")
+            used.add(s)
+        if name in seen:
+            raise ValueError(f"{where}: the name {name!r} is used twice")
+        seen[name] = i
+    for node in nodes[:-1]:
+        if node["name"] not in used:
+            raise ValueError(f"node '{node['name']}': its output is never used")
+
+
 def check_spec(spec):
-    """Validate a spec (version, keys, ops); raises ValueError naming the problem."""
-    _check_keys(spec, _TOP_KEYS, "spec")
-    for key in ("version", "input", "layers"):
-        if key not in spec:
-            raise ValueError(f"spec: missing {key!r}")
-    v = spec["version"]
+    """Validate a spec of version 1 or 2 (keys, ops, for version 2 the graph's
+    wiring); raises ValueError naming the problem. Shapes are checked when
+    the model is built and run."""
+    if not isinstance(spec, dict):
+        raise ValueError("spec: expected a JSON object")
+    v = spec.get("version")
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"spec: bad version {v!r}")
+        raise ValueError(f"spec: bad or missing version {v!r}")
     if v > SPEC_VERSION:
         raise ValueError(f"spec version {v} is newer than this script understands "
-                         f"(version {SPEC_VERSION}); update export_pytorch.py")
+                         f"(versions 1 and {SPEC_VERSION}); update export_pytorch.py")
+    key = "layers" if v == 1 else "nodes"
+    _check_keys(spec, _TOP_KEYS_V1 if v == 1 else _TOP_KEYS_V2, "spec")
+    for k in ("input", key):
+        if k not in spec:
+            raise ValueError(f"spec: missing {k!r}")
     inp = spec["input"]
     _check_keys(inp, _INPUT_KEYS, "input")
     if "shape" not in inp:
@@ -601,19 +1527,24 @@ def check_spec(spec):
     if not (isinstance(shape, list) and len(shape) == 3 and all(
             isinstance(s, int) and s > 0 for s in shape)):
         raise ValueError(f"input.shape must be [C, H, W], got {shape!r}")
-    for key in ("mean", "std"):
-        if key in inp and (not isinstance(inp[key], list) or len(inp[key]) != shape[0]):
-            raise ValueError(f"input.{key} must have {shape[0]} numbers")
+    for k in ("mean", "std"):
+        if k in inp and (not isinstance(inp[k], list) or len(inp[k]) != shape[0]):
+            raise ValueError(f"input.{k} must have {shape[0]} numbers")
     if "range" in inp and (not isinstance(inp["range"], list) or len(inp["range"]) != 2
                            or not inp["range"][0] < inp["range"][1]):
         raise ValueError(f"input.range must be [lo, hi] with lo < hi, got {inp['range']!r}")
     if "classes" in spec and not (isinstance(spec["classes"], list)
                                   and all(isinstance(c, str) for c in spec["classes"])):
         raise ValueError("classes must be a list of strings")
-    if not isinstance(spec["layers"], list):
-        raise ValueError("layers must be a list")
-    for i, layer in enumerate(spec["layers"]):
-        _check_layer(layer, f"layers[{i}]")
+    if "strip_prefix" in spec and not isinstance(spec["strip_prefix"], str):
+        raise ValueError("strip_prefix must be a string")
+    if v == 1:
+        if not isinstance(spec["layers"], list):
+            raise ValueError("layers must be a list")
+        for i, layer in enumerate(spec["layers"]):
+            _check_layer(layer, f"layers[{i}]")
+    else:
+        _check_nodes(spec["nodes"])
 
 
 class _Node(nn.Module):
@@ -623,8 +1554,139 @@ class _Node(nn.Module):
         raise RuntimeError("_Node is a naming container and is not callable")
 
 
+def _attach(root, prefix, module):
+    """Registers ``module`` under the dotted ``prefix`` of ``root``, making
+    naming containers for the path (state_dict names = the spec's params)."""
+    parent = root
+    parts = prefix.split(".")
+    for part in parts[:-1]:
+        child = parent._modules.get(part)
+        if child is None:
+            child = _Node()
+            try:
+                parent.add_module(part, child)
+            except (KeyError, TypeError) as e:
+                raise ValueError(f"param {prefix!r}: cannot create {part!r}: {e}") from None
+        parent = child
+    existing = parent._modules.get(parts[-1])
+    if isinstance(existing, _Node):      # made earlier as a container for a deeper prefix
+        for name, child in existing._modules.items():
+            module.add_module(name, child)
+    elif existing is not None:
+        raise ValueError(f"param {prefix!r} is used twice")
+    try:
+        parent.add_module(parts[-1], module)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"param {prefix!r}: {e}") from None
+
+
+class ChannelAffine(nn.Module):
+    """``x * weight[c] + bias[c]`` per channel of ``[N, C, H, W]`` or ``[N, C]``."""
+
+    def __init__(self, num_features, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features)) if bias else None
+
+    def forward(self, x):
+        view = (1, -1) + (1,) * (x.dim() - 2)
+        y = x * self.weight.view(view)
+        return y if self.bias is None else y + self.bias.view(view)
+
+
+class _Fn(nn.Module):
+    """A parameterless op of the spec (clip, affine, pad2d, ...) as a module."""
+
+    def __init__(self, fn, text):
+        super().__init__()
+        self.fn, self.text = fn, text
+
+    def forward(self, x):
+        return self.fn(x)
+
+    def extra_repr(self):
+        return self.text
+
+
+def _module_for(layer, where):
+    """The torch module of one single-input spec op (a v1 layer or a v2 node)."""
+    op = layer["op"]
+    g = layer.get
+    if op == "linear":
+        return nn.Linear(layer["in_features"], layer["out_features"], bias=g("bias", True))
+    if op == "conv2d":
+        return nn.Conv2d(layer["in_channels"], layer["out_channels"],
+                         _pair(layer["kernel_size"]), stride=_pair(g("stride", 1)),
+                         padding=_pair(g("padding", 0)), dilation=_pair(g("dilation", 1)),
+                         groups=g("groups", 1), bias=g("bias", True))
+    if op in ("batch_norm1d", "batch_norm2d"):
+        cls = nn.BatchNorm1d if op == "batch_norm1d" else nn.BatchNorm2d
+        return cls(layer["num_features"], eps=g("eps", 1e-5), affine=g("affine", True))
+    if op == "max_pool2d":
+        k = _pair(layer["kernel_size"])
+        return nn.MaxPool2d(k, stride=_pair(g("stride", k)), padding=_pair(g("padding", 0)),
+                            dilation=_pair(g("dilation", 1)), ceil_mode=g("ceil_mode", False))
+    if op == "avg_pool2d":
+        k = _pair(layer["kernel_size"])
+        return nn.AvgPool2d(k, stride=_pair(g("stride", k)), padding=_pair(g("padding", 0)),
+                            ceil_mode=g("ceil_mode", False),
+                            count_include_pad=g("count_include_pad", True))
+    if op == "adaptive_avg_pool2d":
+        return nn.AdaptiveAvgPool2d(_pair(layer["output_size"]))
+    if op == "global_avg_pool2d":
+        return GlobalAvgPool2d()
+    if op == "relu":
+        return nn.ReLU()
+    if op == "leaky_relu":
+        return nn.LeakyReLU(g("negative_slope", 0.01))
+    if op == "gelu":
+        return nn.GELU(approximate=g("approximate", "none"))
+    if op == "silu":
+        return nn.SiLU()
+    if op == "tanh":
+        return nn.Tanh()
+    if op == "sigmoid":
+        return nn.Sigmoid()
+    if op == "flatten":
+        return nn.Flatten()
+    if op == "dropout":
+        return nn.Dropout(g("p", 0.5))
+    if op == "clip":
+        lo, hi = float(layer["min"]), float(layer["max"])
+        # hardtanh, not clamp: PyTorch's ReLU6/Hardtanh pass no gradient at the bounds.
+        return _Fn(lambda x: F.hardtanh(x, lo, hi), f"min={lo}, max={hi}")
+    if op == "hard_sigmoid":
+        alpha, beta = float(g("alpha", 1.0 / 6.0)), float(g("beta", 0.5))
+        if (alpha, beta) == (1.0 / 6.0, 0.5):
+            return nn.Hardsigmoid()               # bit for bit what the exporting model ran
+        return _Fn(lambda x: F.hardtanh(x * alpha + beta, 0.0, 1.0),
+                   f"alpha={alpha}, beta={beta}")
+    if op == "hard_swish":
+        return nn.Hardswish()
+    if op == "softmax":
+        return nn.Softmax(dim=1)
+    if op == "affine":
+        scale, shift = float(g("scale", 1.0)), float(g("shift", 0.0))
+        return _Fn(lambda x: x * scale + shift, f"scale={scale}, shift={shift}")
+    if op == "channel_affine":
+        return ChannelAffine(layer["num_features"], bias=g("bias", True))
+    if op == "pad2d":
+        top, bottom, left, right = layer["padding"]
+        value = float(g("value", 0.0))
+        return _Fn(lambda x: F.pad(x, (left, right, top, bottom), value=value),
+                   f"padding={layer['padding']}, value={value}")
+    raise ValueError(f"{where}: unknown op {op!r}")  # unreachable after check_spec
+
+
+def _concat(*xs):
+    return torch.cat(xs, dim=1)
+
+
+_JOINS = {"add": operator.add, "mul": operator.mul, "concat": _concat}
+
+
 class SpecModel(nn.Module):
-    """The network an architecture spec describes.
+    """The network a version-1 spec describes.
 
     Parametric layers live in a module tree whose attribute paths are the spec's
     ``param`` prefixes (so ``state_dict`` names match the exporting model's);
@@ -634,23 +1696,19 @@ class SpecModel(nn.Module):
     def __init__(self, spec):
         super().__init__()
         check_spec(spec)
+        if spec["version"] != 1:
+            raise ValueError("SpecModel builds version 1 specs; use GraphModel (or "
+                             "build_from_spec) for version 2")
         self.spec = copy.deepcopy(spec)
         self._by_prefix = {}
         self._plan = [self._make(l, f"layers[{i}]") for i, l in enumerate(spec["layers"])]
         for prefix, (_, module) in self._by_prefix.items():       # plan order
-            self._attach(prefix, module)
+            _attach(self, prefix, module)
         del self._by_prefix
-        inp = spec["input"]
-        c = inp["shape"][0]
-        self.has_norm = "mean" in inp or "std" in inp
-        mean = torch.tensor([float(v) for v in inp.get("mean", [0.0] * c)]).view(-1, 1, 1)
-        std = torch.tensor([float(v) for v in inp.get("std", [1.0] * c)]).view(-1, 1, 1)
-        self.register_buffer("input_mean", mean, persistent=False)
-        self.register_buffer("input_std", std, persistent=False)
+        _register_norm(self, spec["input"])
 
     def _make(self, layer, where):
         op = layer["op"]
-        g = layer.get
         if op == "residual":
             body = nn.Sequential(*[self._make(l, f"{where}.body[{i}]")
                                    for i, l in enumerate(layer["body"])])
@@ -660,47 +1718,6 @@ class SpecModel(nn.Module):
             act = layer.get("activation")
             act = self._make(act, f"{where}.activation") if act is not None else None
             return Residual(body, sc, act)
-        if op == "linear":
-            m = nn.Linear(layer["in_features"], layer["out_features"], bias=g("bias", True))
-        elif op == "conv2d":
-            m = nn.Conv2d(layer["in_channels"], layer["out_channels"],
-                          _pair(layer["kernel_size"]), stride=_pair(g("stride", 1)),
-                          padding=_pair(g("padding", 0)), dilation=_pair(g("dilation", 1)),
-                          groups=g("groups", 1), bias=g("bias", True))
-        elif op in ("batch_norm1d", "batch_norm2d"):
-            cls = nn.BatchNorm1d if op == "batch_norm1d" else nn.BatchNorm2d
-            m = cls(layer["num_features"], eps=g("eps", 1e-5), affine=g("affine", True))
-        elif op == "max_pool2d":
-            k = _pair(layer["kernel_size"])
-            m = nn.MaxPool2d(k, stride=_pair(g("stride", k)), padding=_pair(g("padding", 0)),
-                             dilation=_pair(g("dilation", 1)), ceil_mode=g("ceil_mode", False))
-        elif op == "avg_pool2d":
-            k = _pair(layer["kernel_size"])
-            m = nn.AvgPool2d(k, stride=_pair(g("stride", k)), padding=_pair(g("padding", 0)),
-                             ceil_mode=g("ceil_mode", False),
-                             count_include_pad=g("count_include_pad", True))
-        elif op == "adaptive_avg_pool2d":
-            m = nn.AdaptiveAvgPool2d(_pair(layer["output_size"]))
-        elif op == "global_avg_pool2d":
-            m = GlobalAvgPool2d()
-        elif op == "relu":
-            m = nn.ReLU()
-        elif op == "leaky_relu":
-            m = nn.LeakyReLU(g("negative_slope", 0.01))
-        elif op == "gelu":
-            m = nn.GELU(approximate=g("approximate", "none"))
-        elif op == "silu":
-            m = nn.SiLU()
-        elif op == "tanh":
-            m = nn.Tanh()
-        elif op == "sigmoid":
-            m = nn.Sigmoid()
-        elif op == "flatten":
-            m = nn.Flatten()
-        elif op == "dropout":
-            m = nn.Dropout(g("p", 0.5))
-        else:  # unreachable after check_spec
-            raise ValueError(f"{where}: unknown op {op!r}")
         if op in _PARAM_OPS:
             prefix = layer["param"]
             if prefix in self._by_prefix:
@@ -708,32 +1725,11 @@ class SpecModel(nn.Module):
                 if prev_layer != layer:
                     raise ValueError(f"{where}: param {prefix!r} is used by two different layers")
                 return prev                       # the same weights, shared
+        m = _module_for(layer, where)
+        if op in _PARAM_OPS:
             m._xai_audit_param = prefix
             self._by_prefix[prefix] = (layer, m)
         return m
-
-    def _attach(self, prefix, module):
-        parent = self
-        parts = prefix.split(".")
-        for part in parts[:-1]:
-            child = parent._modules.get(part)
-            if child is None:
-                child = _Node()
-                try:
-                    parent.add_module(part, child)
-                except (KeyError, TypeError) as e:
-                    raise ValueError(f"param {prefix!r}: cannot create {part!r}: {e}") from None
-            parent = child
-        existing = parent._modules.get(parts[-1])
-        if isinstance(existing, _Node):      # made earlier as a container for a deeper prefix
-            for name, child in existing._modules.items():
-                module.add_module(name, child)
-        elif existing is not None:
-            raise ValueError(f"param {prefix!r} is used twice")
-        try:
-            parent.add_module(parts[-1], module)
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"param {prefix!r}: {e}") from None
 
     def train(self, mode=True):
         # The plan's parameterless layers (dropout) live outside the module tree.
@@ -754,18 +1750,102 @@ class SpecModel(nn.Module):
         return x
 
 
+def _register_norm(model, inp):
+    c = inp["shape"][0]
+    model.has_norm = "mean" in inp or "std" in inp
+    mean = torch.tensor([float(v) for v in inp.get("mean", [0.0] * c)]).view(-1, 1, 1)
+    std = torch.tensor([float(v) for v in inp.get("std", [1.0] * c)]).view(-1, 1, 1)
+    model.register_buffer("input_mean", mean, persistent=False)
+    model.register_buffer("input_std", std, persistent=False)
+
+
+class GraphModel(nn.Module):
+    """The network a version-2 spec describes.
+
+    Nodes with weights are modules registered at their ``param`` paths (so
+    ``state_dict`` names are the spec's, and two nodes with one ``param``
+    share it); forward applies ``(x - mean) / std``, then runs the nodes in
+    order, each on the outputs of its ``inputs``, and returns the last node's.
+    """
+
+    def __init__(self, spec):
+        super().__init__()
+        check_spec(spec)
+        if spec["version"] != 2:
+            raise ValueError("GraphModel builds version 2 specs; use SpecModel (or "
+                             "build_from_spec) for version 1")
+        self.spec = copy.deepcopy(spec)
+        by_prefix = {}
+        self._steps = []
+        nodes = spec["nodes"]
+        for i, node in enumerate(nodes):
+            where = f"nodes[{i}] '{node['name']}'"
+            op = node["op"]
+            if op in _JOINS:
+                fn = _JOINS[op]
+            else:
+                layer = {k: v for k, v in node.items() if k not in ("name", "inputs")}
+                prefix = layer.get("param") if op in _PARAM_OPS else None
+                if prefix is not None and prefix in by_prefix:
+                    prev_layer, fn = by_prefix[prefix]
+                    if prev_layer != layer:
+                        raise ValueError(f"{where}: param {prefix!r} is used by two different "
+                                         f"layers")
+                else:
+                    fn = _module_for(layer, where)
+                    if prefix is not None:
+                        by_prefix[prefix] = (layer, fn)
+            self._steps.append((node["name"], fn, _node_inputs(nodes, i)))
+        for prefix, (_, module) in by_prefix.items():
+            _attach(self, prefix, module)
+        _register_norm(self, spec["input"])
+
+    def train(self, mode=True):
+        # Parameterless nodes (dropout) live outside the module tree.
+        super().train(mode)
+        for _, fn, _ in self._steps:
+            if isinstance(fn, nn.Module):
+                fn.train(mode)
+        return self
+
+    def extra_repr(self):
+        return f"nodes={len(self._steps)}, normalize={self.has_norm}"
+
+    def forward(self, x):
+        if self.has_norm:
+            x = (x - self.input_mean.to(x.dtype)) / self.input_std.to(x.dtype)
+        values = {"input": x}
+        name = "input"
+        for name, fn, inputs in self._steps:
+            values[name] = fn(*[values[s] for s in inputs])
+        return values[name]
+
+
 def build_from_spec(spec, weights=None):
-    """Build the eval-mode torch model ``spec`` describes; with ``weights`` (a
-    dict of tensors keyed by state_dict name) load them, cast to float32,
-    strictly. ``num_batches_tracked`` may be absent."""
-    model = SpecModel(spec)
+    """Build the eval-mode torch model ``spec`` (version 1 or 2) describes: a
+    :class:`SpecModel` or a :class:`GraphModel`. With ``weights`` (a dict of
+    tensors keyed by state_dict name; the spec's ``strip_prefix`` is taken
+    off) load them, cast to float32: a missing tensor is an error, a tensor
+    no layer uses a warning (as in xai-audit); ``num_batches_tracked`` may be
+    absent."""
+    check_spec(spec)
+    model = SpecModel(spec) if spec["version"] == 1 else GraphModel(spec)
     if weights is not None:
-        weights = {k: _as_f32(v) for k, v in weights.items()}
+        prefix = spec.get("strip_prefix")
+        weights = {(k[len(prefix):] if prefix and k.startswith(prefix) else k): _as_f32(v)
+                   for k, v in weights.items()}
         for k in model.state_dict():
             if k.endswith(".num_batches_tracked") and k not in weights:
                 weights[k] = torch.tensor(0, dtype=torch.long)
+        want = model.state_dict()
+        missing = [k for k in want if k not in weights]
+        if missing:
+            raise ValueError(f"the weights do not match the spec: missing {missing[:8]}")
+        unused = [k for k in weights if k not in want]
+        if unused:
+            warnings.warn(f"{len(unused)} tensors no layer uses: {unused[:8]}")
         try:
-            model.load_state_dict(weights, strict=True)
+            model.load_state_dict({k: weights[k] for k in want}, strict=True)
         except RuntimeError as e:
             raise ValueError(f"the weights do not match the spec: {e}") from None
     return model.eval()
@@ -1046,7 +2126,7 @@ def cmd_fixtures(args):
         written.append(path)
 
     def make(name, model, spec_kwargs, x, dtype=torch.float32):
-        spec = spec_from_module(model, name=name.replace("_", "-"), **spec_kwargs)
+        spec = spec_from_module(model, name=name.replace("_", "-"), version=1, **spec_kwargs)
         path = out / f"{name}.safetensors"
         export(model, path, spec, dtype=dtype)
         written.append(path)
@@ -1062,7 +2142,7 @@ def cmd_fixtures(args):
             meta_spec = json.loads(f.metadata()[META_KEY])
         assert meta_spec == spec, f"{name}: metadata spec differs"
         rebuilt = build_from_spec(meta_spec, load_file(str(path)))
-        again = spec_from_module(rebuilt, meta_spec["input"]["shape"])
+        again = spec_from_module(rebuilt, meta_spec["input"]["shape"], version=1)
         assert again == meta_spec, f"{name}: spec round trip failed:\n{again}\n{meta_spec}"
         labels = torch.randint(0, got.shape[1], (x.shape[0],))
         save_ref(name, loaded, x, labels)
@@ -1117,6 +2197,155 @@ def cmd_fixtures(args):
         print(f"  {p.name:32s} {size:8d} bytes")
 
 
+# --------------------------------------------------------------------------
+# Traced examples: forwards that are not a plain sequence
+# --------------------------------------------------------------------------
+
+class _FunctionalCNN(nn.Module):
+    """Functional activations, pooling and a view-flatten between module calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.act = nn.ReLU6()
+        self.fc1 = nn.Linear(8 * 4 * 4, 24)
+        self.bn3 = nn.BatchNorm1d(24)
+        self.drop = nn.Dropout(0.2)
+        self.fc2 = nn.Linear(24, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)                  # 16 -> 8
+        x = F.avg_pool2d(self.act(self.bn2(self.conv2(x))), 2)      # 8 -> 4
+        x = x.view(x.size(0), -1)
+        x = self.drop(F.gelu(self.bn3(self.fc1(x))))
+        return self.fc2(x * 0.5 - 0.1)
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class _ResNetish(nn.Module):
+    """ResNet blocks whose skips are written in forward (``+=``, ``x + f(x)``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.layer1 = _BasicBlock(8, 8, 1)
+        self.layer2 = _BasicBlock(8, 16, 2)
+        self.block = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.LeakyReLU(0.1))
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        x = self.layer2(self.layer1(x))
+        x = x + self.block(x)
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+class _SE(nn.Module):
+    def __init__(self, c, r):
+        super().__init__()
+        self.fc1 = nn.Conv2d(c, c // r, 1)
+        self.fc2 = nn.Conv2d(c // r, c, 1)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1)
+        s = torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
+        return x * s
+
+
+class _SENet(nn.Module):
+    """Squeeze-and-excitation gates (``x * sigmoid(...)``), a depthwise conv,
+    hard-swish/hard-sigmoid, SiLU and a mean over height and width."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 12, 3, stride=2, padding=1), nn.BatchNorm2d(12),
+                                  nn.SiLU())
+        self.se1 = _SE(12, 3)
+        self.dw = nn.Conv2d(12, 12, 3, padding=1, groups=12)
+        self.act = nn.Hardswish()
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(12, 12, 1), nn.Hardsigmoid())
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = self.se1(self.stem(x))
+        y = self.act(self.dw(x))
+        y = y * self.gate(y)
+        return self.fc(torch.tanh(y.mean((2, 3))))
+
+
+class _DenseNetish(nn.Module):
+    """DenseNet-style concatenations along channels and a transition."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv0 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.BatchNorm2d(8 + 4 * i), nn.ReLU(), nn.Conv2d(8 + 4 * i, 4, 3, padding=1))
+            for i in range(3))
+        self.transition = nn.Sequential(nn.BatchNorm2d(20), nn.ReLU(), nn.Conv2d(20, 10, 1),
+                                        nn.AvgPool2d(2))
+        self.skip = nn.Identity()
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(10, 5))
+
+    def forward(self, x):
+        features = [self.conv0(x)]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, 1)))
+        x = self.transition(torch.cat(features, dim=1))
+        return self.head(self.skip(x))
+
+
+def cmd_traced(args):
+    out = Path(args.outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    for name, make in (("traced_cnn", _FunctionalCNN), ("traced_resnet", _ResNetish),
+                       ("traced_se", _SENet), ("traced_dense", _DenseNetish)):
+        model = make().eval()
+        _reinit(model, 1.5)
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                _randomize_bn(m)
+        spec = spec_from_module(model, (3, 16, 16), mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3],
+                                classes=["a", "b", "c", "d", "e"], name=name.replace("_", "-"))
+        path = out / f"{name}.safetensors"
+        export(model, path, spec)
+        loaded = load(path)
+        x = torch.rand(8, 3, 16, 16)
+        want = _forward_raw(model, spec, x)
+        with torch.no_grad():
+            got = loaded(x)
+        assert float((got - want).abs().max()) == 0.0, f"{name}: loaded model differs"
+        assert set(load_file(str(path))) == set(model.state_dict()), f"{name}: names changed"
+        labels = torch.randint(0, 5, (x.shape[0],))
+        save_file(reference_tensors(loaded, x, labels), str(out / f"{name}.ref.safetensors"))
+        ops = sorted({n["op"] for n in spec["nodes"]})
+        print(f"{name}: {len(spec['nodes'])} nodes ({', '.join(ops)}); wrote {path} and "
+              f"{name}.ref.safetensors")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -1131,6 +2360,9 @@ def main(argv=None):
     p = sub.add_parser("fixtures", help="regenerate the Rust test fixtures")
     p.add_argument("outdir")
     p.set_defaults(func=cmd_fixtures)
+    p = sub.add_parser("traced", help="export four traced models with references (version 2)")
+    p.add_argument("outdir")
+    p.set_defaults(func=cmd_traced)
     args = parser.parse_args(argv)
     try:
         args.func(args)

@@ -156,8 +156,9 @@ def main():
     elapsed = time.perf_counter() - started
 
     model.eval()
+    # Version 1, as the shipped file has it (its layer names are in plans and reports).
     spec = spec_from_module(model, (1, 28, 28), mean=[MEAN], std=[STD],
-                            classes=[str(i) for i in range(10)], name="mnist-resnet")
+                            classes=[str(i) for i in range(10)], name="mnist-resnet", version=1)
     export(model, args.out, spec)
 
     # Accuracy of the file as written, normalization inside the rebuilt model.
