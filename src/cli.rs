@@ -434,6 +434,38 @@ impl Wording for Flags {
             ),
             Remedy::ReferenceEngine => "use --engine reference".into(),
             Remedy::Resize => "pass --resize to resize it".into(),
+            Remedy::LoadConverted(path) => format!(
+                "then audit the converted file: xai-audit run {}",
+                shell_word(path)
+            ),
+            Remedy::GiveAsData(path) => {
+                let labels = if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+                {
+                    " --labels LABELS.npy"
+                } else {
+                    ""
+                };
+                format!(
+                    "give it as the data: xai-audit run MODEL --data {}{labels}",
+                    shell_word(path)
+                )
+            }
         }
+    }
+}
+
+/// `path` as one shell word (quoted when it holds anything but plain
+/// characters).
+fn shell_word(path: &std::path::Path) -> String {
+    let s = path.display().to_string();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
     }
 }

@@ -154,6 +154,11 @@ pub enum Remedy {
     ReferenceEngine,
     /// Resize the images to the model's input size.
     Resize,
+    /// Load the file a conversion writes (a model converted to ONNX) in
+    /// place of the one given.
+    LoadConverted(PathBuf),
+    /// Give this file (arrays) as the data, with a model.
+    GiveAsData(PathBuf),
 }
 
 /// How a front end names the library's options and remedies in messages.
@@ -195,6 +200,13 @@ impl Wording for LibraryWording {
             ),
             Remedy::ReferenceEngine => "use `Engine::Reference`".into(),
             Remedy::Resize => "set `resize` to resize it".into(),
+            Remedy::LoadConverted(path) => {
+                format!("then load {} in its place", path.display())
+            }
+            Remedy::GiveAsData(path) => format!(
+                "give {} as the data (`DataRequest::path`), with a model",
+                path.display()
+            ),
         }
     }
 }

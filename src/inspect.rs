@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::model::load::{find_spec, is_onnx, network_from_file, ModelOptions, WeightsFile};
+use crate::model::load::{find_spec, load_model_file, network_from_file, ModelFile, ModelOptions};
 use crate::model::spec::fmt_shape;
 
 /// The text `inspect` prints for `path`. Errors (no spec, shape mismatches)
@@ -32,45 +32,47 @@ pub fn spec_json(path: &Path, opts: &ModelOptions) -> Result<String> {
 /// ONNX file is imported and listed by its initializers.
 pub fn inspect_with(path: &Path, opts: &ModelOptions) -> Result<String> {
     let mut out = String::new();
-    let (network, source, unused, notes) = if is_onnx(path) {
-        let loaded = crate::model::load_model_with(path, opts)?;
-        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "{} ({} initializers, {} bytes)",
-            path.display(),
-            loaded.tensors.len(),
-            bytes
-        );
-        for t in &loaded.tensors {
+    let (network, source, unused, notes) = match ModelFile::read(path)? {
+        file @ ModelFile::Onnx(_) => {
+            let loaded = load_model_file(file, path, opts)?;
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             let _ = writeln!(
                 out,
-                "  {:<40} {:<18} {}",
-                t.name,
-                fmt_shape(&t.shape),
-                t.dtype
+                "{} ({} initializers, {} bytes)",
+                path.display(),
+                loaded.tensors.len(),
+                bytes
             );
+            for t in &loaded.tensors {
+                let _ = writeln!(
+                    out,
+                    "  {:<40} {:<18} {}",
+                    t.name,
+                    fmt_shape(&t.shape),
+                    t.dtype
+                );
+            }
+            (
+                loaded.network,
+                loaded.spec_source.to_string(),
+                loaded.unused,
+                loaded.notes,
+            )
         }
-        (
-            loaded.network,
-            loaded.spec_source.to_string(),
-            loaded.unused,
-            loaded.notes,
-        )
-    } else {
-        let file = WeightsFile::read(path)?;
-        let _ = writeln!(
-            out,
-            "{} ({} tensors, {} bytes)",
-            path.display(),
-            file.tensors.len(),
-            file.bytes().len()
-        );
-        out.push_str(&file.tensor_listing());
-        let (spec, source) = find_spec(&file, opts.arch.as_deref())?;
-        let spec = opts.apply(spec, &source.to_string())?;
-        let (network, unused) = network_from_file(&file, spec, opts.strip_prefix.as_deref())?;
-        (network, source.to_string(), unused, Vec::new())
+        ModelFile::Safetensors(file) => {
+            let _ = writeln!(
+                out,
+                "{} ({} tensors, {} bytes)",
+                path.display(),
+                file.tensors.len(),
+                file.bytes().len()
+            );
+            out.push_str(&file.tensor_listing());
+            let (spec, source) = find_spec(&file, opts.arch.as_deref())?;
+            let spec = opts.apply(spec, &source.to_string())?;
+            let (network, unused) = network_from_file(&file, spec, opts.strip_prefix.as_deref())?;
+            (network, source.to_string(), unused, Vec::new())
+        }
     };
     let spec = network.spec();
     let [c, h, w] = spec.input.shape;

@@ -88,8 +88,248 @@ fn newer_report(dir: &Path) {
     std::fs::write(dir.join("newer.json"), v.to_string()).unwrap();
 }
 
+/// A zip archive at `dir/name` holding `entries` (stored, as torch.save
+/// writes them).
+fn zip_file(dir: &Path, name: &str, entries: &[(&str, &[u8])]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(dir.join(name)).unwrap());
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (entry, bytes) in entries {
+        zip.start_file(*entry, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// The first bytes of an HDF5 file (its signature and a superblock start),
+/// then `body`.
+fn hdf5(dir: &Path, name: &str, body: &[u8]) {
+    let mut bytes = b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00\x00\x08\x08\x00".to_vec();
+    bytes.extend_from_slice(&[0u8; 48]);
+    bytes.extend_from_slice(body);
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
 fn cases() -> Vec<Case> {
     vec![
+        // Files of other formats given as the model: each says what it is
+        // and how to convert it. The PyTorch ones are real torch.save and
+        // torch.jit.save output (tests/fixtures/filetypes/make.py).
+        Case {
+            name: "PyTorch zip checkpoint holding a state_dict",
+            setup: |d| copy_asset(d, "tests/fixtures/filetypes/state_dict.pt", "ckpt.pt"),
+            args: &["run", "ckpt.pt"],
+            needles: &[
+                "ckpt.pt: is a PyTorch checkpoint",
+                "state_dict/data.pkl",
+                "holding a state_dict",
+                "model.load_state_dict(torch.load(\"ckpt.pt\"))",
+                "torch.onnx.export(model.eval(), torch.rand(1, C, H, W), \"ckpt.onnx\")",
+                "examples/export_pytorch.py",
+                "help: then audit the converted file: xai-audit run ckpt.onnx",
+            ],
+        },
+        Case {
+            name: "PyTorch zip checkpoint holding a whole pickled model",
+            setup: |d| copy_asset(d, "tests/fixtures/filetypes/whole_model.pth", "net.pth"),
+            args: &["eval", "net.pth"],
+            needles: &[
+                "net.pth: is a PyTorch checkpoint",
+                "whole pickled model (torch.nn.modules.container.Sequential)",
+                "model = torch.load(\"net.pth\", weights_only=False)",
+                "xai-audit run net.onnx",
+            ],
+        },
+        Case {
+            name: "training checkpoint (weights under state_dict)",
+            setup: |d| copy_asset(d, "tests/fixtures/filetypes/lightning.ckpt", "last.ckpt"),
+            args: &["inspect", "last.ckpt"],
+            needles: &[
+                "last.ckpt: is a PyTorch checkpoint",
+                "training checkpoint, its weights under `state_dict`",
+                "torch.load(\"last.ckpt\")[\"state_dict\"]",
+            ],
+        },
+        Case {
+            name: "PyTorch checkpoint in the format before 1.6",
+            setup: |d| copy_asset(d, "tests/fixtures/filetypes/legacy.pt", "old.pt"),
+            args: &["run", "old.pt"],
+            needles: &[
+                "old.pt: is a PyTorch checkpoint (torch.save's format before PyTorch 1.6)",
+                "holding a state_dict",
+                "torch.onnx.export",
+            ],
+        },
+        Case {
+            name: "TorchScript archive",
+            setup: |d| copy_asset(d, "tests/fixtures/filetypes/torchscript.pt", "traced.pt"),
+            args: &["convert", "traced.pt", "-o", "out/m.safetensors"],
+            needles: &[
+                "traced.pt: is a TorchScript archive",
+                "model = torch.jit.load(\"traced.pt\")",
+                "\"traced.onnx\"",
+            ],
+        },
+        Case {
+            name: "a Python pickle (protocol 4)",
+            setup: |d| {
+                std::fs::write(
+                    d.join("model.pkl"),
+                    b"\x80\x04\x95\x0a\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01a\x94K\x01s.",
+                )
+                .unwrap()
+            },
+            args: &["run", "model.pkl"],
+            needles: &["model.pkl: is a Python pickle", "torch.onnx.export"],
+        },
+        Case {
+            name: "Keras HDF5 model",
+            setup: |d| hdf5(d, "model.h5", b"keras_version\x002.15.0\x00model_config"),
+            args: &["run", "model.h5"],
+            needles: &[
+                "model.h5: is a Keras model in HDF5",
+                "python -m tf2onnx.convert --keras model.h5 --output model.onnx",
+                "xai-audit run model.onnx",
+            ],
+        },
+        Case {
+            name: "HDF5 file without Keras' attributes",
+            setup: |d| hdf5(d, "weights.hdf5", b""),
+            args: &["inspect", "weights.hdf5"],
+            needles: &["weights.hdf5: is an HDF5 file", "tf2onnx.convert --keras"],
+        },
+        Case {
+            name: "Keras 3 .keras file",
+            setup: |d| {
+                zip_file(
+                    d,
+                    "clf.keras",
+                    &[
+                        ("metadata.json", b"{\"keras_version\": \"3.3.3\"}"),
+                        ("config.json", b"{}"),
+                        ("model.weights.h5", b"\x89HDF\r\n\x1a\n"),
+                    ],
+                )
+            },
+            args: &["run", "clf.keras"],
+            needles: &[
+                "clf.keras: is a Keras 3 model",
+                "keras.models.load_model(\"clf.keras\").export(\"clf.savedmodel\")",
+                "python -m tf2onnx.convert --saved-model clf.savedmodel --output clf.onnx",
+            ],
+        },
+        Case {
+            name: "TensorFlow SavedModel directory",
+            setup: |d| {
+                std::fs::create_dir_all(d.join("export/variables")).unwrap();
+                std::fs::write(d.join("export/saved_model.pb"), b"\x08\x01\x12\x00").unwrap();
+            },
+            args: &["run", "export"],
+            needles: &[
+                "export: is a TensorFlow SavedModel",
+                "python -m tf2onnx.convert --saved-model export --output export.onnx",
+            ],
+        },
+        Case {
+            name: "TensorFlow Lite model",
+            setup: |d| std::fs::write(d.join("m.tflite"), b"\x1c\x00\x00\x00TFL3\x00\x00").unwrap(),
+            args: &["eval", "m.tflite"],
+            needles: &[
+                "m.tflite: is a TensorFlow Lite model",
+                "--tflite m.tflite --output m.onnx",
+            ],
+        },
+        Case {
+            name: "a NumPy array given as the model",
+            setup: |d| std::fs::write(d.join("x.npy"), npy_bytes("|u1", &[2, 2], &[0; 4])).unwrap(),
+            args: &["run", "x.npy"],
+            needles: &[
+                "x.npy: is a NumPy array (.npy)",
+                "help: give it as the data: xai-audit run MODEL --data x.npy --labels LABELS.npy",
+            ],
+        },
+        Case {
+            name: "a NumPy archive given as the model",
+            setup: |d| {
+                let x = npy_bytes("|u1", &[2, 2], &[0; 4]);
+                let y = npy_bytes("|u1", &[2], &[0; 2]);
+                zip_file(d, "data.npz", &[("x.npy", &x), ("y.npy", &y)]);
+            },
+            args: &["inspect", "data.npz"],
+            needles: &["data.npz: is a NumPy archive", "--data data.npz"],
+        },
+        Case {
+            name: "some other zip archive",
+            setup: |d| {
+                zip_file(
+                    d,
+                    "bundle.zip",
+                    &[("readme.txt", b"hi"), ("w.bin", b"\x00")],
+                )
+            },
+            args: &["run", "bundle.zip"],
+            needles: &["bundle.zip: is a zip archive (2 entries: readme.txt, w.bin)"],
+        },
+        Case {
+            name: "a truncated zip archive",
+            setup: |d| std::fs::write(d.join("cut.pt"), b"PK\x03\x04\x14\x00\x00\x00").unwrap(),
+            args: &["run", "cut.pt"],
+            needles: &["cut.pt: is a zip archive that cannot be read"],
+        },
+        Case {
+            name: "a gzip-compressed model",
+            setup: |d| {
+                std::fs::write(d.join("m.safetensors.gz"), b"\x1f\x8b\x08\x00\x00\x00").unwrap()
+            },
+            args: &["run", "m.safetensors.gz"],
+            needles: &["m.safetensors.gz: is a gzip-compressed file", "gunzip"],
+        },
+        Case {
+            name: "a Git LFS pointer instead of the weights",
+            setup: |d| {
+                std::fs::write(
+                    d.join(MLP),
+                    "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 1078320\n",
+                )
+                .unwrap()
+            },
+            args: &["run", MLP],
+            needles: &[MLP, "Git LFS pointer", "git lfs pull"],
+        },
+        Case {
+            name: "an HTML page saved as the model",
+            setup: |d| std::fs::write(d.join(MLP), "<!DOCTYPE html>\n<html><body>").unwrap(),
+            args: &["run", MLP],
+            needles: &[MLP, "an HTML page"],
+        },
+        Case {
+            name: "unrecognized bytes",
+            setup: |d| {
+                std::fs::write(d.join("m.safetensors"), b"GIF89a\x01\x00\x01\x00\x80\x00").unwrap()
+            },
+            args: &["run", "m.safetensors"],
+            needles: &[
+                "m.safetensors: not a safetensors or ONNX file",
+                "first bytes: 47 49 46 38 39 61",
+                "\"GIF89a",
+            ],
+        },
+        Case {
+            name: "a folder without a model file",
+            setup: |d| std::fs::create_dir_all(d.join("weights")).unwrap(),
+            args: &["run", "weights"],
+            needles: &["weights: is a directory", ".safetensors or .onnx file"],
+        },
+        Case {
+            name: "a folder holding the model file",
+            setup: |d| {
+                std::fs::create_dir_all(d.join("hub")).unwrap();
+                copy_asset(d, "assets/mnist_mlp.safetensors", "hub/model.safetensors");
+            },
+            args: &["run", "hub"],
+            needles: &["hub: is a directory", "hub/model.safetensors"],
+        },
         // Model files.
         Case {
             name: "model file missing",

@@ -676,3 +676,31 @@ fn class_names_and_input_range_from_the_command_line() {
     assert!(r.stdout.contains("in [-1, 1]"), "{}", r.stdout);
     assert!(r.stdout.contains(&names.join(", ")), "{}", r.stdout);
 }
+
+/// The contents decide the format, not the name: an ONNX model saved as
+/// `model.bin` loads as ONNX, and a safetensors file named `.onnx` as
+/// safetensors, each exactly as under its proper name.
+#[test]
+fn a_models_format_is_read_from_its_contents() {
+    let dir = tmp();
+    let onnx = root().join("tests/fixtures/onnx/depthwise.opset17.onnx");
+    std::fs::copy(&onnx, dir.path().join("model.bin")).unwrap();
+    std::fs::copy(&onnx, dir.path().join("model.onnx")).unwrap();
+    let st = root().join("assets/mnist_mlp.safetensors");
+    std::fs::copy(&st, dir.path().join("mlp.onnx")).unwrap();
+    std::fs::copy(&st, dir.path().join("mlp.safetensors")).unwrap();
+    for (renamed, proper, needle) in [
+        ("model.bin", "model.onnx", "the ONNX graph"),
+        ("mlp.onnx", "mlp.safetensors", "safetensors metadata"),
+    ] {
+        let a = xai(dir.path(), &["inspect", renamed]);
+        let b = xai(dir.path(), &["inspect", proper]);
+        assert_eq!(a.code, 0, "{renamed}: {}", a.stderr);
+        assert!(a.stdout.contains(needle), "{renamed}: {}", a.stdout);
+        assert_eq!(
+            a.stdout.replace(renamed, proper),
+            b.stdout,
+            "{renamed} and {proper} differ"
+        );
+    }
+}

@@ -1,8 +1,10 @@
 //! Reading a model: the architecture spec (an explicit file, then the
 //! safetensors file's metadata, then a `<stem>.arch.json` sidecar), the
 //! network built from the spec and the file's tensors, and the tensors no
-//! layer uses reported as warnings. `weights` reads and validates the
-//! safetensors file and finds the spec's tensor names in it.
+//! layer uses reported as warnings. `sniff` tells the file's format from
+//! its contents (safetensors, ONNX, or another format named in the error,
+//! with its conversion); `weights` reads and validates the safetensors file
+//! and finds the spec's tensor names in it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,10 +17,12 @@ use super::spec::{ArchSpec, METADATA_KEY};
 use crate::error::{Error, Remedy, Result};
 
 mod onnx;
+mod sniff;
 mod weights;
 
 pub use onnx::is_onnx;
 pub(crate) use onnx::onnx_parts;
+pub use sniff::{Foreign, ModelFile, TorchHolds};
 pub use weights::{TensorInfo, WeightsFile};
 
 /// Where the spec was found.
@@ -177,11 +181,16 @@ pub fn load_model(path: &Path, arch: Option<&Path>) -> Result<LoadedModel> {
 
 /// [`load_model`] with every option.
 pub fn load_model_with(path: &Path, opts: &ModelOptions) -> Result<LoadedModel> {
-    if is_onnx(path) {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        return build_onnx_model(&bytes, path, opts);
+    load_model_file(ModelFile::read(path)?, path, opts)
+}
+
+/// Builds the model of a file already read and recognized; `path` names it
+/// in errors.
+pub fn load_model_file(file: ModelFile, path: &Path, opts: &ModelOptions) -> Result<LoadedModel> {
+    match file {
+        ModelFile::Onnx(bytes) => build_onnx_model(&bytes, path, opts),
+        ModelFile::Safetensors(weights) => build_model(weights, opts),
     }
-    build_model(WeightsFile::read(path)?, opts)
 }
 
 /// Builds the network of an ONNX model from its bytes.
@@ -219,10 +228,7 @@ pub fn load_model_from_bytes(
         arch: arch.map(Path::to_path_buf),
         ..Default::default()
     };
-    if is_onnx(path) {
-        return build_onnx_model(&bytes, path, &opts);
-    }
-    build_model(WeightsFile::from_bytes(bytes, path)?, &opts)
+    load_model_file(ModelFile::from_bytes(bytes, path)?, path, &opts)
 }
 
 /// A model's spec (overrides applied) and the f32 tensors its nodes load,
@@ -232,13 +238,14 @@ pub fn model_parts(
     path: &Path,
     opts: &ModelOptions,
 ) -> Result<(ArchSpec, HashMap<String, Tensor>)> {
-    if is_onnx(path) {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let parts = onnx_parts(&bytes, path, opts)?;
-        Network::from_tensors(parts.spec.clone(), &parts.tensors)?;
-        return Ok((parts.spec, parts.tensors));
-    }
-    let file = WeightsFile::read(path)?;
+    let file = match ModelFile::read(path)? {
+        ModelFile::Onnx(bytes) => {
+            let parts = onnx_parts(&bytes, path, opts)?;
+            Network::from_tensors(parts.spec.clone(), &parts.tensors)?;
+            return Ok((parts.spec, parts.tensors));
+        }
+        ModelFile::Safetensors(file) => file,
+    };
     let (spec, source) = find_spec(&file, opts.arch.as_deref())?;
     let mut spec = opts.apply(spec, &source.to_string())?;
     if let Some(prefix) = &opts.strip_prefix {

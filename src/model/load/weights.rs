@@ -1,5 +1,5 @@
 //! A safetensors file read and validated (every malformation is an error
-//! naming the file), f16/bf16 weights converted to f32 and non-finite
+//! naming the file; a file of another format is named by `sniff`), f16/bf16 weights converted to f32 and non-finite
 //! weights refused, and how the spec's tensor names find the stored ones:
 //! through the aliases `safetensors.torch.save_model` writes for tied
 //! weights, and past a prefix such as DataParallel's `module.` when asked
@@ -60,13 +60,11 @@ impl WeightsFile {
 
     /// Validates the contents of a safetensors file already in memory; `path`
     /// names it in errors and is where [`find_spec`](super::find_spec) looks for a sidecar.
+    /// A file that is not safetensors at all is an error saying what it is
+    /// (a PyTorch checkpoint, a Keras model, ...) and how to convert it.
     pub fn from_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self> {
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| {
-            Error::format(
-                path,
-                format!("not a valid safetensors file: {}", describe(&e)),
-            )
-        })?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| super::sniff::not_safetensors(&bytes, path, describe(&e)))?;
         let mut infos: Vec<(usize, TensorInfo)> = meta
             .tensors()
             .into_iter()
