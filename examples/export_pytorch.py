@@ -56,9 +56,9 @@ that fx cannot trace (Python ``if`` on tensor values), several inputs or
 outputs -- raises ``UnsupportedModel`` (a ValueError) naming the first
 construct, the module whose forward does it and the source line, e.g.::
 
-    cannot express fx node 'interpolate': a call to torch.nn.functional.interpolate
-    in module 'decoder' (Decoder) at model.py:42. The spec has no op for it; export
-    the model to ONNX instead, which xai-audit reads directly:
+    the spec cannot express fx node 'interpolate' (a call to
+    torch.nn.functional.interpolate) in module 'decoder' (Decoder) at model.py:42.
+    Export the model to ONNX instead, which xai-audit reads directly:
     torch.onnx.export(model, x, "model.onnx"), then xai-audit run model.onnx
 
 ``mean``/``std`` describe the normalization your training pipeline applied
@@ -378,7 +378,7 @@ ONNX_ROUTE = ('export the model to ONNX instead, which xai-audit reads directly:
 class UnsupportedModel(ValueError):
     """``forward`` does something the spec cannot express.
 
-    ``construct`` describes it (``call to torch.nn.functional.interpolate``),
+    ``construct`` describes it (``a call to torch.nn.functional.interpolate``),
     ``module`` is the path of the module whose ``forward`` does it (``""`` for
     the root), ``node`` the torch.fx node (``None`` when tracing itself
     failed) and ``source`` the ``file:line`` of the call when known. The
@@ -390,23 +390,26 @@ class UnsupportedModel(ValueError):
         where = f"in module '{module or '<root>'}' ({module_type})"
         if source:
             where += f" at {source}"
-        what = f"fx node '{node}': " if node else ""
-        text = f"cannot express {what}{construct} {where}"
+        what = f"fx node '{node}' ({construct})" if node else construct
+        text = f"the spec cannot express {what} {where}"
         if detail:
             text += f": {detail}"
-        super().__init__(f"{text}. The spec has no op for it; {ONNX_ROUTE}")
+        super().__init__(f"{text}. {ONNX_ROUTE[0].upper()}{ONNX_ROUTE[1:]}")
 
 
-def _user_frame(lines, skip_dirs):
-    """``file:line`` of the innermost frame of a formatted stack outside ``skip_dirs``."""
+def _user_frame(lines):
+    """``file:line`` of the innermost frame of a formatted stack that is the
+    model's code: not in torch, not this script's tracer."""
     found = None
     for line in lines:
         line = line.strip()
         if not line.startswith('File "'):
             continue
         path, _, rest = line[len('File "'):].partition('"')
-        if any(os.path.abspath(path).startswith(d + os.sep) or os.path.abspath(path) == d
-               for d in skip_dirs):
+        path = os.path.abspath(path)
+        func = rest.rsplit(" in ", 1)[-1].strip()
+        if path.startswith(_TORCH_DIR + os.sep) or \
+                (path == os.path.abspath(__file__) and func in _TRACER_FUNCS):
             continue
         lineno = rest.split("line", 1)[-1].split(",", 1)[0].strip()
         found = f"{path}:{lineno}"
@@ -414,6 +417,7 @@ def _user_frame(lines, skip_dirs):
 
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
+_TRACER_FUNCS = {"call_module", "_trace_nodes", "spec_from_module"}
 
 
 class _Tracer(fx.Tracer):
@@ -520,7 +524,8 @@ def _leaf_layer_v2(m, path, in_shape):
         return {"op": "hard_sigmoid"}
     if isinstance(m, nn.Softmax):
         if len(in_shape) != 2 or m.dim not in (1, -1):
-            return f"softmax over dim {m.dim} of a {len(in_shape)}-d tensor (only over the classes of [N, K])"
+            return (f"softmax over dim {m.dim} of a {len(in_shape)}-d tensor (only over the "
+                    f"classes of [N, K])")
         return {"op": "softmax"}
     if isinstance(m, nn.modules.dropout._DropoutNd):
         return {"op": "dropout", "p": float(m.p)}
@@ -529,7 +534,8 @@ def _leaf_layer_v2(m, path, in_shape):
     if isinstance(m, nn.Flatten):
         if _norm_dim(m.start_dim, len(in_shape)) != 1 or \
                 _norm_dim(m.end_dim, len(in_shape)) != len(in_shape) - 1:
-            return f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) (only from dim 1 to the end)"
+            return (f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) (only from dim 1 "
+                    f"to the end)")
         return {"op": "flatten"}
     try:
         layer = _leaf_layer(m, path)
@@ -558,7 +564,8 @@ class _FxConverter:
         self.root = root
         self.graph = graph
         self.modules = dict(root.named_modules())
-        self.values = {}          # fx node -> ("t", spec name) | ("size", node, dim) | ("sizes", node)
+        # fx node -> ("t", spec name) | ("size", fx node, dim) | ("sizes", fx node)
+        self.values = {}
         self.nodes = []           # spec nodes, each with "inputs"
         self.reserved = {n.target for n in graph.nodes if n.op == "call_module"}
         self.used = {"input"}
@@ -590,7 +597,7 @@ class _FxConverter:
         path, typ = self._scope(node)
         lines = (node.stack_trace or "").splitlines()
         raise UnsupportedModel(construct, path, typ, node=node.name,
-                               source=_user_frame(lines, [_TORCH_DIR, os.path.abspath(__file__)]),
+                               source=_user_frame(lines),
                                detail=detail)
 
     # -- values -----------------------------------------------------------
@@ -716,9 +723,9 @@ class _FxConverter:
         name = self.tensor(node, src)
         layer = _leaf_layer_v2(m, node.target, self.shape(src) or ())
         if layer is NotImplemented:
-            self.fail(node, f"module '{node.target}' ({type(m).__name__})")
+            self.fail(node, f"a {type(m).__name__} module")
         if isinstance(layer, str):
-            self.fail(node, f"module '{node.target}' ({type(m).__name__})", layer)
+            self.fail(node, f"a {type(m).__name__} module", layer)
         if layer is None:                                  # nn.Identity
             self.values[node] = ("t", name)
             return
@@ -807,7 +814,8 @@ class _FxConverter:
     def op_dropout(self, node, a):
         if a["training"]:
             self.fail(node, self.describe(node),
-                      "training=True keeps dropout active in eval mode; pass training=self.training")
+                      "training=True keeps dropout active in eval mode; "
+                      "pass training=self.training")
         self.unary(node, a, _prune("dropout", {"op": "dropout", "p": float(a["p"])}))
 
     def op_avg_pool2d(self, node, a):
@@ -1046,7 +1054,7 @@ def _trace_nodes(model, x):
         lines = [line for f in frames for line in f.splitlines()]
         raise UnsupportedModel(
             "a forward that torch.fx cannot trace", path, typ,
-            source=_user_frame(lines, [_TORCH_DIR, os.path.abspath(__file__)]),
+            source=_user_frame(lines),
             detail=f"{type(e).__name__}: {e} (tracing runs forward on symbolic tensors: Python "
                    f"control flow on tensor values, data-dependent shapes and non-torch "
                    f"calls on tensors do not trace)") from e
@@ -2301,7 +2309,8 @@ class _DenseNetish(nn.Module):
         super().__init__()
         self.conv0 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
         self.layers = nn.ModuleList(
-            nn.Sequential(nn.BatchNorm2d(8 + 4 * i), nn.ReLU(), nn.Conv2d(8 + 4 * i, 4, 3, padding=1))
+            nn.Sequential(nn.BatchNorm2d(8 + 4 * i), nn.ReLU(),
+                          nn.Conv2d(8 + 4 * i, 4, 3, padding=1))
             for i in range(3))
         self.transition = nn.Sequential(nn.BatchNorm2d(20), nn.ReLU(), nn.Conv2d(20, 10, 1),
                                         nn.AvgPool2d(2))
@@ -2314,6 +2323,24 @@ class _DenseNetish(nn.Module):
             features.append(layer(torch.cat(features, 1)))
         x = self.transition(torch.cat(features, dim=1))
         return self.head(self.skip(x))
+
+
+class _Upsampler(nn.Module):
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=2.0)
+
+
+class _NotExpressible(nn.Module):
+    """An upsampling the spec has no op for, inside a submodule."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.decoder = nn.Sequential(nn.ReLU(), _Upsampler())
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x):
+        return self.fc(self.decoder(self.conv(x)).mean((2, 3)))
 
 
 def cmd_traced(args):
@@ -2344,6 +2371,12 @@ def cmd_traced(args):
         ops = sorted({n["op"] for n in spec["nodes"]})
         print(f"{name}: {len(spec['nodes'])} nodes ({', '.join(ops)}); wrote {path} and "
               f"{name}.ref.safetensors")
+    try:
+        spec_from_module(_NotExpressible().eval(), (3, 16, 16))
+        raise AssertionError("F.interpolate was accepted")
+    except UnsupportedModel as e:
+        assert e.module == "decoder.1" and "interpolate" in str(e) and "onnx" in str(e), e
+        print(f"an upsampling model: {e}")
 
 
 def main(argv=None):

@@ -101,7 +101,8 @@ def make_images(labels, rng):
             for _ in range(rng.integers(4, 9)):
                 cy, cx = rng.uniform(0, 1, 2)
                 s = rng.uniform(0.05, 0.1)
-                pattern = np.maximum(pattern, np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s)))
+                spot = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
+                pattern = np.maximum(pattern, spot)
         # A colour near the class's hue (a tail overlaps its neighbours'), a background.
         hue = (label / 4 + rng.normal(0, 0.06)) % 1.0
         fg = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.5, 1.0), rng.uniform(0.6, 1.0)))

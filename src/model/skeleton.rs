@@ -297,8 +297,9 @@ fn chain(mut groups: Vec<Vec<usize>>, units: &[Unit]) -> Vec<usize> {
 /// A spec guessed from `tensors`: conv2d for 4-D weights, linear for 2-D,
 /// batch norm where running statistics exist (2d after a convolution, 1d
 /// after a linear layer), a ReLU after each conv or linear (after its batch
-/// norm when one follows) but the last, and a flatten before the first
-/// linear layer. Layers go in the order the names suggest (see the module
+/// norm when one follows) but the last, and before the first linear layer a
+/// global average pool when it reads as many features as the last conv has
+/// channels, else a flatten. Layers go in the order the names suggest (see the module
 /// docs); the input is `[C, 28, 28]`, `[3, 32, 32]` for three channels, or a
 /// square image for an MLP.
 pub fn skeleton_spec(tensors: &[TensorInfo]) -> ArchSpec {
@@ -330,8 +331,10 @@ pub fn skeleton_spec(tensors: &[TensorInfo]) -> ArchSpec {
         layers.push(LayerSpec::Flatten { start_dim: 1 });
         flattened = true;
     }
-    // The kind of the last layer with weights: a batch norm takes its width.
+    // Whether the last layer with weights was a conv (a batch norm after
+    // it is 2d), and the last conv's channels.
     let mut after_conv: Option<bool> = None;
+    let mut channels: Option<usize> = None;
     for (pos, &i) in order.iter().enumerate() {
         match &units[i] {
             Unit::BatchNorm {
@@ -385,6 +388,7 @@ pub fn skeleton_spec(tensors: &[TensorInfo]) -> ArchSpec {
                     };
                 }
                 after_conv = Some(true);
+                channels = Some(*out);
                 layers.push(LayerSpec::Conv2d {
                     param: prefix.clone(),
                     in_channels: *inp,
@@ -408,7 +412,13 @@ pub fn skeleton_spec(tensors: &[TensorInfo]) -> ArchSpec {
                 bias,
             } => {
                 if !flattened {
-                    layers.push(LayerSpec::Flatten { start_dim: 1 });
+                    // As many features as channels: a global pool (ResNet's
+                    // head); otherwise a flatten (the user adds the pooling).
+                    layers.push(if channels == Some(*inp) {
+                        LayerSpec::GlobalAvgPool2d
+                    } else {
+                        LayerSpec::Flatten { start_dim: 1 }
+                    });
                     flattened = true;
                 }
                 after_conv = Some(false);
@@ -506,7 +516,13 @@ mod tests {
         assert_eq!(spec.input.shape, [3, 32, 32]);
         assert_eq!(
             ops(&spec),
-            ["conv2d", "batch_norm2d", "relu", "flatten", "linear"]
+            [
+                "conv2d",
+                "batch_norm2d",
+                "relu",
+                "global_avg_pool2d",
+                "linear"
+            ]
         );
         assert!(matches!(
             spec.nodes[1].op,
@@ -605,6 +621,9 @@ mod tests {
             .nodes
             .iter()
             .all(|n| !matches!(n.op, LayerSpec::BatchNorm1d { .. })));
+        // `fc` reads the 32 channels: a global pool.
+        let n = spec.nodes.len();
+        assert_eq!(spec.nodes[n - 2].op, LayerSpec::GlobalAvgPool2d);
     }
 
     #[test]
@@ -632,7 +651,7 @@ mod tests {
                 "conv2d",
                 "batch_norm2d",
                 "relu",
-                "flatten",
+                "global_avg_pool2d",
                 "linear",
                 "batch_norm1d",
                 "relu",
@@ -640,6 +659,9 @@ mod tests {
             ]
         );
         assert_eq!(spec.input.shape, [3, 32, 32]);
+        // A chain whose widths agree: the guess loads as it stands.
+        let json = spec.to_json_pretty();
+        assert!(ArchSpec::from_json(&json, "skeleton").is_ok(), "{json}");
     }
 
     #[test]
