@@ -21,6 +21,7 @@ mod range_invariance;
 mod run;
 mod stress;
 mod strong;
+mod summary;
 mod tui;
 
 use std::path::{Path, PathBuf};
