@@ -128,6 +128,16 @@ impl AttackMethod for ApgdConfig {
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
     }
+    /// AutoAttack's names: APGD-CE, APGD-DLR, and APGD-T for the targeted
+    /// DLR loss (`APGD-T (CE)` for the targeted cross-entropy).
+    fn label(&self) -> String {
+        match (self.loss, self.target_classes) {
+            (ApgdLoss::Ce, None) => "APGD-CE".into(),
+            (ApgdLoss::Dlr, None) => "APGD-DLR".into(),
+            (ApgdLoss::Dlr, Some(_)) => "APGD-T".into(),
+            (ApgdLoss::Ce, Some(_)) => "APGD-T (CE)".into(),
+        }
+    }
 }
 
 /// An APGD configuration.

@@ -17,6 +17,12 @@ use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::model::Classifier;
 
+/// The attacks of AutoAttack's standard version (Croce & Hein 2020), by
+/// the names [`AttackMethod::label`] gives: what a robust accuracy must
+/// have faced to be compared with RobustBench's. FAB-T is not implemented
+/// here yet, so an `autoattack` entry is never the full standard protocol.
+pub const AUTOATTACK_STANDARD: &[&str] = &["APGD-CE", "APGD-T", "FAB-T", "Square"];
+
 /// AutoAttack's APGD-T: the most likely other classes attacked.
 pub const AUTOATTACK_TARGET_CLASSES: usize = 9;
 
@@ -153,6 +159,11 @@ impl AttackMethod for EnsembleConfig {
     }
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()?))
+    }
+    /// The members' names, joined by ` + `.
+    fn label(&self) -> String {
+        let labels: Vec<String> = self.members.iter().map(AttackSpec::label).collect();
+        labels.join(" + ")
     }
     fn members(&self) -> &[AttackSpec] {
         &self.members

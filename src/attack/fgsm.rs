@@ -67,6 +67,9 @@ impl AttackMethod for FgsmConfig {
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
     }
+    fn label(&self) -> String {
+        super::targeted_label("FGSM", self.target)
+    }
     fn target(&self) -> Option<Target> {
         self.target
     }

@@ -111,6 +111,12 @@ impl AttackMethod for FmnConfig {
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
     }
+    fn label(&self) -> String {
+        "FMN".into()
+    }
+    fn is_minimum_norm(&self) -> bool {
+        true
+    }
 }
 
 /// An FMN configuration.

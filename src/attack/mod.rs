@@ -122,6 +122,16 @@ pub enum Norm {
     L2,
 }
 
+impl Norm {
+    /// The norm as the literature writes it: `L∞` or `L2`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Norm::Linf => "L∞",
+            Norm::L2 => "L2",
+        }
+    }
+}
+
 impl std::fmt::Display for Norm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -150,6 +160,15 @@ pub enum TargetRule {
     LeastLikely,
     /// A uniformly random class other than the label (seeded per sample).
     Random,
+}
+
+/// `name`, or `name (targeted)` for a targeted attack: a label for
+/// [`AttackMethod::label`].
+pub fn targeted_label(name: &str, target: Option<Target>) -> String {
+    match target {
+        None => name.to_string(),
+        Some(_) => format!("{name} (targeted)"),
+    }
 }
 
 /// One batch to attack, with what an attack needs to be reproducible and

@@ -119,6 +119,9 @@ impl AttackMethod for PgdConfig {
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
     }
+    fn label(&self) -> String {
+        super::targeted_label("PGD", self.target)
+    }
     fn target(&self) -> Option<Target> {
         self.target
     }

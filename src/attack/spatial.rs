@@ -131,6 +131,19 @@ impl AttackMethod for SpatialConfig {
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
     }
+    fn label(&self) -> String {
+        match self.mode {
+            SpatialSearch::Grid => "spatial (grid)".into(),
+            SpatialSearch::Random => "spatial (random)".into(),
+        }
+    }
+    /// `±30° ±3 px`: the largest rotation and shift.
+    fn budget_note(&self) -> Option<String> {
+        Some(format!(
+            "±{}° ±{} px",
+            self.max_angle_deg, self.max_shift_px
+        ))
+    }
 }
 
 /// How the transformations are chosen.

@@ -71,6 +71,43 @@ impl AttackSpec {
         self.config.method().is_black_box()
     }
 
+    /// Whether the attack looks for each input's smallest adversarial
+    /// perturbation (its distance to the decision boundary) rather than
+    /// any adversarial within a fixed budget.
+    pub fn is_minimum_norm(&self) -> bool {
+        self.config.method().is_minimum_norm()
+    }
+
+    /// The attack's field-standard name (`PGD`, `APGD-T`, `Square`, ...;
+    /// an ensemble's members joined by ` + `).
+    pub fn label(&self) -> String {
+        self.config.method().label()
+    }
+
+    /// What the attack is bounded by when it has no Lp budget (the spatial
+    /// attack's angles and shifts), for people.
+    pub fn budget_note(&self) -> Option<String> {
+        self.config.method().budget_note()
+    }
+
+    /// Whether the entry is an `autoattack` one (AutoAttack's attacks at
+    /// its budgets, run as its protocol runs them).
+    pub fn is_autoattack(&self) -> bool {
+        matches!(self.config, AttackConfig::AutoAttack(_))
+    }
+
+    /// The attacks the entry runs, by field-standard name: an ensemble's
+    /// members (their own members in turn), else the attack itself.
+    pub fn component_labels(&self) -> Vec<String> {
+        if self.members().is_empty() {
+            return vec![self.label()];
+        }
+        self.members()
+            .iter()
+            .flat_map(AttackSpec::component_labels)
+            .collect()
+    }
+
     /// An ensemble's members, in order (none for other kinds).
     pub fn members(&self) -> &[AttackSpec] {
         self.config.method().members()
@@ -94,6 +131,21 @@ pub trait AttackMethod {
     fn eps(&self) -> Option<f64>;
     /// The runnable attack, boxed.
     fn attack(&self) -> Result<Box<dyn Attack>>;
+    /// The field-standard name of the attack as configured (`FGSM`, `PGD`,
+    /// `APGD-CE`, `APGD-T`, `Square`, `FMN`, ...): what summaries and
+    /// the threat-model headline say produced a figure.
+    fn label(&self) -> String;
+    /// Whether the attack minimises the perturbation (FMN; CW, DeepFool
+    /// and FAB are of this family): its result per input is a distance to
+    /// the decision boundary, reported as distance statistics, not as a
+    /// robust accuracy.
+    fn is_minimum_norm(&self) -> bool {
+        false
+    }
+    /// What bounds an attack that has no Lp budget, for people.
+    fn budget_note(&self) -> Option<String> {
+        None
+    }
     /// The targeted mode (`None`: untargeted).
     fn target(&self) -> Option<Target> {
         None

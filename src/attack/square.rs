@@ -109,6 +109,9 @@ impl AttackMethod for SquareConfig {
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
     }
+    fn label(&self) -> String {
+        "Square".into()
+    }
     fn is_black_box(&self) -> bool {
         true
     }

@@ -142,7 +142,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     let results = attacks(net, data, plan, clean, &mut checkpoint, sink)?;
     let findings = Findings {
         sanity: super::sanity::sanity_checks(net, data, &results)?,
-        stress: stress(net, data, plan, &results.clean, sink)?,
+        stress: stress(&loaded, plan, &results.clean, sink)?,
         attributions: attributions(net, data, plan, &results, sink)?,
         results,
     };
@@ -256,7 +256,7 @@ fn plan_for_model(
             };
             let origin = PlanOrigin {
                 preset: Some(choice.preset.name().to_string()),
-                file: format!("{} (built in)", choice.preset.file()),
+                file: choice.preset.file().to_string(),
                 reason,
             };
             (plan, origin)
@@ -486,13 +486,15 @@ fn attacks(
 
 /// The stress and equivariance entries, on the clean pass's logits.
 fn stress(
-    net: &dyn Classifier,
-    data: &Dataset,
+    loaded: &Loaded,
     plan: &Plan,
     clean: &CleanPass,
     sink: &mut dyn Sink,
 ) -> Result<StressResults> {
-    let ctx = Context::with_clean_logits(net, data, plan.seed, plan.batch_size, &clean.logits)?;
+    let (net, data) = (loaded.net(), &loaded.data);
+    // Warnings name classes as the model does, whatever the data calls them.
+    let ctx = Context::with_clean_logits(net, data, plan.seed, plan.batch_size, &clean.logits)?
+        .with_class_names(loaded.model.loaded.network.spec().class_names());
     crate::stress::run_stress(&ctx, &plan.stress, &plan.equivariance, sink)
 }
 

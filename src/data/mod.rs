@@ -360,6 +360,17 @@ pub(crate) fn resize_plane(plane: &[f32], h: usize, w: usize, nh: usize, nw: usi
 /// Lowercase hex of a digest.
 pub(crate) use crate::util::hex;
 
+/// How people read class `class` of a model whose classes are `names`
+/// (index = class): `dog (2)` when the class has a name, `2` when it has
+/// none or its name is its own number (a spec without class names numbers
+/// them `"0"`, `"1"`, ...), so the index is always there and never twice.
+pub fn class_label(names: &[String], class: usize) -> String {
+    match names.get(class) {
+        Some(name) if *name != class.to_string() => format!("{name} ({class})"),
+        _ => class.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +384,18 @@ mod tests {
             source: "IDX tiny".into(),
             sha256: "ab".into(),
         }
+    }
+
+    #[test]
+    fn class_labels_name_the_class_and_keep_its_index_once() {
+        let named: Vec<String> = ["bird", "cat", "dog"].map(String::from).to_vec();
+        assert_eq!(class_label(&named, 2), "dog (2)");
+        assert_eq!(class_label(&named, 0), "bird (0)");
+        // Beyond the names, or numbered names: the number alone.
+        assert_eq!(class_label(&named, 7), "7");
+        let numbered: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        assert_eq!(class_label(&numbered, 8), "8");
+        assert_eq!(class_label(&[], 3), "3");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::data::{DataNotes, Dataset};
 use crate::error::Result;
 use crate::model::LoadedModel;
 use crate::plan::Plan;
-use crate::stats::{mean, median};
+use crate::stats::{mean, median, quantile};
 
 /// What a report is built from.
 pub struct ReportInputs<'a> {
@@ -120,6 +120,13 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         let linf: Vec<f64> = broken.iter().map(|&i| a.linf[i]).collect();
         let l2: Vec<f64> = broken.iter().map(|&i| a.l2[i]).collect();
         let robust_accuracy = robust as f64 / n as f64;
+        let distance = a.spec.is_minimum_norm().then(|| {
+            let norms = match a.spec.norm() {
+                crate::attack::Norm::Linf => &a.linf,
+                crate::attack::Norm::L2 => &a.l2,
+            };
+            distance_summary(&clean_correct, &a.success, norms, a.spec.eps())
+        });
         summaries.push(AttackSummary {
             name: a.spec.name.clone(),
             kind: a.spec.kind().to_string(),
@@ -139,10 +146,11 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             mean_perturbation_l2: mean(l2.iter().copied()),
             median_perturbation_l2: median(&l2),
             gradient_evaluations: a.gradient_evaluations,
+            distance,
         });
     }
 
-    let samples = (0..n)
+    let samples: Vec<SampleRecord> = (0..n)
         .map(|i| SampleRecord {
             index: i,
             label: labels[i],
@@ -168,6 +176,11 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         })
         .collect();
 
+    let budgets: Vec<_> = summaries
+        .iter()
+        .map(|a| (a.name.clone(), a.norm, a.eps))
+        .collect();
+    let threat_models = super::threat::threat_models(&budgets, &samples);
     let spec = inp.model.network.spec();
     Report {
         schema_version: SCHEMA_VERSION,
@@ -214,6 +227,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             count: n,
             clean_accuracy,
             eps_curves: eps_curves(&summaries),
+            threat_models,
             attacks: summaries,
             sanity: Vec::new(),
             stress: None,
@@ -223,6 +237,38 @@ pub fn build_report(inp: &ReportInputs) -> Report {
         samples,
         warnings,
         tensors: inp.tensors_file.clone(),
+    }
+}
+
+/// A minimum-norm attack's distances over the inputs classified correctly
+/// (`clean_correct`): an input it broke (`success`) is at its perturbation
+/// norm (`norms`, in the attack's norm), one it did not at +∞ (none found,
+/// or none within `eps`, beyond which the attack keeps no point).
+pub fn distance_summary(
+    clean_correct: &[bool],
+    success: &[bool],
+    norms: &[f64],
+    eps: Option<f64>,
+) -> DistanceSummary {
+    let distances: Vec<Option<f64>> = (0..clean_correct.len())
+        .filter(|&i| clean_correct[i])
+        .map(|i| success[i].then_some(norms[i]))
+        .collect();
+    let inputs = distances.len();
+    let broken = distances.iter().filter(|d| d.is_some()).count();
+    DistanceSummary {
+        inputs,
+        broken,
+        percentile_25: quantile(&distances, 0.25),
+        median: quantile(&distances, 0.5),
+        percentile_75: quantile(&distances, 0.75),
+        broken_within_eps: eps.map(|_| {
+            if inputs == 0 {
+                0.0
+            } else {
+                broken as f64 / inputs as f64
+            }
+        }),
     }
 }
 
@@ -266,6 +312,44 @@ pub fn sidecar_tensors(results: &AuditResults, shape: [usize; 4]) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distances_count_unbroken_inputs_as_infinitely_far() {
+        // Six inputs: one misclassified (left out), four broken at 0.4,
+        // 0.1, 0.3, 0.2, one not broken.
+        let correct = [true, true, false, true, true, true];
+        let success = [true, true, true, true, true, false];
+        let norms = [0.4, 0.1, 9.0, 0.3, 0.2, 0.0];
+        let d = distance_summary(&correct, &success, &norms, None);
+        assert_eq!((d.inputs, d.broken), (5, 4));
+        // Sorted: 0.1 0.2 0.3 0.4 ∞; numpy's linear rule puts the 25th
+        // percentile at position 1 (0.2), the median at 2 (0.3) and the
+        // 75th at 3 (0.4).
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-12;
+        assert!(close(d.percentile_25, 0.2), "{d:?}");
+        assert!(close(d.median, 0.3), "{d:?}");
+        assert!(close(d.percentile_75, 0.4), "{d:?}");
+        assert_eq!(d.broken_within_eps, None);
+        // With an ε, two of five broken within it: the median falls among
+        // the unbroken (beyond ε), the 25th percentile between 0.1 and 0.2.
+        let success = [false, true, true, false, true, false];
+        let d = distance_summary(&correct, &success, &norms, Some(0.25));
+        assert_eq!((d.inputs, d.broken), (5, 2));
+        assert!(close(d.percentile_25, 0.2), "{d:?}");
+        assert_eq!((d.median, d.percentile_75), (None, None));
+        assert_eq!(d.broken_within_eps, Some(0.4));
+        // Sorted 0.1 0.2 ∞ ∞ ∞ over four inputs instead: 25th at
+        // position 0.75, three quarters of the way from 0.1 to 0.2.
+        let d = distance_summary(
+            &[true; 4],
+            &[true, true, false, false],
+            &[0.1, 0.2, 0.0, 0.0],
+            Some(1.0),
+        );
+        assert!(close(d.percentile_25, 0.175), "{d:?}");
+        assert_eq!(d.median, None);
+        assert_eq!(d.broken_within_eps, Some(0.5));
+    }
 
     #[test]
     fn top_k_orders_by_probability_then_index() {

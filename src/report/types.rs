@@ -26,7 +26,10 @@ use crate::plan::Plan;
 /// older reports read without it.
 ///
 /// 5 adds `plan_origin` (the plan file, or the built-in preset and why it
-/// was chosen); older reports read without it.
+/// was chosen), `summary.threat_models` (robust accuracy per norm and ε,
+/// over every attack at that budget) and, for minimum-norm attacks,
+/// `summary.attacks[].distance` (distance quantiles); older reports read
+/// without them.
 pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest report format version this build still reads.
@@ -91,6 +94,19 @@ pub struct ModelInfo {
     pub parameter_count: usize,
     /// Class names, index = class.
     pub class_names: Vec<String>,
+}
+
+impl ModelInfo {
+    /// The valid input range `(lo, hi)` the spec declares (`input.range`;
+    /// `[0, 1]` when it declares none), the units of every ε.
+    pub fn input_range(&self) -> (f64, f64) {
+        let range = self.spec.pointer("/input/range").and_then(|r| {
+            let lo = r.get(0)?.as_f64()?;
+            let hi = r.get(1)?.as_f64()?;
+            Some((lo, hi))
+        });
+        range.unwrap_or((0.0, 1.0))
+    }
 }
 
 /// The inputs.
@@ -158,6 +174,11 @@ pub struct Summary {
     pub attacks: Vec<AttackSummary>,
     /// Robust accuracy against ε for entries with an ε list.
     pub eps_curves: Vec<EpsCurve>,
+    /// One entry per threat model (norm, ε) the plan attacks at, in plan
+    /// order: the robust accuracy against every attack at that budget
+    /// together (absent before schema 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threat_models: Vec<ThreatModelSummary>,
     /// Sanity checks that fired (empty when all passed).
     pub sanity: Vec<SanityFlag>,
     /// Extrapolation stress tests (`[[stress]]` entries).
@@ -205,6 +226,53 @@ pub struct AttackSummary {
     pub median_perturbation_l2: Option<f64>,
     /// Model calls per input: gradient evaluations, or queries for Square.
     pub gradient_evaluations: usize,
+    /// For a minimum-norm attack (FMN): each correctly classified input's
+    /// distance to the decision boundary, summarised. Absent for other
+    /// attacks and before schema 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<DistanceSummary>,
+}
+
+/// A minimum-norm attack's distances: the smallest adversarial perturbation
+/// it found per correctly classified input, in its norm and the model's
+/// input units. An input it did not break (none found, or none within the
+/// entry's ε, beyond which it keeps no point) counts as infinitely far, so
+/// a quantile that falls among those is `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DistanceSummary {
+    /// Inputs classified correctly: the population of the statistics.
+    pub inputs: usize,
+    /// Of those, the inputs the attack broke (within ε when it has one).
+    pub broken: usize,
+    /// 25th percentile of the distance (linear interpolation between order
+    /// statistics, numpy's default).
+    pub percentile_25: Option<f64>,
+    /// Median distance.
+    pub median: Option<f64>,
+    /// 75th percentile of the distance.
+    pub percentile_75: Option<f64>,
+    /// `broken / inputs` when the entry has an ε: the share of the
+    /// correctly classified inputs broken within it (`null` without one).
+    pub broken_within_eps: Option<f64>,
+}
+
+/// The robust accuracy at one threat model: an input counts as robust only
+/// if it is classified correctly and no attack at this norm and ε broke it
+/// (the worst case per input, as AutoAttack counts it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThreatModelSummary {
+    /// Budget norm.
+    pub norm: Norm,
+    /// Budget, in the model's input units.
+    pub eps: f64,
+    /// The attacks at this budget, by name, in plan order.
+    pub attacks: Vec<String>,
+    /// Inputs classified correctly that none of them broke.
+    pub robust: usize,
+    /// `robust` over all inputs.
+    pub robust_accuracy: f64,
 }
 
 /// Robust accuracy against ε for one plan entry with an ε list.

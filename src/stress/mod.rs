@@ -64,6 +64,9 @@ pub struct Context<'a> {
     pub batch_size: usize,
     /// Logits of every data input: the audit's clean pass, or computed here.
     pub clean_logits: Cow<'a, [Vec<f32>]>,
+    /// The model's class names, index = class, for what the checks say
+    /// about a class (the data's names until [`Context::with_class_names`]).
+    pub class_names: Cow<'a, [String]>,
 }
 
 impl<'a> Context<'a> {
@@ -123,7 +126,21 @@ impl<'a> Context<'a> {
             seed,
             batch_size,
             clean_logits,
+            class_names: Cow::Borrowed(&data.class_names),
         })
+    }
+
+    /// The model's class names (index = class), which its warnings use; the
+    /// data's names stand in until they are given (IDX data names its
+    /// classes by number whatever the model calls them).
+    pub fn with_class_names(mut self, names: Vec<String>) -> Self {
+        self.class_names = Cow::Owned(names);
+        self
+    }
+
+    /// Class `class` as people read it: `dog (2)`, or `2` when unnamed.
+    pub fn class_label(&self, class: usize) -> String {
+        crate::data::class_label(&self.class_names, class)
     }
 
     /// `[C, H, W]` of one input.

@@ -246,9 +246,10 @@ pub fn run(
         let collapsed = top_class_share >= COLLAPSE_SHARE;
         if collapsed {
             warnings.push(format!(
-                "{name}: {:.1}% of {} noise inputs are classified as class {top_class}: predictions far from the data collapse onto one class",
+                "{name}: {:.1}% of {} noise inputs are classified as class {}: predictions far from the data collapse onto one class",
                 100.0 * top_class_share,
-                family.as_str()
+                family.as_str(),
+                ctx.class_label(top_class)
             ));
         }
         let share = |t: f64| confidence.iter().filter(|&&p| p >= t).count() as f64 / count as f64;

@@ -148,12 +148,31 @@ fn alpha(a: Option<f64>) -> String {
 }
 
 /// The stress and equivariance lines of `run`'s summary table (empty when
-/// the plan has no such entries).
+/// the plan has no such entries), classes shown by number; see
+/// [`summary_lines_named`].
 pub fn summary_lines(
     stress: Option<&StressSummary>,
     equivariance: Option<&EquivarianceSummary>,
     stress_timings: &[CheckTiming],
     equivariance_timings: &[CheckTiming],
+) -> String {
+    summary_lines_named(
+        stress,
+        equivariance,
+        stress_timings,
+        equivariance_timings,
+        &[],
+    )
+}
+
+/// [`summary_lines`] with the model's class names (index = class): a class
+/// reads `dog (2)` ([`crate::data::class_label`]).
+pub fn summary_lines_named(
+    stress: Option<&StressSummary>,
+    equivariance: Option<&EquivarianceSummary>,
+    stress_timings: &[CheckTiming],
+    equivariance_timings: &[CheckTiming],
+    class_names: &[String],
 ) -> String {
     let mut out = String::new();
     let timing = |list: &[CheckTiming], name: &str| {
@@ -209,7 +228,7 @@ pub fn summary_lines(
                     pct(f.share_above_0_99),
                     f.auroc,
                     pct(f.fpr_at_95_tpr),
-                    f.top_class,
+                    crate::data::class_label(class_names, f.top_class as usize),
                     pct(f.top_class_share),
                     if f.collapsed { " collapsed" } else { "" }
                 ));

@@ -12,6 +12,7 @@ mod fuzz_regressions;
 mod gradients;
 mod honest_data;
 mod layering;
+mod new_user;
 mod new_user_bridge;
 mod no_flags;
 mod onnx;
@@ -22,6 +23,7 @@ mod range_invariance;
 mod run;
 mod stress;
 mod strong;
+mod summary;
 mod tui;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use candle_core::Device;
+use xai_audit::attack::Norm;
 use xai_audit::report::io::{read_report, schema_json};
+use xai_audit::report::types::{Report, SampleRecord};
 
 use super::{root, xai};
 
@@ -22,22 +24,27 @@ fn plan(name: &str) -> String {
     root().join("attacks").join(name).display().to_string()
 }
 
-/// Parses the summary table rows: name → (robust %, success %).
+/// Parses the attack table's rows: name → (robust %, success %), the first
+/// two figures ending in `%` (the ε column may hold spaces: `0.0314 (8/255)`).
 fn printed_rows(stdout: &str) -> HashMap<String, (f64, f64)> {
     let mut rows = HashMap::new();
     let mut in_table = false;
     for line in stdout.lines() {
-        if line.starts_with("attack ") {
+        if line.starts_with("attack ") && line.contains("robust acc") {
             in_table = true;
             continue;
         }
         if in_table {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() < 7 {
+            if line.starts_with("key:") {
                 break;
             }
-            let pct = |s: &str| s.trim_end_matches('%').parse::<f64>().unwrap();
-            rows.insert(cols[0].to_string(), (pct(cols[4]), pct(cols[5])));
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let pct: Vec<f64> = cols
+                .iter()
+                .filter_map(|s| s.strip_suffix('%'))
+                .map(|s| s.parse::<f64>().unwrap())
+                .collect();
+            rows.insert(cols[0].to_string(), (pct[0], pct[1]));
         }
     }
     rows
@@ -75,7 +82,12 @@ fn quick_plan_report_matches_the_printed_summary_and_the_schema() {
         r.stdout
     );
     let rows = printed_rows(&r.stdout);
-    assert_eq!(rows.len(), report.summary.attacks.len(), "{}", r.stdout);
+    let budgeted = report
+        .summary
+        .attacks
+        .iter()
+        .filter(|a| a.distance.is_none());
+    assert_eq!(rows.len(), budgeted.count(), "{}", r.stdout);
     for a in &report.summary.attacks {
         let (robust, success) = rows[&a.name];
         assert!(
@@ -125,6 +137,7 @@ fn default_plan_report_validates_against_the_schema() {
     let path = dir.path().join("reports/mnist_cnn.json");
     super::validate_against_schema(&path);
     let report = read_report(&path).unwrap();
+    summary_figures_match_the_samples(&report, &r.stdout);
     let kinds: Vec<(&str, String)> = report
         .summary
         .attacks
@@ -136,6 +149,122 @@ fn default_plan_report_validates_against_the_schema() {
             && kinds.contains(&("pgd", "linf".into()))
             && kinds.contains(&("pgd", "l2".into()))
     );
+}
+
+/// The minimum-norm distances and the per-threat-model robust accuracies,
+/// recomputed from the per-input records, and where the summary prints them.
+fn summary_figures_match_the_samples(report: &Report, stdout: &str) {
+    let correct: Vec<&SampleRecord> = report
+        .samples
+        .iter()
+        .filter(|s| s.prediction == s.label)
+        .collect();
+    let mut minimum_norm = 0;
+    for (j, a) in report.summary.attacks.iter().enumerate() {
+        let Some(d) = &a.distance else {
+            assert_ne!(a.kind, "fmn", "{a:?}");
+            continue;
+        };
+        minimum_norm += 1;
+        // Sorted distances, unbroken inputs last as +∞; numpy's linear rule.
+        let mut v: Vec<f64> = correct
+            .iter()
+            .map(|s| {
+                let sa = &s.attacks[j];
+                match (sa.success, a.norm) {
+                    (false, _) => f64::INFINITY,
+                    (true, Norm::L2) => sa.perturbation_l2,
+                    (true, Norm::Linf) => sa.perturbation_linf,
+                }
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let q = |level: f64| {
+            let pos = level * (v.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            let x = v[lo] + (pos - lo as f64) * (v[hi] - v[lo]);
+            x.is_finite().then_some(x)
+        };
+        assert_eq!(d.inputs, correct.len());
+        assert_eq!(d.broken, v.iter().filter(|x| x.is_finite()).count());
+        for (got, level) in [
+            (d.percentile_25, 0.25),
+            (d.median, 0.5),
+            (d.percentile_75, 0.75),
+        ] {
+            match (got, q(level)) {
+                (Some(g), Some(e)) => assert!((g - e).abs() < 1e-12, "{}: {g} vs {e}", a.name),
+                (g, e) => assert_eq!(g, e, "{}", a.name),
+            }
+        }
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{} ", a.name)))
+            .unwrap();
+        assert!(
+            row.contains(&format!("{} of {}", d.broken, d.inputs)),
+            "{row}"
+        );
+        if let Some(m) = d.median {
+            assert!(row.contains(&format!("{m:.4}")), "{row}");
+        }
+        assert!(
+            !row.contains('%') || a.eps.is_some(),
+            "no robust accuracy: {row}"
+        );
+    }
+    assert!(
+        minimum_norm > 0,
+        "the default plan has a minimum-norm attack"
+    );
+    // Per threat model: robust only if clean-correct and every attack at
+    // that norm and ε leaves the label.
+    let mut expected: Vec<(Norm, f64, Vec<usize>)> = Vec::new();
+    for (j, a) in report.summary.attacks.iter().enumerate() {
+        let Some(eps) = a.eps else { continue };
+        match expected
+            .iter_mut()
+            .find(|(n, e, _)| *n == a.norm && *e == eps)
+        {
+            Some(t) => t.2.push(j),
+            None => expected.push((a.norm, eps, vec![j])),
+        }
+    }
+    assert_eq!(report.summary.threat_models.len(), expected.len());
+    for (t, (norm, eps, members)) in report.summary.threat_models.iter().zip(&expected) {
+        assert_eq!((t.norm, t.eps), (*norm, *eps));
+        let names: Vec<&str> = members
+            .iter()
+            .map(|&j| report.summary.attacks[j].name.as_str())
+            .collect();
+        assert_eq!(t.attacks, names);
+        let robust = correct
+            .iter()
+            .filter(|s| members.iter().all(|&j| s.attacks[j].prediction == s.label))
+            .count();
+        assert_eq!(t.robust, robust, "{t:?}");
+        let head = format!(
+            "  {} ε {}: {:.2}% ({robust} of {})",
+            norm.symbol(),
+            eps,
+            100.0 * t.robust_accuracy,
+            report.summary.count
+        );
+        assert!(stdout.contains(&head), "{head} not in\n{stdout}");
+    }
+    // The MNIST model at the default plan's L∞ 0.3 meets AutoAttack's
+    // MNIST threat model, but not its protocol.
+    assert!(stdout.contains("  L∞ ε 0.3: "), "{stdout}");
+    assert!(
+        stdout.contains("    the standard threat model: AutoAttack's L∞ 0.3 for 1×28×28 greyscale (MNIST)\n    attacks FGSM, PGD only: not the AutoAttack standard protocol"),
+        "{stdout}"
+    );
+    for key in [
+        "key: robust acc    share of all ",
+        "     success rate  share of the ",
+    ] {
+        assert!(stdout.contains(key), "{key} not in\n{stdout}");
+    }
 }
 
 #[test]

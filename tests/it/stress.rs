@@ -368,6 +368,22 @@ fn constant_logits_make_max_softmax_a_coin_flip_and_collapse_onto_class_zero() {
         assert!(f.examples.is_empty(), "nothing reaches 0.95");
     }
     assert_eq!(out.warnings.len(), 5);
+    // The data numbers its classes, so the warnings do; with the model's
+    // names they name the class and keep its index.
+    assert!(
+        out.warnings[0].contains("classified as class 0:"),
+        "{}",
+        out.warnings[0]
+    );
+    let ctx = ctx.with_class_names(vec!["a".into(), "b".into(), "c".into()]);
+    let out = noise::run(&ctx, "n", &spec, &mut |_| {}).unwrap();
+    assert!(
+        out.warnings
+            .iter()
+            .all(|w| w.contains("classified as class a (0):")),
+        "{:?}",
+        out.warnings
+    );
 }
 
 #[test]
