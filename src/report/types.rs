@@ -24,7 +24,11 @@ use crate::plan::Plan;
 ///
 /// 4 adds `tool.engine` (`fast` or `reference`: which engine ran the model);
 /// older reports read without it.
-pub const SCHEMA_VERSION: u32 = 4;
+///
+/// 5 adds the logit margins of each input (`samples[].margin`, and
+/// `margin` and `true_class_probability` per attack), which the terminal
+/// UI sorts by; older reports read without them.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -268,6 +272,11 @@ pub struct SampleRecord {
     /// One entry per attribution entry of the plan, in plan order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributions: Vec<crate::attribution::report::SampleAttribution>,
+    /// Logit margin of the true class on the clean input,
+    /// `z_y − max_{j≠y} z_j` (negative when misclassified); absent before
+    /// version 5 and for non-finite logits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
 
 /// One input under one attack.
@@ -288,4 +297,13 @@ pub struct SampleAttack {
     pub perturbation_linf: f64,
     /// L2 norm of the perturbation.
     pub perturbation_l2: f64,
+    /// Softmax probability of the true class at the best adversarial found
+    /// (the top-5 may not hold it); absent before version 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub true_class_probability: Option<f64>,
+    /// Logit margin of the true class there, `z_y − max_{j≠y} z_j`
+    /// (negative when the input is misclassified); absent before version 5
+    /// and for non-finite logits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
