@@ -113,6 +113,8 @@ pub struct AttackResults {
     pub spec: AttackSpec,
     /// Best adversarial per input, row-major `[N, C, H, W]`, in the model's range.
     pub adversarial: Vec<f32>,
+    /// Logits at the adversarials, one row per input.
+    pub logits: Vec<Vec<f32>>,
     /// Predictions at the adversarials.
     pub predictions: Predictions,
     /// Whether the attack reached its goal per input.
@@ -135,6 +137,7 @@ impl AttackResults {
         AttackResults {
             spec: spec.clone(),
             adversarial: Vec::with_capacity(values),
+            logits: Vec::new(),
             predictions: Predictions::empty(),
             success: Vec::new(),
             targets: spec.target().map(|_| Vec::new()),

@@ -118,6 +118,7 @@ fn add_part(out: &mut AttackResults, part: AttackPart, x: &[f32], per: usize, cl
     }
     let rows: Vec<Vec<f32>> = part.logits.chunks(classes).map(<[f32]>::to_vec).collect();
     out.predictions.extend(Predictions::from_logits(&rows));
+    out.logits.extend(rows);
     out.success.extend(part.success);
     if let (Some(all), Some(t)) = (out.targets.as_mut(), part.targets) {
         all.extend(t);

@@ -51,6 +51,21 @@ pub fn top_k(probabilities: &[f32], k: usize) -> Vec<ClassProbability> {
         .collect()
 }
 
+/// The logit margin of class `label`, `z_y − max_{j≠y} z_j`, in f64;
+/// `None` with fewer than two classes, a label out of range or a
+/// non-finite result (JSON has no infinities).
+pub fn logit_margin(logits: &[f32], label: u32) -> Option<f64> {
+    let y = label as usize;
+    let true_logit = *logits.get(y)? as f64;
+    let runner_up = logits
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != y)
+        .map(|(_, &z)| z as f64)
+        .reduce(f64::max)?;
+    Some(true_logit - runner_up).filter(|m| m.is_finite())
+}
+
 /// Places the stress and equivariance sections: summaries, per-input
 /// records, timings, warnings.
 pub fn add_stress(report: &mut Report, sections: crate::stress::report::StressSections) {
@@ -168,11 +183,21 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                     success: a.success[i],
                     perturbation_linf: a.linf[i],
                     perturbation_l2: a.l2[i],
+                    true_class_probability: a.predictions.probabilities[i]
+                        .get(labels[i] as usize)
+                        .map(|&p| p as f64),
+                    margin: a.logits.get(i).and_then(|z| logit_margin(z, labels[i])),
                 })
                 .collect(),
             stress: None,
             equivariance: None,
             attributions: Vec::new(),
+            margin: inp
+                .results
+                .clean
+                .logits
+                .get(i)
+                .and_then(|z| logit_margin(z, labels[i])),
         })
         .collect();
 
@@ -356,5 +381,17 @@ mod tests {
         let t = top_k(&[0.1, 0.4, 0.1, 0.4], 3);
         let classes: Vec<u32> = t.iter().map(|c| c.class).collect();
         assert_eq!(classes, [1, 3, 0]);
+    }
+
+    #[test]
+    fn the_logit_margin_is_the_true_logit_minus_the_best_other() {
+        // Correct: 3.0 − 1.5; misclassified: 1.5 − 3.0.
+        assert_eq!(logit_margin(&[1.5, 3.0, -2.0], 1), Some(1.5));
+        assert_eq!(logit_margin(&[1.5, 3.0, -2.0], 0), Some(-1.5));
+        // A tie with the runner-up is a zero margin.
+        assert_eq!(logit_margin(&[2.0, 2.0], 0), Some(0.0));
+        assert_eq!(logit_margin(&[2.0], 0), None);
+        assert_eq!(logit_margin(&[2.0, 1.0], 2), None);
+        assert_eq!(logit_margin(&[f32::INFINITY, 1.0], 0), None);
     }
 }

@@ -27,9 +27,11 @@ use crate::plan::Plan;
 ///
 /// 5 adds `plan_origin` (the plan file, or the built-in preset and why it
 /// was chosen), `summary.threat_models` (robust accuracy per norm and ε,
-/// over every attack at that budget) and, for minimum-norm attacks,
-/// `summary.attacks[].distance` (distance quantiles); older reports read
-/// without them.
+/// over every attack at that budget), for minimum-norm attacks
+/// `summary.attacks[].distance` (distance quantiles), and the logit margins
+/// of each input (`samples[].margin`, and `margin` and
+/// `true_class_probability` per attack), which the terminal UI sorts by;
+/// older reports read without them.
 pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest report format version this build still reads.
@@ -342,6 +344,11 @@ pub struct SampleRecord {
     /// One entry per attribution entry of the plan, in plan order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributions: Vec<crate::attribution::report::SampleAttribution>,
+    /// Logit margin of the true class on the clean input,
+    /// `z_y − max_{j≠y} z_j` (negative when misclassified); absent before
+    /// version 5 and for non-finite logits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
 
 /// One input under one attack.
@@ -362,6 +369,15 @@ pub struct SampleAttack {
     pub perturbation_linf: f64,
     /// L2 norm of the perturbation.
     pub perturbation_l2: f64,
+    /// Softmax probability of the true class at the best adversarial found
+    /// (the top-5 may not hold it); absent before version 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub true_class_probability: Option<f64>,
+    /// Logit margin of the true class there, `z_y − max_{j≠y} z_j`
+    /// (negative when the input is misclassified); absent before version 5
+    /// and for non-finite logits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
 
 /// Where a report's plan came from.

@@ -183,9 +183,7 @@ impl App {
                 let n = self.data.report.summary.attacks.len();
                 if n > 0 {
                     self.attack = cycle(self.attack, by, n);
-                    if self.filter == Filter::BrokenBySelected
-                        || self.sort == SortKey::AttributionShift
-                    {
+                    if self.filter == Filter::BrokenBySelected || self.sort.uses_attack() {
                         self.refresh_rows();
                     } else {
                         self.images = None;
@@ -207,11 +205,7 @@ impl App {
                 self.filter = self.filter.next();
                 self.refresh_rows();
             }
-            Message::CycleSort => {
-                self.sort = self.sort.next();
-                self.reversed = false;
-                self.refresh_rows();
-            }
+            Message::CycleSort => self.cycle_sort(),
             Message::ReverseSort => {
                 self.reversed = !self.reversed;
                 self.refresh_rows();
@@ -279,6 +273,44 @@ impl App {
         self.keep_cursor_visible();
         self.images = None;
         self.load_images();
+    }
+
+    /// Why the report has nothing for `key` under the selected attack and
+    /// method, or `None` when it has.
+    pub fn sort_unavailable(&self, key: SortKey) -> Option<String> {
+        let has_attacks = !self.data.report.summary.attacks.is_empty();
+        key.unavailable(
+            &self.data.report,
+            has_attacks.then_some(self.attack),
+            self.method_name(),
+        )
+    }
+
+    /// The next sort key the report has data for; the keys passed over are
+    /// named in the status line with the reason, so `s` never silently
+    /// does nothing.
+    fn cycle_sort(&mut self) {
+        // Keys skipped for the same reason are named together.
+        let mut skipped: Vec<(Vec<&str>, String)> = Vec::new();
+        let mut key = self.sort.next();
+        // `Index` is always available, so this ends within one cycle.
+        while let Some(why) = self.sort_unavailable(key) {
+            match skipped.iter_mut().find(|(_, w)| *w == why) {
+                Some((keys, _)) => keys.push(key.label()),
+                None => skipped.push((vec![key.label()], why)),
+            }
+            key = key.next();
+        }
+        self.sort = key;
+        self.reversed = false;
+        self.status = (!skipped.is_empty()).then(|| {
+            let groups: Vec<String> = skipped
+                .iter()
+                .map(|(keys, why)| format!("{} ({why})", keys.join(", ")))
+                .collect();
+            format!("skipped {}", groups.join("; "))
+        });
+        self.refresh_rows();
     }
 
     fn move_cursor(&mut self, by: isize) {

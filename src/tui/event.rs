@@ -76,10 +76,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "f",
         "filter: all, broken by this attack, by any, misclassified",
     ),
-    (
-        "s  r",
-        "sort: index, confidence, attribution shift, Lie derivative; reverse",
-    ),
+    ("s  r", "next sort (the sorts are listed below); reverse it"),
     ("e", "export the selected input's images as PNG"),
     ("1 2 3", "browse / summary / detail of the selected input"),
     ("Enter", "detail of the selected input"),

@@ -258,8 +258,9 @@ fn filters_keep_the_inputs_the_json_says_and_sorts_order_them() {
         .unwrap();
     assert!(ui.selected_row().contains(&row_prefix(most)));
 
-    // s: by attribution shift of saliency under the selected PGD attack.
-    ui.keys("sg");
+    // s ×4: past the three attack sorts (tested on their own below) to the
+    // attribution shift of saliency under the selected PGD attack.
+    ui.keys("ssssg");
     let shift = |s: &Value| {
         let entry = &s["attributions"][0];
         1.0 - entry["attacks"][0]["top_k_overlap"].as_f64().unwrap()
@@ -445,9 +446,11 @@ fn a_report_without_attributions_stress_or_equivariance_says_how_to_get_them() {
     ui.keys("3");
     ui.assert_shows("no attributions in this report: add [[attribution]] to the plan");
     ui.assert_shows("no stress tests in this report");
-    // Sorting by a key the report lacks keeps data order.
-    ui.keys("1sss");
-    ui.assert_shows("sort: Lie derivative");
+    // The sorts the report has no data for are skipped by `s`, each named
+    // with the reason (index, confidence, three attack sorts, then back).
+    ui.keys("1sssss");
+    ui.assert_shows("sort: index");
+    ui.assert_shows("skipped attribution shift (no attributions");
     ui.keys("g");
     assert!(ui
         .selected_row()
@@ -662,8 +665,43 @@ fn run_with_tui_but_no_terminal_warns_and_still_writes_the_report() {
     assert!(r.stderr.contains("--tui"), "{}", r.stderr);
     assert!(dir.path().join("r.json").is_file());
     // The report it wrote opens in the UI.
-    let ui = Ui::open(&dir.path().join("r.json"), 100, 30, dir.path());
+    let mut ui = Ui::open(&dir.path().join("r.json"), 100, 30, dir.path());
     ui.assert_shows("10/10 listed");
+
+    // It stores the margins and true-class probabilities the worst-first
+    // sorts use, and they agree with its top-5 probabilities (the softmax
+    // normaliser cancels in ln p_y − ln p_j).
+    let r = json(&dir.path().join("r.json"));
+    let samples = r["samples"].as_array().unwrap();
+    let close = |stored: &Value, from_top5: Option<f64>| {
+        let stored = stored.as_f64().expect("a stored value");
+        let expected = from_top5.expect("the true class in the top-5 (10 classes, 10 inputs)");
+        assert!(
+            (stored - expected).abs() <= 1e-3 * expected.abs().max(1.0),
+            "{stored} vs {expected}"
+        );
+    };
+    let mut checked = 0;
+    for s in samples {
+        if p_true_in_top5(s, &s["top5"]).is_some() {
+            close(&s["margin"], margin_in_top5(s, &s["top5"]));
+            let correct = s["label"] == s["prediction"];
+            assert_eq!(s["margin"].as_f64().unwrap() > 0.0, correct, "{s}");
+        }
+        for a in s["attacks"].as_array().unwrap() {
+            if p_true_in_top5(s, &a["top5"]).is_some() {
+                close(&a["true_class_probability"], p_true_in_top5(s, &a["top5"]));
+                close(&a["margin"], margin_in_top5(s, &a["top5"]));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "{checked}");
+    // The margin sort orders by the stored values.
+    ui.keys("ssss");
+    ui.assert_shows("sort: margin drop");
+    let drop = |s: &Value| Some(s["margin"].as_f64()? - s["attacks"][0]["margin"].as_f64()?);
+    assert_eq!(listed(&ui), order_by(samples, drop, true));
 }
 
 #[test]
@@ -689,4 +727,382 @@ fn the_summary_shows_eps_curves_and_sanity_flags_from_the_report() {
         .unwrap();
     assert!(line.contains("12.5%"), "{line}");
     ui.assert_shows("⚠ zero_gradients: 12% of inputs have an all-zero input gradient");
+}
+
+// The worst-first sorts: true class after the attack, perturbation norm,
+// margin drop; the sorts a report has no data for; class names.
+
+/// Input positions in the order a sort puts them: by `value`, ascending or
+/// `descending`, ties in data order; inputs without a value last, in data
+/// order.
+fn order_by(
+    samples: &[Value],
+    value: impl Fn(&Value) -> Option<f64>,
+    descending: bool,
+) -> Vec<usize> {
+    let mut valued: Vec<(usize, f64)> = Vec::new();
+    let mut rest = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        match value(s) {
+            Some(v) => valued.push((i, v)),
+            None => rest.push(i),
+        }
+    }
+    valued.sort_by(|a, b| {
+        let by_value = a.1.partial_cmp(&b.1).unwrap();
+        let by_value = if descending {
+            by_value.reverse()
+        } else {
+            by_value
+        };
+        by_value.then(a.0.cmp(&b.0))
+    });
+    valued.into_iter().map(|(i, _)| i).chain(rest).collect()
+}
+
+/// The input indices of the list rows on screen, top to bottom.
+fn listed(ui: &Ui) -> Vec<usize> {
+    ui.lines()
+        .iter()
+        .filter_map(|l| {
+            let cells: Vec<char> = l.chars().collect();
+            if cells.first() != Some(&'│') {
+                return None;
+            }
+            let index: String = cells.get(2..7)?.iter().collect();
+            index.trim().parse().ok()
+        })
+        .collect()
+}
+
+/// The probability of the true class in a top-5 list of the JSON.
+fn p_true_in_top5(sample: &Value, top5: &Value) -> Option<f64> {
+    top5.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == sample["label"])
+        .map(|c| c["probability"].as_f64().unwrap())
+}
+
+/// `ln p_y − ln max_{j≠y} p_j` from a top-5 list of the JSON: the logit
+/// margin, since the softmax normaliser cancels.
+fn margin_in_top5(sample: &Value, top5: &Value) -> Option<f64> {
+    let p_true = p_true_in_top5(sample, top5)?;
+    let p_other = top5
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["class"] != sample["label"])
+        .map(|c| c["probability"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    Some(p_true.ln() - p_other.ln())
+}
+
+#[test]
+fn worst_first_sorts_order_an_old_report_by_its_top5_probabilities() {
+    // Tall enough for all 50 inputs to be listed at once.
+    let mut ui = Ui::open(&example(), 100, 60, &std::env::temp_dir());
+    let r = json(&example());
+    assert_eq!(
+        r["schema_version"], 1,
+        "no stored margins: the top-5 is used"
+    );
+    let samples = r["samples"].as_array().unwrap();
+    let correct = |s: &Value| s["label"] == s["prediction"];
+    let p_true = |k: usize| move |s: &Value| p_true_in_top5(s, &s["attacks"][k]["top5"]);
+
+    // s s: true class after the selected (first) attack, lowest first.
+    ui.keys("ss");
+    ui.assert_shows("sort: true class after attack ↑");
+    assert_eq!(listed(&ui), order_by(samples, p_true(0), false));
+    let worst = p_true(0)(&samples[order_by(samples, p_true(0), false)[0]]).unwrap();
+    ui.keys("g");
+    // Below 10% with one decimal.
+    let shown = if worst < 0.095 {
+        format!("{:.1}%", 100.0 * worst)
+    } else {
+        format!("{:.0}%", 100.0 * worst)
+    };
+    assert!(ui.selected_row().contains(&shown), "{}", ui.selected_row());
+    // The order follows the attack.
+    ui.send([key(KeyCode::Tab)]);
+    assert_eq!(listed(&ui), order_by(samples, p_true(1), false));
+
+    // s: the PGD L∞ attack's breaks by ‖δ‖∞, smallest first, then the rest.
+    ui.keys("s");
+    ui.assert_shows("sort: perturbation norm ↑");
+    ui.assert_shows("‖δ‖∞");
+    let norm = |k: usize, field: &'static str| {
+        move |s: &Value| {
+            let a = &s["attacks"][k];
+            (correct(s) && a["success"].as_bool().unwrap()).then(|| a[field].as_f64().unwrap())
+        }
+    };
+    assert_eq!(
+        listed(&ui),
+        order_by(samples, norm(1, "perturbation_linf"), false)
+    );
+    // The L2 attack is sorted by its own norm.
+    ui.send([key(KeyCode::Tab)]);
+    ui.assert_shows("‖δ‖₂");
+    let by_l2 = order_by(samples, norm(2, "perturbation_l2"), false);
+    assert_eq!(listed(&ui), by_l2);
+    ui.keys("g");
+    let cheapest = samples[by_l2[0]]["attacks"][2]["perturbation_l2"]
+        .as_f64()
+        .unwrap();
+    assert!(ui.selected_row().contains(&format!("{cheapest:.3}")));
+
+    // s: margin drop under the L2 attack, largest first; r reverses it.
+    ui.keys("s");
+    ui.assert_shows("sort: margin drop ↓");
+    let drop = |s: &Value| {
+        Some(margin_in_top5(s, &s["top5"])? - margin_in_top5(s, &s["attacks"][2]["top5"])?)
+    };
+    assert!(samples.iter().all(|s| drop(s).is_some()));
+    assert_eq!(listed(&ui), order_by(samples, drop, true));
+    ui.keys("r");
+    ui.assert_shows("sort: margin drop ↑");
+    assert_eq!(listed(&ui), order_by(samples, drop, false));
+}
+
+/// A four-input report (all classified correctly) with format 5's stored
+/// values, chosen so that the top-5 alone could not give them: no top-5
+/// after the attack holds the true class.
+fn crafted(dir: &Path) -> PathBuf {
+    let path = synthetic(dir, [1, 28, 28], [0.5; 3], [0.25; 3]);
+    let mut r = json(&path);
+    r["schema_version"] = 5.into();
+    let p_true = [0.30, 0.05, 0.90, 0.20];
+    let clean_margin = [4.0, 2.5, 3.5, 6.0];
+    let attack_margin = [1.0, -2.0, 3.0, -0.5];
+    let success = [true, true, false, true];
+    let linf = [0.05, 0.2, 0.01, 0.1];
+    for (i, s) in r["samples"].as_array_mut().unwrap().iter_mut().enumerate() {
+        let label = s["label"].as_u64().unwrap();
+        s["prediction"] = label.into();
+        s["top5"][0]["class"] = label.into();
+        s["top5"][1]["class"] = ((label + 1) % 10).into();
+        s["margin"] = clean_margin[i].into();
+        // Every other class than the true one, in the attack's top-5.
+        let others: Vec<Value> = (0..10u64)
+            .filter(|&c| c != label)
+            .take(5)
+            .map(|c| serde_json::json!({"class": c, "probability": 0.1}))
+            .collect();
+        for (k, a) in s["attacks"].as_array_mut().unwrap().iter_mut().enumerate() {
+            a["top5"] = others.clone().into();
+            a["prediction"] = others[0]["class"].clone();
+            a["success"] = (k == 0 && success[i]).into();
+            a["true_class_probability"] = p_true[i].into();
+            a["margin"] = attack_margin[i].into();
+            a["perturbation_linf"] = linf[i].into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn worst_first_sorts_use_the_stored_probabilities_and_margins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = crafted(dir.path());
+    let mut ui = Ui::open(&path, 100, 30, dir.path());
+    ui.keys("ss");
+    ui.assert_shows("sort: true class after attack");
+    // p(y) 0.05 < 0.20 < 0.30 < 0.90.
+    assert_eq!(listed(&ui), [1, 3, 0, 2]);
+    ui.keys("g");
+    assert!(ui.selected_row().contains("5.0%"), "{}", ui.selected_row());
+    ui.keys("s");
+    // Broken: 0 (0.05), 3 (0.1), 1 (0.2); input 2, the smallest δ, was not
+    // broken, so it comes last.
+    assert_eq!(listed(&ui), [0, 3, 1, 2]);
+    ui.keys("s");
+    // Drops: 3.0, 4.5, 0.5, 6.5.
+    assert_eq!(listed(&ui), [3, 1, 0, 2]);
+    ui.assert_shows(" 6.500 ");
+    // The detail view shows the stored margin and probability.
+    ui.keys("g3");
+    ui.assert_shows("margin 6.000");
+    let line = ui
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("✗ fgsm-linf-0.1"))
+        .unwrap();
+    assert!(line.contains("20.0%") && line.contains("-0.500"), "{line}");
+}
+
+#[test]
+fn sorts_without_data_are_skipped_and_say_why() {
+    // A report without attacks: every attack sort is skipped, by name.
+    let dir = tempfile::tempdir().unwrap();
+    let path = stripped_example(dir.path());
+    let mut r = json(&path);
+    r["summary"]["attacks"] = serde_json::json!([]);
+    r["summary"]["eps_curves"] = serde_json::json!([]);
+    for s in r["samples"].as_array_mut().unwrap() {
+        s["attacks"] = serde_json::json!([]);
+    }
+    std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    let mut ui = Ui::open(&path, 250, 40, dir.path());
+    ui.keys("ss");
+    ui.assert_shows("sort: index");
+    let no_attacks = "no attacks in this report: add [[attack]] entries to the plan";
+    let skipped = format!(
+        "skipped true class after attack, perturbation norm, margin drop ({no_attacks}); \
+         attribution shift (no attributions in this report: add [[attribution]] to the plan); \
+         Lie derivative (no Lie derivatives in this report"
+    );
+    ui.assert_shows(&skipped[..150]);
+    assert!(
+        ui.app.status.as_ref().unwrap().starts_with(&skipped),
+        "{:?}",
+        ui.app.status
+    );
+    // The help overlay greys them, the reason under each.
+    ui.keys("?");
+    let lines = ui.lines();
+    let buf = ui.terminal.backend().buffer().clone();
+    // The sort's name in the help's sort table: its row and column.
+    let find = |key: &str| -> (usize, u16) {
+        let needle = format!("│ {key}  ");
+        let y = lines.iter().position(|l| l.contains(&needle)).unwrap();
+        let x = lines[y][..lines[y].find(&needle).unwrap()].chars().count() + 2;
+        (y, x as u16)
+    };
+    for key in [
+        "true class after attack",
+        "perturbation norm",
+        "margin drop",
+    ] {
+        let (y, x) = find(key);
+        assert_eq!(buf[(x, y as u16)].fg, Color::DarkGray, "{key} is greyed");
+        assert!(
+            lines[y + 1].contains(&format!("↳ unavailable: {no_attacks}")),
+            "{}",
+            lines[y + 1]
+        );
+    }
+    ui.assert_shows(
+        "↳ unavailable: no Lie derivatives in this report: add [[equivariance]] with \
+         kind = \"lie_derivative\" to the plan",
+    );
+    let (y, x) = find("confidence");
+    assert_ne!(buf[(x, y as u16)].fg, Color::DarkGray);
+    assert!(!lines[y + 1].contains("unavailable"), "{}", lines[y + 1]);
+
+    // An old report whose top-5 after the attack lacks the true class: the
+    // true-class and margin sorts need a rerun; the norm sort works.
+    let dir = tempfile::tempdir().unwrap();
+    let path = crafted(dir.path());
+    let mut r = json(&path);
+    r["schema_version"] = 1.into();
+    for s in r["samples"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("margin");
+        for a in s["attacks"].as_array_mut().unwrap() {
+            let a = a.as_object_mut().unwrap();
+            a.remove("margin");
+            a.remove("true_class_probability");
+        }
+    }
+    std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    let mut ui = Ui::open(&path, 250, 30, dir.path());
+    ui.keys("ss");
+    ui.assert_shows("sort: perturbation norm");
+    let skipped = "skipped true class after attack (the true class of 4 inputs is not among \
+                   the top-5 stored after fgsm-linf-0.1, and this report (format version 1) \
+                   predates per-input true-class probabilities: rerun the audit)";
+    ui.assert_shows(&skipped[..150]);
+    assert_eq!(ui.app.status.as_deref(), Some(skipped));
+    ui.keys("s");
+    ui.assert_shows("skipped margin drop (4 inputs have no logit margin");
+
+    // A sort left without data by a change of attack says so and keeps data
+    // order: the second attack broke nothing.
+    let mut ui = Ui::open(&crafted(dir.path()), 150, 30, dir.path());
+    ui.keys("sss");
+    ui.assert_shows("sort: perturbation norm");
+    ui.send([key(KeyCode::Tab)]);
+    ui.assert_shows("no data to sort by: pgd-linf-0.1 broke no input");
+    assert_eq!(listed(&ui), [0, 1, 2, 3]);
+}
+
+#[test]
+fn class_names_replace_numbers_in_the_list_and_panes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = stripped_example(dir.path());
+    let mut r = json(&path);
+    let names = [
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "tractor-trailer",
+    ];
+    r["model"]["class_names"] = serde_json::json!(names);
+    std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    let name = |v: &Value| names[v.as_u64().unwrap() as usize];
+    let mut ui = Ui::open(&path, 120, 40, dir.path());
+    // Input 3 is misclassified: label and prediction differ.
+    let s3 = &r["samples"][3];
+    ui.keys("jjj");
+    // Names are right-aligned to the longest name, cut at ten columns.
+    let cut = |n: &str| {
+        if n.chars().count() > 10 {
+            format!("{}…", n.chars().take(9).collect::<String>())
+        } else {
+            n.to_string()
+        }
+    };
+    let row = ui.selected_row();
+    assert!(
+        row.contains(&format!(
+            "    3 {:>10} {:>10}",
+            cut(name(&s3["label"])),
+            cut(name(&s3["prediction"]))
+        )),
+        "{row}"
+    );
+    ui.assert_shows(&format!(
+        "input 3 · label {} · predicted {}",
+        name(&s3["label"]),
+        name(&s3["prediction"])
+    ));
+    // The prediction pane names the top class after the attack.
+    let after = &s3["attacks"][0]["top5"][0]["class"];
+    let line = ui
+        .lines()
+        .into_iter()
+        .find(|l| l.contains(&pct(top1(&s3["attacks"][0]))))
+        .unwrap();
+    assert!(line.contains(&cut(name(after))[..4]), "{line}");
+    // A name longer than the column is cut with an ellipsis.
+    let nine = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|s| s["label"] == 9)
+        .expect("an input of class 9");
+    ui.keys(&format!("/{nine}"));
+    ui.send([key(KeyCode::Enter)]);
+    assert!(
+        ui.selected_row().contains("tractor-t…"),
+        "{}",
+        ui.selected_row()
+    );
+    // The detail view names both.
+    ui.keys("/3");
+    ui.send([key(KeyCode::Enter)]);
+    ui.keys("3");
+    ui.assert_shows(&format!(
+        "label {} · clean prediction {}",
+        name(&s3["label"]),
+        name(&s3["prediction"])
+    ));
 }

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use super::{bold, class_name, dim, pct};
 use crate::attribution::report::MapRecord;
 use crate::tui::app::App;
-use crate::tui::list::correct;
+use crate::tui::list::{attack_margin, clean_margin, correct, true_class_confidence};
 use crate::tui::view::list::mark;
 
 /// The view's lines (it scrolls).
@@ -25,10 +25,11 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     let mut out = vec![Line::from(vec![
         bold(format!("input {}", s.index)),
         Span::raw(format!(
-            " · label {} · clean prediction {} ({})",
+            " · label {} · clean prediction {} ({}){}",
             class_name(app, s.label),
             class_name(app, s.prediction),
-            pct(clean_confidence)
+            pct(clean_confidence),
+            clean_margin(s).map_or(String::new(), |m| format!(" · margin {m:.3}"))
         )),
         if ok {
             Span::styled("  correct", Style::new().fg(Color::Green))
@@ -45,19 +46,21 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         )));
     } else {
         out.push(Line::from(dim(format!(
-            "    {:<22} {:>10} {:>7}  {:>8} {:>8}",
-            "attack", "prediction", "conf", "‖δ‖∞", "‖δ‖₂"
+            "    {:<22} {:>10} {:>7} {:>10} {:>8}  {:>8} {:>8}",
+            "attack", "prediction", "conf", "true class", "margin", "‖δ‖∞", "‖δ‖₂"
         ))));
     }
-    for a in &s.attacks {
+    for (k, a) in s.attacks.iter().enumerate() {
         let (symbol, color) = mark(ok, a.success);
         out.push(Line::from(vec![
             Span::styled(format!("  {symbol} "), Style::new().fg(color)),
             Span::raw(format!(
-                "{:<22} {:>10} {:>7}  {:>8.4} {:>8.4}{}",
+                "{:<22} {:>10} {:>7} {:>10} {:>8}  {:>8.4} {:>8.4}{}",
                 a.name,
                 class_name(app, a.prediction),
                 a.top5.first().map_or("-".into(), |c| pct(c.probability)),
+                true_class_confidence(s, k).map_or("-".into(), pct),
+                attack_margin(s, k).map_or("-".into(), |m| format!("{m:.3}")),
                 a.perturbation_linf,
                 a.perturbation_l2,
                 a.target.map_or(String::new(), |t| format!(
@@ -77,7 +80,10 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     }
     for e in &s.attributions {
         out.push(Line::from(format!("  {} on the clean input", e.name)));
-        out.push(Line::from(dim(format!("      {}", map_metrics(&e.clean)))));
+        out.push(Line::from(dim(format!(
+            "      {}",
+            map_metrics(app, &e.clean)
+        ))));
         for m in &e.attacks {
             out.push(Line::from(format!(
                 "  {} on {}: top-k kept {}, Spearman {}",
@@ -86,7 +92,10 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
                 pct(m.top_k_overlap),
                 m.spearman.map_or("-".into(), |r| format!("{r:.3}")),
             )));
-            out.push(Line::from(dim(format!("      {}", map_metrics(&m.map)))));
+            out.push(Line::from(dim(format!(
+                "      {}",
+                map_metrics(app, &m.map)
+            ))));
         }
     }
 
@@ -201,8 +210,8 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     out
 }
 
-fn map_metrics(m: &MapRecord) -> String {
-    let mut parts = vec![format!("explains class {}", m.target)];
+fn map_metrics(app: &App, m: &MapRecord) -> String {
+    let mut parts = vec![format!("explains class {}", class_name(app, m.target))];
     let mut add = |name: &str, v: Option<f64>| {
         if let Some(v) = v {
             parts.push(format!("{name} {v:.3}"));

@@ -13,7 +13,7 @@ use ratatui::widgets::{Block, Paragraph, Widget, Wrap};
 use super::{bold, class_name, dim, pct};
 use crate::tui::app::{App, Slot};
 use crate::tui::image::CellImage;
-use crate::tui::list::{broken, correct};
+use crate::tui::list::{attack_margin, broken, clean_margin, correct, true_class_confidence};
 
 /// Below this many inner rows only the first row of pictures is drawn.
 const TWO_ROWS_MIN_HEIGHT: u16 = 8;
@@ -117,6 +117,15 @@ fn numbers(app: &App) -> Vec<Line<'static>> {
         Line::from(format!(
             "pred {} {confidence}",
             class_name(app, a.prediction)
+        )),
+        Line::from(format!(
+            "true class {}",
+            true_class_confidence(s, app.attack).map_or("-".to_string(), pct)
+        )),
+        Line::from(format!(
+            "margin {} → {}",
+            clean_margin(s).map_or("-".to_string(), |m| format!("{m:.2}")),
+            attack_margin(s, app.attack).map_or("-".to_string(), |m| format!("{m:.2}"))
         )),
         Line::from(format!("‖δ‖∞ {:.4}", a.perturbation_linf)),
         Line::from(format!("‖δ‖₂ {:.4}", a.perturbation_l2)),

@@ -50,7 +50,7 @@ pub fn browse_areas(screen: Rect, app: &App) -> BrowseAreas {
     let [_, body, _] = frame_areas(screen);
     // Room for the fixed columns and one mark per attack, within reason.
     let marks = app.data.report.summary.attacks.len().max("attacks".len()) as u16;
-    let wanted = list::FIXED_WIDTH + marks + 2;
+    let wanted = list::fixed_width(app) + marks + 2;
     let list_width = wanted.clamp(30, (body.width * 45 / 100).max(30));
     let [list, right] =
         Layout::horizontal([Constraint::Length(list_width), Constraint::Min(0)]).areas(body);
@@ -102,7 +102,7 @@ impl Widget for &App {
         }
         status_bar(self).render(status, buf);
         if self.help {
-            help::render(area, buf);
+            help::render(self, area, buf);
         }
     }
 }
@@ -196,12 +196,8 @@ fn status_bar(app: &App) -> Paragraph<'static> {
         spans.push(Span::raw(format!("{text}▏")));
         spans.push(dim("  (Enter: go, Esc: cancel)"));
     } else {
-        let arrow = match (app.sort, app.reversed) {
-            (super::list::SortKey::Index, false) | (super::list::SortKey::Confidence, false) => "↑",
-            (super::list::SortKey::Index, true) | (super::list::SortKey::Confidence, true) => "↓",
-            (_, false) => "↓",
-            (_, true) => "↑",
-        };
+        let descending = app.sort.descending_by_default() != app.reversed;
+        let arrow = if descending { "↓" } else { "↑" };
         spans.push(Span::raw(format!(
             " {}/{} listed │ filter: {} │ sort: {} {arrow} │ ",
             app.rows.len(),
@@ -209,7 +205,12 @@ fn status_bar(app: &App) -> Paragraph<'static> {
             app.filter.label(),
             app.sort.label(),
         )));
-        match &app.status {
+        // A sort left without data by a change of attack or method keeps
+        // data order: say why rather than look broken.
+        let no_data = app
+            .sort_unavailable(app.sort)
+            .map(|why| format!("no data to sort by: {why}"));
+        match app.status.as_ref().or(no_data.as_ref()) {
             Some(message) => spans.push(Span::styled(
                 message.clone(),
                 Style::new().fg(Color::Yellow),
