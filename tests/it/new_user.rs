@@ -62,7 +62,11 @@ fn a_new_users_model_gets_the_cifar_preset_a_threat_model_headline_and_a_key() {
     validate_against_schema(&report_path);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
-    assert_eq!(report["plan_origin"]["preset"], "cifar", "{}", report["plan_origin"]);
+    assert_eq!(
+        report["plan_origin"]["preset"], "cifar",
+        "{}",
+        report["plan_origin"]
+    );
     assert!(
         report["plan_origin"]["reason"]
             .as_str()
@@ -78,7 +82,10 @@ fn a_new_users_model_gets_the_cifar_preset_a_threat_model_headline_and_a_key() {
     );
     let text = normalized(&run.stdout, dir.path());
     for needle in ["cifar", "8/255", "RobustBench"] {
-        assert!(text.contains(needle), "the summary lacks {needle:?}:\n{text}");
+        assert!(
+            text.contains(needle),
+            "the summary lacks {needle:?}:\n{text}"
+        );
     }
     let golden = fixture("new_user/summary.golden.txt");
     if std::env::var_os("XAI_BLESS").is_some() {
