@@ -24,7 +24,9 @@ path (``layer1.0.conv1``) whose ``param`` is that path, so the file holds
 ``model.state_dict()`` as it is: no renaming, and a state_dict saved by
 ``safetensors.torch.save_file`` with the spec in its metadata loads the same.
 What ``forward`` writes between module calls becomes nodes too, named by the
-calling module's path and the op (``layer1.0.add``):
+calling module's path and the op (``layer1.0.relu``, then ``layer1.0.relu_1``;
+a module whose forward writes only one such node lends it its own path, so
+a block's sum is ``layer1.0`` and a pooling module's mean is its name):
 
 - skip connections and gates: ``x + self.block(x)``, ``out += identity``,
   ``x * self.se(x)`` (equal shapes, or ``[N, C, 1, 1]`` over ``[N, C, H, W]``),
