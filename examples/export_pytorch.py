@@ -24,7 +24,9 @@ path (``layer1.0.conv1``) whose ``param`` is that path, so the file holds
 ``model.state_dict()`` as it is: no renaming, and a state_dict saved by
 ``safetensors.torch.save_file`` with the spec in its metadata loads the same.
 What ``forward`` writes between module calls becomes nodes too, named by the
-calling module's path and the op (``layer1.0.add``):
+calling module's path and the op (``layer1.0.relu``, then ``layer1.0.relu_1``;
+a module whose forward writes only one such node lends it its own path, so
+a block's sum is ``layer1.0`` and a pooling module's mean is its name):
 
 - skip connections and gates: ``x + self.block(x)``, ``out += identity``,
   ``x * self.se(x)`` (equal shapes, or ``[N, C, 1, 1]`` over ``[N, C, H, W]``),
@@ -564,7 +566,8 @@ class _FxConverter:
         self.root = root
         self.graph = graph
         self.modules = dict(root.named_modules())
-        # fx node -> ("t", spec name) | ("size", fx node, dim) | ("sizes", fx node)
+        # fx node -> ("t", spec name) | ("part", spec name of a [N, C, 1, 1] squeezed
+        # to [N, C, 1]) | ("size", fx node, dim) | ("sizes", fx node)
         self.values = {}
         self.nodes = []           # spec nodes, each with "inputs"
         self.reserved = {n.target for n in graph.nodes if n.op == "call_module"}
@@ -608,8 +611,12 @@ class _FxConverter:
 
     def tensor(self, node, arg, what="input"):
         """The spec name of a tensor argument."""
-        if isinstance(arg, fx.Node) and self.values.get(arg, (None,))[0] == "t":
+        kind = self.values.get(arg, (None,))[0] if isinstance(arg, fx.Node) else None
+        if kind == "t":
             return self.values[arg][1]
+        if kind == "part":
+            self.fail(node, self.describe(node), f"its {what} is squeezed to [N, C, 1]; only a "
+                                                 f"flatten to [N, C] may follow")
         self.fail(node, self.describe(node), f"its {what} is not a tensor computed by the "
                                              f"network ({arg!r})")
 
@@ -853,7 +860,8 @@ class _FxConverter:
                       f"flatten(start_dim={a['start_dim']}, end_dim={a['end_dim']}) of a {n}-d "
                       f"tensor (only from dim 1 to the end; torch.flatten's default start_dim=0 "
                       f"flattens the batch too)")
-        self.unary(node, a, {"op": "flatten"})
+        self.values[node] = ("t", self.emit(node, {"op": "flatten"},
+                                            [self.flat_source(node, a["input"])]))
 
     def op_mean(self, node, a):
         shape = self.shape(a["input"]) or ()
@@ -903,11 +911,25 @@ class _FxConverter:
                                                  "batch of one; name the dims")
         dims = {_norm_dim(d, len(shape)) for d in (dims if isinstance(dims, (list, tuple))
                                                    else [dims])}
-        if len(shape) == 4 and 0 not in dims and out == (shape[0], math.prod(shape[1:])):
-            return self.unary(node, a, {"op": "flatten"})
+        if shape and 0 not in dims and out == (shape[0], math.prod(shape[1:])):
+            self.values[node] = ("t", self.emit(node, {"op": "flatten"},
+                                                [self.flat_source(node, a["input"])]))
+            return
+        if len(shape) == 4 and 0 not in dims and len(out) == 3 and shape[2:].count(1) == 2:
+            # [N, C, 1, 1] -> [N, C, 1]: the second squeeze makes the flatten.
+            self.values[node] = ("part", self.flat_source(node, a["input"]))
+            return
         self.fail(node, self.describe(node),
                   f"squeeze of dims {sorted(dims)} of a tensor of shape {list(shape)} (only "
                   f"[N, C, 1, 1] to [N, C])")
+
+    def flat_source(self, node, arg):
+        """The spec tensor a flatten of ``arg`` reads: ``arg``'s, or for a
+        partly squeezed ``[N, C, 1]`` the ``[N, C, 1, 1]`` it came from."""
+        v = self.values.get(arg) if isinstance(arg, fx.Node) else None
+        if v is not None and v[0] == "part":
+            return v[1]
+        return self.tensor(node, arg)
 
     def op_size(self, node, a):
         src = a["input"]
@@ -929,7 +951,7 @@ class _FxConverter:
         if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
             dims = list(dims[0])
         shape = self.shape(src) or ()
-        name = self.tensor(node, src)
+        name = self.flat_source(node, src)
         flat = math.prod(shape[1:]) if shape else None
 
         def batch(d):
