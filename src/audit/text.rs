@@ -424,6 +424,7 @@ mod tests {
             stress: None,
             equivariance: None,
             attributions: Vec::new(),
+            margin: None,
         };
         Report {
             schema_version: SCHEMA_VERSION,
@@ -448,6 +449,7 @@ mod tests {
                 subset: None,
             },
             plan,
+            plan_origin: None,
             timings: Timings {
                 started_at: String::new(),
                 total_seconds: 0.0,

@@ -335,11 +335,14 @@ mod tests {
                     success: prediction != label,
                     perturbation_linf: 0.0,
                     perturbation_l2: 0.0,
+                    true_class_probability: None,
+                    margin: None,
                 })
                 .collect(),
             stress: None,
             equivariance: None,
             attributions: Vec::new(),
+            margin: None,
         }
     }
 
