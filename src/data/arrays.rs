@@ -1,5 +1,5 @@
 //! Arrays as data: a NumPy `.npy` of images with a `.npy` of labels, or an
-//! `.npz` holding both, read into a [`Dataset`](super::Dataset). This file
+//! `.npz` holding both, read into a [`Dataset`]. This file
 //! owns the NPY header (versions 1 to 3), the layout rule (`N×C×H×W` or
 //! `N×H×W×C`, inferred from the model's input shape) and the units rule:
 //! `uint8` pixels are 0…255 like image files, `float32` values are in the

@@ -1,5 +1,5 @@
 //! The network's layers as plain structs over candle tensors, built from an
-//! [`ArchSpec`](super::spec::ArchSpec) and a map of weights. Every forward pass
+//! [`ArchSpec`] and a map of weights. Every forward pass
 //! is differentiable with respect to its input through candle autograd; where
 //! candle's own op has the wrong gradient for an audit, the layer uses ours
 //! (see [`super::ops`]), and ReLU-like layers multiply by a detached mask so
