@@ -707,6 +707,32 @@ mod tests {
         }
     }
 
+    /// The README's shell examples are command lines this binary accepts.
+    #[test]
+    fn the_readmes_examples_parse() {
+        let readme = include_str!("../README.md");
+        let mut checked = 0;
+        let mut in_sh = false;
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                in_sh = line == "```sh";
+                continue;
+            }
+            let command = line.split(" # ").next().unwrap_or_default().trim();
+            let command = command
+                .strip_prefix("cargo run --release -- ")
+                .map(|rest| format!("xai-audit {rest}"))
+                .unwrap_or_else(|| command.to_string());
+            if in_sh && command.starts_with("xai-audit ") {
+                if let Err(e) = Cli::try_parse_from(words(&command)) {
+                    panic!("README: {command}: {e}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6, "only {checked} README examples found");
+    }
+
     #[test]
     fn merge_takes_no_shard_or_resume_and_run_does() {
         let run = ["xai-audit", "run", "m.onnx", "--shard", "1/2", "--resume"];
