@@ -8,7 +8,7 @@ use xai_audit::error::{Opt, Remedy, Wording};
 
 /// Audit a trained neural network: robustness, attributions, extrapolation, equivariance.
 #[derive(Debug, Parser)]
-#[command(name = "xai-audit", version, about)]
+#[command(name = "xai-audit", version, about, after_help = examples(TOP_EXAMPLES))]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -21,6 +21,7 @@ pub enum Command {
     /// Compare two reports of the same data: clean and robust accuracy, stress
     /// and equivariance headlines, and the inputs whose verdict flipped. Exit
     /// code 1 when a figure got worse by more than --threshold.
+    #[command(after_help = examples(DIFF_EXAMPLES))]
     Diff {
         /// The earlier report (.json).
         old: PathBuf,
@@ -36,8 +37,9 @@ pub enum Command {
     /// Write a model (.onnx, or .safetensors with any spec) as one
     /// self-describing .safetensors file: its weights, with its version-2
     /// spec embedded in the metadata.
+    #[command(after_help = examples(CONVERT_EXAMPLES))]
     Convert {
-        /// The model (.onnx or .safetensors).
+        /// The model (.safetensors or .onnx).
         model: PathBuf,
         /// The .safetensors file to write.
         #[arg(short, long)]
@@ -45,7 +47,9 @@ pub enum Command {
         #[command(flatten)]
         model_args: ModelArgs,
     },
-    /// Show a model file's tensors and its resolved layers.
+    /// Show a model file's tensors and its resolved layers (without a spec:
+    /// the tensors and a skeleton spec to edit).
+    #[command(after_help = examples(INSPECT_EXAMPLES))]
     Inspect {
         /// The model (.safetensors or .onnx).
         model: PathBuf,
@@ -56,25 +60,20 @@ pub enum Command {
         #[arg(long)]
         spec: bool,
     },
-    /// Clean accuracy of a model on a dataset (the shipped MNIST sample by default).
+    /// Clean accuracy of a model on a dataset, overall and per class.
+    #[command(after_help = examples(EVAL_EXAMPLES))]
     Eval {
         /// The model (.safetensors or .onnx).
         model: PathBuf,
         #[command(flatten)]
         model_args: ModelArgs,
-        /// Data: an IDX images file, a folder with an IDX pair, an image folder
-        /// (one subfolder per class, matched by name to the spec's `classes`),
-        /// a .npy of images (with --labels), a .npz, or a CIFAR .bin batch file.
-        /// Default: the shipped 1,000 MNIST digits.
-        #[arg(long)]
-        data: Option<PathBuf>,
         #[command(flatten)]
-        arrays: ArrayArgs,
+        data: DataArgs,
         /// Resize images whose size differs from the model's input.
         #[arg(long)]
         resize: bool,
-        /// Use only N inputs: an IDX file's first N, an image folder's
-        /// class-stratified N.
+        /// Use only N inputs: the first N of an IDX, array or CIFAR file; of
+        /// an image folder, a class-stratified N (every class in proportion).
         #[arg(long)]
         limit: Option<usize>,
         /// Inputs per forward pass.
@@ -88,13 +87,16 @@ pub enum Command {
     },
     /// Audit a model: clean accuracy and robustness to each attack of a plan,
     /// written to a versioned JSON report and a tensor sidecar.
+    #[command(after_help = examples(RUN_EXAMPLES))]
     Run(RunArgs),
     /// Combine the shard files of `run --shard K/N` runs into the report one
-    /// run would have written (give the same model, data, plan and options).
+    /// run would have written (give the model, data, plan and options the
+    /// shards were run with).
+    #[command(after_help = examples(MERGE_EXAMPLES))]
     Merge {
-        /// The run's arguments, as given to each shard.
+        /// The job's arguments, as given to each shard.
         #[command(flatten)]
-        run: RunArgs,
+        job: JobArgs,
         /// The shard files (`<out>.shard-K-of-N`), all N of them.
         #[arg(required = true, num_args = 1..)]
         shards: Vec<PathBuf>,
@@ -102,6 +104,7 @@ pub enum Command {
     /// Browse a report in the terminal: inputs, attacks, attributions,
     /// stress and equivariance results (reads the report and its tensor
     /// sidecar; no model needed).
+    #[command(after_help = examples(TUI_EXAMPLES))]
     Tui {
         /// The report (.json); its .safetensors sidecar must be beside it.
         report: PathBuf,
@@ -111,30 +114,34 @@ pub enum Command {
     },
     /// Print the JSON Schema of the report (as in reports/schema.json), or
     /// with --plan of a plan file (as in attacks/plan.schema.json).
+    #[command(after_help = examples(SCHEMA_EXAMPLES))]
     Schema {
         /// The schema of a plan file instead of a report.
         #[arg(long)]
         plan: bool,
     },
+    /// List every kind a plan entry can have (attacks, attribution methods,
+    /// stress and equivariance checks) with its keys, the values they take
+    /// and their defaults, generated from the plan's schema.
+    #[command(after_help = examples(KINDS_EXAMPLES))]
+    Kinds {
+        /// Only this section (attack, attribution, stress, equivariance) or
+        /// kind (e.g. pgd, grad_cam).
+        name: Option<String>,
+    },
     /// Measure PGD-40 L∞ throughput (images/second) on a model, with the
     /// hot path's GFLOP/s against the machine's SGEMM peak and the peak RSS,
     /// or with --attributions the cost per input of each attribution method.
+    #[command(after_help = examples(BENCH_EXAMPLES))]
     Bench {
         /// The model (.safetensors or .onnx).
         model: PathBuf,
         #[command(flatten)]
         model_args: ModelArgs,
-        /// Data: an IDX images file, a folder with an IDX pair, an image
-        /// folder (one subfolder per class, matched by name to the spec's
-        /// `classes`), 1 or 3 channels, of the model's input size, a .npy of
-        /// images (with --labels), a .npz, or a CIFAR .bin batch file.
-        /// Default: the shipped 1,000 MNIST digits.
-        #[arg(long)]
-        data: Option<PathBuf>,
         #[command(flatten)]
-        arrays: ArrayArgs,
-        /// Inputs to attack (an IDX file's first N, an image folder's
-        /// class-stratified N).
+        data: DataArgs,
+        /// Use only N inputs: the first N of an IDX, array or CIFAR file; of
+        /// an image folder, a class-stratified N (every class in proportion).
         #[arg(long, default_value_t = 1000)]
         limit: usize,
         /// Inputs per batch.
@@ -186,6 +193,194 @@ impl PresetArg {
     }
 }
 
+/// Examples: a comment line, then the command (shipped files where they
+/// do; `model.onnx`, a CIFAR-10 batch and a .npy pair stand for yours).
+type Examples = &'static [(&'static str, &'static str)];
+
+const TOP_EXAMPLES: Examples = &[
+    (
+        "Audit the shipped MNIST CNN with the default plan (about 35 s):",
+        "xai-audit run assets/mnist_cnn.safetensors",
+    ),
+    (
+        "Your ONNX model on a CIFAR-10 test batch, the quick plan:",
+        "xai-audit run model.onnx --data cifar-10-batches-bin/test_batch.bin --plan attacks/quick.toml",
+    ),
+    (
+        "Browse the report:",
+        "xai-audit tui reports/mnist_cnn.json",
+    ),
+    (
+        "What a plan can hold:",
+        "xai-audit kinds",
+    ),
+];
+
+const RUN_EXAMPLES: Examples = &[
+    (
+        "The shipped MNIST CNN, default plan, shipped digits (about 35 s):",
+        "xai-audit run assets/mnist_cnn.safetensors",
+    ),
+    (
+        "A smoke test: the quick plan on 100 inputs, with a CI gate:",
+        "xai-audit run assets/mnist_cnn.safetensors --plan attacks/quick.toml --limit 100 --gate \"robust_accuracy.pgd-linf-0.1 >= 0.5\"",
+    ),
+    (
+        "An ONNX model on a CIFAR-10 batch, its class names from a file:",
+        "xai-audit run model.onnx --data cifar-10-batches-bin/test_batch.bin --classes classes.txt --limit 500",
+    ),
+    (
+        "Images and labels as NumPy arrays:",
+        "xai-audit run model.onnx --data x_test.npy --labels y_test.npy --out reports/model.json",
+    ),
+    (
+        "An image folder, one subfolder per class, resized to the model's input:",
+        "xai-audit run model.onnx --data images/ --resize --limit 200",
+    ),
+    (
+        "Shard 1 of 4 of a large audit (then `xai-audit merge`):",
+        "xai-audit run model.onnx --data images/ --shard 1/4 --out r.json",
+    ),
+];
+
+const MERGE_EXAMPLES: Examples = &[(
+    "After `xai-audit run model.onnx --data images/ --shard K/4 --out r.json` for K = 1..4:",
+    "xai-audit merge model.onnx r.json.shard-1-of-4 r.json.shard-2-of-4 r.json.shard-3-of-4 r.json.shard-4-of-4 --data images/ --out r.json",
+)];
+
+const EVAL_EXAMPLES: Examples = &[
+    (
+        "The shipped MNIST CNN on the shipped 1,000 digits:",
+        "xai-audit eval assets/mnist_cnn.safetensors",
+    ),
+    (
+        "An ONNX model on a CIFAR-10 batch (ONNX carries no input range):",
+        "xai-audit eval model.onnx --data cifar-10-batches-bin/test_batch.bin --input-range 0,1",
+    ),
+    (
+        "NumPy arrays in N×H×W×C layout:",
+        "xai-audit eval model.onnx --data x_test.npy --labels y_test.npy --layout nhwc",
+    ),
+    (
+        "An image folder, one subfolder per class:",
+        "xai-audit eval model.onnx --data images/ --resize --limit 1000",
+    ),
+];
+
+const INSPECT_EXAMPLES: Examples = &[
+    (
+        "The shipped CNN's tensors and layers:",
+        "xai-audit inspect assets/mnist_cnn.safetensors",
+    ),
+    (
+        "An ONNX model's imported graph, with its class names:",
+        "xai-audit inspect model.onnx --classes classes.txt",
+    ),
+    (
+        "Weights saved from nn.DataParallel, without a spec yet (prints a skeleton):",
+        "xai-audit inspect weights.safetensors --strip-prefix module.",
+    ),
+    (
+        "The resolved spec as version-2 JSON:",
+        "xai-audit inspect assets/mnist_resnet.safetensors --spec",
+    ),
+];
+
+const CONVERT_EXAMPLES: Examples = &[
+    (
+        "An ONNX model as one self-describing safetensors file:",
+        "xai-audit convert model.onnx -o model.safetensors --classes classes.txt --input-range 0,1",
+    ),
+    (
+        "Weights and a spec beside them, as one file:",
+        "xai-audit convert weights.safetensors --arch model.arch.json -o model.safetensors",
+    ),
+];
+
+const TUI_EXAMPLES: Examples = &[
+    (
+        "The shipped example report:",
+        "xai-audit tui reports/examples/mnist_cnn-quick.json",
+    ),
+    (
+        "A report, with `e` exporting PNGs to a folder of your choice:",
+        "xai-audit tui reports/mnist_cnn.json --export-dir pngs/",
+    ),
+];
+
+const DIFF_EXAMPLES: Examples = &[
+    (
+        "What changed between two audits of the same data:",
+        "xai-audit diff reports/baseline.json reports/mnist_cnn.json",
+    ),
+    (
+        "As JSON, failing on a 0.5-point regression (exit code 1):",
+        "xai-audit diff baseline.json candidate.json --threshold 0.5 --json",
+    ),
+];
+
+const SCHEMA_EXAMPLES: Examples = &[
+    ("The report's schema:", "xai-audit schema"),
+    ("A plan file's schema:", "xai-audit schema --plan"),
+];
+
+const KINDS_EXAMPLES: Examples = &[
+    ("Everything a plan can hold:", "xai-audit kinds"),
+    ("One kind's keys and defaults:", "xai-audit kinds pgd"),
+    ("One section:", "xai-audit kinds stress"),
+];
+
+const BENCH_EXAMPLES: Examples = &[
+    (
+        "PGD-40 throughput of the shipped CNN on the shipped digits:",
+        "xai-audit bench assets/mnist_cnn.safetensors",
+    ),
+    (
+        "An ONNX model on a CIFAR-10 batch at ε = 8/255:",
+        "xai-audit bench model.onnx --data cifar-10-batches-bin/test_batch.bin --limit 500 --eps 0.031 --step-size 0.0078",
+    ),
+    (
+        "The cost per input of each attribution method:",
+        "xai-audit bench assets/mnist_cnn.safetensors --attributions --limit 100",
+    ),
+];
+
+/// The EXAMPLES section of a help text: a header styled as clap styles its
+/// own, then each comment and command.
+fn examples(items: Examples) -> clap::builder::StyledStr {
+    use std::fmt::Write;
+    let header = clap::builder::styling::Style::new().bold().underline();
+    let mut text = clap::builder::StyledStr::new();
+    let _ = writeln!(text, "{header}Examples:{header:#}");
+    for (i, (comment, command)) in items.iter().enumerate() {
+        if i > 0 {
+            let _ = writeln!(text);
+        }
+        let _ = writeln!(text, "  # {comment}\n  {command}");
+    }
+    text
+}
+
+/// The examples of `command` (a subcommand's name, or `None` for the
+/// top level): what the help prints.
+#[cfg(test)]
+fn examples_of(command: Option<&str>) -> Examples {
+    match command {
+        None => TOP_EXAMPLES,
+        Some("run") => RUN_EXAMPLES,
+        Some("merge") => MERGE_EXAMPLES,
+        Some("eval") => EVAL_EXAMPLES,
+        Some("inspect") => INSPECT_EXAMPLES,
+        Some("convert") => CONVERT_EXAMPLES,
+        Some("tui") => TUI_EXAMPLES,
+        Some("diff") => DIFF_EXAMPLES,
+        Some("schema") => SCHEMA_EXAMPLES,
+        Some("kinds") => KINDS_EXAMPLES,
+        Some("bench") => BENCH_EXAMPLES,
+        Some(other) => panic!("no examples for `{other}`"),
+    }
+}
+
 /// `--engine`'s values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineArg {
@@ -209,6 +404,19 @@ impl From<EngineArg> for xai_audit::engine::Engine {
             EngineArg::Reference => xai_audit::engine::Engine::Reference,
         }
     }
+}
+
+/// The data a model runs on (`eval`, `run`, `merge`, `bench`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DataArgs {
+    /// Data: an IDX images file, a folder with an IDX pair, an image folder
+    /// (one subfolder per class, matched by name to the model's classes), a
+    /// .npy of images (with --labels), a .npz, or a CIFAR .bin batch file.
+    /// Default: the shipped 1,000 MNIST digits (for 1×28×28 models).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub arrays: ArrayArgs,
 }
 
 /// How to read array data (`--data x.npy`, `data.npz`).
@@ -312,21 +520,16 @@ fn parse_range(text: &str) -> Result<[f32; 2], String> {
     Ok([lo, hi])
 }
 
-/// `run`'s arguments (also `merge`'s).
+/// What makes an audit job (`run`'s arguments but the shard and resume
+/// options; `merge` takes exactly these, as given to each shard).
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub struct JobArgs {
     /// The model (.safetensors or .onnx).
     pub model: PathBuf,
     #[command(flatten)]
     pub model_args: ModelArgs,
-    /// Data: an IDX images file, a folder with an IDX pair, an image folder
-    /// (one subfolder per class, matched by name to the spec's `classes`),
-    /// a .npy of images (with --labels), a .npz, or a CIFAR .bin batch file.
-    /// Default: the shipped 1,000 MNIST digits (for 1×28×28 models).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
     #[command(flatten)]
-    pub arrays: ArrayArgs,
+    pub data: DataArgs,
     /// Audit plan (TOML), used as written. Default: a built-in preset (--preset).
     #[arg(long)]
     pub plan: Option<PathBuf>,
@@ -341,8 +544,8 @@ pub struct RunArgs {
     /// Default: reports/<model stem>.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Audit only N inputs: an IDX file's first N, an image folder's
-    /// class-stratified N (every class in proportion).
+    /// Use only N inputs: the first N of an IDX, array or CIFAR file; of an
+    /// image folder, a class-stratified N (every class in proportion).
     #[arg(long)]
     pub limit: Option<usize>,
     /// Seed for every random choice (overrides the plan's).
@@ -355,14 +558,6 @@ pub struct RunArgs {
     /// the plan's [gates]). Exit code 1 when one fails.
     #[arg(long = "gate", value_name = "EXPR")]
     pub gates: Vec<String>,
-    /// Audit only shard K of N (e.g. 2/4): every N-th batch, written to
-    /// <out>.shard-K-of-N for `merge`; no report.
-    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
-    pub shard: Option<(usize, usize)>,
-    /// Continue an interrupted run from <out>.partial (same model, data, plan,
-    /// seed, batch size and engine); without it an old checkpoint is replaced.
-    #[arg(long)]
-    pub resume: bool,
     /// Write the gates' verdicts as JUnit XML here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -380,6 +575,21 @@ pub struct RunArgs {
     /// Open the report in the terminal UI when the run finishes.
     #[arg(long)]
     pub tui: bool,
+}
+
+/// `run`'s arguments: the job, and how much of it this run does.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Audit only shard K of N (e.g. 2/4): every N-th batch, written to
+    /// <out>.shard-K-of-N for `merge`; no report.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Continue an interrupted run from <out>.partial (same model, data, plan,
+    /// seed, batch size and engine); without it an old checkpoint is replaced.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// `K/N` with 1 ≤ K ≤ N.
@@ -467,5 +677,110 @@ fn shell_word(path: &std::path::Path) -> String {
         s
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    /// The words of a shell command line: split on spaces, double quotes
+    /// grouping.
+    fn words(line: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in line.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !word.is_empty() {
+                        out.push(std::mem::take(&mut word));
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+
+    /// Every example of every help text is a command line this binary
+    /// accepts, of the subcommand it illustrates: an example cannot name a
+    /// flag that does not exist, or one of another subcommand.
+    #[test]
+    fn every_example_parses_as_the_subcommand_it_illustrates() {
+        let mut names = vec![None];
+        names.extend(
+            Cli::command()
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .filter(|n| n != "help")
+                .map(Some),
+        );
+        assert!(names.len() >= 11, "{names:?}");
+        for name in names {
+            let examples = examples_of(name.as_deref());
+            assert!(!examples.is_empty(), "{name:?}");
+            for (comment, command) in examples {
+                assert!(comment.ends_with(':'), "{comment}");
+                let argv = words(command);
+                assert_eq!(argv[0], "xai-audit", "{command}");
+                if let Some(name) = &name {
+                    assert_eq!(&argv[1], name, "{command}");
+                }
+                if let Err(e) = Cli::try_parse_from(&argv) {
+                    panic!("{command}: {e}");
+                }
+            }
+        }
+    }
+
+    /// The README's shell examples are command lines this binary accepts.
+    #[test]
+    fn the_readmes_examples_parse() {
+        let readme = include_str!("../README.md");
+        let mut checked = 0;
+        let mut in_sh = false;
+        for line in readme.lines() {
+            if line.starts_with("```") {
+                in_sh = line == "```sh";
+                continue;
+            }
+            let command = line.split(" # ").next().unwrap_or_default().trim();
+            let command = command
+                .strip_prefix("cargo run --release -- ")
+                .map(|rest| format!("xai-audit {rest}"))
+                .unwrap_or_else(|| command.to_string());
+            if in_sh && command.starts_with("xai-audit ") {
+                if let Err(e) = Cli::try_parse_from(words(&command)) {
+                    panic!("README: {command}: {e}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6, "only {checked} README examples found");
+    }
+
+    #[test]
+    fn merge_takes_no_shard_or_resume_and_run_does() {
+        let run = ["xai-audit", "run", "m.onnx", "--shard", "1/2", "--resume"];
+        assert!(Cli::try_parse_from(run).is_ok());
+        for flag in ["--shard", "--resume"] {
+            let mut merge = vec!["xai-audit", "merge", "m.onnx", "r.json.shard-1-of-2", flag];
+            if flag == "--shard" {
+                merge.push("1/2");
+            }
+            let e = Cli::try_parse_from(merge).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{flag}: {e}"
+            );
+        }
     }
 }

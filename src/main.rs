@@ -76,7 +76,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             model,
             model_args,
             data,
-            arrays,
             resize,
             limit,
             batch_size,
@@ -86,10 +85,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &model,
                 &model_args.options(),
                 xai_audit::data::batch::DataRequest {
-                    path: data.as_deref(),
+                    path: data.data.as_deref(),
                     resize,
                     limit,
-                    arrays: arrays.options(),
+                    arrays: data.arrays.options(),
                     ..Default::default()
                 },
                 batch_size,
@@ -97,8 +96,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             print_stdout(&text)?;
         }
-        Command::Run(args) => return run_audit_command(args, Vec::new()),
-        Command::Merge { run, shards } => return run_audit_command(run, shards),
+        Command::Run(cli::RunArgs { job, shard, resume }) => {
+            return run_audit_command(job, shard, resume, Vec::new())
+        }
+        Command::Merge { job, shards } => return run_audit_command(job, None, false, shards),
         Command::Tui { report, export_dir } => open_tui(&report, export_dir)?,
         Command::Diff {
             old,
@@ -131,11 +132,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema { plan: true } => {
             print_stdout(&xai_audit::plan::schema::plan_schema_json())?
         }
+        Command::Kinds { name } => {
+            print_stdout(&xai_audit::plan::kinds::listing(name.as_deref())?)?
+        }
         Command::Bench {
             model,
             model_args,
-            data,
-            arrays,
+            data: cli::DataArgs { data, arrays },
             limit,
             batch_size,
             steps,
@@ -249,17 +252,19 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// `run` and `merge`: the job, its summary, gates, JUnit and the TUI.
+/// `run` (one shard of the job, or resuming it) and `merge` (the job from
+/// its shards): the job, its summary, gates, JUnit and the TUI.
 fn run_audit_command(
-    args: cli::RunArgs,
+    args: cli::JobArgs,
+    shard: Option<(usize, usize)>,
+    resume: bool,
     merge: Vec<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     use xai_audit::audit::job;
-    let cli::RunArgs {
+    let cli::JobArgs {
         model,
         model_args,
-        data,
-        arrays,
+        data: cli::DataArgs { data, arrays },
         plan,
         preset,
         out,
@@ -267,8 +272,6 @@ fn run_audit_command(
         seed,
         batch_size,
         gates,
-        shard,
-        resume,
         junit,
         engine,
         resize,

@@ -51,20 +51,25 @@ pub enum ApgdLoss {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApgdConfig {
     /// Budget norm.
+    #[schemars(extend("default" = Norm::Linf))]
     pub norm: Norm,
     /// Budget, in input units.
     pub eps: f64,
     /// Iterations per run.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_STEPS))]
     pub steps: usize,
     /// Runs per input, on inputs still robust.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_RESTARTS))]
     pub restarts: usize,
     /// The loss.
+    #[schemars(extend("default" = DEFAULT_LOSS))]
     pub loss: ApgdLoss,
     /// APGD-T: the number of most likely other classes attacked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "untargeted"}}))]
     pub target_classes: Option<usize>,
 }
 

@@ -33,8 +33,10 @@ pub const AUTOATTACK_TARGET_CLASSES: usize = 9;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnsembleConfig {
     /// The members' norm.
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "the members'"}}))]
     pub norm: Norm,
     /// The members' budget.
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "the members'"}}))]
     pub eps: Option<f64>,
     /// The member attacks, run in order on inputs still robust.
     #[serde(default)]

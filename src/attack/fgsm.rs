@@ -18,11 +18,13 @@ use crate::model::Classifier;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FgsmConfig {
     /// Budget norm.
+    #[schemars(extend("default" = Norm::Linf))]
     pub norm: Norm,
     /// Budget and step length, in input units.
     pub eps: f64,
     /// Targeted mode: `least_likely`, `random` or a class index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "untargeted"}}))]
     pub target: Option<Target>,
 }
 

@@ -48,14 +48,20 @@ pub fn default_refine(norm: Norm) -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FmnConfig {
     /// The norm minimised.
+    #[schemars(extend("default" = Norm::Linf))]
     pub norm: Norm,
-    /// Budget deciding success, in input units (`None`: any adversarial).
+    /// Budget deciding success, in input units (unset: any adversarial
+    /// counts).
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "none: any adversarial counts"}}))]
     pub eps: Option<f64>,
     /// Iterations.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_STEPS))]
     pub steps: usize,
-    /// PGD bisection rounds; unset: [`default_refine`] of the norm.
+    /// PGD bisection rounds after FMN (unset: 8 in L∞, 0 in L2; see
+    /// [`default_refine`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "8 in L∞, 0 in L2"}}))]
     pub refine: Option<usize>,
 }
 

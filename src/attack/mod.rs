@@ -87,21 +87,29 @@ macro_rules! attacks {
 
 // The family: one line per attack (its config in its own file).
 attacks! {
-    /// The fast gradient (sign) method.
+    /// The fast gradient sign method (Goodfellow et al. 2015): one step of
+    /// size ε.
     "fgsm" => Fgsm(fgsm::FgsmConfig),
-    /// Projected gradient descent.
+    /// Projected gradient descent (Madry et al. 2018): steps projected onto
+    /// the ε-ball, torchattacks' step.
     "pgd" => Pgd(pgd::PgdConfig),
-    /// Auto-PGD (CE or DLR loss, untargeted or APGD-T).
+    /// Auto-PGD (Croce & Hein 2020): momentum and checkpointed step halving;
+    /// CE or DLR loss, untargeted or targeted (APGD-T).
     "apgd" => Apgd(apgd::ApgdConfig),
-    /// Rotations and translations (Engstrom et al.).
+    /// The worst rotation and translation per input (Engstrom et al. 2019),
+    /// over a grid or random draws; no ε.
     "spatial" => Spatial(spatial::SpatialConfig),
-    /// The score-based Square attack.
+    /// The Square attack (Andriushchenko et al. 2020): random square updates,
+    /// gradient-free (logits only), stopping per input once broken.
     "square" => Square(square::SquareConfig),
-    /// Fast Minimum-Norm.
+    /// Fast Minimum-Norm (Pintor et al. 2021), refined by PGD bisection:
+    /// each input's distance to the decision boundary.
     "fmn" => Fmn(fmn::FmnConfig),
-    /// Earlier attacks of the plan, run in order on the inputs still robust.
+    /// Earlier attacks of the plan, each run on the inputs still robust: an
+    /// input is robust only if every member fails.
     "ensemble" => Ensemble(ensemble::EnsembleConfig),
-    /// AutoAttack's standard set, as an ensemble.
+    /// AutoAttack's standard set (Croce & Hein 2020): APGD-CE, APGD-T (9
+    /// targets) and Square (5,000 queries), as an ensemble.
     "autoattack" => AutoAttack(ensemble::EnsembleConfig) read ensemble::EnsembleConfig::autoattack_from_entry,
 }
 

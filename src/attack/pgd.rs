@@ -39,21 +39,27 @@ pub fn default_step_size(eps: f64, steps: usize) -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PgdConfig {
     /// Budget norm.
+    #[schemars(extend("default" = Norm::Linf))]
     pub norm: Norm,
     /// Budget.
     pub eps: f64,
     /// Step length.
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "2.5·ε/steps"}}))]
     pub step_size: f64,
     /// Gradient steps per restart.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_STEPS))]
     pub steps: usize,
     /// Start from a random point of the ε-ball.
+    #[schemars(extend("default" = DEFAULT_RANDOM_START))]
     pub random_start: bool,
     /// Runs per input; the best point is kept.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_RESTARTS))]
     pub restarts: usize,
     /// Targeted mode: `least_likely`, `random` or a class index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "untargeted"}}))]
     pub target: Option<Target>,
 }
 

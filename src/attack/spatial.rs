@@ -49,19 +49,25 @@ pub enum SpatialSearch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SpatialConfig {
     /// Grid or worst-of-`samples`.
+    #[schemars(extend("default" = SpatialSearch::Grid))]
     pub mode: SpatialSearch,
     /// Largest rotation either way, in degrees.
+    #[schemars(extend("default" = DEFAULT_MAX_ANGLE_DEG))]
     pub max_angle_deg: f64,
     /// Largest shift either way, in pixels.
+    #[schemars(extend("default" = DEFAULT_MAX_SHIFT_PX))]
     pub max_shift_px: f64,
     /// Angles in the grid.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_ANGLE_STEPS))]
     pub angle_steps: usize,
     /// Shifts per axis in the grid.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_SHIFT_STEPS))]
     pub shift_steps: usize,
     /// Random transformations tried per input.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_SAMPLES))]
     pub samples: usize,
 }
 

@@ -37,16 +37,20 @@ pub const DEFAULT_RESTARTS: usize = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SquareConfig {
     /// Budget norm.
+    #[schemars(extend("default" = Norm::Linf))]
     pub norm: Norm,
     /// Budget, in input units.
     pub eps: f64,
     /// Runs per input, on inputs still robust.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_RESTARTS))]
     pub restarts: usize,
     /// Queries per input.
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_QUERIES))]
     pub queries: usize,
     /// Initial share of pixels a square covers.
+    #[schemars(extend("default" = DEFAULT_P_INIT))]
     pub p_init: f64,
 }
 

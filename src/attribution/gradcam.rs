@@ -50,6 +50,7 @@ pub struct GradCamConfig {
     /// `6.body.3`). Unset in a plan: the last conv2d layer, filled in when
     /// the plan is resolved against the model.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "the last conv2d layer"}}))]
     pub layer: Option<String>,
     /// ReLU on the map (Captum's `relu_attributions`; default `true`).
     pub relu: bool,

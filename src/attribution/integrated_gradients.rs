@@ -77,6 +77,7 @@ pub struct IntegratedGradientsConfig {
     pub baseline: BaselineKind,
     /// With `baseline = "blur"` only: the Gaussian σ in pixels (default 5).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_BLUR_SIGMA))]
     pub blur_sigma: Option<f64>,
 }
 

@@ -121,17 +121,21 @@ macro_rules! methods {
 }
 
 methods! {
-    /// Saliency: the gradient.
+    /// Saliency (Simonyan et al. 2014): the gradient of the explained logit.
     Saliency(saliency::SaliencyConfig) = "saliency",
-    /// Input × gradient.
+    /// Input × gradient (Shrikumar et al. 2016).
     InputXGradient(input_x_gradient::InputXGradientConfig) = "input_x_gradient",
-    /// Integrated Gradients.
+    /// Integrated Gradients (Sundararajan et al. 2017): gradients integrated
+    /// along the path from a baseline, times the input's difference from it.
     IntegratedGradients(integrated_gradients::IntegratedGradientsConfig) = "integrated_gradients",
-    /// SmoothGrad over saliency.
+    /// SmoothGrad (Smilkov et al. 2017): saliency averaged over noisy copies
+    /// of the input.
     SmoothGrad(smoothgrad::SmoothGradConfig) = "smoothgrad",
-    /// Sliding-window occlusion.
+    /// Occlusion (Zeiler & Fergus 2014): the logit's drop as a sliding
+    /// window blanks the input.
     Occlusion(occlusion::OcclusionConfig) = "occlusion",
-    /// Grad-CAM on a layer.
+    /// Grad-CAM (Selvaraju et al. 2017): a layer's activations weighted by
+    /// their pooled gradients, upsampled to the input.
     GradCam(gradcam::GradCamConfig) = "grad_cam",
 }
 

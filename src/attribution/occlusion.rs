@@ -37,6 +37,7 @@ pub struct OcclusionConfig {
     pub window: [usize; 2],
     /// Stride `[vertical, horizontal]` in pixels (default: half the window,
     /// at least 1).
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "half the window, at least 1"}}))]
     pub stride: [usize; 2],
     /// The value occluded pixels take: a number in input units, `"zero"`,
     /// or `"black"`, the low end of the model's range (default 0).

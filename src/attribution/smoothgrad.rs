@@ -68,6 +68,7 @@ pub struct SmoothGradConfig {
     /// in a plan: 15% of the model's range width (0.15 on `[0, 1]`),
     /// filled in when the plan is resolved against the model.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "15% of the range's width (0.15 on [0, 1])"}}))]
     pub stdev: Option<f64>,
     /// `smoothgrad` (default) or `smoothgrad_sq`.
     pub nt_type: NoiseTunnelType,

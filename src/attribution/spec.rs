@@ -111,35 +111,44 @@ pub struct AttributionSpec {
     #[serde(flatten)]
     pub method: MethodConfig,
     /// The class explained (default: `predicted`).
+    #[schemars(extend("default" = DEFAULT_TARGET))]
     pub target: AttributionTarget,
     /// Attacks whose adversarial inputs are explained too, in plan order.
+    #[schemars(extend("default" = Vec::<String>::new()))]
     pub on: Vec<String>,
     /// Metrics computed for the maps `metrics_on` selects (default:
     /// deletion, insertion, sparseness).
+    #[schemars(extend("default" = DEFAULT_METRICS))]
     pub metrics: Vec<Metric>,
     /// `all` maps (default), or only the `clean` ones.
+    #[schemars(extend("default" = DEFAULT_METRICS_ON))]
     pub metrics_on: MetricsOn,
     /// Share of pixels compared between clean and adversarial maps (top-k
     /// overlap), in (0, 1] (default 0.05).
+    #[schemars(extend("default" = DEFAULT_TOP_K_FRACTION))]
     pub top_k_fraction: f64,
     /// Deletion/insertion: steps from no pixel to all (default 20; only
     /// with those metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_CURVE_STEPS))]
     pub curve_steps: Option<usize>,
     /// Deletion/insertion: the value of a removed pixel (a number in input
     /// units, or `"black"`, the low end of the model's range; default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_CURVE_BASELINE))]
     pub curve_baseline: Option<Fill>,
     /// Max-sensitivity: perturbation samples (default 10; only with that
     /// metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_SENSITIVITY_SAMPLES))]
     pub sensitivity_samples: Option<usize>,
     /// Max-sensitivity: L∞ radius of the uniform perturbations, in input
     /// units (default 2% of the model's range width: Captum's 0.02 on
     /// `[0, 1]`, filled in when the plan is resolved against the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "2% of the range's width (0.02 on [0, 1])"}}))]
     pub sensitivity_radius: Option<f64>,
 }
 

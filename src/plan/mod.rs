@@ -27,6 +27,7 @@ use crate::model::ArchSpec;
 pub mod attacks;
 pub mod attributions;
 pub mod gates;
+pub mod kinds;
 pub mod preset;
 pub mod schema;
 pub mod stress;

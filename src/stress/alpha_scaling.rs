@@ -57,23 +57,29 @@ pub const DEFAULT_BISECTION_STEPS: usize = 10;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AlphaScalingConfig {
     /// Input sets, each reported separately (default: uniform and data).
+    #[schemars(extend("default" = DEFAULT_INPUTS))]
     pub inputs: Vec<AlphaInputs>,
     /// Uniform-noise inputs to draw (absent: as many as data inputs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "as many as the data's inputs"}}))]
     pub count: Option<usize>,
     /// Scale factors, starting at 1, increasing; MMC is reported at each and
     /// the search for the smallest α reaching the target walks them (default
     /// 1, 1.25, 1.5, 2, 3, 5, 10, 20, 50, 100, 1000).
+    #[schemars(extend("default" = DEFAULT_ALPHAS))]
     pub alphas: Vec<f64>,
     /// The confidence whose smallest α is sought, strictly between 0 and 1
     /// (default 0.999, as in Hein et al.).
+    #[schemars(extend("default" = DEFAULT_TARGET_CONFIDENCE))]
     pub target_confidence: f64,
     /// Bisection steps refining α inside the first bracket that reaches it,
     /// 0 to 60 (default 10).
+    #[schemars(extend("default" = DEFAULT_BISECTION_STEPS))]
     pub bisection_steps: usize,
     /// Keep the uniform-noise inputs in the sidecar (for cross-checks;
     /// default false).
+    #[schemars(extend("default" = false))]
     pub save_inputs: bool,
 }
 

@@ -19,6 +19,7 @@ pub const DEFAULT_BINS: usize = 15;
 pub struct CalibrationConfig {
     /// Equal-width confidence bins, 1 to 10,000 (default 15, as in Guo et al.).
     #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_BINS))]
     pub bins: usize,
 }
 

@@ -71,12 +71,15 @@ pub const DEFAULT_FLIP_AXES: &[FlipAxis] = &[FlipAxis::Horizontal, FlipAxis::Ver
 pub struct Expectation {
     /// Whether predictions should stay the same (digits under shifts) or
     /// change (digits under flips); the default depends on the kind.
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "true; false for flip"}}))]
     pub expect_invariant: bool,
     /// With `expect_invariant`, a transformation whose consistency falls
     /// below this is a warning; in [0, 1] (default 0.9).
+    #[schemars(extend("default" = DEFAULT_MIN_CONSISTENCY))]
     pub min_consistency: f64,
     /// Changed predictions to keep in the sidecar (the first, in data
     /// order), 0 to 10,000 (default 8).
+    #[schemars(extend("default" = DEFAULT_EXAMPLES))]
     pub examples: usize,
 }
 
@@ -101,8 +104,10 @@ impl Expectation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ShiftConfig {
     /// Edge handling (default circular).
+    #[schemars(extend("default" = DEFAULT_SHIFT_MODE))]
     pub mode: ShiftMode,
     /// Distances in pixels, 1 to 4096 (default 1, 2, 3).
+    #[schemars(extend("default" = DEFAULT_SHIFT_PIXELS))]
     pub pixels: Vec<usize>,
     /// Expectation and examples.
     #[serde(flatten)]
@@ -129,6 +134,7 @@ impl ShiftConfig {
 pub struct RotationConfig {
     /// Angles in degrees, counter-clockwise positive, in [-360, 360]
     /// (default ±5, ±15, ±30).
+    #[schemars(extend("default" = DEFAULT_ROTATION_ANGLES_DEG))]
     pub angles_deg: Vec<f64>,
     /// Expectation and examples.
     #[serde(flatten)]
@@ -152,6 +158,7 @@ impl RotationConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FlipConfig {
     /// The flips, each reported separately (default both).
+    #[schemars(extend("default" = DEFAULT_FLIP_AXES))]
     pub axes: Vec<FlipAxis>,
     /// Expectation and examples.
     #[serde(flatten)]

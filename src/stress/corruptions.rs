@@ -392,8 +392,10 @@ pub const DEFAULT_SEVERITIES: &[usize] = &[1, 2, 3, 4, 5];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CorruptionsConfig {
     /// The corruptions, in report order (default: all of them).
+    #[schemars(extend("default" = Corruption::ALL))]
     pub corruptions: Vec<Corruption>,
     /// Severities, each in 1..=5 (default: all five).
+    #[schemars(extend("default" = DEFAULT_SEVERITIES))]
     pub severities: Vec<usize>,
 }
 

@@ -93,17 +93,22 @@ pub const DEFAULT_BORDER: ShiftMode = ShiftMode::Zero;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LieDerivativeConfig {
     /// The transformations, each reported separately (default: all three).
+    #[schemars(extend("default" = LieTransform::ALL))]
     pub transforms: Vec<LieTransform>,
     /// Exact or finite difference (default exact).
+    #[schemars(extend("default" = DEFAULT_METHOD))]
     pub method: LieMethod,
     /// Finite-difference step of translations, in pixels, in (0, 1]
     /// (default 0.01).
+    #[schemars(extend("default" = DEFAULT_STEP_PX))]
     pub step_px: f64,
     /// Finite-difference step of rotations, in degrees, in (0, 45]
     /// (default 0.1).
+    #[schemars(extend("default" = DEFAULT_STEP_DEG))]
     pub step_deg: f64,
     /// Edges of translations: zero fill or circular (rotations: zero fill;
     /// default zero).
+    #[schemars(extend("default" = DEFAULT_BORDER))]
     pub border: ShiftMode,
 }
 

@@ -65,16 +65,20 @@ pub const DEFAULT_EXAMPLES: usize = 8;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NoiseConfig {
     /// The families, each reported separately (default: all of them).
+    #[schemars(extend("default" = NoiseFamily::ALL))]
     pub families: Vec<NoiseFamily>,
     /// Inputs per family (absent: as many as data inputs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "as many as the data's inputs"}}))]
     pub count: Option<usize>,
     /// Confidently classified noise inputs to keep in the sidecar, per
     /// family, 0 to 10,000 (default 8).
+    #[schemars(extend("default" = DEFAULT_EXAMPLES))]
     pub examples: usize,
     /// Keep every generated input in the sidecar (large; for cross-checks;
     /// default false).
+    #[schemars(extend("default" = false))]
     pub save_inputs: bool,
 }
 

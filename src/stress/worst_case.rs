@@ -27,11 +27,14 @@ pub const DEFAULT_EXAMPLES: usize = 8;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorstCaseConfig {
     /// Angles in degrees, in [-360, 360] (default −30, −15, 0, 15, 30).
+    #[schemars(extend("default" = DEFAULT_ANGLES_DEG))]
     pub angles_deg: Vec<f64>,
     /// Translations in pixels, used for both dx and dy (default −2, 0, 2).
+    #[schemars(extend("default" = DEFAULT_SHIFTS_PX))]
     pub shifts_px: Vec<f64>,
     /// Broken inputs to keep in the sidecar (the first, in data order), 0 to
     /// 10,000 (default 8).
+    #[schemars(extend("default" = DEFAULT_EXAMPLES))]
     pub examples: usize,
 }
 

@@ -704,3 +704,198 @@ fn a_models_format_is_read_from_its_contents() {
         );
     }
 }
+
+/// The subcommands, as `xai-audit --help` lists them.
+fn subcommands() -> Vec<String> {
+    let help = xai(&root(), &["--help"]);
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    help.stdout
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn every_help_has_examples_of_its_own_subcommand() {
+    let subcommands = subcommands();
+    for expected in [
+        "run", "merge", "eval", "inspect", "convert", "tui", "diff", "schema", "bench", "kinds",
+    ] {
+        assert!(subcommands.iter().any(|s| s == expected), "{subcommands:?}");
+    }
+    let top = xai(&root(), &["--help"]).stdout;
+    assert!(
+        top.contains("\nExamples:\n") && top.contains("\n  xai-audit run "),
+        "{top}"
+    );
+    for sub in &subcommands {
+        for flag in ["--help", "-h"] {
+            let help = xai(&root(), &[sub, flag]);
+            assert_eq!(help.code, 0, "{sub} {flag}: {}", help.stderr);
+            let examples = help
+                .stdout
+                .split("\nExamples:\n")
+                .nth(1)
+                .unwrap_or_else(|| {
+                    panic!("{sub} {flag} has no Examples section:\n{}", help.stdout)
+                });
+            let lines: Vec<&str> = examples.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert!(lines.len() >= 2, "{sub}: {examples}");
+            let mine = format!("  xai-audit {sub}");
+            for pair in lines.chunks(2) {
+                assert!(pair[0].starts_with("  # "), "{sub}: {:?}", pair[0]);
+                assert!(
+                    pair.get(1).is_some_and(|c| c.starts_with(&mine)),
+                    "{sub}: {pair:?}"
+                );
+            }
+        }
+    }
+}
+
+/// An option's paragraph in a subcommand's `--help`.
+fn option_help(sub: &str, option: &str) -> String {
+    let help = xai(&root(), &[sub, "--help"]).stdout;
+    let start = help
+        .find(&format!("      {option} "))
+        .unwrap_or_else(|| panic!("{sub} --help lacks {option}:\n{help}"));
+    help[start..].split("\n\n").next().unwrap().to_string()
+}
+
+/// Options that mean the same thing are worded the same everywhere, and
+/// `merge` offers only the options it uses.
+#[test]
+fn shared_options_read_the_same_in_every_subcommand() {
+    for option in ["--data", "--limit", "--labels", "--engine"] {
+        let texts: Vec<(String, String)> = ["eval", "run", "merge", "bench"]
+            .iter()
+            .map(|sub| (sub.to_string(), option_help(sub, option)))
+            .collect();
+        for (sub, text) in &texts {
+            // bench's --limit shows its default; the words are the same.
+            let words = |t: &str| t.split("[default").next().unwrap().trim().to_string();
+            assert_eq!(
+                words(text),
+                words(&texts[0].1),
+                "{option}: {sub} differs from eval"
+            );
+        }
+    }
+    assert!(option_help("run", "--data").contains("one subfolder per class"));
+    // An option's own line (its name may appear in the prose and examples).
+    let lists = |help: &str, option: &str| help.contains(&format!("\n      {option}"));
+    let merge = xai(&root(), &["merge", "--help"]).stdout;
+    let run = xai(&root(), &["run", "--help"]).stdout;
+    for option in ["--shard", "--resume"] {
+        assert!(!lists(&merge, option), "merge --help lists {option}");
+        assert!(lists(&run, option), "run --help lacks {option}");
+    }
+    assert!(lists(&merge, "--data") && lists(&merge, "--out"), "{merge}");
+}
+
+/// `(section, kind) → keys` of a `kinds` listing.
+fn listed_kinds(text: &str) -> std::collections::BTreeMap<(String, String), Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    let (mut section, mut current) = (String::new(), None::<(String, String)>);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("[[") {
+            section = rest.split("]]").next().unwrap().to_string();
+            current = Some((section.clone(), "*".to_string()));
+            out.insert(current.clone().unwrap(), Vec::new());
+        } else if line.starts_with("  ") && !line.starts_with("   ") && line.contains(" = \"") {
+            let kind = line.split('"').nth(1).unwrap().to_string();
+            current = Some((section.clone(), kind));
+            out.insert(current.clone().unwrap(), Vec::new());
+        } else if line.starts_with("    ") && !line.starts_with("     ") {
+            let key = line.split_whitespace().next().unwrap().to_string();
+            if key != "(no" {
+                out.get_mut(current.as_ref().unwrap()).unwrap().push(key);
+            }
+        }
+    }
+    out
+}
+
+/// `xai-audit kinds` lists every kind of the plan schema with every key of
+/// its config (and each section's shared keys), and nothing else; a kind
+/// its schema requires a key of says `required`.
+#[test]
+fn kinds_lists_every_kind_and_key_of_the_plan_schema() {
+    let run = xai(&root(), &["kinds"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = listed_kinds(&run.stdout);
+    let schema: serde_json::Value =
+        serde_json::from_str(&xai(&root(), &["schema", "--plan"]).stdout).unwrap();
+    let defs = &schema["$defs"];
+    let def = |r: &serde_json::Value| &defs[r.as_str().unwrap().trim_start_matches("#/$defs/")];
+    let keys = |object: &serde_json::Value, skip: &str| -> Vec<String> {
+        let mut k: Vec<String> = object["properties"]
+            .as_object()
+            .map(|p| p.keys().filter(|k| *k != skip).cloned().collect())
+            .unwrap_or_default();
+        k.sort();
+        k
+    };
+    let mut expected = std::collections::BTreeMap::new();
+    for (section, entries) in schema["properties"].as_object().unwrap() {
+        let Some(items) = entries.get("items") else {
+            continue;
+        };
+        let family = def(&items["$ref"]);
+        expected.insert((section.clone(), "*".to_string()), keys(family, ""));
+        for variant in family["oneOf"].as_array().unwrap() {
+            let (tag, kind) = variant["properties"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap();
+            let kind = kind["const"].as_str().unwrap().to_string();
+            expected.insert(
+                (section.clone(), kind.clone()),
+                keys(def(&variant["$ref"]), tag),
+            );
+            for required in variant["required"].as_array().unwrap() {
+                let required = required.as_str().unwrap();
+                if required != tag {
+                    let block = run
+                        .stdout
+                        .split(&format!(" = \"{kind}\": "))
+                        .nth(1)
+                        .unwrap();
+                    let row = block
+                        .lines()
+                        .find(|l| l.trim_start().starts_with(&format!("{required} ")))
+                        .unwrap();
+                    assert!(row.contains(" required "), "{kind}: {row}");
+                }
+            }
+        }
+    }
+    let mut listed_sorted = listed.clone();
+    for keys in listed_sorted.values_mut() {
+        keys.sort();
+    }
+    assert_eq!(expected.len(), 4 + 8 + 6 + 4 + 5, "{:?}", expected.keys());
+    assert_eq!(listed_sorted, expected);
+
+    let one = xai(&root(), &["kinds", "grad_cam"]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    let one = listed_kinds(&one.stdout);
+    assert_eq!(
+        one.keys().cloned().collect::<Vec<_>>(),
+        [
+            ("attribution".to_string(), "*".to_string()),
+            ("attribution".to_string(), "grad_cam".to_string())
+        ]
+    );
+    xai(&root(), &["kinds", "gradcam"]).expect_error(&["`gradcam`", "did you mean `grad_cam`?"]);
+}

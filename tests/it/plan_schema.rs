@@ -60,6 +60,7 @@ fn what_the_parser_refuses_the_schema_refuses() {
     let v = validator();
     let good = "[[attack]]\nname = \"p\"\nkind = \"pgd\"\neps = [0.1, 0.2]\nsteps = 10\n\
                 [[attack]]\nname = \"e\"\nkind = \"ensemble\"\nmembers = [\"p@0.1\"]\n\
+                [[attack]]\nname = \"a\"\nkind = \"autoattack\"\neps = 0.1\nversion = \"standard\"\n\
                 [[stress]]\nname = \"c\"\nkind = \"calibration\"\nbins = 10\n\
                 [gates]\n\"clean_accuracy\" = \">= 0.9\"\n";
     Plan::from_toml(good, "good").unwrap();
@@ -88,6 +89,12 @@ fn what_the_parser_refuses_the_schema_refuses() {
         "seeds = 1\n[[attack]]\nname = \"p\"\nkind = \"fgsm\"\neps = 0.1\n",
         // an unknown method key
         "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nsteps = 3\n",
+        // a required key left out
+        "[[attack]]\nname = \"p\"\nkind = \"pgd\"\nsteps = 10\n",
+        "[[attack]]\nname = \"e\"\nkind = \"ensemble\"\n",
+        // the written forms of autoattack and ensemble differ
+        "[[attack]]\nname = \"a\"\nkind = \"autoattack\"\neps = 0.1\nmembers = [\"x\"]\n",
+        "[[attack]]\nname = \"p\"\nkind = \"pgd\"\neps = 0.1\n[[attack]]\nname = \"e\"\nkind = \"ensemble\"\nmembers = [\"p\"]\nversion = \"standard\"\n",
         // a malformed gate
         "[[attack]]\nname = \"p\"\nkind = \"fgsm\"\neps = 0.1\n[gates]\n\"clean_accuracy\" = \"at least 0.9\"\n",
     ] {
