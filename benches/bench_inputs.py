@@ -65,7 +65,8 @@ def inputs_digest(x, y):
 
 
 def _outputs(spec):
-    for layer in reversed(spec["layers"]):
+    # Version 1 lists layers, version 2 nodes: both end in the classifier.
+    for layer in reversed(spec.get("nodes") or spec["layers"]):
         if layer["op"] == "linear":
             out = int(layer["out_features"])
             return 2 if out == 1 else out
