@@ -31,7 +31,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Percentage points a figure may worsen before it is a regression.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, value_name = "PP", default_value_t = 1.0)]
         threshold: f64,
     },
     /// Write a model (.onnx, or .safetensors with any spec) as one
@@ -42,7 +42,7 @@ pub enum Command {
         /// The model (.safetensors or .onnx).
         model: PathBuf,
         /// The .safetensors file to write.
-        #[arg(short, long)]
+        #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
         #[command(flatten)]
         model_args: ModelArgs,
@@ -74,10 +74,10 @@ pub enum Command {
         resize: bool,
         /// Use only N inputs: the first N of an IDX, array or CIFAR file; of
         /// an image folder, a class-stratified N (every class in proportion).
-        #[arg(long)]
+        #[arg(long, value_name = "N")]
         limit: Option<usize>,
         /// Inputs per forward pass.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, value_name = "B", default_value_t = 100)]
         batch_size: usize,
         /// Which implementation runs the model: the fast engine when it supports
         /// every layer (auto), the fast engine or an error (fast), or candle
@@ -109,7 +109,7 @@ pub enum Command {
         /// The report (.json); its .safetensors sidecar must be beside it.
         report: PathBuf,
         /// Where `e` writes PNGs (default: <report stem>-export/ beside the report).
-        #[arg(long)]
+        #[arg(long, value_name = "DIR")]
         export_dir: Option<PathBuf>,
     },
     /// Print the JSON Schema of the report (as in reports/schema.json), or
@@ -117,7 +117,7 @@ pub enum Command {
     #[command(after_help = examples(SCHEMA_EXAMPLES))]
     Schema {
         /// The schema of a plan file instead of a report.
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         plan: bool,
     },
     /// List every kind a plan entry can have (attacks, attribution methods,
@@ -142,19 +142,29 @@ pub enum Command {
         data: DataArgs,
         /// Use only N inputs: the first N of an IDX, array or CIFAR file; of
         /// an image folder, a class-stratified N (every class in proportion).
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, value_name = "N", default_value_t = 1000)]
         limit: usize,
         /// Inputs per batch.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, value_name = "B", default_value_t = 100)]
         batch_size: usize,
         /// PGD steps.
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, value_name = "S", default_value_t = 40)]
         steps: usize,
         /// PGD's L∞ budget, in the model's input units.
-        #[arg(long, default_value_t = 0.1, conflicts_with = "attributions")]
+        #[arg(
+            long,
+            value_name = "E",
+            default_value_t = 0.1,
+            conflicts_with = "attributions"
+        )]
         eps: f32,
         /// PGD's step length, in the model's input units.
-        #[arg(long, default_value_t = 0.01, conflicts_with = "attributions")]
+        #[arg(
+            long,
+            value_name = "A",
+            default_value_t = 0.01,
+            conflicts_with = "attributions"
+        )]
         step_size: f32,
         /// Which implementation runs the model: the fast engine when it supports
         /// every layer (auto), the fast engine or an error (fast), or candle
@@ -413,7 +423,7 @@ pub struct DataArgs {
     /// (one subfolder per class, matched by name to the model's classes), a
     /// .npy of images (with --labels), a .npz, or a CIFAR .bin batch file.
     /// Default: the shipped 1,000 MNIST digits (for 1×28×28 models).
-    #[arg(long)]
+    #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub arrays: ArrayArgs,
@@ -431,7 +441,7 @@ pub struct ArrayArgs {
     pub layout: Option<LayoutArg>,
     /// With `--data data.npz`: the names of the images and labels arrays
     /// (default: x,y).
-    #[arg(long, value_name = "X,Y", value_parser = parse_npz_keys)]
+    #[arg(long, value_name = "IMAGES,LABELS", value_parser = parse_npz_keys)]
     pub npz_keys: Option<(String, String)>,
 }
 
@@ -449,7 +459,9 @@ fn parse_npz_keys(text: &str) -> Result<(String, String), String> {
         Some((x, y)) if !x.trim().is_empty() && !y.trim().is_empty() && !y.contains(',') => {
             Ok((x.trim().to_string(), y.trim().to_string()))
         }
-        _ => Err(format!("expected two array names, X,Y; got `{text}`")),
+        _ => Err(format!(
+            "expected two array names, IMAGES,LABELS; got `{text}`"
+        )),
     }
 }
 
@@ -474,7 +486,7 @@ impl ArrayArgs {
 pub struct ModelArgs {
     /// Architecture spec JSON (default: the file's metadata, then <stem>.arch.json;
     /// not for .onnx models, whose graph is the spec).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub arch: Option<PathBuf>,
     /// Strip this prefix from the file's tensor names (e.g. `module.` from
     /// DataParallel, `_orig_mod.` from torch.compile); overrides the spec's
@@ -531,7 +543,7 @@ pub struct JobArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Audit plan (TOML), used as written. Default: a built-in preset (--preset).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
     /// The built-in plan to run without --plan: mnist (grayscale, MNIST
     /// budgets), cifar (RobustBench's CIFAR L∞ 8/255, L2 0.5), imagenet
@@ -542,17 +554,17 @@ pub struct JobArgs {
     pub preset: PresetArg,
     /// Report path (.json); the tensors go beside it as .safetensors.
     /// Default: reports/<model stem>.json.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Use only N inputs: the first N of an IDX, array or CIFAR file; of an
     /// image folder, a class-stratified N (every class in proportion).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Seed for every random choice (overrides the plan's).
-    #[arg(long)]
+    #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
     /// Inputs per batch (overrides the plan's; results do not depend on it).
-    #[arg(long)]
+    #[arg(long, value_name = "B")]
     pub batch_size: Option<usize>,
     /// A CI gate, e.g. "robust_accuracy.pgd-linf-0.1 >= 0.8" (repeatable; with
     /// the plan's [gates]). Exit code 1 when one fails.
@@ -570,7 +582,7 @@ pub struct JobArgs {
     #[arg(long)]
     pub resize: bool,
     /// Write each input's clean, adversarial and amplified-perturbation PNGs here.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub save_images: Option<PathBuf>,
     /// Open the report in the terminal UI when the run finishes.
     #[arg(long)]
@@ -764,6 +776,57 @@ mod tests {
             }
         }
         assert!(checked >= 6, "only {checked} README examples found");
+    }
+
+    /// Each placeholder the README writes after a flag (`--limit N`) is the
+    /// one `--help` shows for it (`--limit <N>`), in every subcommand that
+    /// has the flag.
+    #[test]
+    fn the_readmes_placeholders_are_the_helps() {
+        let readme = include_str!("../README.md");
+        let cli = Cli::command();
+        let (mut checked, mut wrong) = (0, Vec::new());
+        for (i, _) in readme.match_indices("--") {
+            if !readme[..i].ends_with([' ', '[', '`']) {
+                continue;
+            }
+            let rest = &readme[i + 2..];
+            let flag: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            let Some(after) = rest[flag.len()..].strip_prefix(' ') else {
+                continue;
+            };
+            let word: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == ',' || *c == '/')
+                .collect();
+            if word.is_empty() || after[word.len()..].starts_with(|c: char| c.is_alphanumeric()) {
+                continue;
+            }
+            for sub in cli.get_subcommands() {
+                for arg in sub.get_arguments() {
+                    if arg.get_long() == Some(flag.as_str()) {
+                        let names: Vec<String> = arg
+                            .get_value_names()
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|n| n.to_string())
+                            .collect();
+                        if names != [word.clone()] {
+                            wrong.push(format!(
+                                "README writes --{flag} {word}; `{} --help` shows {names:?}",
+                                sub.get_name()
+                            ));
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        assert!(checked >= 20, "only {checked} README placeholders found");
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub fn summary_table(report: &Report) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&crate::stress::report::summary_lines_named(
+    out.push_str(&crate::stress::report::summary_lines(
         s.stress.as_ref(),
         s.equivariance.as_ref(),
         &report.timings.stress,

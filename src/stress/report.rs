@@ -148,26 +148,10 @@ fn alpha(a: Option<f64>) -> String {
 }
 
 /// The stress and equivariance lines of `run`'s summary table (empty when
-/// the plan has no such entries), classes shown by number; see
-/// [`summary_lines_named`].
+/// the plan has no such entries), with the model's class names (index =
+/// class; empty for numbers only): a class reads `dog (2)`
+/// ([`crate::data::class_label`]).
 pub fn summary_lines(
-    stress: Option<&StressSummary>,
-    equivariance: Option<&EquivarianceSummary>,
-    stress_timings: &[CheckTiming],
-    equivariance_timings: &[CheckTiming],
-) -> String {
-    summary_lines_named(
-        stress,
-        equivariance,
-        stress_timings,
-        equivariance_timings,
-        &[],
-    )
-}
-
-/// [`summary_lines`] with the model's class names (index = class): a class
-/// reads `dog (2)` ([`crate::data::class_label`]).
-pub fn summary_lines_named(
     stress: Option<&StressSummary>,
     equivariance: Option<&EquivarianceSummary>,
     stress_timings: &[CheckTiming],

@@ -729,6 +729,35 @@ fn the_summary_shows_eps_curves_and_sanity_flags_from_the_report() {
     ui.assert_shows("⚠ zero_gradients: 12% of inputs have an all-zero input gradient");
 }
 
+#[test]
+fn the_summary_names_the_class_a_noise_family_collapses_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = stripped_example(dir.path());
+    let mut r = json(&path);
+    let names = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    r["model"]["class_names"] = serde_json::json!(names);
+    r["summary"]["stress"] = serde_json::json!({"noise": [{
+        "name": "ood-noise", "data_mmc": 0.97,
+        "families": [{
+            "family": "uniform", "count": 40, "mmc": 0.91, "share_above_0_95": 0.5,
+            "share_above_0_99": 0.25, "auroc": 0.8, "fpr_at_95_tpr": 0.6,
+            "class_histogram": [0, 0, 0, 0, 0, 0, 0, 0, 36, 4], "top_class": 8,
+            "top_class_share": 0.9, "collapsed": true, "examples": []
+        }]
+    }]});
+    std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    let mut ui = Ui::open(&path, 110, 40, dir.path());
+    ui.keys("2");
+    let line = ui
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("uniform"))
+        .unwrap();
+    assert!(line.contains("eight (8) (90.0%) collapsed"), "{line}");
+}
+
 // The worst-first sorts: true class after the attack, perturbation norm,
 // margin drop; the sorts a report has no data for; class names.
 

@@ -116,6 +116,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         report.summary.equivariance.as_ref(),
         &report.timings.stress,
         &report.timings.equivariance,
+        &report.model.class_names,
     );
     if s.stress.is_none() {
         out.push(Line::raw(""));
