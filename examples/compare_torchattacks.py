@@ -3,7 +3,10 @@
 The torch model is rebuilt from the model file's spec and weights by
 export_pytorch.load (normalization inside the model, as in xai-audit). Each
 attack of the report's plan is rerun with torchattacks (FGSM for L-inf FGSM,
-PGD / PGDL2 for PGD without random start), and the script prints, per attack,
+PGD / PGDL2 for PGD without random start, APGD, APGD-T, Square, FAB / FAB-T
+with the reference's 100 steps (torchattacks' default is 10), and `autoattack`
+as the standard version's members in a MultiAttack, FAB-T at 100 steps
+rather than torchattacks' AutoAttack's 10), and the script prints, per attack,
 both robust accuracies, their difference, and the share of inputs whose
 adversarial prediction agrees.
 
@@ -47,6 +50,7 @@ def main():
     y_all = torch.from_numpy(labels)
 
     with torch.no_grad():
+        n_classes = model(x_all[:1]).shape[1]
         clean = torch.cat([model(x_all[i:i + 500]).argmax(1) for i in range(0, n, 500)])
     print(f"{n} inputs; clean accuracy torch {100 * (clean == y_all).float().mean():.2f}%, "
           f"xai-audit {100 * report['summary']['clean_accuracy']:.2f}%")
@@ -67,6 +71,21 @@ def main():
             atk = torchattacks.Square(model, norm=norm, eps=spec["eps"], n_queries=spec["queries"],
                                       n_restarts=spec.get("restarts", 1), p_init=spec.get("p_init", 0.8),
                                       loss="margin", resc_schedule=True, seed=0)
+            random_points = True
+        elif spec["kind"] == "fab":
+            # Deterministic with one restart: comparable point by point.
+            atk = fab(model, spec, norm, n_classes)
+            random_points = spec.get("restarts", 1) > 1
+        elif spec["kind"] == "autoattack" and spec.get("version", "standard") == "standard":
+            members = {m["name"].split("/")[-1]: m for m in spec["members"]}
+            atk = torchattacks.MultiAttack([
+                torchattacks.APGD(model, norm=norm, eps=spec["eps"], steps=100, n_restarts=1, loss="ce", seed=0),
+                torchattacks.APGDT(model, norm=norm, eps=spec["eps"], steps=100, n_restarts=1,
+                                   n_classes=n_classes, seed=0),
+                fab(model, members["fab-t"], norm, n_classes),
+                torchattacks.Square(model, norm=norm, eps=spec["eps"], n_queries=5000, n_restarts=1,
+                                    p_init=0.8, loss="margin", resc_schedule=True, seed=0),
+            ])
             random_points = True
         elif spec["kind"] == "fgsm" and spec["norm"] == "linf":
             atk = torchattacks.FGSM(model, eps=spec["eps"])
@@ -89,6 +108,17 @@ def main():
         agree = float((ours_preds == preds).mean())
         note = "  (random: not point by point)" if random_points else ""
         print(f"{spec['name']:<18} {100 * theirs:>11.2f}% {100 * ours:>9.2f}% {100 * (ours - theirs):>+10.2f} {100 * agree:>9.2f}%{note}")
+
+
+def fab(model, spec, norm, n_classes):
+    """torchattacks' FAB at an xai-audit entry's settings."""
+    atk = torchattacks.FAB(model, norm=norm, eps=spec.get("eps"), steps=spec["steps"],
+                           n_restarts=spec["restarts"], alpha_max=spec["alpha_max"], eta=spec["eta"],
+                           beta=spec["beta"], seed=0, multi_targeted=spec.get("target_classes") is not None,
+                           n_classes=n_classes)
+    if spec.get("target_classes") is not None:
+        atk.n_target_classes = min(spec["target_classes"], n_classes - 1)
+    return atk
 
 
 if __name__ == "__main__":

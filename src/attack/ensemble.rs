@@ -1,13 +1,16 @@
 //! Ensembles: attacks run in order, each only on the inputs every earlier
 //! attack failed on, and an input counts as robust only if all failed —
-//! AutoAttack's protocol. `autoattack` in a plan expands to APGD-CE, APGD-T
-//! (DLR, 9 target classes) and Square (5,000 queries) with the reference's
-//! budgets (FAB-T, the third member of the reference's standard version, is
-//! not implemented here; it rarely breaks what the other three leave).
+//! AutoAttack's protocol. `autoattack` in a plan expands to the members of
+//! one of the reference's versions (`fra31/auto-attack`, `set_version`),
+//! each with the reference's settings: `standard` (APGD-CE, APGD-T with 9
+//! target classes, FAB-T with 9, Square with 5,000 queries), `plus`
+//! (APGD-CE and APGD-DLR with 5 restarts, FAB with 5, Square, APGD-T,
+//! FAB-T).
 
 use serde::{Deserialize, Serialize};
 
 use super::apgd::{ApgdConfig, ApgdLoss};
+use super::fab::FabConfig;
 use super::square::SquareConfig;
 use super::{
     gather, Attack, AttackBatch, AttackConfig, AttackMethod, AttackOutcome, AttackSpec,
@@ -19,17 +22,38 @@ use crate::model::Classifier;
 
 /// The attacks of AutoAttack's standard version (Croce & Hein 2020), by
 /// the names [`AttackMethod::label`] gives: what a robust accuracy must
-/// have faced to be compared with RobustBench's. FAB-T is not implemented
-/// here yet, so an `autoattack` entry is never the full standard protocol.
+/// have faced to be compared with RobustBench's.
 pub const AUTOATTACK_STANDARD: &[&str] = &["APGD-CE", "APGD-T", "FAB-T", "Square"];
 
-/// AutoAttack's APGD-T: the most likely other classes attacked.
+/// AutoAttack's APGD-T and FAB-T: the most likely other classes attacked.
 pub const AUTOATTACK_TARGET_CLASSES: usize = 9;
+
+/// Restarts of the untargeted attacks of AutoAttack's `plus` version.
+pub const AUTOATTACK_PLUS_RESTARTS: usize = 5;
+
+/// The members AutoAttack runs, by the reference's `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoAttackVersion {
+    /// APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5,000
+    /// queries): what RobustBench reports.
+    Standard,
+    /// APGD-CE and APGD-DLR (5 restarts each), FAB (5 restarts), Square,
+    /// APGD-T and FAB-T (9 targets each): stronger, about 5× the cost.
+    Plus,
+}
+
+/// `version`'s values.
+pub const AUTOATTACK_VERSIONS: &[(&str, AutoAttackVersion)] = &[
+    ("standard", AutoAttackVersion::Standard),
+    ("plus", AutoAttackVersion::Plus),
+];
 
 /// An `ensemble` plan entry (`members`: names of earlier attacks sharing one
 /// norm and one ε, which the entry takes; `norm` and `eps`, when written,
 /// must match them) or an `autoattack` one (`norm`, default `linf`; `eps`,
-/// required, a list giving a curve; `version`, only `standard`).
+/// required, a list giving a curve; `version`, `standard` (the default) or
+/// `plus`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnsembleConfig {
     /// The members' norm.
@@ -41,6 +65,9 @@ pub struct EnsembleConfig {
     /// The member attacks, run in order on inputs still robust.
     #[serde(default)]
     pub members: Vec<AttackSpec>,
+    /// For an `autoattack` entry: the reference's version its members are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<AutoAttackVersion>,
 }
 
 impl EnsembleConfig {
@@ -97,39 +124,88 @@ impl EnsembleConfig {
                 "must be one number: an ensemble takes its members' ε",
             ),
         }
-        vec![EnsembleConfig { norm, eps, members }]
+        vec![EnsembleConfig {
+            norm,
+            eps,
+            members,
+            version: None,
+        }]
     }
 
     /// Reads an `autoattack` entry; one config per ε.
     pub fn autoattack_from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
-        e.choice("version", &[("standard", ())]);
+        let version = e
+            .choice("version", AUTOATTACK_VERSIONS)
+            .unwrap_or(AutoAttackVersion::Standard);
         let norm = budget.norm();
         budget
             .names()
             .into_iter()
             .zip(budget.eps_list(e))
-            .map(|(name, eps)| EnsembleConfig::autoattack(&name, norm, eps))
+            .map(|(name, eps)| EnsembleConfig::autoattack_version(&name, norm, eps, version))
             .collect()
     }
 
     /// AutoAttack "standard" for the entry `name`: APGD-CE, APGD-T (DLR, 9
-    /// target classes) and Square (5,000 queries), each at its defaults,
-    /// named `name/apgd-ce`, `name/apgd-t` and `name/square`.
+    /// target classes), FAB-T (9 target classes) and Square (5,000
+    /// queries), each at the reference's settings, named `name/apgd-ce`,
+    /// `name/apgd-t`, `name/fab-t` and `name/square`.
     pub fn autoattack(name: &str, norm: Norm, eps: f64) -> Self {
+        Self::autoattack_version(name, norm, eps, AutoAttackVersion::Standard)
+    }
+
+    /// AutoAttack's `version` for the entry `name`, members in the
+    /// reference's order, named `name/<member>`.
+    pub fn autoattack_version(
+        name: &str,
+        norm: Norm,
+        eps: f64,
+        version: AutoAttackVersion,
+    ) -> Self {
         let member = |suffix: &str, config| AttackSpec::new(format!("{name}/{suffix}"), config);
-        let targeted = ApgdConfig {
+        let apgd_t = ApgdConfig {
             loss: ApgdLoss::Dlr,
             target_classes: Some(AUTOATTACK_TARGET_CLASSES),
             ..ApgdConfig::new(norm, eps)
         };
+        let fab_t = FabConfig::autoattack_targeted(norm, eps);
+        let square = SquareConfig::new(norm, eps);
+        let members = match version {
+            AutoAttackVersion::Standard => vec![
+                member("apgd-ce", AttackConfig::Apgd(ApgdConfig::new(norm, eps))),
+                member("apgd-t", AttackConfig::Apgd(apgd_t)),
+                member("fab-t", AttackConfig::Fab(fab_t)),
+                member("square", AttackConfig::Square(square)),
+            ],
+            AutoAttackVersion::Plus => {
+                let restarts = AUTOATTACK_PLUS_RESTARTS;
+                let ce = ApgdConfig {
+                    restarts,
+                    ..ApgdConfig::new(norm, eps)
+                };
+                let dlr = ApgdConfig {
+                    loss: ApgdLoss::Dlr,
+                    ..ce.clone()
+                };
+                let fab = FabConfig {
+                    restarts,
+                    ..FabConfig::new(norm, Some(eps))
+                };
+                vec![
+                    member("apgd-ce", AttackConfig::Apgd(ce)),
+                    member("apgd-dlr", AttackConfig::Apgd(dlr)),
+                    member("fab", AttackConfig::Fab(fab)),
+                    member("square", AttackConfig::Square(square)),
+                    member("apgd-t", AttackConfig::Apgd(apgd_t)),
+                    member("fab-t", AttackConfig::Fab(fab_t)),
+                ]
+            }
+        };
         EnsembleConfig {
             norm,
             eps: Some(eps),
-            members: vec![
-                member("apgd-ce", AttackConfig::Apgd(ApgdConfig::new(norm, eps))),
-                member("apgd-t", AttackConfig::Apgd(targeted)),
-                member("square", AttackConfig::Square(SquareConfig::new(norm, eps))),
-            ],
+            members,
+            version: Some(version),
         }
     }
 

@@ -16,6 +16,7 @@
 
 pub mod apgd;
 pub mod ensemble;
+pub mod fab;
 pub mod fgsm;
 pub mod fmn;
 pub mod pgd;
@@ -105,11 +106,16 @@ attacks! {
     /// Fast Minimum-Norm (Pintor et al. 2021), refined by PGD bisection:
     /// each input's distance to the decision boundary.
     "fmn" => Fmn(fmn::FmnConfig),
+    /// The Fast Adaptive Boundary attack (Croce & Hein 2020): each input's
+    /// smallest adversarial found by projections onto linearised
+    /// boundaries; FAB-T searches the most likely other classes' ones.
+    "fab" => Fab(fab::FabConfig),
     /// Earlier attacks of the plan, each run on the inputs still robust: an
     /// input is robust only if every member fails.
     "ensemble" => Ensemble(ensemble::EnsembleConfig),
-    /// AutoAttack's standard set (Croce & Hein 2020): APGD-CE, APGD-T (9
-    /// targets) and Square (5,000 queries), as an ensemble.
+    /// AutoAttack (Croce & Hein 2020) as an ensemble: `standard` runs
+    /// APGD-CE, APGD-T, FAB-T (9 targets each) and Square (5,000 queries);
+    /// `plus` adds APGD-DLR and FAB with 5 restarts.
     "autoattack" => AutoAttack(ensemble::EnsembleConfig) read ensemble::EnsembleConfig::autoattack_from_entry,
 }
 

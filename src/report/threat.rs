@@ -452,9 +452,17 @@ mod tests {
             "aa",
             AttackConfig::AutoAttack(EnsembleConfig::autoattack("aa", Norm::Linf, eps)),
         );
-        let note = protocol_note(&[&aa]);
         assert_eq!(
-            note,
+            protocol_note(&[&aa]),
+            "attacks APGD-CE, APGD-T, FAB-T, Square: AutoAttack's standard protocol (aa)"
+        );
+        // An `autoattack` entry without one of its members is not.
+        let mut partial = aa.clone();
+        if let AttackConfig::AutoAttack(c) = &mut partial.config {
+            c.members.retain(|m| m.label() != "FAB-T");
+        }
+        assert_eq!(
+            protocol_note(&[&partial]),
             "attacks APGD-CE, APGD-T, Square: not the full AutoAttack standard protocol (aa lacks FAB-T)"
         );
         let ce = AttackSpec::new("ce", AttackConfig::Apgd(ApgdConfig::new(Norm::Linf, eps)));
@@ -483,6 +491,7 @@ mod tests {
                 norm: Norm::Linf,
                 eps: Some(eps),
                 members: vec![ce.clone(), t.clone()],
+                version: None,
             }),
         );
         assert!(protocol_note(&[&ens]).contains("not the AutoAttack standard protocol"));

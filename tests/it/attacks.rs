@@ -388,6 +388,7 @@ fn attacks_built_from_the_library_api_take_the_plans_defaults() {
             norm: Norm::Linf,
             eps: Some(0.1),
             members: Vec::new(),
+            version: None,
         }),
     );
     let err = run_audit(&model, &data, &plan(vec![empty], 20), &mut NoSink)

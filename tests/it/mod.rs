@@ -8,6 +8,7 @@ mod class_counts;
 mod cli;
 mod engine;
 mod engine_graphs;
+mod fab;
 mod fuzz_regressions;
 mod gradients;
 mod honest_data;
