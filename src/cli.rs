@@ -501,6 +501,20 @@ pub struct ModelArgs {
     /// an ONNX file carries none).
     #[arg(long, value_name = "FILE")]
     pub classes: Option<PathBuf>,
+    /// The mean the model subtracts from its input, per channel (`0.485,0.456,0.406`)
+    /// or one value, in input units; overrides the spec's. An ONNX graph
+    /// exported without the training pipeline's normalization needs it.
+    #[arg(
+        long,
+        value_name = "MEAN",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
+    pub mean: Option<Vec<f32>>,
+    /// The standard deviation the model divides its input by, per channel
+    /// or one value; overrides the spec's.
+    #[arg(long, value_name = "STD", value_delimiter = ',')]
+    pub std: Option<Vec<f32>>,
 }
 
 impl ModelArgs {
@@ -511,6 +525,8 @@ impl ModelArgs {
             strip_prefix: self.strip_prefix,
             input_range: self.input_range,
             classes: self.classes,
+            mean: self.mean,
+            std: self.std,
         }
     }
 }

@@ -234,6 +234,15 @@ fn open_tui(
 }
 
 fn warn_unused(loaded: &xai_audit::model::LoadedModel) {
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let input = &loaded.network.spec().input;
+    if !loaded.warnings.is_empty() && input.mean.is_none() && input.std.is_none() {
+        eprintln!(
+            "  hint: give them with --mean MEAN --std STD (comma-separated, one value per channel)"
+        );
+    }
     if !loaded.unused.is_empty() {
         eprintln!(
             "warning: {} tensors in the model file are not used by any layer: {}",
@@ -309,6 +318,8 @@ fn run_audit_command(
         strip_prefix: model_opts.strip_prefix,
         input_range: model_opts.input_range,
         classes: model_opts.classes,
+        mean: model_opts.mean,
+        std: model_opts.std,
         data,
         arrays: arrays.options(),
         plan,

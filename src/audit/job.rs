@@ -42,6 +42,10 @@ pub struct JobOptions {
     pub input_range: Option<[f32; 2]>,
     /// A file of class names, one per line (overrides the spec's).
     pub classes: Option<PathBuf>,
+    /// The input mean the model subtracts (overrides the spec's).
+    pub mean: Option<Vec<f32>>,
+    /// The input standard deviation the model divides by (overrides the spec's).
+    pub std: Option<Vec<f32>>,
     /// The data (default: the shipped sample).
     pub data: Option<PathBuf>,
     /// Labels, layout and `.npz` keys for array data.
@@ -281,6 +285,8 @@ fn load_model(opts: &JobOptions) -> Result<Model> {
         strip_prefix: opts.strip_prefix.clone(),
         input_range: opts.input_range,
         classes: opts.classes.clone(),
+        mean: opts.mean.clone(),
+        std: opts.std.clone(),
     };
     let loaded = load_model_with(&opts.model, &model_opts)?;
     let selected = crate::engine::select(&loaded.network, opts.engine)?;

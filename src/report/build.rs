@@ -111,6 +111,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
     let clean_accuracy = n_correct as f64 / n as f64;
     // How the outputs are read comes first: every figure depends on it.
     let mut warnings = inp.model.network.spec().output_notes();
+    warnings.extend(inp.model.warnings.iter().cloned());
     if !inp.model.unused.is_empty() {
         warnings.push(format!(
             "{} tensors in the model file are not used by any layer: {}",

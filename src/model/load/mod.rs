@@ -70,6 +70,12 @@ pub struct ModelOptions {
     /// A file of class names, one per line (see [`read_class_names`]),
     /// overriding the spec's.
     pub classes: Option<PathBuf>,
+    /// The per-channel mean the model subtracts from its input (one value,
+    /// or one per channel, in input units), overriding the spec's: for an
+    /// ONNX graph exported without the training pipeline's normalization.
+    pub mean: Option<Vec<f32>>,
+    /// The per-channel standard deviation it divides by, likewise.
+    pub std: Option<Vec<f32>>,
 }
 
 impl ModelOptions {
@@ -82,7 +88,13 @@ impl ModelOptions {
             Some(file) => format!("{origin} with the class names of {}", file.display()),
             None => origin.to_string(),
         };
-        spec.with_overrides(self.input_range, classes, &origin)
+        let overrides = crate::model::spec::Overrides {
+            range: self.input_range,
+            classes,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+        };
+        spec.with_overrides(overrides, &origin)
     }
 }
 
@@ -127,6 +139,9 @@ pub struct LoadedModel {
     pub unused: Vec<String>,
     /// The file's SHA-256, hex.
     pub sha256: String,
+    /// What the audit should say about the model before any figure (an
+    /// ONNX graph that does not normalize its input).
+    pub warnings: Vec<String>,
     /// What reading the file recognized or dropped (an ONNX graph's input
     /// normalization, its dropout), one sentence each.
     pub notes: Vec<String>,
@@ -193,10 +208,24 @@ pub fn load_model_file(file: ModelFile, path: &Path, opts: &ModelOptions) -> Res
     }
 }
 
+/// What to say about an imported ONNX graph before any figure: one that
+/// does not normalize its input may have been trained on normalized inputs,
+/// which nothing in the file says.
+fn onnx_warnings(spec: &ArchSpec) -> Vec<String> {
+    if spec.input.mean.is_some() || spec.input.std.is_some() {
+        return Vec::new();
+    }
+    vec!["the ONNX graph does not normalize its input (no mean subtracted or std divided by at its input): \
+          if the model was trained on normalized inputs (a transforms.Normalize outside the model), \
+          give that mean and std, or every figure is computed on inputs the model never saw"
+        .to_string()]
+}
+
 /// Builds the network of an ONNX model from its bytes.
 fn build_onnx_model(bytes: &[u8], path: &Path, opts: &ModelOptions) -> Result<LoadedModel> {
     let parts = onnx_parts(bytes, path, opts)?;
     let (network, used) = Network::from_tensors(parts.spec, &parts.tensors)?;
+    let warnings = onnx_warnings(network.spec());
     let used: HashSet<&str> = used.iter().map(String::as_str).collect();
     let unused = parts
         .infos
@@ -212,7 +241,8 @@ fn build_onnx_model(bytes: &[u8], path: &Path, opts: &ModelOptions) -> Result<Lo
         },
         tensors: parts.infos,
         unused,
-        sha256: crate::util::sha256_hex(bytes),
+        sha256: parts.sha256,
+        warnings,
         notes: parts.notes,
     })
 }
@@ -271,6 +301,7 @@ fn build_model(file: WeightsFile, opts: &ModelOptions) -> Result<LoadedModel> {
         tensors: file.tensors.clone(),
         unused,
         sha256: crate::util::sha256_hex(file.bytes()),
+        warnings: Vec::new(),
         notes: Vec::new(),
     })
 }

@@ -31,6 +31,9 @@ pub(crate) struct OnnxParts {
     pub producer: String,
     /// What the import recognized or dropped, one sentence each.
     pub notes: Vec<String>,
+    /// The SHA-256 of the model: its file, then any files holding its
+    /// weights outside it (`model.onnx.data`), hex.
+    pub sha256: String,
 }
 
 /// Imports the ONNX model in `bytes` (read from `path`).
@@ -46,7 +49,11 @@ pub(crate) fn onnx_parts(bytes: &[u8], path: &Path, opts: &ModelOptions) -> Resu
             "{origin}: an ONNX model's weights are named by its graph; a prefix to strip does not apply to it"
         )));
     }
-    let imported = crate::model::onnx::import(bytes, &origin)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let imported = crate::model::onnx::import(bytes, &origin, Some(dir))?;
     let spec_origin = format!("{origin} (its imported graph)");
     let spec = ArchSpec::from_json(&imported.spec.to_string(), &spec_origin)?;
     let spec = opts.apply(spec, &spec_origin)?;
@@ -60,12 +67,23 @@ pub(crate) fn onnx_parts(bytes: &[u8], path: &Path, opts: &ModelOptions) -> Resu
         });
         tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
     }
+    let mut parts: Vec<&[u8]> = vec![bytes];
+    parts.extend(imported.external.iter().map(|(_, b)| b.as_slice()));
+    let mut notes = imported.notes;
+    for (file, bytes) in &imported.external {
+        notes.push(format!(
+            "weights read from {} ({} bytes), kept beside the model",
+            file.display(),
+            bytes.len()
+        ));
+    }
     Ok(OnnxParts {
         spec,
         tensors,
         infos,
         opset: imported.opset,
         producer: imported.producer,
-        notes: imported.notes,
+        notes,
+        sha256: crate::util::sha256_hex_of(&parts),
     })
 }

@@ -191,11 +191,26 @@ pub enum Foreign {
     LfsPointer,
     /// An HTML page.
     Html,
+    /// The weights an ONNX model keeps beside itself (`model.onnx.data`,
+    /// as `torch.onnx.export` writes them).
+    OnnxWeights {
+        /// The model file they belong to.
+        model: PathBuf,
+    },
     /// A directory that is not a SavedModel.
     Directory {
         /// The model files inside it.
         models: Vec<String>,
     },
+}
+
+/// The ONNX model beside `path` whose weights `path` holds: `X.onnx` for
+/// `X.onnx.data`, when it exists.
+fn onnx_model_of_weights(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let model = name.strip_suffix(".data")?;
+    let model = path.with_file_name(model);
+    (super::is_onnx(&model) && model.is_file()).then_some(model)
 }
 
 /// The ONNX route's Python lines for a PyTorch `model` built as `build`.
@@ -230,6 +245,10 @@ impl Foreign {
     /// What `bytes` (the contents of `path`) are, when their first bytes or
     /// zip entries say so.
     pub fn sniff(bytes: &[u8], path: &Path) -> Option<Foreign> {
+        // Raw weights can start with any bytes: the name says what they are.
+        if let Some(model) = onnx_model_of_weights(path) {
+            return Some(Foreign::OnnxWeights { model });
+        }
         let starts = |magic: &[u8]| bytes.starts_with(magic);
         if starts(b"PK\x03\x04") || starts(b"PK\x05\x06") {
             return Some(zip_kind(bytes));
@@ -319,6 +338,9 @@ impl Foreign {
             Foreign::LfsPointer => "a Git LFS pointer, not the file's contents".into(),
             Foreign::Html => "an HTML page (a download that saved a web page?)".into(),
             Foreign::Directory { .. } => "a directory".into(),
+            Foreign::OnnxWeights { model } => {
+                format!("the weights file of the ONNX model {}", model.display())
+            }
         }
     }
 
@@ -469,6 +491,14 @@ impl Foreign {
             ),
             Foreign::Directory { models } => (
                 format!("Give one of the model files in it: {}.", models.join(", ")),
+                Vec::new(),
+                None,
+            ),
+            Foreign::OnnxWeights { model } => (
+                format!(
+                    "Give the model file, {}: its weights are read from this file, which stays beside it.",
+                    model.display()
+                ),
                 Vec::new(),
                 None,
             ),
@@ -694,6 +724,21 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("\"........xyz\""), "{e}");
+    }
+
+    #[test]
+    fn an_onnx_models_weights_file_names_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("net.onnx.data");
+        std::fs::write(&data, b"\x4d\xda\xbc\xba raw floats").unwrap();
+        // Without its model beside it, it is just unrecognized bytes.
+        assert!(Foreign::sniff(b"\x4d\xda", &data).is_none());
+        std::fs::write(dir.path().join("net.onnx"), b"").unwrap();
+        let e = ModelFile::read(&data).err().unwrap().to_string();
+        assert!(
+            e.contains("the weights file of the ONNX model") && e.contains("net.onnx:"),
+            "{e}"
+        );
     }
 
     #[test]

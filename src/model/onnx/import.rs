@@ -1537,6 +1537,7 @@ impl Converter<'_> {
             opset: self.opset,
             producer,
             notes: self.notes,
+            external: Vec::new(),
         })
     }
 }

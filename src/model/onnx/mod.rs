@@ -45,6 +45,7 @@
 //! the ops; anything else is an [`Error::Onnx`] naming the
 //! node, its op type and the model's opset.
 
+mod external;
 mod fold;
 mod import;
 mod patterns;
@@ -80,19 +81,33 @@ pub struct Imported {
     pub producer: String,
     /// What the importer recognized or dropped, for `inspect` and the log.
     pub notes: Vec<String>,
+    /// The files holding weights the model keeps outside itself, with
+    /// their bytes (none for a self-contained model).
+    pub external: external::ExternalFiles,
 }
 
 /// Imports the ONNX model in `bytes`; `origin` (the file) names it in errors
-/// and gives the spec its name.
+/// and gives the spec its name. `dir`, the model's directory, is where
+/// weights kept outside the file (`model.onnx.data`) are read from; without
+/// it such weights are an error.
 ///
 /// # Errors
 /// [`Error::Onnx`] when the bytes are not an ONNX model, or the graph uses an
 /// op, attribute or shape the spec cannot express (an unsupported op, a
-/// dynamic spatial size, several inputs or outputs, external weights).
-pub fn import(bytes: &[u8], origin: &str) -> Result<Imported> {
-    let model = proto::ModelProto::decode(bytes).map_err(|e| Error::Onnx {
+/// dynamic spatial size, several inputs or outputs), or external weights
+/// cannot be read.
+pub fn import(bytes: &[u8], origin: &str, dir: Option<&std::path::Path>) -> Result<Imported> {
+    let fail = |message: String| Error::Onnx {
         origin: origin.to_string(),
-        message: format!("not an ONNX model ({e})"),
-    })?;
-    import::convert(&model, origin)
+        message,
+    };
+    let mut model =
+        proto::ModelProto::decode(bytes).map_err(|e| fail(format!("not an ONNX model ({e})")))?;
+    let external = match dir {
+        Some(dir) => external::inline(&mut model, dir).map_err(fail)?,
+        None => Vec::new(),
+    };
+    let mut imported = import::convert(&model, origin)?;
+    imported.external = external;
+    Ok(imported)
 }

@@ -149,11 +149,9 @@ fn typed<T: Clone>(field: &[T], n: usize) -> Result<Vec<T>, String> {
 /// Decodes a `TensorProto` (an initializer or a `Constant`'s value).
 pub(crate) fn decode(t: &TensorProto) -> Result<Const, String> {
     let name = t.name();
-    let external = t.data_location == Some(1) || !t.external_data.is_empty();
-    if external {
+    if super::external::is_external(t) {
         return Err(format!(
-            "tensor '{name}' keeps its data in an external file, which is not supported: \
-             save the model with its weights inside the .onnx file"
+            "tensor '{name}' keeps its data in an external file, which is read only when the model is loaded from its file"
         ));
     }
     let mut dims = Vec::with_capacity(t.dims.len());

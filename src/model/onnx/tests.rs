@@ -8,8 +8,8 @@ use serde_json::{json, Value as Json};
 
 use super::proto::{
     tensor_shape_proto::{dimension, Dimension},
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use super::{import, Imported};
 use crate::rng::Rng;
@@ -103,14 +103,14 @@ impl G {
     }
 
     fn import(&self) -> Imported {
-        match import(&self.bytes(), "models/net.onnx") {
+        match import(&self.bytes(), "models/net.onnx", None) {
             Ok(m) => m,
             Err(e) => panic!("import failed: {e}"),
         }
     }
 
     fn error(&self) -> String {
-        match import(&self.bytes(), "models/net.onnx") {
+        match import(&self.bytes(), "models/net.onnx", None) {
             Ok(m) => panic!("import succeeded: {}", m.spec),
             Err(e) => e.to_string(),
         }
@@ -371,6 +371,73 @@ fn sub_div_at_the_input_become_mean_and_std() {
     assert_eq!(ops(&m)[0], "conv2d");
     assert_eq!(nodes(&m)[0]["inputs"], json!(["input"]));
     assert_eq!(m.notes.len(), 2, "{:?}", m.notes);
+}
+
+/// The same function saved with its normalization in the graph, or
+/// without it and given on the command line, is the same model; only the
+/// graph without any normalization gets the warning.
+#[test]
+fn a_mean_and_std_given_for_a_graph_without_them_equal_the_graph_with_them() {
+    use crate::model::{load_model_with, Classifier, ModelOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let (mean, std) = (vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225]);
+    let mut inside = small_cnn();
+    inside.nodes[0].input[0] = "xn".into();
+    inside
+        .init("mean", &[1, 3, 1, 1], &mean)
+        .init("std", &[1, 3, 1, 1], &std);
+    inside
+        .nodes
+        .insert(0, node_of("Sub", "sub", &["x", "mean"], "xs"));
+    inside
+        .nodes
+        .insert(1, node_of("Div", "div", &["xs", "std"], "xn"));
+    let (a, b) = (
+        dir.path().join("inside.onnx"),
+        dir.path().join("plain.onnx"),
+    );
+    std::fs::write(&a, inside.bytes()).unwrap();
+    std::fs::write(&b, small_cnn().bytes()).unwrap();
+    let with = load_model_with(&a, &ModelOptions::default()).unwrap();
+    let given = load_model_with(
+        &b,
+        &ModelOptions {
+            mean: Some(mean.clone()),
+            std: Some(std.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let bare = load_model_with(&b, &ModelOptions::default()).unwrap();
+    assert!(with.warnings.is_empty() && given.warnings.is_empty());
+    assert!(
+        bare.warnings[0].contains("does not normalize its input"),
+        "{:?}",
+        bare.warnings
+    );
+    let shape = with.network.input_shape();
+    let mut rng = Rng::new(5);
+    let x: Vec<f32> = (0..2 * shape.iter().product::<usize>())
+        .map(|_| rng.uniform_f32())
+        .collect();
+    let x = candle_core::Tensor::from_vec(
+        x,
+        (2, shape[0], shape[1], shape[2]),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let logits = |m: &crate::model::LoadedModel| -> Vec<Vec<f32>> {
+        m.network.logits(&x).unwrap().to_vec2().unwrap()
+    };
+    let (l1, l2, l3) = (logits(&with), logits(&given), logits(&bare));
+    for (u, v) in l1.iter().flatten().zip(l2.iter().flatten()) {
+        assert!((u - v).abs() <= 1e-5 * (1.0 + u.abs()), "{u} vs {v}");
+    }
+    assert!(l1
+        .iter()
+        .flatten()
+        .zip(l3.iter().flatten())
+        .any(|(u, v)| (u - v).abs() > 1e-3));
 }
 
 #[test]
@@ -1024,6 +1091,75 @@ fn external_data_is_an_error_naming_the_tensor() {
     assert!(e.contains("tensor 'w'") && e.contains("external"), "{e}");
 }
 
+/// `small_cnn` with its first initializer's values moved to `location`
+/// in `dir` (at byte 16, after padding, as `torch.onnx.export` aligns them).
+fn with_external_weights(dir: &std::path::Path, location: &str, length: Option<usize>) -> G {
+    let mut g = small_cnn();
+    let t = &mut g.inits[0];
+    let mut bytes = vec![0u8; 16];
+    bytes.extend(t.float_data.iter().flat_map(|v| v.to_le_bytes()));
+    let n = bytes.len() - 16;
+    if !location.contains("..") && !location.starts_with('/') {
+        std::fs::write(dir.join(location), &bytes).unwrap();
+    }
+    t.float_data.clear();
+    t.data_location = Some(1);
+    let entry = |k: &str, v: String| StringStringEntryProto {
+        key: Some(k.into()),
+        value: Some(v),
+    };
+    t.external_data = vec![
+        entry("location", location.into()),
+        entry("offset", "16".into()),
+        entry("length", length.unwrap_or(n).to_string()),
+    ];
+    g
+}
+
+#[test]
+fn external_weights_beside_the_model_are_read_and_hashed_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let inline = small_cnn().import();
+    let g = with_external_weights(dir.path(), "net.onnx.data", None);
+    let outside = import(&g.bytes(), "net.onnx", Some(dir.path())).unwrap();
+    assert_eq!(outside.weights, inline.weights);
+    assert_eq!(outside.spec, inline.spec);
+    assert_eq!(outside.external.len(), 1);
+    assert!(outside.external[0].0.ends_with("net.onnx.data"));
+    // Through the loader: the model's hash covers the weights file too.
+    let model = dir.path().join("net.onnx");
+    std::fs::write(&model, g.bytes()).unwrap();
+    let loaded = crate::model::load_model(&model, None).unwrap();
+    let alone = crate::util::sha256_hex(&g.bytes());
+    assert_ne!(loaded.sha256, alone);
+    assert!(loaded.notes.iter().any(|n| n.contains("net.onnx.data")));
+}
+
+#[test]
+fn external_weights_outside_the_directory_missing_or_short_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |g: G| match import(&g.bytes(), "net.onnx", Some(dir.path())) {
+        Ok(_) => panic!("imported"),
+        Err(e) => e.to_string(),
+    };
+    let e = at(with_external_weights(dir.path(), "../escape.bin", None));
+    assert!(
+        e.contains("tensor 'w'") && e.contains("not a path inside"),
+        "{e}"
+    );
+    let e = at(with_external_weights(dir.path(), "/etc/hostname", None));
+    assert!(e.contains("not a path inside"), "{e}");
+    let mut g = with_external_weights(dir.path(), "net.onnx.data", None);
+    std::fs::remove_file(dir.path().join("net.onnx.data")).unwrap();
+    let e = at(std::mem::replace(&mut g, small_cnn()));
+    assert!(
+        e.contains("cannot be read") && e.contains("beside the model"),
+        "{e}"
+    );
+    let e = at(with_external_weights(dir.path(), "w.bin", Some(1 << 20)));
+    assert!(e.contains("tensor 'w'") && e.contains("which holds"), "{e}");
+}
+
 #[test]
 fn garbage_and_empty_bytes_are_not_onnx() {
     for bytes in [
@@ -1031,7 +1167,7 @@ fn garbage_and_empty_bytes_are_not_onnx() {
         b"",
         b"PK\x03\x04 a zip file",
     ] {
-        let e = import(bytes, "x.onnx").unwrap_err().to_string();
+        let e = import(bytes, "x.onnx", None).unwrap_err().to_string();
         assert!(e.contains("not an ONNX model"), "{e}");
     }
     let mut wrong_size = small_cnn();
@@ -1093,7 +1229,7 @@ fn fuzzed_models_never_panic() {
                 bytes.splice(at..at, noise);
             }
         }
-        if import(&bytes, "fuzz.onnx").is_ok() {
+        if import(&bytes, "fuzz.onnx", None).is_ok() {
             accepted += 1;
         }
     }
@@ -1119,7 +1255,7 @@ fn import_exported_models() {
     let mut failed = Vec::new();
     for path in paths {
         let bytes = std::fs::read(&path).unwrap();
-        match import(&bytes, &path.display().to_string()) {
+        match import(&bytes, &path.display().to_string(), path.parent()) {
             Ok(m) => {
                 let mut counts = std::collections::BTreeMap::new();
                 for op in ops(&m) {
@@ -1253,6 +1389,6 @@ fn structurally_fuzzed_graphs_never_panic() {
                 }
             }
         }
-        let _ = import(&g.bytes(), "fuzz.onnx");
+        let _ = import(&g.bytes(), "fuzz.onnx", None);
     }
 }

@@ -22,7 +22,7 @@ mod types;
 
 pub use describe::fmt_shape;
 pub use infer::{pooled_len, window_overflows};
-pub use parse::SUPPORTED_OPS;
+pub use parse::{Overrides, SUPPORTED_OPS};
 pub use types::{
     ArchSpec, GeluApproximate, InputSpec, LayerInfo, LayerSpec, NodeSpec, ParamInfo, Size2,
     INPUT_NAME,

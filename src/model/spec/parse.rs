@@ -11,6 +11,19 @@ use super::types::{InputSpec, NodeSpec, INPUT_NAME};
 use super::{fmt_shape, ArchSpec, LayerSpec, MAX_CLASSES, SPEC_VERSION};
 use crate::error::{Error, Result};
 
+/// What the command line replaces in a spec ([`ArchSpec::with_overrides`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// The valid input range `[lo, hi]`.
+    pub range: Option<[f32; 2]>,
+    /// The class names, in output order.
+    pub classes: Option<Vec<String>>,
+    /// The input mean (one value, or one per channel).
+    pub mean: Option<Vec<f32>>,
+    /// The input standard deviation (one value, or one per channel).
+    pub std: Option<Vec<f32>>,
+}
+
 impl ArchSpec {
     /// Parses a spec from JSON text; `origin` names where it came from in
     /// errors. Version 2 is a graph of `nodes`; version 1's `layers` (with
@@ -94,22 +107,23 @@ impl ArchSpec {
         }
     }
 
-    /// The spec with its input range and class names replaced (where
-    /// given), checked again; `origin` names it in errors.
-    pub fn with_overrides(
-        mut self,
-        range: Option<[f32; 2]>,
-        classes: Option<Vec<String>>,
-        origin: &str,
-    ) -> Result<Self> {
-        if range.is_none() && classes.is_none() {
+    /// The spec with its input range, class names and normalization
+    /// replaced where given, checked again; `origin` names it in errors.
+    pub fn with_overrides(mut self, o: Overrides, origin: &str) -> Result<Self> {
+        if o == Overrides::default() {
             return Ok(self);
         }
-        if let Some(r) = range {
+        if let Some(r) = o.range {
             self.input.range = r;
         }
-        if let Some(c) = classes {
+        if let Some(c) = o.classes {
             self.classes = c;
+        }
+        if let Some(m) = o.mean {
+            self.input.mean = Some(m);
+        }
+        if let Some(s) = o.std {
+            self.input.std = Some(s);
         }
         self.validate().map_err(|message| Error::Spec {
             origin: origin.to_string(),

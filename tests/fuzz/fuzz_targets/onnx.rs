@@ -12,7 +12,7 @@ use xai_audit::model::onnx::import;
 
 fuzz_target!(|data: &[u8]| {
     let origin = "fuzz-input.onnx";
-    let Ok(imported) = import(data, origin) else {
+    let Ok(imported) = import(data, origin, None) else {
         return;
     };
     // A graph that imports builds, or fails with an error: never a panic.
