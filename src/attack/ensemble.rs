@@ -103,6 +103,15 @@ impl EnsembleConfig {
     /// Reads an `autoattack` entry; one config per ε.
     pub fn autoattack_from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
         e.choice("version", &[("standard", ())]);
+        // AutoAttack's L1 version (APGD with `use_largereps`, 5 restarts,
+        // APGD-T on 5 targets, FAB-T and Square L1) is not assembled yet:
+        // its L∞/L2 members would run in another norm.
+        if budget.norm == Some(Norm::L1) {
+            e.fail(
+                "norm",
+                "autoattack has no L1 version yet: write apgd entries with norm = \"l1\" (and use_largereps = true, AutoAttack's L1 schedule) in an ensemble",
+            );
+        }
         let norm = budget.norm();
         budget
             .names()

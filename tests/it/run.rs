@@ -175,6 +175,7 @@ fn summary_figures_match_the_samples(report: &Report, stdout: &str) {
                     (false, _) => f64::INFINITY,
                     (true, Norm::L2) => sa.perturbation_l2,
                     (true, Norm::Linf) => sa.perturbation_linf,
+                    (true, Norm::L1) => sa.perturbation_l1.unwrap(),
                 }
             })
             .collect();
