@@ -575,8 +575,8 @@ pub fn l1_box_projection(y: &[f64], lower: &[f64], upper: &[f64], eps: f64) -> V
     }
     // (λ, change in the number of coordinates that shrink as λ grows).
     let mut events: Vec<(f64, i64)> = Vec::with_capacity(2 * y.len());
-    for i in 0..y.len() {
-        let (m, u) = (y[i].abs(), cap(i));
+    for (i, yi) in y.iter().enumerate() {
+        let (m, u) = (yi.abs(), cap(i));
         if m > 0.0 && u > 0.0 {
             events.push(((m - u).max(0.0), 1));
             events.push((m, -1));
