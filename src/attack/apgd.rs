@@ -92,6 +92,7 @@ pub struct ApgdConfig {
     /// L1 only: AutoAttack's L1 schedule, 30% of the steps at 3ε, 30% at
     /// 2ε, the rest at ε (the reference's `use_largereps`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
     pub use_largereps: bool,
 }
 

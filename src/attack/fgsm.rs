@@ -73,8 +73,13 @@ impl AttackMethod for FgsmConfig {
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
     }
+    /// `FGSM`; `FGM` in L1, where the step is no sign (Foolbox's name).
     fn label(&self) -> String {
-        super::targeted_label("FGSM", self.target)
+        let name = match self.norm {
+            Norm::Linf | Norm::L2 => "FGSM",
+            Norm::L1 => "FGM",
+        };
+        super::targeted_label(name, self.target)
     }
     fn target(&self) -> Option<Target> {
         self.target
