@@ -1,6 +1,24 @@
 //! Auto-PGD (Croce & Hein, ICML 2020), the first two attacks of AutoAttack:
 //! APGD with the cross-entropy or the DLR loss, untargeted, or targeted at
-//! the top-k other classes (APGD-T), in L∞ and L2.
+//! the top-k other classes (APGD-T), in L∞, L2 and L1.
+//!
+//! L1 is l1-APGD from "Mind the box" (Croce & Hein, ICML 2021), as the
+//! reference's `norm='L1'` branch of `autopgd_base.py`: a random start is a
+//! standard Gaussian δ projected onto the L1 ball ∩ box; each step moves
+//! the coordinates whose |gradient| is among the top `k` (k starts at 20%
+//! of the coordinates, as the reference code, or at ⅔ of a given start's
+//! nonzero count) by `step·sign(g)/k`, with no momentum, and is projected
+//! exactly onto the L1 ball ∩ box ([`super::l1_box_projection`]); the
+//! step starts at ε. Every max(⌊0.04·N⌋, 1) iterations k becomes ⅔ of the
+//! best point's nonzero count, and if that count fell below 95% of the
+//! last one the step is reset to ε and the run restarts from its best
+//! point, else the step is divided by 1.5 (kept within [ε/10, ε]).
+//! `use_largereps` is AutoAttack's L1 schedule (`decr_eps_pgd`): 30% of the
+//! iterations at 3ε, 30% at 2ε and the rest at ε, each stage starting from
+//! the previous one's best point projected onto the smaller ball (the first
+//! from a Gaussian start projected at 3ε); only the last stage's points,
+//! inside the ε-ball, can count as adversarial. Unlike the reference the
+//! box is the model's range rather than [0, 1].
 //!
 //! Follows the reference implementation (`fra31/auto-attack`, as ported in
 //! torchattacks 3.5): a random start on the ε-sphere, first step 2ε,
@@ -71,6 +89,11 @@ pub struct ApgdConfig {
     #[schemars(range(min = 1))]
     #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "untargeted"}}))]
     pub target_classes: Option<usize>,
+    /// L1 only: AutoAttack's L1 schedule, 30% of the steps at 3ε, 30% at
+    /// 2ε, the rest at ε (the reference's `use_largereps`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
+    pub use_largereps: bool,
 }
 
 impl ApgdConfig {
@@ -83,6 +106,7 @@ impl ApgdConfig {
             restarts: DEFAULT_RESTARTS,
             loss: DEFAULT_LOSS,
             target_classes: None,
+            use_largereps: false,
         }
     }
 
@@ -95,6 +119,13 @@ impl ApgdConfig {
             .unwrap_or(DEFAULT_LOSS);
         let target_classes = e.positive_int("target_classes");
         let norm = budget.norm();
+        let use_largereps = e.boolean("use_largereps").unwrap_or(false);
+        if use_largereps && norm != Norm::L1 {
+            e.fail(
+                "use_largereps",
+                format!("is AutoAttack's L1 schedule: it needs norm = \"l1\", not \"{norm}\""),
+            );
+        }
         budget
             .eps_list(e)
             .into_iter()
@@ -105,6 +136,7 @@ impl ApgdConfig {
                 restarts,
                 loss,
                 target_classes,
+                use_largereps: use_largereps && norm == Norm::L1,
             })
             .collect()
     }
@@ -119,6 +151,7 @@ impl ApgdConfig {
             loss: self.loss,
             target_classes: self.target_classes,
             rho: DEFAULT_RHO,
+            use_largereps: self.use_largereps,
         }
     }
 }
@@ -162,6 +195,57 @@ pub struct Apgd {
     pub target_classes: Option<usize>,
     /// Step-halving threshold ρ.
     pub rho: f32,
+    /// L1 only: AutoAttack's 3ε, 2ε, ε schedule.
+    pub use_largereps: bool,
+}
+
+/// One APGD run's budget, length and start.
+struct Stage<'a> {
+    /// The ball's radius for this run.
+    eps: f32,
+    /// Iterations.
+    steps: usize,
+    /// A starting point per row (`None`: a random start).
+    init: Option<&'a [f32]>,
+    /// Whether its points may count (a larger-ε stage's may not).
+    offer: bool,
+}
+
+/// The share of coordinates an l1-APGD step starts with (the reference's
+/// `topk = .2`).
+pub const L1_INITIAL_TOPK: f32 = 0.2;
+
+/// The number of nonzero coordinates of `a − x`.
+fn nonzero(a: &[f32], x: &[f32]) -> usize {
+    a.iter().zip(x).filter(|(p, q)| p != q).count()
+}
+
+/// One l1-APGD step for one sample: the coordinates whose |gradient| is at
+/// or above the one at rank ⌊(1 − topk)·d⌋ of the sorted magnitudes move by
+/// `step·sign(g)` over their count, then the exact L1 ∩ box projection.
+fn l1_step_sample(
+    eps: f32,
+    step: f32,
+    topk: f32,
+    adv: &mut [f32],
+    x: &[f32],
+    grad: &[f32],
+    range: (f32, f32),
+) {
+    let d = grad.len();
+    let mut sorted: Vec<f32> = grad.iter().map(|g| g.abs()).collect();
+    sorted.sort_by(f32::total_cmp);
+    let rank = (((1.0 - topk) * d as f32).max(0.0) as usize).min(d.saturating_sub(1));
+    let threshold = sorted.get(rank).copied().unwrap_or(0.0);
+    let signs: Vec<f32> = grad
+        .iter()
+        .map(|&g| if g.abs() >= threshold { sign(g) } else { 0.0 })
+        .collect();
+    let count = signs.iter().map(|v| v.abs()).sum::<f32>() + 1e-10;
+    for (a, s) in adv.iter_mut().zip(&signs) {
+        *a += step * s / count;
+    }
+    super::project(adv, x, Norm::L1, eps, range);
 }
 
 /// The DLR loss and its gradient with respect to the logits. Untargeted:
@@ -252,6 +336,8 @@ fn step_sample(
                 adv[i] = m.max(x[i] - eps).min(x[i] + eps).clamp(lo, hi);
             }
         }
+        // l1-APGD has its own step ([`l1_step_sample`]): no momentum.
+        Norm::L1 => l1_step_sample(eps, step, 1.0, adv, x, grad, range),
         Norm::L2 => {
             let g = l2_normalized(grad);
             let mut z: Vec<f32> = adv.iter().zip(&g).map(|(a, gi)| a + step * gi).collect();
@@ -316,7 +402,10 @@ impl Apgd {
         ))
     }
 
-    /// One APGD run on batch rows `rows`, offering every iterate to `best`.
+    /// One APGD run on batch rows `rows` at `stage`'s budget, offering every
+    /// iterate to `best` when the stage's points count; returns the gradient
+    /// evaluations and the run's highest-loss point per row (the next
+    /// stage's start under `use_largereps`).
     #[allow(clippy::too_many_arguments)]
     fn single_run(
         &self,
@@ -326,7 +415,8 @@ impl Apgd {
         targets: Option<&[u32]>,
         rngs: &mut [Rng],
         best: &mut BestTracker,
-    ) -> Result<usize> {
+        stage: &Stage,
+    ) -> Result<(usize, Vec<f32>)> {
         let per = batch.item_len();
         let n = rows.len();
         let range = model.input_range();
@@ -334,64 +424,121 @@ impl Apgd {
         let x = gather(batch.x, rows, per);
         let labels: Vec<u32> = rows.iter().map(|&i| batch.labels[i]).collect();
         let sub_targets: Option<Vec<u32>> = targets.map(|t| rows.iter().map(|&i| t[i]).collect());
+        let eps = stage.eps;
+        let steps = stage.steps.max(1);
 
-        // Random start on the ε-sphere (then clipped), as the reference.
         let mut adv = x.clone();
-        for (r, &i) in rows.iter().enumerate() {
-            let rng = &mut rngs[i];
-            let xs = &x[r * per..(r + 1) * per];
-            let t: Vec<f32> = match self.norm {
-                Norm::Linf => (0..per).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect(),
-                Norm::L2 => (0..per).map(|_| rng.normal()).collect(),
-            };
-            let scale = match self.norm {
-                Norm::Linf => t.iter().fold(0f32, |m, v| m.max(v.abs())),
-                Norm::L2 => t.iter().map(|v| v * v).sum::<f32>().sqrt() + 1e-12,
-            };
-            let a = &mut adv[r * per..(r + 1) * per];
-            for ((ai, xi), ti) in a.iter_mut().zip(xs).zip(&t) {
-                *ai = xi + self.eps * ti / scale.max(f32::MIN_POSITIVE);
+        match stage.init {
+            Some(init) => adv.copy_from_slice(init),
+            None => {
+                // Random start on the ε-sphere (then clipped), as the
+                // reference; in L1 a standard Gaussian δ projected onto the
+                // L1 ball ∩ box.
+                for (r, &i) in rows.iter().enumerate() {
+                    let rng = &mut rngs[i];
+                    let xs = &x[r * per..(r + 1) * per];
+                    let a = &mut adv[r * per..(r + 1) * per];
+                    match self.norm {
+                        Norm::Linf | Norm::L2 => {
+                            let t: Vec<f32> = match self.norm {
+                                Norm::Linf => {
+                                    (0..per).map(|_| 2.0 * rng.uniform_f32() - 1.0).collect()
+                                }
+                                _ => (0..per).map(|_| rng.normal()).collect(),
+                            };
+                            let scale = match self.norm {
+                                Norm::Linf => t.iter().fold(0f32, |m, v| m.max(v.abs())),
+                                _ => t.iter().map(|v| v * v).sum::<f32>().sqrt() + 1e-12,
+                            };
+                            for ((ai, xi), ti) in a.iter_mut().zip(xs).zip(&t) {
+                                *ai = xi + eps * ti / scale.max(f32::MIN_POSITIVE);
+                            }
+                        }
+                        Norm::L1 => {
+                            for (ai, xi) in a.iter_mut().zip(xs) {
+                                *ai = xi + rng.normal();
+                            }
+                        }
+                    }
+                }
             }
-            super::project(a, xs, self.norm, self.eps, range);
+        }
+        for r in 0..n {
+            let span = r * per..(r + 1) * per;
+            super::project(&mut adv[span.clone()], &x[span], self.norm, eps, range);
         }
 
         let (logits, mut loss, mut grad) =
             self.loss_and_grad(model, &adv, shape, &labels, sub_targets.as_deref())?;
         let mut evaluations = 1;
-        best.offer_rows(rows, &adv, &logits, batch.labels, targets);
+        if stage.offer {
+            best.offer_rows(rows, &adv, &logits, batch.labels, targets);
+        }
         let mut x_best = adv.clone();
         let mut grad_best = grad.clone();
         let mut loss_best = loss.clone();
-        let mut step = vec![2.0 * self.eps; n];
+        let l1 = self.norm == Norm::L1;
+        // The reference's first step: 2ε (L∞, L2), ε (L1).
+        let alpha = if l1 { 1.0 } else { 2.0 };
+        let mut step = vec![alpha * eps; n];
         let mut old = adv.clone();
-        let (mut k, shrink, k_min) = schedule(self.steps);
+        let (mut k, shrink, k_min) = schedule(steps);
+        if l1 {
+            k = ((0.04 * steps as f64) as usize).max(1);
+        }
+        // l1-APGD's sparsity: the share of coordinates a step moves, and the
+        // best point's nonzero count at the last checkpoint.
+        let (mut topk, mut sparsity_old): (Vec<f32>, Vec<f32>) = match stage.init {
+            None => (vec![L1_INITIAL_TOPK; n], vec![per as f32; n]),
+            Some(_) => (0..n)
+                .map(|r| {
+                    let span = r * per..(r + 1) * per;
+                    let nz = nonzero(&adv[span.clone()], &x[span]) as f32;
+                    (nz / per as f32 / 1.5, nz)
+                })
+                .unzip(),
+        };
         let mut since_check = 0;
-        let mut loss_steps: Vec<Vec<f32>> = Vec::with_capacity(self.steps);
+        let mut loss_steps: Vec<Vec<f32>> = Vec::with_capacity(steps);
         let mut loss_best_last_check = loss_best.clone();
         let mut reduced_last_check = vec![true; n];
 
-        for i in 0..self.steps {
+        for i in 0..steps {
             let momentum = if i > 0 { 0.75 } else { 1.0 };
             let prev = adv.clone();
             for (r, &step_r) in step.iter().enumerate() {
                 let span = r * per..(r + 1) * per;
-                step_sample(
-                    self.norm,
-                    self.eps,
-                    step_r,
-                    momentum,
-                    &mut adv[span.clone()],
-                    &old[span.clone()],
-                    &x[span.clone()],
-                    &grad[span],
-                    range,
-                );
+                if l1 {
+                    l1_step_sample(
+                        eps,
+                        step_r,
+                        topk[r],
+                        &mut adv[span.clone()],
+                        &x[span.clone()],
+                        &grad[span],
+                        range,
+                    );
+                } else {
+                    step_sample(
+                        self.norm,
+                        eps,
+                        step_r,
+                        momentum,
+                        &mut adv[span.clone()],
+                        &old[span.clone()],
+                        &x[span.clone()],
+                        &grad[span],
+                        range,
+                    );
+                }
             }
             old = prev;
             let (logits, new_loss, new_grad) =
                 self.loss_and_grad(model, &adv, shape, &labels, sub_targets.as_deref())?;
             evaluations += 1;
-            best.offer_rows(rows, &adv, &logits, batch.labels, targets);
+            if stage.offer {
+                best.offer_rows(rows, &adv, &logits, batch.labels, targets);
+            }
             loss = new_loss;
             grad = new_grad;
             loss_steps.push(loss.clone());
@@ -404,7 +551,27 @@ impl Apgd {
                 }
             }
             since_check += 1;
-            if since_check == k {
+            if since_check == k && l1 {
+                for r in 0..n {
+                    let span = r * per..(r + 1) * per;
+                    let sparsity = nonzero(&x_best[span.clone()], &x[span.clone()]) as f32;
+                    // 0/0 is NaN, not below 0.95, as in the reference.
+                    let sparser = sparsity / sparsity_old[r] < 0.95;
+                    topk[r] = sparsity / per as f32 / 1.5;
+                    if sparser {
+                        step[r] = alpha * eps;
+                    } else {
+                        step[r] /= 1.5;
+                    }
+                    step[r] = step[r].clamp(alpha * eps / 10.0, alpha * eps);
+                    sparsity_old[r] = sparsity;
+                    if sparser {
+                        adv[span.clone()].copy_from_slice(&x_best[span.clone()]);
+                        grad[span.clone()].copy_from_slice(&grad_best[span]);
+                    }
+                }
+                since_check = 0;
+            } else if since_check == k {
                 for r in 0..n {
                     // Increases among the last k steps (the reference compares
                     // with a zero loss before the first step, kept here).
@@ -433,6 +600,65 @@ impl Apgd {
             }
         }
         let _ = loss;
+        Ok((evaluations, x_best))
+    }
+
+    /// One run on `rows`: a single stage at ε, or AutoAttack's L1 schedule
+    /// (3ε, 2ε, ε over 30%, 30% and 40% of the steps, each stage from the
+    /// last one's best point) under `use_largereps`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_rows(
+        &self,
+        model: &dyn Classifier,
+        batch: &AttackBatch,
+        rows: &[usize],
+        targets: Option<&[u32]>,
+        rngs: &mut [Rng],
+        best: &mut BestTracker,
+    ) -> Result<usize> {
+        if !(self.use_largereps && self.norm == Norm::L1) {
+            let stage = Stage {
+                eps: self.eps,
+                steps: self.steps,
+                init: None,
+                offer: true,
+            };
+            return Ok(self
+                .single_run(model, batch, rows, targets, rngs, best, &stage)?
+                .0);
+        }
+        let n = self.steps as f64;
+        let first = (0.3 * n).ceil() as usize;
+        let schedule = [
+            (3.0 * self.eps, first),
+            (2.0 * self.eps, first),
+            (self.eps, self.steps.saturating_sub(2 * first).max(1)),
+        ];
+        let per = batch.item_len();
+        let x = gather(batch.x, rows, per);
+        let mut init: Vec<f32> = x.clone();
+        for (r, &i) in rows.iter().enumerate() {
+            for v in &mut init[r * per..(r + 1) * per] {
+                *v += rngs[i].normal();
+            }
+        }
+        let range = model.input_range();
+        let mut evaluations = 0;
+        for (s, &(eps, steps)) in schedule.iter().enumerate() {
+            for r in 0..rows.len() {
+                let span = r * per..(r + 1) * per;
+                super::project(&mut init[span.clone()], &x[span], Norm::L1, eps, range);
+            }
+            let stage = Stage {
+                eps,
+                steps,
+                init: Some(&init),
+                offer: s == schedule.len() - 1,
+            };
+            let (used, next) = self.single_run(model, batch, rows, targets, rngs, best, &stage)?;
+            evaluations += used;
+            init = next;
+        }
         Ok(evaluations)
     }
 }
@@ -485,7 +711,7 @@ impl Attack for Apgd {
                         break;
                     }
                     evaluations +=
-                        self.single_run(model, batch, &rows, None, &mut rngs, &mut best)?;
+                        self.run_rows(model, batch, &rows, None, &mut rngs, &mut best)?;
                 }
                 Ok(best.into_outcome(None, evaluations))
             }
@@ -510,7 +736,7 @@ impl Attack for Apgd {
                             break;
                         }
                         let mut targeted = BestTracker::new(batch, Some(&targets));
-                        evaluations += self.single_run(
+                        evaluations += self.run_rows(
                             model,
                             batch,
                             &rows,

@@ -137,6 +137,15 @@ impl EnsembleConfig {
         let version = e
             .choice("version", AUTOATTACK_VERSIONS)
             .unwrap_or(AutoAttackVersion::Standard);
+        // AutoAttack's L1 version (APGD with `use_largereps`, 5 restarts,
+        // APGD-T on 5 targets, FAB-T and Square L1) is not assembled yet:
+        // Square has no L1 version here.
+        if budget.norm == Some(Norm::L1) {
+            e.fail(
+                "norm",
+                "autoattack has no L1 version yet: write apgd entries with norm = \"l1\" (and use_largereps = true, AutoAttack's L1 schedule) in an ensemble",
+            );
+        }
         let norm = budget.norm();
         budget
             .names()

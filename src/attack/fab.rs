@@ -15,7 +15,8 @@
 //! clipped to the range; an iterate that is adversarial is recorded when it
 //! is the smallest so far and pulled back towards `x₀` by `β`. Restart 0
 //! starts at `x₀`, later ones at a random point at half the start radius
-//! (`eps`, else the reference's 0.3 / 1.0 in L∞ / L2 times the range width).
+//! (`eps`, else the reference's 0.3 / 1.0 / 5.0 in L∞ / L2 / L1 times the
+//! range width).
 //!
 //! Success means misclassified (FAB-T too: the targets only steer the
 //! search), within `eps` when one is given; only such points are returned,
@@ -58,11 +59,12 @@ pub const DEFAULT_ETA: f64 = 1.05;
 pub const DEFAULT_BETA: f64 = 0.9;
 
 /// The random-start radius without `eps`, as a share of the range width:
-/// the reference's defaults on `[0, 1]` inputs (L∞ 0.3, L2 1.0).
+/// the reference's defaults on `[0, 1]` inputs (L∞ 0.3, L2 1.0, L1 5.0).
 pub fn default_start_radius(norm: Norm) -> f64 {
     match norm {
         Norm::Linf => 0.3,
         Norm::L2 => 1.0,
+        Norm::L1 => 5.0,
     }
 }
 
@@ -223,15 +225,17 @@ fn norm_of(v: impl Iterator<Item = f64>, norm: Norm) -> f64 {
     match norm {
         Norm::Linf => v.fold(0.0, |m, a| m.max(a.abs())),
         Norm::L2 => v.map(|a| a * a).sum::<f64>().sqrt(),
+        Norm::L1 => v.map(f64::abs).sum(),
     }
 }
 
-/// The dual norm of `w` (L1 for L∞, L2 for L2): the linearised distance
-/// to a hyperplane is `|f| / ‖w‖_dual`.
+/// The dual norm of `w` (L1 for L∞, L2 for L2, L∞ for L1): the
+/// linearised distance to a hyperplane is `|f| / ‖w‖_dual`.
 fn dual_norm(w: &[f32], norm: Norm) -> f64 {
     match norm {
         Norm::Linf => w.iter().map(|a| (*a as f64).abs()).sum(),
         Norm::L2 => w.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt(),
+        Norm::L1 => w.iter().fold(0.0, |m, a| m.max((*a as f64).abs())),
     }
 }
 
@@ -240,7 +244,8 @@ fn dual_norm(w: &[f32], norm: Norm) -> f64 {
 /// range), solved exactly: each coordinate moves only in the direction that
 /// brings `w·(t + d)` towards `b`, and the amount follows from sorted
 /// breakpoints (L∞: one common step `λ` capped by each coordinate's room;
-/// L2: `λ·|w_i|` capped by the room). When no point of the range reaches
+/// L2: `λ·|w_i|` capped by the room; L1: the coordinates of largest `|w_i|`
+/// first, each up to its room). When no point of the range reaches
 /// the hyperplane, every coordinate moves as far as its room allows (the
 /// corner of the range closest to the hyperplane in `w`'s direction).
 ///
@@ -282,11 +287,26 @@ pub fn boundary_projection(
             moves.push((i, dir, wi.abs(), room));
         }
     }
+    if norm == Norm::L1 {
+        // The cheapest L1 route moves the coordinates with the largest
+        // |w_i| first, each as far as its room, the last one partly.
+        moves.sort_by(|p, q| q.2.total_cmp(&p.2).then(p.0.cmp(&q.0)));
+        let mut left = need;
+        for &(i, dir, a, room) in &moves {
+            if left <= 0.0 {
+                break;
+            }
+            let step = (left / a).min(room);
+            d[i] = (dir * step) as f32;
+            left -= a * step;
+        }
+        return d;
+    }
     // g(λ) = Σ a_i·min(λ·k_i, r_i) is piecewise linear and increasing; its
     // breakpoints are λ_i = r_i / k_i (k_i = 1 in L∞, a_i in L2).
     let slope = |a: f64| match norm {
-        Norm::Linf => 1.0,
         Norm::L2 => a,
+        _ => 1.0,
     };
     moves.sort_by(|p, q| (p.3 / slope(p.2)).total_cmp(&(q.3 / slope(q.2))));
     let mut saturated = 0.0; // Σ a_i r_i over coordinates at their room
@@ -454,14 +474,14 @@ impl Fab {
     }
 
     /// A random start around `x0`: a direction of norm `radius / 2`
-    /// (L∞: uniform in the cube, scaled to its largest coordinate; L2:
-    /// Gaussian, scaled to its length), clipped to the range.
+    /// (L∞: uniform in the cube, scaled to its largest coordinate; L2, L1:
+    /// Gaussian, scaled to its norm), clipped to the range.
     fn random_start(&self, x0: &[f32], radius: f64, rng: &mut Rng, range: (f32, f32)) -> Vec<f32> {
         let t: Vec<f64> = match self.norm {
             Norm::Linf => (0..x0.len())
                 .map(|_| 2.0 * rng.uniform_f64() - 1.0)
                 .collect(),
-            Norm::L2 => (0..x0.len()).map(|_| rng.normal() as f64).collect(),
+            Norm::L2 | Norm::L1 => (0..x0.len()).map(|_| rng.normal() as f64).collect(),
         };
         let size = norm_of(t.iter().copied(), self.norm).max(1e-12);
         x0.iter()

@@ -1,8 +1,12 @@
 //! The fast gradient (sign) method (Goodfellow et al. 2015): one step of
-//! length ε from the clean input, along the gradient's sign (L∞) or the
-//! normalised gradient (L2), then clipped to the valid range — torchattacks'
-//! `FGSM` for L∞. It is PGD with one step of size ε, no random start and
-//! one restart, so it shares PGD's step, projection and bookkeeping.
+//! length ε from the clean input, along the gradient's sign (L∞), the
+//! gradient over its L2 norm (L2) or over its L1 norm (L1: Foolbox's
+//! `L1FastGradientAttack`, ε·g/‖g‖₁, every coordinate moving in proportion
+//! to its gradient), then clipped to the valid range — torchattacks' `FGSM`
+//! for L∞. It is PGD with one step of size ε, no random start and one
+//! restart, so it shares PGD's step, projection and bookkeeping (in L1 the
+//! exact projection onto the ball ∩ box, which after a step of length ε is
+//! the clipping Foolbox does).
 
 use serde::{Deserialize, Serialize};
 
@@ -69,8 +73,13 @@ impl AttackMethod for FgsmConfig {
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
     }
+    /// `FGSM`; `FGM` in L1, where the step is no sign (Foolbox's name).
     fn label(&self) -> String {
-        super::targeted_label("FGSM", self.target)
+        let name = match self.norm {
+            Norm::Linf | Norm::L2 => "FGSM",
+            Norm::L1 => "FGM",
+        };
+        super::targeted_label(name, self.target)
     }
     fn target(&self) -> Option<Target> {
         self.target
@@ -98,6 +107,7 @@ impl Attack for Fgsm {
             random_start: false,
             restarts: 1,
             target: self.target,
+            l1_step: super::pgd::L1Step::Dense,
         }
         .run(model, batch)
     }

@@ -32,12 +32,16 @@ pub const DEFAULT_ALPHA_INIT: f32 = 1.0;
 /// Initial ε step (the reference's 0.05).
 pub const DEFAULT_GAMMA_INIT: f32 = 0.05;
 
+/// The norms FMN runs in here (the paper's L1 and L0 versions are not
+/// implemented: an L1 budget is refused, never run in another norm).
+pub const FMN_NORMS: &[Norm] = &[Norm::Linf, Norm::L2];
+
 /// PGD bisection rounds below the distance found: FMN alone is weaker than
 /// PGD in L∞ (see the module docs), so it is refined there by default.
 pub fn default_refine(norm: Norm) -> usize {
     match norm {
         Norm::Linf => 8,
-        Norm::L2 => 0,
+        Norm::L2 | Norm::L1 => 0,
     }
 }
 
@@ -79,6 +83,7 @@ impl FmnConfig {
     /// Reads the settings; one config per ε (one without a budget when
     /// `eps` is unwritten).
     pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        super::refuse_norm(e, budget, "FMN", FMN_NORMS);
         let steps = e.positive_int("steps").unwrap_or(DEFAULT_STEPS);
         let refine = e.nonneg_int("refine");
         let norm = budget.norm();
@@ -115,6 +120,7 @@ impl AttackMethod for FmnConfig {
         self.eps
     }
     fn attack(&self) -> Result<Box<dyn Attack>> {
+        super::check_norm(self.norm, "FMN", FMN_NORMS)?;
         Ok(Box::new(self.build()))
     }
     fn label(&self) -> String {
@@ -190,6 +196,12 @@ fn pgd_per_sample(
                         .zip(g)
                         .for_each(|(ai, gi)| *ai += alpha * gi / gn);
                 }
+                Norm::L1 => {
+                    let gn = g.iter().map(|v| v.abs()).sum::<f32>() + 1e-10;
+                    a.iter_mut()
+                        .zip(g)
+                        .for_each(|(ai, gi)| *ai += alpha * gi / gn);
+                }
             }
             project(a, &x[span], norm, eps[r], range);
         }
@@ -205,19 +217,22 @@ fn norm_of(v: &[f32], norm: Norm) -> f32 {
     match norm {
         Norm::Linf => v.iter().fold(0f32, |m, a| m.max(a.abs())),
         Norm::L2 => v.iter().map(|a| a * a).sum::<f32>().sqrt(),
+        Norm::L1 => v.iter().map(|a| a.abs()).sum(),
     }
 }
 
-/// The dual norm of the gradient (L1 for L∞, L2 for L2).
+/// The dual norm of the gradient (L1 for L∞, L2 for L2, L∞ for L1).
 fn dual_norm(v: &[f32], norm: Norm) -> f32 {
     match norm {
         Norm::Linf => v.iter().map(|a| a.abs()).sum(),
         Norm::L2 => v.iter().map(|a| a * a).sum::<f32>().sqrt(),
+        Norm::L1 => v.iter().fold(0f32, |m, a| m.max(a.abs())),
     }
 }
 
 impl Attack for Fmn {
     fn run(&self, model: &dyn Classifier, batch: &AttackBatch) -> Result<AttackOutcome> {
+        super::check_norm(self.norm, "FMN", FMN_NORMS)?;
         let per = batch.item_len();
         let range = model.input_range();
         let mut best = BestTracker::new(batch, None);
@@ -237,7 +252,7 @@ impl Attack for Fmn {
         // [0, 1] but 1/255 of it on [0, 255], where FMN then never moved.
         let width = range.1 - range.0;
         let alpha_init = match self.norm {
-            Norm::L2 => self.alpha_init * width,
+            Norm::L2 | Norm::L1 => self.alpha_init * width,
             Norm::Linf => self.alpha_init,
         };
         let (gamma_final, alpha_final) = (0.001f32, alpha_init / 100.0);
@@ -317,7 +332,7 @@ impl Attack for Fmn {
                     // step moves each pixel by ~α/√d and left FMN weaker than
                     // PGD at the same ε).
                     *ai -= match self.norm {
-                        Norm::L2 => alpha * gi / gn,
+                        Norm::L2 | Norm::L1 => alpha * gi / gn,
                         Norm::Linf => alpha * radius * super::sign(*gi),
                     };
                 }

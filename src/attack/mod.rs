@@ -120,7 +120,7 @@ attacks! {
 }
 
 /// The norms, by name.
-pub const NORMS: &[(&str, Norm)] = &[("linf", Norm::Linf), ("l2", Norm::L2)];
+pub const NORMS: &[(&str, Norm)] = &[("linf", Norm::Linf), ("l2", Norm::L2), ("l1", Norm::L1)];
 use crate::model::ops::log_softmax_row;
 use crate::model::{Classifier, InputGradient, Objective};
 use crate::rng::Rng;
@@ -134,24 +134,33 @@ pub enum Norm {
     Linf,
     /// Euclidean length of the change.
     L2,
+    /// Sum of the absolute pixel changes (sparse perturbations).
+    L1,
 }
 
 impl Norm {
-    /// The norm as the literature writes it: `L∞` or `L2`.
+    /// The norm as the literature writes it: `L∞`, `L2` or `L1`.
     pub fn symbol(self) -> &'static str {
         match self {
             Norm::Linf => "L∞",
             Norm::L2 => "L2",
+            Norm::L1 => "L1",
+        }
+    }
+
+    /// The norm as plans write it (`linf`, `l2`, `l1`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Norm::Linf => "linf",
+            Norm::L2 => "l2",
+            Norm::L1 => "l1",
         }
     }
 }
 
 impl std::fmt::Display for Norm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Norm::Linf => "linf",
-            Norm::L2 => "l2",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -271,6 +280,44 @@ pub fn perturbation_norms(a: &[f32], b: &[f32]) -> (f64, f64) {
         sq += d * d;
     }
     (linf, sq.sqrt())
+}
+
+/// `‖a − b‖₁` in f64, summed in order: the figure reports carry and the
+/// L1 projection guarantees.
+pub fn perturbation_l1(a: &[f32], b: &[f32]) -> f64 {
+    let mut sum = 0f64;
+    for (x, y) in a.iter().zip(b) {
+        sum += (*x as f64 - *y as f64).abs();
+    }
+    sum
+}
+
+/// Refuses a budget in `norm` for an attack that has no step for it
+/// (`what`: the attack, `norms`: the ones it has), so that it never runs
+/// silently in another norm.
+pub fn refuse_norm(e: &mut Entry, budget: &Budget, what: &str, norms: &[Norm]) {
+    if budget.norm.is_some_and(|n| !norms.contains(&n)) {
+        let listed: Vec<&str> = norms.iter().map(|n| n.name()).collect();
+        e.fail(
+            "norm",
+            format!(
+                "{what} has no {} version: use {}",
+                budget.norm().symbol(),
+                listed.join(" or ")
+            ),
+        );
+    }
+}
+
+/// The same refusal for a config read back from a report or built in code.
+pub fn check_norm(norm: Norm, what: &str, norms: &[Norm]) -> Result<()> {
+    if norms.contains(&norm) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{what} has no {} version (norm = \"{norm}\")",
+        norm.symbol()
+    )))
 }
 
 /// Targets for a batch, or `None` for an untargeted attack.
@@ -497,13 +544,128 @@ fn f32_at_most(v: f64) -> f32 {
     }
 }
 
+/// The smallest f32 not below `v`.
+fn next_up(v: f32) -> f32 {
+    -next_down(-v)
+}
+
+/// The Euclidean projection of `y` onto `{δ : ‖δ‖₁ ≤ ε, lower ≤ δ ≤ upper}`
+/// (per coordinate `lower ≤ 0 ≤ upper`), in f64.
+///
+/// Croce & Hein 2021 ("Mind the box", Lemma 3.1; `L1_projection` in
+/// `fra31/auto-attack`): the solution is `δᵢ = sign(yᵢ)·min(max(|yᵢ| − λ,
+/// 0), uᵢ)`, the soft-thresholded point clipped to the box on yᵢ's side
+/// (`uᵢ` = `upperᵢ` or `−lowerᵢ`), with λ = 0 when that already has
+/// ‖δ‖₁ ≤ ε and otherwise the λ at which it has ‖δ‖₁ = ε. The reference
+/// bisects over the sorted breakpoints; here ‖δ(λ)‖₁, piecewise linear in
+/// λ, is walked from breakpoint to breakpoint (`|yᵢ| − uᵢ` where a
+/// coordinate leaves its bound, `|yᵢ|` where it reaches 0) and λ solved
+/// for exactly in its piece.
+pub fn l1_box_projection(y: &[f64], lower: &[f64], upper: &[f64], eps: f64) -> Vec<f64> {
+    let eps = eps.max(0.0);
+    let cap = |i: usize| {
+        if y[i] >= 0.0 {
+            upper[i].max(0.0)
+        } else {
+            (-lower[i]).max(0.0)
+        }
+    };
+    let at = |lambda: f64| -> Vec<f64> {
+        (0..y.len())
+            .map(|i| y[i].signum() * (y[i].abs() - lambda).max(0.0).min(cap(i)))
+            .collect()
+    };
+    let clipped: f64 = (0..y.len()).map(|i| y[i].abs().min(cap(i))).sum();
+    if clipped <= eps {
+        return at(0.0);
+    }
+    // (λ, change in the number of coordinates that shrink as λ grows).
+    let mut events: Vec<(f64, i64)> = Vec::with_capacity(2 * y.len());
+    for (i, yi) in y.iter().enumerate() {
+        let (m, u) = (yi.abs(), cap(i));
+        if m > 0.0 && u > 0.0 {
+            events.push(((m - u).max(0.0), 1));
+            events.push((m, -1));
+        }
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut lambda, mut norm, mut shrinking) = (0.0f64, clipped, 0i64);
+    let mut solved = None;
+    for &(at_lambda, change) in &events {
+        if at_lambda > lambda && shrinking > 0 {
+            let next = norm - shrinking as f64 * (at_lambda - lambda);
+            if next <= eps {
+                solved = Some(lambda + (norm - eps) / shrinking as f64);
+                break;
+            }
+            norm = next;
+        }
+        lambda = lambda.max(at_lambda);
+        shrinking += change;
+    }
+    // Past the last breakpoint every coordinate is 0 (only round-off gets here).
+    at(solved.unwrap_or(lambda))
+}
+
 /// Projects one sample's point `adv` onto the ε-ball around `x` in `norm` and
-/// onto the valid range, in PyTorch's order of operations (clamp δ, then clamp
-/// `x + δ`), then nudges any coordinate that float round-off left outside the
-/// ball back by one ulp, so ‖adv − x‖ ≤ ε holds exactly in f64.
+/// onto the valid range, then corrects float round-off so ‖adv − x‖ ≤ ε holds
+/// exactly in f64. L∞ and L2 follow PyTorch's order of operations (clamp δ,
+/// then clamp `x + δ`; for L2 that is not the exact projection onto the
+/// ball ∩ box, as in torchattacks); L1 is the exact Euclidean projection onto
+/// the L1 ball ∩ box ([`l1_box_projection`]), since clipping after an L1
+/// projection wastes budget on coordinates the box blocks.
 pub fn project(adv: &mut [f32], x: &[f32], norm: Norm, eps: f32, range: (f32, f32)) {
     let (lo, hi) = range;
     match norm {
+        Norm::L1 => {
+            if eps <= 0.0 {
+                for (a, &xi) in adv.iter_mut().zip(x) {
+                    *a = xi.clamp(lo, hi);
+                }
+                return;
+            }
+            let y: Vec<f64> = adv
+                .iter()
+                .zip(x)
+                .map(|(a, b)| *a as f64 - *b as f64)
+                .collect();
+            let lower: Vec<f64> = x.iter().map(|&b| lo as f64 - b as f64).collect();
+            let upper: Vec<f64> = x.iter().map(|&b| hi as f64 - b as f64).collect();
+            let delta = l1_box_projection(&y, &lower, &upper, eps as f64);
+            for ((a, &xi), d) in adv.iter_mut().zip(x).zip(&delta) {
+                // Round towards x, so no coordinate grows in the rounding.
+                let mut v = (xi as f64 + d) as f32;
+                if (v as f64 - xi as f64).abs() > d.abs() {
+                    v = if v > xi { next_down(v) } else { next_up(v) };
+                }
+                *a = v.clamp(lo, hi);
+            }
+            // The f64 sum itself can round above ε: take one ulp off the
+            // largest change until it does not.
+            let limit = eps as f64;
+            let mut guard = 4 * adv.len() + 16;
+            while perturbation_l1(adv, x) > limit && guard > 0 {
+                guard -= 1;
+                let mut worst = 0;
+                let mut worst_d = 0f64;
+                for (i, (a, b)) in adv.iter().zip(x).enumerate() {
+                    let d = (*a as f64 - *b as f64).abs();
+                    if d > worst_d {
+                        worst = i;
+                        worst_d = d;
+                    }
+                }
+                if worst_d == 0.0 {
+                    break;
+                }
+                let v = adv[worst];
+                adv[worst] = if v > x[worst] {
+                    next_down(v)
+                } else {
+                    next_up(v)
+                };
+            }
+        }
         Norm::Linf => {
             // The f32 bounds nearest x ± ε that keep |a − x| ≤ ε exactly (in
             // f64): one min and max per coordinate instead of ulp-stepping
@@ -560,6 +722,107 @@ mod tests {
         assert!(adv.iter().all(|v| (0.0..=1.0).contains(v)));
         assert_eq!(adv[2], 1.0);
         assert_eq!(adv[3], 0.0);
+    }
+
+    /// The projection by brute force: every pattern of coordinates at 0,
+    /// at their box bound or soft-thresholded by a common λ (fixed by
+    /// ‖δ‖₁ = ε), plus plain clipping; the feasible candidate nearest `y`.
+    fn brute_force_l1_box(y: &[f64], lower: &[f64], upper: &[f64], eps: f64) -> Vec<f64> {
+        let n = y.len();
+        let cap = |i: usize| if y[i] >= 0.0 { upper[i] } else { -lower[i] };
+        let mut candidates: Vec<Vec<f64>> =
+            vec![(0..n).map(|i| y[i].clamp(lower[i], upper[i])).collect()];
+        for mut code in 0..3usize.pow(n as u32) {
+            let mut state = vec![0usize; n];
+            for s in state.iter_mut() {
+                *s = code % 3;
+                code /= 3;
+            }
+            let free: Vec<usize> = (0..n).filter(|&i| state[i] == 2).collect();
+            let fixed: f64 = (0..n).filter(|&i| state[i] == 1).map(cap).sum();
+            let lambda = if free.is_empty() {
+                0.0
+            } else {
+                (free.iter().map(|&i| y[i].abs()).sum::<f64>() + fixed - eps) / free.len() as f64
+            };
+            candidates.push(
+                (0..n)
+                    .map(|i| match state[i] {
+                        0 => 0.0,
+                        1 => y[i].signum() * cap(i),
+                        _ => y[i].signum() * (y[i].abs() - lambda),
+                    })
+                    .collect(),
+            );
+        }
+        let feasible = |d: &Vec<f64>| {
+            d.iter().map(|v| v.abs()).sum::<f64>() <= eps + 1e-12
+                && (0..n).all(|i| d[i] >= lower[i] - 1e-12 && d[i] <= upper[i] + 1e-12)
+        };
+        let dist = |d: &Vec<f64>| (0..n).map(|i| (d[i] - y[i]).powi(2)).sum::<f64>();
+        candidates
+            .into_iter()
+            .filter(feasible)
+            .min_by(|a, b| dist(a).total_cmp(&dist(b)))
+            .unwrap()
+    }
+
+    #[test]
+    fn l1_box_projection_matches_brute_force() {
+        let mut rng = Rng::new(3);
+        for case in 0..400 {
+            let n = 3 + case % 3;
+            let x: Vec<f64> = (0..n).map(|_| rng.uniform_f64()).collect();
+            let y: Vec<f64> = (0..n).map(|_| 2.0 * rng.normal() as f64).collect();
+            let lower: Vec<f64> = x.iter().map(|v| -v).collect();
+            let upper: Vec<f64> = x.iter().map(|v| 1.0 - v).collect();
+            let eps = [0.0, 0.05, 0.3, 1.0, 2.5, 10.0][case % 6];
+            let got = l1_box_projection(&y, &lower, &upper, eps);
+            let want = brute_force_l1_box(&y, &lower, &upper, eps);
+            for i in 0..n {
+                assert!(
+                    (got[i] - want[i]).abs() < 1e-9,
+                    "case {case}: y {y:?} x {x:?} ε {eps}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn l1_projection_edge_cases_and_exact_budget() {
+        let x = vec![0.2f32, 0.9, 0.5, 0.0];
+        // Already inside the ball and the box: unchanged.
+        let mut adv = vec![0.3f32, 0.8, 0.5, 0.1];
+        project(&mut adv, &x, Norm::L1, 1.0, (0.0, 1.0));
+        assert_eq!(adv, vec![0.3f32, 0.8, 0.5, 0.1]);
+        // ε = 0: the clean point.
+        let mut adv = vec![1.0f32, 0.0, 0.0, 1.0];
+        project(&mut adv, &x, Norm::L1, 0.0, (0.0, 1.0));
+        assert_eq!(adv, x);
+        // δ = (0, 0.5, 0, 1) where the box lets the second coordinate grow by
+        // 0.1 only. ε = 0.6: min(0.5 − λ, 0.1) + (1 − λ) = 0.6 at λ = 0.45,
+        // so δ = (0, 0.05, 0, 0.55) (clipping after an L1 projection would
+        // spend budget on the blocked coordinate and stop short of ε).
+        let mut adv = vec![0.2f32, 1.4, 0.5, 1.0];
+        project(&mut adv, &x, Norm::L1, 0.6, (0.0, 1.0));
+        assert!(
+            (adv[1] - 0.95).abs() < 1e-6 && (adv[3] - 0.55).abs() < 1e-6,
+            "{adv:?}"
+        );
+        // ε = 0.2: λ = 0.8 > 0.5 leaves only the last coordinate, by 0.2.
+        let mut adv = vec![0.2f32, 1.4, 0.5, 1.0];
+        project(&mut adv, &x, Norm::L1, 0.2, (0.0, 1.0));
+        assert!(adv[1] == 0.9 && (adv[3] - 0.2).abs() < 1e-6, "{adv:?}");
+        // Round-off: many coordinates, ‖δ‖₁ ≤ ε exactly in f64 after f32.
+        let mut rng = Rng::new(9);
+        for eps in [0.1f32, 1.0, 7.3, 12.0] {
+            let x: Vec<f32> = (0..3072).map(|_| rng.uniform_f32()).collect();
+            let mut adv: Vec<f32> = x.iter().map(|v| v + 0.3 * rng.normal()).collect();
+            project(&mut adv, &x, Norm::L1, eps, (0.0, 1.0));
+            let l1 = perturbation_l1(&adv, &x);
+            assert!(l1 <= eps as f64 && l1 > 0.999 * eps as f64, "{eps}: {l1}");
+            assert!(adv.iter().all(|v| (0.0..=1.0).contains(v)));
+        }
     }
 
     #[test]

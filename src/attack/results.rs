@@ -125,6 +125,8 @@ pub struct AttackResults {
     pub linf: Vec<f64>,
     /// L2 norm of each perturbation.
     pub l2: Vec<f64>,
+    /// L1 norm of each perturbation.
+    pub l1: Vec<f64>,
     /// Gradient evaluations per input.
     pub gradient_evaluations: usize,
     /// Seconds spent.
@@ -143,6 +145,7 @@ impl AttackResults {
             targets: spec.target().map(|_| Vec::new()),
             linf: Vec::new(),
             l2: Vec::new(),
+            l1: Vec::new(),
             gradient_evaluations: 0,
             seconds: 0.0,
         }

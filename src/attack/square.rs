@@ -31,6 +31,10 @@ pub const DEFAULT_P_INIT: f64 = 0.8;
 /// Runs per input.
 pub const DEFAULT_RESTARTS: usize = 1;
 
+/// The norms Square runs in (the L1 version of Croce et al. 2022 is not
+/// implemented: an L1 budget is refused, never run in another norm).
+pub const SQUARE_NORMS: &[Norm] = &[Norm::Linf, Norm::L2];
+
 /// A `square` plan entry: `norm` (default `linf`), `eps` (required; a list
 /// gives a curve), `queries` (default 5,000), `p_init` (in (0, 1], default
 /// 0.8) and `restarts` (default 1).
@@ -68,6 +72,7 @@ impl SquareConfig {
 
     /// Reads the settings; one config per ε.
     pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
+        super::refuse_norm(e, budget, "Square", SQUARE_NORMS);
         let queries = e.positive_int("queries").unwrap_or(DEFAULT_QUERIES);
         let p_init = match e.nonneg_float("p_init") {
             Some(p) if p == 0.0 || p > 1.0 => {
@@ -111,6 +116,7 @@ impl AttackMethod for SquareConfig {
         Some(self.eps)
     }
     fn attack(&self) -> Result<Box<dyn Attack>> {
+        super::check_norm(self.norm, "Square", SQUARE_NORMS)?;
         Ok(Box::new(self.build()))
     }
     fn label(&self) -> String {
@@ -241,7 +247,8 @@ impl Square {
                     }
                 }
             }
-            Norm::L2 => {
+            // L1 is refused in `run` before any proposal.
+            Norm::L2 | Norm::L1 => {
                 let s = (h / 5).max(1);
                 let start = (h - s * 5.min(h / s)) / 2;
                 let mut delta = vec![0f32; x.len()];
@@ -308,7 +315,7 @@ impl Square {
                 project(&mut new, x, Norm::Linf, self.eps, range);
                 new
             }
-            Norm::L2 => {
+            Norm::L2 | Norm::L1 => {
                 let mut s = ((p * n_features / c as f32).sqrt().round() as usize).max(3);
                 if s % 2 == 0 {
                     s += 1;
@@ -381,6 +388,7 @@ impl Square {
 
 impl Attack for Square {
     fn run(&self, model: &dyn Classifier, batch: &AttackBatch) -> Result<AttackOutcome> {
+        super::check_norm(self.norm, "Square", SQUARE_NORMS)?;
         let [_, c, h, w] = batch.shape;
         let per = batch.item_len();
         let range = model.input_range();

@@ -10,7 +10,9 @@ use super::checkpoint::{stop_requested, AttackPart, BatchPart, Checkpoint};
 use super::clean::{check_fits, clean_batch, clean_pass};
 pub use crate::attack::results::{AttackResults, AuditResults};
 use crate::attack::results::{CleanPass, Predictions};
-use crate::attack::{perturbation_norms, Attack, AttackBatch, AttackConfig, AttackSpec};
+use crate::attack::{
+    perturbation_l1, perturbation_norms, Attack, AttackBatch, AttackConfig, AttackSpec,
+};
 use crate::data::batch::batch_ranges;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -115,6 +117,7 @@ fn add_part(out: &mut AttackResults, part: AttackPart, x: &[f32], per: usize, cl
         let (linf, l2) = perturbation_norms(adv, clean);
         out.linf.push(linf);
         out.l2.push(l2);
+        out.l1.push(perturbation_l1(adv, clean));
     }
     let rows: Vec<Vec<f32>> = part.logits.chunks(classes).map(<[f32]>::to_vec).collect();
     out.predictions.extend(Predictions::from_logits(&rows));

@@ -158,6 +158,7 @@ pub fn sanity_checks(
             let norms = match a.spec.norm() {
                 Norm::Linf => &a.linf,
                 Norm::L2 => &a.l2,
+                Norm::L1 => &a.l1,
             };
             let limit = eps as f32 as f64;
             outside += (0..n).filter(|&i| a.success[i] && norms[i] > limit).count();

@@ -191,6 +191,7 @@ fn attack_lines(report: &Report, correct: usize) -> String {
         let median = match a.norm {
             Norm::Linf => a.median_perturbation_linf,
             Norm::L2 => a.median_perturbation_l2,
+            Norm::L1 => a.median_perturbation_l1,
         };
         let eps = match a.eps {
             Some(e) => format_eps(e, range),
@@ -364,6 +365,8 @@ mod tests {
             median_perturbation_linf: Some(EPS),
             mean_perturbation_l2: Some(0.75),
             median_perturbation_l2: Some(0.75),
+            mean_perturbation_l1: Some(3.0),
+            median_perturbation_l1: Some(3.0),
             gradient_evaluations: 10,
             distance: None,
         }

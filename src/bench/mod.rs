@@ -112,6 +112,7 @@ pub fn pgd_throughput(
         random_start: false,
         restarts: 1,
         target: None,
+        l1_step: crate::attack::pgd::L1Step::Dense,
     };
     let [_, c, h, w] = data.shape;
     let batch_size = bench.batch_size.max(1);

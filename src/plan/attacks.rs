@@ -374,7 +374,7 @@ loss = "dlrr"
             .iter()
             .map(|m| m.name.as_str())
             .collect();
-        assert_eq!(names, ["aa/apgd-ce", "aa/apgd-t", "aa/square"]);
+        assert_eq!(names, ["aa/apgd-ce", "aa/apgd-t", "aa/fab-t", "aa/square"]);
         let AttackConfig::Apgd(t) = &p.attacks[0].members()[1].config else {
             panic!()
         };

@@ -260,8 +260,8 @@ mod tests {
         assert!(e.contains("attack[1]") && e.contains("twice"), "{e}");
         let e = err("seeds = 1\n[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = 0.1\n");
         assert!(e.contains("`seeds`"), "{e}");
-        let e = err("[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = 0.1\nnorm = \"l1\"\n");
-        assert!(e.contains("`norm`") && e.contains("l1"), "{e}");
+        let e = err("[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = 0.1\nnorm = \"l3\"\n");
+        assert!(e.contains("`norm`") && e.contains("l3"), "{e}");
         let e = err("[[attack]\n");
         assert!(e.contains("not valid TOML"), "{e}");
     }

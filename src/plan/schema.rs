@@ -227,18 +227,23 @@ fn variant_mut<'a>(defs: &'a mut Value, family: &str, kind: &str) -> Option<&'a 
 
 /// An `autoattack` entry shares the ensemble's resolved config (its members
 /// are filled in by the parser) but is written with `norm`, `eps` and
-/// `version`, never `members`: it gets its own written definition.
+/// `version`, never `members`: it gets its own written definition (and the
+/// ensemble's, written with `members`, no `version`, which only records an
+/// `autoattack` entry's).
 fn autoattack_as_written(defs: &mut Value) {
     let Some(ensemble) = defs.get("EnsembleConfig").cloned() else {
         return;
     };
+    if let Some(p) = defs["EnsembleConfig"]["properties"].as_object_mut() {
+        p.remove("version");
+    }
     let mut eps = ensemble["properties"]["eps"].clone();
     if let Some(eps) = eps.as_object_mut() {
         eps.remove("x-taplo");
         eps.insert("description".into(), json!("Budget, in input units."));
     }
     defs["AutoAttackConfig"] = json!({
-        "description": "An `autoattack` plan entry: AutoAttack's standard set (APGD-CE, APGD-T with 9 target classes, Square with 5,000 queries) as an ensemble at one budget.",
+        "description": "An `autoattack` plan entry: one of AutoAttack's versions as an ensemble at one budget: `standard` (APGD-CE, APGD-T and FAB-T with 9 target classes, Square with 5,000 queries) or `plus` (APGD-CE, APGD-DLR and FAB with 5 restarts, Square, APGD-T, FAB-T).",
         "type": "object",
         "properties": {
             "norm": {
@@ -248,8 +253,8 @@ fn autoattack_as_written(defs: &mut Value) {
             },
             "eps": eps,
             "version": {
-                "description": "The AutoAttack version (only \"standard\").",
-                "const": "standard",
+                "description": "The AutoAttack version: the reference's attacks and settings.",
+                "enum": ["standard", "plus"],
                 "default": "standard"
             }
         }

@@ -135,11 +135,13 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             .collect();
         let linf: Vec<f64> = broken.iter().map(|&i| a.linf[i]).collect();
         let l2: Vec<f64> = broken.iter().map(|&i| a.l2[i]).collect();
+        let l1: Vec<f64> = broken.iter().map(|&i| a.l1[i]).collect();
         let robust_accuracy = robust as f64 / n as f64;
         let distance = a.spec.is_minimum_norm().then(|| {
             let norms = match a.spec.norm() {
                 crate::attack::Norm::Linf => &a.linf,
                 crate::attack::Norm::L2 => &a.l2,
+                crate::attack::Norm::L1 => &a.l1,
             };
             distance_summary(&clean_correct, &a.success, norms, a.spec.eps())
         });
@@ -161,6 +163,8 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             median_perturbation_linf: median(&linf),
             mean_perturbation_l2: mean(l2.iter().copied()),
             median_perturbation_l2: median(&l2),
+            mean_perturbation_l1: mean(l1.iter().copied()),
+            median_perturbation_l1: median(&l1),
             gradient_evaluations: a.gradient_evaluations,
             distance,
         });
@@ -184,6 +188,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
                     success: a.success[i],
                     perturbation_linf: a.linf[i],
                     perturbation_l2: a.l2[i],
+                    perturbation_l1: Some(a.l1[i]),
                     true_class_probability: a.predictions.probabilities[i]
                         .get(labels[i] as usize)
                         .map(|&p| p as f64),

@@ -1,8 +1,8 @@
 //! Threat models: the robust accuracy per (norm, ε) a plan attacks at,
 //! over every attack at that budget together, and how that figure stands
 //! against the threat models people compare with — RobustBench's L∞ 8/255
-//! and L2 0.5 for 32×32 RGB inputs and L∞ 4/255 for ImageNet-sized ones,
-//! AutoAttack's MNIST L∞ 0.3 — and against AutoAttack's standard protocol.
+//! and L2 0.5 and AutoAttack's L1 12 ("Mind the box") for 32×32 RGB inputs,
+//! L∞ 4/255 for ImageNet-sized ones, AutoAttack's MNIST L∞ 0.3 — and against AutoAttack's standard protocol.
 //! Also how an ε is shown (`0.0314 (8/255)`). `run`'s summary and any
 //! other reader of a report take these sentences from here.
 
@@ -58,6 +58,17 @@ pub const STANDARD_THREAT_MODELS: &[StandardThreatModel] = &[
         norm: Norm::L2,
         eps: 0.5,
         eps_text: "0.5",
+    },
+    // L1 ε = 12 on CIFAR-10: "Mind the box" (Croce & Hein, ICML 2021), the
+    // budget AutoAttack's L1 version is reported at (RobustBench has no L1
+    // leaderboard, and there is no standard L1 budget for MNIST).
+    StandardThreatModel {
+        source: "AutoAttack",
+        inputs: "32×32 RGB (CIFAR)",
+        fits: rgb_32,
+        norm: Norm::L1,
+        eps: 12.0,
+        eps_text: "12",
     },
     StandardThreatModel {
         source: "RobustBench",
@@ -335,6 +346,7 @@ mod tests {
                     success: prediction != label,
                     perturbation_linf: 0.0,
                     perturbation_l2: 0.0,
+                    perturbation_l1: None,
                     true_class_probability: None,
                     margin: None,
                 })
@@ -440,8 +452,20 @@ mod tests {
             robust_accuracy: 0.0,
         };
         let left = unattacked_standards(&[at(Norm::Linf, 8.0 / 255.0)], cifar, unit);
-        assert_eq!(left.len(), 1);
-        assert_eq!(left[0].norm, Norm::L2);
+        assert_eq!(left.len(), 2);
+        assert_eq!((left[0].norm, left[1].norm), (Norm::L2, Norm::L1));
+        // L1: "Mind the box"'s CIFAR budget, in the model's units too.
+        assert_eq!(
+            standard_note(Norm::L1, 12.0, cifar, unit),
+            "the standard threat model: AutoAttack's L1 12 for 32×32 RGB (CIFAR)"
+        );
+        assert!(standard_note(Norm::L1, 12.0 * 255.0, cifar, (0.0, 255.0))
+            .starts_with("the standard threat model"));
+        assert!(standard_note(Norm::L1, 10.0, cifar, unit)
+            .starts_with("not a standard threat model: ε differs from AutoAttack's L1 12"));
+        assert!(
+            standard_note(Norm::L1, 10.0, mnist, unit).contains("compared at AutoAttack's L∞ 0.3")
+        );
         assert!(unattacked_standards(&[], [3, 64, 64], unit).is_empty());
     }
 

@@ -32,7 +32,12 @@ use crate::plan::Plan;
 /// of each input (`samples[].margin`, and `margin` and
 /// `true_class_probability` per attack), which the terminal UI sorts by;
 /// older reports read without them.
-pub const SCHEMA_VERSION: u32 = 5;
+///
+/// 6 adds the L1 threat model: `norm` may be `"l1"`, and every attack's
+/// perturbations are measured in L1 as well (`perturbation_l1` per input,
+/// `mean_perturbation_l1` and `median_perturbation_l1` per attack); older
+/// reports read without them.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -226,6 +231,12 @@ pub struct AttackSummary {
     pub mean_perturbation_l2: Option<f64>,
     /// Median L2 norm over successes.
     pub median_perturbation_l2: Option<f64>,
+    /// Mean L1 norm over successes (absent before schema 6).
+    #[serde(default)]
+    pub mean_perturbation_l1: Option<f64>,
+    /// Median L1 norm over successes (absent before schema 6).
+    #[serde(default)]
+    pub median_perturbation_l1: Option<f64>,
     /// Model calls per input: gradient evaluations, or queries for Square.
     pub gradient_evaluations: usize,
     /// For a minimum-norm attack (FMN): each correctly classified input's
@@ -369,6 +380,9 @@ pub struct SampleAttack {
     pub perturbation_linf: f64,
     /// L2 norm of the perturbation.
     pub perturbation_l2: f64,
+    /// L1 norm of the perturbation; absent before version 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perturbation_l1: Option<f64>,
     /// Softmax probability of the true class at the best adversarial found
     /// (the top-5 may not hold it); absent before version 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]

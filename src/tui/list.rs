@@ -268,10 +268,13 @@ pub fn true_class_confidence(sample: &SampleRecord, attack: usize) -> Option<f64
 /// is not a break.
 pub fn perturbation_norm(sample: &SampleRecord, attack: usize, norm: Norm) -> Option<f64> {
     let a = sample.attacks.get(attack)?;
-    broken(sample, attack).then_some(match norm {
-        Norm::Linf => a.perturbation_linf,
-        Norm::L2 => a.perturbation_l2,
-    })
+    let value = match norm {
+        Norm::Linf => Some(a.perturbation_linf),
+        Norm::L2 => Some(a.perturbation_l2),
+        // Absent in reports before schema 6.
+        Norm::L1 => a.perturbation_l1,
+    };
+    broken(sample, attack).then_some(value).flatten()
 }
 
 /// The clean logit margin `z_y − max_{j≠y} z_j` (see [`top5_margin`] for

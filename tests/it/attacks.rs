@@ -3,6 +3,8 @@
 //! every point stays in the ε-ball and the valid range, ε = 0 reproduces the
 //! clean inputs exactly, results do not depend on the batch size (random
 //! starts included), and targeted attacks reach targets that are reachable.
+//! In L1 as well: FGM-L1 on a linear model steps by ε·w/‖w‖₁, attacks
+//! without an L1 version refuse `norm = "l1"`, and reports carry L1 norms.
 
 use std::collections::HashMap;
 
@@ -20,7 +22,7 @@ use xai_audit::model::{load_model, ArchSpec, Network};
 use xai_audit::plan::Plan;
 use xai_audit::progress::NoSink;
 
-use super::root;
+use super::{root, validate_against_schema, xai};
 
 fn linear_model(weights: Vec<f32>, classes: usize, side: usize) -> Network {
     let spec = format!(
@@ -58,14 +60,39 @@ pub(crate) fn pgd(norm: Norm, eps: f64) -> PgdConfig {
     }
 }
 
-/// An FGSM or (the tests') PGD entry.
+/// An FGSM, (the tests') PGD or a short APGD entry.
 pub(crate) fn attack(name: &str, kind: &str, norm: Norm, eps: f64) -> AttackSpec {
     let config = match kind {
         "pgd" => AttackConfig::Pgd(pgd(norm, eps)),
         "fgsm" => AttackConfig::Fgsm(FgsmConfig::new(norm, eps)),
-        other => panic!("the tests build fgsm and pgd entries, not {other}"),
+        "apgd" => AttackConfig::Apgd(ApgdConfig {
+            steps: 10,
+            ..ApgdConfig::new(norm, eps)
+        }),
+        other => panic!("the tests build fgsm, pgd and apgd entries, not {other}"),
     };
     AttackSpec::new(name, config)
+}
+
+/// The tests' APGD-L1 on AutoAttack's 3ε, 2ε, ε schedule.
+fn apgd_l1_largereps(name: &str, eps: f64) -> AttackSpec {
+    AttackSpec::new(
+        name,
+        AttackConfig::Apgd(ApgdConfig {
+            steps: 10,
+            use_largereps: true,
+            ..ApgdConfig::new(Norm::L1, eps)
+        }),
+    )
+}
+
+/// Each input's perturbation in the attack's own norm.
+fn own_norms(a: &xai_audit::attack::results::AttackResults) -> &[f64] {
+    match a.spec.norm() {
+        Norm::Linf => &a.linf,
+        Norm::L2 => &a.l2,
+        Norm::L1 => &a.l1,
+    }
 }
 
 pub(crate) fn plan(attacks: Vec<AttackSpec>, batch_size: usize) -> Plan {
@@ -164,6 +191,41 @@ fn l2_fgsm_on_a_linear_model_steps_along_w_over_its_norm() {
     }
 }
 
+#[test]
+fn l1_fgm_on_a_linear_model_steps_by_eps_times_w_over_its_l1_norm() {
+    // Label 0, class 0 with zero weights: the gradient is p₁·w, so FGM-L1
+    // (Foolbox's L1FastGradientAttack) adds ε·w/‖w‖₁, then clips.
+    let w: Vec<f32> = vec![3.0, 0.0, -4.0, 1.0];
+    let mut weights = vec![0f32; 4];
+    weights.extend(&w);
+    let model = linear_model(weights, 2, 2);
+    let x = vec![0.5f32; 4];
+    for (eps, expected) in [
+        (0.8, [0.8, 0.5, 0.1, 0.6]),
+        // 2·w/8 = (0.75, 0, −1, 0.25): clipped at both ends of [0, 1].
+        (2.0, [1.0, 0.5, 0.0, 0.75]),
+    ] {
+        let data = dataset(x.clone(), vec![0], 2, 2);
+        let results = run_audit(
+            &model,
+            &data,
+            &plan(vec![attack("f", "fgsm", Norm::L1, eps)], 1),
+            &mut NoSink,
+        )
+        .unwrap();
+        let a = &results.attacks[0];
+        for i in 0..4 {
+            assert!(
+                (a.adversarial[i] - expected[i]).abs() <= 1e-6,
+                "ε {eps}: {:?} vs {expected:?}",
+                a.adversarial
+            );
+        }
+        let l1: f64 = expected.iter().map(|v| (*v as f64 - 0.5).abs()).sum();
+        assert!((a.l1[0] - l1).abs() < 1e-6 && a.l1[0] <= eps, "{}", a.l1[0]);
+    }
+}
+
 pub(crate) fn shipped_cnn_and_digits(n: usize) -> (Network, Dataset) {
     let model = load_model(&root().join("assets/mnist_cnn.safetensors"), None)
         .unwrap()
@@ -188,15 +250,15 @@ fn every_point_stays_in_the_ball_and_the_valid_range() {
         attack("pgd-l2", "pgd", Norm::L2, 1.0),
         attack("fgsm-linf", "fgsm", Norm::Linf, 0.3),
         attack("fgsm-l2", "fgsm", Norm::L2, 2.0),
+        attack("fgm-l1", "fgsm", Norm::L1, 30.0),
+        attack("pgd-l1", "pgd", Norm::L1, 8.0),
+        attack("apgd-l1", "apgd", Norm::L1, 8.0),
+        apgd_l1_largereps("apgd-l1-largereps", 8.0),
     ];
     let results = run_audit(&model, &data, &plan(attacks, 8), &mut NoSink).unwrap();
     for a in &results.attacks {
         let eps = a.spec.eps().unwrap() as f32 as f64;
-        let norms = if a.spec.norm() == Norm::Linf {
-            &a.linf
-        } else {
-            &a.l2
-        };
+        let norms = own_norms(a);
         for (i, n) in norms.iter().enumerate() {
             assert!(
                 *n <= eps,
@@ -225,6 +287,10 @@ fn eps_zero_reproduces_the_clean_inputs_and_accuracy() {
         attack("fgsm0", "fgsm", Norm::Linf, 0.0),
         attack("pgd0", "pgd", Norm::Linf, 0.0),
         attack("pgd0-l2", "pgd", Norm::L2, 0.0),
+        attack("fgm0-l1", "fgsm", Norm::L1, 0.0),
+        attack("pgd0-l1", "pgd", Norm::L1, 0.0),
+        attack("apgd0-l1", "apgd", Norm::L1, 0.0),
+        apgd_l1_largereps("apgd0-l1-largereps", 0.0),
     ];
     let results = run_audit(&model, &data, &plan(attacks, 16), &mut NoSink).unwrap();
     for a in &results.attacks {
@@ -251,6 +317,9 @@ fn results_do_not_depend_on_the_batch_size() {
         attack("pgd", "pgd", Norm::Linf, 0.1),
         attack("pgd-l2", "pgd", Norm::L2, 1.0),
         targeted,
+        attack("pgd-l1", "pgd", Norm::L1, 6.0),
+        attack("apgd-l1", "apgd", Norm::L1, 6.0),
+        apgd_l1_largereps("apgd-l1-largereps", 6.0),
     ];
     let one = run_audit(&model, &data, &plan(attacks.clone(), 1), &mut NoSink).unwrap();
     let many = run_audit(&model, &data, &plan(attacks, 100), &mut NoSink).unwrap();
@@ -266,7 +335,7 @@ fn results_do_not_depend_on_the_batch_size() {
         );
         assert_eq!(a.success, b.success, "{}", a.spec.name);
         assert_eq!(a.targets, b.targets, "{}", a.spec.name);
-        for (u, v) in a.linf.iter().zip(&b.linf) {
+        for (u, v) in a.linf.iter().zip(&b.linf).chain(a.l1.iter().zip(&b.l1)) {
             assert!((u - v).abs() < 1e-5, "{}: {u} vs {v}", a.spec.name);
         }
     }
@@ -398,4 +467,117 @@ fn attacks_built_from_the_library_api_take_the_plans_defaults() {
         err.contains("attack \"e\"") && err.contains("needs its members"),
         "{err}"
     );
+}
+
+/// Attacks without an L1 step refuse an L1 budget, naming the entry and the
+/// key, in a plan and when built from a config (a report's, or code's):
+/// never a silent run in another norm.
+#[test]
+fn attacks_without_an_l1_version_refuse_norm_l1() {
+    for (kind, extra) in [
+        ("square", ""),
+        ("fmn", ""),
+        ("autoattack", ""),
+        ("pgd", ""),
+        ("apgd", "use_largereps = true\n"),
+    ] {
+        let norm = if kind == "pgd" || kind == "apgd" {
+            "linf"
+        } else {
+            "l1"
+        };
+        let extra = if kind == "pgd" {
+            "quantile = 0.9\n"
+        } else {
+            extra
+        };
+        let toml = format!(
+            "seed = 0\n[[attack]]\nname = \"no-{kind}\"\nkind = \"{kind}\"\nnorm = \"{norm}\"\neps = 5.0\n{extra}"
+        );
+        let err = Plan::from_toml(&toml, "p.toml").unwrap_err().to_string();
+        let key = match kind {
+            "pgd" => "quantile",
+            "apgd" => "use_largereps",
+            _ => "norm",
+        };
+        assert!(
+            err.contains(&format!("no-{kind}")) && err.contains(key),
+            "{kind}: {err}"
+        );
+        if norm == "l1" {
+            assert!(err.contains("L1"), "{kind}: {err}");
+        }
+    }
+    for json in [
+        r#"{"name": "sq", "kind": "square", "norm": "l1", "eps": 5.0, "restarts": 1, "queries": 10, "p_init": 0.8}"#,
+        r#"{"name": "fm", "kind": "fmn", "norm": "l1", "eps": null, "steps": 10}"#,
+    ] {
+        let spec: AttackSpec = serde_json::from_str(json).unwrap();
+        let err = spec.build().err().expect("refused").to_string();
+        assert!(
+            err.contains(&format!("attack \"{}\"", spec.name)) && err.contains("no L1 version"),
+            "{err}"
+        );
+    }
+}
+
+/// A report of L1 attacks: every attack's inputs carry their L1 norms, the
+/// L1 attack stays within ε, the summary has L1 medians and an L1 threat
+/// model, and the report validates against the schema.
+#[test]
+fn reports_carry_l1_norms() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("l1.toml");
+    std::fs::write(
+        &plan_path,
+        "seed = 0\nbatch_size = 16\n[[attack]]\nname = \"pgd-l1\"\nkind = \"pgd\"\nnorm = \"l1\"\neps = 8.0\nsteps = 5\n[[attack]]\nname = \"fgsm\"\nkind = \"fgsm\"\nnorm = \"linf\"\neps = 0.1\n",
+    )
+    .unwrap();
+    let model = root().join("assets/mnist_cnn.safetensors");
+    let out = dir.path().join("r.json");
+    let run = xai(
+        dir.path(),
+        &[
+            "run",
+            model.to_str().unwrap(),
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--limit",
+            "16",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("L1 ε 8"), "{}", run.stdout);
+    validate_against_schema(&out);
+    let report: xai_audit::report::Report =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report.schema_version, 6);
+    let mut broken = 0;
+    for s in &report.samples {
+        for a in &s.attacks {
+            let l1 = a.perturbation_l1.expect("every attack carries its L1 norm");
+            // ‖δ‖₂ ≤ ‖δ‖₁ ≤ d·‖δ‖∞.
+            assert!(
+                l1 + 1e-9 >= a.perturbation_l2,
+                "{l1} < {}",
+                a.perturbation_l2
+            );
+            assert!(l1 <= 784.0 * a.perturbation_linf + 1e-9);
+            if a.name == "pgd-l1" {
+                assert!(l1 <= 8.0, "{l1}");
+                broken += a.success as usize;
+            }
+        }
+    }
+    assert!(broken > 0);
+    let pgd = &report.summary.attacks[0];
+    assert_eq!(pgd.norm, Norm::L1);
+    assert!(pgd.median_perturbation_l1.is_some_and(|m| m <= 8.0));
+    assert!(report
+        .summary
+        .threat_models
+        .iter()
+        .any(|m| m.norm == Norm::L1 && m.eps == 8.0));
 }

@@ -131,9 +131,9 @@ fn the_summary_names_its_threat_models_distances_and_classes() {
     let l2 = |g: f64| (SIDE as f64) * g / 2f64.sqrt();
 
     // The headline: 8/255 on 32×32 RGB is RobustBench's threat model, far
-    // below every gap; our AutoAttack lacks FAB-T.
+    // below every gap; the `autoattack` entry is the full standard protocol.
     assert!(
-        out.contains("\n  L∞ ε 0.0314 (8/255): 100.00% (9 of 9), worst case over aa, apgd-ce\n    the standard threat model: RobustBench's L∞ 8/255 for 32×32 RGB (CIFAR)\n    attacks APGD-CE, APGD-T, Square: not the full AutoAttack standard protocol (aa lacks FAB-T)\n"),
+        out.contains("\n  L∞ ε 0.0314 (8/255): 100.00% (9 of 9), worst case over aa, apgd-ce\n    the standard threat model: RobustBench's L∞ 8/255 for 32×32 RGB (CIFAR)\n    attacks APGD-CE, APGD-T, FAB-T, Square: AutoAttack's standard protocol (aa), with apgd-ce as well\n"),
         "{out}"
     );
     // L∞ 0.3 breaks the cat and dog images (g/2 = 0.26), not the frogs.

@@ -63,6 +63,7 @@ fn value_header(app: &App) -> &'static str {
         SortKey::TrueClassAfterAttack => "p(y)",
         SortKey::PerturbationNorm => match app.data.report.summary.attacks.get(app.attack) {
             Some(a) if a.norm == Norm::L2 => "‖δ‖₂",
+            Some(a) if a.norm == Norm::L1 => "‖δ‖₁",
             _ => "‖δ‖∞",
         },
         SortKey::MarginDrop => "drop",

@@ -53,6 +53,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         let median = match a.norm {
             Norm::Linf => a.median_perturbation_linf,
             Norm::L2 => a.median_perturbation_l2,
+            Norm::L1 => a.median_perturbation_l1,
         };
         out.push(Line::from(vec![
             Span::raw(format!(
