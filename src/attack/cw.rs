@@ -423,8 +423,10 @@ impl Attack for Cw {
                         / width_sq;
                     let loss = values[k] + distance_term;
                     if self.abort_early && step % check_every == 0 {
-                        // This input's own loss, never the batch's sum.
-                        if !(loss <= 0.9999 * loss_at_check[r]) {
+                        // This input's own loss, never the batch's sum; a NaN
+                        // loss counts as no progress, as in Foolbox.
+                        let progressed = loss <= 0.9999 * loss_at_check[r];
+                        if !progressed {
                             active[r] = false;
                             continue;
                         }
