@@ -429,3 +429,69 @@ fn medians_match_foolbox_on_the_shipped_cnn() {
         );
     }
 }
+
+/// Plan entries read every key, and refuse what does not apply naming it:
+/// CW in another norm than L2, a targeted DeepFool, a misspelled key.
+#[test]
+fn plan_entries_read_their_keys_and_refuse_what_does_not_apply() {
+    let plan = xai_audit::plan::Plan::from_toml(
+        r#"
+[[attack]]
+name = "cw"
+kind = "cw"
+steps = 20
+binary_search_steps = 3
+initial_const = 0.01
+confidence = 0.5
+learning_rate = 0.05
+abort_early = false
+target = "least_likely"
+eps = 2.0
+
+[[attack]]
+name = "df"
+kind = "deepfool"
+norm = "linf"
+steps = 7
+overshoot = 0.05
+candidates = 3
+"#,
+        "p.toml",
+    )
+    .unwrap();
+    let cw = CwConfig {
+        eps: Some(2.0),
+        steps: 20,
+        binary_search_steps: 3,
+        initial_const: 0.01,
+        confidence: 0.5,
+        learning_rate: 0.05,
+        abort_early: false,
+        target: Some(xai_audit::attack::Target::Rule(
+            xai_audit::attack::TargetRule::LeastLikely,
+        )),
+        ..CwConfig::new(None)
+    };
+    assert_eq!(plan.attacks[0].config, AttackConfig::Cw(cw));
+    let df = DeepFoolConfig {
+        steps: 7,
+        overshoot: 0.05,
+        candidates: 3,
+        ..DeepFoolConfig::new(Norm::Linf, None)
+    };
+    assert_eq!(plan.attacks[1].config, AttackConfig::DeepFool(df));
+    assert!(plan.attacks.iter().all(AttackSpec::is_minimum_norm));
+    for (entry, key) in [
+        ("kind = \"cw\"\nnorm = \"linf\"", "norm"),
+        ("kind = \"deepfool\"\ntarget = 3", "target"),
+        ("kind = \"deepfool\"\ncandidates = 1", "candidates"),
+        ("kind = \"cw\"\nlearning_rate = 0", "learning_rate"),
+        ("kind = \"cw\"\nbinary_steps = 3", "binary_steps"),
+    ] {
+        let text = format!("[[attack]]\nname = \"a\"\n{entry}\n");
+        let err = xai_audit::plan::Plan::from_toml(&text, "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{entry}: {err}");
+    }
+}
