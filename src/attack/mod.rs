@@ -15,6 +15,8 @@
 //! and count a sample as robust only if no step of any restart broke it.
 
 pub mod apgd;
+pub mod cw;
+pub mod deepfool;
 pub mod ensemble;
 pub mod fab;
 pub mod fgsm;
@@ -110,6 +112,13 @@ attacks! {
     /// smallest adversarial found by projections onto linearised
     /// boundaries; FAB-T searches the most likely other classes' ones.
     "fab" => Fab(fab::FabConfig),
+    /// Carlini–Wagner L2 (Carlini & Wagner 2017): Adam in tanh space under a
+    /// binary search over the margin's weight; each input's distance to the
+    /// decision boundary, untargeted or targeted.
+    "cw" => Cw(cw::CwConfig),
+    /// DeepFool (Moosavi-Dezfooli et al. 2016): steps to the nearest
+    /// linearised boundary, in L2 or L∞; each input's distance to it.
+    "deepfool" => DeepFool(deepfool::DeepFoolConfig),
     /// Earlier attacks of the plan, each run on the inputs still robust: an
     /// input is robust only if every member fails.
     "ensemble" => Ensemble(ensemble::EnsembleConfig),

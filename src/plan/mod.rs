@@ -243,8 +243,8 @@ mod tests {
             e.contains("p.toml") && e.contains("attack[0] \"a\"") && e.contains("`stepsize`"),
             "{e}"
         );
-        let e = err("[[attack]]\nname = \"a\"\nkind = \"cw\"\neps = 0.3\n");
-        assert!(e.contains("`kind`") && e.contains("\"cw\""), "{e}");
+        let e = err("[[attack]]\nname = \"a\"\nkind = \"carlini\"\neps = 0.3\n");
+        assert!(e.contains("`kind`") && e.contains("\"carlini\""), "{e}");
         let e = err("[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = -0.1\n");
         assert!(e.contains("`eps`") && e.contains("-0.1"), "{e}");
         let e = err("[[attack]]\nname = \"a\"\nkind = \"fgsm\"\neps = nan\n");

@@ -726,11 +726,11 @@ fn cases() -> Vec<Case> {
             setup: |d| {
                 plan(
                     d,
-                    "[[attack]]\nname = \"a\"\nkind = \"deepfool\"\neps = 0.1\n",
+                    "[[attack]]\nname = \"a\"\nkind = \"carlini\"\neps = 0.1\n",
                 )
             },
             args: &["run", MLP, "--plan", "p.toml"],
-            needles: &["p.toml", "`kind`", "deepfool"],
+            needles: &["p.toml", "`kind`", "carlini"],
         },
         Case {
             name: "plan with an unknown key",

@@ -508,7 +508,7 @@ fn a_plans_every_mistake_is_reported_at_once_before_any_work() {
         // an entry with a mistake is still known by name; naming an ε
         // list says what it expanded to
         "attack[1] \"ens\": `members` \"pgd\" is an ε list: its entries are pgd@0.1, pgd@0.3",
-        "attack[2] \"cw\": `kind` \"cw\" is not a known kind",
+        "attack[2] \"cw\": `kind` \"carlini\" is not a known kind",
         "stress[0] \"n\": `families` \"pink\" is not a known value",
         "attribution[0] \"ig\": `steps` must be at least 1, found 0",
         "attribution[0] \"ig\": `on` names \"pgd\", but \"pgd\" is an ε list",

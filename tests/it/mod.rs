@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod gradients;
 mod honest_data;
 mod layering;
+mod minimum_norm;
 mod new_user;
 mod new_user_bridge;
 mod no_flags;

@@ -353,7 +353,7 @@ fn save_images_writes_clean_adversarial_and_perturbation_pngs() {
 fn bad_plans_fail_before_any_work_and_leave_no_report() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("kind.toml", "[[attack]]\nname = \"a\"\nkind = \"deepfool\"\neps = 0.1\n", "`kind`"),
+        ("kind.toml", "[[attack]]\nname = \"a\"\nkind = \"carlini\"\neps = 0.1\n", "`kind`"),
         ("key.toml", "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = 0.1\nstep = 0.1\n", "`step`"),
         ("eps.toml", "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = -1.0\n", "`eps`"),
         ("nan.toml", "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = nan\n", "`eps`"),
