@@ -663,7 +663,8 @@ impl Wording for Flags {
                     .into()
             }
             Remedy::PassArch { sidecar } => format!(
-                "pass --arch FILE, embed it in the safetensors metadata under `{}`, or write {}",
+                "pass --arch FILE, embed it in the safetensors metadata under `{}`, or write {} \
+                 (examples/export_pytorch.py writes the spec from the PyTorch module)",
                 xai_audit::model::spec::METADATA_KEY,
                 sidecar.display()
             ),

@@ -191,7 +191,7 @@ impl Wording for LibraryWording {
             Remedy::PassData => "name the data (an IDX file or an image folder)".into(),
             Remedy::PassArch { sidecar } => format!(
                 "give the spec (`ModelOptions::arch`), embed it in the safetensors metadata, \
-                 or write {}",
+                 or write {} (examples/export_pytorch.py writes the spec from the PyTorch module)",
                 sidecar.display()
             ),
             Remedy::StripPrefix(prefix) => format!(

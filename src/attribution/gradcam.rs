@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{check_batch, Attribution, ExplainBatch, Explanation, MethodSettings, SettingError};
-use crate::entry::Entry;
+use crate::entry::{did_you_mean, nearest, Entry};
 use crate::error::{Error, Result};
 use crate::model::spec::LayerSpec;
 use crate::model::{ArchSpec, Classifier};
@@ -97,21 +97,22 @@ impl MethodSettings for GradCamConfig {
         let infos = model
             .layer_infos()
             .map_err(|m| fail(format!("cannot be checked: {m}")))?;
-        let known: Vec<String> = infos
+        let maps: Vec<(&str, &str)> = infos
             .iter()
             .filter(|l| l.output_shape.len() == 3)
-            .map(|l| format!("{} ({})", l.path, l.description))
+            .map(|l| (l.path.as_str(), l.description.as_str()))
             .collect();
         match infos.iter().find(|l| l.path == layer) {
             None => Err(fail(format!(
-                "\"{layer}\" is not a layer position of the model (layers with feature maps: {})",
-                known.join("; ")
+                "\"{layer}\" is not a layer position of the model{} (layers with feature maps{})",
+                did_you_mean(&layer, &maps.iter().map(|m| m.0).collect::<Vec<_>>()),
+                layer_listing(&layer, &maps)
             ))),
             Some(l) if l.output_shape.len() != 3 => Err(fail(format!(
-                "\"{layer}\" ({}) outputs {:?}, not a [C, H, W] feature map (layers with feature maps: {})",
+                "\"{layer}\" ({}) outputs {:?}, not a [C, H, W] feature map (layers with feature maps{})",
                 l.description,
                 l.output_shape,
-                known.join("; ")
+                layer_listing(&layer, &maps)
             ))),
             Some(_) => {
                 self.layer = Some(layer);
@@ -235,6 +236,33 @@ impl Attribution for GradCam {
     fn model_calls(&self) -> usize {
         1
     }
+}
+
+/// At most this many layers are listed in an error; `inspect` lists them all.
+const LISTED_LAYERS: usize = 10;
+
+/// `": a (conv2d …); b (…)"`: the feature-map layers, in model order when
+/// there are few, else the [`LISTED_LAYERS`] nearest to `layer` and how
+/// many more there are (a ResNet has dozens).
+fn layer_listing(layer: &str, maps: &[(&str, &str)]) -> String {
+    if maps.is_empty() {
+        return ": none".to_string();
+    }
+    let describe = |&(path, description): &(&str, &str)| format!("{path} ({description})");
+    if maps.len() <= LISTED_LAYERS {
+        let all: Vec<String> = maps.iter().map(describe).collect();
+        return format!(": {}", all.join("; "));
+    }
+    let paths: Vec<&str> = maps.iter().map(|m| m.0).collect();
+    let listed: Vec<String> = nearest(layer, &paths, LISTED_LAYERS)
+        .into_iter()
+        .map(|i| describe(&maps[i]))
+        .collect();
+    format!(
+        ", nearest first: {}; … and {} more; `xai-audit inspect MODEL` lists them",
+        listed.join("; "),
+        maps.len() - LISTED_LAYERS
+    )
 }
 
 #[cfg(test)]

@@ -128,8 +128,9 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     // A plan file is read first: its mistakes are reported before the model loads.
     let file_plan = read_plan_file(opts)?;
     let model = load_model(opts)?;
-    let (plan, origin) = plan_for_model(opts, file_plan, &model)?;
-    let resolved = resolve(opts, plan, origin, &model)?;
+    let (plan, origin, preset_warning) = plan_for_model(opts, file_plan, &model)?;
+    let mut resolved = resolve(opts, plan, origin, &model)?;
+    resolved.warnings.extend(preset_warning);
     let loaded = load_data(opts, model)?;
     let (plan, net, data) = (&resolved.plan, loaded.net(), &loaded.data);
     let job = Job {
@@ -223,13 +224,15 @@ fn read_plan_file(opts: &JobOptions) -> Result<Option<(Plan, String)>> {
 
 /// The plan to run (the file's, else the preset asked for, else the one
 /// [`Preset::auto`] picks for the model's input, scaled to its range) and
-/// where it came from, with the seed and batch size overridden as asked.
+/// where it came from, with the seed and batch size overridden as asked;
+/// and a warning when a preset asked for by name does not fit the input.
 fn plan_for_model(
     opts: &JobOptions,
     file_plan: Option<(Plan, String)>,
     model: &Model,
-) -> Result<(Plan, PlanOrigin)> {
+) -> Result<(Plan, PlanOrigin, Option<String>)> {
     let spec = model.loaded.network.spec();
+    let mut warning = None;
     let (mut plan, origin) = match file_plan {
         Some((plan, file)) => (
             plan,
@@ -241,10 +244,13 @@ fn plan_for_model(
         ),
         None => {
             let choice = match opts.preset {
-                Some(preset) => PresetChoice {
-                    preset,
-                    reason: "asked for by name".into(),
-                },
+                Some(preset) => {
+                    warning = preset.fit_warning(spec);
+                    PresetChoice {
+                        preset,
+                        reason: "asked for by name".into(),
+                    }
+                }
                 None => Preset::auto(spec),
             };
             let plan = choice.preset.plan_for(spec.input.range)?;
@@ -275,7 +281,7 @@ fn plan_for_model(
         }
         plan.batch_size = b;
     }
-    Ok((plan, origin))
+    Ok((plan, origin, warning))
 }
 
 /// Loads the model file and picks the engine that runs it.

@@ -234,8 +234,9 @@ fn attack_lines(report: &Report, correct: usize) -> String {
 
 /// Minimum-norm attacks (FMN, and any attack of that family): each
 /// correctly classified input's distance to the decision boundary, as
-/// quantiles, and the share broken within the entry's ε when it has one.
-fn distance_lines(report: &Report, correct: usize) -> String {
+/// quantiles, and the share broken within the entry's ε when it has one
+/// (the TUI's summary shows the same text).
+pub fn distance_lines(report: &Report, correct: usize) -> String {
     let range = report.model.input_range();
     let rows: Vec<(&AttackSummary, &DistanceSummary)> = report
         .summary

@@ -83,6 +83,19 @@ pub fn did_you_mean(word: &str, known: &[&str]) -> String {
         .map_or(String::new(), |(_, k)| format!("; did you mean `{k}`?"))
 }
 
+/// The positions in `known` of its `limit` entries nearest to `word`
+/// (fewest edits first, ties in their order), for lists too long to print
+/// whole (a model's layers).
+pub fn nearest(word: &str, known: &[&str], limit: usize) -> Vec<usize> {
+    let mut order: Vec<(usize, usize)> = known
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (edit_distance(word, k), i))
+        .collect();
+    order.sort();
+    order.into_iter().take(limit).map(|(_, i)| i).collect()
+}
+
 /// `"x" is not a known <what> (known: a, b); did you mean `a`?`
 pub fn unknown(word: &str, what: &str, known: &[&str]) -> String {
     format!(

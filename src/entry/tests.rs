@@ -27,6 +27,13 @@ fn typos_get_the_nearest_known_word() {
 }
 
 #[test]
+fn nearest_orders_by_edits_then_position() {
+    let known = ["res1.block.0", "res2.block.4", "res2.block.1", "fc"];
+    assert_eq!(nearest("res2.blok.4", &known, 2), vec![1, 2]);
+    assert_eq!(nearest("x", &known, 10).len(), 4);
+}
+
+#[test]
 fn every_mistake_of_an_entry_is_reported() {
     let mut e = entry("steps = 0\nstep_size = \"big\"\nstpes = 3\nok = true\n");
     assert_eq!(e.positive_int("steps"), None);

@@ -425,6 +425,30 @@ mod tests {
         );
     }
 
+    /// A user's `layer = "res2.blok.4"` got every layer of a ResNet and no
+    /// suggestion: a typo gets the nearest layer, and a long list is cut to
+    /// the nearest ten with a pointer to `inspect`.
+    #[test]
+    fn a_mistyped_grad_cam_layer_gets_a_suggestion_and_a_short_list() {
+        let spec = spec_of("assets/mnist_resnet.safetensors");
+        let e = resolve(
+            "[[attribution]]\nname = \"g\"\nmethod = \"grad_cam\"\nlayer = \"3.bdy.3\"\n",
+            &spec,
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "\"3.bdy.3\" is not a layer position of the model; did you mean `3.body.3`?",
+            "nearest first: 3.body.3 (conv2d",
+            "… and 3 more; `xai-audit inspect MODEL` lists them",
+        ] {
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        let start = e.find("nearest first: ").unwrap() + "nearest first: ".len();
+        let end = e.find("; … and").unwrap();
+        assert_eq!(e[start..end].split("; ").count(), 10, "{e}");
+    }
+
     #[test]
     fn grad_cam_defaults_to_the_last_conv_even_inside_residual_blocks() {
         let spec = spec_of("tests/fixtures/tiny_all_ops.safetensors");

@@ -162,19 +162,14 @@ impl Plan {
     /// The rules per section are in `attacks::resolve` (class counts:
     /// DLR replaced below 3 classes, APGD-T capped) and
     /// `attributions::resolve` (range-relative noise scales, layers,
-    /// windows). With fewer than 5 classes each input's `top5` lists them
-    /// all, with a warning.
+    /// windows). With fewer than 5 classes each input's `top5` simply lists
+    /// them all (no warning: it fired on every run of such a model and asked
+    /// nothing of the user).
     pub fn resolve(mut self, model: &ModelFacts, origin: &str) -> Result<ResolvedPlan> {
         let mut errors = Errors::new(origin);
         let mut warnings = Vec::new();
         attacks::resolve(&mut self.attacks, model, &mut errors, &mut warnings);
         attributions::resolve(&mut self.attributions, model, &mut errors, &mut warnings);
-        let k = model.num_classes;
-        if k < 5 {
-            warnings.push(format!(
-                "the model has {k} classes: each input's top-5 list holds all {k}"
-            ));
-        }
         errors.into_result(ResolvedPlan {
             plan: self,
             warnings,

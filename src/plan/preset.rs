@@ -106,6 +106,36 @@ impl Preset {
         }
     }
 
+    /// The inputs the preset is written for, in a few words.
+    fn written_for(self) -> &'static str {
+        match self {
+            Preset::Mnist => "grayscale inputs of at most 64 px such as digits (L∞ ε up to 0.3, mirrors expected to change the class)",
+            Preset::Cifar => "colour inputs of at most 64 px (shifts of a few pixels, ε 8/255)",
+            Preset::Imagenet => "inputs larger than 64 px (shifts of up to 16 px, a spatial attack up to 24 px, ε 4/255)",
+        }
+    }
+
+    /// A warning when this preset, asked for by name, is not the one
+    /// [`Preset::auto`] picks for the model's input (ImageNet's 16-pixel
+    /// shifts on a 32×32 input, MNIST's plan on colour photographs): which
+    /// preset `auto` would pick and why. `None` when they agree.
+    pub fn fit_warning(self, spec: &ArchSpec) -> Option<String> {
+        let auto = Preset::auto(spec);
+        if auto.preset == self {
+            return None;
+        }
+        let seen = auto
+            .reason
+            .strip_prefix("chosen automatically: ")
+            .unwrap_or(&auto.reason);
+        Some(format!(
+            "the preset `{}` is written for {}, not this model's input: `auto` would pick `{}`, since {seen}",
+            self.name(),
+            self.written_for(),
+            auto.preset.name(),
+        ))
+    }
+
     /// The preset's plan for a model whose inputs lie in `range`: ε, step
     /// sizes, SmoothGrad's `stdev` and the `sensitivity_radius` scaled by
     /// `hi − lo`.
@@ -204,6 +234,35 @@ mod tests {
         }
         let r = Preset::auto(&spec([3, 32, 32], [0.0, 255.0])).reason;
         assert!(r.contains("[0, 255]"), "{r}");
+    }
+
+    /// A user ran `imagenet` on a 3×32×32 model (16-pixel shifts) and
+    /// `mnist` on an RGB one without a word: a preset that is not `auto`'s
+    /// choice says which one `auto` would pick and why.
+    #[test]
+    fn a_preset_that_does_not_fit_the_input_says_what_auto_would_pick() {
+        let cifar_sized = spec([3, 32, 32], [0.0, 1.0]);
+        let w = Preset::Imagenet.fit_warning(&cifar_sized).unwrap();
+        for needle in [
+            "`imagenet`",
+            "16 px",
+            "3×32×32",
+            "`auto` would pick `cifar`",
+            "colour",
+        ] {
+            assert!(w.contains(needle), "{needle}: {w}");
+        }
+        let w = Preset::Mnist.fit_warning(&cifar_sized).unwrap();
+        assert!(w.contains("`auto` would pick `cifar`"), "{w}");
+        let w = Preset::Cifar
+            .fit_warning(&spec([1, 28, 28], [0.0, 1.0]))
+            .unwrap();
+        assert!(w.contains("`auto` would pick `mnist`"), "{w}");
+        assert_eq!(Preset::Cifar.fit_warning(&cifar_sized), None);
+        assert_eq!(
+            Preset::Imagenet.fit_warning(&spec([3, 224, 224], [0.0, 1.0])),
+            None
+        );
     }
 
     /// The budgets as written (ε of each attack), read straight from the TOML.

@@ -312,6 +312,20 @@ pub fn summary_lines(
                 timing(equivariance_timings, &w.name)
             ));
         }
+        if !e.consistency.is_empty() {
+            out.push_str(EQUIVARIANCE_KEY);
+        }
+        if e.consistency.iter().any(|c| !c.expect_invariant) {
+            out.push_str(CHANGE_EXPECTED_KEY);
+        }
     }
     out
 }
+
+/// The key to the equivariance rows' consistency.
+const EQUIVARIANCE_KEY: &str = "key: consistency      share of inputs whose prediction stays the clean one, averaged over the entry's transforms (lowest: its worst transform)\n";
+
+/// What a "change expected" row means, under the equivariance rows that
+/// have one: the plan says the transform should change the prediction, so
+/// there a high consistency is the finding, not a pass.
+const CHANGE_EXPECTED_KEY: &str = "     change expected  the plan declares the model should NOT be invariant to this transform (a vertical flip turns a 6 into a 9): a high consistency there means the model ignores a change it should notice\n";

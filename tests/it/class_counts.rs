@@ -251,9 +251,9 @@ fn every_attack_kind_runs_honestly_on_two_three_and_four_classes() {
             k < 4,
             "{k} classes: {warnings:?}"
         );
-        assert!(has(&format!(
-            "the model has {k} classes: each input's top-5 list holds all {k}"
-        )));
+        // Fewer than 5 classes fill the top-5 lists: not worth a warning on
+        // every run (a new user's finding).
+        assert!(!has("top-5"), "{k} classes: {warnings:?}");
         let aa_members = report["plan"]["attacks"]
             .as_array()
             .unwrap()

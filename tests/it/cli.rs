@@ -275,7 +275,15 @@ fn no_spec_lists_the_tensors_and_prints_a_skeleton() {
         "fc1.weight",
         "[32, 784]",
         "\"op\": \"linear\"",
+        // A plain state_dict's user is pointed to the bridge that writes the spec.
+        "examples/export_pytorch.py writes the exact spec",
+        "spec_from_module(model",
     ]);
+    assert!(
+        r.stderr.contains("help: ") && r.stderr.contains("export_pytorch.py writes the spec"),
+        "{}",
+        r.stderr
+    );
     // The skeleton, saved as the sidecar, loads as it stands.
     let stderr = &r.stderr;
     let start = stderr.find("{\n").unwrap();

@@ -1135,3 +1135,60 @@ fn class_names_replace_numbers_in_the_list_and_panes() {
         name(&s3["prediction"])
     ));
 }
+
+/// A user saw `0.03137254901960784` in the summary's ε column, and an FMN
+/// entry as "robust 0.0% / success 100.0%" where `run` prints distances:
+/// the summary writes ε as `run` does and shows minimum-norm attacks as
+/// `run`'s distance table.
+#[test]
+fn the_summary_writes_eps_and_minimum_norm_attacks_as_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = stripped_example(dir.path());
+    let mut r = json(&path);
+    let attacks = r["summary"]["attacks"].as_array_mut().unwrap();
+    attacks[0]["eps"] = serde_json::json!(8.0 / 255.0);
+    attacks[2]["kind"] = serde_json::json!("fmn");
+    attacks[2]["eps"] = Value::Null;
+    attacks[2]["distance"] = serde_json::json!({
+        "inputs": 49, "broken": 49, "percentile_25": 0.75, "median": 1.25,
+        "percentile_75": 1.875, "broken_within_eps": null
+    });
+    std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    let mut ui = Ui::open(&path, 160, 60, dir.path());
+    ui.keys("2");
+    let fgsm = ui
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("│  fgsm-linf-0.1 "))
+        .unwrap();
+    assert!(fgsm.contains("0.0314 (8/255)"), "{fgsm}");
+    assert!(!ui.text().contains("0.0313725"));
+    ui.assert_shows("minimum-norm attacks: distance to the decision boundary");
+    let fmn = ui
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("pgd-l2-1.5 ") && l.contains("fmn"))
+        .unwrap();
+    for needle in ["49 of 49", "0.7500", "1.2500", "1.8750", "- (no ε)"] {
+        assert!(fmn.contains(needle), "{needle}: {fmn}");
+    }
+    assert!(!fmn.contains('%'), "no robust accuracy for FMN: {fmn}");
+}
+
+/// A user read `flip  change expected, consistency 100.0%` with no reason:
+/// the summary's key says what "change expected" means, the same text as
+/// `run` prints (one formatting, in `stress::report`).
+#[test]
+fn the_summary_explains_change_expected_as_run_does() {
+    let mut ui = Ui::open(&example(), 220, 200, &std::env::temp_dir());
+    ui.keys("2");
+    let report = xai_audit::report::io::read_report(&example()).unwrap();
+    let cli = xai_audit::audit::text::summary_table(&report);
+    let key = cli
+        .lines()
+        .find(|l| l.contains("change expected  "))
+        .expect("run's summary explains change expected");
+    assert!(key.contains("should NOT be invariant"), "{key}");
+    assert!(key.contains("ignores a change it should notice"), "{key}");
+    ui.assert_shows(key.trim());
+}

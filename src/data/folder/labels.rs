@@ -4,6 +4,7 @@
 //! name, byte-wise, as Python sorts `str`).
 
 use super::LoadOptions;
+use crate::entry::did_you_mean;
 use crate::error::{Error, Result};
 
 /// How an image folder's class subfolders become labels.
@@ -95,13 +96,18 @@ pub(super) fn label_folders(
     if !unknown.is_empty() {
         let listed: Vec<&str> = names.iter().take(50).map(String::as_str).collect();
         let more = if names.len() > 50 { ", …" } else { "" };
+        let hints: Vec<String> = unknown
+            .iter()
+            .filter_map(|folder| near_class(folder, names))
+            .collect();
         return Err(Error::data(
             source,
             format!(
-                "class folder(s) {} are not classes of the model, whose {} classes are: {}{more}",
+                "class folder(s) {} are not classes of the model, whose {} classes are: {}{more}{}",
                 quoted(&unknown),
                 names.len(),
-                listed.join(", ")
+                listed.join(", "),
+                hints.iter().map(|h| format!("\n  {h}")).collect::<String>()
             ),
         ));
     }
@@ -110,6 +116,20 @@ pub(super) fn label_folders(
         class_names: names.to_vec(),
         warnings: Vec::new(),
     })
+}
+
+/// `` `Bird/`: did you mean `bird`? `` when `folder` differs from one of
+/// the model's class names only in case or by a typo (folders match class
+/// names exactly).
+fn near_class(folder: &str, names: &[String]) -> Option<String> {
+    if let Some(name) = names.iter().find(|n| n.eq_ignore_ascii_case(folder)) {
+        return Some(format!(
+            "`{folder}/`: did you mean `{name}`? (folders match class names exactly, case included)"
+        ));
+    }
+    let known: Vec<&str> = names.iter().map(String::as_str).collect();
+    let hint = did_you_mean(folder, &known);
+    (!hint.is_empty()).then(|| format!("`{folder}/`: {}", hint.trim_start_matches("; ")))
 }
 
 /// Whether every folder is named by the label its sorted position gives it

@@ -29,6 +29,47 @@ use decode::{decode, image_to_chw};
 use labels::label_folders;
 use scan::class_files;
 
+/// Why the folder of `classes` looks like the one above the image folder (`data` holding
+/// `test/cat/…`): every "class" folder holds folders and no image of its
+/// own, and either there is one such folder or none of them is a class of
+/// the model. `None` when the layout looks right.
+fn one_level_too_high(
+    classes: &[(Vec<u8>, String, PathBuf)],
+    opts: &LoadOptions,
+) -> Option<String> {
+    let holds_only_folders =
+        |dir: &Path| !scan::has_images(dir) && !scan::subfolders(dir).is_empty();
+    if !classes.iter().all(|(_, _, dir)| holds_only_folders(dir)) {
+        return None;
+    }
+    let names = opts.class_names.as_deref().unwrap_or_default();
+    let none_is_a_class = !classes.iter().any(|(_, name, _)| names.contains(name));
+    if classes.len() > 1 && !none_is_a_class {
+        return None;
+    }
+    let below: Vec<String> = classes
+        .iter()
+        .map(|(_, _, dir)| dir.display().to_string())
+        .collect();
+    let (_, first, first_dir) = &classes[0];
+    let inner = scan::subfolders(first_dir);
+    let shown: Vec<&str> = inner.iter().take(5).map(String::as_str).collect();
+    let more = if inner.len() > 5 { ", …" } else { "" };
+    Some(format!(
+        "its subfolder{} {} hold{} folders ({first} holds {}{more}), not images: the class \
+         folders are one level down; did you mean {}?",
+        if classes.len() == 1 { "" } else { "s" },
+        classes
+            .iter()
+            .map(|(_, name, _)| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if classes.len() == 1 { "s" } else { "" },
+        shown.join(", "),
+        below.join(" or ")
+    ))
+}
+
 /// Loads the image folder `root` as a dataset fitted to `opts`.
 pub(crate) fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, DataNotes)> {
     let source = format!("image folder {}", root.display());
@@ -47,14 +88,31 @@ pub(crate) fn load_folder(root: &Path, opts: &LoadOptions) -> Result<(Dataset, D
         ));
     }
     if classes.is_empty() {
+        let images = scan::images_in(root);
+        let found = match images {
+            0 => String::new(),
+            1 => "; it holds 1 image directly, with no class to label it by".to_string(),
+            n => format!("; it holds {n} images directly, with no class to label them by"),
+        };
         return Err(Error::data(
             source,
-            "no class folders: an image folder holds one subfolder per class, \
-             each with that class's images",
+            format!(
+                "no class folders{found}: an image folder holds one subfolder per class, \
+                 named by the class, each with that class's images{}",
+                if images > 0 {
+                    " (move them into one subfolder per class, or give them as a .npy or \
+                     .npz array with their labels)"
+                } else {
+                    ""
+                }
+            ),
         ));
     }
     classes.sort_by(|a, b| a.0.cmp(&b.0));
     let folder_names: Vec<&str> = classes.iter().map(|(_, name, _)| name.as_str()).collect();
+    if let Some(hint) = one_level_too_high(&classes, opts) {
+        return Err(Error::data(source, hint));
+    }
     let labeling = label_folders(&source, &folder_names, opts)?;
 
     let mut files_per_class: Vec<Vec<PathBuf>> = Vec::with_capacity(classes.len());

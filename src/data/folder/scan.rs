@@ -23,6 +23,49 @@ fn has_ext(name: &str, exts: &[&str]) -> bool {
     exts.iter().any(|e| lower.ends_with(e))
 }
 
+/// How many image files `dir` holds directly (not in subfolders), for
+/// hints about a folder laid out wrongly.
+pub(super) fn images_in(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            !name.starts_with('.') && e.path().is_file() && has_ext(&name, &SUPPORTED)
+        })
+        .count()
+}
+
+/// Whether `dir` holds an image file directly (stops at the first).
+pub(super) fn has_images(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.filter_map(|e| e.ok()).any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        !name.starts_with('.')
+            && has_ext(&name, &SUPPORTED)
+            && e.file_type().is_ok_and(|t| !t.is_dir())
+    })
+}
+
+/// The names of `dir`'s visible subfolders, sorted.
+pub(super) fn subfolders(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
 /// The image files of one class folder, in torchvision's order.
 pub(super) fn class_files(dir: &Path, source: &str) -> Result<Vec<PathBuf>> {
     let mut groups: Vec<(Vec<u8>, Vec<PathBuf>)> = Vec::new();

@@ -334,3 +334,48 @@ fn empty_folders_are_errors() {
     assert!(e.contains("no valid file"), "{e}");
     assert!(!e.contains("full"), "{e}");
 }
+
+/// A user's `Bird/` and `cats/` next to a model naming `bird` and `cat`
+/// got only the list of classes: a folder within a case change or a typo
+/// of a class gets a did-you-mean.
+#[test]
+fn a_folder_off_by_case_or_a_typo_gets_the_class_it_meant() {
+    let dir = classes_folder(&["Bird", "cats", "dog", "zebra"]);
+    let e = err_text(load(dir.path(), &named(&["bird", "cat", "dog"])));
+    assert!(e.contains("`Bird/`: did you mean `bird`?"), "{e}");
+    assert!(e.contains("case included"), "{e}");
+    assert!(e.contains("`cats/`: did you mean `cat`?"), "{e}");
+    assert!(!e.contains("`zebra/`"), "no near class, no hint: {e}");
+}
+
+/// A user gave `data` whose only subfolder `test/` holds the class
+/// folders: every image became class `test`, or an unknown class.
+#[test]
+fn a_folder_one_level_too_high_says_which_one_was_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    grey(dir.path(), "test/0/a.png", 1, 1, 1);
+    grey(dir.path(), "test/1/a.png", 1, 1, 1);
+    let want = format!("did you mean {}?", dir.path().join("test").display());
+    for options in [opts(1), named(&["0", "1"])] {
+        let e = err_text(load(dir.path(), &options));
+        assert!(e.contains(&want), "{e}");
+        assert!(e.contains("`test` holds folders (test holds 0, 1)"), "{e}");
+    }
+    // Class folders whose images sit in subfolders of their own are read.
+    let d = load(&dir.path().join("test"), &opts(1)).unwrap();
+    assert_eq!(d.len(), 2);
+}
+
+/// A user gave a flat folder of images: it says how many and what layout
+/// is needed.
+#[test]
+fn a_flat_folder_of_images_says_how_many_and_what_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        grey(dir.path(), &format!("{i}.png"), 1, 1, 1);
+    }
+    let e = err_text(load(dir.path(), &opts(1)));
+    assert!(e.contains("holds 3 images directly"), "{e}");
+    assert!(e.contains("one subfolder per class"), "{e}");
+    assert!(e.contains(".npz array with their labels"), "{e}");
+}

@@ -12,6 +12,13 @@ use crate::data::subset::describe_file_order;
 use crate::data::{fit_size, hex, resize_plane, DataNotes, Dataset, LoadOptions};
 use crate::error::{Error, Result};
 
+/// Every data format `load` accepts, for the error on any other file.
+const ACCEPTED_DATA: &str = "the accepted data are: an IDX images file \
+     (*-images-idx3-ubyte[.gz], its labels file beside it) or a folder holding such a pair; an \
+     image folder with one subfolder per class (PNG, JPEG, BMP); a .npy array of images with a \
+     labels file, or a .npz holding images and labels; a CIFAR-10 or CIFAR-100 binary batch \
+     (.bin)";
+
 /// Whether `name` is that of an IDX images file as found in a folder.
 fn is_images_name(name: &str) -> bool {
     !name.starts_with('.')
@@ -64,11 +71,20 @@ pub(crate) fn labels_path_for(images: &Path) -> Result<PathBuf> {
             "it looks like an IDX labels file; pass the images file (*-images-idx3-ubyte[.gz]) \
              or its folder"
         } else {
-            "expected an IDX images file (named *-images-idx3-ubyte[.gz]) or a folder"
+            ACCEPTED_DATA
+        };
+        let image = [".png", ".jpg", ".jpeg", ".bmp"]
+            .iter()
+            .any(|e| name.to_lowercase().ends_with(e));
+        let single = if image {
+            "a single image is not a dataset: put it in an image folder, in its class's \
+             subfolder. "
+        } else {
+            ""
         };
         return Err(Error::data(
             images.display().to_string(),
-            format!("not a dataset: {hint}"),
+            format!("not a dataset: {single}{hint}"),
         ));
     }
     let base = name.replace("images-idx3", "labels-idx1");

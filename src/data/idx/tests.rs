@@ -182,6 +182,21 @@ fn labels_file_lookup() {
         e.contains("notes.txt") && e.contains("not a dataset"),
         "{e}"
     );
+    // A user gave `x.png` as the data: every accepted format is listed.
+    let png = dir.path().join("x.png");
+    fs::write(&png, "not really").unwrap();
+    let e = err_text(load(&png, &opts()));
+    for want in [
+        "x.png",
+        "a single image is not a dataset",
+        "IDX images file",
+        "image folder with one subfolder per class",
+        ".npy array of images with a labels file",
+        ".npz holding images and labels",
+        "CIFAR-10 or CIFAR-100 binary batch",
+    ] {
+        assert!(e.contains(want), "{want}: {e}");
+    }
 }
 
 #[test]

@@ -167,8 +167,9 @@ pub fn find_spec(file: &WeightsFile, arch: Option<&Path>) -> Result<(ArchSpec, S
     let error = Error::Spec {
         origin: file.path().display().to_string(),
         message: format!(
-            "no architecture spec found.\n\nTensors in the file:\n{}\nA skeleton guessed from the names and shapes (check the order, activations and pooling, then save it as {}):\n{}",
+            "no architecture spec found.\n\nTensors in the file:\n{}\nFrom the PyTorch module, examples/export_pytorch.py writes the exact spec with the weights (it traces `forward`, skip connections included): export(model, \"{}\", spec_from_module(model, input_shape=(C, H, W))).\n\nA skeleton guessed from the names and shapes (check the order, activations and pooling, then save it as {}):\n{}",
             file.tensor_listing(),
+            file.path().display(),
             sidecar.display(),
             skeleton_spec(&file.tensors).to_json_pretty()
         ),

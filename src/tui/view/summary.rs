@@ -1,5 +1,6 @@
-//! The summary view: clean and robust accuracy per attack with bars, the ε
-//! curves, the sanity flags, then the stress, equivariance and attribution
+//! The summary view: clean and robust accuracy per attack with bars (ε
+//! written as `run` writes it), minimum-norm attacks as `run`'s distance
+//! table, the ε curves, the sanity flags, then the stress, equivariance and attribution
 //! tables exactly as `run` prints them (one formatting of those numbers, not
 //! two), and the report's warnings. Sections the plan did not ask for say how
 //! to get them.
@@ -10,6 +11,7 @@ use ratatui::text::{Line, Span};
 use super::predictions::bar;
 use super::{bold, dim, pct};
 use crate::attack::Norm;
+use crate::report::threat::format_eps;
 use crate::tui::app::App;
 
 const BAR_WIDTH: usize = 20;
@@ -31,25 +33,38 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         Line::raw(""),
         Line::from(bold("attacks")),
     ];
+    // Attacks with a budget get a bar of their robust accuracy; minimum-norm
+    // attacks have no robust accuracy (every input breaks at some distance),
+    // so they get `run`'s distance table instead, the same text.
+    let range = report.model.input_range();
+    let bounded: Vec<_> = s.attacks.iter().filter(|a| a.distance.is_none()).collect();
+    let eps_text = |eps: Option<f64>| eps.map_or("-".to_string(), |e| format_eps(e, range));
+    let eps_width = bounded
+        .iter()
+        .map(|a| eps_text(a.eps).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(3);
     if s.attacks.is_empty() {
         out.push(Line::from(dim(
             "  no attacks in this report: add [[attack]] entries to the plan",
         )));
-    } else {
+    } else if !bounded.is_empty() {
         out.push(Line::from(dim(format!(
-            "  {:<22} {:<7} {:<5} {:>6}  {:<w$} {:>7}  {:>8}  {:>9}",
+            "  {:<22} {:<7} {:<5} {:>e$}  {:<w$} {:>7}  {:>8}  {:>9}",
             "attack",
             "kind",
             "norm",
-            "eps",
+            "ε",
             "robust accuracy",
             "",
             "success",
             "median δ",
+            e = eps_width,
             w = BAR_WIDTH
         ))));
     }
-    for a in &s.attacks {
+    for a in bounded {
         let median = match a.norm {
             Norm::Linf => a.median_perturbation_linf,
             Norm::L2 => a.median_perturbation_l2,
@@ -57,11 +72,12 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         };
         out.push(Line::from(vec![
             Span::raw(format!(
-                "  {:<22} {:<7} {:<5} {:>6}  ",
+                "  {:<22} {:<7} {:<5} {:>e$}  ",
                 a.name,
                 a.kind,
                 a.norm.to_string(),
-                a.eps.map_or("min".to_string(), |e| e.to_string())
+                eps_text(a.eps),
+                e = eps_width
             )),
             Span::styled(
                 bar(a.robust_accuracy, BAR_WIDTH),
@@ -75,6 +91,15 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             )),
         ]));
     }
+    let correct = report
+        .samples
+        .iter()
+        .filter(|x| x.prediction == x.label)
+        .count();
+    push_text(
+        &mut out,
+        &crate::audit::text::distance_lines(report, correct),
+    );
     if s.eps_curves.is_empty() && !s.attacks.is_empty() {
         out.push(Line::raw(""));
         out.push(Line::from(dim(
@@ -89,7 +114,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         ))));
         for p in &c.points {
             out.push(Line::from(vec![
-                Span::raw(format!("  ε {:<8} ", p.eps)),
+                Span::raw(format!("  ε {:<8} ", format_eps(p.eps, range))),
                 Span::styled(
                     bar(p.robust_accuracy, BAR_WIDTH),
                     Style::new().fg(Color::Green),
