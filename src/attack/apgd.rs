@@ -724,11 +724,7 @@ impl Attack for Apgd {
                     let targets: Vec<u32> = batch
                         .clean_logits
                         .iter()
-                        .map(|row| {
-                            let mut order: Vec<usize> = (0..row.len()).collect();
-                            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-                            order[rank - 1] as u32
-                        })
+                        .map(|row| super::classes_by_logit(row)[rank - 1] as u32)
                         .collect();
                     for _ in 0..self.restarts.max(1) {
                         let rows = best.unbroken();

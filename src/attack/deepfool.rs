@@ -209,14 +209,9 @@ pub struct DeepFool {
 /// The `count` classes with the largest logits, largest first (ties: lower
 /// index first).
 fn top_classes(row: &[f32], count: usize) -> Vec<u32> {
-    let mut order: Vec<u32> = (0..row.len() as u32).collect();
-    order.sort_by(|&a, &b| {
-        row[b as usize]
-            .partial_cmp(&row[a as usize])
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    let mut order = super::classes_by_logit(row);
     order.truncate(count);
-    order
+    order.into_iter().map(|c| c as u32).collect()
 }
 
 impl DeepFool {

@@ -538,10 +538,7 @@ impl Attack for Fab {
                             x0: &batch.x[i * per..(i + 1) * per],
                             label: batch.labels[i],
                             target: rank.map(|rank| {
-                                let row = &batch.clean_logits[i];
-                                let mut order: Vec<usize> = (0..row.len()).collect();
-                                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-                                order[rank - 1] as u32
+                                super::classes_by_logit(&batch.clean_logits[i])[rank - 1] as u32
                             }),
                         }
                     })

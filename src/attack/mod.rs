@@ -378,6 +378,15 @@ pub fn choose_targets(
     Ok(Some(targets))
 }
 
+/// The classes of logits `row` from the largest logit down (ties: the
+/// lower index first): `[1]` is the most likely other class of a correctly
+/// classified input, the first target of APGD-T and FAB-T.
+pub fn classes_by_logit(row: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    order
+}
+
 /// Whether logits `row` meet the goal: misclassified, or the target wins.
 pub fn reached_goal(row: &[f32], label: u32, target: Option<u32>) -> bool {
     match target {
