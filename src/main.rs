@@ -314,12 +314,7 @@ fn run_audit_command(
     let model_opts = model_args.options();
     let opts = job::JobOptions {
         model,
-        arch: model_opts.arch,
-        strip_prefix: model_opts.strip_prefix,
-        input_range: model_opts.input_range,
-        classes: model_opts.classes,
-        mean: model_opts.mean,
-        std: model_opts.std,
+        model_options: model_opts,
         data,
         arrays: arrays.options(),
         plan,

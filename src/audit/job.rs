@@ -34,18 +34,9 @@ use crate::stress::{Context, StressResults};
 pub struct JobOptions {
     /// The model file.
     pub model: PathBuf,
-    /// An explicit architecture spec.
-    pub arch: Option<PathBuf>,
-    /// A prefix to strip from the file's tensor names (overrides the spec's).
-    pub strip_prefix: Option<String>,
-    /// The valid input range (overrides the spec's).
-    pub input_range: Option<[f32; 2]>,
-    /// A file of class names, one per line (overrides the spec's).
-    pub classes: Option<PathBuf>,
-    /// The input mean the model subtracts (overrides the spec's).
-    pub mean: Option<Vec<f32>>,
-    /// The input standard deviation the model divides by (overrides the spec's).
-    pub std: Option<Vec<f32>>,
+    /// How to read it: its spec, tensor names, and what overrides the spec
+    /// (input range, class names, normalization).
+    pub model_options: ModelOptions,
     /// The data (default: the shipped sample).
     pub data: Option<PathBuf>,
     /// Labels, layout and `.npz` keys for array data.
@@ -286,15 +277,7 @@ fn plan_for_model(
 
 /// Loads the model file and picks the engine that runs it.
 fn load_model(opts: &JobOptions) -> Result<Model> {
-    let model_opts = ModelOptions {
-        arch: opts.arch.clone(),
-        strip_prefix: opts.strip_prefix.clone(),
-        input_range: opts.input_range,
-        classes: opts.classes.clone(),
-        mean: opts.mean.clone(),
-        std: opts.std.clone(),
-    };
-    let loaded = load_model_with(&opts.model, &model_opts)?;
+    let loaded = load_model_with(&opts.model, &opts.model_options)?;
     let selected = crate::engine::select(&loaded.network, opts.engine)?;
     if let Some(why) = &selected.fallback {
         eprintln!("warning: {why}");
