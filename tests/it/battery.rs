@@ -45,6 +45,37 @@ fn tiny_model(dir: &Path, name: &str, weights: [f32; 4]) {
     raw_safetensors(&dir.join(name), header, &data);
 }
 
+/// An ONNX fixture as `m.onnx` with its first initializer's data moved to
+/// `location` (declared `length` bytes when given); the data file is
+/// written beside it when `write`.
+fn external_onnx(dir: &Path, location: &str, length: Option<usize>, write: bool) {
+    use prost::Message;
+    use xai_audit::model::onnx::proto::{ModelProto, StringStringEntryProto};
+    let bytes = std::fs::read(root().join("tests/fixtures/onnx/residual.opset17.onnx")).unwrap();
+    let mut model = ModelProto::decode(bytes.as_slice()).unwrap();
+    let t = &mut model.graph.as_mut().unwrap().initializer[0];
+    let data = t.raw_data.take().unwrap_or_else(|| {
+        t.float_data
+            .drain(..)
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    });
+    let entry = |k: &str, v: String| StringStringEntryProto {
+        key: Some(k.into()),
+        value: Some(v),
+    };
+    t.data_location = Some(1);
+    t.external_data = vec![
+        entry("location", location.into()),
+        entry("offset", "0".into()),
+        entry("length", length.unwrap_or(data.len()).to_string()),
+    ];
+    if write {
+        std::fs::write(dir.join(location), &data).unwrap();
+    }
+    std::fs::write(dir.join("m.onnx"), model.encode_to_vec()).unwrap();
+}
+
 /// The MLP fixture with its spec rewritten by `edit`, passed as `--arch s.json`.
 fn mlp_with_spec(dir: &Path, spec: &str) {
     copy_asset(dir, "tests/fixtures/mlp.safetensors", "m.safetensors");
@@ -992,6 +1023,52 @@ fn cases() -> Vec<Case> {
             setup: |d| copy_asset(d, "tests/fixtures/onnx/bad_unsupported_op.onnx", "m.onnx"),
             args: &["convert", "m.onnx", "-o", "out/m.safetensors"],
             needles: &["m.onnx", "Resize"],
+        },
+        Case {
+            name: "ONNX weights file missing beside the model",
+            setup: |d| external_onnx(d, "m.onnx.data", None, false),
+            args: &["run", "m.onnx"],
+            needles: &[
+                "m.onnx",
+                "tensor '",
+                "m.onnx.data",
+                "cannot be read",
+                "beside the model",
+            ],
+        },
+        Case {
+            name: "ONNX weights outside the model's directory",
+            setup: |d| external_onnx(d, "../w.bin", None, false),
+            args: &["run", "m.onnx"],
+            needles: &["m.onnx", "tensor '", "`../w.bin`", "not a path inside"],
+        },
+        Case {
+            name: "ONNX weights file shorter than the tensor",
+            setup: |d| external_onnx(d, "m.onnx.data", Some(1 << 20), true),
+            args: &["run", "m.onnx"],
+            needles: &["m.onnx", "tensor '", "m.onnx.data", "which holds"],
+        },
+        Case {
+            name: "an ONNX model's weights file given as the model",
+            setup: |d| external_onnx(d, "m.onnx.data", None, true),
+            args: &["run", "m.onnx.data"],
+            needles: &[
+                "m.onnx.data",
+                "the weights file of the ONNX model",
+                "m.onnx",
+            ],
+        },
+        Case {
+            name: "--mean with the wrong number of channels",
+            setup: |d| copy_asset(d, "tests/fixtures/onnx/residual.opset17.onnx", "m.onnx"),
+            args: &["run", "m.onnx", "--mean", "0.5,0.5"],
+            needles: &["m.onnx", "`input.mean` has 2 values"],
+        },
+        Case {
+            name: "--std not positive",
+            setup: |d| copy_asset(d, "tests/fixtures/onnx/residual.opset17.onnx", "m.onnx"),
+            args: &["run", "m.onnx", "--std", "0"],
+            needles: &["m.onnx", "`input.std` must be positive"],
         },
         Case {
             name: "spec file given for an ONNX model",

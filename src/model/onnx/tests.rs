@@ -409,6 +409,18 @@ fn a_mean_and_std_given_for_a_graph_without_them_equal_the_graph_with_them() {
     )
     .unwrap();
     let bare = load_model_with(&b, &ModelOptions::default()).unwrap();
+    // One value stands for every channel.
+    let one = load_model_with(
+        &b,
+        &ModelOptions {
+            mean: Some(vec![0.5]),
+            std: Some(vec![0.25]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(one.network.spec().input.mean, Some(vec![0.5; 3]));
+    assert_eq!(one.network.spec().input.std, Some(vec![0.25; 3]));
     assert!(with.warnings.is_empty() && given.warnings.is_empty());
     assert!(
         bare.warnings[0].contains("does not normalize its input"),

@@ -119,11 +119,17 @@ impl ArchSpec {
         if let Some(c) = o.classes {
             self.classes = c;
         }
+        // One value stands for every channel.
+        let channels = self.input.shape[0];
+        let per_channel = |v: Vec<f32>| match v.as_slice() {
+            [one] => vec![*one; channels],
+            _ => v,
+        };
         if let Some(m) = o.mean {
-            self.input.mean = Some(m);
+            self.input.mean = Some(per_channel(m));
         }
         if let Some(s) = o.std {
-            self.input.std = Some(s);
+            self.input.std = Some(per_channel(s));
         }
         self.validate().map_err(|message| Error::Spec {
             origin: origin.to_string(),
