@@ -47,8 +47,8 @@ use serde::{Deserialize, Serialize};
 
 use super::spec::read_target;
 use super::{
-    choose_targets, gather, logits_at, reached_goal, targeted_label, to_tensor, Attack,
-    AttackBatch, AttackMethod, AttackOutcome, BestTracker, Budget, Norm, Target,
+    choose_targets, gather, reached_goal, targeted_label, to_tensor, Attack, AttackBatch,
+    AttackMethod, AttackOutcome, BestTracker, Budget, Norm, Target,
 };
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -468,18 +468,7 @@ impl Attack for Cw {
         let success: Vec<bool> = (0..n)
             .map(|r| best_norm[r].is_finite() && self.eps.is_none_or(|e| best_norm[r] <= e))
             .collect();
-        // Offer only the successes: a minimum-norm point beyond the budget is no success.
-        let keep: Vec<usize> = (0..n).filter(|&r| success[r]).collect();
-        if !keep.is_empty() {
-            let points = gather(&best_point, &keep, per);
-            let kept_rows: Vec<usize> = keep.iter().map(|&r| rows[r]).collect();
-            let logits = logits_at(
-                model,
-                &points,
-                [keep.len(), batch.shape[1], batch.shape[2], batch.shape[3]],
-            )?;
-            best.offer_rows(&kept_rows, &points, &logits, batch.labels, tg);
-        }
+        best.offer_kept(model, batch, &rows, &best_point, &success, tg)?;
         Ok(best.into_outcome(targets, self.binary_search_steps * self.steps))
     }
 }

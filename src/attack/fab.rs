@@ -571,17 +571,11 @@ impl Attack for Fab {
                 }
             }
         }
-        // Offer only the successes: a minimum-norm point beyond the budget
-        // is no success, and is not returned.
-        let keep: Vec<usize> = (0..rows.len())
-            .filter(|&r| best_norm[r].is_finite() && self.eps.is_none_or(|e| best_norm[r] <= e))
+        let keep: Vec<bool> = best_norm
+            .iter()
+            .map(|&d| d.is_finite() && self.eps.is_none_or(|e| d <= e))
             .collect();
-        if !keep.is_empty() {
-            let points: Vec<f32> = keep.iter().flat_map(|&r| best_point[r].clone()).collect();
-            let kept_rows: Vec<usize> = keep.iter().map(|&r| rows[r]).collect();
-            let logits = logits_at(model, &points, [keep.len(), inner[0], inner[1], inner[2]])?;
-            best.offer_rows(&kept_rows, &points, &logits, batch.labels, None);
-        }
+        best.offer_kept(model, batch, &rows, &best_point.concat(), &keep, None)?;
         Ok(best.into_outcome(None, evaluations))
     }
 }

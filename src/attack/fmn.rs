@@ -383,18 +383,7 @@ impl Attack for Fmn {
         let success: Vec<bool> = (0..n)
             .map(|r| best_norm[r].is_finite() && self.eps.is_none_or(|e| best_norm[r] <= e))
             .collect();
-        // Offer only the successes: a minimum-norm point beyond the budget is no success.
-        let keep: Vec<usize> = (0..n).filter(|&r| success[r]).collect();
-        if !keep.is_empty() {
-            let points = gather(&best_point, &keep, per);
-            let kept_rows: Vec<usize> = keep.iter().map(|&r| rows[r]).collect();
-            let logits = super::logits_at(
-                model,
-                &points,
-                [keep.len(), batch.shape[1], batch.shape[2], batch.shape[3]],
-            )?;
-            best.offer_rows(&kept_rows, &points, &logits, batch.labels, None);
-        }
+        best.offer_kept(model, batch, &rows, &best_point, &success, None)?;
         Ok(best.into_outcome(None, evaluations))
     }
 }

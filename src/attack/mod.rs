@@ -477,6 +477,31 @@ impl BestTracker {
         }
     }
 
+    /// Offers a minimum-norm attack's points, scored in one forward pass:
+    /// `points` holds one item per entry of `rows` (batch rows), and only
+    /// those with `keep` set are offered — a point beyond the budget is no
+    /// success, and is not returned.
+    pub fn offer_kept(
+        &mut self,
+        model: &dyn Classifier,
+        batch: &AttackBatch,
+        rows: &[usize],
+        points: &[f32],
+        keep: &[bool],
+        targets: Option<&[u32]>,
+    ) -> Result<()> {
+        let kept: Vec<usize> = (0..rows.len()).filter(|&r| keep[r]).collect();
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let points = gather(points, &kept, self.item_len);
+        let kept_rows: Vec<usize> = kept.iter().map(|&r| rows[r]).collect();
+        let shape = [kept.len(), batch.shape[1], batch.shape[2], batch.shape[3]];
+        let logits = logits_at(model, &points, shape)?;
+        self.offer_rows(&kept_rows, &points, &logits, batch.labels, targets);
+        Ok(())
+    }
+
     /// Batch rows that have not met the goal yet.
     pub fn unbroken(&self) -> Vec<usize> {
         (0..self.success.len())
