@@ -64,8 +64,10 @@ pub enum ApgdLoss {
 /// An `apgd` plan entry: `norm` (default `linf`), `eps` (required; a list
 /// gives a curve), `steps` (default 100), `restarts` (default 1), `loss`
 /// (`ce`, the default, or `dlr`) and `target_classes` (APGD-T: attack the
-/// that many most likely other classes; untargeted when unset). Settings of
-/// the reference implementation (`fra31/auto-attack`).
+/// that many most likely other classes; untargeted when unset),
+/// `eot_samples` (default 1: draws of a randomized model each gradient
+/// averages over, the reference's `eot_iter`). Settings of the reference
+/// implementation (`fra31/auto-attack`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApgdConfig {
     /// Budget norm.
@@ -94,6 +96,15 @@ pub struct ApgdConfig {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[schemars(extend("default" = false))]
     pub use_largereps: bool,
+    /// Draws of a randomized model each gradient averages over (the
+    /// reference's `eot_iter`); 1 is a plain gradient.
+    #[serde(
+        default = "super::spec::default_eot",
+        skip_serializing_if = "super::spec::is_default_eot"
+    )]
+    #[schemars(range(min = 1))]
+    #[schemars(extend("default" = super::DEFAULT_EOT_SAMPLES))]
+    pub eot_samples: usize,
 }
 
 impl ApgdConfig {
@@ -107,6 +118,7 @@ impl ApgdConfig {
             loss: DEFAULT_LOSS,
             target_classes: None,
             use_largereps: false,
+            eot_samples: super::DEFAULT_EOT_SAMPLES,
         }
     }
 
@@ -120,6 +132,7 @@ impl ApgdConfig {
         let target_classes = e.positive_int("target_classes");
         let norm = budget.norm();
         let use_largereps = e.boolean("use_largereps").unwrap_or(false);
+        let eot_samples = super::spec::read_eot_samples(e);
         if use_largereps && norm != Norm::L1 {
             e.fail(
                 "use_largereps",
@@ -137,6 +150,7 @@ impl ApgdConfig {
                 loss,
                 target_classes,
                 use_largereps: use_largereps && norm == Norm::L1,
+                eot_samples,
             })
             .collect()
     }
@@ -152,6 +166,7 @@ impl ApgdConfig {
             target_classes: self.target_classes,
             rho: DEFAULT_RHO,
             use_largereps: self.use_largereps,
+            eot: self.eot_samples,
         }
     }
 }
@@ -165,6 +180,9 @@ impl AttackMethod for ApgdConfig {
     }
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
+    }
+    fn eot_samples(&self) -> Option<usize> {
+        Some(self.eot_samples)
     }
     /// AutoAttack's names: APGD-CE, APGD-DLR, and APGD-T for the targeted
     /// DLR loss (`APGD-T (CE)` for the targeted cross-entropy).
@@ -197,6 +215,8 @@ pub struct Apgd {
     pub rho: f32,
     /// L1 only: AutoAttack's 3ε, 2ε, ε schedule.
     pub use_largereps: bool,
+    /// Draws each gradient averages over (1: none).
+    pub eot: usize,
 }
 
 /// One APGD run's budget, length and start.
@@ -372,7 +392,9 @@ impl Apgd {
             value,
             grad,
         } = match (self.loss, targets) {
-            (ApgdLoss::Ce, None) => model.input_grad(&t, Objective::CrossEntropy(labels))?,
+            (ApgdLoss::Ce, None) => {
+                super::eot_input_grad(model, &t, Objective::CrossEntropy(labels), self.eot)?
+            }
             (ApgdLoss::Ce, Some(targets)) => {
                 let loss = |i: usize, z: &[f32]| {
                     // −CE(target): ascending it descends the target's cross-entropy.
@@ -386,13 +408,13 @@ impl Apgd {
                         .collect();
                     (lp[t], grad)
                 };
-                model.input_grad(&t, Objective::Custom(&loss))?
+                super::eot_input_grad(model, &t, Objective::Custom(&loss), self.eot)?
             }
             (ApgdLoss::Dlr, _) => {
                 let loss = |i: usize, z: &[f32]| {
                     dlr_loss(z, labels[i] as usize, targets.map(|t| t[i] as usize))
                 };
-                model.input_grad(&t, Objective::Custom(&loss))?
+                super::eot_input_grad(model, &t, Objective::Custom(&loss), self.eot)?
             }
         };
         Ok((
@@ -713,7 +735,8 @@ impl Attack for Apgd {
                     evaluations +=
                         self.run_rows(model, batch, &rows, None, &mut rngs, &mut best)?;
                 }
-                Ok(best.into_outcome(None, evaluations))
+                let draws = super::eot_draws(model, self.eot);
+                Ok(best.into_outcome(None, evaluations * draws))
             }
             Some(n_targets) => {
                 // Robust means no target run succeeded: track untargeted
@@ -748,7 +771,8 @@ impl Attack for Apgd {
                         best.offer_rows(&rows, &points, &logits, batch.labels, None);
                     }
                 }
-                Ok(best.into_outcome(None, evaluations))
+                let draws = super::eot_draws(model, self.eot);
+                Ok(best.into_outcome(None, evaluations * draws))
             }
         }
     }

@@ -5,7 +5,8 @@
 //! each with the reference's settings: `standard` (APGD-CE, APGD-T with 9
 //! target classes, FAB-T with 9, Square with 5,000 queries), `plus`
 //! (APGD-CE and APGD-DLR with 5 restarts, FAB with 5, Square, APGD-T,
-//! FAB-T).
+//! FAB-T) and `rand` (APGD-CE and APGD-DLR, each gradient averaged over
+//! 20 draws of a randomized model: Expectation over Transformation).
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +32,10 @@ pub const AUTOATTACK_TARGET_CLASSES: usize = 9;
 /// Restarts of the untargeted attacks of AutoAttack's `plus` version.
 pub const AUTOATTACK_PLUS_RESTARTS: usize = 5;
 
+/// Draws each gradient of AutoAttack's `rand` version averages over (the
+/// reference's `eot_iter = 20`).
+pub const AUTOATTACK_RAND_EOT_SAMPLES: usize = 20;
+
 /// The members AutoAttack runs, by the reference's `version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -41,19 +46,24 @@ pub enum AutoAttackVersion {
     /// APGD-CE and APGD-DLR (5 restarts each), FAB (5 restarts), Square,
     /// APGD-T and FAB-T (9 targets each): stronger, about 5× the cost.
     Plus,
+    /// APGD-CE and APGD-DLR (1 restart each), every gradient averaged over
+    /// 20 draws: for randomized defences (dropout left on, random input
+    /// transforms).
+    Rand,
 }
 
 /// `version`'s values.
 pub const AUTOATTACK_VERSIONS: &[(&str, AutoAttackVersion)] = &[
     ("standard", AutoAttackVersion::Standard),
     ("plus", AutoAttackVersion::Plus),
+    ("rand", AutoAttackVersion::Rand),
 ];
 
 /// An `ensemble` plan entry (`members`: names of earlier attacks sharing one
 /// norm and one ε, which the entry takes; `norm` and `eps`, when written,
 /// must match them) or an `autoattack` one (`norm`, default `linf`; `eps`,
-/// required, a list giving a curve; `version`, `standard` (the default) or
-/// `plus`).
+/// required, a list giving a curve; `version`, `standard` (the default),
+/// `plus` or `rand`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnsembleConfig {
     /// The members' norm.
@@ -207,6 +217,20 @@ impl EnsembleConfig {
                     member("square", AttackConfig::Square(square)),
                     member("apgd-t", AttackConfig::Apgd(apgd_t)),
                     member("fab-t", AttackConfig::Fab(fab_t)),
+                ]
+            }
+            AutoAttackVersion::Rand => {
+                let ce = ApgdConfig {
+                    eot_samples: AUTOATTACK_RAND_EOT_SAMPLES,
+                    ..ApgdConfig::new(norm, eps)
+                };
+                let dlr = ApgdConfig {
+                    loss: ApgdLoss::Dlr,
+                    ..ce.clone()
+                };
+                vec![
+                    member("apgd-ce", AttackConfig::Apgd(ce)),
+                    member("apgd-dlr", AttackConfig::Apgd(dlr)),
                 ]
             }
         };

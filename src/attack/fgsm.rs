@@ -11,14 +11,15 @@
 use serde::{Deserialize, Serialize};
 
 use super::pgd::Pgd;
-use super::spec::read_target;
+use super::spec::{default_eot, is_default_eot, read_eot_samples, read_target};
 use super::{Attack, AttackBatch, AttackMethod, AttackOutcome, Budget, Norm, Target};
 use crate::entry::Entry;
 use crate::error::Result;
 use crate::model::Classifier;
 
 /// An `fgsm` plan entry: `norm` (default `linf`), `eps` (required, in input
-/// units; a list gives a curve) and an optional `target`.
+/// units; a list gives a curve), an optional `target` and `eot_samples`
+/// (default 1: draws of a randomized model the gradient averages over).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FgsmConfig {
     /// Budget norm.
@@ -30,6 +31,12 @@ pub struct FgsmConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "untargeted"}}))]
     pub target: Option<Target>,
+    /// Draws of a randomized model the gradient averages over (Expectation
+    /// over Transformation); 1 is a plain gradient.
+    #[serde(default = "default_eot", skip_serializing_if = "is_default_eot")]
+    #[schemars(range(min = 1))]
+    #[schemars(extend("default" = super::DEFAULT_EOT_SAMPLES))]
+    pub eot_samples: usize,
 }
 
 impl FgsmConfig {
@@ -39,17 +46,24 @@ impl FgsmConfig {
             norm,
             eps,
             target: None,
+            eot_samples: super::DEFAULT_EOT_SAMPLES,
         }
     }
 
     /// Reads `target`; one config per ε.
     pub fn from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
         let target = read_target(e);
+        let eot_samples = read_eot_samples(e);
         let norm = budget.norm();
         budget
             .eps_list(e)
             .into_iter()
-            .map(|eps| FgsmConfig { norm, eps, target })
+            .map(|eps| FgsmConfig {
+                norm,
+                eps,
+                target,
+                eot_samples,
+            })
             .collect()
     }
 
@@ -59,6 +73,7 @@ impl FgsmConfig {
             norm: self.norm,
             eps: self.eps as f32,
             target: self.target,
+            eot: self.eot_samples,
         }
     }
 }
@@ -72,6 +87,9 @@ impl AttackMethod for FgsmConfig {
     }
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
+    }
+    fn eot_samples(&self) -> Option<usize> {
+        Some(self.eot_samples)
     }
     /// `FGSM`; `FGM` in L1, where the step is no sign (Foolbox's name).
     fn label(&self) -> String {
@@ -95,6 +113,8 @@ pub struct Fgsm {
     pub eps: f32,
     /// Targeted mode.
     pub target: Option<Target>,
+    /// Draws the gradient averages over (1: none).
+    pub eot: usize,
 }
 
 impl Attack for Fgsm {
@@ -108,6 +128,7 @@ impl Attack for Fgsm {
             restarts: 1,
             target: self.target,
             l1_step: super::pgd::L1Step::Dense,
+            eot: self.eot,
         }
         .run(model, batch)
     }

@@ -169,7 +169,7 @@ fn pgd_per_sample(
     let mut best = x.to_vec();
     for step in 0..=steps {
         let (logits, grad) = if step < steps {
-            super::loss_gradient(model, &adv, shape, labels, None)?
+            super::loss_gradient(model, &adv, shape, labels, None, 1)?
         } else {
             (super::logits_at(model, &adv, shape)?, Vec::new())
         };

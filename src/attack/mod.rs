@@ -543,19 +543,62 @@ pub fn to_tensor(x: &[f32], shape: [usize; 4]) -> Result<Tensor> {
     )?)
 }
 
+/// Draws each gradient averages over when `eot_samples` is unwritten: one,
+/// no averaging.
+pub const DEFAULT_EOT_SAMPLES: usize = 1;
+
+/// Expectation over Transformation (Athalye, Carlini & Wagner 2018, as
+/// AutoAttack's `eot_iter`): the input gradient of `objective` averaged
+/// over draws `0..eot` of a randomized model. The logits and objective
+/// values are draw 0's, what a plain call sees, so an attack's bookkeeping
+/// is the same with or without averaging (the reference keeps its last
+/// draw's instead). A deterministic model, or `eot ≤ 1`, is one plain call:
+/// its draws are all the same.
+pub fn eot_input_grad(
+    model: &dyn Classifier,
+    x: &Tensor,
+    objective: Objective,
+    eot: usize,
+) -> Result<InputGradient> {
+    let first = model.input_grad(x, objective)?;
+    let draws = eot_draws(model, eot);
+    if draws == 1 {
+        return Ok(first);
+    }
+    let mut sum = first.grad.clone();
+    for draw in 1..draws {
+        sum = (sum + model.input_grad_draw(x, objective, draw as u64)?.grad)?;
+    }
+    Ok(InputGradient {
+        grad: (sum / draws as f64)?,
+        ..first
+    })
+}
+
+/// The gradient evaluations one [`eot_input_grad`] call costs.
+pub fn eot_draws(model: &dyn Classifier, eot: usize) -> usize {
+    if model.is_randomized() {
+        eot.max(1)
+    } else {
+        1
+    }
+}
+
 /// Logits, loss values and gradients of the attack loss at `x`: the gradient
-/// of cross-entropy on the labels, or on the targets (to be descended).
+/// of cross-entropy on the labels, or on the targets (to be descended),
+/// averaged over `eot` draws of a randomized model ([`eot_input_grad`]).
 pub fn loss_gradient(
     model: &dyn Classifier,
     x: &[f32],
     shape: [usize; 4],
     labels: &[u32],
     targets: Option<&[u32]>,
+    eot: usize,
 ) -> Result<(Vec<Vec<f32>>, Vec<f32>)> {
     let t = to_tensor(x, shape)?;
     let classes = targets.unwrap_or(labels);
     let InputGradient { logits, grad, .. } =
-        model.input_grad(&t, Objective::CrossEntropy(classes))?;
+        eot_input_grad(model, &t, Objective::CrossEntropy(classes), eot)?;
     Ok((logits.to_vec2()?, grad.flatten_all()?.to_vec1()?))
 }
 

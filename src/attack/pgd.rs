@@ -25,7 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::read_target;
+use super::spec::{default_eot, is_default_eot, read_eot_samples, read_target};
 use super::{
     choose_targets, logits_at, loss_gradient, project, sign, Attack, AttackBatch, AttackMethod,
     AttackOutcome, BestTracker, Budget, Norm, Target,
@@ -57,8 +57,10 @@ pub fn default_step_size(norm: Norm, eps: f64, steps: usize) -> f64 {
 /// A `pgd` plan entry: `norm` (default `linf`), `eps` (required; a list
 /// gives a curve), `step_size` (default 2.5·ε/`steps`; 0.2·ε in L1),
 /// `steps` (default 40), `random_start` (default true), `restarts`
-/// (default 1), an optional `target`, and for L1 only `quantile` (default
-/// 0.99). Lengths are in input units, in the budget's norm.
+/// (default 1), an optional `target`, `eot_samples` (default 1: draws of a
+/// randomized model each gradient averages over), and for L1 only
+/// `quantile` (default 0.99). Lengths are in input units, in the budget's
+/// norm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PgdConfig {
     /// Budget norm.
@@ -90,6 +92,12 @@ pub struct PgdConfig {
     #[schemars(range(min = 0.0, max = 1.0))]
     #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "0.99 (L1 only)"}}))]
     pub quantile: Option<f64>,
+    /// Draws of a randomized model each gradient averages over
+    /// (Expectation over Transformation); 1 is a plain gradient.
+    #[serde(default = "default_eot", skip_serializing_if = "is_default_eot")]
+    #[schemars(range(min = 1))]
+    #[schemars(extend("default" = super::DEFAULT_EOT_SAMPLES))]
+    pub eot_samples: usize,
 }
 
 impl PgdConfig {
@@ -104,6 +112,7 @@ impl PgdConfig {
             restarts: DEFAULT_RESTARTS,
             target: None,
             quantile: (norm == Norm::L1).then_some(DEFAULT_QUANTILE),
+            eot_samples: super::DEFAULT_EOT_SAMPLES,
         }
     }
 
@@ -124,6 +133,7 @@ impl PgdConfig {
             );
         }
         let quantile = (norm == Norm::L1).then(|| quantile.unwrap_or(DEFAULT_QUANTILE));
+        let eot_samples = read_eot_samples(e);
         budget
             .eps_list(e)
             .into_iter()
@@ -136,6 +146,7 @@ impl PgdConfig {
                 restarts,
                 target,
                 quantile,
+                eot_samples,
             })
             .collect()
     }
@@ -153,6 +164,7 @@ impl PgdConfig {
             l1_step: L1Step::Sparse {
                 quantile: self.quantile.unwrap_or(DEFAULT_QUANTILE) as f32,
             },
+            eot: self.eot_samples,
         }
     }
 }
@@ -166,6 +178,9 @@ impl AttackMethod for PgdConfig {
     }
     fn attack(&self) -> Result<Box<dyn Attack>> {
         Ok(Box::new(self.build()))
+    }
+    fn eot_samples(&self) -> Option<usize> {
+        Some(self.eot_samples)
     }
     fn label(&self) -> String {
         super::targeted_label("PGD", self.target)
@@ -194,6 +209,8 @@ pub struct Pgd {
     pub target: Option<Target>,
     /// The L1 step (unused in L∞ and L2).
     pub l1_step: L1Step,
+    /// Draws each gradient averages over (1: none).
+    pub eot: usize,
 }
 
 /// How a step moves in L1.
@@ -353,8 +370,8 @@ impl Attack for Pgd {
             }
             for _ in 0..self.steps {
                 let (logits, grad) =
-                    loss_gradient(model, &adv, batch.shape, batch.labels, targets)?;
-                evaluations += 1;
+                    loss_gradient(model, &adv, batch.shape, batch.labels, targets, self.eot)?;
+                evaluations += super::eot_draws(model, self.eot);
                 best.offer(&adv, &logits, batch.labels, targets);
                 for i in 0..batch.len() {
                     let span = i * per..(i + 1) * per;

@@ -108,6 +108,12 @@ impl AttackSpec {
             .collect()
     }
 
+    /// The draws each gradient averages over (`eot_samples`), for the
+    /// attacks that have the option.
+    pub fn eot_samples(&self) -> Option<usize> {
+        self.config.method().eot_samples()
+    }
+
     /// An ensemble's members, in order (none for other kinds).
     pub fn members(&self) -> &[AttackSpec] {
         self.config.method().members()
@@ -153,6 +159,12 @@ pub trait AttackMethod {
     /// Whether the attack needs only the model's outputs.
     fn is_black_box(&self) -> bool {
         false
+    }
+    /// The draws of a randomized model each gradient averages over
+    /// (`eot_samples`, Expectation over Transformation), for the attacks
+    /// that have the option.
+    fn eot_samples(&self) -> Option<usize> {
+        None
     }
     /// The member attacks of an ensemble.
     fn members(&self) -> &[AttackSpec] {
@@ -238,6 +250,23 @@ impl Budget<'_> {
 /// The name of the entry for `eps` of the ε list `name`.
 pub fn curve_point(name: &str, eps: f64) -> String {
     format!("{name}@{eps}")
+}
+
+/// `eot_samples`: the draws each gradient averages over (Expectation over
+/// Transformation); 1, no averaging, when unwritten.
+pub fn read_eot_samples(e: &mut Entry) -> usize {
+    e.positive_int("eot_samples")
+        .unwrap_or(super::DEFAULT_EOT_SAMPLES)
+}
+
+/// Whether `n` is the default `eot_samples` (reports leave it out then).
+pub fn is_default_eot(n: &usize) -> bool {
+    *n == super::DEFAULT_EOT_SAMPLES
+}
+
+/// serde's default `eot_samples`.
+pub fn default_eot() -> usize {
+    super::DEFAULT_EOT_SAMPLES
 }
 
 /// `target`: `"least_likely"`, `"random"` or a class index.

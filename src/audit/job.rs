@@ -118,8 +118,9 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     let started_at = crate::util::utc_now_rfc3339();
     // A plan file is read first: its mistakes are reported before the model loads.
     let file_plan = read_plan_file(opts)?;
-    let model = load_model(opts)?;
+    let mut model = load_model(opts)?;
     let (plan, origin, preset_warning) = plan_for_model(opts, file_plan, &model)?;
+    model.seed_draws(plan.seed, opts.engine)?;
     let mut resolved = resolve(opts, plan, origin, &model)?;
     resolved.warnings.extend(preset_warning);
     let loaded = load_data(opts, model)?;
@@ -164,6 +165,18 @@ struct Model {
     engine: &'static str,
     /// Why the reference path runs it, when `auto` fell back.
     fallback: Option<String>,
+}
+
+impl Model {
+    /// Keys a randomized model's draws by the plan's seed (a deterministic
+    /// model is left as it is).
+    fn seed_draws(&mut self, seed: u64, engine: crate::engine::Engine) -> Result<()> {
+        if self.loaded.network.is_randomized() {
+            self.loaded.network.set_draw_seed(seed);
+            self.classifier = crate::engine::select(&self.loaded.network, engine)?.classifier;
+        }
+        Ok(())
+    }
 }
 
 /// The model and the data loaded for it.

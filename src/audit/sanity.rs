@@ -1,8 +1,9 @@
 //! Sanity checks that tell a user when robustness numbers may be an artefact,
 //! after AutoAttack's own checks: zero or NaN input gradients, outputs that
 //! are already probabilities, ε = 0 not reproducing clean accuracy,
-//! predictions that depend on the batch size or differ between identical
-//! calls, a black-box attack beating the white-box ones (a sign of gradient
+//! predictions that depend on the batch size or differ between draws
+//! (a randomized model attacked without expectation over transformation),
+//! a black-box attack beating the white-box ones (a sign of gradient
 //! masking), and perturbations outside the budget or the valid range.
 
 use crate::attack::results::AuditResults;
@@ -12,6 +13,23 @@ use crate::error::Result;
 use crate::model::{Classifier, Objective};
 use crate::report::types::SanityFlag;
 use crate::stats::argmax;
+
+/// The plan's attacks (by name) with a gradient member that averaged no
+/// gradients over draws of a randomized model (`eot_samples` unset or 1).
+fn single_draw_attacks(results: &AuditResults) -> Vec<String> {
+    fn single_draw(spec: &crate::attack::AttackSpec) -> bool {
+        match spec.members() {
+            [] => !spec.is_black_box() && spec.eot_samples().unwrap_or(1) <= 1,
+            members => members.iter().any(single_draw),
+        }
+    }
+    results
+        .attacks
+        .iter()
+        .filter(|a| single_draw(&a.spec))
+        .map(|a| a.spec.name.clone())
+        .collect()
+}
 
 fn flag(check: &str, message: String) -> SanityFlag {
     SanityFlag {
@@ -100,11 +118,17 @@ pub fn sanity_checks(
     let m = n.min(16);
     let together: Vec<Vec<f32>> = model.logits(&clean.tensor(0, m)?)?.to_vec2()?;
     let again: Vec<Vec<f32>> = model.logits(&clean.tensor(0, m)?)?.to_vec2()?;
-    if together != again {
-        flags.push(flag(
-            "randomized_model",
-            "two identical calls gave different outputs: a randomized defence (or dropout left on) needs expectation over transformation, and single-run robustness overstates it".into(),
-        ));
+    // A model whose draws are keyed (src/model/draw.rs) repeats a draw at
+    // the same point: ask for another one.
+    let redrawn: Vec<Vec<f32>> = model.logits_draw(&clean.tensor(0, m)?, 1)?.to_vec2()?;
+    if together != again || together != redrawn {
+        let single = single_draw_attacks(results);
+        if !single.is_empty() {
+            flags.push(flag(
+                "randomized_model",
+                format!("two draws at the same input gave different outputs (a randomized defence, or dropout left on), and {} averaged no gradients over draws: single-draw gradients overstate its robustness; set eot_samples (e.g. 20, as autoattack's version = \"rand\" does) for expectation over transformation", single.join(", ")),
+            ));
+        }
     }
     let mut differ = 0;
     for (i, row) in together.iter().enumerate() {

@@ -113,6 +113,7 @@ pub fn pgd_throughput(
         restarts: 1,
         target: None,
         l1_step: crate::attack::pgd::L1Step::Dense,
+        eot: 1,
     };
     let [_, c, h, w] = data.shape;
     let batch_size = bench.batch_size.max(1);

@@ -89,10 +89,27 @@ impl<C: Classifier> Classifier for BinaryLogits<C> {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        two_logits(&self.0.logits(x)?)
+        self.logits_draw(x, 0)
     }
 
     fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
+        self.input_grad_draw(x, objective, 0)
+    }
+
+    fn is_randomized(&self) -> bool {
+        self.0.is_randomized()
+    }
+
+    fn logits_draw(&self, x: &Tensor, draw: u64) -> Result<Tensor> {
+        two_logits(&self.0.logits_draw(x, draw)?)
+    }
+
+    fn input_grad_draw(
+        &self,
+        x: &Tensor,
+        objective: Objective,
+        draw: u64,
+    ) -> Result<InputGradient> {
         if let Some(classes) = objective.classes() {
             check_classes(x.dim(0)?, classes)?;
         }
@@ -111,7 +128,7 @@ impl<C: Classifier> Classifier for BinaryLogits<C> {
             }
             (value[0], vec![grad[1]])
         };
-        let g = self.0.input_grad(x, Objective::Custom(&loss))?;
+        let g = self.0.input_grad_draw(x, Objective::Custom(&loss), draw)?;
         if let Some(e) = failure.into_inner().ok().flatten() {
             return Err(Error::Invalid(e));
         }

@@ -97,6 +97,30 @@ pub trait Classifier: Send + Sync {
     fn logits(&self, x: &Tensor) -> Result<Tensor>;
     /// Logits, objective and input gradient for a batch.
     fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient>;
+    /// Whether the outputs depend on a random draw (Monte-Carlo dropout,
+    /// random input transforms: see [`super::draw`]). Such a model's
+    /// [`logits`](Classifier::logits) and [`input_grad`](Classifier::input_grad)
+    /// are its draw 0 at each point.
+    fn is_randomized(&self) -> bool {
+        false
+    }
+    /// [`logits`](Classifier::logits) at draw `draw` of a randomized model
+    /// (draw 0 is `logits`); the same for a deterministic one.
+    fn logits_draw(&self, x: &Tensor, draw: u64) -> Result<Tensor> {
+        let _ = draw;
+        self.logits(x)
+    }
+    /// [`input_grad`](Classifier::input_grad) at draw `draw` of a randomized
+    /// model, as [`logits_draw`](Classifier::logits_draw).
+    fn input_grad_draw(
+        &self,
+        x: &Tensor,
+        objective: Objective,
+        draw: u64,
+    ) -> Result<InputGradient> {
+        let _ = draw;
+        self.input_grad(x, objective)
+    }
     /// The score attributions explain for `class`, from one row of
     /// [`logits`](Classifier::logits): the class's logit. A one-output model
     /// ([`BinaryLogits`](super::BinaryLogits)) explains its log-odds instead,
@@ -128,6 +152,8 @@ pub struct Network {
     normalize: Option<(Tensor, Tensor)>,
     /// Width of the last layer's output (1 for a binary classifier).
     outputs: usize,
+    /// The seed of the random layers' draws ([`super::draw`]).
+    draw_seed: u64,
 }
 
 impl Network {
@@ -167,9 +193,43 @@ impl Network {
                 output,
                 normalize,
                 outputs,
+                draw_seed: 0,
             },
             used,
         ))
+    }
+
+    /// Keys the random layers' draws by `seed` (the audit's), so a run is
+    /// reproducible and another seed draws afresh.
+    pub fn set_draw_seed(&mut self, seed: u64) {
+        self.draw_seed = seed;
+    }
+
+    /// Whether some layer draws random numbers on every call (Monte-Carlo
+    /// dropout, random resizing and padding).
+    pub fn is_randomized(&self) -> bool {
+        self.nodes
+            .iter()
+            .take(self.output)
+            .any(|n| n.layer.is_random())
+    }
+
+    /// The random layers, as `inspect` names them.
+    pub fn random_layers(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .take(self.output)
+            .filter(|n| n.layer.is_random())
+            .map(|n| n.name.as_str())
+            .collect()
+    }
+
+    /// Each row's draw key for draw `draw` (`None` without random layers).
+    fn keys(&self, x: &Tensor, draw: u64) -> candle_core::Result<Option<Vec<u64>>> {
+        if !self.is_randomized() {
+            return Ok(None);
+        }
+        super::draw::row_keys(x, self.draw_seed, draw).map(Some)
     }
 
     /// The spec the network was built from.
@@ -242,11 +302,25 @@ impl Network {
     /// The forward pass: normalization, then the layers. Differentiable.
     /// Returns the raw outputs: `[N, 1]` (z) for a binary classifier.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_draw(x, 0)
+    }
+
+    /// [`Network::forward`] at draw `draw` of the random layers (the same
+    /// for a network without them).
+    pub fn forward_draw(&self, x: &Tensor, draw: u64) -> candle_core::Result<Tensor> {
+        let keys = self.keys(x, draw)?;
         let x = match &self.normalize {
             Some((mean, std)) => x.broadcast_sub(mean)?.broadcast_div(std)?,
             None => x.clone(),
         };
-        forward_graph(&self.nodes, &x, self.output, None, &mut None)
+        forward_graph(
+            &self.nodes,
+            &x,
+            self.output,
+            None,
+            &mut None,
+            keys.as_deref(),
+        )
     }
 
     /// An error listing the model's layers unless `path` names one.
@@ -274,12 +348,20 @@ impl Network {
     pub fn forward_capture(&self, x: &Tensor, path: &str) -> Result<(Tensor, Var)> {
         self.check_input(x)?;
         let node = self.node_of(path)?;
+        let keys = self.keys(x, 0)?;
         let x = match &self.normalize {
             Some((mean, std)) => x.broadcast_sub(mean)?.broadcast_div(std)?,
             None => x.clone(),
         };
         let mut captured = None;
-        let logits = forward_graph(&self.nodes, &x, self.output, Some(node), &mut captured)?;
+        let logits = forward_graph(
+            &self.nodes,
+            &x,
+            self.output,
+            Some(node),
+            &mut captured,
+            keys.as_deref(),
+        )?;
         let var = captured.ok_or_else(|| {
             Error::Invalid(format!(
                 "layer `{path}` was not reached by the forward pass"
@@ -318,6 +400,23 @@ impl Classifier for Network {
         with_classes(Outputs(self), |c| c.input_grad(x, objective))
     }
 
+    fn is_randomized(&self) -> bool {
+        Network::is_randomized(self)
+    }
+
+    fn logits_draw(&self, x: &Tensor, draw: u64) -> Result<Tensor> {
+        with_classes(Outputs(self), |c| c.logits_draw(x, draw))
+    }
+
+    fn input_grad_draw(
+        &self,
+        x: &Tensor,
+        objective: Objective,
+        draw: u64,
+    ) -> Result<InputGradient> {
+        with_classes(Outputs(self), |c| c.input_grad_draw(x, objective, draw))
+    }
+
     fn class_score(&self, logits: &[f32], class: u32) -> f32 {
         with_classes(Outputs(self), |c| c.class_score(logits, class))
     }
@@ -347,17 +446,34 @@ impl Classifier for Outputs<'_> {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        self.0.check_input(x)?;
-        Ok(self.0.forward(x)?)
+        self.logits_draw(x, 0)
     }
 
     fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
+        self.input_grad_draw(x, objective, 0)
+    }
+
+    fn is_randomized(&self) -> bool {
+        self.0.is_randomized()
+    }
+
+    fn logits_draw(&self, x: &Tensor, draw: u64) -> Result<Tensor> {
+        self.0.check_input(x)?;
+        Ok(self.0.forward_draw(x, draw)?)
+    }
+
+    fn input_grad_draw(
+        &self,
+        x: &Tensor,
+        objective: Objective,
+        draw: u64,
+    ) -> Result<InputGradient> {
         self.0.check_input(x)?;
         let n = x.dim(0)?;
         let k = self.0.outputs;
         self.0.check_objective(n, &objective)?;
         let var = Var::from_tensor(x)?;
-        let logits = self.0.forward(var.as_tensor())?;
+        let logits = self.0.forward_draw(var.as_tensor(), draw)?;
         let value = match objective {
             Objective::CrossEntropy(labels) => ops::cross_entropy(&logits, labels)?,
             Objective::Logit(c) | Objective::ClassScore(c) => (&logits * one_hot(c, k)?)?.sum(1)?,

@@ -76,6 +76,21 @@ pub enum Layer {
     Flatten,
     /// Dropout at audit time.
     Identity,
+    /// Monte-Carlo dropout with this `p` (random: see [`super::draw`]).
+    Dropout(f64),
+    /// Random resizing to a height in `min..=max` and padding into a
+    /// `canvas` filled with `value`; `max` and `canvas` default to the
+    /// input's height and size (random: see [`super::draw`]).
+    RandomResizePad {
+        /// Smallest resized height.
+        min: usize,
+        /// Largest resized height (the canvas's when `None`).
+        max: Option<usize>,
+        /// Output height and width (the input's when `None`).
+        canvas: Option<(usize, usize)>,
+        /// Fill, in the units of the layer's input.
+        value: f64,
+    },
     /// `a + b`, one of them possibly `[N, C, 1, 1]`.
     Add,
     /// `a · b`, one of them possibly `[N, C, 1, 1]`.
@@ -114,12 +129,16 @@ pub struct Node {
 /// and everything before it is detached: a `backward()` from the result
 /// then gives the gradient with respect to that activation (Grad-CAM) at
 /// the cost of the nodes after it only.
+///
+/// `keys` holds each row's draw key for the random layers
+/// ([`super::draw::row_keys`]); a network with random layers needs them.
 pub fn forward_graph(
     nodes: &[Node],
     x: &Tensor,
     output: usize,
     capture: Option<usize>,
     captured: &mut Option<candle_core::Var>,
+    keys: Option<&[u64]>,
 ) -> CResult<Tensor> {
     if output == 0 {
         return Ok(x.clone());
@@ -146,7 +165,18 @@ pub fn forward_graph(
                 })
             })
             .collect::<CResult<Vec<&Tensor>>>()?;
-        let mut out = node.layer.apply(&inputs)?;
+        let mut out = match (&node.layer, inputs.as_slice()) {
+            (Layer::Dropout(_) | Layer::RandomResizePad { .. }, [x]) => {
+                let keys = keys.ok_or_else(|| {
+                    candle_core::Error::Msg(format!(
+                        "node {} is random and has no draw keys",
+                        node.name
+                    ))
+                })?;
+                node.layer.apply_random(x, keys, i)?
+            }
+            _ => node.layer.apply(&inputs)?,
+        };
         if capture == Some(i) {
             let var = candle_core::Var::from_tensor(&out.detach())?;
             out = var.as_tensor().clone();
@@ -169,6 +199,37 @@ fn pair(s: Size2) -> (usize, usize) {
 }
 
 impl Layer {
+    /// Whether the layer draws random numbers on every call.
+    pub fn is_random(&self) -> bool {
+        matches!(self, Layer::Dropout(_) | Layer::RandomResizePad { .. })
+    }
+
+    /// Applies a random layer to `x`, row `r` drawing from `keys[r]` and the
+    /// layer's position `node`.
+    pub fn apply_random(&self, x: &Tensor, keys: &[u64], node: usize) -> CResult<Tensor> {
+        match self {
+            Layer::Dropout(p) => super::draw::dropout(x, *p, keys, node),
+            Layer::RandomResizePad {
+                min,
+                max,
+                canvas,
+                value,
+            } => {
+                let (_, _, h, w) = x.dims4()?;
+                let canvas = canvas.unwrap_or((h, w));
+                super::draw::resize_pad(
+                    x,
+                    (*min, max.unwrap_or(canvas.0)),
+                    canvas,
+                    *value,
+                    keys,
+                    node,
+                )
+            }
+            other => other.apply(&[x]),
+        }
+    }
+
     /// Applies the layer to its inputs (one, except for `add`, `mul` and
     /// `concat`).
     pub fn apply(&self, inputs: &[&Tensor]) -> CResult<Tensor> {
@@ -253,6 +314,9 @@ impl Layer {
             Layer::Sigmoid => candle_nn::ops::sigmoid(x),
             Layer::Flatten => x.flatten_from(1),
             Layer::Identity => Ok(x.clone()),
+            Layer::Dropout(_) | Layer::RandomResizePad { .. } => Err(candle_core::Error::Msg(
+                format!("{self:?} is random: it needs each row's draw key"),
+            )),
             Layer::Clip(lo, hi) => {
                 // y = x inside (lo, hi), the bound outside; gradient 1 inside only.
                 let inside = mask(x.gt(*lo)?.mul(&x.lt(*hi)?)?)?;
@@ -497,7 +561,19 @@ fn build_layer(spec: &LayerSpec, path: &str, src: &mut WeightSource) -> Result<L
         LayerSpec::Tanh => Layer::Tanh,
         LayerSpec::Sigmoid => Layer::Sigmoid,
         LayerSpec::Flatten { .. } => Layer::Flatten,
-        LayerSpec::Dropout { .. } => Layer::Identity,
+        LayerSpec::Dropout { active: false, .. } => Layer::Identity,
+        LayerSpec::Dropout { p, active: true } => Layer::Dropout(*p),
+        LayerSpec::RandomResizePad {
+            min_size,
+            max_size,
+            size,
+            value,
+        } => Layer::RandomResizePad {
+            min: *min_size,
+            max: *max_size,
+            canvas: size.map(|s| (s.h, s.w)),
+            value: *value,
+        },
         LayerSpec::Add => Layer::Add,
         LayerSpec::Mul => Layer::Mul,
         LayerSpec::Concat => Layer::Concat,

@@ -21,6 +21,7 @@ mod onnx;
 mod pipelines;
 mod plan_schema;
 mod pytorch_parity;
+mod randomized;
 mod range_invariance;
 mod run;
 mod stress;

@@ -33,6 +33,7 @@ impl LayerSpec {
             LayerSpec::Affine { .. } => "affine",
             LayerSpec::ChannelAffine { .. } => "channel_affine",
             LayerSpec::Pad2d { .. } => "pad2d",
+            LayerSpec::RandomResizePad { .. } => "random_resize_pad",
             LayerSpec::Residual { .. } => "residual",
         }
     }
@@ -111,7 +112,18 @@ impl LayerSpec {
                 GeluApproximate::None => "gelu".into(),
                 GeluApproximate::Tanh => "gelu tanh".into(),
             },
-            LayerSpec::Dropout { p } => format!("dropout p={p} (identity)"),
+            LayerSpec::Dropout { p, active: false } => format!("dropout p={p} (identity)"),
+            LayerSpec::Dropout { p, active: true } => format!("dropout p={p} (active: random)"),
+            LayerSpec::RandomResizePad {
+                min_size,
+                max_size,
+                size,
+                value,
+            } => {
+                let max = max_size.map_or("H".into(), |m| m.to_string());
+                let canvas = size.map_or("H×W".into(), |s| s.to_string());
+                format!("random_resize_pad {min_size}…{max} in {canvas}, fill {value} (random)")
+            }
             LayerSpec::Clip { min, max } => format!("clip {min}…{max}"),
             LayerSpec::HardSigmoid { alpha, beta } => format!("hard_sigmoid {alpha:.4}·x + {beta}"),
             LayerSpec::Affine { scale, shift } => format!("affine x·{scale} + {shift}"),

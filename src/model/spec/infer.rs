@@ -332,11 +332,42 @@ fn infer_op(
             }
             shape.to_vec()
         }
-        LayerSpec::Dropout { p } => {
-            if !(0.0..=1.0).contains(p) {
-                return Err(format!("{}: p must lie in [0, 1], found {p}", here()));
+        LayerSpec::Dropout { p, active } => {
+            if !(0.0..=1.0).contains(p) || (*active && *p >= 1.0) {
+                let range = if *active { "[0, 1)" } else { "[0, 1]" };
+                return Err(format!("{}: p must lie in {range}, found {p}", here()));
             }
             shape.to_vec()
+        }
+        LayerSpec::RandomResizePad {
+            min_size,
+            max_size,
+            size,
+            value,
+        } => {
+            let (c, h, w) = need_4d(shape)?;
+            let canvas = size.unwrap_or(Size2 { h, w });
+            let max = max_size.unwrap_or(canvas.h);
+            if !value.is_finite() {
+                return Err(format!("{}: value must be finite", here()));
+            }
+            if *min_size == 0 || *min_size > max {
+                return Err(format!(
+                    "{}: needs 1 ≤ min_size ≤ max_size, found {min_size} and {max}",
+                    here()
+                ));
+            }
+            if max > canvas.h || resized_width(max, h, w) > canvas.w {
+                return Err(format!(
+                    "{}: an input resized to height {max} does not fit the {} canvas",
+                    here(),
+                    canvas
+                ));
+            }
+            if canvas.h > 1 << 16 || canvas.w > 1 << 16 {
+                return Err(format!("{}: size {canvas} is too large", here()));
+            }
+            vec![c, canvas.h, canvas.w]
         }
         LayerSpec::Relu
         | LayerSpec::Gelu { .. }
@@ -515,4 +546,10 @@ mod tests {
         assert_eq!(pooled_len(4, 2, 2, 1, 1, true), Some(3));
         assert_eq!(pooled_len(2, 3, 1, 0, 1, false), None);
     }
+}
+
+/// The width of an `h × w` input resized to height `r` by
+/// `random_resize_pad`: the aspect ratio kept, rounded, at least 1.
+pub(crate) fn resized_width(r: usize, h: usize, w: usize) -> usize {
+    ((r * w + h / 2) / h).max(1)
 }

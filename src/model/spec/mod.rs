@@ -21,6 +21,7 @@ mod parse;
 mod types;
 
 pub use describe::fmt_shape;
+pub(crate) use infer::resized_width;
 pub use infer::{pooled_len, window_overflows};
 pub use parse::{Overrides, SUPPORTED_OPS};
 pub use types::{

@@ -572,5 +572,6 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "affine",
     "channel_affine",
     "pad2d",
+    "random_resize_pad",
     "residual",
 ];

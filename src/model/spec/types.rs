@@ -240,10 +240,15 @@ pub enum LayerSpec {
         #[serde(default = "start_dim_one")]
         start_dim: usize,
     },
-    /// `nn.Dropout`: the identity at audit time.
+    /// `nn.Dropout`: the identity at audit time, unless `active`
+    /// (Monte-Carlo dropout, Gal & Ghahramani 2016): then each call zeroes
+    /// each value with probability `p` and scales the rest by `1/(1−p)`,
+    /// drawn per input (see [`crate::model::draw`]).
     Dropout {
         #[serde(default = "dropout_p")]
         p: f64,
+        #[serde(default, skip_serializing_if = "is_false")]
+        active: bool,
     },
     /// `a + b` (two inputs; one may be `[C, 1, 1]`, broadcast over the other).
     Add,
@@ -284,6 +289,22 @@ pub enum LayerSpec {
     /// Constant padding of height and width: `[top, bottom, left, right]`.
     Pad2d {
         padding: [usize; 4],
+        #[serde(default)]
+        value: f64,
+    },
+    /// Random resizing and padding (Xie et al. 2018, "Mitigating adversarial
+    /// effects through randomization"): each call resizes each input by
+    /// nearest neighbour to a side drawn uniformly from
+    /// `min_size..=max_size` (the height; the width keeps the aspect
+    /// ratio) and places it at a random offset in a `size` canvas filled
+    /// with `value` (in the units of the layer's input). `size` and
+    /// `max_size` default to the input's height and width.
+    RandomResizePad {
+        min_size: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_size: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<Size2>,
         #[serde(default)]
         value: f64,
     },
