@@ -401,13 +401,15 @@ impl Builder<'_> {
                 let (oh, ow) = pad.output();
                 (Op::Pad(pad), Shape::Spatial(oh, ow, c))
             }
-            (Layer::Dropout(_) | Layer::RandomResizePad { .. }, _) => return Err(format!(
+            (Layer::Dropout(_) | Layer::RandomResizePad { .. }, _) => {
+                return Err(format!(
                 "layer {path} is random ({}), and the fast engine runs deterministic layers only",
                 match layer {
                     Layer::Dropout(_) => "active dropout",
                     _ => "random resizing and padding",
                 }
-            )),
+            ))
+            }
             (other, s) => return Err(format!("layer {path} ({other:?}) on input {s:?}")),
         })
     }

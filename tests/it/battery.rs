@@ -513,6 +513,90 @@ fn cases() -> Vec<Case> {
             needles: &["s.json", "`act`", "`fc9` names no node"],
         },
         Case {
+            name: "random_resize_pad with min_size above max_size",
+            setup: |d| {
+                mlp_with_spec(
+                    d,
+                    &MLP_SPEC.replace(
+                        r#"{"op": "flatten"}"#,
+                        r#"{"op": "random_resize_pad", "min_size": 30, "max_size": 20}, {"op": "flatten"}"#,
+                    ),
+                )
+            },
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &[
+                "s.json",
+                "layer 0 (random_resize_pad)",
+                "min_size ≤ max_size",
+                "30",
+                "20",
+            ],
+        },
+        Case {
+            name: "random_resize_pad larger than its canvas",
+            setup: |d| {
+                mlp_with_spec(
+                    d,
+                    &MLP_SPEC.replace(
+                        r#"{"op": "flatten"}"#,
+                        r#"{"op": "random_resize_pad", "min_size": 20, "max_size": 30}, {"op": "flatten"}"#,
+                    ),
+                )
+            },
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &[
+                "s.json",
+                "layer 0 (random_resize_pad)",
+                "height 30",
+                "does not fit",
+            ],
+        },
+        Case {
+            name: "active dropout that drops everything",
+            setup: |d| {
+                mlp_with_spec(
+                    d,
+                    &MLP_SPEC.replace(
+                        r#"{"op": "relu"}"#,
+                        r#"{"op": "relu"}, {"op": "dropout", "p": 1.0, "active": true}"#,
+                    ),
+                )
+            },
+            args: &["run", "m.safetensors", "--arch", "s.json"],
+            needles: &[
+                "s.json",
+                "layer 3 (dropout)",
+                "p must lie in [0, 1)",
+                "found 1",
+            ],
+        },
+        Case {
+            name: "the fast engine asked to run a random layer",
+            setup: |d| {
+                mlp_with_spec(
+                    d,
+                    &MLP_SPEC.replace(
+                        r#"{"op": "relu"}"#,
+                        r#"{"op": "relu"}, {"op": "dropout", "active": true}"#,
+                    ),
+                )
+            },
+            args: &[
+                "run",
+                "m.safetensors",
+                "--arch",
+                "s.json",
+                "--engine",
+                "fast",
+            ],
+            needles: &[
+                "fast engine",
+                "random",
+                "active dropout",
+                "--engine reference",
+            ],
+        },
+        Case {
             name: "spec from a newer version",
             setup: |d| mlp_with_spec(d, &MLP_SPEC.replace("\"version\": 1", "\"version\": 3")),
             args: &["run", "m.safetensors", "--arch", "s.json"],
