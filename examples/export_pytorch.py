@@ -193,7 +193,8 @@ _OPS = {
     "tanh": ((), {}),
     "sigmoid": ((), {}),
     "flatten": ((), {"start_dim": 1}),
-    "dropout": ((), {"p": 0.5}),
+    "dropout": ((), {"p": 0.5, "active": False}),
+    "random_resize_pad": (("min_size",), {"max_size": None, "size": None, "value": 0.0}),
     "residual": (("body",), {"shortcut": None, "activation": None}),
     # Version 2 only.
     "add": ((), {}),
@@ -819,11 +820,12 @@ class _FxConverter:
         self.unary(node, a, {"op": "softmax"})
 
     def op_dropout(self, node, a):
+        # training=True keeps dropout on in eval mode: Monte-Carlo dropout,
+        # audited as a randomized model (attack it with eot_samples).
+        layer = {"op": "dropout", "p": float(a["p"])}
         if a["training"]:
-            self.fail(node, self.describe(node),
-                      "training=True keeps dropout active in eval mode; "
-                      "pass training=self.training")
-        self.unary(node, a, _prune("dropout", {"op": "dropout", "p": float(a["p"])}))
+            layer["active"] = True
+        self.unary(node, a, _prune("dropout", layer))
 
     def op_avg_pool2d(self, node, a):
         if a["divisor_override"] is not None:
@@ -1624,6 +1626,37 @@ class ChannelAffine(nn.Module):
         return y if self.bias is None else y + self.bias.view(view)
 
 
+class RandomResizePad(nn.Module):
+    """Xie et al. 2018's randomization layer, as xai-audit's
+    ``random_resize_pad``: each input resized by nearest neighbour to a height
+    drawn from ``min_size..max_size`` (the width keeping the aspect ratio,
+    rounded) and placed at a random offset on a ``size`` canvas filled with
+    ``value``. Draws come from torch's generator, so they are not xai-audit's
+    (keyed by seed and input): compare the two statistically."""
+
+    def __init__(self, min_size, max_size=None, size=None, value=0.0):
+        super().__init__()
+        self.min_size, self.max_size, self.size, self.value = min_size, max_size, size, value
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        ch, cw = _pair(self.size) if self.size is not None else (h, w)
+        top_size = self.max_size if self.max_size is not None else ch
+        out = x.new_full((n, c, ch, cw), self.value)
+        for i in range(n):
+            rh = int(torch.randint(self.min_size, top_size + 1, ()).item())
+            rw = max(1, (rh * w + h // 2) // h)
+            top = int(torch.randint(0, ch - rh + 1, ()).item())
+            left = int(torch.randint(0, cw - rw + 1, ()).item())
+            # mode="nearest": source index floor(dst · in / out), as xai-audit.
+            small = F.interpolate(x[i:i + 1], size=(rh, rw), mode="nearest")
+            out[i:i + 1, :, top:top + rh, left:left + rw] = small
+        return out
+
+    def extra_repr(self):
+        return f"min_size={self.min_size}, max_size={self.max_size}, size={self.size}, value={self.value}"
+
+
 class _Fn(nn.Module):
     """A parameterless op of the spec (clip, affine, pad2d, ...) as a module."""
 
@@ -1680,7 +1713,13 @@ def _module_for(layer, where):
     if op == "flatten":
         return nn.Flatten()
     if op == "dropout":
+        if g("active", False):
+            p = float(g("p", 0.5))
+            # Monte-Carlo dropout: on in eval mode too.
+            return _Fn(lambda x: F.dropout(x, p, training=True), f"p={p}, active")
         return nn.Dropout(g("p", 0.5))
+    if op == "random_resize_pad":
+        return RandomResizePad(layer["min_size"], g("max_size"), g("size"), float(g("value", 0.0)))
     if op == "clip":
         lo, hi = float(layer["min"]), float(layer["max"])
         # hardtanh, not clamp: PyTorch's ReLU6/Hardtanh pass no gradient at the bounds.

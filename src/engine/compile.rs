@@ -117,7 +117,7 @@ impl Builder<'_> {
             }
         }
         readers[output] += 1;
-        for node in nodes.iter().take(output) {
+        for (index, node) in nodes.iter().enumerate().take(output) {
             let path = node.name.as_str();
             let ins: Vec<(usize, Shape)> = node.inputs.iter().map(|&v| at[v]).collect();
             // The one input node this node may fuse into: read by it alone,
@@ -249,6 +249,33 @@ impl Builder<'_> {
                     (Op::Concat(concat), next)
                 }
                 (Layer::Add | Layer::Mul | Layer::Concat, _) => return Err(unsupported()),
+                (Layer::Dropout(p), s) => {
+                    let dropout = super::random::Dropout {
+                        p: *p,
+                        node: index,
+                        shape: s,
+                    };
+                    (Op::Dropout(dropout), s)
+                }
+                (
+                    Layer::RandomResizePad {
+                        min,
+                        max,
+                        canvas,
+                        value,
+                    },
+                    Shape::Spatial(h, w, c),
+                ) => {
+                    let canvas = canvas.unwrap_or((h, w));
+                    let resize = super::random::ResizePad {
+                        input: (h, w, c),
+                        sizes: (*min, max.unwrap_or(canvas.0)),
+                        canvas,
+                        value: *value as f32,
+                        node: index,
+                    };
+                    (Op::ResizePad(resize), Shape::Spatial(canvas.0, canvas.1, c))
+                }
                 (layer, s) => self.single(path, layer, s)?,
             };
             let out = self.push(op, input, next);
@@ -400,15 +427,6 @@ impl Builder<'_> {
                 };
                 let (oh, ow) = pad.output();
                 (Op::Pad(pad), Shape::Spatial(oh, ow, c))
-            }
-            (Layer::Dropout(_) | Layer::RandomResizePad { .. }, _) => {
-                return Err(format!(
-                "layer {path} is random ({}), and the fast engine runs deterministic layers only",
-                match layer {
-                    Layer::Dropout(_) => "active dropout",
-                    _ => "random resizing and padding",
-                }
-            ))
             }
             (other, s) => return Err(format!("layer {path} ({other:?}) on input {s:?}")),
         })

@@ -34,6 +34,7 @@ mod join;
 mod linear;
 mod pointwise;
 mod pool;
+mod random;
 mod winograd;
 
 use std::collections::HashMap;
@@ -53,6 +54,7 @@ use join::{Binary, Concat, Pad};
 use linear::Linear;
 use pointwise::{Activation, ChannelMap};
 use pool::{AvgPool, MaxPool};
+use random::{Dropout, ResizePad};
 
 /// Which implementation runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -163,6 +165,10 @@ enum Op {
     Pad(Pad),
     /// Softmax over each sample's `k` values.
     Softmax(usize),
+    /// Monte-Carlo dropout (random per row).
+    Dropout(Dropout),
+    /// Random resizing and padding (random per row).
+    ResizePad(ResizePad),
 }
 
 /// One op of the graph: reads value `input` (values are numbered in the
@@ -181,8 +187,10 @@ struct Step {
 struct Workspace {
     /// One buffer per value.
     acts: Vec<Vec<f32>>,
-    /// Max-pool sources per step.
+    /// Max-pool sources, or random placements, per step.
     args: Vec<Vec<u32>>,
+    /// Dropout masks per step.
+    masks: Vec<Vec<f32>>,
     cols: Vec<f32>,
     /// One gradient buffer per value, allocated by the first backward pass.
     grads: Vec<Vec<f32>>,
@@ -234,14 +242,21 @@ impl Graph {
                 .map(|l| vec![0f32; self.chunk * l])
                 .collect(),
             args: vec![Vec::new(); self.steps.len()],
+            masks: vec![Vec::new(); self.steps.len()],
             ..Default::default()
         }
     }
 
-    fn forward_chunk(&self, ws: &mut Workspace) {
+    /// The forward pass of one chunk; `keys` holds its rows' draw keys
+    /// (empty for a deterministic graph).
+    fn forward_chunk(&self, ws: &mut Workspace, keys: &[u64]) {
         let n = self.chunk;
         let Workspace {
-            acts, args, cols, ..
+            acts,
+            args,
+            cols,
+            masks,
+            ..
         } = ws;
         for (i, step) in self.steps.iter().enumerate() {
             let (before, after) = acts.split_at_mut(step.out);
@@ -262,6 +277,14 @@ impl Graph {
                 Op::Concat(c) => c.forward(n, before, y),
                 Op::Pad(p) => p.forward(n, x, y),
                 Op::Softmax(k) => pointwise::softmax_forward(*k, x, y),
+                Op::Dropout(d) => {
+                    d.masks(keys, n, &mut masks[i]);
+                    Dropout::apply(&masks[i], x, y);
+                }
+                Op::ResizePad(r) => {
+                    r.maps(keys, n, &mut args[i]);
+                    r.forward(n, &args[i], x, y);
+                }
             }
             if step.relu {
                 pointwise::relu_in_place(y);
@@ -294,6 +317,7 @@ impl Graph {
             grads,
             written,
             tmp,
+            masks,
         } = ws;
         written.clear();
         written.resize(self.lens.len(), false);
@@ -362,6 +386,8 @@ impl Graph {
                         Op::Softmax(k) => {
                             pointwise::softmax_backward(*k, &acts[step.out], dy, target)
                         }
+                        Op::Dropout(_) => Dropout::apply(&masks[i], dy, target),
+                        Op::ResizePad(r) => r.backward(n, &args[i], dy, target),
                         Op::Conv(_)
                         | Op::Grouped(_)
                         | Op::Linear(_)
@@ -392,12 +418,15 @@ impl Graph {
     /// `(value, classes)`: that value and its gradient of the summed class
     /// logits, per sample in the graph's layout (in place of the input
     /// gradient).
+    ///
+    /// `keys` holds each row's draw key when the graph has random layers.
     fn run(
         &self,
         x: &[f32],
         n: usize,
         objective: Option<&Objective>,
         tap: Option<usize>,
+        keys: Option<&[u64]>,
     ) -> Result<Chunks> {
         let k = self.lens[self.output];
         let per = self.in_len;
@@ -410,7 +439,8 @@ impl Graph {
                 let mut ws = self.workspace();
                 ws.acts[0][..len * per].copy_from_slice(&x[first * per..(first + len) * per]);
                 ws.acts[0][len * per..].fill(0.0);
-                self.forward_chunk(&mut ws);
+                let keys = keys.map_or(&[][..], |k| &k[first..first + len]);
+                self.forward_chunk(&mut ws, keys);
                 let out = &ws.acts[self.output];
                 let logits = out[..len * k].to_vec();
                 let (mut values, mut grad, mut act) = (Vec::new(), Vec::new(), Vec::new());
@@ -520,6 +550,16 @@ impl FastNet {
         &self.reference
     }
 
+    /// Each row's draw key for draw `draw` (`None` without random layers),
+    /// as the reference computes them.
+    fn keys(&self, x: &Tensor, draw: u64) -> Result<Option<Vec<u64>>> {
+        if !self.reference.is_randomized() {
+            return Ok(None);
+        }
+        let seed = self.reference.draw_seed();
+        Ok(Some(crate::model::draw::row_keys(x, seed, draw)?))
+    }
+
     fn input_vec(&self, x: &Tensor) -> Result<(usize, Vec<f32>)> {
         self.reference.check_input(x)?;
         let n = x.dim(0)?;
@@ -572,6 +612,23 @@ impl Classifier for FastNet {
         with_classes(FastOutputs(self), |c| c.input_grad(x, objective))
     }
 
+    fn is_randomized(&self) -> bool {
+        self.reference.is_randomized()
+    }
+
+    fn logits_draw(&self, x: &Tensor, draw: u64) -> Result<Tensor> {
+        with_classes(FastOutputs(self), |c| c.logits_draw(x, draw))
+    }
+
+    fn input_grad_draw(
+        &self,
+        x: &Tensor,
+        objective: Objective,
+        draw: u64,
+    ) -> Result<InputGradient> {
+        with_classes(FastOutputs(self), |c| c.input_grad_draw(x, objective, draw))
+    }
+
     fn class_score(&self, logits: &[f32], class: u32) -> f32 {
         with_classes(FastOutputs(self), |c| c.class_score(logits, class))
     }
@@ -600,16 +657,38 @@ impl Classifier for FastOutputs<'_> {
     }
 
     fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        self.logits_draw(x, 0)
+    }
+
+    fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
+        self.input_grad_draw(x, objective, 0)
+    }
+
+    fn is_randomized(&self) -> bool {
+        self.0.reference.is_randomized()
+    }
+
+    fn logits_draw(&self, x: &Tensor, draw: u64) -> Result<Tensor> {
         let (n, xv) = self.0.input_vec(x)?;
-        let out = self.0.graph.run(&xv, n, None, None)?;
+        let keys = self.0.keys(x, draw)?;
+        let out = self.0.graph.run(&xv, n, None, None, keys.as_deref())?;
         let k = self.num_classes();
         Ok(Tensor::from_vec(out.logits, (n, k), &Device::Cpu)?)
     }
 
-    fn input_grad(&self, x: &Tensor, objective: Objective) -> Result<InputGradient> {
+    fn input_grad_draw(
+        &self,
+        x: &Tensor,
+        objective: Objective,
+        draw: u64,
+    ) -> Result<InputGradient> {
         let (n, xv) = self.0.input_vec(x)?;
         self.0.reference.check_objective(n, &objective)?;
-        let out = self.0.graph.run(&xv, n, Some(&objective), None)?;
+        let keys = self.0.keys(x, draw)?;
+        let out = self
+            .0
+            .graph
+            .run(&xv, n, Some(&objective), None, keys.as_deref())?;
         let k = self.num_classes();
         Ok(InputGradient {
             logits: Tensor::from_vec(out.logits, (n, k), &Device::Cpu)?,
@@ -637,7 +716,14 @@ impl Classifier for FastOutputs<'_> {
                 (held.as_ref(), (v, s))
             }
         };
-        let out = graph.run(&xv, n, Some(&Objective::Logit(classes)), Some(value))?;
+        let keys = self.0.keys(x, 0)?;
+        let out = graph.run(
+            &xv,
+            n,
+            Some(&Objective::Logit(classes)),
+            Some(value),
+            keys.as_deref(),
+        )?;
         let to_tensor = |v: Vec<f32>| -> Result<Tensor> {
             Ok(match shape {
                 Shape::Spatial(h, w, c) => {

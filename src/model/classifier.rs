@@ -205,6 +205,11 @@ impl Network {
         self.draw_seed = seed;
     }
 
+    /// The seed of the random layers' draws.
+    pub fn draw_seed(&self) -> u64 {
+        self.draw_seed
+    }
+
     /// Whether some layer draws random numbers on every call (Monte-Carlo
     /// dropout, random resizing and padding).
     pub fn is_randomized(&self) -> bool {

@@ -11,7 +11,8 @@
 //! batch, shard or subset of rows an attack passes, without threading
 //! indices through every call, and two calls at the same point and draw
 //! agree (what makes a report reproducible). A new point is a new draw, as
-//! it is in PyTorch; [`Classifier::logits_draw`](super::Classifier::logits_draw)
+//! it is in PyTorch. The fast engine draws the same from the same keys
+//! (`engine/random.rs`); [`Classifier::logits_draw`](super::Classifier::logits_draw)
 //! asks for another draw at the same point, which is what expectation over
 //! transformation and the randomized-model sanity check need.
 
@@ -58,13 +59,19 @@ fn mix(mut z: u64) -> u64 {
 pub fn dropout(x: &Tensor, p: f64, keys: &[u64], node: usize) -> CResult<Tensor> {
     let dims = x.dims().to_vec();
     let per_row: usize = dims[1..].iter().product();
-    let scale = (1.0 / (1.0 - p)) as f32;
     let mut mask = Vec::with_capacity(keys.len() * per_row);
     for &key in keys {
-        let mut rng = Rng::for_item(key, DROPOUT, node as u64);
-        mask.extend((0..per_row).map(|_| if rng.uniform_f64() < p { 0.0 } else { scale }));
+        dropout_mask(key, node, p, per_row, &mut mask);
     }
     x.mul(&Tensor::from_vec(mask, dims, x.device())?.to_dtype(x.dtype())?)
+}
+
+/// Appends one row's dropout mask (`len` values in PyTorch's NCHW order:
+/// 0, or `1/(1 − p)` for a kept value) drawn from `key` at layer `node`.
+pub fn dropout_mask(key: u64, node: usize, p: f64, len: usize, mask: &mut Vec<f32>) {
+    let scale = (1.0 / (1.0 - p)) as f32;
+    let mut rng = Rng::for_item(key, DROPOUT, node as u64);
+    mask.extend((0..len).map(|_| if rng.uniform_f64() < p { 0.0 } else { scale }));
 }
 
 /// Where one row's resized input lands: for each canvas cell (row-major

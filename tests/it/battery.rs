@@ -571,32 +571,6 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
-            name: "the fast engine asked to run a random layer",
-            setup: |d| {
-                mlp_with_spec(
-                    d,
-                    &MLP_SPEC.replace(
-                        r#"{"op": "relu"}"#,
-                        r#"{"op": "relu"}, {"op": "dropout", "active": true}"#,
-                    ),
-                )
-            },
-            args: &[
-                "run",
-                "m.safetensors",
-                "--arch",
-                "s.json",
-                "--engine",
-                "fast",
-            ],
-            needles: &[
-                "fast engine",
-                "random",
-                "active dropout",
-                "--engine reference",
-            ],
-        },
-        Case {
             name: "spec from a newer version",
             setup: |d| mlp_with_spec(d, &MLP_SPEC.replace("\"version\": 1", "\"version\": 3")),
             args: &["run", "m.safetensors", "--arch", "s.json"],

@@ -16,7 +16,7 @@ use xai_audit::audit::sanity::sanity_checks;
 use xai_audit::data::batch::{load_for_model, DataRequest};
 use xai_audit::data::Dataset;
 use xai_audit::engine::{select, Engine};
-use xai_audit::model::{load_model_with, Classifier, ModelOptions, Network};
+use xai_audit::model::{load_model_with, Classifier, ModelOptions, Network, Objective};
 use xai_audit::plan::Plan;
 use xai_audit::progress::NoSink;
 
@@ -170,18 +170,53 @@ fn draws_are_reproducible_batch_independent_and_keyed_by_seed_and_draw() {
 }
 
 #[test]
-fn the_fast_engine_refuses_a_random_layer_by_name_and_auto_falls_back() {
+fn the_fast_engine_draws_what_the_reference_draws() {
     let dir = tempfile::tempdir().unwrap();
-    let model = load(dir.path(), &resize_pad_spec());
-    let err = select(&model, Engine::Fast)
-        .err()
-        .expect("refused")
-        .to_string();
-    assert!(err.contains("rrp") && err.contains("random"), "{err}");
-    let auto = select(&model, Engine::Auto).unwrap();
-    assert_eq!(auto.name, "reference");
-    assert!(auto.fallback.unwrap().contains("rrp"));
-    assert!(auto.classifier.is_randomized());
+    let data = digits(12);
+    let x = Tensor::from_slice(&data.pixels, (12, 1, 28, 28), &candle_core::Device::Cpu).unwrap();
+    for spec in [resize_pad_spec(), mc_dropout_spec()] {
+        let mut model = load(dir.path(), &spec);
+        model.set_draw_seed(5);
+        let fast = select(&model, Engine::Auto).unwrap();
+        assert_eq!(fast.name, "fast");
+        assert!(fast.fallback.is_none() && fast.classifier.is_randomized());
+        let fast = fast.classifier;
+        for draw in [0, 1, 7] {
+            let a: Vec<Vec<f32>> = model.logits_draw(&x, draw).unwrap().to_vec2().unwrap();
+            let b: Vec<Vec<f32>> = fast.logits_draw(&x, draw).unwrap().to_vec2().unwrap();
+            for (ra, rb) in a.iter().zip(&b) {
+                for (u, v) in ra.iter().zip(rb) {
+                    assert!((u - v).abs() < 1e-3, "draw {draw}: logits {u} vs {v}");
+                }
+            }
+            let objective = Objective::CrossEntropy(&data.labels);
+            let ga: Vec<f32> = model
+                .input_grad_draw(&x, objective, draw)
+                .unwrap()
+                .grad
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let gb: Vec<f32> = fast
+                .input_grad_draw(&x, objective, draw)
+                .unwrap()
+                .grad
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let scale = ga.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = ga
+                .iter()
+                .zip(&gb)
+                .fold(0f32, |m, (u, v)| m.max((u - v).abs()));
+            assert!(
+                worst <= 1e-3 * scale,
+                "draw {draw}: gradient off by {worst} of {scale}"
+            );
+        }
+    }
 }
 
 #[test]
