@@ -130,12 +130,12 @@ fn draws_are_reproducible_batch_independent_and_keyed_by_seed_and_draw() {
             rows(&model, &data, 0, 8, 0),
             "the same call, the same draw"
         );
-        for i in 0..8 {
+        for (i, row) in batch.iter().enumerate() {
             // The same draw alone: equal up to the reference path's rounding
             // (its matrix products differ with the batch's shape), while a
             // new draw moves logits by whole units.
             let alone = rows(&model, &data, i, 1, 0);
-            for (a, b) in alone[0].iter().zip(&batch[i]) {
+            for (a, b) in alone[0].iter().zip(row) {
                 assert!(
                     (a - b).abs() < 1e-4,
                     "row {i} alone and in a batch of 8: {a} vs {b}"

@@ -529,6 +529,12 @@ fn dims(shape: &[usize]) -> String {
         .join(", ")
 }
 
+/// The width of an `h × w` input resized to height `r` by
+/// `random_resize_pad`: the aspect ratio kept, rounded, at least 1.
+pub(crate) fn resized_width(r: usize, h: usize, w: usize) -> usize {
+    ((r * w + h / 2) / h).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,10 +552,4 @@ mod tests {
         assert_eq!(pooled_len(4, 2, 2, 1, 1, true), Some(3));
         assert_eq!(pooled_len(2, 3, 1, 0, 1, false), None);
     }
-}
-
-/// The width of an `h × w` input resized to height `r` by
-/// `random_resize_pad`: the aspect ratio kept, rounded, at least 1.
-pub(crate) fn resized_width(r: usize, h: usize, w: usize) -> usize {
-    ((r * w + h / 2) / h).max(1)
 }
