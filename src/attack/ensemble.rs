@@ -317,7 +317,10 @@ impl Attack for Ensemble {
                 // Each member draws from its own streams.
                 stream: batch.stream.wrapping_mul(1_000).wrapping_add(m as u64 + 1),
             };
-            let out = member.run(model, &sub)?;
+            let mut out = member.run(model, &sub)?;
+            // A randomized model's inputs stay in the ensemble unless a
+            // fresh draw confirms the break, as AutoAttack checks.
+            super::judge_on_verdict_draw(model, &sub, &mut out)?;
             evaluations += out.gradient_evaluations;
             best.offer_rows(&rows, &out.adversarial, &out.logits, batch.labels, None);
         }

@@ -543,6 +543,30 @@ pub fn to_tensor(x: &[f32], shape: [usize; 4]) -> Result<Tensor> {
     )?)
 }
 
+/// Judges `outcome`'s points on a randomized model by the verdict draw
+/// ([`crate::model::draw::VERDICT_DRAW`]): their logits and success become
+/// that draw's, so a point only one attack-step draw misclassified is not
+/// counted broken. A deterministic model is left as it is.
+pub fn judge_on_verdict_draw(
+    model: &dyn Classifier,
+    batch: &AttackBatch,
+    outcome: &mut AttackOutcome,
+) -> Result<()> {
+    if !model.is_randomized() || batch.is_empty() {
+        return Ok(());
+    }
+    let t = to_tensor(&outcome.adversarial, batch.shape)?;
+    let logits: Vec<Vec<f32>> = model
+        .logits_draw(&t, crate::model::draw::VERDICT_DRAW)?
+        .to_vec2()?;
+    for (i, row) in logits.iter().enumerate() {
+        let target = outcome.targets.as_ref().map(|t| t[i]);
+        outcome.success[i] = reached_goal(row, batch.labels[i], target);
+    }
+    outcome.logits = logits;
+    Ok(())
+}
+
 /// Draws each gradient averages over when `eot_samples` is unwritten: one,
 /// no averaging.
 pub const DEFAULT_EOT_SAMPLES: usize = 1;

@@ -54,7 +54,10 @@ pub fn clean_batch(
     len: usize,
 ) -> Result<CleanBatch> {
     let x = batch_tensor(data, first, len, model.input_range())?;
-    let logits = model.logits(&x)?.to_vec2()?;
+    // A randomized model is judged by its verdict draw, as attacks' points are.
+    let logits = model
+        .logits_draw(&x, crate::model::draw::VERDICT_DRAW)?
+        .to_vec2()?;
     Ok(CleanBatch {
         inputs: x.flatten_all()?.to_vec1()?,
         logits,

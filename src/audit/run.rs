@@ -144,13 +144,14 @@ fn attack_batch(
     for (k, (attack, spec)) in attacks.iter().zip(specs).enumerate() {
         sink.on_check_start(&spec.name, first, len);
         let t = Instant::now();
-        let outcome = attack.run(
+        let mut outcome = attack.run(
             model,
             &AttackBatch {
                 stream: k as u64,
                 ..*batch
             },
         )?;
+        crate::attack::judge_on_verdict_draw(model, batch, &mut outcome)?;
         let mut part = AttackPart {
             gradient_evaluations: outcome.gradient_evaluations as u64,
             seconds: t.elapsed().as_secs_f64(),

@@ -20,6 +20,13 @@ use candle_core::{DType, Device, Result as CResult, Tensor};
 
 use crate::rng::Rng;
 
+/// The draw a randomized model's verdicts are read from: the clean pass and
+/// every attack's returned points (never an attack step, which uses draws
+/// from 0). A point one draw happened to misclassify during an attack
+/// counts as broken only if this independent draw misclassifies it too, as
+/// AutoAttack checks each attack's points with a fresh forward pass.
+pub const VERDICT_DRAW: u64 = u64::MAX;
+
 /// Random streams, one per kind of random layer.
 const DROPOUT: u64 = 0x64_726f_706f_7574;
 const RESIZE_PAD: u64 = 0x72_6573_697a_6570;

@@ -234,6 +234,25 @@ fn eot_breaks_more_inputs_than_single_draw_gradients_on_a_randomized_model() {
         eot < single,
         "robust inputs: {eot} with EoT, {single} with single-draw gradients"
     );
+    // Every verdict is the verdict draw's: a point that only one attack
+    // step's draw misclassified is not counted broken.
+    for a in &results.attacks {
+        let x = Tensor::from_slice(
+            &a.adversarial,
+            (data.len(), 1, 28, 28),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let verdict: Vec<Vec<f32>> = model
+            .logits_draw(&x, xai_audit::model::draw::VERDICT_DRAW)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        for (i, row) in verdict.iter().enumerate() {
+            let wrong = xai_audit::stats::argmax(row) != data.labels[i];
+            assert_eq!(a.success[i], wrong, "{} input {i}", a.spec.name);
+        }
+    }
     // Each EoT step costs its draws.
     assert_eq!(results.attacks[0].gradient_evaluations, 10);
     assert_eq!(results.attacks[1].gradient_evaluations, 100);
