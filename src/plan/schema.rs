@@ -243,7 +243,7 @@ fn autoattack_as_written(defs: &mut Value) {
         eps.insert("description".into(), json!("Budget, in input units."));
     }
     defs["AutoAttackConfig"] = json!({
-        "description": "An `autoattack` plan entry: one of AutoAttack's versions as an ensemble at one budget: `standard` (APGD-CE, APGD-T and FAB-T with 9 target classes, Square with 5,000 queries) or `plus` (APGD-CE, APGD-DLR and FAB with 5 restarts, Square, APGD-T, FAB-T).",
+        "description": "An `autoattack` plan entry: one of AutoAttack's versions as an ensemble at one budget: `standard` (APGD-CE, APGD-T and FAB-T with 9 target classes, Square with 5,000 queries), `plus` (APGD-CE, APGD-DLR and FAB with 5 restarts, Square, APGD-T, FAB-T) or `rand` (APGD-CE and APGD-DLR, each gradient averaged over 20 draws of a randomized model).",
         "type": "object",
         "properties": {
             "norm": {
@@ -254,7 +254,10 @@ fn autoattack_as_written(defs: &mut Value) {
             "eps": eps,
             "version": {
                 "description": "The AutoAttack version: the reference's attacks and settings.",
-                "enum": ["standard", "plus"],
+                "enum": crate::attack::ensemble::AUTOATTACK_VERSIONS
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>(),
                 "default": "standard"
             }
         }
