@@ -2,6 +2,7 @@
 
 mod attacks;
 mod attributions;
+mod autoattack;
 mod battery;
 mod binary;
 mod class_counts;
@@ -23,6 +24,7 @@ mod plan_schema;
 mod pytorch_parity;
 mod range_invariance;
 mod run;
+mod square;
 mod stress;
 mod strong;
 mod summary;
