@@ -18,8 +18,8 @@
 //!
 //! L1 is the reference's `norm == 'L1'` branch (Croce, Singh & Hein, "Mind
 //! the box", ICML 2021): bumps weighted 1/(k+1)⁴ ring by ring and of unit L1
-//! mass; the start is the grid of ±bumps (one per 5×5 block and channel)
-//! projected onto the L1 ball ∩ box; a proposal gives window 1, per
+//! mass; the start is a 5×5 grid of ±bumps of side ⌊h/5⌋ (a sign per
+//! channel) projected onto the L1 ball ∩ box; a proposal gives window 1, per
 //! channel, a ±bump plus window 1's own normalised content, rescaled to the
 //! channel's mass in both windows plus its share of the unspent budget
 //! (times the channel count, as the reference), empties window 2, and is
@@ -31,8 +31,9 @@
 //! is at ε itself with round-off corrected (the reference projects at
 //! ε·(1 − 10⁻⁶) for float safety); each sample draws its own windows, bump
 //! and transposition; a corner is drawn in `[0, h − s)` as the reference
-//! draws it, and is 0 when the window spans the side. At ε = 0 every point
-//! is the clean input, so no query is spent.
+//! draws it, and is 0 when the window spans the side; the side's square
+//! root is rounded half away from zero (Python's `round` goes to even). At
+//! ε = 0 every point is the clean input, so no query is spent.
 
 use serde::{Deserialize, Serialize};
 
