@@ -8,7 +8,11 @@ On one model and the shipped MNIST digits, at one L1 budget:
 - APGD-L1 (`apgd`, norm "l1", CE loss, 1 restart) against the original
   AutoAttack code (fra31/auto-attack, autopgd_base.APGDAttack with
   norm='L1'), or ART's AutoProjectedGradientDescent(norm=1) without it,
-  over several seeds on both sides (random starts).
+  over several seeds on both sides (random starts),
+- Square-L1 (`square`, norm "l1", `rescale_schedule = false`, as AutoAttack
+  runs it) against the original AutoAttack code (square.SquareAttack with
+  norm='L1', resc_schedule=False), over several seeds on both sides; it
+  needs --autoattack-src (torchattacks' Square has no L1 version).
 
 The torch model is rebuilt from the model file by export_pytorch.load. The
 script writes a plan, runs `xai-audit run` on it, reruns each attack with the
@@ -41,8 +45,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "assets", "mnist-sample", "sample-images-idx3-ubyte.gz")
 
 
-def plan_text(eps, pgd_steps, apgd_steps, attacks, use_largereps=False):
-    """A plan with the comparison's attacks (`attacks`: which of fgm, pgd, apgd)."""
+def plan_text(eps, pgd_steps, apgd_steps, attacks, use_largereps=False, square_queries=5000):
+    """A plan with the comparison's attacks (`attacks`: which of fgm, pgd, apgd, square)."""
     out = ["seed = 0", "batch_size = 100", ""]
     if "fgm" in attacks:
         out += ["[[attack]]", 'name = "fgm-l1"', 'kind = "fgsm"', 'norm = "l1"', f"eps = {eps}", ""]
@@ -54,6 +58,9 @@ def plan_text(eps, pgd_steps, apgd_steps, attacks, use_largereps=False):
         out += ["[[attack]]", 'name = "apgd-l1"', 'kind = "apgd"', 'norm = "l1"', f"eps = {eps}",
                 f"steps = {apgd_steps}", 'loss = "ce"', "restarts = 1",
                 f"use_largereps = {'true' if use_largereps else 'false'}", ""]
+    if "square" in attacks:
+        out += ["[[attack]]", 'name = "square-l1"', 'kind = "square"', 'norm = "l1"', f"eps = {eps}",
+                f"queries = {square_queries}", "p_init = 0.8", "restarts = 1", "rescale_schedule = false", ""]
     return "\n".join(out)
 
 
@@ -94,13 +101,14 @@ def main():
     ap.add_argument("-n", type=int, default=1000, help="inputs (of the 1,000 shipped digits)")
     ap.add_argument("--pgd-steps", type=int, default=10, help="Foolbox's default 10")
     ap.add_argument("--apgd-steps", type=int, default=100)
-    ap.add_argument("--seeds", type=int, default=3, help="seeds per side for APGD")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds per side for APGD and Square")
+    ap.add_argument("--square-queries", type=int, default=5000, help="AutoAttack's 5,000")
     ap.add_argument("--use-largereps", action="store_true", help="AutoAttack's L1 3ε/2ε/ε schedule")
     ap.add_argument("--autoattack-src", help="a folder holding the autoattack package's source")
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "xai-audit"))
     ap.add_argument("--out-dir", default="/tmp/compare_l1")
     ap.add_argument("--batch-size", type=int, default=250)
-    ap.add_argument("--only", default="fgm,pgd,apgd", help="comma-separated subset of fgm,pgd,apgd")
+    ap.add_argument("--only", default="fgm,pgd,apgd", help="comma-separated subset of fgm,pgd,apgd,square")
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -115,7 +123,10 @@ def main():
     clean = predict(model, x)
     print(f"{args.model}: {n} inputs, clean accuracy {100 * (clean == labels).mean():.2f}%, L1 ε {args.eps}")
 
-    plan = plan_text(args.eps, args.pgd_steps, args.apgd_steps, only & {"fgm", "pgd", "apgd"}, args.use_largereps)
+    if "square" in only and not args.autoattack_src:
+        sys.exit("Square-L1's reference is AutoAttack's own code: pass --autoattack-src")
+    plan = plan_text(args.eps, args.pgd_steps, args.apgd_steps, only & {"fgm", "pgd", "apgd", "square"},
+                     args.use_largereps, args.square_queries)
     ours, ours_seconds = run_ours(args.binary, args.model, plan, n, 0, args.out_dir, "seed0")
     print(f"xai-audit, seed 0: {ours_seconds:.1f} s for {', '.join(ours)}")
     rows = []
@@ -187,6 +198,39 @@ def main():
                      f"{ref}; seeds: reference {', '.join(f'{100 * a:.1f}' for a in their_accs)}, "
                      f"ours {', '.join(f'{100 * a:.1f}' for a in our_accs)}; "
                      f"reference vs itself across seeds agrees {100 * self_agree_ref:.1f}%"))
+
+    if "square" in only:
+        our_accs, our_preds = [ours["square-l1"][0]], [ours["square-l1"][1]]
+        our_max = [ours["square-l1"][2]]
+        for seed in range(1, args.seeds):
+            res, _ = run_ours(args.binary, args.model,
+                              plan_text(args.eps, args.pgd_steps, args.apgd_steps, {"square"},
+                                        square_queries=args.square_queries),
+                              n, seed, args.out_dir, f"square-seed{seed}")
+            our_accs.append(res["square-l1"][0])
+            our_preds.append(res["square-l1"][1])
+            our_max.append(res["square-l1"][2])
+        sys.path.insert(0, args.autoattack_src)
+        from autoattack.square import SquareAttack
+        started = time.time()
+        their_preds, their_max = [], []
+        for seed in range(args.seeds):
+            # As AutoAttack builds it (autoattack.py): p_init .8, 5,000 queries, 1 restart, no rescaling.
+            a = SquareAttack(model, norm="L1", eps=args.eps, n_queries=args.square_queries, p_init=.8,
+                             n_restarts=1, seed=seed, device="cpu", resc_schedule=False)
+            adv = batched(a.perturb, x, y, args.batch_size)
+            their_preds.append(predict(model, adv))
+            their_max.append((adv - x).abs().flatten(1).sum(1).max().item())
+        seconds = (time.time() - started) / args.seeds
+        their_accs = [float((p == labels).mean()) for p in their_preds]
+        agree = np.mean([(a == b).mean() for a in their_preds for b in our_preds])
+        self_agree_ref = np.mean([(a == b).mean() for i, a in enumerate(their_preds) for b in their_preds[i + 1:]]) \
+            if args.seeds > 1 else 1.0
+        rows.append(("Square-L1", float(np.mean(their_accs)), float(np.mean(our_accs)), agree, seconds,
+                     f"AutoAttack SquareAttack(norm='L1'), {args.square_queries} queries; seeds: reference "
+                     f"{', '.join(f'{100 * a:.1f}' for a in their_accs)}, ours "
+                     f"{', '.join(f'{100 * a:.1f}' for a in our_accs)}; reference vs itself across seeds agrees "
+                     f"{100 * self_agree_ref:.1f}%; max ‖δ‖₁ reference {max(their_max):.4f}, ours {max(our_max):.4f}"))
 
     print(f"{'attack':<22} {'reference':>10} {'xai-audit':>10} {'diff (pp)':>10} {'agreement':>10} {'ref s':>7}")
     for name, theirs, ours_acc, agree, seconds, note in rows:

@@ -6,7 +6,12 @@
 //! target classes, FAB-T with 9, Square with 5,000 queries), `plus`
 //! (APGD-CE and APGD-DLR with 5 restarts, FAB with 5, Square, APGD-T,
 //! FAB-T) and `rand` (APGD-CE and APGD-DLR, each gradient averaged over
-//! 20 draws of a randomized model: Expectation over Transformation).
+//! 20 draws of a randomized model: Expectation over Transformation). At L1
+//! `standard` is the reference's L1 version ("Mind the box", Croce & Hein
+//! 2021): APGD-CE with `use_largereps` and 5 restarts, APGD-T with
+//! `use_largereps` on 5 target classes, FAB-T-L1 on 9 and Square-L1;
+//! `plus` is refused at L1, where the reference tunes nothing and warns
+//! that the combination is unchecked.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,15 +41,25 @@ pub const AUTOATTACK_PLUS_RESTARTS: usize = 5;
 /// reference's `eot_iter = 20`).
 pub const AUTOATTACK_RAND_EOT_SAMPLES: usize = 20;
 
+/// Restarts of APGD-CE in AutoAttack's L1 `standard` version
+/// (`autoattack.py`, `set_version`: `self.apgd.n_restarts = 5`).
+pub const AUTOATTACK_L1_APGD_RESTARTS: usize = 5;
+
+/// APGD-T's target classes in AutoAttack's L1 `standard` version
+/// (`self.apgd_targeted.n_target_classes = 5`; FAB-T keeps 9).
+pub const AUTOATTACK_L1_APGD_TARGET_CLASSES: usize = 5;
+
 /// The members AutoAttack runs, by the reference's `version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AutoAttackVersion {
     /// APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5,000
-    /// queries): what RobustBench reports.
+    /// queries): what RobustBench reports. At L1: APGD-CE (5 restarts) and
+    /// APGD-T (5 targets) on the 3ε, 2ε, ε schedule, FAB-T, Square.
     Standard,
     /// APGD-CE and APGD-DLR (5 restarts each), FAB (5 restarts), Square,
-    /// APGD-T and FAB-T (9 targets each): stronger, about 5× the cost.
+    /// APGD-T and FAB-T (9 targets each): stronger, about 5× the cost; L∞
+    /// and L2 only.
     Plus,
     /// APGD-CE and APGD-DLR (1 restart each), every gradient averaged over
     /// 20 draws: for randomized defences (dropout left on, random input
@@ -63,7 +78,7 @@ pub const AUTOATTACK_VERSIONS: &[(&str, AutoAttackVersion)] = &[
 /// norm and one ε, which the entry takes; `norm` and `eps`, when written,
 /// must match them) or an `autoattack` one (`norm`, default `linf`; `eps`,
 /// required, a list giving a curve; `version`, `standard` (the default),
-/// `plus` or `rand`).
+/// `plus`, which has no L1 version, or `rand`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnsembleConfig {
     /// The members' norm.
@@ -142,18 +157,18 @@ impl EnsembleConfig {
         }]
     }
 
-    /// Reads an `autoattack` entry; one config per ε.
+    /// Reads an `autoattack` entry; one config per ε. `plus` at L1 is
+    /// refused: the reference's `set_version('plus')` sets no L1 settings
+    /// (no `use_largereps`, L∞/L2 target counts) and prints that the
+    /// combination should be checked.
     pub fn autoattack_from_entry(e: &mut Entry, budget: &Budget) -> Vec<Self> {
         let version = e
             .choice("version", AUTOATTACK_VERSIONS)
             .unwrap_or(AutoAttackVersion::Standard);
-        // AutoAttack's L1 version (APGD with `use_largereps`, 5 restarts,
-        // APGD-T on 5 targets, FAB-T and Square L1) is not assembled yet:
-        // Square has no L1 version here.
-        if budget.norm == Some(Norm::L1) {
+        if budget.norm == Some(Norm::L1) && version == AutoAttackVersion::Plus {
             e.fail(
-                "norm",
-                "autoattack has no L1 version yet: write apgd entries with norm = \"l1\" (and use_largereps = true, AutoAttack's L1 schedule) in an ensemble",
+                "version",
+                "\"plus\" has no L1 version in AutoAttack (the reference sets only L∞ and L2 settings for it and warns at L1): use version = \"standard\", AutoAttack's L1 protocol",
             );
         }
         let norm = budget.norm();
@@ -166,9 +181,10 @@ impl EnsembleConfig {
     }
 
     /// AutoAttack "standard" for the entry `name`: APGD-CE, APGD-T (DLR, 9
-    /// target classes), FAB-T (9 target classes) and Square (5,000
-    /// queries), each at the reference's settings, named `name/apgd-ce`,
-    /// `name/apgd-t`, `name/fab-t` and `name/square`.
+    /// target classes; at L1 5, both APGDs with `use_largereps` and
+    /// APGD-CE with 5 restarts), FAB-T (9 target classes) and Square
+    /// (5,000 queries), each at the reference's settings, named
+    /// `name/apgd-ce`, `name/apgd-t`, `name/fab-t` and `name/square`.
     pub fn autoattack(name: &str, norm: Norm, eps: f64) -> Self {
         Self::autoattack_version(name, norm, eps, AutoAttackVersion::Standard)
     }
@@ -182,16 +198,40 @@ impl EnsembleConfig {
         version: AutoAttackVersion,
     ) -> Self {
         let member = |suffix: &str, config| AttackSpec::new(format!("{name}/{suffix}"), config);
+        let l1 = norm == Norm::L1;
+        // `set_version('standard')` at L1: `use_largereps` for both APGDs,
+        // 5 restarts of APGD-CE, 5 target classes for APGD-T.
+        let apgd_ce = ApgdConfig {
+            restarts: if l1 {
+                AUTOATTACK_L1_APGD_RESTARTS
+            } else {
+                ApgdConfig::new(norm, eps).restarts
+            },
+            use_largereps: l1,
+            ..ApgdConfig::new(norm, eps)
+        };
         let apgd_t = ApgdConfig {
             loss: ApgdLoss::Dlr,
-            target_classes: Some(AUTOATTACK_TARGET_CLASSES),
+            target_classes: Some(if l1 {
+                AUTOATTACK_L1_APGD_TARGET_CLASSES
+            } else {
+                AUTOATTACK_TARGET_CLASSES
+            }),
+            use_largereps: l1,
             ..ApgdConfig::new(norm, eps)
         };
         let fab_t = FabConfig::autoattack_targeted(norm, eps);
-        let square = SquareConfig::new(norm, eps);
+        // AutoAttack's Square counts the p schedule unscaled
+        // (`resc_schedule=False`); at L∞ and L2 the rescaled schedule of
+        // torchattacks' AutoAttack is kept, as reports have always run it.
+        let square = if l1 {
+            SquareConfig::autoattack(norm, eps)
+        } else {
+            SquareConfig::new(norm, eps)
+        };
         let members = match version {
             AutoAttackVersion::Standard => vec![
-                member("apgd-ce", AttackConfig::Apgd(ApgdConfig::new(norm, eps))),
+                member("apgd-ce", AttackConfig::Apgd(apgd_ce)),
                 member("apgd-t", AttackConfig::Apgd(apgd_t)),
                 member("fab-t", AttackConfig::Fab(fab_t)),
                 member("square", AttackConfig::Square(square)),
@@ -243,8 +283,14 @@ impl EnsembleConfig {
     }
 
     /// The runnable ensemble; one without members is an error (it would
-    /// return the clean inputs: 100% "robust" without a single attack).
+    /// return the clean inputs: 100% "robust" without a single attack), and
+    /// so is AutoAttack's `plus` at L1, which the reference does not set up.
     pub fn build(&self) -> Result<Ensemble> {
+        if self.version == Some(AutoAttackVersion::Plus) && self.norm == Norm::L1 {
+            return Err(Error::Invalid(
+                "AutoAttack's \"plus\" version has no L1 settings (version = \"plus\", norm = \"l1\"): use version = \"standard\"".into(),
+            ));
+        }
         if self.members.is_empty() {
             return Err(Error::Invalid(
                 "an ensemble needs its members: without them it would report every input robust"

@@ -103,7 +103,8 @@ attacks! {
     /// over a grid or random draws; no ε.
     "spatial" => Spatial(spatial::SpatialConfig),
     /// The Square attack (Andriushchenko et al. 2020): random square updates,
-    /// gradient-free (logits only), stopping per input once broken.
+    /// gradient-free (logits only), stopping per input once broken; L∞, L2
+    /// and L1 (Croce et al. 2021).
     "square" => Square(square::SquareConfig),
     /// Fast Minimum-Norm (Pintor et al. 2021), refined by PGD bisection:
     /// each input's distance to the decision boundary.
@@ -124,7 +125,9 @@ attacks! {
     "ensemble" => Ensemble(ensemble::EnsembleConfig),
     /// AutoAttack (Croce & Hein 2020) as an ensemble: `standard` runs
     /// APGD-CE, APGD-T, FAB-T (9 targets each) and Square (5,000 queries);
-    /// `plus` adds APGD-DLR and FAB with 5 restarts.
+    /// at L1 ("Mind the box", 2021) APGD-CE with 5 restarts and APGD-T on
+    /// 5 targets, both on the 3ε, 2ε, ε schedule, FAB-T-L1 and Square-L1;
+    /// `plus` (L∞, L2) adds APGD-DLR and FAB with 5 restarts.
     "autoattack" => AutoAttack(ensemble::EnsembleConfig) read ensemble::EnsembleConfig::autoattack_from_entry,
 }
 

@@ -169,8 +169,9 @@ fn written_labels(attacks: &[AttackSpec]) -> Vec<String> {
 ///   entry and the class count, and the resolved plan records `ce` (the
 ///   reference implementation fails indexing the missing logit; running
 ///   DLR anyway reported a 2-class MLP 95% robust where CE found 60%);
-/// - APGD-T asking for more target classes than the model has other
-///   classes attacks all of them, with a warning.
+/// - APGD-T or FAB-T asking for more target classes than the model has
+///   other classes attacks all of them, with a warning (AutoAttack's
+///   `check_n_classes` warns alike; its FAB-T then fails indexing).
 pub(super) fn resolve(
     attacks: &mut [AttackSpec],
     model: &ModelFacts,
@@ -232,6 +233,16 @@ fn check_class_count(a: &mut AttackSpec, k: usize, warnings: &mut Vec<String>) {
                     k - 1
                 ));
             }
+        }
+    }
+    if let AttackConfig::Fab(fab) = &a.config {
+        if let Some(t) = fab.target_classes.filter(|&t| t > k.saturating_sub(1)) {
+            warn(format!(
+                "{}: `target_classes` = {t}, but the model has only {} other classes: FAB-T attacks those {}",
+                a.name,
+                k.saturating_sub(1),
+                k.saturating_sub(1)
+            ));
         }
     }
     for m in a.config.method_mut().members_mut() {

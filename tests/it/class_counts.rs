@@ -245,6 +245,14 @@ fn every_attack_kind_runs_honestly_on_two_three_and_four_classes() {
             )),
             "{k} classes: {warnings:?}"
         );
+        // So does AutoAttack's FAB-T, asked for 9.
+        assert!(
+            has(&format!(
+                "autoattack/fab-t: `target_classes` = 9, but the model has only {} other classes: FAB-T attacks those",
+                k - 1
+            )),
+            "{k} classes: {warnings:?}"
+        );
         // AutoAttack's APGD-T needs targeted DLR's 4 classes: replaced, said.
         assert_eq!(
             has("so autoattack/apgd-t runs with the targeted cross-entropy loss instead"),

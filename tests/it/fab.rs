@@ -6,11 +6,14 @@
 //! boundary projection against a brute-force search; every point in the
 //! range and, with a budget, in the ball; ε = 0 breaks nothing; batch size,
 //! and the input range the same function is saved with, change nothing.
+//! AutoAttack's FAB-T (9 target classes) on a 2-class model attacks the one
+//! other class there is.
 
 use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
-use xai_audit::attack::fab::{boundary_projection, FabConfig};
+use xai_audit::attack::ensemble::AUTOATTACK_TARGET_CLASSES;
+use xai_audit::attack::fab::{self, boundary_projection, FabConfig};
 use xai_audit::attack::{AttackConfig, AttackSpec, Norm};
 use xai_audit::audit::run::run_audit;
 use xai_audit::data::Dataset;
@@ -22,32 +25,34 @@ use super::attacks::{plan, shipped_cnn_and_digits};
 
 const SIDE: usize = 4;
 const D: usize = SIDE * SIDE;
+/// Classes of the linear problems (the 2-class case says so).
 const K: usize = 3;
 
-/// `z = W x + c` on `[1, 4, 4]` inputs in `range`, with `K` classes.
+/// `z = W x + c` on `[1, 4, 4]` inputs in `range`, one class per bias.
 fn linear(w: &[f32], c: &[f32], range: (f32, f32)) -> Network {
+    let k = c.len();
     let spec = format!(
         r#"{{"version": 1, "input": {{"shape": [1, {SIDE}, {SIDE}], "range": [{}, {}]}},
             "layers": [{{"op": "flatten"}},
-            {{"op": "linear", "param": "fc", "in_features": {D}, "out_features": {K}, "bias": true}}]}}"#,
+            {{"op": "linear", "param": "fc", "in_features": {D}, "out_features": {k}, "bias": true}}]}}"#,
         range.0, range.1
     );
     let spec = ArchSpec::from_json(&spec, "test").unwrap();
     let tensors = HashMap::from([
         (
             "fc.weight".to_string(),
-            Tensor::from_slice(w, (K, D), &Device::Cpu).unwrap(),
+            Tensor::from_slice(w, (k, D), &Device::Cpu).unwrap(),
         ),
         (
             "fc.bias".to_string(),
-            Tensor::from_slice(c, K, &Device::Cpu).unwrap(),
+            Tensor::from_slice(c, k, &Device::Cpu).unwrap(),
         ),
     ]);
     Network::from_tensors(spec, &tensors).unwrap().0
 }
 
 fn logits(w: &[f32], c: &[f32], x: &[f32]) -> Vec<f64> {
-    (0..K)
+    (0..c.len())
         .map(|j| {
             c[j] as f64
                 + (0..D)
@@ -63,7 +68,7 @@ fn logits(w: &[f32], c: &[f32], x: &[f32]) -> Vec<f64> {
 fn closed_form(w: &[f32], c: &[f32], x: &[f32], y: usize, norm: Norm) -> (f64, bool) {
     let z = logits(w, c, x);
     let mut best = (f64::INFINITY, false);
-    for j in (0..K).filter(|&j| j != y) {
+    for j in (0..c.len()).filter(|&j| j != y) {
         let u: Vec<f64> = (0..D)
             .map(|p| w[y * D + p] as f64 - w[j * D + p] as f64)
             .collect();
@@ -101,25 +106,34 @@ fn closed_form(w: &[f32], c: &[f32], x: &[f32], y: usize, norm: Norm) -> (f64, b
 /// A random linear problem: weights, biases, and inputs each classified
 /// as their label (the model's prediction), away from the range's edges.
 fn problem(seed: u64, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<u32>) {
+    problem_with(seed, n, K)
+}
+
+/// [`problem`] with `k` classes.
+fn problem_with(seed: u64, n: usize, k: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<u32>) {
     let mut rng = Rng::new(seed);
-    let w: Vec<f32> = (0..K * D).map(|_| 2.0 * rng.normal()).collect();
-    let c: Vec<f32> = (0..K).map(|_| 0.3 * rng.normal()).collect();
+    let w: Vec<f32> = (0..k * D).map(|_| 2.0 * rng.normal()).collect();
+    let c: Vec<f32> = (0..k).map(|_| 0.3 * rng.normal()).collect();
     let x: Vec<f32> = (0..n * D).map(|_| rng.uniform_range(0.3, 0.7)).collect();
     let labels = (0..n)
         .map(|i| {
             let z = logits(&w, &c, &x[i * D..(i + 1) * D]);
-            (0..K).max_by(|&a, &b| z[a].total_cmp(&z[b])).unwrap() as u32
+            (0..k).max_by(|&a, &b| z[a].total_cmp(&z[b])).unwrap() as u32
         })
         .collect();
     (w, c, x, labels)
 }
 
 fn dataset(pixels: Vec<f32>, labels: Vec<u32>) -> Dataset {
+    dataset_with(pixels, labels, K)
+}
+
+fn dataset_with(pixels: Vec<f32>, labels: Vec<u32>, k: usize) -> Dataset {
     Dataset {
         shape: [labels.len(), 1, SIDE, SIDE],
         pixels,
         labels,
-        class_names: (0..K).map(|c| c.to_string()).collect(),
+        class_names: (0..k).map(|c| c.to_string()).collect(),
         source: "test".into(),
         sha256: String::new(),
     }
@@ -178,6 +192,77 @@ fn fab_finds_the_distance_to_the_closest_hyperplane_of_a_linear_model() {
         }
         assert!(
             checked >= if norm == Norm::L1 { 6 } else { 12 },
+            "{}: only {checked} inputs inside",
+            a.spec.name
+        );
+    }
+}
+
+/// AutoAttack's FAB-T asks for 9 target classes; a 2-class model has one
+/// other class (the reference's `check_n_classes` warns, then its FAB-T
+/// fails indexing the 3rd-largest logit). Ours attacks the one there is:
+/// one targeted gradient per step, `steps` in all rather than 9 × `steps`,
+/// and the closed-form distance to the only hyperplane.
+#[test]
+fn fab_t_on_a_two_class_model_attacks_its_one_other_class() {
+    // The first problem with inputs on both sides of the boundary.
+    let (w, c, x, labels) = (0..)
+        .map(|seed| problem_with(seed, 16, 2))
+        .find(|p| p.3.contains(&0) && p.3.contains(&1))
+        .unwrap();
+    let model = linear(&w, &c, (0.0, 1.0));
+    let data = dataset_with(x.clone(), labels.clone(), 2);
+    let attacks: Vec<AttackSpec> = [Norm::L2, Norm::Linf, Norm::L1]
+        .into_iter()
+        .map(|norm| {
+            fab(
+                &format!("fab-t-{norm}"),
+                FabConfig {
+                    target_classes: Some(AUTOATTACK_TARGET_CLASSES),
+                    ..FabConfig::new(norm, None)
+                },
+            )
+        })
+        .collect();
+    let results = run_audit(&model, &data, &plan(attacks, 16), &mut NoSink).unwrap();
+    for a in &results.attacks {
+        // Without ε every target runs on every input: one target, one
+        // gradient per step.
+        assert_eq!(
+            a.gradient_evaluations,
+            fab::DEFAULT_STEPS,
+            "{}",
+            a.spec.name
+        );
+        let norm = a.spec.norm();
+        let found = match norm {
+            Norm::L2 => &a.l2,
+            Norm::Linf => &a.linf,
+            Norm::L1 => &a.l1,
+        };
+        let mut checked = 0;
+        for i in 0..labels.len() {
+            let (dist, inside) =
+                closed_form(&w, &c, &x[i * D..(i + 1) * D], labels[i] as usize, norm);
+            assert!(a.success[i], "{}: input {i} not broken", a.spec.name);
+            assert!(
+                found[i] >= dist * (1.0 - 1e-4),
+                "{}: input {i}: {} below the boundary distance {dist}",
+                a.spec.name,
+                found[i]
+            );
+            if inside {
+                assert!(
+                    found[i] <= dist * 1.01,
+                    "{}: input {i}: {} vs closed form {dist}",
+                    a.spec.name,
+                    found[i]
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 4,
             "{}: only {checked} inputs inside",
             a.spec.name
         );

@@ -2,6 +2,7 @@
 
 mod attacks;
 mod attributions;
+mod autoattack;
 mod battery;
 mod binary;
 mod class_counts;
@@ -24,6 +25,7 @@ mod pytorch_parity;
 mod randomized;
 mod range_invariance;
 mod run;
+mod square;
 mod stress;
 mod strong;
 mod summary;

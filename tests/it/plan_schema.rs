@@ -61,6 +61,8 @@ fn what_the_parser_refuses_the_schema_refuses() {
     let good = "[[attack]]\nname = \"p\"\nkind = \"pgd\"\neps = [0.1, 0.2]\nsteps = 10\n\
                 [[attack]]\nname = \"e\"\nkind = \"ensemble\"\nmembers = [\"p@0.1\"]\n\
                 [[attack]]\nname = \"a\"\nkind = \"autoattack\"\neps = 0.1\nversion = \"standard\"\n\
+                [[attack]]\nname = \"a1\"\nkind = \"autoattack\"\nnorm = \"l1\"\neps = 12\n\
+                [[attack]]\nname = \"s1\"\nkind = \"square\"\nnorm = \"l1\"\neps = 12\nrescale_schedule = false\n\
                 [[stress]]\nname = \"c\"\nkind = \"calibration\"\nbins = 10\n\
                 [gates]\n\"clean_accuracy\" = \">= 0.9\"\n";
     Plan::from_toml(good, "good").unwrap();

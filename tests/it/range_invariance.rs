@@ -25,13 +25,13 @@ const N: usize = 40;
 /// Budget caps that keep the thorough plan within CI time.
 const MAX_STEPS: i64 = 200;
 
-struct Range {
-    tag: &'static str,
-    lo: f64,
-    hi: f64,
+pub(crate) struct Range {
+    pub(crate) tag: &'static str,
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
 }
 
-const RANGES: [Range; 3] = [
+pub(crate) const RANGES: [Range; 3] = [
     Range {
         tag: "unit",
         lo: 0.0,
@@ -56,7 +56,7 @@ impl Range {
 }
 
 /// The shipped CNN's spec, re-expressed for inputs in `r` (same function).
-fn spec_for(r: &Range) -> Value {
+pub(crate) fn spec_for(r: &Range) -> Value {
     let net = xai_audit::model::load_model(&root().join("assets/mnist_cnn.safetensors"), None)
         .unwrap()
         .network;
