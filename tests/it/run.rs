@@ -403,7 +403,7 @@ fn plan_typos_suggest_the_nearest_known_word() {
     let cases = [
         (
             "[[attack]]\nname = \"p\"\nkind = \"pgd\"\neps = 0.1\nstpes = 10\n",
-            "`stpes` is not a known key for this kind (known: name, kind, norm, eps, target, steps, step_size, random_start, restarts, quantile); did you mean `steps`?",
+            "`stpes` is not a known key for this kind (known: name, kind, norm, eps, target, steps, step_size, random_start, restarts, quantile, eot_samples); did you mean `steps`?",
         ),
         (
             "[[attack]]\nname = \"p\"\nkind = \"pgdd\"\neps = 0.1\n",
