@@ -230,7 +230,12 @@ pub(crate) fn shipped_cnn_and_digits(n: usize) -> (Network, Dataset) {
     let model = load_model(&root().join("assets/mnist_cnn.safetensors"), None)
         .unwrap()
         .network;
-    let data = load_for_model(
+    (model, shipped_digits(n))
+}
+
+/// The first `n` shipped digits.
+pub(crate) fn shipped_digits(n: usize) -> Dataset {
+    load_for_model(
         &DataRequest {
             limit: Some(n),
             ..Default::default()
@@ -238,8 +243,7 @@ pub(crate) fn shipped_cnn_and_digits(n: usize) -> (Network, Dataset) {
         [1, 28, 28],
         10,
     )
-    .unwrap();
-    (model, data)
+    .unwrap()
 }
 
 #[test]

@@ -13,7 +13,6 @@ use candle_core::Tensor;
 use xai_audit::attack::{AttackConfig, AttackSpec, Norm};
 use xai_audit::audit::run::run_audit;
 use xai_audit::audit::sanity::sanity_checks;
-use xai_audit::data::batch::{load_for_model, DataRequest};
 use xai_audit::data::Dataset;
 use xai_audit::engine::{select, Engine};
 use xai_audit::model::{load_model_with, Classifier, ModelOptions, Network, Objective};
@@ -73,15 +72,7 @@ fn load(dir: &Path, spec: &str) -> Network {
 }
 
 fn digits(n: usize) -> Dataset {
-    load_for_model(
-        &DataRequest {
-            limit: Some(n),
-            ..Default::default()
-        },
-        [1, 28, 28],
-        10,
-    )
-    .unwrap()
+    super::attacks::shipped_digits(n)
 }
 
 fn rows(
@@ -339,51 +330,39 @@ fn a_run_on_a_randomized_model_warns_and_points_to_eot() {
     )
     .unwrap();
     let model = root().join("assets/mnist_cnn.safetensors");
-    let run = xai(
-        dir.path(),
-        &[
-            "run",
-            model.to_str().unwrap(),
-            "--arch",
-            "arch.json",
-            "--plan",
-            "plan.toml",
-            "--limit",
-            "6",
-            "--out",
-            "r.json",
-        ],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let audit = |out: &str| {
+        let run = xai(
+            dir.path(),
+            &[
+                "run",
+                model.to_str().unwrap(),
+                "--arch",
+                "arch.json",
+                "--plan",
+                "plan.toml",
+                "--limit",
+                "6",
+                "--out",
+                out,
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let text = std::fs::read_to_string(dir.path().join(out)).unwrap();
+        (
+            run,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        )
+    };
+    let (run, report) = audit("r.json");
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(
         all.contains("randomized_model") && all.contains("eot_samples"),
         "{all}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
     let flags = report["summary"]["sanity"].to_string();
     assert!(flags.contains("randomized_model"), "{flags}");
     // The same job again gives the same report numbers.
-    let again = xai(
-        dir.path(),
-        &[
-            "run",
-            model.to_str().unwrap(),
-            "--arch",
-            "arch.json",
-            "--plan",
-            "plan.toml",
-            "--limit",
-            "6",
-            "--out",
-            "r2.json",
-        ],
-    );
-    assert_eq!(again.code, 0);
-    let second: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r2.json")).unwrap())
-            .unwrap();
+    let (_, second) = audit("r2.json");
     assert_eq!(report["summary"], second["summary"]);
     assert_eq!(report["samples"], second["samples"]);
 }

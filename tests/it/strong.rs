@@ -7,7 +7,6 @@
 use candle_core::Tensor;
 use xai_audit::audit::run::run_audit;
 use xai_audit::audit::sanity::sanity_checks;
-use xai_audit::data::batch::{load_for_model, DataRequest};
 use xai_audit::model::load::WeightsFile;
 use xai_audit::model::{load_model, save_model, Classifier, InputGradient, Network, Objective};
 use xai_audit::plan::Plan;
@@ -17,15 +16,7 @@ use xai_audit::report::io::read_report;
 use super::{root, xai};
 
 fn digits(n: usize) -> xai_audit::data::Dataset {
-    load_for_model(
-        &DataRequest {
-            limit: Some(n),
-            ..Default::default()
-        },
-        [1, 28, 28],
-        10,
-    )
-    .unwrap()
+    super::attacks::shipped_digits(n)
 }
 
 fn robust(results: &xai_audit::audit::run::AuditResults, name: &str, labels: &[u32]) -> usize {
