@@ -51,7 +51,7 @@ pub const DEFAULT_STEPS: usize = 100;
 /// Runs per input (per target class for FAB-T): AutoAttack's FAB-T uses 1.
 pub const DEFAULT_RESTARTS: usize = 1;
 /// The largest weight of the step from the clean input (the reference's
-/// 0.1; torchattacks' default is 0.01).
+/// 0.1, torchattacks 3.5.1's too).
 pub const DEFAULT_ALPHA_MAX: f64 = 0.1;
 /// Overshoot past the linearised boundary (the reference's 1.05).
 pub const DEFAULT_ETA: f64 = 1.05;
