@@ -21,8 +21,8 @@ one), with each side's run time.
 
 `--fixture FILE --fixture-count 32` also writes the reference's per-input
 norms of the first inputs as JSON (`foolbox_norms`, or `torchattacks_norms`
-for FAB), with both sides' medians over all compared inputs (the CI fixture
-tests/fixtures/minnorm/).
+for FAB), with both sides' medians over all compared inputs (the CI fixtures
+tests/fixtures/minnorm/ and tests/fixtures/reference/).
 
 Foolbox's CW returns an all-zero image for an input where it found nothing;
 the criterion often calls that adversarial (a blank image is rarely the

@@ -19,7 +19,7 @@ AutoAttack) run once per `--seeds` value on torchattacks' side, with a
 mean row and the spread; their agreement column is indicative only (the two
 sides draw from different generators). `--limit N` compares the report's
 first N inputs only; `--json FILE` writes the figures and torchattacks'
-predictions.
+predictions (tests/fixtures/reference/ is made with it).
 
 torchattacks 3.5.1's FAB has no L1 branch in `perturb` (an UnboundLocalError),
 so an L1 `fab` entry runs torchattacks' single run as `perturb` would with
@@ -121,14 +121,16 @@ def main():
                         "xai_audit_seconds": next((t["seconds"] for t in report["timings"]["attacks"]
                                                    if t["name"] == spec["name"]), None),
                         "torchattacks": rows})
-    if args.json:
-        meta = {"model": os.path.basename(args.model), "inputs": n, "seeds": args.seeds,
-                "torchattacks": torchattacks.__version__, "torch": torch.__version__,
-                "batch_size": args.batch_size, "labels": labels.tolist(),
-                "correct": (clean.numpy() == labels).tolist()}
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "attacks": results}, f)
-            f.write("\n")
+        if args.json:
+            # Rewritten after each attack, so that a long run interrupted
+            # keeps what it finished.
+            meta = {"model": os.path.basename(args.model), "inputs": n, "seeds": args.seeds,
+                    "torchattacks": torchattacks.__version__, "torch": torch.__version__,
+                    "batch_size": args.batch_size, "labels": labels.tolist(),
+                    "correct": (clean.numpy() == labels).tolist()}
+            with open(args.json, "w") as f:
+                json.dump({"meta": meta, "attacks": results}, f)
+                f.write("\n")
 
 
 def is_random(spec):

@@ -23,6 +23,7 @@ mod pipelines;
 mod plan_schema;
 mod pytorch_parity;
 mod randomized;
+mod references;
 mod range_invariance;
 mod run;
 mod square;
