@@ -155,7 +155,7 @@ def build(model, spec, n_classes, seed):
     if spec["kind"] == "square" and spec["norm"] != "l1":
         return torchattacks.Square(model, norm=norm, eps=spec["eps"], n_queries=spec["queries"],
                                    n_restarts=spec.get("restarts", 1), p_init=spec.get("p_init", 0.8),
-                                   loss="margin", resc_schedule=True, seed=seed)
+                                   loss="margin", resc_schedule=spec.get("rescale_schedule", True), seed=seed)
     if spec["kind"] == "fab":
         # Deterministic with one restart: comparable point by point.
         return fab(model, spec, norm, n_classes, seed)
@@ -166,8 +166,12 @@ def build(model, spec, n_classes, seed):
             torchattacks.APGDT(model, norm=norm, eps=spec["eps"], steps=100, n_restarts=1,
                                n_classes=n_classes, seed=seed),
             fab(model, members["fab-t"], norm, n_classes, seed),
+            # The original AutoAttack's Square: unscaled p schedule (torchattacks'
+            # AutoAttack rescales it); the member's spec says which ours ran.
             torchattacks.Square(model, norm=norm, eps=spec["eps"], n_queries=5000, n_restarts=1,
-                                p_init=0.8, loss="margin", resc_schedule=True, seed=seed),
+                                p_init=0.8, loss="margin",
+                                resc_schedule=members["square"].get("rescale_schedule", True),
+                                seed=seed),
         ])
     if spec["kind"] == "fgsm" and spec["norm"] == "linf":
         return torchattacks.FGSM(model, eps=spec["eps"])

@@ -221,14 +221,11 @@ impl EnsembleConfig {
             ..ApgdConfig::new(norm, eps)
         };
         let fab_t = FabConfig::autoattack_targeted(norm, eps);
-        // AutoAttack's Square counts the p schedule unscaled
-        // (`resc_schedule=False`); at L∞ and L2 the rescaled schedule of
-        // torchattacks' AutoAttack is kept, as reports have always run it.
-        let square = if l1 {
-            SquareConfig::autoattack(norm, eps)
-        } else {
-            SquareConfig::new(norm, eps)
-        };
+        // AutoAttack's Square counts the p schedule unscaled at every norm
+        // (`resc_schedule=False` in `autoattack.py`); torchattacks'
+        // AutoAttack rescales it, the original does not, and the original is
+        // the protocol RobustBench reports.
+        let square = SquareConfig::autoattack(norm, eps);
         let members = match version {
             AutoAttackVersion::Standard => vec![
                 member("apgd-ce", AttackConfig::Apgd(apgd_ce)),

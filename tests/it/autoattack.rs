@@ -117,10 +117,13 @@ fn an_l1_autoattack_entry_is_the_reference_standard_version() {
     // At L∞ the standard version keeps its settings.
     let linf = EnsembleConfig::autoattack("l", Norm::Linf, 0.3);
     let linf = AttackSpec::new("l", AttackConfig::AutoAttack(linf));
-    let (ce, t, fab, _) = members(&linf);
+    let (ce, t, fab, square) = members(&linf);
     assert_eq!((ce.restarts, ce.use_largereps), (1, false));
     assert_eq!((t.target_classes, t.use_largereps), (Some(9), false));
     assert_eq!(fab.target_classes, Some(9));
+    // The original's Square runs unscaled at every norm (torchattacks'
+    // AutoAttack rescales it).
+    assert_eq!((square.queries, square.rescale_schedule), (5000, false));
 }
 
 #[test]
