@@ -13,7 +13,9 @@
 //!   (Chalasani et al. 2020; Quantus `Sparseness`);
 //! - how an attack moves a map: the overlap of the top-k pixels and Spearman's
 //!   rank correlation between two maps (Ghorbani et al. 2019), on the
-//!   absolute per-pixel scores.
+//!   absolute per-pixel scores;
+//! - how similar two maps look: SSIM (Wang et al. 2004, scikit-image's
+//!   defaults), for the sanity checks ([`super::sanity`]).
 //!
 //! A pixel's score is the sum of its channels' attributions.
 
@@ -200,8 +202,20 @@ pub fn average_ranks(values: &[f64]) -> Vec<f64> {
 /// Spearman's rank correlation of the absolute scores (Pearson correlation
 /// of average ranks); `None` when either map is constant.
 pub fn spearman(a: &[f32], b: &[f32]) -> Option<f64> {
-    let ra = average_ranks(&a.iter().map(|v| v.abs() as f64).collect::<Vec<_>>());
-    let rb = average_ranks(&b.iter().map(|v| v.abs() as f64).collect::<Vec<_>>());
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs() as f64).collect::<Vec<_>>();
+    rank_correlation(&abs(a), &abs(b))
+}
+
+/// Spearman's rank correlation of the signed scores; `None` when either map
+/// is constant.
+pub fn spearman_signed(a: &[f32], b: &[f32]) -> Option<f64> {
+    let wide = |v: &[f32]| v.iter().map(|x| *x as f64).collect::<Vec<_>>();
+    rank_correlation(&wide(a), &wide(b))
+}
+
+/// Pearson correlation of the average ranks of `a` and `b`.
+fn rank_correlation(a: &[f64], b: &[f64]) -> Option<f64> {
+    let (ra, rb) = (average_ranks(a), average_ranks(b));
     let n = ra.len() as f64;
     let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
     let (mut sab, mut saa, mut sbb) = (0f64, 0f64, 0f64);
@@ -211,6 +225,51 @@ pub fn spearman(a: &[f32], b: &[f32]) -> Option<f64> {
         sbb += (y - mb) * (y - mb);
     }
     (saa > 0.0 && sbb > 0.0).then(|| sab / (saa * sbb).sqrt())
+}
+
+/// Side of SSIM's uniform window (scikit-image's default `win_size`).
+pub const SSIM_WINDOW: usize = 7;
+
+/// Mean structural similarity (Wang et al. 2004) of two `h × w` images with
+/// values in `[0, 1]` (data range 1), as scikit-image's
+/// `structural_similarity` computes it by default: a 7×7 uniform window,
+/// K1 = 0.01, K2 = 0.03, sample (co)variances (`use_sample_covariance`), and
+/// the mean over the windows that lie inside the image (it crops the
+/// border its padding filled). `None` when the image is smaller than the
+/// window.
+pub fn ssim(a: &[f32], b: &[f32], h: usize, w: usize) -> Option<f64> {
+    let k = SSIM_WINDOW;
+    if h < k || w < k {
+        return None;
+    }
+    let np = (k * k) as f64;
+    let cov_norm = np / (np - 1.0);
+    let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
+    let (mut total, mut count) = (0f64, 0usize);
+    for r in 0..=h - k {
+        for q in 0..=w - k {
+            let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0f64, 0f64, 0f64, 0f64, 0f64);
+            for dr in 0..k {
+                for dq in 0..k {
+                    let i = (r + dr) * w + q + dq;
+                    let (x, y) = (a[i] as f64, b[i] as f64);
+                    sx += x;
+                    sy += y;
+                    sxx += x * x;
+                    syy += y * y;
+                    sxy += x * y;
+                }
+            }
+            let (ux, uy) = (sx / np, sy / np);
+            let vx = cov_norm * (sxx / np - ux * ux);
+            let vy = cov_norm * (syy / np - uy * uy);
+            let vxy = cov_norm * (sxy / np - ux * uy);
+            total += ((2.0 * ux * uy + c1) * (2.0 * vxy + c2))
+                / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
+            count += 1;
+        }
+    }
+    Some(total / count as f64)
 }
 
 /// `‖after − before‖ / ‖before‖` (Frobenius), or the plain distance when
@@ -280,6 +339,31 @@ mod tests {
     fn relative_change_is_frobenius_and_absolute_for_zero_maps() {
         assert!((relative_change(&[3.0, 4.0], &[3.0, 5.0]) - 0.2).abs() < 1e-12);
         assert!((relative_change(&[0.0, 0.0], &[3.0, 4.0]) - 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ssim_matches_scikit_image() {
+        // scikit-image 0.26 `structural_similarity(a, b, data_range=1.0)`
+        // on these 9×11 images: 0.014060927792702205 and, against √a,
+        // 0.9217032421151548.
+        let (h, w) = (9, 11);
+        let a: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 23) as f32 / 22.0).collect();
+        let b: Vec<f32> = (0..h * w)
+            .map(|i| ((i * 53 + 7) % 19) as f32 / 18.0)
+            .collect();
+        let root: Vec<f32> = a.iter().map(|v| v.sqrt()).collect();
+        assert!((ssim(&a, &b, h, w).unwrap() - 0.014060927792702205).abs() < 1e-6);
+        assert!((ssim(&a, &root, h, w).unwrap() - 0.9217032421151548).abs() < 1e-6);
+        assert!((ssim(&a, &a, h, w).unwrap() - 1.0).abs() < 1e-12);
+        assert_eq!(ssim(&a[..36], &b[..36], 6, 6), None);
+    }
+
+    #[test]
+    fn signed_spearman_sees_the_sign_and_the_absolute_one_does_not() {
+        let a = [1.0f32, -2.0, 3.0, -4.0];
+        let neg: Vec<f32> = a.iter().map(|v| -v).collect();
+        assert!((spearman_signed(&a, &neg).unwrap() + 1.0).abs() < 1e-12);
+        assert!((spearman(&a, &neg).unwrap() - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod quadrature;
 pub mod report;
 pub mod run;
 pub mod saliency;
+pub mod sanity;
 pub mod smoothgrad;
 pub mod spec;
 
@@ -218,6 +219,8 @@ pub enum Purpose {
     Baseline = 1,
     /// Max-sensitivity's input perturbations.
     Sensitivity = 2,
+    /// The sanity checks' random other class.
+    RandomLogit = 3,
 }
 
 /// One batch to explain.

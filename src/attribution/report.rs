@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::auc;
 use super::run::{AttributionResults, VariantResults};
+use super::sanity::{SanityResults, Similarity};
 use crate::error::Result;
 use crate::stats::{mean, median};
 
@@ -134,6 +135,10 @@ pub struct AttributionSummary {
     pub clean: MetricSummary,
     /// One per attack of `on`, in plan order.
     pub attacks: Vec<AttackAttributionSummary>,
+    /// The sanity checks (model-parameter randomization, random logit), when
+    /// the entry asked for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sanity: Option<SanityResults>,
 }
 
 /// One entry's time.
@@ -264,6 +269,7 @@ pub fn section(results: &AttributionResults, n: usize) -> AttributionSection {
                     }
                 })
                 .collect(),
+            sanity: entry.sanity.clone(),
         });
         let seconds: f64 = entry.variants.iter().map(|v| v.seconds).sum();
         let maps = (entry.variants.len() * results.shape[0]).max(1);
@@ -378,5 +384,50 @@ pub fn summary_lines(entries: &[AttributionSummary]) -> String {
     out.push_str(&format!(
         "(means over inputs; deletion/insertion: AUC of the explained class's probability; top-k ovl: share of the clean map's top-k pixels kept, k = {k})\n"
     ));
+    out.push_str(&sanity_lines(entries));
+    out
+}
+
+/// The sanity-check lines (empty when no entry ran them): per entry, the
+/// similarity to the trained model's maps after the full cascade, with the
+/// edge detector's and the random logit's beside it.
+fn sanity_lines(entries: &[AttributionSummary]) -> String {
+    let with: Vec<(&AttributionSummary, &SanityResults)> = entries
+        .iter()
+        .filter_map(|e| e.sanity.as_ref().map(|s| (e, s)))
+        .collect();
+    if with.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n{:<16} {:<18} {:>9} {:>9} {:>9} {:>9}  verdict\n",
+        "sanity", "maps vs trained", "|rank|", "rank", "ssim", "top-k ovl"
+    );
+    for (e, s) in with {
+        let row = |out: &mut String, label: &str, m: &Similarity, verdict: &str| {
+            out.push_str(&format!(
+                "{:<16} {:<18} {:>9} {:>9} {:>9} {:>9}  {verdict}\n",
+                e.name,
+                label,
+                cell(m.spearman_abs),
+                cell(m.spearman),
+                cell(m.ssim),
+                cell(Some(m.top_k_overlap)),
+            ));
+        };
+        row(&mut out, "edge detector", &s.edge_reference, "");
+        if let Some(last) = s.cascading.last() {
+            let verdict = match s.survives_randomization {
+                Some(true) => format!("survives randomization (|rank| > {})", s.threshold),
+                _ => "depends on the weights".to_string(),
+            };
+            let label = format!("all {} randomized", s.cascading.len());
+            row(&mut out, &label, &last.similarity, &verdict);
+        }
+        if let Some(m) = &s.random_logit {
+            row(&mut out, "random other class", m, "");
+        }
+    }
+    out.push_str("(sanity: means over the first inputs of each entry's maps against the trained model's for the explained class; Adebayo et al. 2018, Sixt et al. 2020)\n");
     out
 }

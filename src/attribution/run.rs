@@ -16,6 +16,7 @@ use super::metrics::{
     gini, perturbation_curves, pixel_scores, ranking, relative_change, spearman, top_k_overlap,
     Curve, CurveSettings,
 };
+use super::sanity::{run_sanity, Checked, MapSettings, ModelSource, SanityResults};
 use super::spec::{
     AttributionSpec, AttributionTarget, Metric, TargetRule, DEFAULT_CURVE_BASELINE,
     DEFAULT_CURVE_STEPS, DEFAULT_SENSITIVITY_RADIUS, DEFAULT_SENSITIVITY_SAMPLES,
@@ -107,6 +108,8 @@ pub struct EntryResults {
     /// Model calls (gradient evaluations, or forward passes for occlusion)
     /// per map, metrics excluded.
     pub model_calls_per_map: usize,
+    /// The sanity checks, when the entry asks for them.
+    pub sanity: Option<SanityResults>,
 }
 
 /// Everything the attribution entries computed.
@@ -129,9 +132,15 @@ fn classes_for(target: AttributionTarget, predicted: &[u32], labels: &[u32]) -> 
 
 /// Runs the `[[attribution]]` entries `specs` (in plan order) on the
 /// audit's inputs, in batches of `batch_size` (results do not depend on
-/// it); every random number is keyed by `seed`.
+/// it); every random number is keyed by `seed`. `source` is the network
+/// behind `model`, which the sanity checks re-initialize.
+///
+/// # Errors
+/// A model or method failure; an entry with sanity checks and no `source`.
+#[allow(clippy::too_many_arguments)]
 pub fn run_attributions(
     model: &dyn Classifier,
+    source: Option<&ModelSource>,
     data: &Dataset,
     specs: &[AttributionSpec],
     seed: u64,
@@ -153,6 +162,9 @@ pub fn run_attributions(
         checks.push(format!("attribution {}", spec.name));
         for a in &spec.on {
             checks.push(format!("attribution {} on {a}", spec.name));
+        }
+        if spec.sanity.is_some() {
+            checks.push(format!("attribution {} sanity checks", spec.name));
         }
     }
     sink.on_start(n, &checks);
@@ -189,14 +201,52 @@ pub fn run_attributions(
             let v = ctx.run_variant(attack, results.inputs, classes, Some(clean), sink, name)?;
             variants.push(v);
         }
+        let sanity = match &spec.sanity {
+            None => None,
+            Some(config) => {
+                let source = source.ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "attribution {}: the sanity checks need the network behind the classifier",
+                        spec.name
+                    ))
+                })?;
+                let name = check.next().expect("one check per sanity test");
+                let count = config.inputs.min(n);
+                let per = shape[1] * shape[2] * shape[3];
+                sink.on_check_start(name, 0, count);
+                let settings = MapSettings {
+                    method: method.as_ref(),
+                    seed,
+                    stream: ctx.stream,
+                    batch_size,
+                    top_k: top_k_pixels(spec.top_k_fraction, shape),
+                };
+                let checked = Checked {
+                    inputs: &audit.clean.inputs[..count * per],
+                    shape: [count, shape[1], shape[2], shape[3]],
+                    classes: &variants[0].classes[..count],
+                    maps: &variants[0].maps[..count * per],
+                };
+                let results = run_sanity(source, model, &settings, config, checked)?;
+                sink.on_check_done(name, count);
+                Some(results)
+            }
+        };
         out.entries.push(EntryResults {
             spec: spec.clone(),
             variants,
             model_calls_per_map: method.model_calls(),
+            sanity,
         });
     }
     sink.on_finish();
     Ok(out)
+}
+
+/// Pixels compared by a top-k overlap: `fraction` of the image, at least one.
+fn top_k_pixels(fraction: f64, shape: [usize; 4]) -> usize {
+    let hw = shape[2] * shape[3];
+    ((fraction * hw as f64).ceil() as usize).clamp(1, hw)
 }
 
 struct Context<'a> {
@@ -295,7 +345,7 @@ impl Context<'_> {
             sink.on_check_done(check, len);
         }
         if let Some(clean) = clean_maps {
-            let top_k = ((spec.top_k_fraction * (h * w) as f64).ceil() as usize).clamp(1, h * w);
+            let top_k = top_k_pixels(spec.top_k_fraction, self.shape);
             let mut shift = Shift {
                 top_k,
                 top_k_overlap: Vec::with_capacity(n),

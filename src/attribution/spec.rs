@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use toml::Value;
 
+use super::sanity::SanityConfig;
 use super::{Attribution, Fill, MethodConfig};
 use crate::entry::{unknown, Entry};
 
@@ -150,6 +151,10 @@ pub struct AttributionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "2% of the range's width (0.02 on [0, 1])"}}))]
     pub sensitivity_radius: Option<f64>,
+    /// Sanity checks of the maps (plan keys `sanity`, `sanity_inputs`,
+    /// `sanity_threshold`; [`super::sanity`]); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sanity: Option<SanityConfig>,
 }
 
 impl AttributionSpec {
@@ -202,6 +207,7 @@ impl AttributionSpec {
                 }
             }
         }
+        let sanity = SanityConfig::from_entry(e);
         Some(AttributionSpec {
             name: name?,
             method: method?,
@@ -216,6 +222,7 @@ impl AttributionSpec {
                 .then(|| sensitivity_samples.unwrap_or(DEFAULT_SENSITIVITY_SAMPLES)),
             // Unset: 2% of the range width, filled in by the plan's resolve.
             sensitivity_radius: sensitivity_radius.filter(|_| sensitivity),
+            sanity,
         })
     }
 

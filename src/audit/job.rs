@@ -137,12 +137,15 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     let mut checkpoint = open_checkpoint(&job, net, data, plan)?;
     let clean = clean_pass(net, data, plan, sink)?;
     let results = attacks(net, data, plan, clean, &mut checkpoint, sink)?;
-    let findings = Findings {
+    let mut findings = Findings {
         sanity: super::sanity::sanity_checks(net, data, &results)?,
         stress: stress(&loaded, plan, &results.clean, sink)?,
-        attributions: attributions(net, data, plan, &results, sink)?,
+        attributions: attributions(&loaded, opts.engine, plan, &results, sink)?,
         results,
     };
+    findings
+        .sanity
+        .extend(super::sanity::attribution_flags(&findings.attributions));
     let tensors_path = write_sidecar(&job.report_path, data, &findings)?;
     let report = report(&job, &loaded, &resolved, &findings, &tensors_path);
     write_report(&job.report_path, &report)?;
@@ -526,10 +529,12 @@ fn explained(results: &AuditResults) -> (InputSet<'_>, Vec<InputSet<'_>>) {
     (clean, attacked)
 }
 
-/// The attribution entries, on the clean inputs and the adversarials.
+/// The attribution entries, on the clean inputs and the adversarials; their
+/// sanity checks run re-initialized copies of the network on the audit's
+/// engine.
 fn attributions(
-    net: &dyn Classifier,
-    data: &Dataset,
+    loaded: &Loaded,
+    engine: crate::engine::Engine,
     plan: &Plan,
     results: &AuditResults,
     sink: &mut dyn Sink,
@@ -539,9 +544,17 @@ fn attributions(
         clean,
         attacked: &attacked,
     };
+    let build = |network: &crate::model::Network| -> Result<Box<dyn Classifier>> {
+        Ok(crate::engine::select(network, engine)?.classifier)
+    };
+    let source = crate::attribution::sanity::ModelSource {
+        network: &loaded.model.loaded.network,
+        build: &build,
+    };
     crate::attribution::run::run_attributions(
-        net,
-        data,
+        loaded.net(),
+        Some(&source),
+        &loaded.data,
         &plan.attributions,
         plan.seed,
         plan.batch_size,

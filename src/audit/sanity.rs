@@ -4,10 +4,12 @@
 //! predictions that depend on the batch size or differ between draws
 //! (a randomized model attacked without expectation over transformation),
 //! a black-box attack beating the white-box ones (a sign of gradient
-//! masking), and perturbations outside the budget or the valid range.
+//! masking), perturbations outside the budget or the valid range, and
+//! attribution maps that survive the randomization of every weight.
 
 use crate::attack::results::AuditResults;
 use crate::attack::Norm;
+use crate::attribution::run::AttributionResults;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::{Classifier, Objective};
@@ -28,6 +30,40 @@ fn single_draw_attacks(results: &AuditResults) -> Vec<String> {
         .iter()
         .filter(|a| single_draw(&a.spec))
         .map(|a| a.spec.name.clone())
+        .collect()
+}
+
+/// A warning per attribution entry whose maps survived the full cascade of
+/// model-parameter randomization (Adebayo et al. 2018): they look the same
+/// when every layer's weights are random, so they explain the input, not
+/// the model.
+pub fn attribution_flags(results: &AttributionResults) -> Vec<SanityFlag> {
+    results
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let s = e.sanity.as_ref()?;
+            let last = s.cascading.last()?;
+            (s.survives_randomization == Some(true)).then(|| {
+                flag(
+                    "attribution_survives_randomization",
+                    format!(
+                        "attribution {} ({}): with every layer's weights re-initialized its maps still rank pixels like the trained model's (mean Spearman of |map| {:.2} > {}, of the signed map {}, over {} inputs; the input's edges alone give {}): their shape reflects the input more than the model, so do not read it as what the model learned",
+                        e.spec.name,
+                        e.spec.method.name(),
+                        last.similarity.spearman_abs.unwrap_or(f64::NAN),
+                        s.threshold,
+                        last.similarity
+                            .spearman
+                            .map_or("-".to_string(), |v| format!("{v:.2}")),
+                        s.inputs,
+                        s.edge_reference
+                            .spearman_abs
+                            .map_or("-".to_string(), |v| format!("{v:.2}")),
+                    ),
+                )
+            })
+        })
         .collect()
 }
 

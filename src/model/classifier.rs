@@ -254,6 +254,11 @@ impl Network {
         &self.nodes
     }
 
+    /// The nodes, to replace layers' weights ([`super::reinit`]).
+    pub(crate) fn nodes_mut(&mut self) -> &mut [Node] {
+        &mut self.nodes
+    }
+
     /// The value holding the raw outputs (0 is the input, node `i` writes
     /// value `i + 1`).
     pub(crate) fn output_value(&self) -> usize {

@@ -10,6 +10,7 @@ pub mod layers;
 pub mod load;
 pub mod onnx;
 pub mod ops;
+pub mod reinit;
 pub mod save;
 pub mod skeleton;
 pub mod spec;

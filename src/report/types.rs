@@ -37,7 +37,12 @@ use crate::plan::Plan;
 /// perturbations are measured in L1 as well (`perturbation_l1` per input,
 /// `mean_perturbation_l1` and `median_perturbation_l1` per attack); older
 /// reports read without them.
-pub const SCHEMA_VERSION: u32 = 6;
+///
+/// 7 adds the attribution sanity checks (`attributions.summaries[].sanity`:
+/// cascading and independent model-parameter randomization, the
+/// random-logit test, the edge-detector reference) and the sanity flag
+/// `attribution_survives_randomization`; older reports read without them.
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -316,7 +321,7 @@ pub struct EpsPoint {
 pub struct SanityFlag {
     /// Which check (`zero_gradients`, `softmax_outputs`, `eps_zero_not_clean`,
     /// `batch_size_dependence`, `randomized_model`, `black_box_beats_white_box`,
-    /// `perturbation_outside_budget`).
+    /// `perturbation_outside_budget`, `attribution_survives_randomization`).
     pub check: String,
     /// One line saying what was seen and what it may mean.
     pub message: String,

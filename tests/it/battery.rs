@@ -833,6 +833,39 @@ fn cases() -> Vec<Case> {
             needles: &["p.toml", "`step`"],
         },
         Case {
+            name: "plan with an unknown attribution sanity test",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nsanity = [\"cascade\"]\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`sanity`", "cascade", "cascading"],
+        },
+        Case {
+            name: "plan with a sanity threshold above 1",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nsanity = [\"cascading\"]\nsanity_threshold = 1.5\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`sanity_threshold`", "(0, 1]"],
+        },
+        Case {
+            name: "plan with sanity settings but no sanity tests",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nsanity_inputs = 4\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`sanity_inputs`", "applies only with `sanity`"],
+        },
+        Case {
             name: "plan with a negative ε",
             setup: |d| plan(d, "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = -1.0\n"),
             args: &["run", MLP, "--plan", "p.toml"],
