@@ -123,14 +123,53 @@ def write_fixture(out):
     print(f"wrote {out} ({os.path.getsize(out)} bytes)")
 
 
+def write_guided_fixture(out):
+    """Captum's GuidedBackprop and GuidedGradCam (its default nearest
+    upsampling, on the spec's last conv2d layer) on the shipped CNN and the
+    shipped residual model, 32 digits of the shipped sample explained for
+    their labels."""
+    from captum.attr import GuidedBackprop, GuidedGradCam
+    from safetensors.torch import save_file
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    torch.set_num_threads(1)
+    images = export_pytorch.read_idx(os.path.join(root, "assets/mnist-sample/sample-images-idx3-ubyte.gz"))
+    labels = export_pytorch.read_idx(os.path.join(root, "assets/mnist-sample/sample-labels-idx1-ubyte.gz"))
+    n = 32
+    x = torch.from_numpy(images[:n].astype(np.float32) / 255.0).unsqueeze(1)
+    y = torch.from_numpy(labels[:n].astype(np.int64))
+    t = {"x": x, "labels": y.float()}
+    for name, layer in [("cnn", "3"), ("resnet", "3.body.3")]:
+        model = export_pytorch.load(os.path.join(root, f"assets/mnist_{name}.safetensors"))
+        # Captum hooks the nn.ReLU modules it finds in model.modules(); the
+        # rebuilt model keeps its parameterless layers outside the module
+        # tree, so register them (else GuidedBackprop is the plain gradient).
+        model.plan_modules = torch.nn.ModuleList(model._plan)
+        relus = sum(isinstance(m, torch.nn.ReLU) for m in model.modules())
+        assert relus > 0, f"{name}: no nn.ReLU module for Captum to hook"
+        print(f"{name}: {relus} nn.ReLU modules hooked")
+        t[f"{name}/guided_backprop"] = GuidedBackprop(model).attribute(x.clone(), target=y).detach()
+        t[f"{name}/guided_grad_cam"] = GuidedGradCam(model, layer_module(model, layer)).attribute(
+            x.clone(), target=y).detach()
+    save_file({k: v.contiguous().float() for k, v in t.items()}, out)
+    for k, v in sorted(t.items()):
+        print(f"{k:<28} {tuple(v.shape)}")
+    print(f"wrote {out} ({os.path.getsize(out)} bytes)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", nargs="?")
     ap.add_argument("report", nargs="?")
     ap.add_argument("--fixture", metavar="OUT", help="write the Captum references for the Rust tests")
+    ap.add_argument("--guided-fixture", metavar="OUT",
+                    help="write Captum's GuidedBackprop and GuidedGradCam references for the Rust tests")
     args = ap.parse_args()
     if args.fixture:
         write_fixture(args.fixture)
+        return
+    if args.guided_fixture:
+        write_guided_fixture(args.guided_fixture)
         return
     if not (args.model and args.report):
         ap.error("MODEL and REPORT are required (or --fixture OUT)")

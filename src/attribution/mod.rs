@@ -1,6 +1,6 @@
 //! Attributions: per input, which pixels a prediction rests on. One file per
 //! method (saliency, input × gradient, Integrated Gradients, SmoothGrad,
-//! occlusion, Grad-CAM), all batched over a [`Classifier`]'s logits and
+//! occlusion, Grad-CAM, Guided Backpropagation, Guided Grad-CAM), all batched over a [`Classifier`]'s logits and
 //! following Captum's definitions so users can cross-check; `metrics` holds
 //! the quality measures (completeness, deletion/insertion, max-sensitivity,
 //! sparseness) and the clean-versus-adversarial comparisons; [`spec`] holds
@@ -19,6 +19,8 @@
 //! input's position, so maps never depend on the batch size.
 
 pub mod gradcam;
+pub mod guided_backprop;
+pub mod guided_gradcam;
 pub mod images;
 pub mod input_x_gradient;
 pub mod integrated_gradients;
@@ -138,6 +140,12 @@ methods! {
     /// Grad-CAM (Selvaraju et al. 2017): a layer's activations weighted by
     /// their pooled gradients, upsampled to the input.
     GradCam(gradcam::GradCamConfig) = "grad_cam",
+    /// Guided Backpropagation (Springenberg et al. 2015): the gradient with
+    /// only positive gradients passed back through active ReLUs.
+    GuidedBackprop(guided_backprop::GuidedBackpropConfig) = "guided_backprop",
+    /// Guided Grad-CAM (Selvaraju et al. 2017): Guided Backpropagation times
+    /// the upsampled Grad-CAM map.
+    GuidedGradCam(guided_gradcam::GuidedGradCamConfig) = "guided_grad_cam",
 }
 
 /// Rows (inputs × steps or samples) per gradient call when a method expands

@@ -596,6 +596,10 @@ impl Classifier for FastNet {
         self.reference.input_shape()
     }
 
+    fn network(&self) -> Option<&Network> {
+        Some(&self.reference)
+    }
+
     fn num_classes(&self) -> usize {
         with_classes(FastOutputs(self), |c| c.num_classes())
     }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::binary::with_classes;
-use super::layers::{build_nodes, forward_graph, Node, WeightSource};
+use super::layers::{build_nodes, forward_graph, Layer, Node, ReluBackward, WeightSource};
 use super::ops;
 use super::spec::ArchSpec;
 use crate::error::{Error, Result};
@@ -128,6 +128,11 @@ pub trait Classifier: Send + Sync {
     /// is its gradient.
     fn class_score(&self, logits: &[f32], class: u32) -> f32 {
         logits[class as usize]
+    }
+    /// The network this classifier runs, when it has one (the methods that
+    /// change a layer's backward pass rebuild it on the reference path).
+    fn network(&self) -> Option<&Network> {
+        None
     }
     /// The output of the layer at `path` (a spec position such as `3` or
     /// `5.body.1`) and the gradient of each sample's class score of
@@ -252,6 +257,19 @@ impl Network {
     /// spec's, except a one-output spec's final sigmoid.
     pub(crate) fn nodes(&self) -> &[Node] {
         &self.nodes
+    }
+
+    /// A copy whose ReLUs pass gradients back by `rule` (Guided
+    /// Backpropagation, deconvolution): its input gradient of a class score
+    /// is that method's map. Runs on the reference path only.
+    pub fn with_relu_backward(&self, rule: ReluBackward) -> Network {
+        let mut out = self.clone();
+        for n in &mut out.nodes {
+            if matches!(n.layer, Layer::Relu | Layer::ModifiedRelu(_)) {
+                n.layer = Layer::ModifiedRelu(rule);
+            }
+        }
+        out
     }
 
     /// The nodes, to replace layers' weights ([`super::reinit`]).
@@ -392,6 +410,10 @@ fn one_hot(classes: &[u32], k: usize) -> Result<Tensor> {
 impl Classifier for Network {
     fn input_shape(&self) -> [usize; 3] {
         self.spec.input.shape
+    }
+
+    fn network(&self) -> Option<&Network> {
+        Some(self)
     }
 
     fn num_classes(&self) -> usize {

@@ -62,6 +62,10 @@ pub enum Layer {
     GlobalAvgPool,
     /// `max(x, 0)`.
     Relu,
+    /// `max(x, 0)` with a modified backward pass (Guided Backpropagation's
+    /// or deconvolution's); only [`super::Network::with_relu_backward`]
+    /// builds it, for those attribution methods, on the reference path.
+    ModifiedRelu(ReluBackward),
     /// `x` for `x > 0`, else `slope · x`.
     LeakyRelu(f64),
     /// GELU, exact or tanh form.
@@ -109,6 +113,18 @@ pub enum Layer {
     Scalar(f64, f64),
     /// Constant padding `[top, bottom, left, right]` with `value`.
     Pad([usize; 4], f64),
+}
+
+/// How a ReLU passes gradients back (Springenberg et al. 2015, "Striving
+/// for simplicity"; Captum's `GuidedBackprop` and `Deconvolution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReluBackward {
+    /// Guided Backpropagation: the gradient where both the ReLU's input and
+    /// the incoming gradient are positive, `relu(g) · 1[x > 0]`.
+    Guided,
+    /// Deconvolution: the positive part of the incoming gradient, whatever
+    /// the input, `relu(g)`.
+    Deconvolution,
 }
 
 /// One node of the built graph: a layer and the values it reads (0 is the
@@ -301,6 +317,9 @@ impl Layer {
                 let mask = x.gt(0f64)?.to_dtype(x.dtype())?;
                 x.mul(&mask)
             }
+            Layer::ModifiedRelu(rule) => x
+                .contiguous()?
+                .apply_op1(super::ops::ModifiedReluOp(*rule)),
             Layer::LeakyRelu(slope) => {
                 // factor = 1 where x > 0, slope elsewhere (PyTorch: slope at 0 too).
                 let mask = x.gt(0f64)?.to_dtype(x.dtype())?;

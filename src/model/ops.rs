@@ -9,6 +9,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
+use super::layers::ReluBackward;
 use super::spec::pooled_len;
 
 type CResult<T> = candle_core::Result<T>;
@@ -119,6 +120,35 @@ fn window_argmax(
         }
     }
     (best_idx, best)
+}
+
+/// ReLU whose backward pass follows a [`ReluBackward`] rule instead of the
+/// gradient (Captum's `ModifiedReluGradientAttribution` hooks: guided
+/// backpropagation clamps the ReLU's own input gradient at 0,
+/// deconvolution the output gradient).
+#[derive(Debug, Clone, Copy)]
+pub struct ModifiedReluOp(pub ReluBackward);
+
+impl CustomOp1 for ModifiedReluOp {
+    fn name(&self) -> &'static str {
+        "xai-modified-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let x = f32_input(s, l, "relu")?;
+        let out: Vec<f32> = x.iter().map(|v| v.max(0.0)).collect();
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> CResult<Option<Tensor>> {
+        let positive = grad_res.relu()?;
+        Ok(Some(match self.0 {
+            ReluBackward::Guided => {
+                positive.mul(&arg.gt(0f64)?.to_dtype(grad_res.dtype())?)?
+            }
+            ReluBackward::Deconvolution => positive,
+        }))
+    }
 }
 
 /// Max pooling with PyTorch's forward and argmax-routed backward.

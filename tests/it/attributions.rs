@@ -533,3 +533,50 @@ fn bad_attribution_plans_fail_cleanly_naming_file_entry_and_key() {
         );
     }
 }
+
+/// Captum 0.9's `GuidedBackprop` and `GuidedGradCam` (nearest upsampling,
+/// the spec's last conv2d layer) on the shipped CNN and residual model, 32
+/// digits for their labels (`examples/compare_captum.py --guided-fixture`),
+/// on the reference path and through the fast engine (which hands guided
+/// backpropagation to its reference network).
+#[test]
+fn guided_backprop_and_guided_grad_cam_equal_captum_on_the_shipped_models() {
+    use xai_audit::attribution::guided_backprop::GuidedBackprop;
+    use xai_audit::attribution::guided_gradcam::GuidedGradCamConfig;
+    use xai_audit::attribution::MethodSettings;
+    let c: HashMap<String, Tensor> =
+        candle_core::safetensors::load(fixture("captum/guided.safetensors"), &Device::Cpu).unwrap();
+    let y = labels(&c["labels"]);
+    let x = &c["x"];
+    for name in ["cnn", "resnet"] {
+        let net = load_model(&root().join(format!("assets/mnist_{name}.safetensors")), None)
+            .unwrap()
+            .network;
+        let mut config = GuidedGradCamConfig::default();
+        config.resolve(net.spec()).unwrap();
+        let ggc = config.build((28, 28));
+        let fast = xai_audit::engine::FastNet::compile(&net).unwrap();
+        for (method, key) in [
+            (&GuidedBackprop as &dyn Attribution, "guided_backprop"),
+            (&ggc as &dyn Attribution, "guided_grad_cam"),
+        ] {
+            let theirs = flat(&c[&format!("{name}/{key}")]);
+            let reference = flat(&explain(&net, method, x, &y).maps);
+            let batch = ExplainBatch {
+                x,
+                classes: &y,
+                first_index: 0,
+                seed: 0,
+                stream: 0,
+            };
+            let engine = flat(&method.explain(&fast, &batch).unwrap().maps);
+            for (path, ours) in [("reference", &reference), ("fast engine", &engine)] {
+                let diff = max_rel_diff(ours, &theirs, 32);
+                assert!(diff <= 1e-4, "{name} {key} ({path}): {diff:.2e}");
+            }
+        }
+        // The guide changes the map: it is not the plain gradient.
+        let plain = flat(&explain(&net, &Saliency { abs: false }, x, &y).maps);
+        assert!(max_rel_diff(&plain, &flat(&c[&format!("{name}/guided_backprop")]), 32) > 0.1);
+    }
+}
