@@ -19,6 +19,7 @@
 //! input's position, so maps never depend on the batch size.
 
 pub mod gradcam;
+pub mod gradient_shap;
 pub mod images;
 pub mod input_x_gradient;
 pub mod integrated_gradients;
@@ -137,6 +138,10 @@ methods! {
     /// Grad-CAM (Selvaraju et al. 2017): a layer's activations weighted by
     /// their pooled gradients, upsampled to the input.
     GradCam(gradcam::GradCamConfig) = "grad_cam",
+    /// GradientSHAP (Lundberg & Lee 2017; Captum's `GradientShap`): the
+    /// gradient at random points between baselines and the noisy input,
+    /// times the input's difference from the baseline, averaged.
+    GradientShap(gradient_shap::GradientShapConfig) = "gradient_shap",
 }
 
 /// Rows (inputs × steps or samples) per gradient call when a method expands
