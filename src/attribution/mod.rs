@@ -23,6 +23,8 @@ pub mod gradient_shap;
 pub mod images;
 pub mod input_x_gradient;
 pub mod integrated_gradients;
+pub mod kernel_shap;
+pub mod lime;
 pub mod metrics;
 pub mod occlusion;
 pub mod quadrature;
@@ -31,6 +33,7 @@ pub mod run;
 pub mod saliency;
 pub mod smoothgrad;
 pub mod spec;
+pub mod surrogate;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -142,6 +145,12 @@ methods! {
     /// gradient at random points between baselines and the noisy input,
     /// times the input's difference from the baseline, averaged.
     GradientShap(gradient_shap::GradientShapConfig) = "gradient_shap",
+    /// KernelSHAP (Lundberg & Lee 2017; Captum's `KernelShap`): Shapley
+    /// values of the input's segments by a weighted linear fit.
+    KernelShap(kernel_shap::KernelShapConfig) = "kernel_shap",
+    /// LIME (Ribeiro et al. 2016; Captum's `Lime`): a sparse linear model of
+    /// the score over the input's segments, fitted near the input.
+    Lime(lime::LimeConfig) = "lime",
 }
 
 /// Rows (inputs × steps or samples) per gradient call when a method expands
@@ -223,6 +232,8 @@ pub enum Purpose {
     Baseline = 1,
     /// Max-sensitivity's input perturbations.
     Sensitivity = 2,
+    /// LIME's and KernelSHAP's on/off samples of the segments.
+    Perturbation = 3,
 }
 
 /// One batch to explain.
