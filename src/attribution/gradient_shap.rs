@@ -361,7 +361,9 @@ impl Attribution for GradientShap {
     fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation> {
         let shape = check_batch(model, batch)?;
         let draws = self.draw(batch, shape, model.input_range());
-        Ok(Explanation::maps(self.attribute_with(model, batch, &draws)?))
+        Ok(Explanation::maps(
+            self.attribute_with(model, batch, &draws)?,
+        ))
     }
 
     fn model_calls(&self) -> usize {
@@ -378,7 +380,13 @@ mod tests {
 
     const W: [f32; 8] = [1.0, -2.0, 0.5, 0.0, 0.3, 0.3, -0.3, 0.3];
 
-    fn run(g: GradientShap, first_index: usize, x: &Tensor, classes: &[u32], seed: u64) -> Vec<f32> {
+    fn run(
+        g: GradientShap,
+        first_index: usize,
+        x: &Tensor,
+        classes: &[u32],
+        seed: u64,
+    ) -> Vec<f32> {
         let net = linear(2, 2, &W, &[0.1, -0.2]);
         g.explain(
             &net,
@@ -413,7 +421,11 @@ mod tests {
         for i in 0..2 {
             for j in 0..4 {
                 let want = W[(i * 4) + j] * (xs[i * 4 + j] - 0.25);
-                assert!((m[i * 4 + j] - want).abs() < 1e-6, "{i} {j}: {}", m[i * 4 + j]);
+                assert!(
+                    (m[i * 4 + j] - want).abs() < 1e-6,
+                    "{i} {j}: {}",
+                    m[i * 4 + j]
+                );
             }
         }
     }

@@ -219,7 +219,9 @@ impl Attribution for KernelShap {
     fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation> {
         check_batch(model, batch)?;
         let masks = self.draw(batch);
-        Ok(Explanation::maps(self.attribute_with(model, batch, &masks)?))
+        Ok(Explanation::maps(
+            self.attribute_with(model, batch, &masks)?,
+        ))
     }
 
     fn model_calls(&self) -> usize {

@@ -189,7 +189,9 @@ impl Attribution for Lime {
     fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation> {
         check_batch(model, batch)?;
         let masks = self.draw(batch);
-        Ok(Explanation::maps(self.attribute_with(model, batch, &masks)?))
+        Ok(Explanation::maps(
+            self.attribute_with(model, batch, &masks)?,
+        ))
     }
 
     fn model_calls(&self) -> usize {
@@ -215,7 +217,9 @@ mod tests {
     }
 
     fn weights() -> Vec<f32> {
-        (0..16).map(|j| if j % 4 < 2 { 0.5 } else { -0.25 }).collect()
+        (0..16)
+            .map(|j| if j % 4 < 2 { 0.5 } else { -0.25 })
+            .collect()
     }
 
     fn run(l: &Lime, first_index: usize, x: &Tensor, seed: u64) -> Vec<f32> {

@@ -144,8 +144,14 @@ pub fn perturbed_scores(
     let pairs: Vec<(usize, usize)> = (0..n)
         .flat_map(|i| (0..masks[i].len() / m).map(move |k| (i, k)))
         .collect();
-    let mut scores: Vec<Vec<f32>> = masks.iter().map(|k| Vec::with_capacity(k.len() / m)).collect();
-    let mut cosines: Vec<Vec<f64>> = scores.iter().map(|s| Vec::with_capacity(s.capacity())).collect();
+    let mut scores: Vec<Vec<f32>> = masks
+        .iter()
+        .map(|k| Vec::with_capacity(k.len() / m))
+        .collect();
+    let mut cosines: Vec<Vec<f64>> = scores
+        .iter()
+        .map(|s| Vec::with_capacity(s.capacity()))
+        .collect();
     for chunk in pairs.chunks(MAX_FORWARD_ROWS) {
         let mut rows = Vec::with_capacity(chunk.len() * per);
         let mut classes = Vec::with_capacity(chunk.len());
@@ -473,7 +479,11 @@ mod tests {
         let (n, m) = (60, 8);
         let x = random_design(n, m, &mut rng);
         let y: Vec<f64> = (0..n)
-            .map(|i| x[i * m] * 1.0 - x[i * m + 1] * 0.5 + 0.01 * x[i * m + 2] + rng.normal() as f64 * 0.05)
+            .map(|i| {
+                x[i * m] * 1.0 - x[i * m + 1] * 0.5
+                    + 0.01 * x[i * m + 2]
+                    + rng.normal() as f64 * 0.05
+            })
             .collect();
         let w: Vec<f64> = (0..n).map(|_| 0.2 + rng.uniform_f64()).collect();
         let alpha = 0.02;
