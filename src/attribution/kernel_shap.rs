@@ -191,7 +191,7 @@ impl KernelShap {
     ) -> Result<Tensor> {
         let shape = check_batch(model, batch)?;
         let fill = self.baseline.resolve(model.input_range());
-        let (scores, _) = perturbed_scores(model, batch, &self.segments, fill, masks)?;
+        let scores = perturbed_scores(model, batch, &self.segments, fill, masks)?.scores;
         let m = self.segments.count;
         let mut maps = Vec::with_capacity(shape.iter().product());
         for i in 0..shape[0] {

@@ -25,7 +25,8 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::surrogate::{
-    design, lasso, perturbed_scores, read_segment_keys, resolve_patch_size, SegmentKind, Segments,
+    design, lasso, perturbed_scores, read_segment_keys, resolve_patch_size, Perturbed, SegmentKind,
+    Segments,
 };
 use super::{
     check_batch, tensor4, Attribution, ExplainBatch, Explanation, Fill, MethodSettings, Purpose,
@@ -167,7 +168,8 @@ impl Lime {
     ) -> Result<Tensor> {
         let shape = check_batch(model, batch)?;
         let fill = self.baseline.resolve(model.input_range());
-        let (scores, cosines) = perturbed_scores(model, batch, &self.segments, fill, masks)?;
+        let Perturbed { scores, cosines } =
+            perturbed_scores(model, batch, &self.segments, fill, masks)?;
         let m = self.segments.count;
         let mut maps = Vec::with_capacity(shape.iter().product());
         for i in 0..shape[0] {

@@ -112,19 +112,32 @@ impl Segments {
     }
 }
 
+/// What the model says about the perturbed copies of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Perturbed {
+    /// The explained class score of each copy, `[input][sample]`.
+    pub scores: Vec<Vec<f32>>,
+    /// Each copy's cosine similarity to its input (torch's
+    /// `cosine_similarity` over all values, what LIME's kernel needs),
+    /// `[input][sample]`.
+    pub cosines: Vec<Vec<f64>>,
+}
+
 /// The explained class score of each perturbed copy of each input: `masks[i]`
 /// holds input `i`'s on/off vectors, `samples × segments` row-major (1 on:
-/// the input's pixels; 0 off: `fill`), and the result `[i][sample]`. Copies
-/// are evaluated in forward calls of at most [`MAX_FORWARD_ROWS`] rows.
-/// Also returns the perturbed copies' cosine similarity to the input (what
-/// LIME's kernel needs), `[i][sample]`.
+/// the input's pixels; 0 off: `fill`, in input units). Copies are evaluated
+/// in forward calls of at most [`MAX_FORWARD_ROWS`] rows.
+///
+/// # Errors
+/// [`Error::Invalid`] when the batch does not fit the model or the masks do
+/// not fit the segments; model errors.
 pub fn perturbed_scores(
     model: &dyn Classifier,
     batch: &ExplainBatch,
     segments: &Segments,
     fill: f32,
     masks: &[Vec<u8>],
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<f64>>)> {
+) -> Result<Perturbed> {
     let [n, c, h, w] = check_batch(model, batch)?;
     if (h, w) != segments.hw {
         return Err(Error::Invalid(format!(
@@ -176,7 +189,7 @@ pub fn perturbed_scores(
             scores[i].push(z);
         }
     }
-    Ok((scores, cosines))
+    Ok(Perturbed { scores, cosines })
 }
 
 /// Checks that every input's masks are 0/1 and returns the design matrix
@@ -246,9 +259,9 @@ pub fn lasso(x: &[f64], y: &[f64], w: &[f64], m: usize, alpha: f64) -> Vec<f64> 
     // The duality gap and ‖Xᵀr‖∞ (scikit-learn's formulation A), with Xᵀr.
     let gap = |beta: &[f64], resid: &[f64], xtr: &mut [f64]| -> (f64, f64) {
         let mut dual_norm = 0f64;
-        for j in 0..m {
-            xtr[j] = dot(col(j), resid);
-            dual_norm = dual_norm.max(xtr[j].abs());
+        for (j, v) in xtr.iter_mut().enumerate() {
+            *v = dot(col(j), resid);
+            dual_norm = dual_norm.max(v.abs());
         }
         let r2 = dot(resid, resid);
         let ry = dot(resid, &yc);
