@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::surrogate::{
     design, perturbed_scores, read_segment_keys, resolve_patch_size, weighted_least_squares,
-    SegmentKind, Segments,
+    SegmentKind, Segmenter, Segments,
 };
 use super::{
     check_batch, tensor4, Attribution, ExplainBatch, Explanation, Fill, MethodSettings, Purpose,
@@ -54,15 +54,28 @@ pub struct KernelShapConfig {
     /// (Captum's `n_samples`, whose default is 25; default 200; at least 2).
     #[schemars(range(min = 2))]
     pub samples: usize,
-    /// How the input is cut into features: `"grid"` (default).
+    /// How the input is cut into features: `"grid"` (default: square
+    /// patches) or `"slic"` (SLIC superpixels of each input).
     pub segments: SegmentKind,
-    /// The grid's patch side in pixels. Unset in a plan: an eighth of the
-    /// shorter side, rounded up (4 on 28×28, 28 on 224×224), filled in when
-    /// the plan is resolved against the model.
+    /// With `segments = "grid"` only: the patch side in pixels. Unset in a
+    /// plan: an eighth of the shorter side, rounded up (4 on 28×28, 28 on
+    /// 224×224), filled in when the plan is resolved against the model.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "⌈min(H, W)/8⌉ (4 on 28×28)"}}))]
     pub patch_size: Option<usize>,
+    /// With `segments = "slic"` only: about how many superpixels (default
+    /// 64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    #[schemars(extend("default" = super::surrogate::DEFAULT_N_SEGMENTS))]
+    pub n_segments: Option<usize>,
+    /// With `segments = "slic"` only: the weight of spatial against colour
+    /// distance, colours scaled to `[0, 1]` by the model's range (default
+    /// 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = super::surrogate::DEFAULT_COMPACTNESS))]
+    pub compactness: Option<f64>,
     /// The value of an off segment's pixels: a number in input units,
     /// `"zero"`, or `"black"`, the low end of the model's range (default).
     pub baseline: Fill,
@@ -74,6 +87,8 @@ impl Default for KernelShapConfig {
             samples: DEFAULT_SAMPLES,
             segments: SegmentKind::Grid,
             patch_size: None,
+            n_segments: None,
+            compactness: None,
             baseline: super::surrogate::DEFAULT_BASELINE,
         }
     }
@@ -91,12 +106,14 @@ impl MethodSettings for KernelShapConfig {
             );
             samples = DEFAULT_SAMPLES;
         }
-        let (segments, patch_size, baseline) = read_segment_keys(e);
+        let keys = read_segment_keys(e);
         KernelShapConfig {
             samples,
-            segments,
-            patch_size,
-            baseline,
+            segments: keys.segments,
+            patch_size: keys.patch_size,
+            n_segments: keys.n_segments,
+            compactness: keys.compactness,
+            baseline: keys.baseline,
         }
     }
 
@@ -104,7 +121,7 @@ impl MethodSettings for KernelShapConfig {
     /// least two segments.
     fn resolve(&mut self, model: &ArchSpec) -> std::result::Result<(), SettingError> {
         let [_, h, w] = model.input.shape;
-        resolve_patch_size(&mut self.patch_size, (h, w))
+        resolve_patch_size(self.segments, &mut self.patch_size, (h, w))
     }
 
     fn build(&self, input_hw: (usize, usize)) -> KernelShap {
@@ -113,7 +130,13 @@ impl MethodSettings for KernelShapConfig {
             .unwrap_or(super::surrogate::default_patch_size(input_hw));
         KernelShap {
             samples: self.samples,
-            segments: Segments::grid(input_hw, patch),
+            segmenter: Segmenter::new(
+                self.segments,
+                patch,
+                self.n_segments,
+                self.compactness,
+                input_hw,
+            ),
             baseline: self.baseline,
         }
     }
@@ -124,61 +147,63 @@ impl MethodSettings for KernelShapConfig {
 pub struct KernelShap {
     /// Perturbations per input, the all-on and all-off ones included.
     pub samples: usize,
-    /// The interpretable features.
-    pub segments: Segments,
+    /// How each input is cut into the interpretable features.
+    pub segmenter: Segmenter,
     /// Off segments' value (a number in input units, or black).
     pub baseline: Fill,
 }
 
 impl KernelShap {
-    /// Each input's on/off vectors, `samples × segments` row-major: all on,
-    /// all off, then coalitions whose size follows the Shapley kernel, from
-    /// the input's own generator.
-    pub fn draw(&self, batch: &ExplainBatch) -> Vec<Vec<u8>> {
-        let m = self.segments.count;
-        // Cumulative mass of the coalition sizes 1..m−1.
-        let mass: Vec<f64> = (1..m)
-            .map(|k| (m - 1) as f64 / (k * (m - k)) as f64)
-            .scan(0.0, |acc, p| {
-                *acc += p;
-                Some(*acc)
-            })
-            .collect();
-        let total = mass.last().copied().unwrap_or(0.0);
-        (0..batch.len())
-            .map(|i| {
+    /// Each input's on/off vectors over its `segments`, `samples ×
+    /// segments` row-major: all on, all off, then coalitions whose size
+    /// follows the Shapley kernel, from the input's own generator. With a
+    /// single segment, the rows alternate all on and all off.
+    pub fn draw(&self, batch: &ExplainBatch, segments: &[Segments]) -> Vec<Vec<u8>> {
+        segments
+            .iter()
+            .enumerate()
+            .map(|(i, segmentation)| {
+                let m = segmentation.count;
+                // Cumulative mass of the coalition sizes 1..m−1.
+                let mass: Vec<f64> = (1..m)
+                    .map(|k| (m - 1) as f64 / (k * (m - k)) as f64)
+                    .scan(0.0, |acc, p| {
+                        *acc += p;
+                        Some(*acc)
+                    })
+                    .collect();
+                let total = mass.last().copied().unwrap_or(0.0);
                 let mut rng = batch.rng(i, Purpose::Perturbation);
                 let mut out = Vec::with_capacity(self.samples * m);
                 for s in 0..self.samples {
-                    match s {
-                        0 => out.extend(std::iter::repeat_n(1u8, m)),
-                        1 => out.extend(std::iter::repeat_n(0u8, m)),
-                        _ => {
-                            let u = rng.uniform_f64() * total;
-                            let k = 1 + mass.iter().position(|&c| u < c).unwrap_or(m - 2);
-                            let mut order: Vec<usize> = (0..m).collect();
-                            // The first k of a partial Fisher–Yates shuffle.
-                            for j in 0..k {
-                                let pick = j + rng.below((m - j) as u64) as usize;
-                                order.swap(j, pick);
-                            }
-                            let mut row = vec![0u8; m];
-                            for &j in &order[..k] {
-                                row[j] = 1;
-                            }
-                            out.extend(row);
-                        }
+                    if s < 2 || m < 2 {
+                        out.extend(std::iter::repeat_n((s % 2 == 0) as u8, m));
+                        continue;
                     }
+                    let u = rng.uniform_f64() * total;
+                    let k = 1 + mass.iter().position(|&c| u < c).unwrap_or(m - 2);
+                    let mut order: Vec<usize> = (0..m).collect();
+                    // The first k of a partial Fisher–Yates shuffle.
+                    for j in 0..k {
+                        let pick = j + rng.below((m - j) as u64) as usize;
+                        order.swap(j, pick);
+                    }
+                    let mut row = vec![0u8; m];
+                    for &j in &order[..k] {
+                        row[j] = 1;
+                    }
+                    out.extend(row);
                 }
                 out
             })
             .collect()
     }
 
-    /// The maps `[N, C, H, W]` for the batch with the given on/off vectors
-    /// (`masks[i]`: input `i`'s, `samples × segments` row-major, 0 or 1);
-    /// rows with every segment on or every segment off weigh
-    /// [`EXTREME_WEIGHT`] in the fit, the others 1.
+    /// The maps `[N, C, H, W]` for the batch, each input cut into
+    /// `segments[i]`, with the given on/off vectors (`masks[i]`: input
+    /// `i`'s, `samples × segments` row-major, 0 or 1); rows with every
+    /// segment on or every segment off weigh [`EXTREME_WEIGHT`] in the fit,
+    /// the others 1.
     ///
     /// # Errors
     /// [`crate::Error::Invalid`] when the batch does not fit the model or
@@ -187,14 +212,15 @@ impl KernelShap {
         &self,
         model: &dyn Classifier,
         batch: &ExplainBatch,
+        segments: &[Segments],
         masks: &[Vec<u8>],
     ) -> Result<Tensor> {
         let shape = check_batch(model, batch)?;
         let fill = self.baseline.resolve(model.input_range());
-        let scores = perturbed_scores(model, batch, &self.segments, fill, masks)?.scores;
-        let m = self.segments.count;
+        let scores = perturbed_scores(model, batch, segments, fill, masks)?.scores;
         let mut maps = Vec::with_capacity(shape.iter().product());
         for i in 0..shape[0] {
+            let m = segments[i].count;
             let x = design(&masks[i])?;
             let y: Vec<f64> = scores[i].iter().map(|&v| v as f64).collect();
             let w: Vec<f64> = masks[i]
@@ -209,7 +235,7 @@ impl KernelShap {
                 })
                 .collect();
             let beta = weighted_least_squares(&x, &y, &w, m);
-            maps.extend(self.segments.paint(&beta, shape[1]));
+            maps.extend(segments[i].paint(&beta, shape[1]));
         }
         tensor4(maps, shape)
     }
@@ -217,10 +243,12 @@ impl KernelShap {
 
 impl Attribution for KernelShap {
     fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation> {
-        check_batch(model, batch)?;
-        let masks = self.draw(batch);
+        let shape = check_batch(model, batch)?;
+        let x: Vec<f32> = batch.x.flatten_all()?.to_vec1()?;
+        let segments = self.segmenter.segments(&x, shape, model.input_range());
+        let masks = self.draw(batch, &segments);
         Ok(Explanation::maps(
-            self.attribute_with(model, batch, &masks)?,
+            self.attribute_with(model, batch, &segments, &masks)?,
         ))
     }
 
@@ -239,6 +267,10 @@ mod tests {
     /// Two classes' weights; class 0 is explained.
     fn weights() -> Vec<f32> {
         (0..48).map(|j| ((j * 7) % 5) as f32 * 0.2 - 0.4).collect()
+    }
+
+    fn grid() -> Segments {
+        Segments::grid((4, 6), 2)
     }
 
     fn kernel_shap(samples: usize, baseline: f64) -> KernelShap {
@@ -283,11 +315,61 @@ mod tests {
         let w = weights();
         let mut want = [0f32; 6];
         for j in 0..24 {
-            want[k.segments.of_pixel[j]] += w[j] * (xs[j] - 0.2);
+            want[grid().of_pixel[j]] += w[j] * (xs[j] - 0.2);
         }
         for j in 0..24 {
-            let t = want[k.segments.of_pixel[j]];
+            let t = want[grid().of_pixel[j]];
             assert!((m[j] - t).abs() < 1e-5, "{j}: {} vs {t}", m[j]);
+        }
+    }
+
+    /// With SLIC superpixels, each input its own: every superpixel gets the
+    /// additive model's exact term, and maps do not depend on the batch.
+    #[test]
+    fn slic_superpixels_get_their_exact_shapley_values() {
+        let k = KernelShapConfig {
+            samples: 80,
+            segments: SegmentKind::Slic,
+            n_segments: Some(6),
+            compactness: Some(0.1),
+            baseline: Fill::Value(0.0),
+            ..KernelShapConfig::default()
+        }
+        .build((4, 6));
+        let xs: Vec<f32> = (0..48)
+            .map(|j| {
+                if j % 6 < 3 {
+                    0.9
+                } else {
+                    0.2 + 0.01 * j as f32
+                }
+            })
+            .collect();
+        let both = Tensor::from_slice(&xs, (2, 1, 4, 6), &Device::Cpu).unwrap();
+        let second = Tensor::from_slice(&xs[24..], (1, 1, 4, 6), &Device::Cpu).unwrap();
+        let m = run(&k, 0, &both, 3);
+        // The same draws; the forward passes of 160 and 80 rows may round
+        // differently in the last bit.
+        for (a, b) in m[24..].iter().zip(run(&k, 1, &second, 3)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let w = weights();
+        for i in 0..2 {
+            let x = &xs[i * 24..(i + 1) * 24];
+            let segments = crate::attribution::surrogate::slic(x, [1, 4, 6], (0.0, 1.0), 6, 0.1);
+            assert!(segments.count >= 2);
+            let mut want = vec![0f32; segments.count];
+            for j in 0..24 {
+                want[segments.of_pixel[j]] += w[j] * x[j];
+            }
+            for j in 0..24 {
+                let t = want[segments.of_pixel[j]];
+                assert!(
+                    (m[i * 24 + j] - t).abs() < 1e-5,
+                    "{i} {j}: {} vs {t}",
+                    m[i * 24 + j]
+                );
+            }
         }
     }
 
@@ -295,13 +377,14 @@ mod tests {
     fn samples_start_all_on_then_all_off_and_are_never_extreme_after() {
         let x = Tensor::zeros((1, 1, 4, 6), candle_core::DType::F32, &Device::Cpu).unwrap();
         let k = kernel_shap(50, 0.0);
-        let masks = k.draw(&ExplainBatch {
+        let batch = ExplainBatch {
             x: &x,
             classes: &[0],
             first_index: 0,
             seed: 4,
             stream: 0,
-        });
+        };
+        let masks = k.draw(&batch, &[grid()]);
         let rows: Vec<&[u8]> = masks[0].chunks(6).collect();
         assert_eq!(rows[0], [1; 6]);
         assert_eq!(rows[1], [0; 6]);

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::surrogate::{
     design, lasso, perturbed_scores, read_segment_keys, resolve_patch_size, Perturbed, SegmentKind,
-    Segments,
+    Segmenter, Segments,
 };
 use super::{
     check_batch, tensor4, Attribution, ExplainBatch, Explanation, Fill, MethodSettings, Purpose,
@@ -54,15 +54,28 @@ pub struct LimeConfig {
     /// default 200).
     #[schemars(range(min = 1))]
     pub samples: usize,
-    /// How the input is cut into features: `"grid"` (default).
+    /// How the input is cut into features: `"grid"` (default: square
+    /// patches) or `"slic"` (SLIC superpixels of each input).
     pub segments: SegmentKind,
-    /// The grid's patch side in pixels. Unset in a plan: an eighth of the
-    /// shorter side, rounded up (4 on 28×28, 28 on 224×224), filled in when
-    /// the plan is resolved against the model.
+    /// With `segments = "grid"` only: the patch side in pixels. Unset in a
+    /// plan: an eighth of the shorter side, rounded up (4 on 28×28, 28 on
+    /// 224×224), filled in when the plan is resolved against the model.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "⌈min(H, W)/8⌉ (4 on 28×28)"}}))]
     pub patch_size: Option<usize>,
+    /// With `segments = "slic"` only: about how many superpixels (default
+    /// 64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    #[schemars(extend("default" = super::surrogate::DEFAULT_N_SEGMENTS))]
+    pub n_segments: Option<usize>,
+    /// With `segments = "slic"` only: the weight of spatial against colour
+    /// distance, colours scaled to `[0, 1]` by the model's range (default
+    /// 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = super::surrogate::DEFAULT_COMPACTNESS))]
+    pub compactness: Option<f64>,
     /// The value of an off segment's pixels: a number in input units,
     /// `"zero"`, or `"black"`, the low end of the model's range (default).
     pub baseline: Fill,
@@ -78,6 +91,8 @@ impl Default for LimeConfig {
             samples: DEFAULT_SAMPLES,
             segments: SegmentKind::Grid,
             patch_size: None,
+            n_segments: None,
+            compactness: None,
             baseline: super::surrogate::DEFAULT_BASELINE,
             kernel_width: DEFAULT_KERNEL_WIDTH,
             alpha: DEFAULT_ALPHA,
@@ -90,12 +105,14 @@ impl MethodSettings for LimeConfig {
 
     fn from_entry(e: &mut Entry) -> Self {
         let samples = e.positive_int("samples").unwrap_or(DEFAULT_SAMPLES);
-        let (segments, patch_size, baseline) = read_segment_keys(e);
+        let keys = read_segment_keys(e);
         LimeConfig {
             samples,
-            segments,
-            patch_size,
-            baseline,
+            segments: keys.segments,
+            patch_size: keys.patch_size,
+            n_segments: keys.n_segments,
+            compactness: keys.compactness,
+            baseline: keys.baseline,
             kernel_width: e
                 .positive_float("kernel_width")
                 .unwrap_or(DEFAULT_KERNEL_WIDTH),
@@ -107,7 +124,7 @@ impl MethodSettings for LimeConfig {
     /// least two segments.
     fn resolve(&mut self, model: &ArchSpec) -> std::result::Result<(), SettingError> {
         let [_, h, w] = model.input.shape;
-        resolve_patch_size(&mut self.patch_size, (h, w))
+        resolve_patch_size(self.segments, &mut self.patch_size, (h, w))
     }
 
     fn build(&self, input_hw: (usize, usize)) -> Lime {
@@ -116,7 +133,13 @@ impl MethodSettings for LimeConfig {
             .unwrap_or(super::surrogate::default_patch_size(input_hw));
         Lime {
             samples: self.samples,
-            segments: Segments::grid(input_hw, patch),
+            segmenter: Segmenter::new(
+                self.segments,
+                patch,
+                self.n_segments,
+                self.compactness,
+                input_hw,
+            ),
             baseline: self.baseline,
             kernel_width: self.kernel_width,
             alpha: self.alpha,
@@ -129,8 +152,8 @@ impl MethodSettings for LimeConfig {
 pub struct Lime {
     /// Perturbations per input.
     pub samples: usize,
-    /// The interpretable features.
-    pub segments: Segments,
+    /// How each input is cut into the interpretable features.
+    pub segmenter: Segmenter,
     /// Off segments' value (a number in input units, or black).
     pub baseline: Fill,
     /// Width of the exponential kernel on the cosine distance.
@@ -140,22 +163,25 @@ pub struct Lime {
 }
 
 impl Lime {
-    /// Each input's on/off vectors, `samples × segments` row-major, each
-    /// segment on with probability ½, from the input's own generator.
-    pub fn draw(&self, batch: &ExplainBatch) -> Vec<Vec<u8>> {
-        let m = self.segments.count;
-        (0..batch.len())
-            .map(|i| {
+    /// Each input's on/off vectors over its `segments`, `samples ×
+    /// segments` row-major, each segment on with probability ½, from the
+    /// input's own generator.
+    pub fn draw(&self, batch: &ExplainBatch, segments: &[Segments]) -> Vec<Vec<u8>> {
+        segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
                 let mut rng = batch.rng(i, Purpose::Perturbation);
-                (0..self.samples * m)
+                (0..self.samples * s.count)
                     .map(|_| (rng.uniform_f32() < 0.5) as u8)
                     .collect()
             })
             .collect()
     }
 
-    /// The maps `[N, C, H, W]` for the batch with the given on/off vectors
-    /// (`masks[i]`: input `i`'s, `samples × segments` row-major, 0 or 1).
+    /// The maps `[N, C, H, W]` for the batch, each input cut into
+    /// `segments[i]`, with the given on/off vectors (`masks[i]`: input
+    /// `i`'s, `samples × segments` row-major, 0 or 1).
     ///
     /// # Errors
     /// [`crate::Error::Invalid`] when the batch does not fit the model or
@@ -164,13 +190,12 @@ impl Lime {
         &self,
         model: &dyn Classifier,
         batch: &ExplainBatch,
+        segments: &[Segments],
         masks: &[Vec<u8>],
     ) -> Result<Tensor> {
         let shape = check_batch(model, batch)?;
         let fill = self.baseline.resolve(model.input_range());
-        let Perturbed { scores, cosines } =
-            perturbed_scores(model, batch, &self.segments, fill, masks)?;
-        let m = self.segments.count;
+        let Perturbed { scores, cosines } = perturbed_scores(model, batch, segments, fill, masks)?;
         let mut maps = Vec::with_capacity(shape.iter().product());
         for i in 0..shape[0] {
             let x = design(&masks[i])?;
@@ -180,8 +205,8 @@ impl Lime {
                 .iter()
                 .map(|c| (-(1.0 - c).powi(2) / width2).exp())
                 .collect();
-            let beta = lasso(&x, &y, &w, m, self.alpha);
-            maps.extend(self.segments.paint(&beta, shape[1]));
+            let beta = lasso(&x, &y, &w, segments[i].count, self.alpha);
+            maps.extend(segments[i].paint(&beta, shape[1]));
         }
         tensor4(maps, shape)
     }
@@ -189,10 +214,12 @@ impl Lime {
 
 impl Attribution for Lime {
     fn explain(&self, model: &dyn Classifier, batch: &ExplainBatch) -> Result<Explanation> {
-        check_batch(model, batch)?;
-        let masks = self.draw(batch);
+        let shape = check_batch(model, batch)?;
+        let x: Vec<f32> = batch.x.flatten_all()?.to_vec1()?;
+        let segments = self.segmenter.segments(&x, shape, model.input_range());
+        let masks = self.draw(batch, &segments);
         Ok(Explanation::maps(
-            self.attribute_with(model, batch, &masks)?,
+            self.attribute_with(model, batch, &segments, &masks)?,
         ))
     }
 

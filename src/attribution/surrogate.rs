@@ -24,39 +24,99 @@ pub fn default_patch_size(input_hw: (usize, usize)) -> usize {
     input_hw.0.min(input_hw.1).div_ceil(8).max(1)
 }
 
+/// SLIC's segment count asked for by default: about as many as the default
+/// grid has on a square input (64).
+pub const DEFAULT_N_SEGMENTS: usize = 64;
+
+/// SLIC's compactness by default, for channel values scaled to `[0, 1]`: a
+/// spatial distance of one grid interval weighs as much as a colour
+/// distance of 0.1.
+pub const DEFAULT_COMPACTNESS: f64 = 0.1;
+
 /// How the input is cut into features.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SegmentKind {
     /// Square patches of `patch_size` pixels.
     Grid,
+    /// SLIC superpixels of each input (Achanta et al. 2012), about
+    /// `n_segments` of them, with `compactness`.
+    Slic,
 }
 
 impl SegmentKind {
     /// Names as written in plans (and serialized).
-    pub const CHOICES: &'static [(&'static str, SegmentKind)] = &[("grid", SegmentKind::Grid)];
+    pub const CHOICES: &'static [(&'static str, SegmentKind)] =
+        &[("grid", SegmentKind::Grid), ("slic", SegmentKind::Slic)];
 }
 
-/// The segmentation keys both methods read: `segments`, `patch_size`,
-/// `baseline`, with their defaults; the patch size is `None` when unset.
-pub fn read_segment_keys(e: &mut Entry) -> (SegmentKind, Option<usize>, Fill) {
+/// The segmentation keys both methods read, unset ones `None` (the patch
+/// size follows the input size; SLIC's keys apply only with `"slic"`, the
+/// patch size only with `"grid"`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmentKeys {
+    /// `segments`.
+    pub segments: SegmentKind,
+    /// `patch_size` (grid only).
+    pub patch_size: Option<usize>,
+    /// `n_segments` (SLIC only, filled in with its default).
+    pub n_segments: Option<usize>,
+    /// `compactness` (SLIC only, filled in with its default).
+    pub compactness: Option<f64>,
+    /// `baseline`.
+    pub baseline: Fill,
+}
+
+/// Reads `segments`, `patch_size`, `n_segments`, `compactness` and
+/// `baseline`; a key that does not apply with the chosen segments is an
+/// error naming it.
+pub fn read_segment_keys(e: &mut Entry) -> SegmentKeys {
     let segments = e
         .choice("segments", SegmentKind::CHOICES)
         .unwrap_or(SegmentKind::Grid);
     let patch_size = e.positive_int("patch_size");
+    let n_segments = e.positive_int("n_segments");
+    let compactness = e.positive_float("compactness");
     let baseline = Fill::from_entry(e, "baseline").unwrap_or(DEFAULT_BASELINE);
-    (segments, patch_size, baseline)
+    let misplaced: &[(&str, bool)] = match segments {
+        SegmentKind::Grid => &[
+            ("n_segments", n_segments.is_some()),
+            ("compactness", compactness.is_some()),
+        ],
+        SegmentKind::Slic => &[("patch_size", patch_size.is_some())],
+    };
+    for &(key, set) in misplaced {
+        if set {
+            let with = match segments {
+                SegmentKind::Grid => "segments = \"slic\"",
+                SegmentKind::Slic => "segments = \"grid\"",
+            };
+            e.fail(key, format!("applies only with {with}"));
+        }
+    }
+    let slic = segments == SegmentKind::Slic;
+    SegmentKeys {
+        segments,
+        patch_size: patch_size.filter(|_| !slic),
+        n_segments: slic.then(|| n_segments.unwrap_or(DEFAULT_N_SEGMENTS)),
+        compactness: slic.then(|| compactness.unwrap_or(DEFAULT_COMPACTNESS)),
+        baseline,
+    }
 }
 
 /// Off segments' value by default: black, the low end of the model's range.
 pub const DEFAULT_BASELINE: Fill = Fill::Named(super::NamedFill::Black);
 
-/// Fills in an unset patch size and checks that the grid has at least two
-/// segments (the `patch_size` key's error otherwise).
+/// With grid segments, fills in an unset patch size and checks that the
+/// grid has at least two segments (the `patch_size` key's error otherwise).
 pub fn resolve_patch_size(
+    segments: SegmentKind,
     patch_size: &mut Option<usize>,
     input_hw: (usize, usize),
 ) -> std::result::Result<(), SettingError> {
+    if segments != SegmentKind::Grid {
+        return Ok(());
+    }
     let p = *patch_size.get_or_insert(default_patch_size(input_hw));
     let count = Segments::grid(input_hw, p).count;
     if count < 2 {
@@ -69,6 +129,61 @@ pub fn resolve_patch_size(
         });
     }
     Ok(())
+}
+
+/// How a method cuts each input into segments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Segmenter {
+    /// The same grid for every input.
+    Grid(Segments),
+    /// SLIC superpixels of each input ([`slic`]).
+    Slic {
+        /// Segments asked for.
+        n_segments: usize,
+        /// Spatial against colour distance.
+        compactness: f64,
+    },
+}
+
+impl Segmenter {
+    /// From the settings; `patch` is the grid's patch side.
+    pub fn new(
+        keys: SegmentKind,
+        patch: usize,
+        n_segments: Option<usize>,
+        compactness: Option<f64>,
+        input_hw: (usize, usize),
+    ) -> Segmenter {
+        match keys {
+            SegmentKind::Grid => Segmenter::Grid(Segments::grid(input_hw, patch)),
+            SegmentKind::Slic => Segmenter::Slic {
+                n_segments: n_segments.unwrap_or(DEFAULT_N_SEGMENTS),
+                compactness: compactness.unwrap_or(DEFAULT_COMPACTNESS),
+            },
+        }
+    }
+
+    /// The segments of each input of `x` (`[N, C, H, W]` row-major, values
+    /// in `range`).
+    pub fn segments(&self, x: &[f32], shape: [usize; 4], range: (f32, f32)) -> Vec<Segments> {
+        let [n, c, h, w] = shape;
+        let per = c * h * w;
+        (0..n)
+            .map(|i| match self {
+                Segmenter::Grid(s) => s.clone(),
+                Segmenter::Slic {
+                    n_segments,
+                    compactness,
+                } => slic(
+                    &x[i * per..(i + 1) * per],
+                    [c, h, w],
+                    range,
+                    *n_segments,
+                    *compactness,
+                ),
+            })
+            .collect()
+    }
 }
 
 /// A segmentation: the segment of every pixel of an `H`×`W` plane.
@@ -112,6 +227,182 @@ impl Segments {
     }
 }
 
+/// SLIC superpixels (Achanta et al. 2012, "SLIC Superpixels Compared to
+/// State-of-the-Art Superpixel Methods", TPAMI 34(11)) of one image
+/// `[C, H, W]`: k-means over (channel values, position) with `K ≈
+/// n_segments` centres seeded on a regular grid of interval `S = √(HW/K)`,
+/// each moved to the lowest-gradient pixel of its 3×3 neighbourhood; each
+/// pixel joins the nearest centre within 2S×2S by `D² = d_c² + (d_s/S)²·m²`
+/// (`m` = `compactness`), 10 iterations; then connectivity is enforced:
+/// components smaller than S²/4 pixels join the segment to their left or
+/// above. Colour distances are on the channel values scaled to `[0, 1]` by
+/// the model's `range`, not CIELAB (the channels need not be RGB), so `m`
+/// is on that scale. Segments are numbered in row-major order of their
+/// first pixel.
+pub fn slic(
+    image: &[f32],
+    chw: [usize; 3],
+    range: (f32, f32),
+    n_segments: usize,
+    compactness: f64,
+) -> Segments {
+    const ITERATIONS: usize = 10;
+    let [c, h, w] = chw;
+    let hw = h * w;
+    let width = (range.1 - range.0) as f64;
+    let scale = if width > 0.0 { 1.0 / width } else { 1.0 };
+    let value = |ch: usize, p: usize| (image[ch * hw + p] - range.0) as f64 * scale;
+    let colour_gap = |p: usize, q: usize| -> f64 {
+        (0..c).map(|ch| (value(ch, p) - value(ch, q)).powi(2)).sum()
+    };
+    let step = (hw as f64 / n_segments.max(1) as f64).sqrt().max(1.0);
+    let rows = ((h as f64 / step).round() as usize).clamp(1, h);
+    let cols = ((w as f64 / step).round() as usize).clamp(1, w);
+    // Centres: (y, x, colour...), seeded on the grid, moved downhill.
+    let gradient = |y: usize, x: usize| -> f64 {
+        let at = |yy: usize, xx: usize| yy * w + xx;
+        let (l, r) = (at(y, x.saturating_sub(1)), at(y, (x + 1).min(w - 1)));
+        let (u, d) = (at(y.saturating_sub(1), x), at((y + 1).min(h - 1), x));
+        colour_gap(l, r) + colour_gap(u, d)
+    };
+    let mut centres: Vec<Vec<f64>> = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        for k in 0..cols {
+            let y0 = (((r as f64 + 0.5) * h as f64 / rows as f64) as usize).min(h - 1);
+            let x0 = (((k as f64 + 0.5) * w as f64 / cols as f64) as usize).min(w - 1);
+            let mut best = (gradient(y0, x0), y0, x0);
+            for y in y0.saturating_sub(1)..=(y0 + 1).min(h - 1) {
+                for x in x0.saturating_sub(1)..=(x0 + 1).min(w - 1) {
+                    let g = gradient(y, x);
+                    if g < best.0 {
+                        best = (g, y, x);
+                    }
+                }
+            }
+            let (_, y, x) = best;
+            let mut centre = vec![y as f64, x as f64];
+            centre.extend((0..c).map(|ch| value(ch, y * w + x)));
+            centres.push(centre);
+        }
+    }
+    let spatial = (compactness / step).powi(2);
+    let distance = |centre: &[f64], p: usize| -> f64 {
+        let (y, x) = ((p / w) as f64, (p % w) as f64);
+        let ds = (y - centre[0]).powi(2) + (x - centre[1]).powi(2);
+        let dc: f64 = (0..c)
+            .map(|ch| (value(ch, p) - centre[2 + ch]).powi(2))
+            .sum();
+        dc + ds * spatial
+    };
+    let reach = (2.0 * step).ceil() as i64;
+    let mut label = vec![usize::MAX; hw];
+    for _ in 0..ITERATIONS {
+        let mut best = vec![f64::INFINITY; hw];
+        label.fill(usize::MAX);
+        for (k, centre) in centres.iter().enumerate() {
+            let (cy, cx) = (centre[0].round() as i64, centre[1].round() as i64);
+            for y in (cy - reach).max(0)..(cy + reach + 1).min(h as i64) {
+                for x in (cx - reach).max(0)..(cx + reach + 1).min(w as i64) {
+                    let p = y as usize * w + x as usize;
+                    let d = distance(centre, p);
+                    if d < best[p] {
+                        best[p] = d;
+                        label[p] = k;
+                    }
+                }
+            }
+        }
+        // A pixel out of every centre's reach joins the nearest centre.
+        for (p, l) in label.iter_mut().enumerate() {
+            if *l == usize::MAX {
+                let mut nearest = (f64::INFINITY, 0);
+                for (k, centre) in centres.iter().enumerate() {
+                    let d = distance(centre, p);
+                    if d < nearest.0 {
+                        nearest = (d, k);
+                    }
+                }
+                *l = nearest.1;
+            }
+        }
+        let mut sums = vec![vec![0f64; 2 + c]; centres.len()];
+        let mut counts = vec![0usize; centres.len()];
+        for (p, &k) in label.iter().enumerate() {
+            counts[k] += 1;
+            sums[k][0] += (p / w) as f64;
+            sums[k][1] += (p % w) as f64;
+            for ch in 0..c {
+                sums[k][2 + ch] += value(ch, p);
+            }
+        }
+        for (k, centre) in centres.iter_mut().enumerate() {
+            if counts[k] > 0 {
+                for (v, s) in centre.iter_mut().zip(&sums[k]) {
+                    *v = s / counts[k] as f64;
+                }
+            }
+        }
+    }
+    // Connectivity: 4-connected components in row-major order; a small one
+    // joins the component left of or above its first pixel.
+    let min_size = ((step * step) / 4.0) as usize;
+    let mut of_pixel = vec![usize::MAX; hw];
+    let mut count = 0;
+    let mut stack = Vec::new();
+    let mut component = Vec::new();
+    for start in 0..hw {
+        if of_pixel[start] != usize::MAX {
+            continue;
+        }
+        component.clear();
+        stack.push(start);
+        of_pixel[start] = count;
+        while let Some(p) = stack.pop() {
+            component.push(p);
+            let (y, x) = (p / w, p % w);
+            let mut visit = |q: usize| {
+                if of_pixel[q] == usize::MAX && label[q] == label[start] {
+                    of_pixel[q] = count;
+                    stack.push(q);
+                }
+            };
+            if x > 0 {
+                visit(p - 1);
+            }
+            if x + 1 < w {
+                visit(p + 1);
+            }
+            if y > 0 {
+                visit(p - w);
+            }
+            if y + 1 < h {
+                visit(p + w);
+            }
+        }
+        let (y, x) = (start / w, start % w);
+        let adjacent = if x > 0 {
+            Some(of_pixel[start - 1])
+        } else if y > 0 {
+            Some(of_pixel[start - w])
+        } else {
+            None
+        };
+        match adjacent {
+            Some(a) if component.len() < min_size => {
+                for &p in &component {
+                    of_pixel[p] = a;
+                }
+            }
+            _ => count += 1,
+        }
+    }
+    Segments {
+        hw: (h, w),
+        of_pixel,
+        count,
+    }
+}
+
 /// What the model says about the perturbed copies of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Perturbed {
@@ -134,33 +425,40 @@ pub struct Perturbed {
 pub fn perturbed_scores(
     model: &dyn Classifier,
     batch: &ExplainBatch,
-    segments: &Segments,
+    segments: &[Segments],
     fill: f32,
     masks: &[Vec<u8>],
 ) -> Result<Perturbed> {
     let [n, c, h, w] = check_batch(model, batch)?;
-    if (h, w) != segments.hw {
+    if segments.len() != n || masks.len() != n {
         return Err(Error::Invalid(format!(
-            "segments set up for {:?} inputs, got {h}×{w}",
-            segments.hw
+            "{} segmentations and {} mask sets for {n} inputs",
+            segments.len(),
+            masks.len()
         )));
     }
-    let m = segments.count;
-    if masks.len() != n || masks.iter().any(|k| k.is_empty() || k.len() % m != 0) {
-        return Err(Error::Invalid(format!(
-            "perturbation masks: need, for each of {n} inputs, whole rows of {m} segments"
-        )));
+    for (s, k) in segments.iter().zip(masks) {
+        if (h, w) != s.hw || s.of_pixel.len() != h * w {
+            return Err(Error::Invalid(format!(
+                "segments set up for {:?} inputs, got {h}×{w}",
+                s.hw
+            )));
+        }
+        let m = s.count;
+        if m == 0 || k.is_empty() || k.len() % m != 0 {
+            return Err(Error::Invalid(format!(
+                "perturbation masks: need whole rows of {m} segments, got {} values",
+                k.len()
+            )));
+        }
     }
     let per = c * h * w;
     let x: Vec<f32> = batch.x.flatten_all()?.to_vec1()?;
     // (input, sample) pairs in order.
     let pairs: Vec<(usize, usize)> = (0..n)
-        .flat_map(|i| (0..masks[i].len() / m).map(move |k| (i, k)))
+        .flat_map(|i| (0..masks[i].len() / segments[i].count).map(move |k| (i, k)))
         .collect();
-    let mut scores: Vec<Vec<f32>> = masks
-        .iter()
-        .map(|k| Vec::with_capacity(k.len() / m))
-        .collect();
+    let mut scores: Vec<Vec<f32>> = masks.iter().map(|k| Vec::with_capacity(k.len())).collect();
     let mut cosines: Vec<Vec<f64>> = scores
         .iter()
         .map(|s| Vec::with_capacity(s.capacity()))
@@ -169,11 +467,12 @@ pub fn perturbed_scores(
         let mut rows = Vec::with_capacity(chunk.len() * per);
         let mut classes = Vec::with_capacity(chunk.len());
         for &(i, k) in chunk {
+            let m = segments[i].count;
             let mask = &masks[i][k * m..(k + 1) * m];
             let xi = &x[i * per..(i + 1) * per];
             let (mut dot, mut norm_x, mut norm_p) = (0f64, 0f64, 0f64);
             for (j, &v) in xi.iter().enumerate() {
-                let on = mask[segments.of_pixel[j % (h * w)]] != 0;
+                let on = mask[segments[i].of_pixel[j % (h * w)]] != 0;
                 let p = if on { v } else { fill };
                 rows.push(p);
                 dot += v as f64 * p as f64;
@@ -446,6 +745,101 @@ mod tests {
         assert_eq!(default_patch_size((28, 28)), 4);
         assert_eq!(default_patch_size((224, 224)), 28);
         assert_eq!(Segments::grid((28, 28), 4).count, 49);
+    }
+
+    /// Each segment's pixels form one 4-connected piece.
+    fn connected(s: &Segments) -> bool {
+        let (h, w) = s.hw;
+        let mut seen = vec![false; h * w];
+        let mut pieces = 0;
+        for start in 0..h * w {
+            if seen[start] {
+                continue;
+            }
+            pieces += 1;
+            let mut stack = vec![start];
+            seen[start] = true;
+            while let Some(p) = stack.pop() {
+                let (y, x) = (p / w, p % w);
+                let mut near = Vec::new();
+                if x > 0 {
+                    near.push(p - 1);
+                }
+                if x + 1 < w {
+                    near.push(p + 1);
+                }
+                if y > 0 {
+                    near.push(p - w);
+                }
+                if y + 1 < h {
+                    near.push(p + w);
+                }
+                for q in near {
+                    if !seen[q] && s.of_pixel[q] == s.of_pixel[p] {
+                        seen[q] = true;
+                        stack.push(q);
+                    }
+                }
+            }
+        }
+        pieces == s.count
+    }
+
+    /// Two flat regions split by a vertical edge off the grid lines: no
+    /// superpixel straddles the edge, every segment is one connected piece
+    /// numbered in row-major order, and all numbers are used.
+    #[test]
+    fn slic_follows_edges_and_gives_connected_segments() {
+        let (h, w) = (20, 20);
+        let image: Vec<f32> = (0..h * w)
+            .map(|p| if p % w < 7 { 0.9 } else { 0.1 })
+            .collect();
+        let s = slic(&image, [1, h, w], (0.0, 1.0), 16, 0.1);
+        assert!(s.count >= 4, "{}", s.count);
+        assert!(connected(&s));
+        let mut first_seen = Vec::new();
+        for &l in &s.of_pixel {
+            if !first_seen.contains(&l) {
+                first_seen.push(l);
+            }
+        }
+        assert_eq!(first_seen, (0..s.count).collect::<Vec<_>>());
+        for seg in 0..s.count {
+            let sides: Vec<bool> = (0..h * w)
+                .filter(|&p| s.of_pixel[p] == seg)
+                .map(|p| p % w < 7)
+                .collect();
+            assert!(
+                sides.iter().all(|&b| b == sides[0]),
+                "segment {seg} straddles the edge"
+            );
+        }
+        // The range scales colours: the same image on [0, 255] cuts alike.
+        let wide: Vec<f32> = image.iter().map(|v| v * 255.0).collect();
+        assert_eq!(slic(&wide, [1, h, w], (0.0, 255.0), 16, 0.1), s);
+    }
+
+    /// On a flat image only position counts: one compact superpixel per
+    /// seed, each a rectangle of 3 to 5 pixels a side (ties between
+    /// equidistant seeds go to the first).
+    #[test]
+    fn slic_on_a_flat_image_is_a_regular_tiling() {
+        let image = vec![0.5f32; 3 * 12 * 12];
+        let s = slic(&image, [3, 12, 12], (0.0, 1.0), 9, 0.1);
+        assert_eq!(s.count, 9);
+        assert!(connected(&s));
+        for seg in 0..9 {
+            let pixels: Vec<usize> = (0..144).filter(|&p| s.of_pixel[p] == seg).collect();
+            let ys: Vec<usize> = pixels.iter().map(|p| p / 12).collect();
+            let xs: Vec<usize> = pixels.iter().map(|p| p % 12).collect();
+            let height = ys.iter().max().unwrap() - ys.iter().min().unwrap() + 1;
+            let width = xs.iter().max().unwrap() - xs.iter().min().unwrap() + 1;
+            assert_eq!(pixels.len(), height * width, "segment {seg} is a rectangle");
+            assert!(
+                (3..=5).contains(&height) && (3..=5).contains(&width),
+                "segment {seg}"
+            );
+        }
     }
 
     fn random_design(n: usize, m: usize, rng: &mut Rng) -> Vec<f64> {

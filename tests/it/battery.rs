@@ -983,7 +983,7 @@ fn cases() -> Vec<Case> {
             setup: |d| {
                 plan(
                     d,
-                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\nsegments = \"slic\"\n",
+                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\nsegments = \"quickshift\"\n",
                 )
             },
             args: &["run", MLP, "--plan", "p.toml"],
@@ -991,7 +991,7 @@ fn cases() -> Vec<Case> {
                 "p.toml",
                 "attribution[0] \"s\"",
                 "`segments`",
-                "slic",
+                "quickshift",
                 "grid",
             ],
         },
@@ -1011,6 +1011,49 @@ fn cases() -> Vec<Case> {
                 "1 segment",
                 "at least 2",
             ],
+        },
+        Case {
+            name: "plan with SLIC's n_segments on grid segments",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\nn_segments = 30\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`n_segments`",
+                "segments = \"slic\"",
+            ],
+        },
+        Case {
+            name: "plan with a patch size on SLIC segments",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"kernel_shap\"\nsegments = \"slic\"\npatch_size = 4\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`patch_size`",
+                "segments = \"grid\"",
+            ],
+        },
+        Case {
+            name: "plan with a SLIC compactness of 0",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\nsegments = \"slic\"\ncompactness = 0.0\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attribution[0] \"s\"", "`compactness`"],
         },
         Case {
             name: "plan with one KernelSHAP sample",

@@ -24,7 +24,7 @@ use candle_core::{DType, Device, Tensor};
 use xai_audit::attribution::gradient_shap::{BaselineSet, GradientShap, ShapDraws};
 use xai_audit::attribution::kernel_shap::KernelShap;
 use xai_audit::attribution::lime::Lime;
-use xai_audit::attribution::surrogate::Segments;
+use xai_audit::attribution::surrogate::{Segmenter, Segments};
 use xai_audit::attribution::{ExplainBatch, Fill};
 use xai_audit::model::{load_model, Network};
 
@@ -180,14 +180,16 @@ fn check_surrogate(
 #[test]
 fn lime_with_captums_samples_equals_captum() {
     check_surrogate("lime", &[("lime/coefs", 1e-4)], |r, masks| {
+        let grid = Segments::grid((28, 28), PATCH);
         let lime = Lime {
             samples: masks[0].len() / SEGMENTS,
-            segments: Segments::grid((28, 28), PATCH),
+            segmenter: Segmenter::Grid(grid.clone()),
             baseline: Fill::Value(0.0),
             kernel_width: 1.0,
             alpha: 0.01,
         };
-        lime.attribute_with(&r.net, &batch(&r.x, &r.labels), masks)
+        let segments = vec![grid; masks.len()];
+        lime.attribute_with(&r.net, &batch(&r.x, &r.labels), &segments, masks)
             .unwrap()
     });
 }
@@ -198,12 +200,14 @@ fn kernel_shap_with_captums_samples_equals_captum() {
     // doc); the float64 refit of the same samples is the tight check.
     let references = [("kernel_shap/coefs", 5e-3), ("kernel_shap/coefs_f64", 1e-4)];
     check_surrogate("kernel_shap", &references, |r, masks| {
+        let grid = Segments::grid((28, 28), PATCH);
         let ks = KernelShap {
             samples: masks[0].len() / SEGMENTS,
-            segments: Segments::grid((28, 28), PATCH),
+            segmenter: Segmenter::Grid(grid.clone()),
             baseline: Fill::Value(0.0),
         };
-        ks.attribute_with(&r.net, &batch(&r.x, &r.labels), masks)
+        let segments = vec![grid; masks.len()];
+        ks.attribute_with(&r.net, &batch(&r.x, &r.labels), &segments, masks)
             .unwrap()
     });
 }
