@@ -1,7 +1,9 @@
 //! Attributions: per input, which pixels a prediction rests on. One file per
 //! method (saliency, input × gradient, Integrated Gradients, SmoothGrad,
-//! occlusion, Grad-CAM), all batched over a [`Classifier`]'s logits and
-//! following Captum's definitions so users can cross-check; `metrics` holds
+//! occlusion, Grad-CAM, GradientSHAP, KernelSHAP, LIME), all batched over a
+//! [`Classifier`]'s logits and following Captum's definitions so users can
+//! cross-check; [`surrogate`] holds what KernelSHAP and LIME share (segments,
+//! perturbed scores, the linear fits); `metrics` holds
 //! the quality measures (completeness, deletion/insertion, max-sensitivity,
 //! sparseness) and the clean-versus-adversarial comparisons; [`spec`] holds
 //! a plan entry's settings, `run`, `report` and `images` plug them into an
