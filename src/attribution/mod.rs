@@ -1,7 +1,10 @@
 //! Attributions: per input, which pixels a prediction rests on. One file per
 //! method (saliency, input × gradient, Integrated Gradients, SmoothGrad,
-//! occlusion, Grad-CAM, Guided Backpropagation, Guided Grad-CAM), all batched over a [`Classifier`]'s logits and
-//! following Captum's definitions so users can cross-check; `metrics` holds
+//! occlusion, Grad-CAM, Guided Backpropagation, Guided Grad-CAM, GradientSHAP,
+//! KernelSHAP, LIME), all batched over a [`Classifier`]'s logits and
+//! following Captum's definitions so users can cross-check; [`surrogate`]
+//! holds what KernelSHAP and LIME share (segments, perturbed scores, the
+//! linear fits); [`sanity`] the model-randomization sanity checks; `metrics` holds
 //! the quality measures (completeness, deletion/insertion, max-sensitivity,
 //! sparseness) and the clean-versus-adversarial comparisons; [`spec`] holds
 //! a plan entry's settings, `run`, `report` and `images` plug them into an
@@ -21,9 +24,12 @@
 pub mod gradcam;
 pub mod guided_backprop;
 pub mod guided_gradcam;
+pub mod gradient_shap;
 pub mod images;
 pub mod input_x_gradient;
 pub mod integrated_gradients;
+pub mod kernel_shap;
+pub mod lime;
 pub mod metrics;
 pub mod occlusion;
 pub mod quadrature;
@@ -33,6 +39,7 @@ pub mod saliency;
 pub mod sanity;
 pub mod smoothgrad;
 pub mod spec;
+pub mod surrogate;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -146,6 +153,16 @@ methods! {
     /// Guided Grad-CAM (Selvaraju et al. 2017): Guided Backpropagation times
     /// the upsampled Grad-CAM map.
     GuidedGradCam(guided_gradcam::GuidedGradCamConfig) = "guided_grad_cam",
+    /// GradientSHAP (Lundberg & Lee 2017; Captum's `GradientShap`): the
+    /// gradient at random points between baselines and the noisy input,
+    /// times the input's difference from the baseline, averaged.
+    GradientShap(gradient_shap::GradientShapConfig) = "gradient_shap",
+    /// KernelSHAP (Lundberg & Lee 2017; Captum's `KernelShap`): Shapley
+    /// values of the input's segments by a weighted linear fit.
+    KernelShap(kernel_shap::KernelShapConfig) = "kernel_shap",
+    /// LIME (Ribeiro et al. 2016; Captum's `Lime`): a sparse linear model of
+    /// the score over the input's segments, fitted near the input.
+    Lime(lime::LimeConfig) = "lime",
 }
 
 /// Rows (inputs × steps or samples) per gradient call when a method expands
@@ -229,6 +246,8 @@ pub enum Purpose {
     Sensitivity = 2,
     /// The sanity checks' random other class.
     RandomLogit = 3,
+    /// LIME's and KernelSHAP's on/off samples of the segments.
+    Perturbation = 4,
 }
 
 /// One batch to explain.

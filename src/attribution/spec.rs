@@ -314,5 +314,6 @@ mod tests {
         same_names(BaselineKind::CHOICES);
         same_names(NoiseTunnelType::CHOICES);
         same_names(Upsample::CHOICES);
+        same_names(crate::attribution::surrogate::SegmentKind::CHOICES);
     }
 }

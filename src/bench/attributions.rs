@@ -8,8 +8,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::attribution::gradcam::GradCamConfig;
+use crate::attribution::gradient_shap::{self, GradientShapConfig};
 use crate::attribution::input_x_gradient::InputXGradientConfig;
 use crate::attribution::integrated_gradients::IntegratedGradientsConfig;
+use crate::attribution::kernel_shap::{self, KernelShapConfig};
+use crate::attribution::lime::{self, LimeConfig};
 use crate::attribution::metrics::{
     perturbation_curves, pixel_scores, ranking, Curve, CurveSettings,
 };
@@ -80,6 +83,18 @@ pub fn attribution_costs(
         (
             "grad_cam".to_string(),
             MethodConfig::GradCam(GradCamConfig::default()),
+        ),
+        (
+            format!("gradient_shap ({} samples)", gradient_shap::DEFAULT_SAMPLES),
+            MethodConfig::GradientShap(GradientShapConfig::default()),
+        ),
+        (
+            format!("kernel_shap ({} samples)", kernel_shap::DEFAULT_SAMPLES),
+            MethodConfig::KernelShap(KernelShapConfig::default()),
+        ),
+        (
+            format!("lime ({} samples)", lime::DEFAULT_SAMPLES),
+            MethodConfig::Lime(LimeConfig::default()),
         ),
     ];
     let mut methods: Vec<(String, Box<dyn Attribution>)> = Vec::new();

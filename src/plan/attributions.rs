@@ -240,12 +240,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_entry_and_key() {
-        let e = err("[[attribution]]\nname = \"x\"\nmethod = \"lime\"\n");
+        let e = err("[[attribution]]\nname = \"x\"\nmethod = \"anchors\"\n");
         assert!(
             e.contains("p.toml")
                 && e.contains("attribution[0] \"x\"")
                 && e.contains("`method`")
-                && e.contains("lime"),
+                && e.contains("anchors"),
             "{e}"
         );
         let e = err("[[attribution]]\nname = \"x\"\nmethod = \"saliency\"\nsteps = 5\n");

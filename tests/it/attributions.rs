@@ -53,7 +53,7 @@ fn flat(t: &Tensor) -> Vec<f32> {
 /// Largest per-input `max |ours − theirs| / max |theirs|`. An all-zero
 /// reference map (Grad-CAM after ReLU) must be matched by an all-zero map;
 /// at least half the maps must be non-zero, or the check would be empty.
-fn max_rel_diff(ours: &[f32], theirs: &[f32], n: usize) -> f64 {
+pub(super) fn max_rel_diff(ours: &[f32], theirs: &[f32], n: usize) -> f64 {
     assert_eq!(ours.len(), theirs.len());
     let per = ours.len() / n;
     let mut empty = 0;

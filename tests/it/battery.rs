@@ -935,6 +935,193 @@ fn cases() -> Vec<Case> {
             needles: &["p.toml", "attack[0] \"f\"", "`target`"],
         },
         Case {
+            name: "plan with gradient_shap baselines no set can name",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"gradient_shap\"\nbaselines = \"grey\"\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`baselines`",
+                "grey",
+                "uniform",
+            ],
+        },
+        Case {
+            name: "plan with gradient_shap baseline_samples without uniform baselines",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"gradient_shap\"\nbaseline_samples = 4\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`baseline_samples`",
+                "does not apply",
+            ],
+        },
+        Case {
+            name: "plan with a negative gradient_shap stdev",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"gradient_shap\"\nstdev = -0.1\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attribution[0] \"s\"", "`stdev`"],
+        },
+        Case {
+            name: "plan with zero gradient_shap samples",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"gradient_shap\"\nsamples = 0\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attribution[0] \"s\"", "`samples`"],
+        },
+        Case {
+            name: "plan with a LIME kernel width of 0",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\nkernel_width = 0.0\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attribution[0] \"s\"", "`kernel_width`"],
+        },
+        Case {
+            name: "plan with a negative LIME alpha",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\nalpha = -0.01\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attribution[0] \"s\"", "`alpha`"],
+        },
+        Case {
+            name: "plan with LIME segments of an unknown kind",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\nsegments = \"quickshift\"\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`segments`",
+                "quickshift",
+                "grid",
+            ],
+        },
+        Case {
+            name: "plan with a LIME patch as large as the image",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\npatch_size = 28\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`patch_size`",
+                "1 segment",
+                "at least 2",
+            ],
+        },
+        Case {
+            name: "plan with SLIC's n_segments on grid segments",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\nn_segments = 30\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`n_segments`",
+                "segments = \"slic\"",
+            ],
+        },
+        Case {
+            name: "plan with a patch size on SLIC segments",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"kernel_shap\"\nsegments = \"slic\"\npatch_size = 4\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`patch_size`",
+                "segments = \"grid\"",
+            ],
+        },
+        Case {
+            name: "plan with a SLIC compactness of 0",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"lime\"\nsegments = \"slic\"\ncompactness = 0.0\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attribution[0] \"s\"", "`compactness`"],
+        },
+        Case {
+            name: "plan with one KernelSHAP sample",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"kernel_shap\"\nsamples = 1\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attribution[0] \"s\"", "`samples`", "at least 2"],
+        },
+        Case {
+            name: "plan with a KernelSHAP baseline no colour can name",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"kernel_shap\"\nbaseline = \"white\"\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attribution[0] \"s\"", "`baseline`", "white"],
+        },
+        Case {
+            name: "plan with a KernelSHAP patch size of 0",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"kernel_shap\"\npatch_size = 0\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "attribution[0] \"s\"", "`patch_size`"],
+        },
+        Case {
             name: "plan with a NaN ε",
             setup: |d| plan(d, "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = nan\n"),
             args: &["run", MLP, "--plan", "p.toml"],

@@ -27,6 +27,7 @@ mod range_invariance;
 mod references;
 mod run;
 mod sanity_checks;
+mod shap;
 mod square;
 mod stress;
 mod strong;
