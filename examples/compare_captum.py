@@ -124,11 +124,12 @@ def write_fixture(out):
 
 
 def write_guided_fixture(out):
-    """Captum's GuidedBackprop and GuidedGradCam (its default nearest
-    upsampling, on the spec's last conv2d layer) on the shipped CNN and the
+    """Captum's GuidedBackprop, GuidedGradCam (its default nearest
+    upsampling, on the spec's last conv2d layer) and DeepLift (zero
+    baselines, with its convergence delta) on the shipped CNN and the
     shipped residual model, 32 digits of the shipped sample explained for
     their labels."""
-    from captum.attr import GuidedBackprop, GuidedGradCam
+    from captum.attr import DeepLift, GuidedBackprop, GuidedGradCam
     from safetensors.torch import save_file
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -151,6 +152,9 @@ def write_guided_fixture(out):
         t[f"{name}/guided_backprop"] = GuidedBackprop(model).attribute(x.clone(), target=y).detach()
         t[f"{name}/guided_grad_cam"] = GuidedGradCam(model, layer_module(model, layer)).attribute(
             x.clone(), target=y).detach()
+        dl, delta = DeepLift(model).attribute(x.clone(), baselines=torch.zeros_like(x), target=y,
+                                              return_convergence_delta=True)
+        t[f"{name}/deeplift"], t[f"{name}/deeplift_delta"] = dl.detach(), delta.detach().float()
     save_file({k: v.contiguous().float() for k, v in t.items()}, out)
     for k, v in sorted(t.items()):
         print(f"{k:<28} {tuple(v.shape)}")
@@ -163,7 +167,7 @@ def main():
     ap.add_argument("report", nargs="?")
     ap.add_argument("--fixture", metavar="OUT", help="write the Captum references for the Rust tests")
     ap.add_argument("--guided-fixture", metavar="OUT",
-                    help="write Captum's GuidedBackprop and GuidedGradCam references for the Rust tests")
+                    help="write Captum's GuidedBackprop, GuidedGradCam and DeepLift references for the Rust tests")
     args = ap.parse_args()
     if args.fixture:
         write_fixture(args.fixture)

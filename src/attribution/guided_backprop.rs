@@ -71,16 +71,20 @@ mod tests {
 
     /// 1×1×2 input → linear 2→2 (W1) → ReLU → linear 2→2 (W2), no biases.
     fn two_layer(w1: [f32; 4], w2: [f32; 4]) -> Network {
-        let spec: ArchSpec = serde_json::from_str(
+        let spec = ArchSpec::from_json(
             r#"{"version": 1, "input": {"shape": [1, 1, 2]}, "layers": [
                 {"op": "flatten"},
                 {"op": "linear", "param": "a", "in_features": 2, "out_features": 2, "bias": false},
                 {"op": "relu"},
                 {"op": "linear", "param": "b", "in_features": 2, "out_features": 2, "bias": false}]}"#,
+            "t",
         )
         .unwrap();
         let t = |v: [f32; 4]| Tensor::from_vec(v.to_vec(), (2, 2), &Device::Cpu).unwrap();
-        let tensors = HashMap::from([("a.weight".to_string(), t(w1)), ("b.weight".to_string(), t(w2))]);
+        let tensors = HashMap::from([
+            ("a.weight".to_string(), t(w1)),
+            ("b.weight".to_string(), t(w2)),
+        ]);
         Network::from_tensors(spec, &tensors).unwrap().0
     }
 

@@ -21,10 +21,11 @@
 //! numbers from per-input generators keyed by the seed, the plan entry and the
 //! input's position, so maps never depend on the batch size.
 
+pub mod deeplift;
 pub mod gradcam;
+pub mod gradient_shap;
 pub mod guided_backprop;
 pub mod guided_gradcam;
-pub mod gradient_shap;
 pub mod images;
 pub mod input_x_gradient;
 pub mod integrated_gradients;
@@ -153,6 +154,10 @@ methods! {
     /// Guided Grad-CAM (Selvaraju et al. 2017): Guided Backpropagation times
     /// the upsampled Grad-CAM map.
     GuidedGradCam(guided_gradcam::GuidedGradCamConfig) = "guided_grad_cam",
+    /// DeepLIFT (Shrikumar et al. 2017, rescale rule): multipliers
+    /// backpropagated with each nonlinearity's secant slope to a baseline,
+    /// times the input's difference from it.
+    DeepLift(deeplift::DeepLiftConfig) = "deeplift",
     /// GradientSHAP (Lundberg & Lee 2017; Captum's `GradientShap`): the
     /// gradient at random points between baselines and the noisy input,
     /// times the input's difference from the baseline, averaged.

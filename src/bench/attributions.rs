@@ -7,7 +7,10 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::attribution::deeplift::DeepLiftConfig;
 use crate::attribution::gradcam::GradCamConfig;
+use crate::attribution::guided_backprop::GuidedBackpropConfig;
+use crate::attribution::guided_gradcam::GuidedGradCamConfig;
 use crate::attribution::gradient_shap::{self, GradientShapConfig};
 use crate::attribution::input_x_gradient::InputXGradientConfig;
 use crate::attribution::integrated_gradients::IntegratedGradientsConfig;
@@ -83,6 +86,18 @@ pub fn attribution_costs(
         (
             "grad_cam".to_string(),
             MethodConfig::GradCam(GradCamConfig::default()),
+        ),
+        (
+            "guided_backprop".to_string(),
+            MethodConfig::GuidedBackprop(GuidedBackpropConfig::default()),
+        ),
+        (
+            "guided_grad_cam".to_string(),
+            MethodConfig::GuidedGradCam(GuidedGradCamConfig::default()),
+        ),
+        (
+            "deeplift".to_string(),
+            MethodConfig::DeepLift(DeepLiftConfig::default()),
         ),
         (
             format!("gradient_shap ({} samples)", gradient_shap::DEFAULT_SAMPLES),

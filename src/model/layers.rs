@@ -156,6 +156,33 @@ pub fn forward_graph(
     captured: &mut Option<candle_core::Var>,
     keys: Option<&[u64]>,
 ) -> CResult<Tensor> {
+    forward_graph_hooked(
+        nodes,
+        x,
+        output,
+        capture,
+        captured,
+        keys,
+        &mut |_, _, out| Ok(out),
+    )
+}
+
+/// What [`forward_graph_hooked`] calls after each node: the node's
+/// position, its inputs and its output, returning the output to use.
+pub type NodeHook<'a> = dyn FnMut(usize, &[&Tensor], Tensor) -> CResult<Tensor> + 'a;
+
+/// [`forward_graph`] with `hook` seeing (and possibly replacing) every
+/// node's output: DeepLIFT records a baseline's activations and swaps in
+/// its rescale rule through it.
+pub fn forward_graph_hooked(
+    nodes: &[Node],
+    x: &Tensor,
+    output: usize,
+    capture: Option<usize>,
+    captured: &mut Option<candle_core::Var>,
+    keys: Option<&[u64]>,
+    hook: &mut NodeHook,
+) -> CResult<Tensor> {
     if output == 0 {
         return Ok(x.clone());
     }
@@ -193,6 +220,7 @@ pub fn forward_graph(
             }
             _ => node.layer.apply(&inputs)?,
         };
+        out = hook(i, &inputs, out)?;
         if capture == Some(i) {
             let var = candle_core::Var::from_tensor(&out.detach())?;
             out = var.as_tensor().clone();
@@ -317,9 +345,9 @@ impl Layer {
                 let mask = x.gt(0f64)?.to_dtype(x.dtype())?;
                 x.mul(&mask)
             }
-            Layer::ModifiedRelu(rule) => x
-                .contiguous()?
-                .apply_op1(super::ops::ModifiedReluOp(*rule)),
+            Layer::ModifiedRelu(rule) => {
+                x.contiguous()?.apply_op1(super::ops::ModifiedReluOp(*rule))
+            }
             Layer::LeakyRelu(slope) => {
                 // factor = 1 where x > 0, slope elsewhere (PyTorch: slope at 0 too).
                 let mask = x.gt(0f64)?.to_dtype(x.dtype())?;

@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod classifier;
+pub mod deeplift;
 pub mod draw;
 pub(crate) mod head;
 pub mod layers;

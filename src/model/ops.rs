@@ -143,9 +143,7 @@ impl CustomOp1 for ModifiedReluOp {
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> CResult<Option<Tensor>> {
         let positive = grad_res.relu()?;
         Ok(Some(match self.0 {
-            ReluBackward::Guided => {
-                positive.mul(&arg.gt(0f64)?.to_dtype(grad_res.dtype())?)?
-            }
+            ReluBackward::Guided => positive.mul(&arg.gt(0f64)?.to_dtype(grad_res.dtype())?)?,
             ReluBackward::Deconvolution => positive,
         }))
     }

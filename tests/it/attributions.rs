@@ -534,13 +534,15 @@ fn bad_attribution_plans_fail_cleanly_naming_file_entry_and_key() {
     }
 }
 
-/// Captum 0.9's `GuidedBackprop` and `GuidedGradCam` (nearest upsampling,
-/// the spec's last conv2d layer) on the shipped CNN and residual model, 32
+/// Captum 0.9's `GuidedBackprop`, `GuidedGradCam` (nearest upsampling,
+/// the spec's last conv2d layer) and `DeepLift` (zero baselines, with its
+/// convergence delta) on the shipped CNN and residual model, 32
 /// digits for their labels (`examples/compare_captum.py --guided-fixture`),
 /// on the reference path and through the fast engine (which hands guided
 /// backpropagation to its reference network).
 #[test]
-fn guided_backprop_and_guided_grad_cam_equal_captum_on_the_shipped_models() {
+fn guided_backprop_guided_grad_cam_and_deeplift_equal_captum_on_the_shipped_models() {
+    use xai_audit::attribution::deeplift::DeepLift;
     use xai_audit::attribution::guided_backprop::GuidedBackprop;
     use xai_audit::attribution::guided_gradcam::GuidedGradCamConfig;
     use xai_audit::attribution::MethodSettings;
@@ -549,16 +551,23 @@ fn guided_backprop_and_guided_grad_cam_equal_captum_on_the_shipped_models() {
     let y = labels(&c["labels"]);
     let x = &c["x"];
     for name in ["cnn", "resnet"] {
-        let net = load_model(&root().join(format!("assets/mnist_{name}.safetensors")), None)
-            .unwrap()
-            .network;
+        let net = load_model(
+            &root().join(format!("assets/mnist_{name}.safetensors")),
+            None,
+        )
+        .unwrap()
+        .network;
         let mut config = GuidedGradCamConfig::default();
         config.resolve(net.spec()).unwrap();
         let ggc = config.build((28, 28));
         let fast = xai_audit::engine::FastNet::compile(&net).unwrap();
+        let deeplift = DeepLift {
+            baseline: xai_audit::attribution::Fill::Value(0.0),
+        };
         for (method, key) in [
             (&GuidedBackprop as &dyn Attribution, "guided_backprop"),
             (&ggc as &dyn Attribution, "guided_grad_cam"),
+            (&deeplift as &dyn Attribution, "deeplift"),
         ] {
             let theirs = flat(&c[&format!("{name}/{key}")]);
             let reference = flat(&explain(&net, method, x, &y).maps);
@@ -574,6 +583,17 @@ fn guided_backprop_and_guided_grad_cam_equal_captum_on_the_shipped_models() {
                 let diff = max_rel_diff(ours, &theirs, 32);
                 assert!(diff <= 1e-4, "{name} {key} ({path}): {diff:.2e}");
             }
+        }
+        // DeepLIFT's convergence delta equals Captum's (not 0 on either:
+        // max pooling and GELU keep their plain gradients in Captum and here).
+        let ours = explain(&net, &deeplift, x, &y).convergence_delta.unwrap();
+        let theirs = flat(&c[&format!("{name}/deeplift_delta")]);
+        for (o, t) in ours.iter().zip(&theirs) {
+            let tolerance = 1e-4 * (1.0 + t.abs() as f64);
+            assert!(
+                (o - *t as f64).abs() < tolerance,
+                "{name}: delta {o} vs Captum's {t}"
+            );
         }
         // The guide changes the map: it is not the plain gradient.
         let plain = flat(&explain(&net, &Saliency { abs: false }, x, &y).maps);

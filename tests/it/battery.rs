@@ -866,6 +866,17 @@ fn cases() -> Vec<Case> {
             needles: &["p.toml", "`sanity_inputs`", "applies only with `sanity`"],
         },
         Case {
+            name: "plan with a DeepLIFT baseline that is not a number or a colour",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"d\"\nmethod = \"deeplift\"\nbaseline = \"grey\"\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`baseline`", "grey"],
+        },
+        Case {
             name: "plan with a negative ε",
             setup: |d| plan(d, "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = -1.0\n"),
             args: &["run", MLP, "--plan", "p.toml"],
