@@ -163,7 +163,7 @@ pub fn run_attributions(
         for a in &spec.on {
             checks.push(format!("attribution {} on {a}", spec.name));
         }
-        if spec.sanity.is_some() {
+        if !spec.sanity.is_empty() {
             checks.push(format!("attribution {} sanity checks", spec.name));
         }
     }
@@ -201,7 +201,7 @@ pub fn run_attributions(
             let v = ctx.run_variant(attack, results.inputs, classes, Some(clean), sink, name)?;
             variants.push(v);
         }
-        let sanity = match &spec.sanity {
+        let sanity = match spec.sanity_config() {
             None => None,
             Some(config) => {
                 let source = source.ok_or_else(|| {
@@ -227,7 +227,7 @@ pub fn run_attributions(
                     classes: &variants[0].classes[..count],
                     maps: &variants[0].maps[..count * per],
                 };
-                let results = run_sanity(source, model, &settings, config, checked)?;
+                let results = run_sanity(source, model, &settings, &config, checked)?;
                 sink.on_check_done(name, count);
                 Some(results)
             }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use toml::Value;
 
-use super::sanity::SanityConfig;
+use super::sanity::{SanityConfig, SanityTest, DEFAULT_SANITY_INPUTS, DEFAULT_SANITY_THRESHOLD};
 use super::{Attribution, Fill, MethodConfig};
 use crate::entry::{unknown, Entry};
 
@@ -151,10 +151,24 @@ pub struct AttributionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "2% of the range's width (0.02 on [0, 1])"}}))]
     pub sensitivity_radius: Option<f64>,
-    /// Sanity checks of the maps (plan keys `sanity`, `sanity_inputs`,
-    /// `sanity_threshold`; [`super::sanity`]); none by default.
+    /// Sanity checks of the maps ([`super::sanity`]): any of `cascading`,
+    /// `independent`, `random_logit`; none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = Vec::<SanityTest>::new()))]
+    pub sanity: Vec<SanityTest>,
+    /// Sanity checks: how many of the first inputs are checked (default 16;
+    /// only with `sanity`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sanity: Option<SanityConfig>,
+    #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_SANITY_INPUTS))]
+    pub sanity_inputs: Option<usize>,
+    /// Sanity checks: the mean Spearman rank correlation of |map| with
+    /// every layer re-initialized above which a method survives
+    /// randomization and gets a warning, in (0, 1] (default 0.5; only with
+    /// `sanity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_SANITY_THRESHOLD))]
+    pub sanity_threshold: Option<f64>,
 }
 
 impl AttributionSpec {
@@ -222,7 +236,18 @@ impl AttributionSpec {
                 .then(|| sensitivity_samples.unwrap_or(DEFAULT_SENSITIVITY_SAMPLES)),
             // Unset: 2% of the range width, filled in by the plan's resolve.
             sensitivity_radius: sensitivity_radius.filter(|_| sensitivity),
-            sanity,
+            sanity_inputs: sanity.as_ref().map(|c| c.inputs),
+            sanity_threshold: sanity.as_ref().map(|c| c.threshold),
+            sanity: sanity.map(|c| c.tests).unwrap_or_default(),
+        })
+    }
+
+    /// The sanity checks' settings, when the entry asks for any.
+    pub fn sanity_config(&self) -> Option<SanityConfig> {
+        (!self.sanity.is_empty()).then(|| SanityConfig {
+            tests: self.sanity.clone(),
+            inputs: self.sanity_inputs.unwrap_or(DEFAULT_SANITY_INPUTS),
+            threshold: self.sanity_threshold.unwrap_or(DEFAULT_SANITY_THRESHOLD),
         })
     }
 

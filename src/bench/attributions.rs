@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use crate::attribution::deeplift::DeepLiftConfig;
 use crate::attribution::gradcam::GradCamConfig;
+use crate::attribution::gradient_shap::{self, GradientShapConfig};
 use crate::attribution::guided_backprop::GuidedBackpropConfig;
 use crate::attribution::guided_gradcam::GuidedGradCamConfig;
-use crate::attribution::gradient_shap::{self, GradientShapConfig};
 use crate::attribution::input_x_gradient::InputXGradientConfig;
 use crate::attribution::integrated_gradients::IntegratedGradientsConfig;
 use crate::attribution::kernel_shap::{self, KernelShapConfig};
