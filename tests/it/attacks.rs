@@ -554,7 +554,10 @@ fn reports_carry_l1_norms() {
     validate_against_schema(&out);
     let report: xai_audit::report::Report =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(report.schema_version, 6);
+    assert_eq!(
+        report.schema_version,
+        xai_audit::report::types::SCHEMA_VERSION
+    );
     let mut broken = 0;
     for s in &report.samples {
         for a in &s.attacks {

@@ -894,7 +894,7 @@ fn kinds_lists_every_kind_and_key_of_the_plan_schema() {
     }
     assert_eq!(
         expected.len(),
-        4 + xai_audit::attack::KINDS.len() + 6 + 4 + 5,
+        4 + xai_audit::attack::KINDS.len() + xai_audit::attribution::METHODS.len() + 4 + 5,
         "{:?}",
         expected.keys()
     );
