@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::auc;
-use super::run::{AttributionResults, VariantResults};
+use super::run::{top_k_pixels, AttributionResults, VariantResults};
 use super::sanity::{SanityResults, Similarity};
 use crate::error::Result;
 use crate::stats::{mean, median};
@@ -239,13 +239,7 @@ pub fn section(results: &AttributionResults, n: usize) -> AttributionSection {
                     .collect(),
             });
         }
-        let top_k = attacks.first().and_then(|v| v.shift.as_ref()).map_or_else(
-            || {
-                let [_, _, h, w] = results.shape;
-                ((entry.spec.top_k_fraction * (h * w) as f64).ceil() as usize).clamp(1, h * w)
-            },
-            |s| s.top_k,
-        );
+        let top_k = top_k_pixels(entry.spec.top_k_fraction, results.shape);
         out.summaries.push(AttributionSummary {
             name: entry.spec.name.clone(),
             method: entry.spec.method.name().to_string(),

@@ -244,7 +244,7 @@ pub fn run_attributions(
 }
 
 /// Pixels compared by a top-k overlap: `fraction` of the image, at least one.
-fn top_k_pixels(fraction: f64, shape: [usize; 4]) -> usize {
+pub(crate) fn top_k_pixels(fraction: f64, shape: [usize; 4]) -> usize {
     let hw = shape[2] * shape[3];
     ((fraction * hw as f64).ceil() as usize).clamp(1, hw)
 }

@@ -70,19 +70,17 @@ impl SanityTest {
     ];
 }
 
-/// An attribution entry's `sanity` settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+/// An attribution entry's `sanity` settings, defaults filled in (the plan
+/// keys live on [`super::AttributionSpec`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct SanityConfig {
     /// The tests run (plan key `sanity`).
     pub tests: Vec<SanityTest>,
     /// How many of the first inputs are checked (key `sanity_inputs`,
     /// default 16).
-    #[schemars(range(min = 1))]
-    #[schemars(extend("default" = DEFAULT_SANITY_INPUTS))]
     pub inputs: usize,
     /// The similarity above which a method survives the cascade (key
     /// `sanity_threshold`, in (0, 1], default 0.5).
-    #[schemars(extend("default" = DEFAULT_SANITY_THRESHOLD))]
     pub threshold: f64,
 }
 

@@ -187,11 +187,14 @@ fn audit(model: &Network, data: &Dataset, attacks: Vec<AttackSpec>, batch: usize
 }
 
 /// The distance per input of attack `k` in its norm (∞ where not broken).
-fn distances(results: &AuditResults, k: usize) -> Vec<f64> {
+/// Attack `k`'s smallest perturbation per input, in its norm (infinite
+/// where none was found).
+pub(crate) fn distances(results: &AuditResults, k: usize) -> Vec<f64> {
     let a = &results.attacks[k];
     let norms = match a.spec.norm() {
+        Norm::Linf => &a.linf,
         Norm::L2 => &a.l2,
-        _ => &a.linf,
+        Norm::L1 => &a.l1,
     };
     norms
         .iter()
@@ -200,15 +203,9 @@ fn distances(results: &AuditResults, k: usize) -> Vec<f64> {
         .collect()
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
+/// The median of a non-empty list.
+pub(crate) fn median(values: &[f64]) -> f64 {
+    xai_audit::stats::median(values).expect("a non-empty list")
 }
 
 /// DeepFool on an affine model reaches the nearest boundary in one step,

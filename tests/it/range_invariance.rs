@@ -239,8 +239,14 @@ fn compare(path: &str, a: &Value, b: &Value, problems: &mut Vec<String>) {
 /// shrink by w, gradient × (input − baseline) and output differences do not.
 fn map_power(method: &str) -> Option<i32> {
     match method {
-        "saliency" | "smoothgrad" => Some(-1),
-        "integrated_gradients" | "occlusion" | "grad_cam" => Some(0),
+        "saliency" | "smoothgrad" | "guided_backprop" | "guided_grad_cam" => Some(-1),
+        "integrated_gradients"
+        | "occlusion"
+        | "grad_cam"
+        | "deeplift"
+        | "gradient_shap"
+        | "kernel_shap"
+        | "lime" => Some(0),
         // x·∇f is anchored at 0 in model units (Captum's definition): not
         // an invariant of the function, so not compared.
         _ => None,
@@ -374,6 +380,11 @@ fn default_plan_gives_the_same_verdict_in_every_input_range() {
 #[test]
 fn thorough_plan_gives_the_same_verdict_in_every_input_range() {
     check_invariance("thorough.toml");
+}
+
+#[test]
+fn explanations_plan_gives_the_same_maps_in_every_input_range() {
+    check_invariance("explanations.toml");
 }
 
 #[test]

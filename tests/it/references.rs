@@ -14,12 +14,13 @@
 
 use serde_json::Value;
 use xai_audit::attack::results::AuditResults;
-use xai_audit::attack::{AttackSpec, Norm};
+use xai_audit::attack::AttackSpec;
 use xai_audit::audit::run::run_audit;
 use xai_audit::progress::NoSink;
 
 use super::attacks::{plan, shipped_cnn_and_digits};
 use super::fixture;
+use super::minimum_norm::{distances, median};
 
 fn read(name: &str) -> Value {
     let text = std::fs::read_to_string(fixture(&format!("reference/{name}"))).unwrap();
@@ -35,33 +36,6 @@ fn run_on_digits(spec: AttackSpec, n: usize) -> (AuditResults, Vec<u32>) {
     p.seed = 0;
     let results = run_audit(&model, &data, &p, &mut NoSink).unwrap();
     (results, data.labels)
-}
-
-/// The smallest perturbation found per input, in the entry's norm
-/// (infinite where none was).
-fn distances(results: &AuditResults) -> Vec<f64> {
-    let a = &results.attacks[0];
-    let norms = match a.spec.norm() {
-        Norm::Linf => &a.linf,
-        Norm::L2 => &a.l2,
-        Norm::L1 => &a.l1,
-    };
-    norms
-        .iter()
-        .zip(&a.success)
-        .map(|(n, s)| if *s { *n } else { f64::INFINITY })
-        .collect()
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
 }
 
 /// One minimum-norm fixture entry (compare_minnorm.py's format): the spec,
@@ -91,7 +65,7 @@ fn minimum_norm_pair(file: &str, key: &str) -> (Vec<f64>, Vec<f64>, String) {
         .filter(|(_, c)| **c)
         .map(|(v, _)| v.as_f64().unwrap_or(f64::INFINITY))
         .collect();
-    let ours: Vec<f64> = distances(&run_on_digits(spec, count).0)
+    let ours: Vec<f64> = distances(&run_on_digits(spec, count).0, 0)
         .into_iter()
         .zip(&correct)
         .filter(|(_, c)| **c)
