@@ -1,7 +1,7 @@
 //! Attributions: per input, which pixels a prediction rests on. One file per
 //! method (saliency, input × gradient, Integrated Gradients, SmoothGrad,
 //! occlusion, Grad-CAM, Guided Backpropagation, Guided Grad-CAM, GradientSHAP,
-//! KernelSHAP, LIME), all batched over a [`Classifier`]'s logits and
+//! KernelSHAP, LIME, LRP), all batched over a [`Classifier`]'s logits and
 //! following Captum's definitions so users can cross-check; [`surrogate`]
 //! holds what KernelSHAP and LIME share (segments, perturbed scores, the
 //! linear fits); [`sanity`] the model-randomization sanity checks; `metrics` holds
@@ -31,6 +31,7 @@ pub mod input_x_gradient;
 pub mod integrated_gradients;
 pub mod kernel_shap;
 pub mod lime;
+pub mod lrp;
 pub mod metrics;
 pub mod occlusion;
 pub mod quadrature;
@@ -168,6 +169,9 @@ methods! {
     /// LIME (Ribeiro et al. 2016; Captum's `Lime`): a sparse linear model of
     /// the score over the input's segments, fitted near the input.
     Lime(lime::LimeConfig) = "lime",
+    /// Layer-wise Relevance Propagation (Bach et al. 2015), Zennit's rules
+    /// and composites: the class score redistributed layer by layer.
+    Lrp(lrp::LrpConfig) = "lrp",
 }
 
 /// Rows (inputs × steps or samples) per gradient call when a method expands

@@ -9,6 +9,7 @@ pub mod draw;
 pub(crate) mod head;
 pub mod layers;
 pub mod load;
+pub mod lrp;
 pub mod onnx;
 pub mod ops;
 pub mod reinit;

@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod gradients;
 mod honest_data;
 mod layering;
+mod lrp;
 mod minimum_norm;
 mod new_user;
 mod new_user_bridge;
