@@ -240,7 +240,7 @@ impl MethodSettings for LrpConfig {
             e.fail(
                 "alpha",
                 format!(
-                    "alpha − beta must be 1 (conservation; Zennit's check), found {} − {}",
+                    "minus `beta` must be 1 (relevance is conserved only then; Zennit's check), found {} − {}",
                     c.alpha, c.beta
                 ),
             );

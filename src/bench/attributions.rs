@@ -16,6 +16,7 @@ use crate::attribution::input_x_gradient::InputXGradientConfig;
 use crate::attribution::integrated_gradients::IntegratedGradientsConfig;
 use crate::attribution::kernel_shap::{self, KernelShapConfig};
 use crate::attribution::lime::{self, LimeConfig};
+use crate::attribution::lrp::{Composite, LrpConfig};
 use crate::attribution::metrics::{
     perturbation_curves, pixel_scores, ranking, Curve, CurveSettings,
 };
@@ -110,6 +111,17 @@ pub fn attribution_costs(
         (
             format!("lime ({} samples)", lime::DEFAULT_SAMPLES),
             MethodConfig::Lime(LimeConfig::default()),
+        ),
+        (
+            "lrp (epsilon_plus_flat)".to_string(),
+            MethodConfig::Lrp(LrpConfig::default()),
+        ),
+        (
+            "lrp (epsilon_gamma_box)".to_string(),
+            MethodConfig::Lrp(LrpConfig {
+                composite: Composite::EpsilonGammaBox,
+                ..LrpConfig::default()
+            }),
         ),
     ];
     let mut methods: Vec<(String, Box<dyn Attribution>)> = Vec::new();

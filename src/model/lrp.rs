@@ -616,3 +616,374 @@ fn weighted(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ArchSpec;
+    use candle_core::Device;
+
+    /// Deterministic weights in (−1, 1) (a small LCG: the tests need no
+    /// particular distribution).
+    fn weights(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn net(spec: &str, shapes: &[(&str, Vec<usize>)]) -> Network {
+        let spec = ArchSpec::from_json(spec, "t").unwrap();
+        let tensors = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, (name, shape))| {
+                let n = shape.iter().product();
+                let mut v = weights(n, i as u64 + 7);
+                if name.ends_with("running_var") {
+                    v.iter_mut().for_each(|x| *x = x.abs() + 0.1);
+                }
+                let t = Tensor::from_vec(v, shape.clone(), &Device::Cpu).unwrap();
+                (name.to_string(), t)
+            })
+            .collect();
+        Network::from_tensors(spec, &tensors).unwrap().0
+    }
+
+    /// A bias-free ReLU CNN: conv → relu → max pool → conv → relu → avg pool
+    /// → flatten → linear → relu → linear.
+    fn cnn() -> Network {
+        net(
+            r#"{"version": 1, "input": {"shape": [2, 8, 8], "mean": [0.5, 0.4], "std": [0.3, 0.2]}, "layers": [
+                {"op": "conv2d", "param": "c1", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false},
+                {"op": "relu"},
+                {"op": "max_pool2d", "kernel_size": 2},
+                {"op": "conv2d", "param": "c2", "in_channels": 4, "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false},
+                {"op": "relu"},
+                {"op": "avg_pool2d", "kernel_size": 2},
+                {"op": "flatten"},
+                {"op": "linear", "param": "l1", "in_features": 16, "out_features": 8, "bias": false},
+                {"op": "relu"},
+                {"op": "linear", "param": "l2", "in_features": 8, "out_features": 3, "bias": false}]}"#,
+            &[
+                ("c1.weight", vec![4, 2, 3, 3]),
+                ("c2.weight", vec![4, 4, 3, 3]),
+                ("l1.weight", vec![8, 16]),
+                ("l2.weight", vec![3, 8]),
+            ],
+        )
+    }
+
+    fn everywhere(rule: LrpRule) -> RuleAssignment {
+        RuleAssignment {
+            first: None,
+            first_conv_only: false,
+            conv: rule,
+            linear: rule,
+            by_layer: HashMap::new(),
+            stabilizer: 1e-6,
+        }
+    }
+
+    fn input(n: usize, c: usize, h: usize, seed: u64) -> Tensor {
+        let v: Vec<f32> = weights(n * c * h * h, seed)
+            .iter()
+            .map(|w| (w + 1.0) / 2.0)
+            .collect();
+        Tensor::from_vec(v, (n, c, h, h), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn the_z_rule_conserves_the_logit_on_a_bias_free_relu_network() {
+        let net = cnn();
+        let x = input(4, 2, 8, 3);
+        let classes = [0, 1, 2, 1];
+        for eps in [1e-6, 1e-9] {
+            let r = net
+                .lrp(&x, &classes, &everywhere(LrpRule::Epsilon(eps)))
+                .unwrap();
+            let sums: Vec<f32> = r
+                .map
+                .flatten_from(1)
+                .unwrap()
+                .sum(1)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            for (s, z) in sums.iter().zip(&r.scores) {
+                assert!(z.abs() > 1e-3, "a vanishing logit proves nothing: {z}");
+                assert!(
+                    (*s as f64 - z).abs() <= 1e-4 * z.abs().max(1.0),
+                    "ε = {eps}: relevance sums to {s}, the logit is {z}"
+                );
+            }
+        }
+        // Large ε absorbs relevance: the sum shrinks towards 0.
+        let r = net
+            .lrp(&x, &classes, &everywhere(LrpRule::Epsilon(10.0)))
+            .unwrap();
+        let sums: Vec<f32> = r
+            .map
+            .flatten_from(1)
+            .unwrap()
+            .sum(1)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (s, z) in sums.iter().zip(&r.scores) {
+            assert!((*s as f64).abs() < z.abs(), "ε = 10 kept {s} of {z}");
+        }
+    }
+
+    /// One linear layer 4 → 3 with bias on an un-normalized 1×2×2 input.
+    fn linear() -> (Network, Vec<f32>, Vec<f32>) {
+        let n = net(
+            r#"{"version": 1, "input": {"shape": [1, 2, 2]}, "layers": [
+                {"op": "flatten"},
+                {"op": "linear", "param": "l", "in_features": 4, "out_features": 3}]}"#,
+            &[("l.weight", vec![3, 4]), ("l.bias", vec![3])],
+        );
+        (n, weights(12, 7), weights(3, 8))
+    }
+
+    #[test]
+    fn rules_on_one_linear_layer_match_their_closed_forms() {
+        let (net, w, b) = linear();
+        let xs = [0.9f32, 0.1, 0.6, 0.3];
+        let x = Tensor::from_vec(xs.to_vec(), (1, 1, 2, 2), &Device::Cpu).unwrap();
+        let c = 2usize;
+        let z: f64 = (0..4).map(|i| (xs[i] * w[c * 4 + i]) as f64).sum::<f64>() + b[c] as f64;
+        let run = |rule| -> Vec<f32> {
+            net.lrp(&x, &[c as u32], &everywhere(rule))
+                .unwrap()
+                .map
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
+        // ε: R_i = x_i w_i · z / (z + ε sign z).
+        let eps = 0.5;
+        let got = run(LrpRule::Epsilon(eps));
+        for i in 0..4 {
+            let want = (xs[i] * w[c * 4 + i]) as f64 * z / (z + eps * z.signum());
+            assert!(
+                (got[i] as f64 - want).abs() < 1e-5,
+                "ε {i}: {got:?} vs {want}"
+            );
+        }
+        // Flat: the score spread evenly.
+        let got = run(LrpRule::Flat);
+        for g in &got {
+            assert!(
+                (*g as f64 - z / 4.0).abs() < 1e-5,
+                "flat: {got:?} vs {}",
+                z / 4.0
+            );
+        }
+        // z⁺ on positive inputs: shares of x_i w_i⁺ (+ b⁺ in the denominator).
+        let got = run(LrpRule::ZPlus);
+        let pos: Vec<f64> = (0..4)
+            .map(|i| (xs[i] * w[c * 4 + i].max(0.0)) as f64)
+            .collect();
+        let den = pos.iter().sum::<f64>() + b[c].max(0.0) as f64 + 1e-6;
+        for i in 0..4 {
+            let want = pos[i] * z / den;
+            assert!(
+                (got[i] as f64 - want).abs() < 1e-5,
+                "z⁺ {i}: {got:?} vs {want}"
+            );
+        }
+        // w²: shares of w_i² (bias squared in the denominator, as Zennit).
+        let got = run(LrpRule::WSquare);
+        let sq: Vec<f64> = (0..4).map(|i| (w[c * 4 + i] as f64).powi(2)).collect();
+        let den = sq.iter().sum::<f64>() + (b[c] as f64).powi(2) + 1e-6;
+        for i in 0..4 {
+            let want = sq[i] * z / den;
+            assert!(
+                (got[i] as f64 - want).abs() < 1e-5,
+                "w² {i}: {got:?} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn box_bounds_follow_the_declared_range_and_normalization() {
+        // ZBox on a linear layer after (x − 0.5)/0.25 on a [0, 1] input:
+        // bounds (−2, 2); z = Σ x̂w + b − Σ(−2)w⁺ − Σ 2w⁻ − b⁺ − b⁻.
+        let spec = |range: &str, mean: f64, std: f64| {
+            format!(
+                r#"{{"version": 1, "input": {{"shape": [1, 2, 2], "range": {range}, "mean": [{mean}], "std": [{std}]}}, "layers": [
+                {{"op": "flatten"}},
+                {{"op": "linear", "param": "l", "in_features": 4, "out_features": 3}}]}}"#
+            )
+        };
+        let shapes = [("l.weight", vec![3, 4]), ("l.bias", vec![3])];
+        let unit = net(&spec("[0, 1]", 0.5, 0.25), &shapes);
+        let bytes = net(&spec("[0, 255]", 127.5, 63.75), &shapes);
+        let xs = [0.9f32, 0.1, 0.6, 0.3];
+        let x = Tensor::from_vec(xs.to_vec(), (1, 1, 2, 2), &Device::Cpu).unwrap();
+        let rule = everywhere(LrpRule::ZBox);
+        let a: Vec<f32> = unit
+            .lrp(&x, &[1], &rule)
+            .unwrap()
+            .map
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let x255 = (&x * 255.0).unwrap();
+        let b: Vec<f32> = bytes
+            .lrp(&x255, &[1], &rule)
+            .unwrap()
+            .map
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let (w, bias) = (weights(12, 7), weights(3, 8));
+        let c = 1;
+        let xn: Vec<f64> = xs.iter().map(|v| (*v as f64 - 0.5) / 0.25).collect();
+        let wi = |i: usize| w[c * 4 + i] as f64;
+        let bc = bias[c] as f64;
+        let z: f64 = (0..4).map(|i| xn[i] * wi(i)).sum::<f64>() + bc;
+        let den = z
+            - (0..4)
+                .map(|i| -2.0 * wi(i).max(0.0) + 2.0 * wi(i).min(0.0))
+                .sum::<f64>()
+            - bc.max(0.0)
+            - bc.min(0.0);
+        for i in 0..4 {
+            let want = (xn[i] * wi(i) + 2.0 * wi(i).max(0.0) - 2.0 * wi(i).min(0.0)) * z
+                / (den + 1e-6 * den.signum());
+            assert!((a[i] as f64 - want).abs() < 1e-4, "{i}: {a:?} vs {want}");
+            assert!(
+                (a[i] - b[i]).abs() < 1e-5,
+                "range changed the map: {a:?} vs {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_norm_merges_and_residual_sums_split_by_contribution() {
+        // conv → bn → relu, then a residual block: the norm is merged into
+        // the convolution (same logits) and the sum gets the Norm rule.
+        let n = net(
+            r#"{"version": 1, "input": {"shape": [1, 6, 6]}, "layers": [
+                {"op": "conv2d", "param": "c", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": 1, "bias": false},
+                {"op": "batch_norm2d", "param": "bn", "num_features": 3},
+                {"op": "relu"},
+                {"op": "residual", "body": [
+                    {"op": "conv2d", "param": "b", "in_channels": 3, "out_channels": 3, "kernel_size": 3, "padding": 1, "bias": false}],
+                 "activation": {"op": "relu"}},
+                {"op": "global_avg_pool2d"},
+                {"op": "linear", "param": "l", "in_features": 3, "out_features": 2, "bias": false}]}"#,
+            &[
+                ("c.weight", vec![3, 1, 3, 3]),
+                ("bn.weight", vec![3]),
+                ("bn.bias", vec![3]),
+                ("bn.running_mean", vec![3]),
+                ("bn.running_var", vec![3]),
+                ("b.weight", vec![3, 3, 3, 3]),
+                ("l.weight", vec![2, 3]),
+            ],
+        );
+        let g = LrpGraph::new(&n, &everywhere(LrpRule::Epsilon(0.0))).unwrap();
+        assert!(
+            matches!(g.nodes[1].layer, Layer::Identity),
+            "{:?}",
+            g.nodes[1].layer
+        );
+        assert_eq!(g.rules[1], NodeRule::Gradient);
+        assert!(g.rules.contains(&NodeRule::Norm), "{:?}", g.rules);
+        // The merged network computes what the original does.
+        let x = input(2, 1, 6, 5);
+        let merged = forward_graph_hooked(
+            &g.nodes,
+            &x,
+            g.nodes.len(),
+            None,
+            &mut None,
+            None,
+            &mut |_, _, o| Ok(o),
+        )
+        .unwrap();
+        let original = crate::model::Classifier::logits(&n, &x).unwrap();
+        let d = (merged - original)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-5, "merging moved the logits by {d}");
+        // Without the norm (no biases anywhere), the z-rule conserves the
+        // logit through the residual sum: the Norm rule splits it exactly.
+        let n = net(
+            r#"{"version": 1, "input": {"shape": [1, 6, 6]}, "layers": [
+                {"op": "conv2d", "param": "c", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": 1, "bias": false},
+                {"op": "relu"},
+                {"op": "residual", "body": [
+                    {"op": "conv2d", "param": "b", "in_channels": 3, "out_channels": 3, "kernel_size": 3, "padding": 1, "bias": false}],
+                 "activation": {"op": "relu"}},
+                {"op": "global_avg_pool2d"},
+                {"op": "linear", "param": "l", "in_features": 3, "out_features": 2, "bias": false}]}"#,
+            &[
+                ("c.weight", vec![3, 1, 3, 3]),
+                ("b.weight", vec![3, 3, 3, 3]),
+                ("l.weight", vec![2, 3]),
+            ],
+        );
+        let r = n
+            .lrp(&x, &[0, 1], &everywhere(LrpRule::Epsilon(1e-9)))
+            .unwrap();
+        let sums: Vec<f32> = r
+            .map
+            .flatten_from(1)
+            .unwrap()
+            .sum(1)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (s, z) in sums.iter().zip(&r.scores) {
+            assert!(z.abs() > 1e-3, "a vanishing logit proves nothing: {z}");
+            assert!(
+                (*s as f64 - z).abs() <= 1e-4 * z.abs().max(1.0),
+                "{s} vs {z}"
+            );
+        }
+    }
+
+    #[test]
+    fn layers_without_a_rule_are_refused_by_name() {
+        let n = net(
+            r#"{"version": 1, "input": {"shape": [1, 2, 2]}, "layers": [
+                {"op": "flatten"},
+                {"op": "linear", "param": "l", "in_features": 4, "out_features": 3},
+                {"op": "softmax"},
+                {"op": "linear", "param": "m", "in_features": 3, "out_features": 2}]}"#,
+            &[
+                ("l.weight", vec![3, 4]),
+                ("l.bias", vec![3]),
+                ("m.weight", vec![2, 3]),
+                ("m.bias", vec![2]),
+            ],
+        );
+        let e = LrpGraph::new(&n, &everywhere(LrpRule::ZPlus))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 2") && e.contains("softmax"), "{e}");
+        let mut named = everywhere(LrpRule::ZPlus);
+        named.by_layer.insert("2".into(), LrpRule::Flat);
+        let e = LrpGraph::new(&cnn(), &named).unwrap_err().to_string();
+        assert!(e.contains("2 is not a convolution or linear layer"), "{e}");
+    }
+}

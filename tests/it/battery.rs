@@ -877,6 +877,39 @@ fn cases() -> Vec<Case> {
             needles: &["p.toml", "`baseline`", "grey"],
         },
         Case {
+            name: "plan with an LRP rule for a layer that has no weights",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"l\"\nmethod = \"lrp\"\nrules = { \"2\" = \"flat\" }\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`rules`", "\"2\"", "conv2d or linear"],
+        },
+        Case {
+            name: "plan with LRP's alpha and beta not one apart",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"l\"\nmethod = \"lrp\"\nalpha = 3.0\nbeta = 1.0\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`alpha` minus `beta` must be 1"],
+        },
+        Case {
+            name: "plan with an unknown LRP composite",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"l\"\nmethod = \"lrp\"\ncomposite = \"epsilon_gama_box\"\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["p.toml", "`composite`", "epsilon_gamma_box"],
+        },
+        Case {
             name: "plan with a negative ε",
             setup: |d| plan(d, "[[attack]]\nname = \"a\"\nkind = \"pgd\"\neps = -1.0\n"),
             args: &["run", MLP, "--plan", "p.toml"],

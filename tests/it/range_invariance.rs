@@ -246,7 +246,8 @@ fn map_power(method: &str) -> Option<i32> {
         | "deeplift"
         | "gradient_shap"
         | "kernel_shap"
-        | "lime" => Some(0),
+        | "lime"
+        | "lrp" => Some(0),
         // x·∇f is anchored at 0 in model units (Captum's definition): not
         // an invariant of the function, so not compared.
         _ => None,
