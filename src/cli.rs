@@ -112,6 +112,17 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         export_dir: Option<PathBuf>,
     },
+    /// Write a report as one self-contained HTML page (charts with their
+    /// numbers beside them; no script, no network) for reviews and model
+    /// cards.
+    #[command(after_help = examples(HTML_EXAMPLES))]
+    Html {
+        /// The report (.json).
+        report: PathBuf,
+        /// The page to write (default: the report's path with .html).
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Print the JSON Schema of the report (as in reports/schema.json), or
     /// with --plan of a plan file (as in attacks/plan.schema.json).
     #[command(after_help = examples(SCHEMA_EXAMPLES))]
@@ -315,6 +326,17 @@ const TUI_EXAMPLES: Examples = &[
     (
         "A report, with `e` exporting PNGs to a folder of your choice:",
         "xai-audit tui reports/mnist_cnn.json --export-dir pngs/",
+    ),
+];
+
+const HTML_EXAMPLES: Examples = &[
+    (
+        "The shipped example report as a page beside it:",
+        "xai-audit html reports/examples/mnist_cnn-quick.json",
+    ),
+    (
+        "To a file of your choice:",
+        "xai-audit html reports/mnist_cnn.json -o review/mnist_cnn.html",
     ),
 ];
 

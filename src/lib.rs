@@ -60,6 +60,7 @@ pub mod data;
 pub mod engine;
 pub mod entry;
 pub mod error;
+pub mod html;
 pub mod inspect;
 pub mod model;
 pub mod plan;

@@ -101,6 +101,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Merge { job, shards } => return run_audit_command(job, None, false, shards),
         Command::Tui { report, export_dir } => open_tui(&report, export_dir)?,
+        Command::Html { report, out } => {
+            let r = xai_audit::report::io::read_report(&report)?;
+            let page = xai_audit::html::render(&r)?;
+            let out = out.unwrap_or_else(|| report.with_extension("html"));
+            xai_audit::util::write_atomic(&out, page.as_bytes())?;
+            eprintln!(
+                "page   {} ({} KiB)",
+                out.display(),
+                page.len().div_ceil(1024)
+            );
+        }
         Command::Diff {
             old,
             new,
