@@ -13,6 +13,7 @@ mod fab;
 mod fuzz_regressions;
 mod gradients;
 mod honest_data;
+mod html;
 mod layering;
 mod lrp;
 mod minimum_norm;
