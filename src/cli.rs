@@ -122,6 +122,13 @@ pub enum Command {
         /// The page to write (default: the report's path with .html).
         #[arg(short, long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// A CI gate to show as a badge, e.g. "robust_accuracy.pgd-linf-0.1
+        /// >= 0.8" (repeatable; beside the plan's [gates]).
+        #[arg(long = "gate", value_name = "EXPR")]
+        gates: Vec<String>,
+        /// Also write each chart here as SVG and PNG, for papers and slides.
+        #[arg(long, value_name = "DIR")]
+        plots: Option<PathBuf>,
     },
     /// Print the JSON Schema of the report (as in reports/schema.json), or
     /// with --plan of a plan file (as in attacks/plan.schema.json).
@@ -335,8 +342,8 @@ const HTML_EXAMPLES: Examples = &[
         "xai-audit html reports/examples/mnist_cnn-quick.json",
     ),
     (
-        "To a file of your choice:",
-        "xai-audit html reports/mnist_cnn.json -o review/mnist_cnn.html",
+        "To a file of your choice, with a gate's verdict and every chart as SVG and PNG:",
+        "xai-audit html reports/mnist_cnn.json -o review/mnist_cnn.html --gate \"robust_accuracy.pgd-linf-0.1 >= 0.5\" --plots review/plots",
     ),
 ];
 
@@ -625,6 +632,10 @@ pub struct JobArgs {
     /// Open the report in the terminal UI when the run finishes.
     #[arg(long)]
     pub tui: bool,
+    /// Also write the report as a self-contained HTML page beside it
+    /// (<out>.html).
+    #[arg(long)]
+    pub html: bool,
 }
 
 /// `run`'s arguments: the job, and how much of it this run does.

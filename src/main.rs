@@ -101,16 +101,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Merge { job, shards } => return run_audit_command(job, None, false, shards),
         Command::Tui { report, export_dir } => open_tui(&report, export_dir)?,
-        Command::Html { report, out } => {
+        Command::Html {
+            report,
+            out,
+            gates,
+            plots,
+        } => {
             let r = xai_audit::report::io::read_report(&report)?;
-            let page = xai_audit::html::render(&r)?;
+            let gates = gates
+                .iter()
+                .map(|g| xai_audit::audit::gates::Gate::parse(g, "--gate"))
+                .collect::<Result<Vec<_>, _>>()?;
+            let verdicts = xai_audit::html::verdicts(&r, &gates)?;
+            let page = xai_audit::html::render(&r, &verdicts)?;
             let out = out.unwrap_or_else(|| report.with_extension("html"));
-            xai_audit::util::write_atomic(&out, page.as_bytes())?;
-            eprintln!(
-                "page   {} ({} KiB)",
+            xai_audit::html::write(&page, &out, plots.as_deref())?;
+            print_stdout(&format!(
+                "page    {} ({} KiB)\n",
                 out.display(),
-                page.len().div_ceil(1024)
-            );
+                page.html.len().div_ceil(1024)
+            ))?;
         }
         Command::Diff {
             old,
@@ -297,6 +307,7 @@ fn run_audit_command(
         resize,
         save_images,
         tui,
+        html,
     } = args;
     // Ctrl-C: finish the batch in hand, save it, say how to resume;
     // a second Ctrl-C stops at once.
@@ -355,7 +366,13 @@ fn run_audit_command(
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let text = xai_audit::audit::text::run_summary(&output, opts.save_images.as_deref());
+    let mut text = xai_audit::audit::text::run_summary(&output, opts.save_images.as_deref());
+    if html {
+        let page = xai_audit::html::render(&output.report, &output.verdicts)?;
+        let path = output.report_path.with_extension("html");
+        xai_audit::html::write(&page, &path, None)?;
+        text.push_str(&format!("page    {}\n", path.display()));
+    }
     if tui {
         open_tui(&output.report_path, None)?;
     }

@@ -11,9 +11,13 @@
 pub mod chart;
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use crate::attribution::report::AttributionSummary;
-use crate::error::Result;
+use crate::audit::gates::Verdict;
+use crate::audit::gates::Gate;
+use crate::error::{Error, Result};
+use crate::util::write_atomic;
 use crate::report::types::{AttackSummary, Report};
 
 use chart::{Chart, Series};
@@ -73,24 +77,94 @@ fn opt_cell(key: &str, v: Option<f64>, f: fn(f64) -> String) -> String {
     }
 }
 
-/// The page for `report`.
+/// A rendered page and the charts on it.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The HTML document.
+    pub html: String,
+    /// Each chart by its figure id, in page order (for `--plots`).
+    pub charts: Vec<(String, Chart)>,
+}
+
+/// The page for `report`, with `verdicts` (its CI gates checked) as badges.
 ///
 /// # Errors
 /// A chart fails to draw (the embedded font cannot be read).
-pub fn render(report: &Report) -> Result<String> {
-    let mut body = String::new();
-    header(&mut body, report);
-    robustness(&mut body, report)?;
-    attributions(&mut body, &report.summary.attributions)?;
-    missing(&mut body, report);
+pub fn render(report: &Report, verdicts: &[Verdict]) -> Result<Page> {
+    let mut b = Builder::default();
+    header(&mut b.out, report, verdicts);
+    robustness(&mut b, report)?;
+    attributions(&mut b, &report.summary.attributions)?;
+    missing(&mut b.out, report);
     let title = format!("xai-audit: {}", model_name(report));
-    Ok(format!(
+    let body = b.out;
+    let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
         escape(&title)
-    ))
+    );
+    Ok(Page {
+        html,
+        charts: b.charts,
+    })
+}
+
+/// The report's CI gates (its plan's `[gates]`, then `extra`) checked
+/// against it, for the badges.
+///
+/// # Errors
+/// A gate names a metric the plan cannot have.
+pub fn verdicts(report: &Report, extra: &[Gate]) -> Result<Vec<Verdict>> {
+    let origin = report
+        .plan_origin
+        .as_ref()
+        .map(|o| o.file.clone())
+        .unwrap_or_else(|| "the report's plan".into());
+    let mut gates = crate::plan::gates::plan_gates(&report.plan, &origin)?;
+    gates.extend(extra.iter().cloned());
+    crate::audit::gates::evaluate(report, &gates)
+}
+
+/// Writes `page` to `out` atomically and, with `plots`, each chart there as
+/// `<id>.svg` and `<id>.png` (twice [`chart::SIZE`]), for papers and slides.
+///
+/// # Errors
+/// A file cannot be written; a chart fails to draw.
+pub fn write(page: &Page, out: &Path, plots: Option<&Path>) -> Result<()> {
+    if let Some(dir) = plots {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (id, chart) in &page.charts {
+            write_atomic(&dir.join(format!("{id}.svg")), chart.svg()?.as_bytes())?;
+            write_atomic(&dir.join(format!("{id}.png")), &chart.png(2)?)?;
+        }
+    }
+    write_atomic(out, page.html.as_bytes())
+}
+
+/// The page's body as it is built, and its charts.
+#[derive(Default)]
+struct Builder {
+    out: String,
+    charts: Vec<(String, Chart)>,
+}
+
+impl Builder {
+    /// A chart beside the table of its numbers.
+    fn figure(&mut self, id: &str, chart: Chart, caption: &str, table: &str) -> Result<()> {
+        let svg = chart.svg()?;
+        let _ = writeln!(
+            self.out,
+            "<figure id=\"{}\">\n<figcaption>{}</figcaption>\n\
+             <div class=\"chart\" role=\"img\" aria-label=\"{}\">{svg}</div>\n<div class=\"numbers\">{table}</div>\n</figure>",
+            escape(id),
+            escape(caption),
+            escape(caption)
+        );
+        self.charts.push((id.to_string(), chart));
+        Ok(())
+    }
 }
 
 fn model_name(report: &Report) -> String {
@@ -108,7 +182,7 @@ fn model_name(report: &Report) -> String {
         })
 }
 
-fn header(out: &mut String, r: &Report) {
+fn header(out: &mut String, r: &Report, verdicts: &[Verdict]) {
     let _ = writeln!(
         out,
         "<header>\n<h1>Audit of {}</h1>",
@@ -129,6 +203,17 @@ fn header(out: &mut String, r: &Report) {
                 escape(&f.check)
             );
         }
+    }
+    for v in verdicts {
+        let _ = write!(
+            badges,
+            "<span class=\"badge {}\" data-key=\"gate/{}\">{} {}: {}</span>",
+            if v.passed { "ok" } else { "bad" },
+            escape(&v.gate.to_string()),
+            escape(&v.gate.to_string()),
+            if v.passed { "holds" } else { "fails" },
+            v.value.map(num).unwrap_or_else(|| "not in the report".into())
+        );
     }
     if !r.warnings.is_empty() {
         let _ = write!(
@@ -227,20 +312,6 @@ fn header(out: &mut String, r: &Report) {
     out.push_str("</header>\n");
 }
 
-/// A chart beside the table of its numbers.
-fn figure(out: &mut String, id: &str, chart: &Chart, caption: &str, table: &str) -> Result<()> {
-    let svg = chart.svg()?;
-    let _ = writeln!(
-        out,
-        "<figure id=\"{}\">\n<figcaption>{}</figcaption>\n\
-         <div class=\"chart\" role=\"img\" aria-label=\"{}\">{svg}</div>\n<div class=\"numbers\">{table}</div>\n</figure>",
-        escape(id),
-        escape(caption),
-        escape(caption)
-    );
-    Ok(())
-}
-
 fn budget(a: &AttackSummary) -> String {
     match a.eps {
         Some(e) => format!("{} {}", a.norm, num(e)),
@@ -248,11 +319,11 @@ fn budget(a: &AttackSummary) -> String {
     }
 }
 
-fn robustness(out: &mut String, r: &Report) -> Result<()> {
+fn robustness(b: &mut Builder, r: &Report) -> Result<()> {
     let s = &r.summary;
-    out.push_str("<section id=\"robustness\">\n<h2>Robustness</h2>\n");
+    b.out.push_str("<section id=\"robustness\">\n<h2>Robustness</h2>\n");
     if s.attacks.is_empty() {
-        out.push_str("<p class=\"missing\">No attack in this report: add <code>[[attack]]</code> entries to the plan (the default plan, <code>attacks/mnist.toml</code>, has FGSM, PGD and AutoAttack).</p>\n</section>\n");
+        b.out.push_str("<p class=\"missing\">No attack in this report: add <code>[[attack]]</code> entries to the plan (the default plan, <code>attacks/mnist.toml</code>, has FGSM, PGD and AutoAttack).</p>\n</section>\n");
         return Ok(());
     }
     let budgeted: Vec<&AttackSummary> = s.attacks.iter().filter(|a| a.curve.is_none()).collect();
@@ -296,10 +367,7 @@ fn robustness(out: &mut String, r: &Report) -> Result<()> {
         ],
         y_range: 0.0..105.0,
     };
-    figure(
-        out,
-        "robust-accuracy",
-        &chart,
+    b.figure("robust-accuracy", chart,
         "Clean accuracy and the robust accuracy each attack leaves (share of all inputs still classified correctly at the best adversarial found).",
         &table,
     )?;
@@ -352,20 +420,16 @@ fn robustness(out: &mut String, r: &Report) -> Result<()> {
             } else {
                 ""
             };
-            figure(
-                out,
-                &format!("eps-curve-{i}"),
-                &chart,
+            b.figure(&format!("eps-curve-{i}"), chart,
                 &format!("Robust accuracy as the {norm} budget grows, per ε-list entry."),
                 t,
             )?;
         }
     }
     if !s.threat_models.is_empty() {
-        out.push_str("<h3>Every attack together, per budget</h3>\n<table>\n<thead><tr><th>norm</th><th>ε</th><th>attacks</th><th>robust accuracy</th></tr></thead>\n<tbody>\n");
+        b.out.push_str("<h3>Every attack together, per budget</h3>\n<table>\n<thead><tr><th>norm</th><th>ε</th><th>attacks</th><th>robust accuracy</th></tr></thead>\n<tbody>\n");
         for t in &s.threat_models {
-            let _ = writeln!(
-                out,
+            let _ = writeln!(b.out,
                 "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td>{}</tr>",
                 t.norm,
                 num(t.eps),
@@ -376,24 +440,23 @@ fn robustness(out: &mut String, r: &Report) -> Result<()> {
                 ),
             );
         }
-        out.push_str("</tbody>\n</table>\n");
+        b.out.push_str("</tbody>\n</table>\n");
     }
-    out.push_str("</section>\n");
+    b.out.push_str("</section>\n");
     Ok(())
 }
 
-fn attributions(out: &mut String, entries: &[AttributionSummary]) -> Result<()> {
-    out.push_str("<section id=\"attributions\">\n<h2>Explanations</h2>\n");
+fn attributions(b: &mut Builder, entries: &[AttributionSummary]) -> Result<()> {
+    b.out.push_str("<section id=\"attributions\">\n<h2>Explanations</h2>\n");
     if entries.is_empty() {
-        out.push_str("<p class=\"missing\">No attribution in this report: add <code>[[attribution]]</code> entries to the plan (<code>attacks/explanations.toml</code> runs every method with its sanity checks).</p>\n</section>\n");
+        b.out.push_str("<p class=\"missing\">No attribution in this report: add <code>[[attribution]]</code> entries to the plan (<code>attacks/explanations.toml</code> runs every method with its sanity checks).</p>\n</section>\n");
         return Ok(());
     }
-    out.push_str("<table>\n<thead><tr><th>entry</th><th>method</th><th>target</th><th>deletion AUC</th><th>insertion AUC</th><th>max-sensitivity</th><th>Gini</th><th>mean |δ|</th><th>model calls per map</th></tr></thead>\n<tbody>\n");
+    b.out.push_str("<table>\n<thead><tr><th>entry</th><th>method</th><th>target</th><th>deletion AUC</th><th>insertion AUC</th><th>max-sensitivity</th><th>Gini</th><th>mean |δ|</th><th>model calls per map</th></tr></thead>\n<tbody>\n");
     for e in entries {
         let k = |f: &str| format!("attribution/{}/{f}", e.name);
         let c = &e.clean;
-        let _ = writeln!(
-            out,
+        let _ = writeln!(b.out,
             "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}{}{}{}</tr>",
             escape(&e.name),
             escape(&e.method),
@@ -413,13 +476,13 @@ fn attributions(out: &mut String, entries: &[AttributionSummary]) -> Result<()> 
             ),
         );
     }
-    out.push_str("</tbody>\n</table>\n");
+    b.out.push_str("</tbody>\n</table>\n");
     let checked: Vec<&AttributionSummary> = entries
         .iter()
         .filter(|e| e.sanity.as_ref().is_some_and(|s| !s.cascading.is_empty()))
         .collect();
     if checked.is_empty() {
-        out.push_str("<p class=\"missing\">No model-randomization sanity check: set <code>sanity = [\"cascading\", \"random_logit\"]</code> on an attribution entry (Adebayo et al. 2018).</p>\n");
+        b.out.push_str("<p class=\"missing\">No model-randomization sanity check: set <code>sanity = [\"cascading\", \"random_logit\"]</code> on an attribution entry (Adebayo et al. 2018).</p>\n");
     } else {
         let mut table = String::from(
             "<table>\n<thead><tr><th>entry</th><th>layers randomized</th><th>Spearman |map|</th><th>SSIM</th><th>top-k overlap</th></tr></thead>\n<tbody>\n",
@@ -474,18 +537,15 @@ fn attributions(out: &mut String, entries: &[AttributionSummary]) -> Result<()> 
             series,
             y_range: -0.2..1.05,
         };
-        figure(
-            out,
-            "sanity-cascading",
-            &chart,
+        b.figure("sanity-cascading", chart,
             "How far each method's maps stay the same as the model's layers are re-initialized from the output down (Adebayo et al. 2018): a faithful map decorrelates.",
             &table,
         )?;
         if !verdicts.is_empty() {
-            let _ = writeln!(out, "<ul class=\"warnings\">{verdicts}</ul>");
+            let _ = writeln!(b.out, "<ul class=\"warnings\">{verdicts}</ul>");
         }
     }
-    out.push_str("</section>\n");
+    b.out.push_str("</section>\n");
     Ok(())
 }
 
