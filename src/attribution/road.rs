@@ -450,9 +450,7 @@ mod tests {
         // class 0 more than removing the rest first (LeRF).
         let (h, w) = (4, 4);
         let mut weights = vec![0f32; 2 * h * w];
-        for p in 0..w {
-            weights[p] = 2.0;
-        }
+        weights[..w].fill(2.0);
         let model = linear(h, w, &weights, &[0.0, 0.0]);
         let x: Vec<f32> = (0..h * w).map(|p| if p < w { 1.0 } else { 0.0 }).collect();
         let scores: Vec<f32> = weights[..h * w].to_vec();
