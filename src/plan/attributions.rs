@@ -378,6 +378,53 @@ mod tests {
     }
 
     #[test]
+    fn faithfulness_metric_defaults_follow_the_model() {
+        let spec = spec_of("assets/mnist_cnn.safetensors");
+        let r = resolve(
+            "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nmetrics = [\"road\", \"infidelity\", \"faithfulness_correlation\"]\n",
+            &spec,
+        )
+        .unwrap();
+        let a = &r.plan.attributions[0];
+        assert_eq!(
+            a.road_fractions.as_deref(),
+            Some(&[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9][..])
+        );
+        assert_eq!(a.road_noise, Some(0.01));
+        assert_eq!(
+            (
+                a.infidelity_samples,
+                a.infidelity_stdev,
+                a.infidelity_normalize
+            ),
+            (Some(10), Some(0.1), Some(false))
+        );
+        assert_eq!(
+            (a.correlation_runs, a.correlation_subset),
+            (Some(100), Some(78))
+        );
+        assert_eq!(a.curve_baseline, Some(Fill::Value(0.0)));
+        assert_eq!(a.curve_steps, None);
+        // Unsorted fractions are sorted; a subset beyond the image is refused.
+        let r = resolve(
+            "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nmetrics = [\"road\"]\nroad_fractions = [0.5, 0.25]\n",
+            &spec,
+        )
+        .unwrap();
+        assert_eq!(r.plan.attributions[0].road_fractions, Some(vec![0.25, 0.5]));
+        let e = resolve(
+            "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nmetrics = [\"faithfulness_correlation\"]\ncorrelation_subset = 785\n",
+            &spec,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`correlation_subset`") && e.contains("784 pixels"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn model_dependent_settings_are_checked() {
         let spec = spec_of("assets/mnist_cnn.safetensors");
         let r = resolve(
