@@ -6,7 +6,9 @@
 //! holds what KernelSHAP and LIME share (segments, perturbed scores, the
 //! linear fits); [`sanity`] the model-randomization sanity checks; `metrics` holds
 //! the quality measures (completeness, deletion/insertion, max-sensitivity,
-//! sparseness) and the clean-versus-adversarial comparisons; [`spec`] holds
+//! sparseness) and the clean-versus-adversarial comparisons, [`road`] and
+//! [`faithfulness`] the faithfulness metrics ROAD, infidelity and
+//! faithfulness correlation; [`spec`] holds
 //! a plan entry's settings, `run`, `report` and `images` plug them into an
 //! audit; [`crate::bench::attributions`] times them.
 //!
@@ -22,6 +24,7 @@
 //! input's position, so maps never depend on the batch size.
 
 pub mod deeplift;
+pub mod faithfulness;
 pub mod gradcam;
 pub mod gradient_shap;
 pub mod guided_backprop;
@@ -36,6 +39,7 @@ pub mod metrics;
 pub mod occlusion;
 pub mod quadrature;
 pub mod report;
+pub mod road;
 pub mod run;
 pub mod saliency;
 pub mod sanity;
@@ -180,7 +184,8 @@ methods! {
 /// Results do not depend on it.
 pub const MAX_GRAD_ROWS: usize = 200;
 
-/// Rows per forward-only call (deletion/insertion curves, occlusion), which
+/// Rows per forward-only call (deletion/insertion and ROAD curves,
+/// infidelity, faithfulness correlation, occlusion), which
 /// keep no graph.
 pub const MAX_FORWARD_ROWS: usize = 500;
 
@@ -257,6 +262,12 @@ pub enum Purpose {
     RandomLogit = 3,
     /// LIME's and KernelSHAP's on/off samples of the segments.
     Perturbation = 4,
+    /// Infidelity's Gaussian perturbations.
+    Infidelity = 5,
+    /// ROAD's imputation noise.
+    Road = 6,
+    /// Faithfulness correlation's random pixel subsets.
+    Correlation = 7,
 }
 
 /// One batch to explain.

@@ -221,6 +221,10 @@ fn map_metrics(app: &App, m: &MapRecord) -> String {
     add("insertion AUC", m.insertion_auc);
     add("max-sensitivity", m.max_sensitivity);
     add("sparseness", m.sparseness);
+    add("ROAD MoRF", m.road_morf_auc);
+    add("ROAD LeRF", m.road_lerf_auc);
+    add("infidelity", m.infidelity);
+    add("faithfulness corr.", m.faithfulness_correlation);
     add("convergence δ", m.convergence_delta);
     parts.join(", ")
 }
