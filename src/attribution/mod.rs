@@ -1,7 +1,7 @@
 //! Attributions: per input, which pixels a prediction rests on. One file per
 //! method (saliency, input × gradient, Integrated Gradients, SmoothGrad,
-//! occlusion, Grad-CAM, Guided Backpropagation, Guided Grad-CAM, GradientSHAP,
-//! KernelSHAP, LIME, LRP), all batched over a [`Classifier`]'s logits and
+//! occlusion, Grad-CAM, Guided Backpropagation, Guided Grad-CAM, DeepLIFT,
+//! DeepLIFT SHAP, GradientSHAP, KernelSHAP, LIME, LRP), all batched over a [`Classifier`]'s logits and
 //! following Captum's definitions so users can cross-check; [`surrogate`]
 //! holds what KernelSHAP and LIME share (segments, perturbed scores, the
 //! linear fits); [`sanity`] the model-randomization sanity checks; `metrics` holds
@@ -24,6 +24,7 @@
 //! input's position, so maps never depend on the batch size.
 
 pub mod deeplift;
+pub mod deeplift_shap;
 pub mod faithfulness;
 pub mod gradcam;
 pub mod gradient_shap;
@@ -163,6 +164,9 @@ methods! {
     /// backpropagated with each nonlinearity's secant slope to a baseline,
     /// times the input's difference from it.
     DeepLift(deeplift::DeepLiftConfig) = "deeplift",
+    /// DeepLIFT SHAP (Lundberg & Lee 2017; Captum's `DeepLiftShap`):
+    /// DeepLIFT against each baseline of a distribution, averaged.
+    DeepLiftShap(deeplift_shap::DeepLiftShapConfig) = "deeplift_shap",
     /// GradientSHAP (Lundberg & Lee 2017; Captum's `GradientShap`): the
     /// gradient at random points between baselines and the noisy input,
     /// times the input's difference from the baseline, averaged.
@@ -439,5 +443,34 @@ pub(crate) mod test_models {
             Tensor::from_slice(bias, k, &Device::Cpu).unwrap(),
         );
         Network::from_tensors(spec, &t).unwrap().0
+    }
+
+    /// 1×1×2 input → linear 2→3 (with bias) → `act` → linear 3→2.
+    pub fn mlp(act: &str) -> Network {
+        let spec = ArchSpec::from_json(
+            &format!(
+                r#"{{"version": 1, "input": {{"shape": [1, 1, 2]}}, "layers": [
+                {{"op": "flatten"}},
+                {{"op": "linear", "param": "a", "in_features": 2, "out_features": 3}},
+                {{"op": "{act}"}},
+                {{"op": "linear", "param": "b", "in_features": 3, "out_features": 2}}]}}"#
+            ),
+            "t",
+        )
+        .unwrap();
+        let t = |v: &[f32], s: &[usize]| Tensor::from_vec(v.to_vec(), s, &Device::Cpu).unwrap();
+        let tensors = HashMap::from([
+            (
+                "a.weight".to_string(),
+                t(&[1.0, -2.0, 0.5, 1.5, -1.0, -0.5], &[3, 2]),
+            ),
+            ("a.bias".to_string(), t(&[0.1, -0.2, 0.3], &[3])),
+            (
+                "b.weight".to_string(),
+                t(&[2.0, -1.0, 0.5, -1.5, 1.0, 2.5], &[2, 3]),
+            ),
+            ("b.bias".to_string(), t(&[0.05, -0.05], &[2])),
+        ]);
+        Network::from_tensors(spec, &tensors).unwrap().0
     }
 }

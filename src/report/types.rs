@@ -48,7 +48,12 @@ use crate::plan::Plan;
 /// `infidelity`, `faithfulness_correlation`; their means, ROAD's mean
 /// curves and kept shares in the summaries); older reports read without
 /// them.
-pub const SCHEMA_VERSION: u32 = 8;
+///
+/// 9 adds each checked input's own sanity results
+/// (`attributions.summaries[].sanity.per_input`, `per_input[i]` for
+/// `samples[i]`), which the terminal UI shows for the selected input; older
+/// reports read without them.
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
