@@ -125,11 +125,13 @@ def write_fixture(out):
 
 def write_guided_fixture(out):
     """Captum's GuidedBackprop, GuidedGradCam (its default nearest
-    upsampling, on the spec's last conv2d layer) and DeepLift (zero
-    baselines, with its convergence delta) on the shipped CNN and the
-    shipped residual model, 32 digits of the shipped sample explained for
-    their labels."""
-    from captum.attr import DeepLift, GuidedBackprop, GuidedGradCam
+    upsampling, on the spec's last conv2d layer), DeepLift (zero
+    baselines, with its convergence delta) and DeepLiftShap (4 uniform-noise
+    baselines on [0, 1], stored as deeplift_shap_baselines and shared by all
+    inputs; its per (input, baseline) convergence deltas) on the shipped CNN
+    and the shipped residual model, 32 digits of the shipped sample explained
+    for their labels."""
+    from captum.attr import DeepLift, DeepLiftShap, GuidedBackprop, GuidedGradCam
     from safetensors.torch import save_file
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -140,6 +142,10 @@ def write_guided_fixture(out):
     x = torch.from_numpy(images[:n].astype(np.float32) / 255.0).unsqueeze(1)
     y = torch.from_numpy(labels[:n].astype(np.int64))
     t = {"x": x, "labels": y.float()}
+    # Drawn before any model runs, from their own generator, so the earlier
+    # entries are as they were.
+    shap_baselines = torch.rand((4,) + tuple(x.shape[1:]), generator=torch.Generator().manual_seed(0))
+    t["deeplift_shap_baselines"] = shap_baselines
     for name, layer in [("cnn", "3"), ("resnet", "3.body.3")]:
         model = export_pytorch.load(os.path.join(root, f"assets/mnist_{name}.safetensors"))
         # Captum hooks the nn.ReLU modules it finds in model.modules(); the
@@ -155,6 +161,10 @@ def write_guided_fixture(out):
         dl, delta = DeepLift(model).attribute(x.clone(), baselines=torch.zeros_like(x), target=y,
                                               return_convergence_delta=True)
         t[f"{name}/deeplift"], t[f"{name}/deeplift_delta"] = dl.detach(), delta.detach().float()
+        dls, delta = DeepLiftShap(model).attribute(x.clone(), baselines=shap_baselines.clone(), target=y,
+                                                   return_convergence_delta=True)
+        t[f"{name}/deeplift_shap"] = dls.detach()
+        t[f"{name}/deeplift_shap_delta"] = delta.detach().float().reshape(n, -1)
     save_file({k: v.contiguous().float() for k, v in t.items()}, out)
     for k, v in sorted(t.items()):
         print(f"{k:<28} {tuple(v.shape)}")
@@ -167,7 +177,7 @@ def main():
     ap.add_argument("report", nargs="?")
     ap.add_argument("--fixture", metavar="OUT", help="write the Captum references for the Rust tests")
     ap.add_argument("--guided-fixture", metavar="OUT",
-                    help="write Captum's GuidedBackprop, GuidedGradCam and DeepLift references for the Rust tests")
+                    help="write Captum's GuidedBackprop, GuidedGradCam, DeepLift and DeepLiftShap references for the Rust tests")
     args = ap.parse_args()
     if args.fixture:
         write_fixture(args.fixture)

@@ -83,14 +83,7 @@ impl Attribution for DeepLift {
             .classes
             .iter()
             .enumerate()
-            .map(|(i, &c)| {
-                let score = |row: &[f32]| match row.len() {
-                    1 if c == 1 => row[0] as f64,
-                    1 => -(row[0] as f64),
-                    _ => row[c as usize] as f64,
-                };
-                sums[i] as f64 - (score(&z[i]) - score(&z0[i]))
-            })
+            .map(|(i, &c)| sums[i] as f64 - (raw_score(&z[i], c) - raw_score(&z0[i], c)))
             .collect();
         Ok(Explanation {
             maps,
@@ -104,41 +97,24 @@ impl Attribution for DeepLift {
     }
 }
 
+/// The explained score of `class` from one row of raw network outputs: the
+/// class's output, or for a one-output network `z` for class 1 and `−z` for
+/// class 0 (its log-odds, as [`crate::model::Network::deeplift_gradient`]
+/// differentiates).
+pub(crate) fn raw_score(row: &[f32], class: u32) -> f64 {
+    match row.len() {
+        1 if class == 1 => row[0] as f64,
+        1 => -(row[0] as f64),
+        _ => row[class as usize] as f64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ArchSpec, Network};
+    use crate::attribution::test_models::mlp;
+    use crate::model::Network;
     use candle_core::Device;
-    use std::collections::HashMap;
-
-    /// 1×1×2 input → linear 2→3 (with bias) → `act` → linear 3→2.
-    fn mlp(act: &str) -> Network {
-        let spec = ArchSpec::from_json(
-            &format!(
-                r#"{{"version": 1, "input": {{"shape": [1, 1, 2]}}, "layers": [
-                {{"op": "flatten"}},
-                {{"op": "linear", "param": "a", "in_features": 2, "out_features": 3}},
-                {{"op": "{act}"}},
-                {{"op": "linear", "param": "b", "in_features": 3, "out_features": 2}}]}}"#
-            ),
-            "t",
-        )
-        .unwrap();
-        let t = |v: &[f32], s: &[usize]| Tensor::from_vec(v.to_vec(), s, &Device::Cpu).unwrap();
-        let tensors = HashMap::from([
-            (
-                "a.weight".to_string(),
-                t(&[1.0, -2.0, 0.5, 1.5, -1.0, -0.5], &[3, 2]),
-            ),
-            ("a.bias".to_string(), t(&[0.1, -0.2, 0.3], &[3])),
-            (
-                "b.weight".to_string(),
-                t(&[2.0, -1.0, 0.5, -1.5, 1.0, 2.5], &[2, 3]),
-            ),
-            ("b.bias".to_string(), t(&[0.05, -0.05], &[2])),
-        ]);
-        Network::from_tensors(spec, &tensors).unwrap().0
-    }
 
     fn explain(net: &Network, x: &[f32], baseline: f64, class: u32) -> Explanation {
         let x = Tensor::from_vec(x.to_vec(), (1, 1, 1, 2), &Device::Cpu).unwrap();

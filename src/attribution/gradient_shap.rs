@@ -135,27 +135,49 @@ fn read_baselines(e: &mut Entry) -> Option<ShapBaselines> {
     }
 }
 
+/// Reads `baselines` and `baseline_samples` (GradientSHAP's keys, shared
+/// with DeepLiftSHAP), unset ones at `default`: `baseline_samples` is
+/// `Some` exactly with `"uniform"` baselines, and refused otherwise.
+pub fn read_baseline_keys(e: &mut Entry, default: ShapBaselines) -> (ShapBaselines, Option<usize>) {
+    let baselines = read_baselines(e).unwrap_or(default);
+    let baseline_samples = if baselines == ShapBaselines::Named(ShapBaselineName::Uniform) {
+        Some(
+            e.positive_int("baseline_samples")
+                .unwrap_or(DEFAULT_BASELINE_SAMPLES),
+        )
+    } else {
+        if e.take("baseline_samples").is_some() {
+            e.fail(
+                "baseline_samples",
+                "does not apply with the other settings of this entry (only with baselines = \"uniform\")",
+            );
+        }
+        None
+    };
+    (baselines, baseline_samples)
+}
+
+impl ShapBaselines {
+    /// The baseline set these settings name, `baseline_samples` images when
+    /// uniform.
+    pub fn resolve(self, baseline_samples: Option<usize>) -> BaselineSet {
+        match self {
+            ShapBaselines::Value(v) => BaselineSet::Constant(v as f32),
+            ShapBaselines::Named(ShapBaselineName::Black) => BaselineSet::Black,
+            ShapBaselines::Named(ShapBaselineName::Uniform) => BaselineSet::Uniform {
+                count: baseline_samples.unwrap_or(DEFAULT_BASELINE_SAMPLES),
+            },
+        }
+    }
+}
+
 impl MethodSettings for GradientShapConfig {
     type Method = GradientShap;
 
     fn from_entry(e: &mut Entry) -> Self {
         let samples = e.positive_int("samples").unwrap_or(DEFAULT_SAMPLES);
         let stdev = e.nonneg_float("stdev").unwrap_or(DEFAULT_STDEV);
-        let baselines = read_baselines(e).unwrap_or(DEFAULT_BASELINES);
-        let baseline_samples = if baselines == ShapBaselines::Named(ShapBaselineName::Uniform) {
-            Some(
-                e.positive_int("baseline_samples")
-                    .unwrap_or(DEFAULT_BASELINE_SAMPLES),
-            )
-        } else {
-            if e.take("baseline_samples").is_some() {
-                e.fail(
-                    "baseline_samples",
-                    "does not apply with the other settings of this entry (only with baselines = \"uniform\")",
-                );
-            }
-            None
-        };
+        let (baselines, baseline_samples) = read_baseline_keys(e, DEFAULT_BASELINES);
         GradientShapConfig {
             samples,
             stdev,
@@ -168,13 +190,7 @@ impl MethodSettings for GradientShapConfig {
         GradientShap {
             samples: self.samples,
             stdev: self.stdev as f32,
-            baselines: match self.baselines {
-                ShapBaselines::Value(v) => BaselineSet::Constant(v as f32),
-                ShapBaselines::Named(ShapBaselineName::Black) => BaselineSet::Black,
-                ShapBaselines::Named(ShapBaselineName::Uniform) => BaselineSet::Uniform {
-                    count: self.baseline_samples.unwrap_or(DEFAULT_BASELINE_SAMPLES),
-                },
-            },
+            baselines: self.baselines.resolve(self.baseline_samples),
         }
     }
 }
@@ -191,6 +207,78 @@ pub enum BaselineSet {
         /// Images in the set.
         count: usize,
     },
+}
+
+/// A batch's baseline images, drawn from a [`BaselineSet`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineImages {
+    /// Images `[B, C, H, W]`, row-major, in input units.
+    pub images: Vec<f32>,
+    /// Whether each input has its own images (input `i`'s are block `i` of
+    /// `N` equal blocks) rather than all inputs sharing every image.
+    pub per_input: bool,
+}
+
+impl BaselineImages {
+    /// Images in the whole set, for images of `per` values.
+    pub fn len(&self, per: usize) -> usize {
+        self.images.len() / per.max(1)
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// The first index and the count of input `i`'s images, in a batch of
+    /// `n` inputs with images of `per` values.
+    pub fn of_input(&self, i: usize, n: usize, per: usize) -> (usize, usize) {
+        let set = self.len(per);
+        if self.per_input {
+            let count = set / n.max(1);
+            (i * count, count)
+        } else {
+            (0, set)
+        }
+    }
+}
+
+impl BaselineSet {
+    /// The baseline images of `batch` (`shape` `[N, C, H, W]`) on a model of
+    /// `range`: one constant image shared by all inputs, or `count` uniform
+    /// images per input from its `Purpose::Baseline` generator.
+    pub fn draw(
+        &self,
+        batch: &ExplainBatch,
+        shape: [usize; 4],
+        range: (f32, f32),
+    ) -> BaselineImages {
+        let [n, c, h, w] = shape;
+        let per = c * h * w;
+        match *self {
+            BaselineSet::Constant(v) => BaselineImages {
+                images: vec![v; per],
+                per_input: false,
+            },
+            BaselineSet::Black => BaselineImages {
+                images: vec![range.0; per],
+                per_input: false,
+            },
+            BaselineSet::Uniform { count } => {
+                let mut images = Vec::with_capacity(n * count.max(1) * per);
+                for i in 0..n {
+                    let mut rng = batch.rng(i, Purpose::Baseline);
+                    for _ in 0..count.max(1) * per {
+                        images.push(rng.uniform_range(range.0, range.1));
+                    }
+                }
+                BaselineImages {
+                    images,
+                    per_input: true,
+                }
+            }
+        }
+    }
 }
 
 /// GradientSHAP.
@@ -227,33 +315,15 @@ impl GradientShap {
         let [n, c, h, w] = shape;
         let per = c * h * w;
         let s = self.samples.max(1);
+        let set = self.baselines.draw(batch, shape, range);
         let mut draws = ShapDraws {
             baselines: Vec::new(),
             baseline_index: Vec::with_capacity(n * s),
             noise: Vec::with_capacity(n * s * per),
             alphas: Vec::with_capacity(n * s),
         };
-        // Per input: the first index of its own baselines and how many.
-        let mut own = Vec::with_capacity(n);
-        match self.baselines {
-            BaselineSet::Constant(v) => draws.baselines = vec![v; per],
-            BaselineSet::Black => draws.baselines = vec![range.0; per],
-            BaselineSet::Uniform { count } => {
-                for i in 0..n {
-                    own.push(draws.baselines.len() / per);
-                    let mut rng = batch.rng(i, Purpose::Baseline);
-                    for _ in 0..count.max(1) * per {
-                        draws.baselines.push(rng.uniform_range(range.0, range.1));
-                    }
-                }
-            }
-        }
-        let set = draws.baselines.len() / per;
         for i in 0..n {
-            let (first, count) = match own.get(i) {
-                Some(&first) => (first, set / n),
-                None => (0, set),
-            };
+            let (first, count) = set.of_input(i, n, per);
             let mut rng = batch.rng(i, Purpose::Noise);
             for _ in 0..s {
                 draws
@@ -269,6 +339,7 @@ impl GradientShap {
                 }
             }
         }
+        draws.baselines = set.images;
         draws
     }
 

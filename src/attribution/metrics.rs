@@ -1,6 +1,7 @@
 //! How far an attribution map can be trusted, per input, cheaply enough for
 //! an audit (Quantus' categories; Captum's definitions where it has one):
-//! - faithfulness: deletion and insertion curves (Petsiuk et al. 2018, RISE):
+//! - faithfulness: ROAD ([`super::road`]), infidelity and faithfulness
+//!   correlation ([`super::faithfulness`]), and deletion and insertion curves (Petsiuk et al. 2018, RISE):
 //!   pixels ranked by attribution are removed from the input (set to a
 //!   baseline value), or added to an all-baseline image, in equal steps while
 //!   the softmax probability of the explained class is tracked; the area under
@@ -215,11 +216,16 @@ pub fn spearman_signed(a: &[f32], b: &[f32]) -> Option<f64> {
 
 /// Pearson correlation of the average ranks of `a` and `b`.
 fn rank_correlation(a: &[f64], b: &[f64]) -> Option<f64> {
-    let (ra, rb) = (average_ranks(a), average_ranks(b));
-    let n = ra.len() as f64;
-    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    pearson(&average_ranks(a), &average_ranks(b))
+}
+
+/// Pearson's correlation of `a` and `b` (same length); `None` when either
+/// is constant.
+pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
     let (mut sab, mut saa, mut sbb) = (0f64, 0f64, 0f64);
-    for (x, y) in ra.iter().zip(&rb) {
+    for (x, y) in a.iter().zip(b) {
         sab += (x - ma) * (y - mb);
         saa += (x - ma) * (x - ma);
         sbb += (y - mb) * (y - mb);

@@ -1,12 +1,14 @@
 //! Attributions: per input, which pixels a prediction rests on. One file per
 //! method (saliency, input × gradient, Integrated Gradients, SmoothGrad,
-//! occlusion, Grad-CAM, Guided Backpropagation, Guided Grad-CAM, GradientSHAP,
-//! KernelSHAP, LIME, LRP), all batched over a [`Classifier`]'s logits and
+//! occlusion, Grad-CAM, Guided Backpropagation, Guided Grad-CAM, DeepLIFT,
+//! DeepLIFT SHAP, GradientSHAP, KernelSHAP, LIME, LRP), all batched over a [`Classifier`]'s logits and
 //! following Captum's definitions so users can cross-check; [`surrogate`]
 //! holds what KernelSHAP and LIME share (segments, perturbed scores, the
 //! linear fits); [`sanity`] the model-randomization sanity checks; `metrics` holds
 //! the quality measures (completeness, deletion/insertion, max-sensitivity,
-//! sparseness) and the clean-versus-adversarial comparisons; [`spec`] holds
+//! sparseness) and the clean-versus-adversarial comparisons, [`road`] and
+//! [`faithfulness`] the faithfulness metrics ROAD, infidelity and
+//! faithfulness correlation; [`spec`] holds
 //! a plan entry's settings, `run`, `report` and `images` plug them into an
 //! audit; [`crate::bench::attributions`] times them.
 //!
@@ -22,6 +24,8 @@
 //! input's position, so maps never depend on the batch size.
 
 pub mod deeplift;
+pub mod deeplift_shap;
+pub mod faithfulness;
 pub mod gradcam;
 pub mod gradient_shap;
 pub mod guided_backprop;
@@ -36,6 +40,7 @@ pub mod metrics;
 pub mod occlusion;
 pub mod quadrature;
 pub mod report;
+pub mod road;
 pub mod run;
 pub mod saliency;
 pub mod sanity;
@@ -159,6 +164,9 @@ methods! {
     /// backpropagated with each nonlinearity's secant slope to a baseline,
     /// times the input's difference from it.
     DeepLift(deeplift::DeepLiftConfig) = "deeplift",
+    /// DeepLIFT SHAP (Lundberg & Lee 2017; Captum's `DeepLiftShap`):
+    /// DeepLIFT against each baseline of a distribution, averaged.
+    DeepLiftShap(deeplift_shap::DeepLiftShapConfig) = "deeplift_shap",
     /// GradientSHAP (Lundberg & Lee 2017; Captum's `GradientShap`): the
     /// gradient at random points between baselines and the noisy input,
     /// times the input's difference from the baseline, averaged.
@@ -180,7 +188,8 @@ methods! {
 /// Results do not depend on it.
 pub const MAX_GRAD_ROWS: usize = 200;
 
-/// Rows per forward-only call (deletion/insertion curves, occlusion), which
+/// Rows per forward-only call (deletion/insertion and ROAD curves,
+/// infidelity, faithfulness correlation, occlusion), which
 /// keep no graph.
 pub const MAX_FORWARD_ROWS: usize = 500;
 
@@ -257,6 +266,12 @@ pub enum Purpose {
     RandomLogit = 3,
     /// LIME's and KernelSHAP's on/off samples of the segments.
     Perturbation = 4,
+    /// Infidelity's Gaussian perturbations.
+    Infidelity = 5,
+    /// ROAD's imputation noise.
+    Road = 6,
+    /// Faithfulness correlation's random pixel subsets.
+    Correlation = 7,
 }
 
 /// One batch to explain.
@@ -428,5 +443,34 @@ pub(crate) mod test_models {
             Tensor::from_slice(bias, k, &Device::Cpu).unwrap(),
         );
         Network::from_tensors(spec, &t).unwrap().0
+    }
+
+    /// 1×1×2 input → linear 2→3 (with bias) → `act` → linear 3→2.
+    pub fn mlp(act: &str) -> Network {
+        let spec = ArchSpec::from_json(
+            &format!(
+                r#"{{"version": 1, "input": {{"shape": [1, 1, 2]}}, "layers": [
+                {{"op": "flatten"}},
+                {{"op": "linear", "param": "a", "in_features": 2, "out_features": 3}},
+                {{"op": "{act}"}},
+                {{"op": "linear", "param": "b", "in_features": 3, "out_features": 2}}]}}"#
+            ),
+            "t",
+        )
+        .unwrap();
+        let t = |v: &[f32], s: &[usize]| Tensor::from_vec(v.to_vec(), s, &Device::Cpu).unwrap();
+        let tensors = HashMap::from([
+            (
+                "a.weight".to_string(),
+                t(&[1.0, -2.0, 0.5, 1.5, -1.0, -0.5], &[3, 2]),
+            ),
+            ("a.bias".to_string(), t(&[0.1, -0.2, 0.3], &[3])),
+            (
+                "b.weight".to_string(),
+                t(&[2.0, -1.0, 0.5, -1.5, 1.0, 2.5], &[2, 3]),
+            ),
+            ("b.bias".to_string(), t(&[0.05, -0.05], &[2])),
+        ]);
+        Network::from_tensors(spec, &tensors).unwrap().0
     }
 }

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::auc;
+use super::road::{curve_area, RoadCurves};
 use super::run::{top_k_pixels, AttributionResults, VariantResults};
 use super::sanity::{SanityResults, Similarity};
 use crate::error::Result;
@@ -37,6 +38,28 @@ pub struct MapRecord {
     /// Gini index of the absolute attributions (higher: sparser).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparseness: Option<f64>,
+    /// ROAD, most relevant pixels removed first: the explained class's
+    /// probability over the removal fractions, area divided by their span
+    /// (lower: more faithful).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub road_morf_auc: Option<f64>,
+    /// ROAD, least relevant pixels removed first (higher: more faithful).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub road_lerf_auc: Option<f64>,
+    /// ROAD: `road_lerf_auc − road_morf_auc` (higher: more faithful).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub road_gap: Option<f64>,
+    /// Infidelity: mean squared error of `Iᵀ·map` as a prediction of
+    /// `f(x) − f(x − I)` under Gaussian noise `I`, in squared score units
+    /// (lower: more faithful).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infidelity: Option<f64>,
+    /// Faithfulness correlation: Pearson correlation of random subsets'
+    /// attribution sums with the score's drop when they are removed, in
+    /// [−1, 1] (higher: more faithful); absent also when undefined (a
+    /// constant map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faithfulness_correlation: Option<f64>,
 }
 
 /// One input's map under one attack, and how far it moved.
@@ -96,6 +119,36 @@ pub struct MetricSummary {
     /// Mean sparseness (Gini).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_sparseness: Option<f64>,
+    /// Mean ROAD MoRF area (mean height of the curve).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_road_morf_auc: Option<f64>,
+    /// Mean ROAD LeRF area.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_road_lerf_auc: Option<f64>,
+    /// Mean ROAD gap, LeRF − MoRF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_road_gap: Option<f64>,
+    /// Mean ROAD MoRF curve: the class probability at each of the entry's
+    /// `road_fractions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_road_morf_curve: Option<Vec<f64>>,
+    /// Mean ROAD LeRF curve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_road_lerf_curve: Option<Vec<f64>>,
+    /// Share of inputs whose prediction is still the explained class, per
+    /// ROAD fraction, MoRF order (the paper's accuracy curve for predicted
+    /// targets; the probability above every other class's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub road_morf_kept: Option<Vec<f64>>,
+    /// Mean infidelity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_infidelity: Option<f64>,
+    /// Median infidelity (squared errors have heavy tails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_infidelity: Option<f64>,
+    /// Mean faithfulness correlation (undefined ones skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_faithfulness_correlation: Option<f64>,
 }
 
 /// How one attack moved one entry's maps, over all inputs.
@@ -153,7 +206,13 @@ pub struct AttributionTiming {
     pub seconds_per_map: f64,
 }
 
-fn record(v: &VariantResults, i: usize) -> MapRecord {
+fn record(v: &VariantResults, i: usize, fractions: &[f64]) -> MapRecord {
+    let road = v.road.as_ref().map(|r| {
+        (
+            curve_area(fractions, &r[i].morf),
+            curve_area(fractions, &r[i].lerf),
+        )
+    });
     MapRecord {
         target: v.classes[i],
         convergence_delta: v.convergence_delta.as_ref().map(|d| d[i]),
@@ -161,6 +220,11 @@ fn record(v: &VariantResults, i: usize) -> MapRecord {
         insertion_auc: v.insertion.as_ref().map(|c| auc(&c[i])),
         max_sensitivity: v.max_sensitivity.as_ref().map(|s| s[i]),
         sparseness: v.sparseness.as_ref().map(|s| s[i]),
+        road_morf_auc: road.map(|r| r.0),
+        road_lerf_auc: road.map(|r| r.1),
+        road_gap: road.map(|r| r.1 - r.0),
+        infidelity: v.infidelity.as_ref().map(|s| s[i]),
+        faithfulness_correlation: v.faithfulness_correlation.as_ref().and_then(|s| s[i]),
     }
 }
 
@@ -171,7 +235,14 @@ fn mean_curve(curves: &[Vec<f32>]) -> Vec<f64> {
         .collect()
 }
 
-fn summarize(v: &VariantResults) -> MetricSummary {
+fn summarize(v: &VariantResults, fractions: &[f64]) -> MetricSummary {
+    let road = v.road.as_ref();
+    let areas = |pick: fn(&RoadCurves) -> &Vec<f32>| {
+        road.and_then(|r| mean(r.iter().map(|c| curve_area(fractions, pick(c)))))
+    };
+    let curves = |pick: fn(&RoadCurves) -> &Vec<f32>| {
+        road.map(|r| mean_curve(&r.iter().map(|c| pick(c).clone()).collect::<Vec<_>>()))
+    };
     let abs_delta = v
         .convergence_delta
         .as_ref()
@@ -196,6 +267,28 @@ fn summarize(v: &VariantResults) -> MetricSummary {
             .as_ref()
             .and_then(|s| mean(s.iter().copied())),
         mean_sparseness: v.sparseness.as_ref().and_then(|s| mean(s.iter().copied())),
+        mean_road_morf_auc: areas(|c| &c.morf),
+        mean_road_lerf_auc: areas(|c| &c.lerf),
+        mean_road_gap: road.and_then(|r| {
+            mean(
+                r.iter()
+                    .map(|c| curve_area(fractions, &c.lerf) - curve_area(fractions, &c.morf)),
+            )
+        }),
+        mean_road_morf_curve: curves(|c| &c.morf),
+        mean_road_lerf_curve: curves(|c| &c.lerf),
+        road_morf_kept: road.map(|r| {
+            let points = r.first().map_or(0, |c| c.kept.len());
+            (0..points)
+                .map(|t| mean(r.iter().map(|c| f64::from(u8::from(c.kept[t])))).unwrap_or(0.0))
+                .collect()
+        }),
+        mean_infidelity: v.infidelity.as_ref().and_then(|s| mean(s.iter().copied())),
+        median_infidelity: v.infidelity.as_ref().and_then(|s| median(s)),
+        mean_faithfulness_correlation: v
+            .faithfulness_correlation
+            .as_ref()
+            .and_then(|s| mean(s.iter().flatten().copied())),
     }
 }
 
@@ -219,19 +312,20 @@ pub fn section(results: &AttributionResults, n: usize) -> AttributionSection {
         ..Default::default()
     };
     for entry in &results.entries {
+        let fractions = entry.spec.road_fractions.as_deref().unwrap_or_default();
         let clean = &entry.variants[0];
         let attacks = &entry.variants[1..];
         for (i, sample) in out.samples.iter_mut().enumerate() {
             sample.push(SampleAttribution {
                 name: entry.spec.name.clone(),
-                clean: record(clean, i),
+                clean: record(clean, i, fractions),
                 attacks: attacks
                     .iter()
                     .map(|v| {
                         let shift = v.shift.as_ref().expect("attack variants have a shift");
                         AttackMapRecord {
                             attack: v.variant.clone(),
-                            map: record(v, i),
+                            map: record(v, i, fractions),
                             top_k_overlap: shift.top_k_overlap[i],
                             spearman: shift.spearman[i],
                         }
@@ -246,7 +340,7 @@ pub fn section(results: &AttributionResults, n: usize) -> AttributionSection {
             target: entry.spec.target_label(),
             top_k,
             model_calls_per_map: entry.model_calls_per_map,
-            clean: summarize(clean),
+            clean: summarize(clean, fractions),
             attacks: attacks
                 .iter()
                 .map(|v| {
@@ -254,7 +348,7 @@ pub fn section(results: &AttributionResults, n: usize) -> AttributionSection {
                     let rho: Vec<f64> = shift.spearman.iter().flatten().copied().collect();
                     AttackAttributionSummary {
                         attack: v.variant.clone(),
-                        metrics: summarize(v),
+                        metrics: summarize(v, fractions),
                         mean_top_k_overlap: mean(shift.top_k_overlap.iter().copied())
                             .unwrap_or(0.0),
                         median_top_k_overlap: median(&shift.top_k_overlap).unwrap_or(0.0),
@@ -279,7 +373,8 @@ pub fn section(results: &AttributionResults, n: usize) -> AttributionSection {
 
 /// The sidecar tensors: `attr/<name>/clean` and `attr/<name>/<attack>`
 /// (`[N, C, H, W]`), `attr_curve/<name>/<clean|attack>/<deletion|insertion>`
-/// (`[N, steps + 1]`) and, when kept, `noise/<name>` (`[N, samples, C, H, W]`).
+/// (`[N, steps + 1]`), `attr_curve/<name>/<clean|attack>/<road_morf|road_lerf>`
+/// (`[N, fractions]`) and, when kept, `noise/<name>` (`[N, samples, C, H, W]`).
 pub fn sidecar_tensors(results: &AttributionResults) -> Result<Vec<(String, Tensor)>> {
     let [n, c, h, w] = results.shape;
     let mut out = Vec::new();
@@ -294,6 +389,22 @@ pub fn sidecar_tensors(results: &AttributionResults) -> Result<Vec<(String, Tens
                 if let Some(curves) = curves {
                     let points = curves.first().map_or(0, Vec::len);
                     let flat: Vec<f32> = curves.iter().flatten().copied().collect();
+                    out.push((
+                        crate::sidecar::attribution_curves(name, &v.variant, kind),
+                        Tensor::from_vec(flat, (n, points), &Device::Cpu)?,
+                    ));
+                }
+            }
+            if let Some(road) = &v.road {
+                let points = road.first().map_or(0, |c| c.morf.len());
+                for (kind, pick) in [
+                    (
+                        "road_morf",
+                        (|c: &RoadCurves| &c.morf) as fn(&RoadCurves) -> &Vec<f32>,
+                    ),
+                    ("road_lerf", |c: &RoadCurves| &c.lerf),
+                ] {
+                    let flat: Vec<f32> = road.iter().flat_map(|c| pick(c).clone()).collect();
                     out.push((
                         crate::sidecar::attribution_curves(name, &v.variant, kind),
                         Tensor::from_vec(flat, (n, points), &Device::Cpu)?,
@@ -378,7 +489,58 @@ pub fn summary_lines(entries: &[AttributionSummary]) -> String {
     out.push_str(&format!(
         "(means over inputs; deletion/insertion: AUC of the explained class's probability; top-k ovl: share of the clean map's top-k pixels kept, k = {k})\n"
     ));
+    out.push_str(&faithfulness_lines(entries));
     out.push_str(&sanity_lines(entries));
+    out
+}
+
+/// The ROAD, infidelity and faithfulness-correlation lines (empty when no
+/// entry computed any).
+fn faithfulness_lines(entries: &[AttributionSummary]) -> String {
+    let has = |m: &MetricSummary| {
+        m.mean_road_gap.is_some()
+            || m.mean_infidelity.is_some()
+            || m.mean_faithfulness_correlation.is_some()
+    };
+    if !entries.iter().any(|e| has(&e.clean)) {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n{:<16} {:<18} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9}\n",
+        "faithfulness",
+        "inputs",
+        "ROAD MoRF",
+        "ROAD LeRF",
+        "ROAD gap",
+        "infidelity",
+        "median inf",
+        "corr"
+    );
+    for e in entries {
+        let mut row = |label: &str, m: &MetricSummary| {
+            if !has(m) {
+                return;
+            }
+            out.push_str(&format!(
+                "{:<16} {:<18} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9}\n",
+                e.name,
+                label,
+                cell(m.mean_road_morf_auc),
+                cell(m.mean_road_lerf_auc),
+                cell(m.mean_road_gap),
+                m.mean_infidelity
+                    .map_or("-".to_string(), |d| format!("{d:.3e}")),
+                m.median_infidelity
+                    .map_or("-".to_string(), |d| format!("{d:.3e}")),
+                cell(m.mean_faithfulness_correlation),
+            ));
+        };
+        row("clean", &e.clean);
+        for a in &e.attacks {
+            row(&a.attack, &a.metrics);
+        }
+    }
+    out.push_str("(means over inputs; ROAD: mean class probability over the removal fractions, noisy linear imputation, Rong et al. 2022; infidelity: squared score units, Yeh et al. 2019; corr: faithfulness correlation, Bhatt et al. 2020)\n");
     out
 }
 

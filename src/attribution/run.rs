@@ -12,14 +12,21 @@
 
 use std::time::Instant;
 
+use super::faithfulness::{
+    faithfulness_correlation, gaussian_perturbations, infidelity_with, CorrelationSettings,
+};
 use super::metrics::{
     gini, perturbation_curves, pixel_scores, ranking, relative_change, spearman, top_k_overlap,
     Curve, CurveSettings,
 };
+use super::road::{road_curves, RoadCurves, RoadSettings};
 use super::sanity::{run_sanity, Checked, MapSettings, ModelSource, SanityResults};
 use super::spec::{
-    AttributionSpec, AttributionTarget, Metric, TargetRule, DEFAULT_CURVE_BASELINE,
-    DEFAULT_CURVE_STEPS, DEFAULT_SENSITIVITY_RADIUS, DEFAULT_SENSITIVITY_SAMPLES,
+    default_correlation_subset, AttributionSpec, AttributionTarget, Metric, TargetRule,
+    DEFAULT_CORRELATION_RUNS, DEFAULT_CURVE_BASELINE, DEFAULT_CURVE_STEPS,
+    DEFAULT_INFIDELITY_NORMALIZE, DEFAULT_INFIDELITY_SAMPLES, DEFAULT_INFIDELITY_STDEV,
+    DEFAULT_ROAD_FRACTIONS, DEFAULT_ROAD_NOISE, DEFAULT_SENSITIVITY_RADIUS,
+    DEFAULT_SENSITIVITY_SAMPLES,
 };
 use super::{entry_stream, tensor4, Attribution, ExplainBatch, Purpose};
 use crate::data::Dataset;
@@ -90,6 +97,12 @@ pub struct VariantResults {
     pub max_sensitivity: Option<Vec<f64>>,
     /// Gini index per input.
     pub sparseness: Option<Vec<f64>>,
+    /// ROAD curves per input (one probability per removal fraction).
+    pub road: Option<Vec<RoadCurves>>,
+    /// Infidelity per input.
+    pub infidelity: Option<Vec<f64>>,
+    /// Faithfulness correlation per input (`None`: a constant series).
+    pub faithfulness_correlation: Option<Vec<Option<f64>>>,
     /// Against the clean maps (attacks only).
     pub shift: Option<Shift>,
     /// SmoothGrad's noise `[N, samples, C, H, W]`, when kept.
@@ -282,6 +295,11 @@ impl Context<'_> {
             insertion: spec.wants_on(Metric::Insertion, variant).then(Vec::new),
             max_sensitivity: spec.wants_on(Metric::Sensitivity, variant).then(Vec::new),
             sparseness: spec.wants_on(Metric::Sparseness, variant).then(Vec::new),
+            road: spec.wants_on(Metric::Road, variant).then(Vec::new),
+            infidelity: spec.wants_on(Metric::Infidelity, variant).then(Vec::new),
+            faithfulness_correlation: spec
+                .wants_on(Metric::FaithfulnessCorrelation, variant)
+                .then(Vec::new),
             shift: None,
             noise: None,
             seconds: 0.0,
@@ -338,6 +356,31 @@ impl Context<'_> {
             if let Some(all) = &mut r.sparseness {
                 all.extend(maps.chunks(per).map(gini));
             }
+            if let Some(all) = &mut r.road {
+                let mut rngs: Vec<_> = (0..len).map(|i| batch.rng(i, Purpose::Road)).collect();
+                let settings = self.road_settings();
+                all.extend(road_curves(
+                    self.model, xv, bshape, classes, &orders, &settings, &mut rngs,
+                )?);
+            }
+            if let Some(all) = &mut r.infidelity {
+                all.extend(self.infidelity(&batch, xv, &maps)?);
+            }
+            if let Some(all) = &mut r.faithfulness_correlation {
+                let mut rngs: Vec<_> = (0..len)
+                    .map(|i| batch.rng(i, Purpose::Correlation))
+                    .collect();
+                let settings = CorrelationSettings {
+                    runs: spec.correlation_runs.unwrap_or(DEFAULT_CORRELATION_RUNS),
+                    subset: spec
+                        .correlation_subset
+                        .unwrap_or_else(|| default_correlation_subset(h * w)),
+                    baseline: curve_settings.baseline,
+                };
+                all.extend(faithfulness_correlation(
+                    self.model, xv, bshape, classes, &maps, settings, &mut rngs,
+                )?);
+            }
             if let Some(all) = &mut r.max_sensitivity {
                 all.extend(self.max_sensitivity(&batch, xv, &maps)?);
             }
@@ -361,6 +404,50 @@ impl Context<'_> {
         }
         r.seconds = started.elapsed().as_secs_f64();
         Ok(r)
+    }
+
+    /// ROAD's fractions and noise (unset noise: 1% of the range width).
+    fn road_settings(&self) -> RoadSettings {
+        let (lo, hi) = self.model.input_range();
+        RoadSettings {
+            fractions: self
+                .spec
+                .road_fractions
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ROAD_FRACTIONS.to_vec()),
+            noise_std: self
+                .spec
+                .road_noise
+                .unwrap_or(DEFAULT_ROAD_NOISE * (hi - lo) as f64) as f32,
+        }
+    }
+
+    /// Captum `infidelity` with Gaussian perturbations drawn per input
+    /// (unset σ: 10% of the range width).
+    fn infidelity(&self, batch: &ExplainBatch, x: &[f32], maps: &[f32]) -> Result<Vec<f64>> {
+        let spec = self.spec;
+        let (lo, hi) = self.model.input_range();
+        let samples = spec
+            .infidelity_samples
+            .unwrap_or(DEFAULT_INFIDELITY_SAMPLES);
+        let stdev = spec
+            .infidelity_stdev
+            .unwrap_or(DEFAULT_INFIDELITY_STDEV * (hi - lo) as f64) as f32;
+        let [_, c, h, w] = self.shape;
+        let mut rngs: Vec<_> = (0..batch.len())
+            .map(|i| batch.rng(i, Purpose::Infidelity))
+            .collect();
+        let noise = gaussian_perturbations(&mut rngs, samples, c * h * w, stdev);
+        infidelity_with(
+            self.model,
+            x,
+            [batch.len(), c, h, w],
+            batch.classes,
+            maps,
+            &noise,
+            spec.infidelity_normalize
+                .unwrap_or(DEFAULT_INFIDELITY_NORMALIZE),
+        )
     }
 
     /// Captum `sensitivity_max`: the largest relative change of the map over

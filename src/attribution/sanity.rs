@@ -168,6 +168,30 @@ pub struct SanityResults {
     /// Whether the maps stay above the threshold with every layer
     /// re-initialized (`None`: the cascade did not run).
     pub survives_randomization: Option<bool>,
+    /// The same similarities for each checked input on its own:
+    /// `per_input[i]` is `samples[i]` of the report (the checked inputs are
+    /// the first ones). The fields above are their means.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_input: Vec<InputSanity>,
+}
+
+/// One checked input's sanity results (a [`Similarity`] here is of this
+/// input's maps alone; a correlation is `None` when a map is constant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct InputSanity {
+    /// The trained model's map against the input's Sobel edge map.
+    pub edge_reference: Similarity,
+    /// Cascading randomization, one per step as in
+    /// [`SanityResults::cascading`] (empty: not run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cascading: Vec<Similarity>,
+    /// Independent randomization, one per layer as in
+    /// [`SanityResults::independent`] (empty: not run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub independent: Vec<Similarity>,
+    /// The map for the random other class against the explained class's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random_logit: Option<Similarity>,
 }
 
 /// The model under test: the network to re-initialize and how the audit
@@ -219,23 +243,43 @@ pub fn run_sanity(
     config: &SanityConfig,
     checked: Checked,
 ) -> Result<SanityResults> {
-    let [_, c, h, w] = checked.shape;
+    let [n, c, h, w] = checked.shape;
     let edges = sobel_edges(checked.inputs, checked.shape);
-    let edge_reference = similarity(checked.maps, &edges, c, h, w, settings.top_k);
+    let edge_inputs = per_input_similarity(checked.maps, &edges, c, h, w, settings.top_k);
     let layers = source.network.parameter_layers();
-    let compare = |net: &Network| -> Result<Similarity> {
+    let compare = |net: &Network| -> Result<Vec<Similarity>> {
         let model = (source.build)(net)?;
         let maps = explain_all(model.as_ref(), settings, checked, checked.classes)?;
-        Ok(similarity(checked.maps, &maps, c, h, w, settings.top_k))
+        Ok(per_input_similarity(
+            checked.maps,
+            &maps,
+            c,
+            h,
+            w,
+            settings.top_k,
+        ))
     };
+    let mut per_input: Vec<InputSanity> = edge_inputs
+        .iter()
+        .map(|&edge_reference| InputSanity {
+            edge_reference,
+            cascading: Vec::new(),
+            independent: Vec::new(),
+            random_logit: None,
+        })
+        .collect();
     let mut cascading = Vec::new();
     if config.runs(SanityTest::Cascading) {
         for k in (0..layers.len()).rev() {
             let nodes: Vec<usize> = layers[k..].iter().map(|l| l.node).collect();
             let net = source.network.reinitialized(&nodes, settings.seed)?;
+            let each = compare(&net)?;
+            for (p, s) in per_input.iter_mut().zip(&each) {
+                p.cascading.push(*s);
+            }
             cascading.push(RandomizedLayer {
                 layer: layers[k].name.clone(),
-                similarity: compare(&net)?,
+                similarity: mean_similarity(&each),
             });
         }
     }
@@ -243,16 +287,24 @@ pub fn run_sanity(
     if config.runs(SanityTest::Independent) {
         for l in layers.iter().rev() {
             let net = source.network.reinitialized(&[l.node], settings.seed)?;
+            let each = compare(&net)?;
+            for (p, s) in per_input.iter_mut().zip(&each) {
+                p.independent.push(*s);
+            }
             independent.push(RandomizedLayer {
                 layer: l.name.clone(),
-                similarity: compare(&net)?,
+                similarity: mean_similarity(&each),
             });
         }
     }
     let random_logit = if config.runs(SanityTest::RandomLogit) {
         let others = random_other_classes(checked.classes, model.num_classes(), settings);
         let maps = explain_all(model, settings, checked, &others)?;
-        Some(similarity(checked.maps, &maps, c, h, w, settings.top_k))
+        let each = per_input_similarity(checked.maps, &maps, c, h, w, settings.top_k);
+        for (p, s) in per_input.iter_mut().zip(&each) {
+            p.random_logit = Some(*s);
+        }
+        Some(mean_similarity(&each))
     } else {
         None
     };
@@ -262,13 +314,14 @@ pub fn run_sanity(
             .is_some_and(|s| s > config.threshold)
     });
     Ok(SanityResults {
-        inputs: checked.shape[0],
+        inputs: n,
         threshold: config.threshold,
-        edge_reference,
+        edge_reference: mean_similarity(&edge_inputs),
         cascading,
         independent,
         random_logit,
         survives_randomization,
+        per_input,
     })
 }
 
@@ -325,32 +378,57 @@ fn explain_all(
     Ok(out)
 }
 
-/// The mean similarity of maps `a` and `b` (`[n, C, H, W]` each; `b` may
-/// have one channel, as the edge maps).
-fn similarity(a: &[f32], b: &[f32], c: usize, h: usize, w: usize, top_k: usize) -> Similarity {
+/// The similarity of maps `a` and `b` (`[n, C, H, W]` each; `b` may have
+/// one channel, as the edge maps), per input.
+fn per_input_similarity(
+    a: &[f32],
+    b: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    top_k: usize,
+) -> Vec<Similarity> {
     let hw = h * w;
     let n = a.len() / (c * hw).max(1);
     let cb = b.len() / (n * hw).max(1);
-    let (mut sa, mut ss, mut si, mut tk) = (Vec::new(), Vec::new(), Vec::new(), 0.0);
-    for i in 0..n {
-        let pa = pixel_scores(&a[i * c * hw..(i + 1) * c * hw], c);
-        let pb = pixel_scores(&b[i * cb * hw..(i + 1) * cb * hw], cb);
-        let (aa, ab): (Vec<f32>, Vec<f32>) = (
-            pa.iter().map(|v| v.abs()).collect(),
-            pb.iter().map(|v| v.abs()).collect(),
-        );
-        sa.extend(spearman(&pa, &pb));
-        ss.extend(spearman_signed(&pa, &pb));
-        si.extend(ssim(&scaled(&aa), &scaled(&ab), h, w));
-        tk += top_k_overlap(&pa, &pb, top_k);
-    }
-    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    (0..n)
+        .map(|i| {
+            let pa = pixel_scores(&a[i * c * hw..(i + 1) * c * hw], c);
+            let pb = pixel_scores(&b[i * cb * hw..(i + 1) * cb * hw], cb);
+            let (aa, ab): (Vec<f32>, Vec<f32>) = (
+                pa.iter().map(|v| v.abs()).collect(),
+                pb.iter().map(|v| v.abs()).collect(),
+            );
+            Similarity {
+                spearman_abs: spearman(&pa, &pb),
+                spearman: spearman_signed(&pa, &pb),
+                ssim: ssim(&scaled(&aa), &scaled(&ab), h, w),
+                top_k_overlap: top_k_overlap(&pa, &pb, top_k),
+            }
+        })
+        .collect()
+}
+
+/// The mean of per-input similarities (a correlation over the inputs where
+/// it is defined; `None` where it is for none).
+fn mean_similarity(each: &[Similarity]) -> Similarity {
+    let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     Similarity {
-        spearman_abs: mean(&sa),
-        spearman: mean(&ss),
-        ssim: mean(&si),
-        top_k_overlap: if n == 0 { 0.0 } else { tk / n as f64 },
+        spearman_abs: mean(each.iter().filter_map(|s| s.spearman_abs).collect()),
+        spearman: mean(each.iter().filter_map(|s| s.spearman).collect()),
+        ssim: mean(each.iter().filter_map(|s| s.ssim).collect()),
+        top_k_overlap: if each.is_empty() {
+            0.0
+        } else {
+            each.iter().map(|s| s.top_k_overlap).sum::<f64>() / each.len() as f64
+        },
     }
+}
+
+/// The mean similarity of maps `a` and `b` over the inputs.
+#[cfg(test)]
+fn similarity(a: &[f32], b: &[f32], c: usize, h: usize, w: usize, top_k: usize) -> Similarity {
+    mean_similarity(&per_input_similarity(a, b, c, h, w, top_k))
 }
 
 /// Non-negative scores divided by their maximum (all zeros stay zeros).

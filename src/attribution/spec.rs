@@ -38,6 +38,40 @@ pub const DEFAULT_SENSITIVITY_SAMPLES: usize = 10;
 /// on `[0, 1]` inputs).
 pub const DEFAULT_SENSITIVITY_RADIUS: f64 = 0.02;
 
+/// ROAD: shares of the pixels removed (the paper's 10% to 90% in steps of 10%).
+pub const DEFAULT_ROAD_FRACTIONS: [f64; 9] = super::road::DEFAULT_FRACTIONS;
+
+/// ROAD's imputation noise as a share of the range width (the paper's 0.01
+/// on `[0, 1]`).
+pub const DEFAULT_ROAD_NOISE: f64 = 0.01;
+
+/// Infidelity: perturbations per input (Captum's `n_perturb_samples`).
+pub const DEFAULT_INFIDELITY_SAMPLES: usize = 10;
+
+/// Infidelity's noise standard deviation as a share of the range width:
+/// 0.1 on `[0, 1]`, the scale of the MNIST preset's attack budgets (ε 0.1),
+/// so infidelity asks about the neighbourhood the attacks probe; Captum's
+/// docstring example (0.003) is below one 8-bit grey level.
+pub const DEFAULT_INFIDELITY_STDEV: f64 = 0.1;
+
+/// Infidelity: Captum's `normalize` default.
+pub const DEFAULT_INFIDELITY_NORMALIZE: bool = false;
+
+/// Faithfulness correlation: random subsets per input (Quantus' `nr_runs`).
+pub const DEFAULT_CORRELATION_RUNS: usize = 100;
+
+/// Faithfulness correlation's subset as a share of the pixels (78 of 784 on
+/// 28×28): Quantus' 224 pixels are 0.45% of a 224×224 image, which on
+/// MNIST would be 3 pixels, too few to move the score above noise; 10% is
+/// a tenth of the digit's usual stroke area doubled.
+pub const DEFAULT_CORRELATION_SUBSET_FRACTION: f64 = 0.1;
+
+/// Faithfulness correlation's default subset for `pixels` pixels: 10%,
+/// rounded, at least 1.
+pub fn default_correlation_subset(pixels: usize) -> usize {
+    ((DEFAULT_CORRELATION_SUBSET_FRACTION * pixels as f64).round() as usize).clamp(1, pixels.max(1))
+}
+
 /// A class-choosing rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -73,6 +107,17 @@ pub enum Metric {
     Sensitivity,
     /// Gini index of the map.
     Sparseness,
+    /// ROAD (Rong et al. 2022): the class probability as the most (MoRF) or
+    /// least (LeRF) relevant pixels are removed and filled by noisy linear
+    /// imputation.
+    Road,
+    /// Infidelity (Yeh et al. 2019; Captum's `infidelity`): the mean squared
+    /// error of the map's prediction of the score's change under noise.
+    Infidelity,
+    /// Faithfulness correlation (Bhatt et al. 2020; Quantus'): Pearson
+    /// correlation of subset sums with the score's drop when the subset is
+    /// removed.
+    FaithfulnessCorrelation,
 }
 
 impl Metric {
@@ -82,6 +127,9 @@ impl Metric {
         ("insertion", Metric::Insertion),
         ("sensitivity", Metric::Sensitivity),
         ("sparseness", Metric::Sparseness),
+        ("road", Metric::Road),
+        ("infidelity", Metric::Infidelity),
+        ("faithfulness_correlation", Metric::FaithfulnessCorrelation),
     ];
 }
 
@@ -134,8 +182,9 @@ pub struct AttributionSpec {
     #[schemars(range(min = 1))]
     #[schemars(extend("default" = DEFAULT_CURVE_STEPS))]
     pub curve_steps: Option<usize>,
-    /// Deletion/insertion: the value of a removed pixel (a number in input
-    /// units, or `"black"`, the low end of the model's range; default 0).
+    /// Deletion/insertion and faithfulness correlation: the value of a
+    /// removed pixel (a number in input units, or `"black"`, the low end of
+    /// the model's range; default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = DEFAULT_CURVE_BASELINE))]
     pub curve_baseline: Option<Fill>,
@@ -151,6 +200,47 @@ pub struct AttributionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "2% of the range's width (0.02 on [0, 1])"}}))]
     pub sensitivity_radius: Option<f64>,
+    /// ROAD: shares of the pixels removed, each in (0, 1) (default 0.1,
+    /// 0.2, …, 0.9; only with that metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_ROAD_FRACTIONS))]
+    pub road_fractions: Option<Vec<f64>>,
+    /// ROAD: standard deviation of the Gaussian noise added to each imputed
+    /// value, in input units (default 1% of the model's range width: the
+    /// paper's 0.01 on `[0, 1]`, filled in when the plan is resolved
+    /// against the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "1% of the range's width (0.01 on [0, 1])"}}))]
+    pub road_noise: Option<f64>,
+    /// Infidelity: Gaussian perturbations per input (default 10, Captum's
+    /// `n_perturb_samples`; only with that metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    #[schemars(extend("default" = DEFAULT_INFIDELITY_SAMPLES))]
+    pub infidelity_samples: Option<usize>,
+    /// Infidelity: standard deviation σ of the perturbations `I ~ N(0, σ²)`
+    /// (the input moves to `x − I`, not clipped), in input units (default
+    /// 10% of the model's range width, filled in when the plan is resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "10% of the range's width (0.1 on [0, 1])"}}))]
+    pub infidelity_stdev: Option<f64>,
+    /// Infidelity: rescale the map by Captum's least-squares β first, so the
+    /// value ignores the map's scale (default false, as Captum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_INFIDELITY_NORMALIZE))]
+    pub infidelity_normalize: Option<bool>,
+    /// Faithfulness correlation: random pixel subsets per input, at least 2
+    /// (default 100, Quantus' `nr_runs`; only with that metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2))]
+    #[schemars(extend("default" = DEFAULT_CORRELATION_RUNS))]
+    pub correlation_runs: Option<usize>,
+    /// Faithfulness correlation: pixels per subset (default 10% of the
+    /// pixels, 78 on 28×28, filled in when the plan is resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    #[schemars(extend("x-taplo" = {"docs": {"defaultValue": "10% of the pixels (78 on 28×28)"}}))]
+    pub correlation_subset: Option<usize>,
     /// Sanity checks of the maps ([`super::sanity`]): any of `cascading`,
     /// `independent`, `random_logit`; none by default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -198,14 +288,65 @@ impl AttributionSpec {
         let curve_steps = e.positive_int("curve_steps");
         let curve_baseline = Fill::from_entry(e, "curve_baseline");
         let curves = metrics.contains(&Metric::Deletion) || metrics.contains(&Metric::Insertion);
-        if !curves {
-            for (key, set) in [
-                ("curve_steps", curve_steps.is_some()),
-                ("curve_baseline", curve_baseline.is_some()),
-            ] {
-                if set {
-                    e.fail(key, "applies only with the deletion or insertion metric");
-                }
+        let correlation = metrics.contains(&Metric::FaithfulnessCorrelation);
+        if !curves && curve_steps.is_some() {
+            e.fail(
+                "curve_steps",
+                "applies only with the deletion or insertion metric",
+            );
+        }
+        if !curves && !correlation && curve_baseline.is_some() {
+            e.fail(
+                "curve_baseline",
+                "applies only with the deletion, insertion or faithfulness_correlation metric",
+            );
+        }
+        let road = metrics.contains(&Metric::Road);
+        let road_fractions = read_fractions(e);
+        let road_noise = e.nonneg_float("road_noise");
+        let infidelity = metrics.contains(&Metric::Infidelity);
+        let infidelity_samples = e.positive_int("infidelity_samples");
+        let infidelity_stdev = e.positive_float("infidelity_stdev");
+        let infidelity_normalize = e.boolean("infidelity_normalize");
+        let correlation_runs = e.positive_int("correlation_runs");
+        if let Some(r @ 0..=1) = correlation_runs {
+            e.fail(
+                "correlation_runs",
+                format!("must be at least 2 (a correlation needs two points), found {r}"),
+            );
+        }
+        let correlation_subset = e.positive_int("correlation_subset");
+        for (key, set, metric) in [
+            ("road_fractions", road_fractions.is_some() && !road, "road"),
+            ("road_noise", road_noise.is_some() && !road, "road"),
+            (
+                "infidelity_samples",
+                infidelity_samples.is_some() && !infidelity,
+                "infidelity",
+            ),
+            (
+                "infidelity_stdev",
+                infidelity_stdev.is_some() && !infidelity,
+                "infidelity",
+            ),
+            (
+                "infidelity_normalize",
+                infidelity_normalize.is_some() && !infidelity,
+                "infidelity",
+            ),
+            (
+                "correlation_runs",
+                correlation_runs.is_some() && !correlation,
+                "faithfulness_correlation",
+            ),
+            (
+                "correlation_subset",
+                correlation_subset.is_some() && !correlation,
+                "faithfulness_correlation",
+            ),
+        ] {
+            if set {
+                e.fail(key, format!("applies only with the {metric} metric"));
             }
         }
         let sensitivity_samples = e.positive_int("sensitivity_samples");
@@ -231,11 +372,24 @@ impl AttributionSpec {
             metrics_on,
             top_k_fraction,
             curve_steps: curves.then(|| curve_steps.unwrap_or(DEFAULT_CURVE_STEPS)),
-            curve_baseline: curves.then(|| curve_baseline.unwrap_or(DEFAULT_CURVE_BASELINE)),
+            curve_baseline: (curves || correlation)
+                .then(|| curve_baseline.unwrap_or(DEFAULT_CURVE_BASELINE)),
             sensitivity_samples: sensitivity
                 .then(|| sensitivity_samples.unwrap_or(DEFAULT_SENSITIVITY_SAMPLES)),
             // Unset: 2% of the range width, filled in by the plan's resolve.
             sensitivity_radius: sensitivity_radius.filter(|_| sensitivity),
+            road_fractions: road
+                .then(|| road_fractions.unwrap_or_else(|| DEFAULT_ROAD_FRACTIONS.to_vec())),
+            // Unset noise, stdev and subset follow the model: the plan's resolve.
+            road_noise: road_noise.filter(|_| road),
+            infidelity_samples: infidelity
+                .then(|| infidelity_samples.unwrap_or(DEFAULT_INFIDELITY_SAMPLES)),
+            infidelity_stdev: infidelity_stdev.filter(|_| infidelity),
+            infidelity_normalize: infidelity
+                .then(|| infidelity_normalize.unwrap_or(DEFAULT_INFIDELITY_NORMALIZE)),
+            correlation_runs: correlation
+                .then(|| correlation_runs.unwrap_or(DEFAULT_CORRELATION_RUNS).max(2)),
+            correlation_subset: correlation_subset.filter(|_| correlation),
             sanity_inputs: sanity.as_ref().map(|c| c.inputs),
             sanity_threshold: sanity.as_ref().map(|c| c.threshold),
             sanity: sanity.map(|c| c.tests).unwrap_or_default(),
@@ -296,6 +450,21 @@ fn read_target(e: &mut Entry) -> AttributionTarget {
             DEFAULT_TARGET
         }
     }
+}
+
+/// `road_fractions`: a non-empty list of numbers in (0, 1), none twice,
+/// kept in increasing order.
+fn read_fractions(e: &mut Entry) -> Option<Vec<f64>> {
+    let mut list = e.floats_in("road_fractions", 0.0, 1.0)?;
+    if let Some(bad) = list.iter().find(|&&f| f <= 0.0 || f >= 1.0) {
+        e.fail(
+            "road_fractions",
+            format!("each share must lie strictly between 0 and 1, found {bad}"),
+        );
+        return None;
+    }
+    list.sort_by(f64::total_cmp);
+    Some(list)
 }
 
 /// `metrics`: known names, possibly none; kept in the order computed,

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::attribution::deeplift::DeepLiftConfig;
+use crate::attribution::deeplift_shap::DeepLiftShapConfig;
 use crate::attribution::gradcam::GradCamConfig;
 use crate::attribution::gradient_shap::{self, GradientShapConfig};
 use crate::attribution::guided_backprop::GuidedBackpropConfig;
@@ -99,6 +100,13 @@ pub fn attribution_costs(
         (
             "deeplift".to_string(),
             MethodConfig::DeepLift(DeepLiftConfig::default()),
+        ),
+        (
+            format!(
+                "deeplift_shap ({} baselines)",
+                gradient_shap::DEFAULT_BASELINE_SAMPLES
+            ),
+            MethodConfig::DeepLiftShap(DeepLiftShapConfig::default()),
         ),
         (
             format!("gradient_shap ({} samples)", gradient_shap::DEFAULT_SAMPLES),

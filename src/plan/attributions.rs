@@ -9,7 +9,10 @@
 use toml::{Table, Value};
 
 use super::{AttackSpec, ModelFacts};
-use crate::attribution::spec::DEFAULT_SENSITIVITY_RADIUS;
+use crate::attribution::spec::{
+    default_correlation_subset, DEFAULT_INFIDELITY_STDEV, DEFAULT_ROAD_NOISE,
+    DEFAULT_SENSITIVITY_RADIUS,
+};
 use crate::attribution::{AttributionSpec, AttributionTarget, Metric};
 use crate::entry::{did_you_mean, entries, Entry, Errors};
 
@@ -104,7 +107,8 @@ fn not_an_attack(name: &str, attacks: &[AttackSpec]) -> String {
 }
 
 /// Completes the attribution entries against the model: a sensitivity
-/// radius left unset follows the range, a fixed class must exist, and each
+/// radius, ROAD noise or infidelity σ left unset follows the range, an
+/// unset faithfulness-correlation subset the input's size, a fixed class must exist, and each
 /// method resolves its own settings (SmoothGrad's noise scale, Grad-CAM's
 /// layer, occlusion's window).
 pub(super) fn resolve(
@@ -120,6 +124,23 @@ pub(super) fn resolve(
         let label = format!("attribution[{i}] \"{}\"", a.name);
         if a.wants(Metric::Sensitivity) && a.sensitivity_radius.is_none() {
             a.sensitivity_radius = Some(DEFAULT_SENSITIVITY_RADIUS * width);
+        }
+        if a.wants(Metric::Road) && a.road_noise.is_none() {
+            a.road_noise = Some(DEFAULT_ROAD_NOISE * width);
+        }
+        if a.wants(Metric::Infidelity) && a.infidelity_stdev.is_none() {
+            a.infidelity_stdev = Some(DEFAULT_INFIDELITY_STDEV * width);
+        }
+        if a.wants(Metric::FaithfulnessCorrelation) {
+            let [_, h, w] = model.spec.input.shape;
+            let pixels = h * w;
+            match a.correlation_subset {
+                None => a.correlation_subset = Some(default_correlation_subset(pixels)),
+                Some(s) if s > pixels => errors.push(format!(
+                    "{label}: `correlation_subset` {s} is more than the input's {pixels} pixels"
+                )),
+                Some(_) => {}
+            }
         }
         if let AttributionTarget::Class(c) = a.target {
             if c as usize >= k {
@@ -354,6 +375,53 @@ mod tests {
         assert_eq!(json[1]["metrics_on"], "clean");
         let back: Vec<crate::attribution::AttributionSpec> = serde_json::from_value(json).unwrap();
         assert_eq!(back, p.attributions);
+    }
+
+    #[test]
+    fn faithfulness_metric_defaults_follow_the_model() {
+        let spec = spec_of("assets/mnist_cnn.safetensors");
+        let r = resolve(
+            "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nmetrics = [\"road\", \"infidelity\", \"faithfulness_correlation\"]\n",
+            &spec,
+        )
+        .unwrap();
+        let a = &r.plan.attributions[0];
+        assert_eq!(
+            a.road_fractions.as_deref(),
+            Some(&[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9][..])
+        );
+        assert_eq!(a.road_noise, Some(0.01));
+        assert_eq!(
+            (
+                a.infidelity_samples,
+                a.infidelity_stdev,
+                a.infidelity_normalize
+            ),
+            (Some(10), Some(0.1), Some(false))
+        );
+        assert_eq!(
+            (a.correlation_runs, a.correlation_subset),
+            (Some(100), Some(78))
+        );
+        assert_eq!(a.curve_baseline, Some(Fill::Value(0.0)));
+        assert_eq!(a.curve_steps, None);
+        // Unsorted fractions are sorted; a subset beyond the image is refused.
+        let r = resolve(
+            "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nmetrics = [\"road\"]\nroad_fractions = [0.5, 0.25]\n",
+            &spec,
+        )
+        .unwrap();
+        assert_eq!(r.plan.attributions[0].road_fractions, Some(vec![0.25, 0.5]));
+        let e = resolve(
+            "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nmetrics = [\"faithfulness_correlation\"]\ncorrelation_subset = 785\n",
+            &spec,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`correlation_subset`") && e.contains("784 pixels"),
+            "{e}"
+        );
     }
 
     #[test]

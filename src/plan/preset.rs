@@ -137,7 +137,8 @@ impl Preset {
     }
 
     /// The preset's plan for a model whose inputs lie in `range`: ε, step
-    /// sizes, SmoothGrad's `stdev` and the `sensitivity_radius` scaled by
+    /// sizes, SmoothGrad's `stdev`, the `sensitivity_radius`, `road_noise`
+    /// and `infidelity_stdev` scaled by
     /// `hi − lo`.
     ///
     /// # Errors
@@ -155,7 +156,12 @@ impl Preset {
         scale_entries(
             &mut table,
             "attribution",
-            &["stdev", "sensitivity_radius"],
+            &[
+                "stdev",
+                "sensitivity_radius",
+                "road_noise",
+                "infidelity_stdev",
+            ],
             width,
         );
         let text = toml::to_string(&table).map_err(|e| Error::Plan {

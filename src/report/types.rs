@@ -42,7 +42,18 @@ use crate::plan::Plan;
 /// cascading and independent model-parameter randomization, the
 /// random-logit test, the edge-detector reference) and the sanity flag
 /// `attribution_survives_randomization`; older reports read without them.
-pub const SCHEMA_VERSION: u32 = 7;
+///
+/// 8 adds the faithfulness metrics ROAD, infidelity and faithfulness
+/// correlation (per map `road_morf_auc`, `road_lerf_auc`, `road_gap`,
+/// `infidelity`, `faithfulness_correlation`; their means, ROAD's mean
+/// curves and kept shares in the summaries); older reports read without
+/// them.
+///
+/// 9 adds each checked input's own sanity results
+/// (`attributions.summaries[].sanity.per_input`, `per_input[i]` for
+/// `samples[i]`), which the terminal UI shows for the selected input; older
+/// reports read without them.
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;

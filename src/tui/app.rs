@@ -129,6 +129,11 @@ impl App {
         self.data.report.samples.get(position)
     }
 
+    /// The selected input's position in the report's samples.
+    pub fn selected_position(&self) -> Option<usize> {
+        self.rows.get(self.cursor).copied()
+    }
+
     /// The selected attack's name, if the report has attacks.
     pub fn attack_name(&self) -> Option<&str> {
         self.data

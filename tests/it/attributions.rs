@@ -600,3 +600,69 @@ fn guided_backprop_guided_grad_cam_and_deeplift_equal_captum_on_the_shipped_mode
         assert!(max_rel_diff(&plain, &flat(&c[&format!("{name}/guided_backprop")]), 32) > 0.1);
     }
 }
+
+/// Captum 0.9's `DeepLiftShap` against four uniform-noise baselines shared
+/// by the inputs (stored in the fixture and replayed through
+/// `attribute_with`) on the shipped CNN and residual model, 32 digits for
+/// their labels, on the reference path and through the fast engine; our
+/// per-input convergence delta is the mean of Captum's four (input,
+/// baseline) deltas.
+#[test]
+fn deeplift_shap_equals_captum_on_the_shipped_models() {
+    use xai_audit::attribution::deeplift_shap::DeepLiftShap;
+    use xai_audit::attribution::gradient_shap::{BaselineImages, BaselineSet};
+    let c: HashMap<String, Tensor> =
+        candle_core::safetensors::load(fixture("captum/guided.safetensors"), &Device::Cpu).unwrap();
+    let y = labels(&c["labels"]);
+    let x = &c["x"];
+    let baselines = BaselineImages {
+        images: flat(&c["deeplift_shap_baselines"]),
+        per_input: false,
+    };
+    assert_eq!(baselines.len(28 * 28), 4);
+    let method = DeepLiftShap {
+        baselines: BaselineSet::Uniform { count: 4 },
+    };
+    let batch = ExplainBatch {
+        x,
+        classes: &y,
+        first_index: 0,
+        seed: 0,
+        stream: 0,
+    };
+    for name in ["cnn", "resnet"] {
+        let net = load_model(
+            &root().join(format!("assets/mnist_{name}.safetensors")),
+            None,
+        )
+        .unwrap()
+        .network;
+        let fast = xai_audit::engine::FastNet::compile(&net).unwrap();
+        let theirs = flat(&c[&format!("{name}/deeplift_shap")]);
+        let captum_delta = flat(&c[&format!("{name}/deeplift_shap_delta")]);
+        let reference = method.attribute_with(&net, &batch, &baselines).unwrap();
+        let engine = method.attribute_with(&fast, &batch, &baselines).unwrap();
+        for (path, ours) in [("reference", &reference), ("fast engine", &engine)] {
+            let diff = max_rel_diff(&flat(&ours.maps), &theirs, 32);
+            eprintln!("{name} deeplift_shap ({path}): max relative error {diff:.2e}");
+            assert!(diff <= 1e-4, "{name} deeplift_shap ({path}): {diff:.2e}");
+            let deltas = ours.convergence_delta.as_ref().unwrap();
+            for (i, o) in deltas.iter().enumerate() {
+                let pairs = &captum_delta[4 * i..4 * i + 4];
+                let t = pairs.iter().map(|d| *d as f64).sum::<f64>() / 4.0;
+                let tolerance = 1e-4 * (1.0 + t.abs());
+                assert!(
+                    (o - t).abs() < tolerance,
+                    "{name} input {i}: delta {o} vs the mean of Captum's {pairs:?}"
+                );
+            }
+        }
+        // Four baselines average to something other than any one of them.
+        let first = BaselineImages {
+            images: baselines.images[..28 * 28].to_vec(),
+            per_input: false,
+        };
+        let one = method.attribute_with(&net, &batch, &first).unwrap();
+        assert!(max_rel_diff(&flat(&one.maps), &theirs, 32) > 0.05);
+    }
+}

@@ -1023,6 +1023,64 @@ fn cases() -> Vec<Case> {
             needles: &["p.toml", "attribution[0] \"s\"", "`stdev`"],
         },
         Case {
+            name: "plan with a ROAD fraction of 1",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nmetrics = [\"road\"]\nroad_fractions = [0.5, 1.0]\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`road_fractions`",
+                "between 0 and 1",
+            ],
+        },
+        Case {
+            name: "plan with a single faithfulness-correlation run",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nmetrics = [\"faithfulness_correlation\"]\ncorrelation_runs = 1\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "attribution[0] \"s\"",
+                "`correlation_runs`",
+                "at least 2",
+            ],
+        },
+        Case {
+            name: "plan with a faithfulness-correlation subset larger than the image",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\nmetrics = [\"faithfulness_correlation\"]\ncorrelation_subset = 1000\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &["attribution[0] \"s\"", "`correlation_subset`", "784 pixels"],
+        },
+        Case {
+            name: "plan with infidelity settings but no infidelity metric",
+            setup: |d| {
+                plan(
+                    d,
+                    "[[attribution]]\nname = \"s\"\nmethod = \"saliency\"\ninfidelity_stdev = 0.2\n",
+                )
+            },
+            args: &["run", MLP, "--plan", "p.toml"],
+            needles: &[
+                "p.toml",
+                "`infidelity_stdev`",
+                "applies only with the infidelity metric",
+            ],
+        },
+        Case {
             name: "plan with zero gradient_shap samples",
             setup: |d| {
                 plan(

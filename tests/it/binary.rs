@@ -6,7 +6,8 @@
 //! it 47%, FGSM's closed form on a linear model and the robust accuracy it
 //! gives, ECE, saliency and Integrated Gradients maps of the log-odds with
 //! completeness. A final sigmoid is dropped and said; every attribution
-//! method's class-0 map is minus its class-1 map; exact and
+//! method runs, and its class-0 map is minus its class-1 map (the guided
+//! ones: their closed forms) on tanh and ReLU networks; exact and
 //! finite-difference Lie derivatives still agree. The old code audited such
 //! a model as one class: labels 1 were refused, and all-0 labels gave 100%
 //! accuracy, ECE 0 and all-zero maps.
@@ -14,12 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use xai_audit::attribution::gradcam::{GradCam, Upsample};
-use xai_audit::attribution::input_x_gradient::InputXGradient;
-use xai_audit::attribution::integrated_gradients::IntegratedGradients;
-use xai_audit::attribution::occlusion::Occlusion;
-use xai_audit::attribution::saliency::Saliency;
-use xai_audit::attribution::{Attribution, ExplainBatch};
+use xai_audit::attribution::ExplainBatch;
 use xai_audit::data::Dataset;
 use xai_audit::engine::FastNet;
 use xai_audit::model::{save_model, ArchSpec, Classifier, Network};
@@ -462,12 +458,15 @@ fn a_final_sigmoid_is_dropped_and_the_audit_says_so() {
     }
 }
 
-/// `1×6×6 → conv 1→3 k3 p1 → tanh → flatten → linear 108→1`, random weights.
-fn conv_model(seed: u64) -> Network {
-    let spec = r#"{"version": 1, "input": {"shape": [1, 6, 6]}, "layers": [
-        {"op": "conv2d", "param": "c", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": 1},
-        {"op": "tanh"}, {"op": "flatten"},
-        {"op": "linear", "param": "fc", "in_features": 108, "out_features": 1}]}"#;
+/// `1×6×6 → conv 1→3 k3 p1 → act → flatten → linear 108→1`, random
+/// weights.
+fn conv_model(seed: u64, act: &str) -> Network {
+    let spec = format!(
+        r#"{{"version": 1, "input": {{"shape": [1, 6, 6]}}, "layers": [
+        {{"op": "conv2d", "param": "c", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": 1}},
+        {{"op": "{act}"}}, {{"op": "flatten"}},
+        {{"op": "linear", "param": "fc", "in_features": 108, "out_features": 1}}]}}"#
+    );
     let mut rng = Rng::new(seed);
     let tensors = [
         ("c.weight", random(&mut rng, 27, 1.0), vec![3, 1, 3, 3]),
@@ -478,71 +477,178 @@ fn conv_model(seed: u64) -> Network {
     .into_iter()
     .map(|(n, v, s)| (n.to_string(), Tensor::from_vec(v, s, &Device::Cpu).unwrap()))
     .collect();
-    Network::from_tensors(ArchSpec::from_json(spec, "test").unwrap(), &tensors)
+    Network::from_tensors(ArchSpec::from_json(&spec, "test").unwrap(), &tensors)
         .unwrap()
         .0
 }
 
+/// How a method's class-0 map on a one-output model (score −z) follows
+/// from its class-1 map (score z).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ClassRelation {
+    /// The map is linear in the explained score: class 0's is minus class
+    /// 1's.
+    Negation,
+    /// Guided backpropagation through the one ReLU layer: the gradient at
+    /// the ReLU is `±w`, of which only the positive part passes, so
+    /// `guided(1) − guided(0)` is the plain gradient of z (on a tanh model,
+    /// with no ReLU to guide, plain negation).
+    GuidedSplitsTheGradient,
+    /// Guided backpropagation times the ReLU'd Grad-CAM, whose raw map
+    /// (pooled gradients, linear in the score) negates:
+    /// `ggc(c) = guided(c) ⊙ relu(±cam₁)`.
+    GuidedTimesSignedCam,
+}
+
+/// The maps of `method` (a plan entry's keys) on `n` inputs for `class`.
+fn binary_maps(
+    model: &dyn Classifier,
+    spec: &ArchSpec,
+    toml_entry: &str,
+    x: &Tensor,
+    class: u32,
+) -> xai_audit::attribution::Explanation {
+    use xai_audit::attribution::MethodConfig;
+    let table: toml::Table = toml::from_str(toml_entry).unwrap();
+    let mut e = xai_audit::entry::Entry::new("attribution t".into(), table);
+    let mut config = MethodConfig::from_entry(&mut e).unwrap();
+    assert!(!e.failed(), "{toml_entry}");
+    config.resolve(spec).unwrap();
+    let method = config.build((SIDE, SIDE));
+    let classes = vec![class; x.dim(0).unwrap()];
+    let batch = ExplainBatch {
+        x,
+        classes: &classes,
+        first_index: 3,
+        seed: 11,
+        stream: 0,
+    };
+    method
+        .explain(model, &batch)
+        .unwrap_or_else(|e| panic!("{toml_entry}: {e}"))
+}
+
+fn flat_maps(e: &xai_audit::attribution::Explanation) -> Vec<f32> {
+    e.maps.flatten_all().unwrap().to_vec1().unwrap()
+}
+
+/// Every method the build knows (`METHODS`: a new one fails here until it
+/// has a case) runs on a one-output model, on the reference path and the
+/// fast engine, on a tanh and a ReLU network, and its class-0 map (the
+/// score −z) is what its class-1 map (z) says it must be: minus it for the
+/// maps linear in the score (gradients, DeepLIFT's multipliers with fixed
+/// secants, the noise and baselines keyed by the input, the least-squares
+/// and Lasso fits, which are odd in the scores), the closed forms above
+/// for the guided ones.
 #[test]
-fn every_attribution_method_maps_class_0_to_minus_class_1() {
-    let net = conv_model(6);
-    let fast = FastNet::compile(&net).unwrap();
-    let n = 5;
-    let (_, x) = images(7);
-    let flat: Vec<f32> = x[..n].concat();
-    let x = Tensor::from_vec(flat, (n, 1, SIDE, SIDE), &Device::Cpu).unwrap();
-    let methods: Vec<(&str, Box<dyn Attribution>)> = vec![
-        ("saliency", Box::new(Saliency { abs: false })),
-        ("input_x_gradient", Box::new(InputXGradient)),
-        (
-            "integrated_gradients",
-            Box::new(IntegratedGradients::default()),
-        ),
-        (
-            "occlusion",
-            Box::new(Occlusion {
-                window: (2, 2),
-                stride: (2, 2),
-                baseline: xai_audit::attribution::Fill::Value(0.0),
-                input_hw: (SIDE, SIDE),
-            }),
-        ),
+fn every_attribution_method_maps_class_0_as_its_class_1_map_says() {
+    use ClassRelation::*;
+    let cases: &[(&str, &str, ClassRelation)] = &[
+        ("saliency", "", Negation),
+        ("input_x_gradient", "", Negation),
+        ("integrated_gradients", "", Negation),
+        ("smoothgrad", "samples = 4\nstdev = 0.2", Negation),
+        ("occlusion", "window = 2\nstride = 2", Negation),
         (
             "grad_cam",
-            Box::new(GradCam {
-                layer: "1".into(),
-                relu: false,
-                upsample: Upsample::Nearest,
-            }),
+            "layer = \"1\"\nrelu = false\nupsample = \"nearest\"",
+            Negation,
         ),
+        ("guided_backprop", "", GuidedSplitsTheGradient),
+        ("guided_grad_cam", "layer = \"1\"", GuidedTimesSignedCam),
+        ("deeplift", "baseline = 0.2", Negation),
+        ("deeplift_shap", "baseline_samples = 3", Negation),
+        (
+            "gradient_shap",
+            "samples = 4\nstdev = 0.1\nbaselines = \"uniform\"\nbaseline_samples = 3",
+            Negation,
+        ),
+        ("kernel_shap", "samples = 60\npatch_size = 2", Negation),
+        (
+            "lime",
+            "samples = 60\npatch_size = 2\nalpha = 0.001",
+            Negation,
+        ),
+        // Relevance is linear in what is put on the output (±z).
+        ("lrp", "composite = \"epsilon_gamma_box\"", Negation),
     ];
-    for model in [&net as &dyn Classifier, &fast] {
-        for (name, method) in &methods {
-            let explain = |class: u32| {
-                let classes = vec![class; n];
-                let batch = ExplainBatch {
-                    x: &x,
-                    classes: &classes,
-                    first_index: 0,
-                    seed: 0,
-                    stream: 0,
+    let mut names: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let mut known = xai_audit::attribution::METHODS.to_vec();
+    names.sort_unstable();
+    known.sort_unstable();
+    assert_eq!(names, known, "a case per method");
+
+    let n = 5;
+    let (_, x) = images(7);
+    let x = Tensor::from_vec(x[..n].concat(), (n, 1, SIDE, SIDE), &Device::Cpu).unwrap();
+    for act in ["tanh", "relu"] {
+        let net = conv_model(6, act);
+        let fast = FastNet::compile(&net).unwrap();
+        for (engine, model) in [("reference", &net as &dyn Classifier), ("fast", &fast)] {
+            let maps = |keys: &str, class: u32| binary_maps(model, net.spec(), keys, &x, class);
+            for &(name, keys, relation) in cases {
+                let what = format!("{name} on the {act} model ({engine})");
+                let keys = format!("method = \"{name}\"\n{keys}");
+                let (one, zero) = (maps(&keys, 1), maps(&keys, 0));
+                let (m1, m0) = (flat_maps(&one), flat_maps(&zero));
+                let scale = m1.iter().chain(&m0).fold(0f32, |a, v| a.max(v.abs()));
+                assert!(scale > 1e-3, "{what}: the maps are ~0");
+                // What class 0's map must be, from class 1's (and, for the
+                // guided ones, the other maps of class 1).
+                let want: Vec<f32> = match (relation, act) {
+                    (Negation, _) | (GuidedSplitsTheGradient, "tanh") => {
+                        m1.iter().map(|v| -v).collect()
+                    }
+                    (GuidedSplitsTheGradient, _) => {
+                        let plain = flat_maps(&maps("method = \"saliency\"", 1));
+                        m1.iter().zip(&plain).map(|(g, p)| g - p).collect()
+                    }
+                    (GuidedTimesSignedCam, _) => {
+                        let cam_keys = "method = \"grad_cam\"\nlayer = \"1\"\nrelu = false\nupsample = \"nearest\"";
+                        let cam = flat_maps(&maps(cam_keys, 1));
+                        let guided1 = flat_maps(&maps("method = \"guided_backprop\"", 1));
+                        let guided0 = flat_maps(&maps("method = \"guided_backprop\"", 0));
+                        // Class 1's own map checks the form itself.
+                        for (j, ((m, g), c)) in m1.iter().zip(&guided1).zip(&cam).enumerate() {
+                            let form = g * c.max(0.0);
+                            assert!(
+                                (m - form).abs() <= 1e-5 * scale,
+                                "{what}: class 1 at {j}: {m} vs {form}"
+                            );
+                        }
+                        guided0
+                            .iter()
+                            .zip(&cam)
+                            .map(|(g, c)| g * (-c).max(0.0))
+                            .collect()
+                    }
                 };
-                method.explain(model, &batch).unwrap()
-            };
-            let (one, zero) = (explain(1), explain(0));
-            let m1: Vec<f32> = one.maps.flatten_all().unwrap().to_vec1().unwrap();
-            let m0: Vec<f32> = zero.maps.flatten_all().unwrap().to_vec1().unwrap();
-            let scale = m1.iter().fold(0f32, |a, v| a.max(v.abs()));
-            assert!(scale > 1e-3, "{name}: class-1 map is ~0");
-            for (a, b) in m0.iter().zip(&m1) {
-                assert!((a + b).abs() <= 1e-5 * scale, "{name}: {a} vs −{b}");
-            }
-            for d in [one.convergence_delta, zero.convergence_delta]
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                assert!(d.abs() < 1e-3, "{name}: convergence delta {d}");
+                for (j, (a, b)) in m0.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * scale,
+                        "{what}: class 0 at {j}: {a} vs {b}"
+                    );
+                }
+                // And the guided maps are not simply negated on ReLU models.
+                if relation != Negation && act == "relu" {
+                    let off = m0
+                        .iter()
+                        .zip(&m1)
+                        .map(|(a, b)| (a + b).abs())
+                        .fold(0f32, f32::max);
+                    assert!(off > 1e-3 * scale, "{what}: class 0 is minus class 1");
+                }
+                // Convergence deltas (Σ map − score gap) are odd in the
+                // score too.
+                match (&one.convergence_delta, &zero.convergence_delta) {
+                    (Some(d1), Some(d0)) => {
+                        for (a, b) in d0.iter().zip(d1) {
+                            assert!((a + b).abs() < 1e-4, "{what}: deltas {a} and {b}");
+                        }
+                    }
+                    (None, None) => {}
+                    _ => panic!("{what}: a convergence delta for one class only"),
+                }
             }
         }
     }
@@ -552,7 +658,7 @@ fn every_attribution_method_maps_class_0_to_minus_class_1() {
 fn exact_and_finite_difference_lie_derivatives_agree_on_a_one_output_model() {
     // The exact method differentiates each of the logits [0, z] by the chain
     // rule; a class-0 "logit" with z's gradient would double it.
-    let net = conv_model(8);
+    let net = conv_model(8, "tanh");
     let (_, x) = images(9);
     let data = Dataset {
         pixels: x[..16].concat(),

@@ -10,6 +10,7 @@ mod cli;
 mod engine;
 mod engine_graphs;
 mod fab;
+mod faithfulness;
 mod fuzz_regressions;
 mod gradients;
 mod honest_data;

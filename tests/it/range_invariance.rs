@@ -8,8 +8,9 @@
 //! must give the same verdict: the same robust accuracies (at most one input
 //! per entry may flip, where float rounding of the rescaled input moves a
 //! logit by an ulp), perturbation norms scaled by w, the same stress and
-//! equivariance headlines, and attribution maps equal up to the method's
-//! power of w. Before the fix FMN-L2 found no adversarial on `[0, 255]`,
+//! equivariance headlines, the same attribution metrics (ROAD, infidelity
+//! and faithfulness correlation included: `attacks/explanations.toml` asks
+//! for them), and attribution maps equal up to the method's power of w. Before the fix FMN-L2 found no adversarial on `[0, 255]`,
 //! spatial filled rotated-in pixels with mid-grey on `[-1, 1]`, and
 //! α-scaling scaled about mid-grey there.
 
@@ -128,7 +129,12 @@ fn plan_for(text: &str, r: &Range) -> String {
     }
     if let Some(Toml::Array(entries)) = plan.get_mut("attribution") {
         for a in entries.iter_mut().filter_map(Toml::as_table_mut) {
-            for key in ["stdev", "sensitivity_radius"] {
+            for key in [
+                "stdev",
+                "sensitivity_radius",
+                "road_noise",
+                "infidelity_stdev",
+            ] {
                 if let Some(v) = a.get_mut(key) {
                     scale(v, w);
                 }
@@ -144,10 +150,12 @@ fn plan_for(text: &str, r: &Range) -> String {
                 a.insert("baseline_value".into(), Toml::String("black".into()));
             }
             let metrics = a.get("metrics").and_then(Toml::as_array).cloned();
-            let curves = metrics
-                .iter()
-                .flatten()
-                .any(|m| m.as_str() == Some("deletion") || m.as_str() == Some("insertion"));
+            let curves = metrics.iter().flatten().any(|m| {
+                matches!(
+                    m.as_str(),
+                    Some("deletion" | "insertion" | "faithfulness_correlation")
+                )
+            });
             if curves {
                 a.insert("curve_baseline".into(), Toml::String("black".into()));
             }

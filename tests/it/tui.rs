@@ -1192,3 +1192,157 @@ fn the_summary_explains_change_expected_as_run_does() {
     assert!(key.contains("ignores a change it should notice"), "{key}");
     ui.assert_shows(key.trim());
 }
+
+/// A report of every method the build knows, each with the cascading and
+/// random-logit sanity checks on the first two of three inputs, and the
+/// `--save-images` folder beside it.
+fn every_method_report(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut plan = String::from("seed = 0\n");
+    for m in xai_audit::attribution::METHODS {
+        plan.push_str(&format!(
+            "\n[[attribution]]\nname = \"{m}\"\nmethod = \"{m}\"\nmetrics = []\nsanity = [\"cascading\", \"random_logit\"]\nsanity_inputs = 2\n"
+        ));
+        plan.push_str(match *m {
+            "integrated_gradients" => "steps = 8\n",
+            "kernel_shap" | "lime" => "samples = 40\n",
+            "smoothgrad" => "samples = 3\n",
+            "deeplift_shap" => "baseline_samples = 2\n",
+            _ => "",
+        });
+    }
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+    let model = root().join("assets/mnist_cnn.safetensors");
+    let r = xai(
+        dir,
+        &[
+            "run",
+            model.to_str().unwrap(),
+            "--plan",
+            "plan.toml",
+            "--limit",
+            "3",
+            "--out",
+            "every.json",
+            "--save-images",
+            "img",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    (dir.join("every.json"), dir.join("img"))
+}
+
+/// Cycling with `a` visits every method of a report of all of them, once
+/// each, and back to the first; the detail view shows, for the selected
+/// input and method, its own sanity numbers from the JSON (each cascade
+/// step and the random-logit test) or says the input was not checked; the
+/// summary the per-method means and the warning; `--save-images` wrote a
+/// heatmap per method and input.
+#[test]
+fn the_detail_view_shows_each_methods_sanity_checks_for_the_selected_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, images) = every_method_report(dir.path());
+    let r = json(&report);
+    let entries = r["summary"]["attributions"].as_array().unwrap();
+    let mut methods: Vec<&str> = entries
+        .iter()
+        .map(|e| e["method"].as_str().unwrap())
+        .collect();
+    methods.sort_unstable();
+    let mut known = xai_audit::attribution::METHODS.to_vec();
+    known.sort_unstable();
+    assert_eq!(methods, known, "the report has every method");
+    let n = entries.len();
+    let r3 = |v: &Value| v.as_f64().map_or("-".to_string(), |v| format!("{v:.3}"));
+
+    let mut ui = Ui::open(&report, 120, 90, dir.path());
+    ui.keys("j3");
+    let mut visited = Vec::new();
+    for k in 0..=n {
+        let e = &entries[k % n];
+        let name = e["name"].as_str().unwrap();
+        ui.assert_shows(&format!("sanity checks · {name}"));
+        ui.assert_shows(&format!("method {}/{n}", k % n + 1));
+        let mine = &e["sanity"]["per_input"][1];
+        let logit = &mine["random_logit"];
+        let line = ui
+            .lines()
+            .into_iter()
+            .find(|l| l.contains("a random other class"))
+            .unwrap_or_else(|| panic!("{name}: no random-logit line"));
+        assert!(
+            line.contains(&format!(
+                "{:>7} {:>7} {:>6}",
+                r3(&logit["spearman_abs"]),
+                r3(&logit["spearman"]),
+                r3(&logit["ssim"])
+            )),
+            "{name}: {line} vs {logit}"
+        );
+        // Each cascade step, this input's numbers, by layer.
+        let steps = e["sanity"]["cascading"].as_array().unwrap();
+        assert!(!steps.is_empty());
+        for (step, s) in steps.iter().zip(mine["cascading"].as_array().unwrap()) {
+            let layer = format!("layer {}", step["layer"].as_str().unwrap());
+            let line = ui
+                .lines()
+                .into_iter()
+                .find(|l| l.contains(&layer))
+                .unwrap_or_else(|| panic!("{name}: no line for {layer}"));
+            assert!(
+                line.contains(&format!(
+                    "{:>7} {:>7}",
+                    r3(&s["spearman_abs"]),
+                    r3(&s["spearman"])
+                )),
+                "{name} {layer}: {line} vs {s}"
+            );
+        }
+        if k < n {
+            visited.push(name.to_string());
+        } else {
+            assert_eq!(name, visited[0], "cycling wraps to the first method");
+        }
+        ui.keys("a");
+    }
+    visited.sort();
+    visited.dedup();
+    assert_eq!(visited.len(), n, "every method visited once");
+
+    // The third input was not checked (sanity_inputs = 2).
+    ui.keys("1j3");
+    ui.assert_shows("checked on the first 2 inputs (sanity_inputs); this is input 3");
+
+    // The summary: a line per method and the flag for those that survive.
+    ui.keys("2");
+    let text = {
+        let mut all = String::new();
+        for _ in 0..12 {
+            all.push_str(&ui.text());
+            ui.send([key(KeyCode::PageDown)]);
+        }
+        all
+    };
+    for e in entries {
+        let name = e["name"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("{name:<16} all ")),
+            "summary lacks {name}'s cascade line"
+        );
+    }
+    let flagged = entries
+        .iter()
+        .filter(|e| e["sanity"]["survives_randomization"] == true)
+        .count();
+    assert!(flagged > 0, "deeplift's |map| survives on MNIST");
+    assert!(text.contains("attribution_survives_randomization"));
+
+    for i in 0..3 {
+        for e in entries {
+            let png = images.join(format!(
+                "{i:05}_attr_{}_clean.png",
+                e["name"].as_str().unwrap()
+            ));
+            assert!(png.exists(), "{} missing", png.display());
+        }
+    }
+}

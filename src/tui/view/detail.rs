@@ -1,5 +1,6 @@
 //! The detail view of the selected input: every attack's outcome, the
-//! attribution metrics, and the stress and equivariance results per
+//! attribution metrics, the selected attribution method's sanity checks on
+//! this input (the cascade layer by layer, the random-logit test), and the stress and equivariance results per
 //! transformation with the prediction before and after (the per-input
 //! records store only what changes; the transformation names and the
 //! data-wide medians come from the summary entry of the same name).
@@ -9,6 +10,7 @@ use ratatui::text::{Line, Span};
 
 use super::{bold, class_name, dim, pct};
 use crate::attribution::report::MapRecord;
+use crate::attribution::sanity::Similarity;
 use crate::tui::app::App;
 use crate::tui::list::{attack_margin, clean_margin, correct, true_class_confidence};
 use crate::tui::view::list::mark;
@@ -98,6 +100,8 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             ))));
         }
     }
+
+    out.extend(sanity_lines(app));
 
     out.push(Line::raw(""));
     out.push(Line::from(bold("stress")));
@@ -221,6 +225,121 @@ fn map_metrics(app: &App, m: &MapRecord) -> String {
     add("insertion AUC", m.insertion_auc);
     add("max-sensitivity", m.max_sensitivity);
     add("sparseness", m.sparseness);
+    add("ROAD MoRF", m.road_morf_auc);
+    add("ROAD LeRF", m.road_lerf_auc);
+    add("infidelity", m.infidelity);
+    add("faithfulness corr.", m.faithfulness_correlation);
     add("convergence δ", m.convergence_delta);
     parts.join(", ")
+}
+
+/// The selected attribution method's sanity checks on the selected input:
+/// the similarity of its map to the trained model's at each step of the
+/// cascade (and of independent randomization), for a random other class,
+/// and to the input's edges.
+fn sanity_lines(app: &App) -> Vec<Line<'static>> {
+    let entries = &app.data.report.summary.attributions;
+    let Some(entry) = entries.get(app.method) else {
+        return Vec::new();
+    };
+    let mut out = vec![
+        Line::raw(""),
+        Line::from(vec![
+            bold(format!("sanity checks · {}", entry.name)),
+            dim(format!(
+                "  ({}, method {}/{}; a/A: next method)",
+                entry.method,
+                app.method + 1,
+                entries.len()
+            )),
+        ]),
+    ];
+    let Some(sanity) = &entry.sanity else {
+        out.push(Line::from(dim(
+            "  this entry ran none: add sanity = [\"cascading\", \"random_logit\"] to it",
+        )));
+        return out;
+    };
+    let position = app.selected_position().unwrap_or(0);
+    let Some(mine) = sanity.per_input.get(position) else {
+        out.push(Line::from(dim(if sanity.per_input.is_empty() {
+            format!(
+                "  this report keeps only the means over the first {} inputs (written before schema 8)",
+                sanity.inputs
+            )
+        } else {
+            format!(
+                "  checked on the first {} inputs (sanity_inputs); this is input {} of the report",
+                sanity.inputs,
+                position + 1
+            )
+        })));
+        return out;
+    };
+    out.push(Line::from(dim(format!(
+        "    {:<28} {:>7} {:>7} {:>6} {:>7}",
+        "this input's map vs", "|rank|", "rank", "ssim", "top-k"
+    ))));
+    out.push(similarity_line("input edges (Sobel)", &mine.edge_reference));
+    if let Some(r) = &mine.random_logit {
+        out.push(similarity_line("a random other class", r));
+    }
+    for (title, layers, values) in [
+        ("cascading", &sanity.cascading, &mine.cascading),
+        ("independent", &sanity.independent, &mine.independent),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        out.push(Line::from(format!(
+            "  {title} randomization, output layer first: |rank| {}",
+            sparkline(values.iter().map(|s| s.spearman_abs))
+        )));
+        for (layer, s) in layers.iter().zip(values) {
+            out.push(similarity_line(&format!("  layer {}", layer.layer), s));
+        }
+    }
+    match sanity.survives_randomization {
+        Some(true) => out.push(Line::from(Span::styled(
+            format!(
+                "  ⚠ over the {} inputs the maps survive full randomization (mean |rank| above {})",
+                sanity.inputs, sanity.threshold
+            ),
+            Style::new().fg(Color::Red),
+        ))),
+        Some(false) => out.push(Line::from(Span::styled(
+            format!(
+                "  ✓ over the {} inputs the maps decorrelate under randomization",
+                sanity.inputs
+            ),
+            Style::new().fg(Color::Green),
+        ))),
+        None => {}
+    }
+    out
+}
+
+fn similarity_line(what: &str, s: &Similarity) -> Line<'static> {
+    let r = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    Line::from(format!(
+        "    {what:<28} {:>7} {:>7} {:>6} {:>7}",
+        r(s.spearman_abs),
+        r(s.spearman),
+        r(s.ssim),
+        pct(s.top_k_overlap)
+    ))
+}
+
+/// Values in [−1, 1] as block heights (`·` where undefined).
+fn sparkline(values: impl Iterator<Item = Option<f64>>) -> String {
+    const BLOCKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values
+        .map(|v| match v {
+            Some(v) => {
+                let level = ((v.clamp(-1.0, 1.0) + 1.0) / 2.0 * 7.0).round() as usize;
+                BLOCKS[level]
+            }
+            None => '·',
+        })
+        .collect()
 }
