@@ -14,11 +14,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::attribution::report::AttributionSummary;
-use crate::audit::gates::Verdict;
 use crate::audit::gates::Gate;
+use crate::audit::gates::Verdict;
 use crate::error::{Error, Result};
-use crate::util::write_atomic;
 use crate::report::types::{AttackSummary, Report};
+use crate::util::write_atomic;
 
 use chart::{Chart, Series};
 
@@ -94,7 +94,7 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> Result<Page> {
     let mut b = Builder::default();
     header(&mut b.out, report, verdicts);
     robustness(&mut b, report)?;
-    attributions(&mut b, &report.summary.attributions)?;
+    attributions(&mut b, report)?;
     missing(&mut b.out, report);
     let title = format!("xai-audit: {}", model_name(report));
     let body = b.out;
@@ -212,7 +212,9 @@ fn header(out: &mut String, r: &Report, verdicts: &[Verdict]) {
             escape(&v.gate.to_string()),
             escape(&v.gate.to_string()),
             if v.passed { "holds" } else { "fails" },
-            v.value.map(num).unwrap_or_else(|| "not in the report".into())
+            v.value
+                .map(num)
+                .unwrap_or_else(|| "not in the report".into())
         );
     }
     if !r.warnings.is_empty() {
@@ -321,7 +323,8 @@ fn budget(a: &AttackSummary) -> String {
 
 fn robustness(b: &mut Builder, r: &Report) -> Result<()> {
     let s = &r.summary;
-    b.out.push_str("<section id=\"robustness\">\n<h2>Robustness</h2>\n");
+    b.out
+        .push_str("<section id=\"robustness\">\n<h2>Robustness</h2>\n");
     if s.attacks.is_empty() {
         b.out.push_str("<p class=\"missing\">No attack in this report: add <code>[[attack]]</code> entries to the plan (the default plan, <code>attacks/mnist.toml</code>, has FGSM, PGD and AutoAttack).</p>\n</section>\n");
         return Ok(());
@@ -420,7 +423,9 @@ fn robustness(b: &mut Builder, r: &Report) -> Result<()> {
             } else {
                 ""
             };
-            b.figure(&format!("eps-curve-{i}"), chart,
+            b.figure(
+                &format!("eps-curve-{i}"),
+                chart,
                 &format!("Robust accuracy as the {norm} budget grows, per ε-list entry."),
                 t,
             )?;
@@ -429,7 +434,8 @@ fn robustness(b: &mut Builder, r: &Report) -> Result<()> {
     if !s.threat_models.is_empty() {
         b.out.push_str("<h3>Every attack together, per budget</h3>\n<table>\n<thead><tr><th>norm</th><th>ε</th><th>attacks</th><th>robust accuracy</th></tr></thead>\n<tbody>\n");
         for t in &s.threat_models {
-            let _ = writeln!(b.out,
+            let _ = writeln!(
+                b.out,
                 "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td>{}</tr>",
                 t.norm,
                 num(t.eps),
@@ -446,18 +452,20 @@ fn robustness(b: &mut Builder, r: &Report) -> Result<()> {
     Ok(())
 }
 
-fn attributions(b: &mut Builder, entries: &[AttributionSummary]) -> Result<()> {
-    b.out.push_str("<section id=\"attributions\">\n<h2>Explanations</h2>\n");
+fn attributions(b: &mut Builder, report: &Report) -> Result<()> {
+    let entries = &report.summary.attributions;
+    b.out
+        .push_str("<section id=\"attributions\">\n<h2>Explanations</h2>\n");
     if entries.is_empty() {
         b.out.push_str("<p class=\"missing\">No attribution in this report: add <code>[[attribution]]</code> entries to the plan (<code>attacks/explanations.toml</code> runs every method with its sanity checks).</p>\n</section>\n");
         return Ok(());
     }
-    b.out.push_str("<table>\n<thead><tr><th>entry</th><th>method</th><th>target</th><th>deletion AUC</th><th>insertion AUC</th><th>max-sensitivity</th><th>Gini</th><th>mean |δ|</th><th>model calls per map</th></tr></thead>\n<tbody>\n");
+    b.out.push_str("<table>\n<thead><tr><th>entry</th><th>method</th><th>target</th><th>deletion AUC</th><th>insertion AUC</th><th>max-sensitivity</th><th>Gini</th><th>ROAD MoRF / LeRF</th><th>infidelity (median)</th><th>faithfulness corr.</th><th>mean |δ|</th><th>model calls per map</th></tr></thead>\n<tbody>\n");
     for e in entries {
         let k = |f: &str| format!("attribution/{}/{f}", e.name);
         let c = &e.clean;
         let _ = writeln!(b.out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}{}{}{}</tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td>{}{}{}{}{}{}{}{}{}</tr>",
             escape(&e.name),
             escape(&e.method),
             escape(&e.target),
@@ -465,6 +473,22 @@ fn attributions(b: &mut Builder, entries: &[AttributionSummary]) -> Result<()> {
             opt_cell(&k("insertion_auc"), c.mean_insertion_auc, num),
             opt_cell(&k("max_sensitivity"), c.mean_max_sensitivity, num),
             opt_cell(&k("sparseness"), c.mean_sparseness, num),
+            match (c.mean_road_morf_auc, c.mean_road_lerf_auc) {
+                (Some(m), Some(l)) => format!(
+                    "<td class=\"n\"><span data-key=\"{}\">{}</span> / <span data-key=\"{}\">{}</span></td>",
+                    escape(&k("road_morf_auc")),
+                    num(m),
+                    escape(&k("road_lerf_auc")),
+                    num(l)
+                ),
+                _ => "<td class=\"n\">–</td>".to_string(),
+            },
+            opt_cell(&k("median_infidelity"), c.median_infidelity, num),
+            opt_cell(
+                &k("faithfulness_correlation"),
+                c.mean_faithfulness_correlation,
+                num
+            ),
             opt_cell(
                 &k("mean_abs_convergence_delta"),
                 c.mean_abs_convergence_delta,
@@ -477,6 +501,7 @@ fn attributions(b: &mut Builder, entries: &[AttributionSummary]) -> Result<()> {
         );
     }
     b.out.push_str("</tbody>\n</table>\n");
+    curves(b, report)?;
     let checked: Vec<&AttributionSummary> = entries
         .iter()
         .filter(|e| e.sanity.as_ref().is_some_and(|s| !s.cascading.is_empty()))
@@ -546,6 +571,97 @@ fn attributions(b: &mut Builder, entries: &[AttributionSummary]) -> Result<()> {
         }
     }
     b.out.push_str("</section>\n");
+    Ok(())
+}
+
+/// The mean deletion/insertion and ROAD curves of the clean maps, one chart
+/// each, their points in a table beside it.
+fn curves(b: &mut Builder, report: &Report) -> Result<()> {
+    let entries = &report.summary.attributions;
+    let road_fractions = |name: &str| -> Vec<f64> {
+        report
+            .plan
+            .attributions
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.road_fractions.clone())
+            .unwrap_or_default()
+    };
+    type Pick = fn(&AttributionSummary) -> Option<&Vec<f64>>;
+    /// Figure id, title, x label, and each curve's label and field.
+    type Kind<'a> = (&'a str, &'a str, &'a str, [(&'a str, Pick); 2]);
+    let kinds: [Kind; 2] = [
+        (
+            "deletion-insertion",
+            "Deletion and insertion (Petsiuk et al. 2018)",
+            "share of pixels removed or inserted",
+            [
+                ("deletion", |e| e.clean.mean_deletion_curve.as_ref()),
+                ("insertion", |e| e.clean.mean_insertion_curve.as_ref()),
+            ],
+        ),
+        (
+            "road",
+            "ROAD, noisy linear imputation (Rong et al. 2022)",
+            "share of pixels removed",
+            [
+                ("MoRF", |e| e.clean.mean_road_morf_curve.as_ref()),
+                ("LeRF", |e| e.clean.mean_road_lerf_curve.as_ref()),
+            ],
+        ),
+    ];
+    for (id, title, x_label, picks) in kinds {
+        let mut series = Vec::new();
+        let mut table = String::from(
+            "<table>\n<thead><tr><th>entry</th><th>curve</th><th>points (share removed: class probability)</th></tr></thead>\n<tbody>\n",
+        );
+        for e in entries {
+            for (label, pick) in picks {
+                let Some(ys) = pick(e) else { continue };
+                let xs: Vec<f64> = if id == "road" {
+                    road_fractions(&e.name)
+                } else {
+                    let n = ys.len().max(2) - 1;
+                    (0..ys.len()).map(|t| t as f64 / n as f64).collect()
+                };
+                if xs.len() != ys.len() {
+                    continue;
+                }
+                let points: Vec<(f64, f64)> = xs.iter().copied().zip(ys.iter().copied()).collect();
+                let text: Vec<String> = points
+                    .iter()
+                    .map(|(x, y)| format!("{}: {}", num(*x), num(*y)))
+                    .collect();
+                let _ = writeln!(
+                    table,
+                    "<tr><td>{}</td><td>{label}</td><td>{}</td></tr>",
+                    escape(&e.name),
+                    text.join(", ")
+                );
+                series.push(Series {
+                    name: format!("{} {label}", e.name),
+                    points,
+                });
+            }
+        }
+        if series.is_empty() {
+            continue;
+        }
+        table.push_str("</tbody>\n</table>\n");
+        let chart = Chart::Lines {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: "class probability".into(),
+            series,
+            y_range: 0.0..1.02,
+        };
+        b.figure(
+            id,
+            chart,
+            &format!("{title}: the explained class's mean softmax probability as pixels are removed in the map's order (a faithful map falls fast under deletion and MoRF, slowly under LeRF)."),
+            &table,
+        )?;
+    }
     Ok(())
 }
 

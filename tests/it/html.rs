@@ -201,3 +201,70 @@ fn a_missing_report_is_a_clean_error() {
     xai(dir.path(), &["html", "nope.json"]).expect_error(&["nope.json"]);
     assert!(!dir.path().join("nope.html").exists());
 }
+
+#[test]
+fn run_with_html_writes_the_page_beside_the_report_with_the_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = root().join("attacks/quick.toml");
+    let model = root().join("assets/mnist_mlp.safetensors");
+    let run = xai(
+        dir.path(),
+        &[
+            "run",
+            model.to_str().unwrap(),
+            "--plan",
+            plan.to_str().unwrap(),
+            "--limit",
+            "8",
+            "--out",
+            "r.json",
+            "--html",
+            "--gate",
+            "clean_accuracy >= 0.5",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    let doc = Html::parse_document(&std::fs::read_to_string(dir.path().join("r.html")).unwrap());
+    self_contained(&doc);
+    assert_eq!(
+        figure(&doc, "summary/clean_accuracy"),
+        pct(&json["summary"]["clean_accuracy"])
+    );
+    let gate = figure(&doc, "gate/clean_accuracy >= 0.5");
+    assert!(gate.contains("holds"), "{gate}");
+}
+
+#[test]
+fn plots_writes_every_chart_as_svg_and_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = root().join("reports/examples/mnist_cnn-quick.json");
+    let out = dir.path().join("p.html");
+    let run = xai(
+        dir.path(),
+        &[
+            "html",
+            report.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--plots",
+            "plots",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc = Html::parse_document(&std::fs::read_to_string(&out).unwrap());
+    let ids: Vec<String> = doc
+        .select(&sel("figure"))
+        .map(|f| f.value().attr("id").unwrap().to_string())
+        .collect();
+    assert!(!ids.is_empty());
+    for id in &ids {
+        let svg = std::fs::read_to_string(dir.path().join(format!("plots/{id}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{id}.svg");
+        let png = std::fs::read(dir.path().join(format!("plots/{id}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{id}.png");
+    }
+    let files = std::fs::read_dir(dir.path().join("plots")).unwrap().count();
+    assert_eq!(files, 2 * ids.len());
+}
