@@ -120,17 +120,7 @@ impl Network {
                 }
             },
         )?;
-        let weights: Vec<f32> = match k {
-            1 => classes
-                .iter()
-                .map(|&c| if c == 1 { 1.0 } else { -1.0 })
-                .collect(),
-            _ => classes
-                .iter()
-                .flat_map(|&c| (0..k).map(move |j| if j == c as usize { 1.0 } else { 0.0 }))
-                .collect(),
-        };
-        let weights = Tensor::from_vec(weights, (n, k), x.device())?;
+        let weights = class_score_weights(classes, k, x.device())?;
         let grads = (&outputs * weights)?.sum_all()?.backward()?;
         let multipliers = match grads.get(var.as_tensor()) {
             Some(g) => g.clone(),
@@ -142,6 +132,27 @@ impl Network {
             baseline_outputs: baseline_outputs.detach(),
         })
     }
+}
+
+/// `[N, outputs]` weights whose product with the raw outputs, summed per
+/// row, is each row's class score: one-hot at `classes[i]`, or for a
+/// one-output network `+1` for class 1 and `−1` for class 0 (its log-odds).
+pub(crate) fn class_score_weights(
+    classes: &[u32],
+    outputs: usize,
+    device: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
+    let weights: Vec<f32> = match outputs {
+        1 => classes
+            .iter()
+            .map(|&c| if c == 1 { 1.0 } else { -1.0 })
+            .collect(),
+        k => classes
+            .iter()
+            .flat_map(|&c| (0..k).map(move |j| if j == c as usize { 1.0 } else { 0.0 }))
+            .collect(),
+    };
+    Tensor::from_vec(weights, (classes.len(), outputs), device)
 }
 
 /// `y` with the gradient `Δy / Δx` where `|Δx| ≥ eps` and the layer's

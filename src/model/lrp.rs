@@ -33,6 +33,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var};
 
+use super::deeplift::class_score_weights;
 use super::layers::{forward_graph_hooked, Layer, Node};
 use super::Network;
 use crate::error::{Error, Result};
@@ -317,17 +318,7 @@ impl Network {
                 Ok(out)
             },
         )?;
-        let weights: Vec<f32> = match k {
-            1 => classes
-                .iter()
-                .map(|&c| if c == 1 { 1.0 } else { -1.0 })
-                .collect(),
-            _ => classes
-                .iter()
-                .flat_map(|&c| (0..k).map(move |j| if j == c as usize { 1.0 } else { 0.0 }))
-                .collect(),
-        };
-        let top = (&out * Tensor::from_vec(weights, (n, k), x.device())?)?;
+        let top = (&out * class_score_weights(classes, k, x.device())?)?;
         let scores: Vec<f64> = top.sum(1)?.to_dtype(DType::F64)?.to_vec1()?;
         let mut rel: Vec<Option<Tensor>> = vec![None; output + 1];
         rel[output] = Some(top);
