@@ -412,6 +412,7 @@ fn examples_of(command: Option<&str>) -> Examples {
         Some("inspect") => INSPECT_EXAMPLES,
         Some("convert") => CONVERT_EXAMPLES,
         Some("tui") => TUI_EXAMPLES,
+        Some("html") => HTML_EXAMPLES,
         Some("diff") => DIFF_EXAMPLES,
         Some("schema") => SCHEMA_EXAMPLES,
         Some("kinds") => KINDS_EXAMPLES,
