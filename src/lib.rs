@@ -16,6 +16,7 @@
 //! - [`stress`]: extrapolation stress tests and equivariance checks;
 //! - [`inspect`]: the `inspect` command's report on a model file;
 //! - [`tui`]: the terminal UI that browses a report and its sidecar;
+//! - [`html`]: the self-contained HTML page of a report, with its charts;
 //! - [`error`]: the library's error type;
 //! - [`rng`]: the seeded generator all randomness goes through;
 //! - [`entry`]: the one reader of plan entries, collecting every error;
@@ -44,7 +45,7 @@
 //! 6. `plan`
 //! 7. `report`
 //! 8. `audit`
-//! 9. `inspect`, `bench`, `tui`
+//! 9. `inspect`, `bench`, `tui`, `html`
 //!
 //! Anywhere: `error`, `util`
 //!
