@@ -6,6 +6,7 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
@@ -178,14 +179,7 @@ impl Chart {
                         .map_err(draw_err)?;
                 }
                 if series.len() > 1 || series.iter().any(|s| !s.name.is_empty()) {
-                    chart
-                        .configure_series_labels()
-                        .label_font((FONT, 13))
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(RGBColor(200, 200, 200))
-                        .position(SeriesLabelPosition::UpperRight)
-                        .draw()
-                        .map_err(draw_err)?;
+                    legend(&mut chart)?;
                 }
             }
             Chart::Bars {
@@ -240,18 +234,28 @@ impl Chart {
                             Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled())
                         });
                 }
-                chart
-                    .configure_series_labels()
-                    .label_font((FONT, 13))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(200, 200, 200))
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
-                    .map_err(draw_err)?;
+                legend(&mut chart)?;
             }
         }
         Ok(())
     }
+}
+
+/// The series' legend, top right, over a translucent box.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(draw_err)
 }
 
 /// A category name short enough for an axis label.
