@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use crossterm::event::Event;
 use ratatui::layout::Rect;
 
-use super::data::ReportData;
 use super::event::{message, Message, View};
 use super::image::{ColorMode, Pixels};
 use super::list::{visible_rows, Filter, ListQuery, SortKey};
 use super::view;
+use crate::report::opened::ReportData;
 use crate::report::types::SampleRecord;
 
 /// An image pane's picture, or why there is none.

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::data::ReportData;
 use super::Error;
 use crate::attribution::images::heatmap;
 use crate::report::images::{amplified_perturbation, to_image};
+use crate::report::opened::ReportData;
 
 /// Writes input `position`'s clean image, each attack's adversarial image and
 /// amplified perturbation, and each attribution map, into `dir`; returns the

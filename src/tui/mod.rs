@@ -2,7 +2,8 @@
 //! its tensor sidecar without the model. It never recomputes anything; a
 //! report from a long run on a big machine opens instantly on a laptop.
 //!
-//! - [`data`]: opening the report and indexing its sidecar, with every
+//! - [`crate::report::opened`] (below this module, shared with the HTML
+//!   page): opening the report and indexing its sidecar, with every
 //!   cross-check the views rely on;
 //! - [`list`]: which inputs the list shows and in which order;
 //! - [`image`]: pixels to half-block terminal cells;
@@ -18,7 +19,6 @@
 //! tests drive it with a `TestBackend` and a list of events.
 
 pub mod app;
-pub mod data;
 pub mod event;
 pub mod export;
 pub mod image;
@@ -37,24 +37,16 @@ use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::layout::Rect;
 use ratatui::Terminal;
 
+pub use crate::report::opened::ReportData;
 pub use app::{App, Options};
-pub use data::ReportData;
 
 /// Errors of the terminal UI.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The report could not be read, or is inconsistent.
+    /// The report or its tensor sidecar could not be read, is inconsistent,
+    /// or belongs to another run.
     #[error(transparent)]
     Report(#[from] crate::Error),
-
-    /// The tensor sidecar is missing, unreadable or belongs to another run.
-    #[error("{}: {message}", path.display())]
-    Sidecar {
-        /// The sidecar file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
 
     /// A PNG could not be written.
     #[error("{}: {message}", path.display())]

@@ -1,4 +1,5 @@
-//! Opening a report for the terminal UI: the JSON report, read through
+//! Opening a report with its tensor sidecar, for the terminal UI and the
+//! HTML page's galleries: the JSON report, read through
 //! [`crate::report::io::read_report`] so the schema-version check and its
 //! message are the same as everywhere else, and an index of its tensor
 //! sidecar. Opening reads only the sidecar's header; one input's images are
@@ -15,10 +16,10 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::Error;
-use crate::report::io::read_report;
-use crate::report::tensors::sidecar_path;
-use crate::report::types::Report;
+use super::io::read_report;
+use super::tensors::sidecar_path;
+use super::types::Report;
+use crate::error::Error;
 
 /// Headers larger than this are not a safetensors header we wrote.
 const MAX_HEADER_BYTES: u64 = 100 << 20;
@@ -46,10 +47,7 @@ impl Sidecar {
     /// Opens `path` and reads its header, checking that every tensor's data
     /// lies inside the file.
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let bad = |message: String| Error::Sidecar {
-            path: path.to_path_buf(),
-            message,
-        };
+        let bad = |message: String| Error::format(path, message);
         let mut file = File::open(path).map_err(|e| {
             bad(if e.kind() == std::io::ErrorKind::NotFound {
                 "tensor sidecar not found: the report names it, and the terminal UI needs it for \
@@ -127,10 +125,7 @@ impl Sidecar {
 
     /// Row `index` (along the first axis) of an F32 tensor.
     pub fn row(&mut self, name: &str, index: usize) -> Result<Vec<f32>, Error> {
-        let bad = |message: String| Error::Sidecar {
-            path: self.path.clone(),
-            message,
-        };
+        let bad = |message: String| Error::format(&self.path, message);
         let info = self
             .tensors
             .get(name)
@@ -151,10 +146,7 @@ impl Sidecar {
         self.file
             .seek(SeekFrom::Start(offset))
             .and_then(|_| self.file.read_exact(&mut bytes))
-            .map_err(|e| Error::Sidecar {
-                path: self.path.clone(),
-                message: format!("cannot read tensor {name}: {e}"),
-            })?;
+            .map_err(|e| Error::format(&self.path, format!("cannot read tensor {name}: {e}")))?;
         Ok(bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -200,10 +192,10 @@ impl ReportData {
     pub fn open(path: &Path) -> Result<Self, Error> {
         let report = read_report(path)?;
         let inconsistent = |message: String| {
-            Error::Report(crate::Error::format(
+            Error::format(
                 path,
                 format!("{message}: the report was edited or is damaged; rerun the audit"),
-            ))
+            )
         };
         let shape = report.data.input_shape;
         if shape.contains(&0) {
@@ -272,10 +264,7 @@ impl ReportData {
                 ),
                 Some(_) => continue,
             };
-            return Err(Error::Sidecar {
-                path: sidecar_file,
-                message,
-            });
+            return Err(Error::format(sidecar_file, message));
         }
         let range = input_range(&report.model.spec);
         Ok(ReportData {
@@ -294,7 +283,7 @@ impl ReportData {
 }
 
 /// The spec's `input.range`, or `[0, 1]` when absent or unusable.
-fn input_range(spec: &serde_json::Value) -> (f32, f32) {
+pub fn input_range(spec: &serde_json::Value) -> (f32, f32) {
     let range = spec
         .get("input")
         .and_then(|i| i.get("range"))
