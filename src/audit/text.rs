@@ -495,12 +495,14 @@ mod tests {
                     noise: vec![NoiseSummary {
                         name: "noise".into(),
                         data_mmc: 0.9,
+                        data_confidence_histogram: Vec::new(),
                         families: vec![NoiseFamilySummary {
                             family: NoiseFamily::Uniform,
                             count: 10,
                             mmc: 0.99,
                             share_above_0_95: 1.0,
                             share_above_0_99: 0.5,
+                            confidence_histogram: Vec::new(),
                             auroc: 0.5,
                             fpr_at_95_tpr: 1.0,
                             class_histogram: vec![0, 0, 10, 0],

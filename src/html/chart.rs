@@ -6,9 +6,11 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 
 use crate::error::{Error, Result};
@@ -68,6 +70,43 @@ pub enum Chart {
         series: Vec<Series>,
         /// The y axis's span.
         y_range: Range<f64>,
+        /// A logarithmic x axis (every x must be positive).
+        log_x: bool,
+    },
+    /// Bars over numeric bins (a histogram or a reliability diagram): one bar
+    /// per series in each bin, side by side.
+    Binned {
+        /// Title above the plot.
+        title: String,
+        /// X axis label.
+        x_label: String,
+        /// Y axis label.
+        y_label: String,
+        /// Bin edges, ascending: `edges.len() - 1` bins.
+        edges: Vec<f64>,
+        /// `(series name, one value per bin)`; `None` leaves the bin empty.
+        series: Vec<(String, Vec<Option<f64>>)>,
+        /// The y axis's span.
+        y_range: Range<f64>,
+        /// Draws the line y = x (perfect calibration).
+        diagonal: bool,
+    },
+    /// A grid of values as coloured cells with their values written in:
+    /// rows top to bottom, columns left to right, white at `range.start`
+    /// and the palette's blue at `range.end`.
+    Heatmap {
+        /// Title above the plot.
+        title: String,
+        /// Row names.
+        rows: Vec<String>,
+        /// Column names.
+        columns: Vec<String>,
+        /// `values[row][column]`.
+        values: Vec<Vec<f64>>,
+        /// The values the colour scale spans.
+        range: Range<f64>,
+        /// How a value is written in its cell.
+        percent: bool,
     },
     /// Grouped bars: one group per category, one bar per series.
     Bars {
@@ -97,20 +136,39 @@ impl Chart {
         font()?;
         let mut out = String::new();
         {
-            let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+            let root = SVGBackend::with_string(&mut out, self.size()).into_drawing_area();
             self.draw(&root)?;
             root.present().map_err(draw_err)?;
         }
         Ok(out)
     }
 
-    /// The chart as PNG bytes, at `scale` × [`SIZE`].
+    /// The chart's size in pixels: [`SIZE`], taller for bar charts of many
+    /// bars and heat maps of many rows.
+    pub fn size(&self) -> (u32, u32) {
+        match self {
+            Chart::Bars {
+                categories, groups, ..
+            } => {
+                let bars = (categories.len() * groups.len().max(1)) as u32;
+                (
+                    SIZE.0,
+                    (110 + bars * 14 + categories.len() as u32 * 6).max(SIZE.1),
+                )
+            }
+            Chart::Heatmap { rows, .. } => (SIZE.0, (90 + rows.len() as u32 * 24).max(SIZE.1)),
+            _ => SIZE,
+        }
+    }
+
+    /// The chart as PNG bytes, at `scale` × [`Chart::size`].
     ///
     /// # Errors
     /// As [`Chart::svg`], and PNG encoding.
     pub fn png(&self, scale: u32) -> Result<Vec<u8>> {
         font()?;
-        let (w, h) = (SIZE.0 * scale, SIZE.1 * scale);
+        let (w, h) = self.size();
+        let (w, h) = (w * scale, h * scale);
         let mut buf = vec![0u8; (w * h * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -137,49 +195,201 @@ impl Chart {
                 y_label,
                 series,
                 y_range,
+                log_x,
             } => {
-                let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+                let xs = series
+                    .iter()
+                    .flat_map(|s| s.points.iter().map(|p| p.0))
+                    .filter(|x| !*log_x || *x > 0.0);
                 let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
                     (a.min(x), b.max(x))
                 });
-                let (lo, hi) = if lo.is_finite() && hi > lo {
-                    (lo, hi)
-                } else if lo.is_finite() {
-                    (lo - 0.5, lo + 0.5)
-                } else {
-                    (0.0, 1.0)
+                let builder = |root| {
+                    let mut b = ChartBuilder::on(root);
+                    b.caption(title, (FONT, 19))
+                        .margin(12)
+                        .x_label_area_size(40)
+                        .y_label_area_size(56);
+                    b
                 };
-                let pad = (hi - lo) * 0.04;
+                if *log_x {
+                    let (lo, hi) = if lo.is_finite() && hi > lo {
+                        (lo, hi)
+                    } else if lo.is_finite() {
+                        (lo / 2.0, lo * 2.0)
+                    } else {
+                        (1.0, 10.0)
+                    };
+                    let mut chart = builder(root)
+                        .build_cartesian_2d((lo / 1.1..hi * 1.1).log_scale(), y_range.clone())
+                        .map_err(draw_err)?;
+                    // Crowding is judged on the axis as drawn: log x.
+                    let logged: Vec<Series> = series
+                        .iter()
+                        .map(|s| Series {
+                            name: String::new(),
+                            points: s
+                                .points
+                                .iter()
+                                .map(|&(x, y)| (x.max(lo).log10(), y))
+                                .collect(),
+                        })
+                        .collect();
+                    let corner = emptiest_corner(
+                        &logged,
+                        (lo.log10(), hi.log10()),
+                        (y_range.start, y_range.end),
+                    );
+                    lines(&mut chart, x_label, y_label, series, corner)?;
+                } else {
+                    let (lo, hi) = if lo.is_finite() && hi > lo {
+                        (lo, hi)
+                    } else if lo.is_finite() {
+                        (lo - 0.5, lo + 0.5)
+                    } else {
+                        (0.0, 1.0)
+                    };
+                    let pad = (hi - lo) * 0.04;
+                    let mut chart = builder(root)
+                        .build_cartesian_2d(lo - pad..hi + pad, y_range.clone())
+                        .map_err(draw_err)?;
+                    let corner = emptiest_corner(series, (lo, hi), (y_range.start, y_range.end));
+                    lines(&mut chart, x_label, y_label, series, corner)?;
+                }
+            }
+            Chart::Binned {
+                title,
+                x_label,
+                y_label,
+                edges,
+                series,
+                y_range,
+                diagonal,
+            } => {
+                let lo = edges.first().copied().unwrap_or(0.0);
+                let hi = edges
+                    .last()
+                    .copied()
+                    .filter(|h| *h > lo)
+                    .unwrap_or(lo + 1.0);
                 let mut chart = ChartBuilder::on(root)
-                    .caption(title, (FONT, 18))
+                    .caption(title, (FONT, 19))
                     .margin(12)
                     .x_label_area_size(40)
                     .y_label_area_size(56)
-                    .build_cartesian_2d(lo - pad..hi + pad, y_range.clone())
+                    .build_cartesian_2d(lo..hi, y_range.clone())
                     .map_err(draw_err)?;
                 chart
                     .configure_mesh()
                     .x_desc(x_label.as_str())
                     .y_desc(y_label.as_str())
-                    .label_style((FONT, 13))
+                    .label_style((FONT, 15))
                     .light_line_style(RGBColor(235, 235, 235))
                     .draw()
                     .map_err(draw_err)?;
-                for (i, s) in series.iter().enumerate() {
-                    let c = PALETTE[i % PALETTE.len()];
+                let k = series.len().max(1) as f64;
+                for (j, (name, values)) in series.iter().enumerate() {
+                    let c = color(j);
                     chart
-                        .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+                        .draw_series(edges.windows(2).zip(values).filter_map(|(e, v)| {
+                            let v = (*v)?;
+                            let w = (e[1] - e[0]) * 0.9 / k;
+                            let x0 = e[0] + (e[1] - e[0]) * 0.05 + j as f64 * w;
+                            Some(Rectangle::new(
+                                [(x0, y_range.start), (x0 + w * 0.95, v)],
+                                c.filled(),
+                            ))
+                        }))
                         .map_err(draw_err)?
-                        .label(s.name.as_str())
+                        .label(name.as_str())
                         .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                            Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled())
                         });
-                    chart
-                        .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                        .map_err(draw_err)?;
                 }
-                if series.len() > 1 || series.iter().any(|s| !s.name.is_empty()) {
-                    legend(&mut chart)?;
+                if *diagonal {
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            [(lo, lo), (hi, hi)],
+                            6,
+                            4,
+                            RGBColor(90, 90, 90).stroke_width(1),
+                        ))
+                        .map_err(draw_err)?
+                        .label("perfect calibration")
+                        .legend(|(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(90, 90, 90))
+                        });
+                }
+                legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+            }
+            Chart::Heatmap {
+                title,
+                rows,
+                columns,
+                values,
+                range,
+                percent,
+            } => {
+                let (nr, nc) = (rows.len().max(1), columns.len().max(1));
+                let longest = rows.iter().map(|r| r.chars().count()).max().unwrap_or(4);
+                let mut chart = ChartBuilder::on(root)
+                    .caption(title, (FONT, 19))
+                    .margin(12)
+                    .x_label_area_size(28)
+                    .y_label_area_size((longest as u32 * 7 + 12).min(160))
+                    .build_cartesian_2d(0f64..nc as f64, 0f64..nr as f64)
+                    .map_err(draw_err)?;
+                let (rn, cn) = (rows.clone(), columns.clone());
+                let label = move |names: &[String], v: f64, flip: bool| {
+                    let i = v.floor();
+                    if (v - i - 0.5).abs() > 1e-6 || i < 0.0 || i as usize >= names.len() {
+                        return String::new();
+                    }
+                    let i = i as usize;
+                    names[if flip { names.len() - 1 - i } else { i }].clone()
+                };
+                chart
+                    .configure_mesh()
+                    .disable_mesh()
+                    .x_labels(nc * 2 + 1)
+                    .y_labels(nr * 2 + 1)
+                    .x_label_formatter(&|x| label(&cn, *x, false))
+                    .y_label_formatter(&|y| label(&rn, *y, true))
+                    .label_style((FONT, 14))
+                    .draw()
+                    .map_err(draw_err)?;
+                let span = (range.end - range.start).max(f64::MIN_POSITIVE);
+                let top = PALETTE[0];
+                for (r, row) in values.iter().enumerate() {
+                    let y0 = (nr - 1 - r) as f64;
+                    for (c, &v) in row.iter().enumerate() {
+                        let t = ((v - range.start) / span).clamp(0.0, 1.0);
+                        let mix = |a: u8| (255.0 + (a as f64 - 255.0) * t).round() as u8;
+                        let fill = RGBColor(mix(top.0), mix(top.1), mix(top.2));
+                        let x0 = c as f64;
+                        chart
+                            .draw_series(std::iter::once(Rectangle::new(
+                                [(x0, y0), (x0 + 1.0, y0 + 1.0)],
+                                fill.filled(),
+                            )))
+                            .map_err(draw_err)?;
+                        let text = if *percent {
+                            format!("{:.0}", v * 100.0)
+                        } else {
+                            format!("{v:.2}")
+                        };
+                        let ink = if t > 0.55 { WHITE } else { BLACK };
+                        chart
+                            .draw_series(std::iter::once(Text::new(
+                                text,
+                                (x0 + 0.5, y0 + 0.5),
+                                (FONT, 11)
+                                    .into_font()
+                                    .color(&ink)
+                                    .pos(Pos::new(HPos::Center, VPos::Center)),
+                            )))
+                            .map_err(draw_err)?;
+                    }
                 }
             }
             Chart::Bars {
@@ -189,78 +399,217 @@ impl Chart {
                 groups,
                 y_range,
             } => {
+                // Horizontal bars: category names (attack names, class
+                // names) read whole along the y axis, however many.
                 let n = categories.len().max(1);
                 let k = groups.len().max(1);
-                let mut chart = ChartBuilder::on(root)
-                    .caption(title, (FONT, 18))
+                let titled = root.titled(title, (FONT, 19)).map_err(draw_err)?;
+                let (strip, plot) = titled.split_vertically(26);
+                legend_strip(
+                    &strip,
+                    groups
+                        .iter()
+                        .enumerate()
+                        .map(|(j, (name, _))| (name.as_str(), color(j))),
+                )?;
+                let longest = categories
+                    .iter()
+                    .map(|c| shorten(c).chars().count())
+                    .max()
+                    .unwrap_or(4);
+                let mut chart = ChartBuilder::on(&plot)
                     .margin(12)
-                    .x_label_area_size(if n > 6 { 70 } else { 40 })
-                    .y_label_area_size(56)
-                    .build_cartesian_2d(0f64..n as f64, y_range.clone())
+                    .margin_top(4)
+                    .x_label_area_size(40)
+                    .y_label_area_size((longest as u32 * 7 + 14).clamp(40, 200))
+                    .build_cartesian_2d(y_range.clone(), 0f64..n as f64)
                     .map_err(draw_err)?;
                 let names = categories.clone();
                 chart
                     .configure_mesh()
-                    .disable_x_mesh()
-                    .x_labels(n * 2 + 1)
-                    .x_label_formatter(&|x| {
-                        // Labels sit at each group's centre (i + 0.5).
-                        let i = x.floor();
-                        if (x - i - 0.5).abs() < 1e-6 && (i as usize) < names.len() {
-                            shorten(&names[i as usize])
+                    .disable_y_mesh()
+                    .y_labels(n * 2 + 1)
+                    .y_label_formatter(&|y| {
+                        // Labels sit at each group's centre (i + 0.5), the
+                        // first category at the top.
+                        let i = y.floor();
+                        if (y - i - 0.5).abs() < 1e-6 && (i as usize) < names.len() {
+                            shorten(&names[names.len() - 1 - i as usize])
                         } else {
                             String::new()
                         }
                     })
-                    .y_desc(y_label.as_str())
-                    .label_style((FONT, 12))
+                    .x_desc(y_label.as_str())
+                    .label_style((FONT, 14))
                     .light_line_style(RGBColor(235, 235, 235))
                     .draw()
                     .map_err(draw_err)?;
-                let width = 0.8 / k as f64;
-                for (j, (name, values)) in groups.iter().enumerate() {
-                    let c = PALETTE[j % PALETTE.len()];
+                let height = 0.8 / k as f64;
+                for (j, (_, values)) in groups.iter().enumerate() {
+                    let c = color(j);
                     chart
                         .draw_series(values.iter().enumerate().map(|(i, &v)| {
-                            let x0 = i as f64 + 0.1 + j as f64 * width;
+                            let y1 = (n - i) as f64 - 0.1 - j as f64 * height;
                             Rectangle::new(
-                                [(x0, y_range.start), (x0 + width * 0.95, v)],
+                                [(y_range.start, y1 - height * 0.95), (v, y1)],
                                 c.filled(),
                             )
                         }))
-                        .map_err(draw_err)?
-                        .label(name.as_str())
-                        .legend(move |(x, y)| {
-                            Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled())
-                        });
+                        .map_err(draw_err)?;
                 }
-                legend(&mut chart)?;
             }
         }
         Ok(())
     }
 }
 
-/// The series' legend, top right, over a translucent box.
-fn legend<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+/// Series `i`'s colour: the palette, again from its start past 8 series
+/// (whose lines are then dashed and their markers triangles, see [`lines`]).
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The mesh, one line with markers per series and the legend, on an x axis
+/// of any scale.
+fn lines<'a, DB, X>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    corner: SeriesLabelPosition,
 ) -> Result<()>
 where
+    DB: DrawingBackend + 'a,
     DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FONT, 15))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(draw_err)?;
+    for (i, s) in series.iter().enumerate() {
+        let c = color(i);
+        let style = c.stroke_width(2);
+        // Past the palette's 8 colours, lines repeat a colour: dashes and
+        // triangle markers tell them apart.
+        let second_round = i >= PALETTE.len();
+        let drawn = if second_round {
+            chart.draw_series(DashedLineSeries::new(s.points.iter().copied(), 8, 5, style))
+        } else {
+            chart.draw_series(LineSeries::new(s.points.iter().copied(), style))
+        };
+        drawn
+            .map_err(draw_err)?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| {
+                if second_round {
+                    PathElement::new(vec![(x, y), (x + 6, y)], style)
+                } else {
+                    PathElement::new(vec![(x, y), (x + 18, y)], style)
+                }
+            });
+        if second_round {
+            chart
+                .draw_series(
+                    s.points
+                        .iter()
+                        .map(|&p| TriangleMarker::new(p, 4, c.filled())),
+                )
+                .map_err(draw_err)?;
+        } else {
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(draw_err)?;
+        }
+    }
+    if series.len() > 1 || series.iter().any(|s| !s.name.is_empty()) {
+        legend(chart, corner)?;
+    }
+    Ok(())
+}
+
+/// The corner of the plot with the fewest points near it (the outer 40% of
+/// each axis), where the legend hides the least; ties go to the upper right.
+fn emptiest_corner(
+    series: &[Series],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    let at = |x: f64, lo: f64, hi: f64| if hi > lo { (x - lo) / (hi - lo) } else { 0.5 };
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let crowd = |right: bool, up: bool| {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|(x, y)| {
+                let (u, v) = (at(*x, x0, x1), at(*y, y0, y1));
+                (if right { u >= 0.6 } else { u <= 0.4 }) && (if up { v >= 0.6 } else { v <= 0.4 })
+            })
+            .count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(|&(_, right, up)| crowd(right, up))
+        .map(|(p, _, _)| p)
+        .unwrap_or(SeriesLabelPosition::UpperRight)
+}
+
+/// The series' legend over a translucent box, where it hides least: lines
+/// of accuracy or probability fall from the top left, so their legend sits
+/// at the lower left.
+fn legend<'a, DB, X>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
+    position: SeriesLabelPosition,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
 {
     chart
         .configure_series_labels()
-        .label_font((FONT, 13))
+        .label_font((FONT, 14))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(200, 200, 200))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .draw()
         .map_err(draw_err)
 }
 
+/// A legend as one row of swatches and names, in its own strip above the
+/// plot, so that it never hides a bar.
+fn legend_strip<'a, DB: DrawingBackend>(
+    strip: &DrawingArea<DB, Shift>,
+    entries: impl Iterator<Item = (&'a str, RGBColor)>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let mut x = 70i32;
+    for (name, c) in entries {
+        strip
+            .draw(&Rectangle::new([(x, 8), (x + 12, 20)], c.filled()))
+            .map_err(draw_err)?;
+        strip
+            .draw(&Text::new(name.to_string(), (x + 17, 7), (FONT, 13)))
+            .map_err(draw_err)?;
+        x += 17 + (name.chars().count() as i32) * 8 + 20;
+    }
+    Ok(())
+}
+
 /// A category name short enough for an axis label.
 fn shorten(s: &str) -> String {
-    const MAX: usize = 14;
+    const MAX: usize = 26;
     if s.chars().count() <= MAX {
         s.to_string()
     } else {
@@ -284,6 +633,7 @@ mod tests {
                 points: vec![(0.0, 99.0), (0.1, 50.0), (0.2, 10.0)],
             }],
             y_range: 0.0..100.0,
+            log_x: false,
         }
     }
 

@@ -119,6 +119,7 @@ pub(super) fn attributions(b: &mut Builder, report: &Report) -> Result<()> {
             y_label: "Spearman |map| vs trained".into(),
             series,
             y_range: -0.2..1.05,
+            log_x: false,
         };
         b.figure("sanity-cascading", chart,
             "How far each method's maps stay the same as the model's layers are re-initialized from the output down (Adebayo et al. 2018): a faithful map decorrelates.",
@@ -212,6 +213,7 @@ fn curves(b: &mut Builder, report: &Report) -> Result<()> {
             y_label: "class probability".into(),
             series,
             y_range: 0.0..1.02,
+            log_x: false,
         };
         b.figure(
             id,

@@ -9,7 +9,9 @@
 //! how to get them.
 
 pub mod chart;
+mod equivariance;
 mod explanations;
+mod extrapolation;
 mod header;
 pub mod images;
 mod robustness;
@@ -98,7 +100,8 @@ pub fn render(report: &Report, verdicts: &[Verdict]) -> Result<Page> {
     header::header(&mut b.out, report, verdicts);
     robustness::robustness(&mut b, report)?;
     explanations::attributions(&mut b, report)?;
-    missing(&mut b.out, report);
+    extrapolation::extrapolation(&mut b, report)?;
+    equivariance::equivariance(&mut b, report)?;
     let title = format!("xai-audit: {}", header::model_name(report));
     let body = b.out;
     let html = format!(
@@ -170,42 +173,23 @@ impl Builder {
     }
 }
 
-/// What the page does not show yet for this report, and how to get it.
-fn missing(out: &mut String, r: &Report) {
-    let mut items = Vec::new();
-    if r.summary.stress.is_none() {
-        items.push("Extrapolation (noise, scaling, corruptions, calibration): add <code>[[stress]]</code> entries (<code>attacks/thorough.toml</code> has them).");
-    } else {
-        items.push("Extrapolation results are in the report's <code>summary.stress</code>; their charts are not on this page yet.");
-    }
-    if r.summary.equivariance.is_none() {
-        items.push("Equivariance (shifts, rotations, Lie derivatives): add <code>[[equivariance]]</code> entries (<code>attacks/thorough.toml</code> has them).");
-    } else {
-        items.push("Equivariance results are in the report's <code>summary.equivariance</code>; their charts are not on this page yet.");
-    }
-    out.push_str("<section id=\"not-shown\">\n<h2>Not on this page</h2>\n<ul>\n");
-    for i in items {
-        let _ = writeln!(out, "<li class=\"missing\">{i}</li>");
-    }
-    out.push_str("</ul>\n</section>\n");
-}
-
 /// The page's style sheet: one column on a phone, charts beside their
 /// tables from 1100 px.
 const STYLE: &str = "
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
-main{max-width:1200px;margin:0 auto;padding:16px}
+main{max-width:1320px;margin:0 auto;padding:16px}
 h1{font-size:1.6em;margin:.2em 0}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:1.6em}
-table{border-collapse:collapse;margin:8px 0;font-size:.9em;background:#fff}
-th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;margin:8px 0;font-size:.88em;background:#fff;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.facts th{background:#f0f0f0;font-weight:600}
+table.facts td{overflow-wrap:anywhere}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;margin:2px 4px 2px 0;font-size:.85em;color:#fff}
 .badge.ok{background:#2e7d32}.badge.bad{background:#c62828}.badge.warn{background:#ef6c00}
 .warnings li{color:#8a1c1c}.missing{color:#555;font-style:italic}
-figure{margin:16px 0;display:grid;grid-template-columns:1fr;gap:8px}
+figure{margin:16px 0;display:grid;grid-template-columns:minmax(0,1fr);gap:8px}
 figure .chart svg{width:100%;height:auto;max-width:640px}
-figure .numbers{overflow-x:auto}
+figure .numbers{min-width:0}
 figcaption{font-size:.9em;color:#444}
-@media (min-width:1100px){figure{grid-template-columns:660px 1fr}figcaption{grid-column:1 / span 2}}
+@media (min-width:1100px){figure{grid-template-columns:minmax(0,640px) minmax(0,1fr)}figcaption{grid-column:1 / span 2}}
 ";

@@ -136,18 +136,7 @@ pub fn threat_models(
         }
     }
     for m in &mut models {
-        m.robust = samples
-            .iter()
-            .filter(|s| {
-                s.prediction == s.label
-                    && m.attacks.iter().all(|name| {
-                        s.attacks
-                            .iter()
-                            .find(|a| &a.name == name)
-                            .is_some_and(|a| a.prediction == s.label)
-                    })
-            })
-            .count();
+        m.robust = samples.iter().filter(|s| robust_under(m, s)).count();
         m.robust_accuracy = if samples.is_empty() {
             0.0
         } else {
@@ -155,6 +144,19 @@ pub fn threat_models(
         };
     }
     models
+}
+
+/// Whether input `s` is robust under threat model `m`: classified correctly,
+/// and every attack of the model left its label predicted (an attack
+/// missing from the input's record breaks it: nothing shows it robust).
+pub fn robust_under(m: &ThreatModelSummary, s: &SampleRecord) -> bool {
+    s.prediction == s.label
+        && m.attacks.iter().all(|name| {
+            s.attacks
+                .iter()
+                .find(|a| &a.name == name)
+                .is_some_and(|a| a.prediction == s.label)
+        })
 }
 
 /// A number short enough to read: as written when it is (`0.1`, `1.5`),

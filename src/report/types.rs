@@ -53,7 +53,12 @@ use crate::plan::Plan;
 /// (`attributions.summaries[].sanity.per_input`, `per_input[i]` for
 /// `samples[i]`), which the terminal UI shows for the selected input; older
 /// reports read without them.
-pub const SCHEMA_VERSION: u32 = 9;
+///
+/// 10 adds the max-softmax histograms of the noise entries
+/// (`stress.noise[].data_confidence_histogram`,
+/// `families[].confidence_histogram`), which the HTML page draws; older
+/// reports read without them.
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::filters::gaussian_blur;
 use super::ood::{auroc, fpr_at_tpr, max_softmax, max_softmax_log_odds};
 use super::spec::MAX_COUNT;
-use super::types::{Example, NoiseFamilySummary, NoiseSummary};
+use super::types::{confidence_histogram, Example, NoiseFamilySummary, NoiseSummary};
 use super::{Context, Outcome, Progress};
 use crate::data::Dataset;
 use crate::entry::Entry;
@@ -263,6 +263,7 @@ pub fn run(
             mmc: mean(confidence.iter().copied()).unwrap_or(0.0),
             share_above_0_95: share(0.95),
             share_above_0_99: share(0.99),
+            confidence_histogram: confidence_histogram(confidence.iter().copied()),
             auroc: auroc(&inside, &score).unwrap_or(0.5),
             fpr_at_95_tpr: fpr_at_tpr(&inside, &score, 0.95).unwrap_or(1.0),
             class_histogram: histogram,
@@ -291,6 +292,9 @@ pub fn run(
         summary: NoiseSummary {
             name: name.to_string(),
             data_mmc,
+            data_confidence_histogram: confidence_histogram(
+                ctx.clean_logits.iter().map(|z| max_softmax(z)),
+            ),
             families,
         },
         samples: Vec::new(),

@@ -15,6 +15,20 @@ use super::corruptions::Corruption;
 use super::lie_derivative::{LieMethod, LieTransform};
 use super::noise::NoiseFamily;
 
+/// Bins of the noise entries' max-softmax histograms.
+pub const CONFIDENCE_BINS: usize = 10;
+
+/// Counts of `confidences` (in [0, 1]) in [`CONFIDENCE_BINS`] equal-width
+/// bins, the last one closed so that a confidence of 1 is counted.
+pub fn confidence_histogram(confidences: impl IntoIterator<Item = f64>) -> Vec<usize> {
+    let mut counts = vec![0usize; CONFIDENCE_BINS];
+    for p in confidences {
+        let bin = ((p * CONFIDENCE_BINS as f64).floor().max(0.0) as usize).min(CONFIDENCE_BINS - 1);
+        counts[bin] += 1;
+    }
+    counts
+}
+
 /// Aggregate results of the `[[stress]]` entries, by kind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -98,6 +112,11 @@ pub struct NoiseSummary {
     pub name: String,
     /// Mean max-softmax on the data (the in-distribution side).
     pub data_mmc: f64,
+    /// Max-softmax histogram of the data: counts in
+    /// [`CONFIDENCE_BINS`] equal-width bins over [0, 1], the last closed
+    /// (empty in reports before schema version 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_confidence_histogram: Vec<usize>,
     /// One entry per family.
     pub families: Vec<NoiseFamilySummary>,
 }
@@ -116,6 +135,10 @@ pub struct NoiseFamilySummary {
     pub share_above_0_95: f64,
     /// Share with max-softmax ≥ 0.99.
     pub share_above_0_99: f64,
+    /// Max-softmax histogram: counts in [`CONFIDENCE_BINS`] equal-width
+    /// bins over [0, 1], the last closed (empty before schema version 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confidence_histogram: Vec<usize>,
     /// AUROC of max-softmax separating the data (positive) from this family.
     pub auroc: f64,
     /// Share of this family at or above the max-softmax that 95% of the data reach.
@@ -402,4 +425,16 @@ pub struct CheckTiming {
     pub name: String,
     /// Seconds spent.
     pub seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confidence_bins_are_half_open_but_the_last() {
+        let h = confidence_histogram([0.0, 0.0999, 0.1, 0.55, 0.95, 0.999, 1.0]);
+        assert_eq!(h, [2, 1, 0, 0, 0, 1, 0, 0, 0, 3]);
+        assert_eq!(h.iter().sum::<usize>(), 7);
+    }
 }
