@@ -129,6 +129,8 @@ pub enum Command {
         /// Also write each chart here as SVG and PNG, for papers and slides.
         #[arg(long, value_name = "DIR")]
         plots: Option<PathBuf>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Print the JSON Schema of the report (as in reports/schema.json), or
     /// with --plan of a plan file (as in attacks/plan.schema.json).
@@ -345,6 +347,10 @@ const HTML_EXAMPLES: Examples = &[
         "To a file of your choice, with a gate's verdict and every chart as SVG and PNG:",
         "xai-audit html reports/mnist_cnn.json -o review/mnist_cnn.html --gate \"robust_accuracy.pgd-linf-0.1 >= 0.5\" --plots review/plots",
     ),
+    (
+        "Larger galleries of broken inputs, with bigger images (--gallery 0 leaves them out):",
+        "xai-audit html reports/mnist_cnn.json --gallery 12 --thumbnail 128",
+    ),
 ];
 
 const DIFF_EXAMPLES: Examples = &[
@@ -442,6 +448,31 @@ impl From<EngineArg> for xai_audit::engine::Engine {
             EngineArg::Fast => xai_audit::engine::Engine::Fast,
             EngineArg::FastIm2col => xai_audit::engine::Engine::FastIm2col,
             EngineArg::Reference => xai_audit::engine::Engine::Reference,
+        }
+    }
+}
+
+/// What the HTML page shows beyond the report's figures (`html`, and
+/// `run`/`merge` with `--html`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PageArgs {
+    /// Inputs per gallery on the page: per attack, the inputs it broke with
+    /// the largest drop in the true class's probability, and per noise
+    /// family the most confident noise inputs (0: no galleries).
+    #[arg(long, value_name = "N", default_value_t = xai_audit::html::DEFAULT_GALLERY)]
+    pub gallery: usize,
+    /// The longer side of each gallery image, in pixels.
+    #[arg(long, value_name = "PX", default_value_t = xai_audit::html::images::THUMBNAIL,
+          value_parser = clap::value_parser!(u32).range(8..=1024))]
+    pub thumbnail: u32,
+}
+
+impl PageArgs {
+    /// The library's page options.
+    pub fn options(&self) -> xai_audit::html::PageOptions {
+        xai_audit::html::PageOptions {
+            gallery: self.gallery,
+            thumbnail: self.thumbnail,
         }
     }
 }
@@ -637,6 +668,8 @@ pub struct JobArgs {
     /// (<out>.html).
     #[arg(long)]
     pub html: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 /// `run`'s arguments: the job, and how much of it this run does.

@@ -106,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             gates,
             plots,
+            page: page_args,
         } => {
             let r = xai_audit::report::io::read_report(&report)?;
             let gates = gates
@@ -113,7 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|g| xai_audit::audit::gates::Gate::parse(g, "--gate"))
                 .collect::<Result<Vec<_>, _>>()?;
             let verdicts = xai_audit::html::verdicts(&r, &gates)?;
-            let page = xai_audit::html::render(&r, &verdicts)?;
+            let page = xai_audit::html::render(&r, &report, &verdicts, &page_args.options())?;
             let out = out.unwrap_or_else(|| report.with_extension("html"));
             xai_audit::html::write(&page, &out, plots.as_deref())?;
             print_stdout(&format!(
@@ -308,6 +309,7 @@ fn run_audit_command(
         save_images,
         tui,
         html,
+        page,
     } = args;
     // Ctrl-C: finish the batch in hand, save it, say how to resume;
     // a second Ctrl-C stops at once.
@@ -368,8 +370,13 @@ fn run_audit_command(
     };
     let mut text = xai_audit::audit::text::run_summary(&output, opts.save_images.as_deref());
     if html {
-        let page = xai_audit::html::render(&output.report, &output.verdicts)?;
         let path = output.report_path.with_extension("html");
+        let page = xai_audit::html::render(
+            &output.report,
+            &output.report_path,
+            &output.verdicts,
+            &page.options(),
+        )?;
         xai_audit::html::write(&page, &path, None)?;
         text.push_str(&format!("page    {}\n", path.display()));
     }

@@ -1,7 +1,9 @@
 //! One self-contained HTML page from a report, for reviewers and model
 //! cards: no script, no network, no CDN (a content-security policy forbids
 //! them), charts inlined as SVG ([`chart`]) with their numbers in a table
-//! beside each, every string from the report escaped.
+//! beside each, every string from the report escaped, and galleries of the
+//! inputs attacks broke drawn from the tensor sidecar as PNG data URIs
+//! ([`images`]).
 //!
 //! Each table cell that shows a report figure carries `data-key` naming the
 //! figure (`attack/<name>/robust_accuracy`, …), so tests (and scrapers) can
@@ -12,6 +14,7 @@ pub mod chart;
 mod equivariance;
 mod explanations;
 mod extrapolation;
+mod gallery;
 mod header;
 pub mod images;
 mod robustness;
@@ -82,6 +85,29 @@ fn opt_cell(key: &str, v: Option<f64>, f: fn(f64) -> String) -> String {
     }
 }
 
+/// Inputs per gallery by default: the 1,000-input default report's page
+/// (ten attacks, two attribution entries, five noise families) weighs
+/// about 0.7 MB with it, well under the 5 MB a page may weigh.
+pub const DEFAULT_GALLERY: usize = 6;
+
+/// What the page shows beyond the report's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageOptions {
+    /// Inputs per gallery (per attack, per noise family); 0: no galleries.
+    pub gallery: usize,
+    /// The longer side of each gallery image, in pixels.
+    pub thumbnail: u32,
+}
+
+impl Default for PageOptions {
+    fn default() -> Self {
+        PageOptions {
+            gallery: DEFAULT_GALLERY,
+            thumbnail: images::THUMBNAIL,
+        }
+    }
+}
+
 /// A rendered page and the charts on it.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -91,17 +117,25 @@ pub struct Page {
     pub charts: Vec<(String, Chart)>,
 }
 
-/// The page for `report`, with `verdicts` (its CI gates checked) as badges.
+/// The page for `report`, read from `path`, with `verdicts` (its CI gates
+/// checked) as badges and, per `options`, galleries drawn from the tensor
+/// sidecar beside `path` (a missing one leaves a note, not an error).
 ///
 /// # Errors
 /// A chart fails to draw (the embedded font cannot be read).
-pub fn render(report: &Report, verdicts: &[Verdict]) -> Result<Page> {
+pub fn render(
+    report: &Report,
+    path: &Path,
+    verdicts: &[Verdict],
+    options: &PageOptions,
+) -> Result<Page> {
     let mut b = Builder::default();
     header::header(&mut b.out, report, verdicts);
     robustness::robustness(&mut b, report)?;
     explanations::attributions(&mut b, report)?;
     extrapolation::extrapolation(&mut b, report)?;
     equivariance::equivariance(&mut b, report)?;
+    gallery::galleries(&mut b.out, report, path, options);
     let title = format!("xai-audit: {}", header::model_name(report));
     let body = b.out;
     let html = format!(
@@ -192,4 +226,13 @@ figure .chart svg{width:100%;height:auto;max-width:640px}
 figure .numbers{min-width:0}
 figcaption{font-size:.9em;color:#444}
 @media (min-width:1100px){figure{grid-template-columns:minmax(0,640px) minmax(0,1fr)}figcaption{grid-column:1 / span 2}}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,340px),1fr));gap:12px;margin:8px 0 16px}
+.gallery.noise{grid-template-columns:repeat(auto-fill,minmax(120px,1fr))}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;min-width:0}
+.card-title{margin:0 0 6px;font-weight:600}
+.thumbs{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:6px}
+.thumb{display:flex;flex-direction:column;align-items:center;font-size:.75em;color:#444;text-align:center;max-width:100%}
+.thumb img{image-rendering:pixelated;max-width:100%;height:auto;border:1px solid #ccc;background:#000}
+table.preds{font-size:.8em;margin:6px 0 0;width:100%}table.preds th{font-weight:600;background:#f7f7f7}
+p.count{font-size:.9em;color:#444;margin:4px 0}
 ";

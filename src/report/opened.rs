@@ -50,8 +50,8 @@ impl Sidecar {
         let bad = |message: String| Error::format(path, message);
         let mut file = File::open(path).map_err(|e| {
             bad(if e.kind() == std::io::ErrorKind::NotFound {
-                "tensor sidecar not found: the report names it, and the terminal UI needs it for \
-                 the images (keep the .safetensors file next to the report, or rerun the audit)"
+                "tensor sidecar not found: the report names it, and the terminal UI and the HTML \
+                 page's galleries need it for the images (keep the .safetensors file next to the report, or rerun the audit)"
                     .to_string()
             } else {
                 format!("cannot read the tensor sidecar: {e}")
@@ -191,6 +191,29 @@ impl ReportData {
     /// Reads the report at `path` and indexes its sidecar.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let report = read_report(path)?;
+        let sidecar = Sidecar::for_report(path, &report)?;
+        let shape = report.data.input_shape;
+        let range = input_range(&report.model.spec);
+        Ok(ReportData {
+            path: path.to_path_buf(),
+            report,
+            sidecar,
+            shape,
+            range,
+        })
+    }
+
+    /// Values per input (`C·H·W`).
+    pub fn input_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+impl Sidecar {
+    /// Opens the sidecar of `report` (read from `path`) and checks the two
+    /// against each other: record counts, attack order, and the name, dtype
+    /// and shape of every tensor the views index by input position.
+    pub fn for_report(path: &Path, report: &Report) -> Result<Self, Error> {
         let inconsistent = |message: String| {
             Error::format(
                 path,
@@ -223,12 +246,8 @@ impl ReportData {
                 )));
             }
         }
-        let sidecar_file = match (&report.tensors, path.parent()) {
-            (Some(name), Some(dir)) => dir.join(name),
-            (Some(name), None) => PathBuf::from(name),
-            (None, _) => sidecar_path(path),
-        };
-        let sidecar = Sidecar::open(&sidecar_file)?;
+        let file = sidecar_file(path, report);
+        let sidecar = Sidecar::open(&file)?;
         let expected = [count, shape[0], shape[1], shape[2]];
         let mut required = vec![crate::sidecar::CLEAN_INPUTS.to_string()];
         required.extend(
@@ -264,21 +283,19 @@ impl ReportData {
                 ),
                 Some(_) => continue,
             };
-            return Err(Error::format(sidecar_file, message));
+            return Err(Error::format(file, message));
         }
-        let range = input_range(&report.model.spec);
-        Ok(ReportData {
-            path: path.to_path_buf(),
-            report,
-            sidecar,
-            shape,
-            range,
-        })
+        Ok(sidecar)
     }
+}
 
-    /// Values per input (`C·H·W`).
-    pub fn input_len(&self) -> usize {
-        self.shape.iter().product()
+/// Where the sidecar of `report` (read from `path`) lies: the file its
+/// `tensors` names, beside the report, else `<report>.safetensors`.
+pub fn sidecar_file(path: &Path, report: &Report) -> PathBuf {
+    match (&report.tensors, path.parent()) {
+        (Some(name), Some(dir)) => dir.join(name),
+        (Some(name), None) => PathBuf::from(name),
+        (None, _) => sidecar_path(path),
     }
 }
 

@@ -523,3 +523,279 @@ fn a_full_audit_page_shows_every_sections_figures() {
     }
     assert!(ids.len() >= 8, "{ids:?}");
 }
+
+/// The page of `report` written with `extra` flags.
+fn page_with(dir: &Path, report: &Path, extra: &[&str]) -> Html {
+    let out = dir.join("page.html");
+    let mut args = vec![
+        "html",
+        report.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let run = xai(dir, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    Html::parse_document(&std::fs::read_to_string(out).unwrap())
+}
+
+/// The probability of `class` in a top-5 list, where it is there.
+fn probability_in(top5: &Value, class: &Value) -> Option<f64> {
+    top5.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == *class)
+        .map(|c| c["probability"].as_f64().unwrap())
+}
+
+/// The indices of the inputs attack number `k` broke, largest drop of the
+/// true class's probability first, equal drops by index, unknown drops
+/// last, at most `n`.
+fn expected_gallery(json: &Value, k: usize, n: usize) -> Vec<u64> {
+    let mut broken: Vec<(Option<f64>, u64)> = Vec::new();
+    for s in json["samples"].as_array().unwrap() {
+        let a = &s["attacks"][k];
+        if a["success"] != Value::Bool(true) {
+            continue;
+        }
+        let clean = probability_in(&s["top5"], &s["label"]);
+        let adversarial = a["true_class_probability"]
+            .as_f64()
+            .or_else(|| probability_in(&a["top5"], &s["label"]));
+        let drop = clean.zip(adversarial).map(|(c, a)| c - a);
+        broken.push((drop, s["index"].as_u64().unwrap()));
+    }
+    broken.sort_by(|x, y| {
+        let by_drop = match (x.0, y.0) {
+            (Some(a), Some(b)) => b.partial_cmp(&a).unwrap(),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        by_drop.then(x.1.cmp(&y.1))
+    });
+    broken.into_iter().take(n).map(|(_, i)| i).collect()
+}
+
+/// The text of the one element with `key` under `scope`.
+fn figure_in(scope: scraper::ElementRef, key: &str) -> String {
+    let found: Vec<String> = scope
+        .select(&sel(&format!("[data-key=\"{key}\"]")))
+        .map(|e| e.text().collect())
+        .collect();
+    assert_eq!(found.len(), 1, "{key}: {} elements", found.len());
+    found[0].clone()
+}
+
+/// Every image under `scope` is a PNG data URI that decodes to the size its
+/// tag gives, with alt text; returns their widths.
+fn images_decode(scope: scraper::ElementRef) -> Vec<u32> {
+    use base64::Engine as _;
+    let mut widths = Vec::new();
+    for img in scope.select(&sel("img")) {
+        let v = img.value();
+        let b64 = v
+            .attr("src")
+            .unwrap()
+            .strip_prefix("data:image/png;base64,")
+            .expect("a PNG data URI");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64");
+        let decoded = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
+            .expect("a PNG that decodes");
+        let attr = |a: &str| v.attr(a).unwrap().parse::<u32>().unwrap();
+        assert_eq!(
+            (decoded.width(), decoded.height()),
+            (attr("width"), attr("height"))
+        );
+        assert!(!v.attr("alt").unwrap_or_default().is_empty());
+        widths.push(decoded.width());
+    }
+    widths
+}
+
+#[test]
+fn the_galleries_show_the_inputs_each_attack_broke_most_with_the_reports_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = root().join("reports/examples/mnist_cnn-quick.json");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let doc = page(dir.path(), &report);
+    self_contained(&doc);
+    let names: Vec<&str> = json["model"]["class_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let class = |v: &Value| names[v.as_u64().unwrap() as usize].to_string();
+    let samples = json["samples"].as_array().unwrap();
+    let attributions = json["summary"]["attributions"].as_array().unwrap();
+    let mut cards_seen = 0;
+    for (k, attack) in json["summary"]["attacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let name = attack["name"].as_str().unwrap();
+        let cards: Vec<scraper::ElementRef> = doc
+            .select(&sel(&format!("#galleries article[data-attack=\"{name}\"]")))
+            .collect();
+        let shown: Vec<u64> = cards
+            .iter()
+            .map(|c| c.value().attr("data-index").unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(shown, expected_gallery(&json, k, 6), "{name}");
+        // The attribution entries with maps on this attack: two maps each.
+        let entries = attributions
+            .iter()
+            .filter(|e| {
+                e["attacks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["attack"] == name)
+            })
+            .count();
+        for (card, index) in cards.iter().zip(&shown) {
+            let s = samples
+                .iter()
+                .find(|s| s["index"].as_u64() == Some(*index))
+                .unwrap();
+            let a = &s["attacks"][k];
+            assert_eq!(a["success"], Value::Bool(true));
+            let key = |f: &str| format!("sample/{index}/{f}");
+            let akey = |f: &str| format!("sample/{index}/attack/{name}/{f}");
+            assert_eq!(figure_in(*card, &key("label")), class(&s["label"]));
+            assert_eq!(
+                figure_in(*card, &key("prediction")),
+                class(&s["prediction"])
+            );
+            assert_eq!(
+                figure_in(*card, &akey("prediction")),
+                class(&a["prediction"])
+            );
+            assert_eq!(
+                figure_in(*card, &key("true_class_probability")),
+                pct(&Value::from(
+                    probability_in(&s["top5"], &s["label"]).unwrap()
+                ))
+            );
+            let adversarial = a["true_class_probability"]
+                .as_f64()
+                .or_else(|| probability_in(&a["top5"], &s["label"]))
+                .unwrap();
+            assert_eq!(
+                figure_in(*card, &akey("true_class_probability")),
+                pct(&Value::from(adversarial))
+            );
+            let widths = images_decode(*card);
+            // Clean, adversarial, δ, and each entry's map on both.
+            assert_eq!(widths.len(), 3 + 2 * entries, "{name} input {index}");
+            cards_seen += 1;
+        }
+        if attack["successes"].as_u64() == Some(0) {
+            let text: String = doc
+                .select(&sel("#galleries"))
+                .flat_map(|e| e.text())
+                .collect();
+            assert!(text.contains("broke none"), "{name}");
+        }
+    }
+    assert!(cards_seen > 0);
+    // The noise inputs the model was most confident on, per entry and family.
+    for entry in json["summary"]["stress"]["noise"].as_array().unwrap() {
+        let entry_name = entry["name"].as_str().unwrap();
+        for family in entry["families"].as_array().unwrap() {
+            let family_name = family["family"].as_str().unwrap();
+            let mut examples: Vec<&Value> = family["examples"].as_array().unwrap().iter().collect();
+            examples.sort_by(|a, b| {
+                let c = |e: &Value| e["confidence"].as_f64().unwrap();
+                c(b).partial_cmp(&c(a))
+                    .unwrap()
+                    .then(a["index"].as_u64().cmp(&b["index"].as_u64()))
+            });
+            examples.truncate(6);
+            let cards: Vec<scraper::ElementRef> = doc
+                .select(&sel(&format!(
+                    "#galleries article[data-noise=\"{entry_name}/{family_name}\"]"
+                )))
+                .collect();
+            assert_eq!(cards.len(), examples.len(), "{entry_name}/{family_name}");
+            for (card, e) in cards.iter().zip(&examples) {
+                let index = e["index"].as_u64().unwrap();
+                assert_eq!(
+                    card.value().attr("data-index"),
+                    Some(index.to_string().as_str())
+                );
+                let key = |f: &str| format!("stress/{entry_name}/{family_name}/{index}/{f}");
+                assert_eq!(
+                    figure_in(*card, &key("prediction")),
+                    class(&e["prediction"])
+                );
+                assert_eq!(figure_in(*card, &key("confidence")), pct(&e["confidence"]));
+                assert_eq!(images_decode(*card).len(), 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn gallery_and_thumbnail_flags_size_the_galleries() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = root().join("reports/examples/mnist_cnn-quick.json");
+    let doc = page_with(dir.path(), &report, &["--gallery", "0"]);
+    assert_eq!(doc.select(&sel("#galleries")).count(), 0);
+    assert_eq!(doc.select(&sel("img")).count(), 0);
+    // The rest of the page is there.
+    assert!(doc.select(&sel("#robustness")).next().is_some());
+    let doc = page_with(
+        dir.path(),
+        &report,
+        &["--gallery", "1", "--thumbnail", "56"],
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    for a in json["summary"]["attacks"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        let cards = doc
+            .select(&sel(&format!("#galleries article[data-attack=\"{name}\"]")))
+            .count();
+        assert_eq!(
+            cards,
+            1.min(a["successes"].as_u64().unwrap() as usize),
+            "{name}"
+        );
+    }
+    let galleries = doc.select(&sel("#galleries")).next().unwrap();
+    // 28 px inputs grow by whole multiples up to 56 px.
+    let widths = images_decode(galleries);
+    assert!(!widths.is_empty());
+    assert!(widths.iter().all(|&w| w == 56), "{widths:?}");
+}
+
+#[test]
+fn a_report_copied_without_its_sidecar_renders_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("alone.json");
+    std::fs::copy(
+        root().join("reports/examples/mnist_cnn-quick.json"),
+        &report,
+    )
+    .unwrap();
+    let doc = page(dir.path(), &report);
+    self_contained(&doc);
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        figure(&doc, "summary/clean_accuracy"),
+        pct(&json["summary"]["clean_accuracy"])
+    );
+    let text: String = doc
+        .select(&sel("#galleries"))
+        .flat_map(|e| e.text())
+        .collect();
+    assert!(text.contains("sidecar was not found"), "{text}");
+    assert!(text.contains("mnist_cnn-quick.safetensors"), "{text}");
+    assert!(text.contains("beside the report"), "{text}");
+    assert_eq!(doc.select(&sel("img")).count(), 0);
+}
