@@ -391,15 +391,17 @@ def screenshot(browser, session, path):
     """A full-page PNG at `path`; returns its pixel size (width, height)."""
     size = browser.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
     width, height = size["width"], size["height"]
-    if height > MAX_SHOT_PX:
-        print(f"warning: page is {height:.0f} px tall; the screenshot is cut at {MAX_SHOT_PX} px")
-        height = MAX_SHOT_PX
+    # Chromium cannot capture more than MAX_SHOT_PX pixels in one piece: a
+    # taller page is captured whole, scaled down to fit.
+    scale = min(1.0, MAX_SHOT_PX / height) if height > 0 else 1.0
+    if scale < 1.0:
+        print(f"note: page is {height:.0f} px tall; its screenshot is scaled by {scale:.2f}")
     shot = browser.call(
         "Page.captureScreenshot",
         {
             "format": "png",
             "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": scale},
         },
         session=session,
         timeout=2 * WAIT_S,
@@ -407,6 +409,25 @@ def screenshot(browser, session, path):
     data = base64.b64decode(shot["data"])
     path.write_bytes(data)
     return png_size(data)
+
+
+# The page's gallery images load lazily (so that they do not hold up the
+# load event); a full-page screenshot needs them all, decoded.
+LOAD_ALL_IMAGES_JS = r"""
+Promise.all([...document.images].map((i) => {
+  i.loading = 'eager';
+  return i.decode().catch(() => null);
+})).then(() => document.images.length)
+"""
+
+
+def load_all_images(browser, session):
+    """Makes every lazy <img> load now and waits until each is decoded."""
+    browser.call(
+        "Runtime.evaluate",
+        {"expression": LOAD_ALL_IMAGES_JS, "awaitPromise": True, "returnByValue": True},
+        session=session,
+    )
 
 
 def png_size(data):
@@ -520,6 +541,7 @@ def check(browser, console, page, out, runs):
         if width != LOAD_WIDTH:
             set_width(browser, session, width)
             navigate(browser, session, url)
+        load_all_images(browser, session)
         path = out / f"page-{width}.png"
         shots.append((path, screenshot(browser, session, path)))
         if width == LOAD_WIDTH:

@@ -285,6 +285,7 @@ impl Chart {
                     .y_desc(y_label.as_str())
                     .label_style((FONT, 15))
                     .light_line_style(RGBColor(235, 235, 235))
+                    .max_light_lines(2)
                     .draw()
                     .map_err(draw_err)?;
                 let k = series.len().max(1) as f64;
@@ -442,6 +443,7 @@ impl Chart {
                     .x_desc(y_label.as_str())
                     .label_style((FONT, 14))
                     .light_line_style(RGBColor(235, 235, 235))
+                    .max_light_lines(2)
                     .draw()
                     .map_err(draw_err)?;
                 let height = 0.8 / k as f64;
@@ -462,6 +464,9 @@ impl Chart {
         Ok(())
     }
 }
+
+/// Lines with more points than this are drawn without markers.
+const MAX_MARKERS: usize = 40;
 
 /// Series `i`'s colour: the palette, again from its start past 8 series
 /// (whose lines are then dashed and their markers triangles, see [`lines`]).
@@ -489,6 +494,7 @@ where
         .y_desc(y_label)
         .label_style((FONT, 15))
         .light_line_style(RGBColor(235, 235, 235))
+        .max_light_lines(2)
         .draw()
         .map_err(draw_err)?;
     for (i, s) in series.iter().enumerate() {
@@ -512,6 +518,10 @@ where
                     PathElement::new(vec![(x, y), (x + 18, y)], style)
                 }
             });
+        // A distribution of a thousand inputs is a curve, not markers.
+        if s.points.len() > MAX_MARKERS {
+            continue;
+        }
         if second_round {
             chart
                 .draw_series(

@@ -58,13 +58,16 @@ fn confidence_drop(s: &SampleRecord, attack: usize) -> Option<f64> {
     Some(clean - adversarial).filter(|d| d.is_finite())
 }
 
-/// The (up to) `n` inputs attack number `attack` broke, largest confidence
-/// drop first; equal drops, and inputs whose drop is not stored (last), in
+/// The (up to) `n` correctly classified inputs attack number `attack` broke,
+/// and how many it broke in all; largest confidence drop first; equal drops, and inputs whose drop is not stored (last), in
 /// input index order, so the page is the same on every run.
-fn ranked(samples: &[SampleRecord], attack: usize, n: usize) -> Vec<Broken> {
+fn ranked(samples: &[SampleRecord], attack: usize, n: usize) -> (Vec<Broken>, usize) {
     let mut broken: Vec<Broken> = samples
         .iter()
         .enumerate()
+        // An input misclassified to begin with was not broken by the attack
+        // (a minimum-norm attack reports it as a success at distance 0).
+        .filter(|(_, s)| s.prediction == s.label)
         .filter(|(_, s)| s.attacks.get(attack).is_some_and(|a| a.success))
         .map(|(position, s)| Broken {
             position,
@@ -80,8 +83,9 @@ fn ranked(samples: &[SampleRecord], attack: usize, n: usize) -> Vec<Broken> {
         };
         by_drop.then(samples[x.position].index.cmp(&samples[y.position].index))
     });
+    let total = broken.len();
     broken.truncate(n);
-    broken
+    (broken, total)
 }
 
 /// The noise family's kept examples the model was most confident on, as
@@ -124,7 +128,7 @@ fn opt_figure(key: &str, v: Option<f64>) -> String {
 /// One thumbnail with its caption (`caption` is HTML, already escaped).
 fn thumb(t: &Thumbnail, alt: &str, caption: &str) -> String {
     format!(
-        "<div class=\"thumb\"><img src=\"{}\" width=\"{}\" height=\"{}\" alt=\"{}\"><span>{caption}</span></div>",
+        "<div class=\"thumb\"><img loading=\"lazy\" decoding=\"async\" src=\"{}\" width=\"{}\" height=\"{}\" alt=\"{}\"><span>{caption}</span></div>",
         t.uri,
         t.width,
         t.height,
@@ -195,7 +199,7 @@ pub(super) fn galleries(out: &mut String, report: &Report, path: &Path, options:
             escape(&attack.name),
             escape(&attack.name)
         );
-        let broken = ranked(&report.samples, k, n);
+        let (broken, total) = ranked(&report.samples, k, n);
         if broken.is_empty() {
             note(out, "This attack broke none of the inputs.");
             continue;
@@ -204,10 +208,10 @@ pub(super) fn galleries(out: &mut String, report: &Report, path: &Path, options:
             Ok(cards) => {
                 let _ = writeln!(
                     out,
-                    "<p class=\"count\">{} of the <span data-key=\"attack/{}/successes\">{}</span> inputs it broke.</p>\n<div class=\"gallery\">\n{cards}</div>",
+                    "<p class=\"count\">{} of the <span data-key=\"attack/{}/broken\">{}</span> correctly classified inputs it broke.</p>\n<div class=\"gallery\">\n{cards}</div>",
                     broken.len(),
                     escape(&attack.name),
-                    attack.successes
+                    total
                 );
             }
             Err(e) => note(
@@ -492,6 +496,7 @@ mod tests {
 
     fn indices(samples: &[SampleRecord], n: usize) -> Vec<usize> {
         ranked(samples, 0, n)
+            .0
             .iter()
             .map(|b| samples[b.position].index)
             .collect()
@@ -507,6 +512,7 @@ mod tests {
         ];
         assert_eq!(indices(&samples, 10), [3, 5, 7, 1]);
         let drops: Vec<f64> = ranked(&samples, 0, 10)
+            .0
             .iter()
             .map(|b| b.drop.unwrap())
             .collect();
@@ -519,7 +525,8 @@ mod tests {
             .map(|i| sample(i, 0.9, 0.01 * i as f64, true))
             .collect();
         assert_eq!(indices(&samples, 3), [0, 1, 2]);
-        assert!(ranked(&samples, 0, 0).is_empty());
+        assert!(ranked(&samples, 0, 0).0.is_empty());
+        assert_eq!(ranked(&samples, 0, 3).1, 20, "the count is of all it broke");
     }
 
     #[test]
@@ -531,7 +538,16 @@ mod tests {
         ];
         assert_eq!(indices(&samples, 10), [1]);
         let none = vec![sample(0, 0.99, 0.0, false)];
-        assert!(ranked(&none, 0, 10).is_empty());
+        assert!(ranked(&none, 0, 10).0.is_empty());
+    }
+
+    #[test]
+    fn an_input_misclassified_to_begin_with_was_not_broken() {
+        let mut wrong = sample(0, 0.9, 0.05, true);
+        wrong.prediction = 2;
+        let samples = vec![wrong, sample(1, 0.9, 0.5, true)];
+        assert_eq!(indices(&samples, 10), [1]);
+        assert_eq!(ranked(&samples, 0, 10).1, 1);
     }
 
     #[test]
@@ -544,7 +560,7 @@ mod tests {
         let plain = sample(2, 0.9, 0.5, true);
         let samples = vec![unknown, plain, stored];
         assert_eq!(indices(&samples, 10), [4, 2, 0]);
-        assert_eq!(ranked(&samples, 0, 10)[2].drop, None);
+        assert_eq!(ranked(&samples, 0, 10).0[2].drop, None);
     }
 
     #[test]
