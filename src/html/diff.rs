@@ -305,7 +305,11 @@ fn header(out: &mut String, d: &ReportDiff, old: &DiffSide, new: &DiffSide) {
             }
         };
         // Rows that differ stand out, except those that always do.
-        let differs = a != z && !matches!(key, "report" | "timings/started_at");
+        let differs = a != z
+            && !matches!(
+                key,
+                "report" | "timings/started_at" | "timings/total_seconds"
+            );
         let _ = writeln!(
             out,
             "<tr{}><th>{}</th>{}{}</tr>",
@@ -718,7 +722,7 @@ fn flipped(
             missing.join("")
         );
     }
-    b.out.push_str("<table>\n<thead><tr><th>predictions</th><th>newly broken</th><th>newly robust</th></tr></thead>\n<tbody>\n");
+    b.out.push_str("<table>\n<thead><tr><th>attack</th><th>newly broken</th><th>newly robust</th></tr></thead>\n<tbody>\n");
     for f in &d.flips {
         let _ = writeln!(
             b.out,

@@ -564,3 +564,37 @@ fn the_text_diff_is_the_same_with_or_without_the_page() {
     )
     .expect_error(&["--html"]);
 }
+
+#[test]
+fn one_missing_sidecar_costs_only_its_own_thumbnails() {
+    let dir = tempfile::tempdir().unwrap();
+    reports(dir.path(), true);
+    std::fs::remove_file(dir.path().join("old.safetensors")).unwrap();
+    let run = xai(
+        dir.path(),
+        &["diff", "old.json", "new.json", "--html", "p.html"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let doc = parse(&dir.path().join("p.html"));
+    let note: String = doc
+        .select(&sel("#no-sidecar"))
+        .flat_map(|e| e.text())
+        .collect();
+    assert!(
+        note.contains("old.json") && !note.contains("new.json"),
+        "{note}"
+    );
+    let json = load(&dir.path().join("old.json"));
+    let attack = json["summary"]["attacks"][ATTACK]["name"].as_str().unwrap();
+    let card = doc
+        .select(&sel(&format!(
+            "article[data-key=\"flip/{attack}/{}\"]",
+            BROKEN[0]
+        )))
+        .next()
+        .unwrap();
+    // The clean input (from the new sidecar) and the new run's two images;
+    // the old run's two say why they are missing.
+    assert_eq!(card.select(&sel("img")).count(), 3);
+    assert_eq!(card.select(&sel(".none")).count(), 2);
+}
