@@ -462,7 +462,6 @@ fn eps_curves(b: &mut Builder, old: &Report, new: &Report) -> Result<()> {
         }
     }
     let mut norms: Vec<String> = names.iter().map(|n| n.1.clone()).collect();
-    norms.dedup();
     let mut seen = std::collections::BTreeSet::new();
     norms.retain(|n| seen.insert(n.clone()));
     let find = |r: &Report, name: &str, norm: &str| {

@@ -598,3 +598,66 @@ fn one_missing_sidecar_costs_only_its_own_thumbnails() {
     assert_eq!(card.select(&sel("img")).count(), 3);
     assert_eq!(card.select(&sel(".none")).count(), 2);
 }
+
+#[test]
+fn eps_curves_of_both_reports_share_one_chart_per_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (po, pn) = reports(dir.path(), false);
+    let curve = |values: [f64; 3]| {
+        serde_json::json!([{
+            "name": "pgd-sweep",
+            "norm": "linf",
+            "points": [
+                {"eps": 0.05, "robust_accuracy": values[0]},
+                {"eps": 0.1, "robust_accuracy": values[1]},
+                {"eps": 0.2, "robust_accuracy": values[2]},
+            ],
+        }])
+    };
+    for (path, values) in [(&po, [0.9, 0.6, 0.1]), (&pn, [0.88, 0.64, 0.1])] {
+        let mut json = load(path);
+        json["summary"]["eps_curves"] = curve(values);
+        std::fs::write(path, serde_json::to_string(&json).unwrap()).unwrap();
+    }
+    let run = xai(
+        dir.path(),
+        &[
+            "diff",
+            "old.json",
+            "new.json",
+            "--html",
+            "p.html",
+            "--gallery",
+            "0",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let doc = parse(&dir.path().join("p.html"));
+    let (old, new) = (load(&po), load(&pn));
+    for k in 0..3 {
+        let p = |j: &Value, f: &str| j["summary"]["eps_curves"][0]["points"][k][f].clone();
+        let eps = p(&old, "eps").as_f64().unwrap();
+        let (o, n) = (
+            p(&old, "robust_accuracy").as_f64().unwrap(),
+            p(&new, "robust_accuracy").as_f64().unwrap(),
+        );
+        let key = |f: &str| format!("curve/pgd-sweep/{eps}/{f}");
+        assert_eq!(figure(&doc, &key("old")), pct(o));
+        assert_eq!(figure(&doc, &key("new")), pct(n));
+        assert_eq!(figure(&doc, &key("delta")), delta(o, n));
+    }
+    let chart = doc
+        .select(&sel("figure#diff-eps-curve-0 svg"))
+        .next()
+        .expect("the ε chart");
+    let text: String = chart.text().collect();
+    assert!(
+        text.contains("old pgd-sweep") && text.contains("new pgd-sweep"),
+        "{text}"
+    );
+    assert!(!doc
+        .root_element()
+        .text()
+        .collect::<String>()
+        .contains("Neither report"));
+}
