@@ -33,6 +33,18 @@ pub enum Command {
         /// Percentage points a figure may worsen before it is a regression.
         #[arg(long, value_name = "PP", default_value_t = 1.0)]
         threshold: f64,
+        /// Also write the comparison as a self-contained HTML page (default:
+        /// NEW's path with .diff.html): figures side by side with their
+        /// changes, and the flipped inputs with thumbnails.
+        #[arg(long, value_name = "FILE", num_args = 0..=1)]
+        html: Option<Option<PathBuf>>,
+        /// Inputs drawn per flip gallery on the page, lowest index first (0:
+        /// none).
+        #[arg(long, value_name = "N", default_value_t = 6, requires = "html")]
+        gallery: usize,
+        /// Also write each of the page's charts here as SVG and PNG.
+        #[arg(long, value_name = "DIR", requires = "html")]
+        plots: Option<PathBuf>,
     },
     /// Write a model (.onnx, or .safetensors with any spec) as one
     /// self-describing .safetensors file: its weights, with its version-2
@@ -361,6 +373,10 @@ const DIFF_EXAMPLES: Examples = &[
     (
         "As JSON, failing on a 0.5-point regression (exit code 1):",
         "xai-audit diff baseline.json candidate.json --threshold 0.5 --json",
+    ),
+    (
+        "Also as a page (candidate.diff.html), with up to 12 flipped inputs drawn per attack:",
+        "xai-audit diff baseline.json candidate.json --html --gallery 12",
     ),
 ];
 

@@ -128,6 +128,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             new,
             json,
             threshold,
+            html,
+            gallery,
+            plots,
         } => {
             use xai_audit::audit::diff;
             use xai_audit::report::io::read_report;
@@ -139,12 +142,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &new.display().to_string(),
                 threshold,
             )?;
+            let mut page_note = String::new();
+            if let Some(out) = html {
+                use xai_audit::html::diff::{render_diff, DiffSide};
+                let out = out.unwrap_or_else(|| new.with_extension("diff.html"));
+                let (mut a, mut b) = (DiffSide::open(&old, a), DiffSide::open(&new, b));
+                let page = render_diff(&d, &mut a, &mut b, gallery)?;
+                xai_audit::html::write(&page, &out, plots.as_deref())?;
+                page_note = format!(
+                    "page    {} ({} KiB)\n",
+                    out.display(),
+                    page.html.len().div_ceil(1024)
+                );
+            }
             if json {
+                // Standard output stays one JSON document.
                 let mut text = serde_json::to_string_pretty(&d)?;
                 text.push('\n');
                 print_stdout(&text)?;
+                eprint!("{page_note}");
             } else {
-                print_stdout(&diff::render(&d))?;
+                print_stdout(&format!("{}{page_note}", diff::render(&d)))?;
             }
             if d.regression {
                 return Ok(ExitCode::from(1));

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use image::DynamicImage;
 
-use super::images::{thumbnail, Thumbnail};
+use super::images::{thumb, thumbnail, Thumbnail};
 use super::{escape, num, pct, PageOptions};
 use crate::attribution::images::heatmap;
 use crate::error::{Error, Result};
@@ -123,17 +123,6 @@ fn opt_figure(key: &str, v: Option<f64>) -> String {
         Some(v) => figure(key, &pct(v)),
         None => "–".to_string(),
     }
-}
-
-/// One thumbnail with its caption (`caption` is HTML, already escaped).
-fn thumb(t: &Thumbnail, alt: &str, caption: &str) -> String {
-    format!(
-        "<div class=\"thumb\"><img loading=\"lazy\" decoding=\"async\" src=\"{}\" width=\"{}\" height=\"{}\" alt=\"{}\"><span>{caption}</span></div>",
-        t.uri,
-        t.width,
-        t.height,
-        escape(alt)
-    )
 }
 
 fn note(out: &mut String, html: &str) {

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use image::imageops::FilterType;
 use image::DynamicImage;
 
+use super::escape;
 use crate::error::{Error, Result};
 
 /// Default thumbnail size: the longer side, in pixels.
@@ -60,6 +61,18 @@ pub fn thumbnail(img: &DynamicImage, side: u32) -> Result<Thumbnail> {
         width: scaled.width(),
         height: scaled.height(),
     })
+}
+
+/// One thumbnail with its caption (`caption` is HTML, already escaped),
+/// loaded lazily so that a gallery does not hold up the page's load event.
+pub fn thumb(t: &Thumbnail, alt: &str, caption: &str) -> String {
+    format!(
+        "<div class=\"thumb\"><img loading=\"lazy\" decoding=\"async\" src=\"{}\" width=\"{}\" height=\"{}\" alt=\"{}\"><span>{caption}</span></div>",
+        t.uri,
+        t.width,
+        t.height,
+        escape(alt)
+    )
 }
 
 #[cfg(test)]

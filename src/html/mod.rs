@@ -11,6 +11,7 @@
 //! how to get them.
 
 pub mod chart;
+pub mod diff;
 mod equivariance;
 mod explanations;
 mod extrapolation;
@@ -137,18 +138,22 @@ pub fn render(
     equivariance::equivariance(&mut b, report)?;
     gallery::galleries(&mut b.out, report, path, options);
     let title = format!("xai-audit: {}", header::model_name(report));
-    let body = b.out;
-    let html = format!(
+    Ok(Page {
+        html: document(&title, "", &b.out),
+        charts: b.charts,
+    })
+}
+
+/// The whole document around `body`: the policy, the viewport, `title`,
+/// and the style sheet with `extra_style` after it.
+fn document(title: &str, extra_style: &str, body: &str) -> String {
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
-        escape(&title)
-    );
-    Ok(Page {
-        html,
-        charts: b.charts,
-    })
+         <title>{}</title>\n<style>{STYLE}{extra_style}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
+        escape(title)
+    )
 }
 
 /// The report's CI gates (its plan's `[gates]`, then `extra`) checked

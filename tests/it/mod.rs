@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod gradients;
 mod honest_data;
 mod html;
+mod html_diff;
 mod layering;
 mod lrp;
 mod minimum_norm;
