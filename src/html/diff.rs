@@ -762,7 +762,7 @@ fn flipped(
         if shown.len() < f.newly_broken.len() {
             let _ = writeln!(
                 b.out,
-                "<p class=\"note\">The first {} of {}, lowest index first (<code>--gallery N</code> shows more).</p>",
+                "<p class=\"note\">The first {} of {}, lowest index first (the page's gallery size, an option of the <code>diff</code> command, sets how many).</p>",
                 shown.len(),
                 f.newly_broken.len()
             );

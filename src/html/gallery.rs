@@ -143,8 +143,8 @@ pub(super) fn galleries(out: &mut String, report: &Report, path: &Path, options:
          probability first (clean minus adversarial; equal drops by input index). δ is the \
          perturbation amplified to the full grey range (mid-grey: no change); attribution maps \
          are red where a pixel supports the explained class, blue where it opposes it. Then the \
-         noise inputs the model was most confident on. <code>--gallery N</code> sets how many \
-         inputs (0: none), <code>--thumbnail PX</code> their size.</p>"
+         noise inputs the model was most confident on. How many inputs each gallery shows, and \
+         the thumbnails' size, are options of the page (the <code>html</code> command's help lists them).</p>"
     );
     let file = sidecar_file(path, report);
     if !file.exists() {
@@ -568,6 +568,7 @@ mod tests {
             mmc: 0.5,
             share_above_0_95: 0.04,
             share_above_0_99: 0.01,
+            confidence_histogram: Vec::new(),
             auroc: 0.9,
             fpr_at_95_tpr: 0.1,
             class_histogram: vec![0; 10],
