@@ -72,20 +72,20 @@ pub(super) fn equivariance(b: &mut Builder, r: &Report) -> Result<()> {
             &table,
         )?;
     }
-    for l in &e.lie_derivative {
-        let _ = writeln!(
-            b.out,
-            "<h3>Lie derivatives: {} ({}, Gruver et al. 2023)</h3>\n<table>\n<thead><tr><th>transform</th><th>unit</th><th>mean</th><th>median</th><th>max</th></tr></thead>\n<tbody>",
-            escape(&l.name),
-            match l.method {
-                crate::stress::lie_derivative::LieMethod::Exact => "exact, by Jacobian–vector product",
-                crate::stress::lie_derivative::LieMethod::FiniteDifference => "central finite difference",
+    for (i, l) in e.lie_derivative.iter().enumerate() {
+        let method = match l.method {
+            crate::stress::lie_derivative::LieMethod::Exact => "exact, by Jacobian–vector product",
+            crate::stress::lie_derivative::LieMethod::FiniteDifference => {
+                "central finite difference"
             }
+        };
+        let mut table = String::from(
+            "<table>\n<thead><tr><th>transform</th><th>unit</th><th>mean</th><th>median</th><th>max</th></tr></thead>\n<tbody>\n",
         );
         for t in &l.transforms {
             let k = |f: &str| format!("equivariance/{}/{}/{f}", l.name, t.transform.as_str());
             let _ = writeln!(
-                b.out,
+                table,
                 "<tr><td>{}</td><td>{}</td>{}{}{}</tr>",
                 t.transform.as_str(),
                 escape(&t.unit),
@@ -94,7 +94,35 @@ pub(super) fn equivariance(b: &mut Builder, r: &Report) -> Result<()> {
                 cell(&k("max"), &num(t.max)),
             );
         }
-        b.out.push_str("</tbody>\n</table>\n<p class=\"note\">Mean over classes of |d softmax / dt| at t = 0, per input; 0 is an exactly invariant model.</p>\n");
+        table.push_str("</tbody>\n</table>\n");
+        let top = l
+            .transforms
+            .iter()
+            .map(|t| t.mean.max(t.median))
+            .fold(0.0f64, f64::max);
+        let chart = Chart::Bars {
+            title: format!("Lie derivatives ({})", l.name),
+            y_label: "mean over classes of |d softmax / dt|".into(),
+            categories: l
+                .transforms
+                .iter()
+                .map(|t| format!("{} ({})", t.transform.as_str(), t.unit.replace('_', " ")))
+                .collect(),
+            groups: vec![
+                ("mean".into(), l.transforms.iter().map(|t| t.mean).collect()),
+                (
+                    "median".into(),
+                    l.transforms.iter().map(|t| t.median).collect(),
+                ),
+            ],
+            y_range: 0.0..if top > 0.0 { top * 1.15 } else { 1.0 },
+        };
+        b.figure(
+            &format!("lie-derivative-{i}"),
+            chart,
+            &format!("How fast the predicted probabilities change under an infinitesimal translation or rotation ({method}; Gruver et al. 2023): 0 is an exactly invariant model. A mean far above the median means a few inputs carry the sensitivity (see the max)."),
+            &table,
+        )?;
     }
     for w in &e.worst_case {
         let k = |f: &str| format!("equivariance/{}/{f}", w.name);

@@ -168,6 +168,121 @@ fn a_report_without_attacks_or_attributions_says_what_is_missing() {
     assert_eq!(doc.select(&sel("figure")).count(), 0);
 }
 
+/// Each optional section removed on its own: the page says what is
+/// missing and how to get it, and still shows every other section.
+#[test]
+fn a_report_missing_each_optional_section_says_so_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let full: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("reports/examples/mnist_cnn-quick.json")).unwrap(),
+    )
+    .unwrap();
+    // (what is removed, the section's id, what the page must say)
+    type Cut = fn(&mut Value);
+    let cases: [(&str, Cut, &str, &[&str]); 8] = [
+        (
+            "attacks",
+            |j| {
+                j["summary"]["attacks"] = Value::Array(vec![]);
+                j["summary"]["eps_curves"] = Value::Array(vec![]);
+                j["summary"]["threat_models"] = Value::Array(vec![]);
+            },
+            "#robustness",
+            &["No attack in this report", "[[attack]]"],
+        ),
+        (
+            "attributions",
+            |j| j["summary"]["attributions"] = Value::Array(vec![]),
+            "#attributions",
+            &["No attribution in this report", "[[attribution]]"],
+        ),
+        (
+            "stress",
+            |j| j["summary"]["stress"] = Value::Null,
+            "#extrapolation",
+            &["No extrapolation check in this report", "[[stress]]"],
+        ),
+        (
+            "calibration",
+            |j| j["summary"]["stress"]["calibration"] = Value::Array(vec![]),
+            "#extrapolation",
+            &["kind = \"calibration\""],
+        ),
+        (
+            "noise",
+            |j| j["summary"]["stress"]["noise"] = Value::Array(vec![]),
+            "#extrapolation",
+            &["kind = \"noise\""],
+        ),
+        (
+            "corruptions",
+            |j| j["summary"]["stress"]["corruptions"] = Value::Array(vec![]),
+            "#extrapolation",
+            &["kind = \"corruptions\""],
+        ),
+        (
+            "equivariance",
+            |j| j["summary"]["equivariance"] = Value::Null,
+            "#equivariance",
+            &["No equivariance check in this report", "[[equivariance]]"],
+        ),
+        (
+            "sanity",
+            |j| {
+                for e in j["summary"]["attributions"].as_array_mut().unwrap() {
+                    e["sanity"] = Value::Null;
+                }
+            },
+            "#attributions",
+            &["No model-randomization sanity check", "sanity = "],
+        ),
+    ];
+    let sections = [
+        "#robustness",
+        "#attributions",
+        "#extrapolation",
+        "#equivariance",
+        "#galleries",
+    ];
+    for (what, cut, id, says) in cases {
+        let mut json = full.clone();
+        cut(&mut json);
+        let path = dir.path().join(format!("no-{what}.json"));
+        std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+        let doc = page(dir.path(), &path);
+        self_contained(&doc);
+        let text: String = doc.select(&sel(id)).flat_map(|e| e.text()).collect();
+        for s in says {
+            assert!(
+                text.contains(s),
+                "without {what}, {id} should say {s:?}: {text}"
+            );
+        }
+        // Every section is still on the page, the rest with their figures.
+        for s in sections {
+            assert_eq!(doc.select(&sel(s)).count(), 1, "without {what}: {s}");
+        }
+        if what != "attacks" {
+            assert!(
+                doc.select(&sel("#robustness figure")).count() >= 1,
+                "without {what}"
+            );
+        }
+        if !matches!(what, "stress" | "calibration" | "noise" | "corruptions") {
+            assert!(
+                doc.select(&sel("#extrapolation figure")).count() >= 3,
+                "without {what}"
+            );
+        }
+        if what != "equivariance" {
+            assert!(
+                doc.select(&sel("#equivariance figure")).count() >= 1,
+                "without {what}"
+            );
+        }
+    }
+}
+
 #[test]
 fn report_strings_are_escaped() {
     let dir = tempfile::tempdir().unwrap();
