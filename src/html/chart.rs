@@ -690,4 +690,135 @@ mod tests {
             svg.matches("<rect").count()
         );
     }
+
+    /// The text of each `<text>` element of an SVG document.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].trim().to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn binned_bars_skip_empty_bins_and_draw_the_diagonal() {
+        let chart = Chart::Binned {
+            title: "reliability".into(),
+            x_label: "confidence".into(),
+            y_label: "accuracy".into(),
+            edges: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+            series: vec![("accuracy".into(), vec![None, Some(0.3), None, Some(0.9)])],
+            y_range: 0.0..1.0,
+            diagonal: true,
+        };
+        let with = chart.svg().unwrap().matches("<rect").count();
+        let Chart::Binned { series, .. } = &chart else {
+            unreachable!()
+        };
+        let mut full = series.clone();
+        full[0].1 = vec![Some(0.1), Some(0.3), Some(0.5), Some(0.9)];
+        let all = Chart::Binned {
+            title: "reliability".into(),
+            x_label: "confidence".into(),
+            y_label: "accuracy".into(),
+            edges: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+            series: full,
+            y_range: 0.0..1.0,
+            diagonal: true,
+        };
+        // Two more bins filled, two more bars.
+        assert_eq!(all.svg().unwrap().matches("<rect").count(), with + 2);
+        assert!(chart.svg().unwrap().contains("perfect calibration"));
+    }
+
+    #[test]
+    fn heat_maps_write_each_value_in_its_cell() {
+        let chart = Chart::Heatmap {
+            title: "corruptions".into(),
+            rows: vec!["fog".into(), "jpeg".into()],
+            columns: vec!["s1".into(), "s2".into(), "s3".into()],
+            values: vec![vec![0.91, 0.52, 0.13], vec![0.99, 0.98, 0.97]],
+            range: 0.0..1.0,
+            percent: true,
+        };
+        let svg = chart.svg().unwrap();
+        let written = texts(&svg);
+        for v in ["91", "52", "13", "99", "98", "97", "fog", "jpeg", "s3"] {
+            assert!(
+                written.iter().any(|t| t == v),
+                "{v} missing from {written:?}"
+            );
+        }
+        assert!(svg.matches("<rect").count() >= 6);
+        // Taller with more rows.
+        assert!(chart.size().1 >= SIZE.1);
+    }
+
+    #[test]
+    fn a_log_axis_spans_decades_and_lines_past_eight_are_dashed() {
+        let series = |n: usize| -> Vec<Series> {
+            (0..n)
+                .map(|i| Series {
+                    name: format!("s{i}"),
+                    points: vec![(1.0, i as f64), (10.0, i as f64), (1000.0, i as f64)],
+                })
+                .collect()
+        };
+        let chart = |n| Chart::Lines {
+            title: "α".into(),
+            x_label: "α".into(),
+            y_label: "mmc".into(),
+            series: series(n),
+            y_range: 0.0..10.0,
+            log_x: true,
+        };
+        let eight = chart(8).svg().unwrap();
+        let ticks = texts(&eight);
+        assert!(
+            ["1", "10", "100", "1000"]
+                .iter()
+                .all(|d| ticks.iter().any(|t| t.trim_end_matches(".0") == *d)),
+            "no decade ticks in {ticks:?}"
+        );
+        // The ninth series repeats the first colour, as dashes: many short
+        // segments instead of one polyline.
+        let nine = chart(9).svg().unwrap();
+        assert!(
+            nine.matches("<polyline").count() > eight.matches("<polyline").count() + 2,
+            "the ninth series is not dashed"
+        );
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_lines_are_not() {
+        // Robust accuracy falling from the upper left to the lower right:
+        // both other corners are empty, and ties go to the upper right.
+        let falling = vec![Series {
+            name: "pgd".into(),
+            points: vec![(0.0, 100.0), (0.5, 50.0), (0.9, 5.0), (1.0, 0.0)],
+        }];
+        assert!(matches!(
+            emptiest_corner(&falling, (0.0, 1.0), (0.0, 100.0)),
+            SeriesLabelPosition::UpperRight
+        ));
+        // A curve hugging the top: the legend goes below it.
+        let high = vec![Series {
+            name: "clean".into(),
+            points: vec![(0.0, 99.0), (0.3, 98.0), (0.7, 98.0), (1.0, 97.0)],
+        }];
+        assert!(matches!(
+            emptiest_corner(&high, (0.0, 1.0), (0.0, 100.0)),
+            SeriesLabelPosition::LowerRight
+        ));
+        let rising = vec![Series {
+            name: "insertion".into(),
+            points: vec![(0.0, 0.0), (0.1, 0.9), (0.5, 1.0), (1.0, 1.0)],
+        }];
+        assert!(matches!(
+            emptiest_corner(&rising, (0.0, 1.0), (0.0, 1.0)),
+            SeriesLabelPosition::LowerRight
+        ));
+    }
 }
