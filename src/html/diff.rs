@@ -208,19 +208,6 @@ fn badges(d: &ReportDiff) -> String {
     out
 }
 
-fn tool(r: &Report) -> String {
-    format!(
-        "{} {}{}",
-        r.tool.name,
-        r.tool.version,
-        r.tool
-            .engine
-            .as_deref()
-            .map(|e| format!(", {e} engine"))
-            .unwrap_or_default()
-    )
-}
-
 /// The SHA-256 prefix the page shows (the full hash is its tooltip).
 fn sha_prefix(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
@@ -271,7 +258,12 @@ fn header(out: &mut String, d: &ReportDiff, old: &DiffSide, new: &DiffSide) {
             o.plan.seed.to_string(),
             n.plan.seed.to_string(),
         ),
-        ("tool", "tool", tool(o), tool(n)),
+        (
+            "tool",
+            "tool",
+            super::header::tool(o),
+            super::header::tool(n),
+        ),
         (
             "started",
             "timings/started_at",

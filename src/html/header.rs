@@ -8,6 +8,20 @@ use super::{escape, num, pct};
 use crate::audit::gates::Verdict;
 use crate::report::types::Report;
 
+/// The tool that wrote the report: name, version and engine.
+pub(super) fn tool(r: &Report) -> String {
+    format!(
+        "{} {}{}",
+        r.tool.name,
+        r.tool.version,
+        r.tool
+            .engine
+            .as_deref()
+            .map(|e| format!(", {e} engine"))
+            .unwrap_or_default()
+    )
+}
+
 /// The model's name: the spec's `name`, else the file name.
 pub(super) fn model_name(report: &Report) -> String {
     report
@@ -97,20 +111,7 @@ pub(super) fn header(out: &mut String, r: &Report, verdicts: &[Verdict]) {
         ),
         ("plan", origin, "plan/origin"),
         ("seed", r.plan.seed.to_string(), "plan/seed"),
-        (
-            "tool",
-            format!(
-                "{} {}{}",
-                r.tool.name,
-                r.tool.version,
-                r.tool
-                    .engine
-                    .as_deref()
-                    .map(|e| format!(", {e} engine"))
-                    .unwrap_or_default()
-            ),
-            "tool",
-        ),
+        ("tool", tool(r), "tool"),
         (
             "started",
             r.timings.started_at.clone(),

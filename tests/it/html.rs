@@ -44,7 +44,9 @@ fn pct(v: &Value) -> String {
     format!("{:.2}%", v.as_f64().unwrap() * 100.0)
 }
 
-fn self_contained(doc: &Html) {
+/// The page loads nothing from elsewhere and runs no script (shared with
+/// the diff page's tests).
+pub(super) fn self_contained(doc: &Html) {
     assert_eq!(
         doc.select(&sel("script")).count(),
         0,

@@ -44,25 +44,6 @@ fn pct(v: f64) -> String {
     format!("{:.2}%", v * 100.0)
 }
 
-fn self_contained(doc: &Html) {
-    assert_eq!(doc.select(&sel("script")).count(), 0, "a script");
-    let csp = doc
-        .select(&sel("meta[http-equiv=\"Content-Security-Policy\"]"))
-        .next()
-        .expect("a content-security policy")
-        .value()
-        .attr("content")
-        .unwrap()
-        .to_string();
-    assert!(csp.contains("default-src 'none'"), "{csp}");
-    for e in doc.select(&sel("img, link, iframe, object")) {
-        for attr in ["src", "href", "data"] {
-            let v = e.value().attr(attr).unwrap_or_default();
-            assert!(v.is_empty() || v.starts_with("data:"), "{v} loads");
-        }
-    }
-}
-
 /// Copies the example report (and, with `sidecars`, its tensors) to
 /// `old.json` and an edited `new.json` in `dir`.
 fn reports(dir: &Path, sidecars: bool) -> (PathBuf, PathBuf) {
@@ -207,7 +188,7 @@ fn the_diff_page_shows_both_reports_figures_and_the_flipped_inputs() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stdout.contains("page    page.html"), "{}", run.stdout);
     let doc = parse(&dir.path().join("page.html"));
-    self_contained(&doc);
+    super::html::self_contained(&doc);
 
     // Both reports' provenance.
     for (which, json) in [("old", &old), ("new", &new)] {
@@ -436,7 +417,7 @@ fn without_sidecars_the_page_keeps_the_numbers_and_says_what_the_images_need() {
     assert_eq!(json["regression"], true);
     assert!(run.stderr.contains("new.diff.html"), "{}", run.stderr);
     let doc = parse(&dir.path().join("new.diff.html"));
-    self_contained(&doc);
+    super::html::self_contained(&doc);
     assert_eq!(doc.select(&sel("img")).count(), 0);
     let note: String = doc
         .select(&sel("#no-sidecar"))
