@@ -46,7 +46,13 @@ pub(super) fn robustness(b: &mut Builder, r: &Report) -> Result<()> {
             escape(&a.name),
             escape(&a.kind),
             escape(&budget(a)),
-            cell(&k("robust_accuracy"), &pct(a.robust_accuracy)),
+            if a.eps.is_none() && a.distance.is_some() {
+                // Unbounded: it breaks whatever it can, so no share of
+                // inputs is "robust"; its distances are below.
+                "<td class=\"n\">– (no ε)</td>".to_string()
+            } else {
+                cell(&k("robust_accuracy"), &pct(a.robust_accuracy))
+            },
             cell(&k("attack_success_rate"), &pct(a.attack_success_rate)),
             opt_cell(
                 &k("median_perturbation_linf"),

@@ -620,6 +620,11 @@ fn a_full_audit_page_shows_every_sections_figures() {
         }
         minimum_norm += 1;
         let n = a["name"].as_str().unwrap();
+        if a["eps"].is_null() {
+            // Without ε it breaks whatever it can: no robust accuracy shown.
+            let key = format!("[data-key=\"attack/{n}/robust_accuracy\"]");
+            assert_eq!(doc.select(&sel(&key)).count(), 0, "{n}");
+        }
         if !a["distance"]["median"].is_null() {
             shows(
                 &doc,
