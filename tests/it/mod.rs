@@ -7,6 +7,7 @@ mod battery;
 mod binary;
 mod class_counts;
 mod cli;
+mod distributed;
 mod engine;
 mod engine_graphs;
 mod fab;
