@@ -101,16 +101,22 @@ pub enum Command {
     /// written to a versioned JSON report and a tensor sidecar.
     #[command(after_help = examples(RUN_EXAMPLES))]
     Run(RunArgs),
-    /// Combine the shard files of `run --shard K/N` runs into the report one
-    /// run would have written (give the model, data, plan and options the
-    /// shards were run with).
+    /// Combine the shard files of `run --shard K/N` (or `--shard auto`) runs
+    /// into the report one run would have written (give the model, data,
+    /// plan and options the shards were run with). It waits for none: every
+    /// shard must be there, each once, of this job and finished, or the
+    /// error names the shards missing, doubled or foreign by index. It reruns
+    /// the clean pass, stress, equivariance and attributions, so it needs
+    /// the model, the data and CPUs.
     #[command(after_help = examples(MERGE_EXAMPLES))]
     Merge {
         /// The job's arguments, as given to each shard.
         #[command(flatten)]
         job: JobArgs,
-        /// The shard files (`<out>.shard-K-of-N`), all N of them.
-        #[arg(required = true, num_args = 1..)]
+        /// The shard files (`<out>.shard-K-of-N`), directories holding them
+        /// (every `*.shard-K-of-N` file in each), or quoted glob patterns
+        /// (`'out/r.json.shard-*'`): all N shards.
+        #[arg(required = true, num_args = 1.., value_name = "SHARDS")]
         shards: Vec<PathBuf>,
     },
     /// Browse a report in the terminal: inputs, attacks, attributions,
@@ -283,12 +289,30 @@ const RUN_EXAMPLES: Examples = &[
         "Shard 1 of 4 of a large audit (then `xai-audit merge`):",
         "xai-audit run model.onnx --data images/ --shard 1/4 --out r.json",
     ),
+    (
+        "A task of a Slurm job array (`sbatch --array=0-3`): the shard from SLURM_ARRAY_TASK_ID and its array:",
+        "xai-audit run model.onnx --data images/ --shard auto --resume --out shards/r.json",
+    ),
+    (
+        "A pod of a Kubernetes Indexed Job of 4 completions: JOB_COMPLETION_INDEX, with the count:",
+        "xai-audit run model.onnx --data images/ --shard auto --shards 4 --out shards/r.json",
+    ),
 ];
 
-const MERGE_EXAMPLES: Examples = &[(
-    "After `xai-audit run model.onnx --data images/ --shard K/4 --out r.json` for K = 1..4:",
-    "xai-audit merge model.onnx r.json.shard-1-of-4 r.json.shard-2-of-4 r.json.shard-3-of-4 r.json.shard-4-of-4 --data images/ --out r.json",
-)];
+const MERGE_EXAMPLES: Examples = &[
+    (
+        "After `xai-audit run model.onnx --data images/ --shard K/4 --out r.json` for K = 1..4:",
+        "xai-audit merge model.onnx r.json.shard-1-of-4 r.json.shard-2-of-4 r.json.shard-3-of-4 r.json.shard-4-of-4 --data images/ --out r.json",
+    ),
+    (
+        "Every shard file in a directory (see docs/distributed.md for Slurm and Kubernetes):",
+        "xai-audit merge model.onnx shards/ --data images/ --out shards/r.json",
+    ),
+    (
+        "The shards a glob pattern matches, quoted so that xai-audit expands it:",
+        "xai-audit merge model.onnx \"shards/r.json.shard-*\" --data images/ --out r.json",
+    ),
+];
 
 const EVAL_EXAMPLES: Examples = &[
     (
@@ -694,20 +718,40 @@ pub struct RunArgs {
     #[command(flatten)]
     pub job: JobArgs,
     /// Audit only shard K of N (e.g. 2/4): every N-th batch, written to
-    /// <out>.shard-K-of-N for `merge`; no report.
+    /// <out>.shard-K-of-N for `merge`; no report. `auto`: K and N from a
+    /// Slurm job array task's SLURM_ARRAY_TASK_ID, _MIN, _MAX, _STEP and
+    /// _COUNT (a contiguous array), or a Kubernetes Indexed Job's
+    /// JOB_COMPLETION_INDEX (0-based) with --shards.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
-    pub shard: Option<(usize, usize)>,
+    pub shard: Option<ShardArg>,
+    /// With --shard auto: the shard count, which a Kubernetes Indexed Job
+    /// does not set (its `completions`); under Slurm it must equal
+    /// SLURM_ARRAY_TASK_COUNT.
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub shards: Option<usize>,
     /// Continue an interrupted run from <out>.partial (same model, data, plan,
     /// seed, batch size and engine); without it an old checkpoint is replaced.
     #[arg(long)]
     pub resume: bool,
 }
 
-/// `K/N` with 1 ≤ K ≤ N.
-fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+/// `--shard`'s value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardArg {
+    /// Shard K of N, 1-based.
+    Index(usize, usize),
+    /// From the scheduler's variables.
+    Auto,
+}
+
+/// `K/N` with 1 ≤ K ≤ N, or `auto`.
+fn parse_shard(s: &str) -> Result<ShardArg, String> {
+    if s.trim() == "auto" {
+        return Ok(ShardArg::Auto);
+    }
     let (k, n) = s
         .split_once('/')
-        .ok_or_else(|| format!("`{s}`: expected K/N, e.g. 2/4"))?;
+        .ok_or_else(|| format!("`{s}`: expected K/N, e.g. 2/4, or auto"))?;
     let (k, n): (usize, usize) = (
         k.trim()
             .parse()
@@ -719,7 +763,7 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     if k == 0 || k > n {
         return Err(format!("`{s}`: K must be between 1 and N"));
     }
-    Ok((k, n))
+    Ok(ShardArg::Index(k, n))
 }
 
 /// The library's options and remedies named by this binary's flags.
@@ -731,6 +775,7 @@ impl Wording for Flags {
             Opt::BatchSize => "--batch-size",
             Opt::Out => "--out",
             Opt::Shard => "--shard",
+            Opt::Shards => "--shards",
             Opt::Threshold => "--threshold",
         }
         .to_string()
@@ -772,6 +817,21 @@ impl Wording for Flags {
                 format!(
                     "give it as the data: xai-audit run MODEL --data {}{labels}",
                     shell_word(path)
+                )
+            }
+            Remedy::GiveShardCount => "pass --shards N, the Indexed Job's `completions`".into(),
+            Remedy::NameShard => "pass --shard K/N instead of auto, or run as a task of a Slurm \
+                 job array (sbatch --array) or a pod of a Kubernetes Indexed Job"
+                .into(),
+            Remedy::RunShards { missing, of } => {
+                let runs: Vec<String> = missing
+                    .iter()
+                    .map(|k| format!("--shard {k}/{of}"))
+                    .collect();
+                format!(
+                    "run {} with the job's options (xai-audit run ... {}), then merge again",
+                    if missing.len() == 1 { "it" } else { "them" },
+                    runs.join(", ")
                 )
             }
         }
@@ -927,6 +987,33 @@ mod tests {
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
         assert!(checked >= 20, "only {checked} README placeholders found");
+    }
+
+    #[test]
+    fn shard_takes_k_of_n_or_auto_and_shards_needs_it() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["xai-audit", "run", "m.onnx"];
+            argv.extend(args);
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Run(r)) => Ok((r.shard, r.shards)),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(
+            parse(&["--shard", "2/4"]),
+            Ok((Some(ShardArg::Index(2, 4)), None))
+        );
+        assert_eq!(
+            parse(&["--shard", "auto", "--shards", "3"]),
+            Ok((Some(ShardArg::Auto), Some(3)))
+        );
+        assert_eq!(
+            parse(&["--shards", "3"]),
+            Err(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+        assert!(parse(&["--shard", "0/4"]).is_err());
+        assert!(parse(&["--shard", "automatic"]).is_err());
     }
 
     #[test]

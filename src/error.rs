@@ -103,6 +103,20 @@ pub enum Error {
         remedy: Remedy,
     },
 
+    /// The scheduler's variables do not say which shard this process is, or
+    /// contradict each other.
+    #[error("cannot tell which shard this is: {0}")]
+    Scheduler(String),
+
+    /// The shard files given to a merge do not make one whole job: shards
+    /// missing, given twice, of another job or unfinished, each named by its
+    /// index and file.
+    #[error("{}", shard_problems(problems))]
+    Shards {
+        /// One sentence per problem.
+        problems: Vec<String>,
+    },
+
     /// The run was asked to stop (Ctrl-C) and saved its progress.
     #[error("{}", self.message(&LibraryWording))]
     Interrupted {
@@ -125,6 +139,9 @@ pub enum Opt {
     Out,
     /// `JobOptions::shard`.
     Shard,
+    /// The shard count given for a scheduler that does not say it (a
+    /// Kubernetes Indexed Job's completions).
+    Shards,
     /// `diff_reports`'s `threshold_pp`.
     Threshold,
 }
@@ -159,6 +176,18 @@ pub enum Remedy {
     LoadConverted(PathBuf),
     /// Give this file (arrays) as the data, with a model.
     GiveAsData(PathBuf),
+    /// Give the shard count (a Kubernetes Indexed Job's `completions`).
+    GiveShardCount,
+    /// Name the shard by hand (`K` of `N`), or run as a task of a Slurm job
+    /// array or a pod of a Kubernetes Indexed Job.
+    NameShard,
+    /// Run these shards (1-based indices) of `of`, then merge again.
+    RunShards {
+        /// The shards to run.
+        missing: Vec<usize>,
+        /// The shard count.
+        of: usize,
+    },
 }
 
 /// How a front end names the library's options and remedies in messages.
@@ -179,6 +208,7 @@ impl Wording for LibraryWording {
             Opt::BatchSize => "`JobOptions::batch_size`",
             Opt::Out => "the report path `JobOptions::out`",
             Opt::Shard => "`JobOptions::shard`",
+            Opt::Shards => "the shard count",
             Opt::Threshold => "the regression threshold",
         }
         .to_string()
@@ -207,7 +237,27 @@ impl Wording for LibraryWording {
                 "give {} as the data (`DataRequest::path`), with a model",
                 path.display()
             ),
+            Remedy::GiveShardCount => {
+                "give the shard count: the Indexed Job's `completions`".into()
+            }
+            Remedy::NameShard => "set `JobOptions::shard` to the shard's index and count, or run \
+                 as a task of a Slurm job array or a pod of a Kubernetes Indexed Job"
+                .into(),
+            Remedy::RunShards { missing, of } => format!(
+                "run shard{} {} of {of} (`JobOptions::shard`) with the job's options, then merge again",
+                if missing.len() == 1 { "" } else { "s" },
+                crate::util::list_and(missing)
+            ),
         }
+    }
+}
+
+/// A merge's problems with its shard files: one on the line, several
+/// listed below it.
+fn shard_problems(problems: &[String]) -> String {
+    match problems {
+        [one] => format!("cannot merge the shards: {one}"),
+        many => format!("cannot merge the shards:\n  {}", many.join("\n  ")),
     }
 }
 

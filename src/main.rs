@@ -96,8 +96,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             print_stdout(&text)?;
         }
-        Command::Run(cli::RunArgs { job, shard, resume }) => {
-            return run_audit_command(job, shard, resume, Vec::new())
+        Command::Run(cli::RunArgs {
+            job,
+            shard,
+            shards,
+            resume,
+        }) => {
+            let shard = match (shard, shards) {
+                (None, _) => None,
+                (Some(cli::ShardArg::Index(k, n)), None) => Some(((k, n), None)),
+                (Some(cli::ShardArg::Index(k, n)), Some(_)) => anyhow::bail!(
+                    "--shards goes with --shard auto; --shard {k}/{n} gives the count itself"
+                ),
+                (Some(cli::ShardArg::Auto), shards) => {
+                    let vars = std::env::vars()
+                        .filter(|(name, _)| {
+                            xai_audit::audit::scheduler::VARIABLES.contains(&name.as_str())
+                        })
+                        .collect();
+                    let a = xai_audit::audit::scheduler::shard_from_scheduler(&vars, shards)?;
+                    Some(((a.index, a.count), Some(a.source)))
+                }
+            };
+            return run_audit_command(job, shard, resume, Vec::new());
         }
         Command::Merge { job, shards } => return run_audit_command(job, None, false, shards),
         Command::Tui { report, export_dir } => open_tui(&report, export_dir)?,
@@ -301,11 +322,23 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// `run` (one shard of the job, or resuming it) and `merge` (the job from
-/// its shards): the job, its summary, gates, JUnit and the TUI.
+/// The machine's name for the shard files: `HOSTNAME` (set in a
+/// Kubernetes pod; a shell keeps it unexported), else Slurm's
+/// `SLURMD_NODENAME`.
+fn host_name() -> Option<String> {
+    ["HOSTNAME", "SLURMD_NODENAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .map(|h| h.trim().to_string())
+        .find(|h| !h.is_empty())
+}
+
+/// `run` (one shard of the job — with the scheduler variables it was read
+/// from, for `auto` — or resuming it) and `merge` (the job from its
+/// shards): the job, its summary, gates, JUnit and the TUI.
 fn run_audit_command(
     args: cli::JobArgs,
-    shard: Option<(usize, usize)>,
+    shard: Option<((usize, usize), Option<String>)>,
     resume: bool,
     merge: Vec<std::path::PathBuf>,
 ) -> anyhow::Result<ExitCode> {
@@ -370,16 +403,22 @@ fn run_audit_command(
         engine: engine.into(),
         gates,
         resume,
-        shard,
+        shard: shard.as_ref().map(|(k_of_n, _)| *k_of_n),
         merge,
+        host: host_name(),
     };
     let mut sink = xai_audit::progress::ProgressSink::new();
     let output = match job::run_job(&opts, &mut sink)? {
         job::JobResult::Report(output) => output,
         job::JobResult::Shard(s) => {
-            let (k, n) = shard.unwrap_or((1, 1));
+            let ((k, n), source) = shard.unwrap_or(((1, 1), None));
+            let source = source.map(|s| format!(" ({s})")).unwrap_or_default();
+            let dir = match s.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.display().to_string(),
+                _ => ".".into(),
+            };
             print_stdout(&format!(
-                "shard {k}/{n}: {} inputs attacked\nshard   {}\n(combine all {n} with `xai-audit merge MODEL SHARD... --out REPORT` and the same options)\n",
+                "shard {k}/{n}{source}: {} inputs attacked\nshard   {}\n(once all {n} are done, combine them with `xai-audit merge MODEL {dir} --out REPORT` and the same options)\n",
                 s.inputs,
                 s.path.display()
             ))?;

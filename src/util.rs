@@ -1,4 +1,5 @@
-//! Small helpers shared across modules: hashing and atomic file writes.
+//! Small helpers shared across modules: hashing, atomic file writes and
+//! lists in words.
 
 use std::io::Write;
 use std::path::Path;
@@ -71,4 +72,14 @@ pub fn utc_now_rfc3339() -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub fn list_and<T: std::fmt::Display>(items: &[T]) -> String {
+    let words: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+    match words.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }

@@ -5,17 +5,21 @@
 //! (`<report>.shard-K-of-N`), which `merge` adopts. This file owns the
 //! format and the interrupt flag.
 //!
-//! The file is a header line (`xai-audit partial 1`), a JSON line naming the
-//! job (model and data hashes, the resolved plan, the engine), then one
-//! record per batch: `len: u64`, the payload, and the payload's SHA-256 (first
-//! 8 bytes). Records are appended and synced one at a time; a record cut
+//! The file is a header line (`xai-audit partial 2`), a JSON line naming the
+//! job (model and data hashes, the resolved plan, the engine; a shard file's
+//! also names the shard, `"shard": {"index": K, "of": N}`, so that a merge
+//! can tell each file's index whatever its name), then one record per
+//! batch: `len: u64`, the payload, and the payload's SHA-256 (first 8
+//! bytes). Records are appended and synced one at a time; a record cut
 //! short by a kill fails its length or checksum and is dropped on resume,
 //! with everything after it. The payload stores what cannot be recomputed
 //! cheaply (adversarials, their logits, success, targets, gradient
-//! evaluations, seconds); clean predictions and norms are recomputed, and
-//! deterministically so.
+//! evaluations, seconds) and how long the batch took on which machine (a
+//! merge reports each shard's time); clean predictions and norms are
+//! recomputed, and deterministically so. Format 1 recorded neither the
+//! shard nor the times.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -23,7 +27,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Remedy, Result};
 
-const MAGIC: &[u8] = b"xai-audit partial 1\n";
+const MAGIC: &[u8] = b"xai-audit partial 2\n";
+
+/// The header of format 1, which older builds wrote.
+const MAGIC_1: &[u8] = b"xai-audit partial 1\n";
 
 /// Set by the SIGINT handler; checked between batches.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -62,6 +69,11 @@ pub struct BatchPart {
     pub first: usize,
     /// Inputs in it.
     pub len: usize,
+    /// Wall-clock seconds the batch took: its attacks, and for a shard its
+    /// clean pass too.
+    pub seconds: f64,
+    /// The machine it ran on, when known.
+    pub host: Option<String>,
     /// In plan order.
     pub attacks: Vec<AttackPart>,
 }
@@ -73,6 +85,8 @@ pub struct Checkpoint {
     file: std::fs::File,
     /// Batches restored from an earlier run or adopted from shards.
     pub restored: Vec<BatchPart>,
+    /// The machine this run is on, recorded with the batches it appends.
+    pub host: Option<String>,
     per: usize,
     classes: usize,
 }
@@ -95,6 +109,10 @@ fn encode(b: &BatchPart) -> Vec<u8> {
     let mut out = Vec::new();
     put_u64(&mut out, b.first as u64);
     put_u64(&mut out, b.len as u64);
+    out.extend_from_slice(&b.seconds.to_le_bytes());
+    let host = b.host.as_deref().unwrap_or_default().as_bytes();
+    put_u64(&mut out, host.len() as u64);
+    out.extend_from_slice(host);
     put_u64(&mut out, b.attacks.len() as u64);
     for a in &b.attacks {
         put_u64(&mut out, a.gradient_evaluations);
@@ -131,6 +149,9 @@ impl Reader<'_> {
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
+    fn f64(&mut self) -> Option<f64> {
+        Some(f64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
     fn f32s(&mut self, n: usize) -> Option<Vec<f32>> {
         let bytes = self.take(n.checked_mul(4)?)?;
         Some(
@@ -146,13 +167,16 @@ fn decode(payload: &[u8], per: usize, classes: usize, attacks: usize) -> Option<
     let mut r = Reader(payload);
     let first = r.u64()? as usize;
     let len = r.u64()? as usize;
+    let seconds = r.f64()?;
+    let host_len = usize::try_from(r.u64()?).ok()?;
+    let host = String::from_utf8(r.take(host_len)?.to_vec()).ok()?;
     if r.u64()? as usize != attacks {
         return None;
     }
     let mut parts = Vec::with_capacity(attacks);
     for _ in 0..attacks {
         let gradient_evaluations = r.u64()?;
-        let seconds = f64::from_le_bytes(r.take(8)?.try_into().ok()?);
+        let seconds = r.f64()?;
         let success = r.take(len)?.iter().map(|&b| b != 0).collect();
         let targets = match r.take(1)?[0] {
             0 => None,
@@ -177,6 +201,8 @@ fn decode(payload: &[u8], per: usize, classes: usize, attacks: usize) -> Option<
     r.0.is_empty().then_some(BatchPart {
         first,
         len,
+        seconds,
+        host: (!host.is_empty()).then_some(host),
         attacks: parts,
     })
 }
@@ -225,23 +251,116 @@ pub fn shard_path(report: &Path, k: usize, n: usize) -> PathBuf {
     report.with_file_name(name)
 }
 
-/// Reads a finished shard file of the job `job`: all of it must be whole
-/// and of this job, or the error names the file.
+/// The report name and `(K, N)` of a file named like a shard
+/// (`<report>.shard-K-of-N`), or `None`.
+pub fn shard_name(file_name: &str) -> Option<(&str, usize, usize)> {
+    let (report, rest) = file_name.rsplit_once(".shard-")?;
+    let (k, n) = rest.split_once("-of-")?;
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    Some((report, number(k)?, number(n)?))
+}
+
+/// The job record a shard file starts with: the job's, naming shard `k` of
+/// `n` as well.
+pub fn shard_job(job: &serde_json::Value, k: usize, n: usize) -> serde_json::Value {
+    let mut record = job.clone();
+    if let Some(fields) = record.as_object_mut() {
+        fields.insert("shard".into(), serde_json::json!({ "index": k, "of": n }));
+    }
+    record
+}
+
+/// What a shard file says about itself: which shard of which job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardHeader {
+    /// `K`, 1-based.
+    pub index: usize,
+    /// `N`.
+    pub count: usize,
+    /// The job, as [`shard_job`] was given it.
+    pub job: serde_json::Value,
+}
+
+/// Reads the header of a shard file (its first two lines only): a file
+/// that is no shard, or a shard of format 1 (which named no index), is an
+/// error naming the file.
+pub fn read_shard_header(path: &Path) -> Result<ShardHeader> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = |what: &str| -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        reader
+            .read_until(b'\n', &mut out)
+            .map_err(|e| Error::io(path, e))?;
+        if out.last() != Some(&b'\n') {
+            return Err(Error::format(
+                path,
+                format!("not an xai-audit shard file (no {what} line)"),
+            ));
+        }
+        Ok(out)
+    };
+    let magic = line("header")?;
+    if magic == MAGIC_1 {
+        return Err(Error::format(
+            path,
+            "a shard file of an older xai-audit (format 1, which records no shard index): rerun this shard",
+        ));
+    }
+    if magic != MAGIC {
+        return Err(Error::format(path, "not an xai-audit shard file"));
+    }
+    let record: serde_json::Value = serde_json::from_slice(&line("job")?).map_err(|_| {
+        Error::format(
+            path,
+            "not an xai-audit shard file (its job line is not JSON)",
+        )
+    })?;
+    let mut job = record;
+    let shard = job
+        .as_object_mut()
+        .and_then(|fields| fields.remove("shard"));
+    let Some(shard) = shard else {
+        return Err(Error::format(
+            path,
+            "the checkpoint of an interrupted run, not a shard file: resume that run instead",
+        ));
+    };
+    let number = |key: &str| {
+        shard
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|v| usize::try_from(v).ok())
+    };
+    match (number("index"), number("of")) {
+        (Some(index), Some(count)) if 1 <= index && index <= count => {
+            Ok(ShardHeader { index, count, job })
+        }
+        _ => Err(Error::format(
+            path,
+            format!("a shard file whose shard record is invalid: {shard}"),
+        )),
+    }
+}
+
+/// Reads the batches of a finished shard file whose header
+/// [`read_shard_header`] has checked against the job: all of the file must
+/// be whole, or the error names it.
 pub fn read_shard(
     path: &Path,
-    job: &serde_json::Value,
     per: usize,
     classes: usize,
     attacks: usize,
 ) -> Result<Vec<BatchPart>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let header = format!("{}\n", job);
     let body = bytes
         .strip_prefix(MAGIC)
-        .ok_or_else(|| Error::format(path, "not an xai-audit shard or checkpoint file"))?;
-    let body = body.strip_prefix(header.as_bytes()).ok_or_else(|| {
-        Error::format(path, "this shard belongs to another job (model, data, plan, seed, batch size or engine differ from the merge's)")
-    })?;
+        .and_then(|b| Some(&b[b.iter().position(|&c| c == b'\n')? + 1..]))
+        .ok_or_else(|| Error::format(path, "not an xai-audit shard file"))?;
     let (parts, at) = read_records(body, per, classes, attacks);
     if at != body.len() {
         return Err(Error::format(
@@ -284,6 +403,12 @@ impl Checkpoint {
             std::fs::File::open(path)
                 .and_then(|mut f| f.read_to_end(&mut bytes))
                 .map_err(|e| Error::io(path, e))?;
+            if bytes.starts_with(MAGIC_1) {
+                return Err(
+                    Error::format(path, "a checkpoint of an older xai-audit (format 1)")
+                        .remedied(Remedy::StartAfresh),
+                );
+            }
             let body = bytes
                 .strip_prefix(MAGIC)
                 .and_then(|b| b.strip_prefix(header.as_bytes()))
@@ -319,6 +444,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             file,
             restored,
+            host: None,
             per,
             classes,
         })
@@ -377,6 +503,8 @@ mod tests {
         BatchPart {
             first,
             len,
+            seconds: 0.5 * seed as f64,
+            host: (seed > 1.0).then(|| "node-7".to_string()),
             attacks: vec![
                 AttackPart {
                     gradient_evaluations: 40,

@@ -10,14 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::checkpoint::{
-    partial_path, read_shard, shard_path, stop_requested, BatchPart, Checkpoint,
-};
+use super::checkpoint::{partial_path, shard_job, shard_path, stop_requested, Checkpoint};
 use super::gates::{Gate, Verdict};
 use super::run::{run_attacks, run_shard};
 use crate::attack::results::{AuditResults, CleanPass};
 use crate::attribution::run::{AttributionResults, Audited, InputSet};
-use crate::data::batch::{batch_ranges, load_for_model_with_notes, DataRequest};
+use crate::data::batch::{load_for_model_with_notes, DataRequest};
 use crate::data::{DataNotes, Dataset};
 use crate::error::{Error, Opt, Result};
 use crate::model::{load_model_with, Classifier, LoadedModel, ModelOptions};
@@ -26,7 +24,7 @@ use crate::progress::Sink;
 use crate::report::build::{build_report, sidecar_tensors, ReportInputs};
 use crate::report::io::write_report;
 use crate::report::tensors::{sidecar_path, write_tensors};
-use crate::report::types::{PlanOrigin, Report, SanityFlag};
+use crate::report::types::{PlanOrigin, Report, SanityFlag, ShardTimings};
 use crate::stress::{Context, StressResults};
 
 /// What `run` was asked to do.
@@ -70,8 +68,13 @@ pub struct JobOptions {
     /// Run only shard `K` of `N` (1-based): its batches' attacks go to
     /// `<out>.shard-K-of-N`; no report.
     pub shard: Option<(usize, usize)>,
-    /// Shard files to merge: their batches are taken as done.
+    /// Shards to merge (files, directories holding them, or glob patterns;
+    /// see [`super::shards::shard_files`]): their batches are taken as done,
+    /// once every shard of the job is there.
     pub merge: Vec<PathBuf>,
+    /// The machine's name, recorded with each batch of a shard (the merged
+    /// report says which shard ran where).
+    pub host: Option<String>,
 }
 
 /// What a shard run produced.
@@ -134,7 +137,7 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
     if let Some(shard) = opts.shard {
         return run_shard_job(&job, net, data, plan, shard, sink);
     }
-    let mut checkpoint = open_checkpoint(&job, net, data, plan)?;
+    let (mut checkpoint, shard_timings) = open_checkpoint(&job, net, data, plan)?;
     let clean = clean_pass(net, data, plan, sink)?;
     let results = attacks(net, data, plan, clean, &mut checkpoint, sink)?;
     let mut findings = Findings {
@@ -147,7 +150,8 @@ pub fn run_job(opts: &JobOptions, sink: &mut dyn Sink) -> Result<JobResult> {
         .sanity
         .extend(super::sanity::attribution_flags(&findings.attributions));
     let tensors_path = write_sidecar(&job.report_path, data, &findings)?;
-    let report = report(&job, &loaded, &resolved, &findings, &tensors_path);
+    let mut report = report(&job, &loaded, &resolved, &findings, &tensors_path);
+    report.timings.shards = shard_timings;
     write_report(&job.report_path, &report)?;
     checkpoint.finish()?;
     let images_written = save_images(opts, net, data, &findings)?;
@@ -381,16 +385,21 @@ fn job_identity(loaded: &Loaded, plan: &Plan) -> Result<serde_json::Value> {
     }))
 }
 
-/// Opens the checkpoint at `path` for this job (continuing it on `resume`).
+/// Opens the checkpoint at `path` for this job, whose first line is
+/// `header` (continuing it on `resume`); the batches it appends record this
+/// machine's name.
 fn checkpoint_at(
     job: &Job,
     path: &Path,
+    header: &serde_json::Value,
     net: &dyn Classifier,
     data: &Dataset,
     plan: &Plan,
 ) -> Result<Checkpoint> {
     let (per, classes, attacks) = (data.item_len(), net.num_classes(), plan.attacks.len());
-    Checkpoint::open(path, &job.identity, job.opts.resume, per, classes, attacks)
+    let mut checkpoint = Checkpoint::open(path, header, job.opts.resume, per, classes, attacks)?;
+    checkpoint.host = job.opts.host.clone();
+    Ok(checkpoint)
 }
 
 /// Shard `K` of `N`: the attacks on its batches into `<out>.shard-K-of-N`
@@ -410,52 +419,48 @@ fn run_shard_job(
         ));
     }
     let path = shard_path(&job.report_path, k, n);
-    let mut checkpoint = checkpoint_at(job, &path, net, data, plan)?;
+    let header = shard_job(&job.identity, k, n);
+    let mut checkpoint = checkpoint_at(job, &path, &header, net, data, plan)?;
     let inputs = run_shard(net, data, plan, sink, &mut checkpoint, (k, n))?;
     checkpoint.keep();
     Ok(JobResult::Shard(ShardOutput { path, inputs }))
 }
 
 /// `<out>.partial`, holding the batches an interrupted run finished (on
-/// resume) and those of the shards to merge, which must cover every batch
-/// once between them.
+/// resume) and those of the shards to merge, which must be every shard of
+/// this job, each finished (see [`super::shards::gather`]); with the
+/// shards' timings.
 fn open_checkpoint(
     job: &Job,
     net: &dyn Classifier,
     data: &Dataset,
     plan: &Plan,
-) -> Result<Checkpoint> {
-    let (per, classes, attacks) = (data.item_len(), net.num_classes(), plan.attacks.len());
-    let mut adopted = Vec::new();
-    for shard in &job.opts.merge {
-        for part in read_shard(shard, &job.identity, per, classes, attacks)? {
-            if adopted.iter().any(|p: &BatchPart| p.first == part.first) {
-                return Err(Error::format(
-                    shard,
-                    format!(
-                        "holds inputs {}.. which another shard also holds",
-                        part.first
-                    ),
-                ));
-            }
-            adopted.push(part);
+) -> Result<(Checkpoint, Option<ShardTimings>)> {
+    let gathered = if job.opts.merge.is_empty() {
+        None
+    } else {
+        let layout = super::shards::Layout {
+            per: data.item_len(),
+            classes: net.num_classes(),
+            attacks: plan.attacks.len(),
+            inputs: data.len(),
+            batch_size: plan.batch_size,
+        };
+        Some(super::shards::gather(
+            &job.opts.merge,
+            &job.identity,
+            &layout,
+        )?)
+    };
+    let path = partial_path(&job.report_path);
+    let mut checkpoint = checkpoint_at(job, &path, &job.identity, net, data, plan)?;
+    Ok(match gathered {
+        Some(g) => {
+            checkpoint.adopt(g.parts);
+            (checkpoint, Some(g.timings))
         }
-    }
-    if !job.opts.merge.is_empty() {
-        let missing: Vec<String> = batch_ranges(data.len(), plan.batch_size)
-            .filter(|&(f, _)| !adopted.iter().any(|p| p.first == f))
-            .map(|(f, len)| format!("{f}..{}", f + len))
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::Invalid(format!(
-                "the shards do not cover inputs {} (is a shard missing?)",
-                missing.join(", ")
-            )));
-        }
-    }
-    let mut checkpoint = checkpoint_at(job, &partial_path(&job.report_path), net, data, plan)?;
-    checkpoint.adopt(adopted);
-    Ok(checkpoint)
+        None => (checkpoint, None),
+    })
 }
 
 /// The clean pass, once, in the plan's batches: the inputs in the model's

@@ -74,6 +74,7 @@ pub fn run_attacks(
             // Finished before an interruption, or by a shard: take it as saved.
             Some(part) => part.attacks.clone(),
             None => {
+                let started = Instant::now();
                 let indices: Vec<usize> = (first..first + len).collect();
                 let batch = AttackBatch {
                     x,
@@ -89,6 +90,8 @@ pub fn run_attacks(
                     cp.append(&BatchPart {
                         first,
                         len,
+                        seconds: started.elapsed().as_secs_f64(),
+                        host: cp.host.clone(),
                         attacks: parts.clone(),
                     })?;
                 }
@@ -227,6 +230,7 @@ pub fn run_shard(
         if checkpoint.finished(first, len).is_some() {
             continue;
         }
+        let started = Instant::now();
         let clean = clean_batch(model, data, first, len)?;
         let indices: Vec<usize> = (first..first + len).collect();
         let batch = AttackBatch {
@@ -242,6 +246,8 @@ pub fn run_shard(
         checkpoint.append(&BatchPart {
             first,
             len,
+            seconds: started.elapsed().as_secs_f64(),
+            host: checkpoint.host.clone(),
             attacks: parts,
         })?;
     }

@@ -16,8 +16,8 @@ use crate::report::threat::{self, format_eps, short_number};
 use crate::report::types::{AttackSummary, DistanceSummary, Report};
 
 /// Everything `run` prints once the report is written: the summary table,
-/// the paths of the report, its tensors and (when `images_dir` is given)
-/// the PNGs, then the gates.
+/// the paths of the report, its tensors, the shards' balance (after a
+/// merge) and (when `images_dir` is given) the PNGs, then the gates.
 pub fn run_summary(output: &JobOutput, images_dir: Option<&Path>) -> String {
     let mut out = summary_table(&output.report);
     out.push_str(&format!(
@@ -25,6 +25,9 @@ pub fn run_summary(output: &JobOutput, images_dir: Option<&Path>) -> String {
         output.report_path.display(),
         output.tensors_path.display()
     ));
+    if let Some(shards) = &output.report.timings.shards {
+        out.push_str(&format!("balance {}\n", shards.load_balance));
+    }
     if let Some(dir) = images_dir {
         out.push_str(&format!(
             "images  {} ({} PNG files)\n",
@@ -462,6 +465,7 @@ mod tests {
                 stress: Vec::new(),
                 equivariance: Vec::new(),
                 attributions: Vec::new(),
+                shards: None,
             },
             summary: Summary {
                 count: 5,

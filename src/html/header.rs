@@ -89,7 +89,7 @@ pub(super) fn header(out: &mut String, r: &Report, verdicts: &[Verdict]) {
         },
         None => "not recorded".into(),
     };
-    let rows = [
+    let mut rows = vec![
         ("model", r.model.path.clone(), "model/path"),
         ("model SHA-256", r.model.sha256.clone(), "model/sha256"),
         (
@@ -128,6 +128,13 @@ pub(super) fn header(out: &mut String, r: &Report, verdicts: &[Verdict]) {
             "summary/clean_accuracy",
         ),
     ];
+    if let Some(shards) = &r.timings.shards {
+        rows.push((
+            "shards",
+            format!("{}: {}", shards.count, shards.load_balance),
+            "timings/shards",
+        ));
+    }
     out.push_str("<table class=\"facts\">\n");
     for (k, v, key) in rows {
         let _ = writeln!(

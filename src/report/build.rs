@@ -253,6 +253,7 @@ pub fn build_report(inp: &ReportInputs) -> Report {
             stress: Vec::new(),
             equivariance: Vec::new(),
             attributions: Vec::new(),
+            shards: None,
         },
         summary: Summary {
             count: n,

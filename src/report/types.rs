@@ -58,7 +58,11 @@ use crate::plan::Plan;
 /// (`stress.noise[].data_confidence_histogram`,
 /// `families[].confidence_histogram`), which the HTML page draws; older
 /// reports read without them.
-pub const SCHEMA_VERSION: u32 = 10;
+///
+/// 11 adds, to a report merged from shards, each shard's time, inputs and
+/// machine and a load-balance note (`timings.shards`); older reports, and
+/// reports of unsharded runs, read without it.
+pub const SCHEMA_VERSION: u32 = 11;
 
 /// The oldest report format version this build still reads.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -178,6 +182,49 @@ pub struct Timings {
     /// Per attribution entry, in plan order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributions: Vec<crate::attribution::report::AttributionTiming>,
+    /// For a report merged from shards: how long each shard took (absent
+    /// for a single run, and before schema 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardTimings>,
+}
+
+/// How the shards of a merged run shared the attacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardTimings {
+    /// The shard count, N.
+    pub count: usize,
+    /// One entry per shard, by index.
+    pub shards: Vec<ShardTiming>,
+    /// The slowest shard's index, among those that held a batch.
+    pub slowest: usize,
+    /// The fastest shard's index, among those that held a batch.
+    pub fastest: usize,
+    /// The slowest shard's seconds over the fastest's (1: evenly balanced;
+    /// absent when the fastest took no measurable time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest_over_fastest: Option<f64>,
+    /// One line on the balance: which shard was slowest and fastest, and by
+    /// how much.
+    pub load_balance: String,
+}
+
+/// One shard's share of a merged run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShardTiming {
+    /// `K`, 1-based.
+    pub index: usize,
+    /// Wall-clock seconds its batches took (the clean pass and attacks of
+    /// each; loading the model and data not counted).
+    pub seconds: f64,
+    /// Inputs it attacked.
+    pub inputs: usize,
+    /// Batches it held.
+    pub batches: usize,
+    /// The machine or machines it ran on (`HOSTNAME`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// One attack's time.

@@ -7,6 +7,7 @@ mod battery;
 mod binary;
 mod class_counts;
 mod cli;
+mod distributed;
 mod engine;
 mod engine_graphs;
 mod fab;
@@ -93,6 +94,20 @@ impl Run {
             );
         }
     }
+}
+
+/// The report with its timing fields removed, and the sidecar's bytes.
+pub fn without_timings(dir: &Path, name: &str) -> (serde_json::Value, Vec<u8>) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let obj = v.as_object_mut().unwrap();
+    assert!(obj.remove("timings").is_some());
+    obj.remove("tensors");
+    (
+        v,
+        std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap(),
+    )
 }
 
 /// Asserts that a report file validates against `reports/schema.json`.

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::{root, xai};
+use super::{root, without_timings, xai};
 
 fn model() -> String {
     root()
@@ -182,20 +182,6 @@ name = "noise"
 kind = "noise"
 count = 30
 "#;
-
-/// The report with its timing fields removed, and the sidecar's bytes.
-fn without_timings(dir: &std::path::Path, name: &str) -> (Value, Vec<u8>) {
-    let mut v: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
-            .unwrap();
-    let obj = v.as_object_mut().unwrap();
-    assert!(obj.remove("timings").is_some());
-    obj.remove("tensors");
-    (
-        v,
-        std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap(),
-    )
-}
 
 #[test]
 fn random_components_are_deterministic_across_runs_and_batch_sizes() {
@@ -533,17 +519,23 @@ fn shards_merge_into_the_single_run_report() {
         ]
         .concat(),
     );
-    missing.expect_error(&["do not cover inputs 10..20, 40..45"]);
+    missing.expect_error(&[
+        "shard 2 of 3 is missing: expected m.json.shard-2-of-3",
+        "--shard 2/3",
+    ]);
+    std::fs::copy(d.join(shards[0]), d.join("copy.shard-1-of-3")).unwrap();
     let twice = xai(
         d,
         &[
-            &["merge", &model(), shards[0], shards[0]][..],
+            &["merge", &model(), "copy.shard-1-of-3"][..],
+            &shards,
             &common,
             &["--out", "m.json"],
         ]
         .concat(),
     );
-    twice.expect_error(&[shards[0], "another shard also holds"]);
+    twice.expect_error(&["shard 1 of 3 is given twice: copy.shard-1-of-3 and m.json.shard-1-of-3"]);
+    std::fs::remove_file(d.join("copy.shard-1-of-3")).unwrap();
     let other = xai(
         d,
         &[
