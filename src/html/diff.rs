@@ -24,7 +24,7 @@ use super::{cell, document, escape, num, pct, Builder, Page};
 use crate::audit::diff::{Better, Flips, MetricChange, ReportDiff};
 use crate::error::Result;
 use crate::report::images::{amplified_perturbation, to_image};
-use crate::report::opened::ReportData;
+use crate::report::opened::{input_range, Sidecar};
 use crate::report::types::{Report, SampleRecord};
 
 /// Inputs shown per flip gallery unless told otherwise.
@@ -38,8 +38,9 @@ pub struct DiffSide {
     pub path: String,
     /// The report.
     pub report: Report,
-    /// The report opened with its sidecar, or the reason it could not be.
-    pub images: std::result::Result<ReportData, String>,
+    /// The report's sidecar, checked against it, or the reason it could
+    /// not be opened.
+    pub images: std::result::Result<Sidecar, String>,
 }
 
 impl DiffSide {
@@ -48,8 +49,9 @@ impl DiffSide {
     pub fn open(path: &Path, report: Report) -> Self {
         DiffSide {
             path: path.display().to_string(),
+            // The report is already read: only the sidecar is opened.
+            images: Sidecar::for_report(path, &report).map_err(|e| e.to_string()),
             report,
-            images: ReportData::open(path).map_err(|e| e.to_string()),
         }
     }
 
@@ -594,17 +596,15 @@ struct Thumbs {
 /// Input `position`'s clean image and, for `attack`, its adversarial image
 /// and amplified perturbation, from one side's sidecar (`None` without it).
 fn thumbs_of(side: &mut DiffSide, position: usize, attack: Option<&str>) -> Result<Option<Thumbs>> {
-    let Ok(data) = &mut side.images else {
+    let Ok(sidecar) = &mut side.images else {
         return Ok(None);
     };
-    let [c, h, w] = data.shape;
-    let range = data.range;
-    let clean = data.sidecar.row(crate::sidecar::CLEAN_INPUTS, position)?;
+    let [c, h, w] = side.report.data.input_shape;
+    let range = input_range(&side.report.model.spec);
+    let clean = sidecar.row(crate::sidecar::CLEAN_INPUTS, position)?;
     let attacked = match attack {
         Some(a) => {
-            let adv = data
-                .sidecar
-                .row(&crate::sidecar::adversarial_inputs(a), position)?;
+            let adv = sidecar.row(&crate::sidecar::adversarial_inputs(a), position)?;
             let delta = amplified_perturbation(&adv, &clean);
             Some((
                 thumbnail(&to_image(&adv, c, h, w, range), THUMBNAIL)?,

@@ -648,6 +648,17 @@ mod tests {
         Network::from_tensors(spec, &tensors).unwrap().0
     }
 
+    /// Each input's total relevance (Σ over its map).
+    fn relevance_sums(r: &Relevance) -> Vec<f32> {
+        r.map
+            .flatten_from(1)
+            .unwrap()
+            .sum(1)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
     /// A bias-free ReLU CNN: conv → relu → max pool → conv → relu → avg pool
     /// → flatten → linear → relu → linear.
     fn cnn() -> Network {
@@ -700,14 +711,7 @@ mod tests {
             let r = net
                 .lrp(&x, &classes, &everywhere(LrpRule::Epsilon(eps)))
                 .unwrap();
-            let sums: Vec<f32> = r
-                .map
-                .flatten_from(1)
-                .unwrap()
-                .sum(1)
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let sums = relevance_sums(&r);
             for (s, z) in sums.iter().zip(&r.scores) {
                 assert!(z.abs() > 1e-3, "a vanishing logit proves nothing: {z}");
                 assert!(
@@ -720,14 +724,7 @@ mod tests {
         let r = net
             .lrp(&x, &classes, &everywhere(LrpRule::Epsilon(10.0)))
             .unwrap();
-        let sums: Vec<f32> = r
-            .map
-            .flatten_from(1)
-            .unwrap()
-            .sum(1)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let sums = relevance_sums(&r);
         for (s, z) in sums.iter().zip(&r.scores) {
             assert!((*s as f64).abs() < z.abs(), "ε = 10 kept {s} of {z}");
         }
@@ -936,14 +933,7 @@ mod tests {
         let r = n
             .lrp(&x, &[0, 1], &everywhere(LrpRule::Epsilon(1e-9)))
             .unwrap();
-        let sums: Vec<f32> = r
-            .map
-            .flatten_from(1)
-            .unwrap()
-            .sum(1)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let sums = relevance_sums(&r);
         for (s, z) in sums.iter().zip(&r.scores) {
             assert!(z.abs() > 1e-3, "a vanishing logit proves nothing: {z}");
             assert!(

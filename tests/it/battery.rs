@@ -1459,6 +1459,27 @@ fn cases() -> Vec<Case> {
             args: &["eval", "m.onnx", "--arch", "s.json"],
             needles: &["m.onnx", "graph is its architecture"],
         },
+        Case {
+            name: "merge of a directory holding no shard file",
+            setup: |d| {
+                shipped_mlp(d);
+                std::fs::create_dir(d.join("shards")).unwrap();
+            },
+            args: &["merge", MLP, "shards", "--out", "out/r.json"],
+            needles: &["shards", "no shard file"],
+        },
+        Case {
+            name: "merge of a glob matching no shard file",
+            setup: shipped_mlp,
+            args: &["merge", MLP, "nothing/*.shard-*", "--out", "out/r.json"],
+            needles: &["nothing/*.shard-*", "no shard file matches"],
+        },
+        Case {
+            name: "an HTML page of a file that is not a report",
+            setup: |d| std::fs::write(d.join("r.json"), "{}").unwrap(),
+            args: &["html", "r.json", "-o", "out/page.html"],
+            needles: &["r.json", "not an xai-audit report"],
+        },
     ]
 }
 

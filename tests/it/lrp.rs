@@ -23,23 +23,9 @@ fn flat(t: &Tensor) -> Vec<f32> {
 fn lrp_composites_match_zennit_on_both_shipped_models() {
     let t: HashMap<String, Tensor> =
         candle_core::safetensors::load(fixture("zennit/lrp.safetensors"), &Device::Cpu).unwrap();
-    let pixels: Vec<f32> = t["x_u8"]
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<u8>()
-        .unwrap()
-        .iter()
-        .map(|&p| p as f32 / 255.0)
-        .collect();
-    let n = pixels.len() / (28 * 28);
+    let (x, labels) = super::shap::shipped_digits(&t);
+    let n = labels.len();
     assert_eq!(n, 32);
-    let x = Tensor::from_vec(pixels, (n, 1, 28, 28), &Device::Cpu).unwrap();
-    let labels: Vec<u32> = t["labels"]
-        .to_vec1::<i64>()
-        .unwrap()
-        .iter()
-        .map(|&l| l as u32)
-        .collect();
     let mut compared = 0;
     for (model, composites) in [
         (

@@ -52,22 +52,7 @@ fn reference(stem: &str) -> Reference {
     let net = load_model(&root().join(format!("assets/{stem}.safetensors")), None)
         .unwrap()
         .network;
-    let pixels: Vec<f32> = t["x_u8"]
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<u8>()
-        .unwrap()
-        .iter()
-        .map(|&p| p as f32 / 255.0)
-        .collect();
-    let n = pixels.len() / (28 * 28);
-    let x = Tensor::from_vec(pixels, (n, 1, 28, 28), &Device::Cpu).unwrap();
-    let labels = t["labels"]
-        .to_vec1::<i64>()
-        .unwrap()
-        .iter()
-        .map(|&l| l as u32)
-        .collect();
+    let (x, labels) = shipped_digits(&t);
     Reference { net, t, x, labels }
 }
 
@@ -210,4 +195,26 @@ fn kernel_shap_with_captums_samples_equals_captum() {
         ks.attribute_with(&r.net, &batch(&r.x, &r.labels), &segments, masks)
             .unwrap()
     });
+}
+
+/// The shipped digits a reference fixture stores (`x_u8`, `labels`) as
+/// `[N, 1, 28, 28]` inputs in [0, 1] and their labels.
+pub(super) fn shipped_digits(t: &HashMap<String, Tensor>) -> (Tensor, Vec<u32>) {
+    let pixels: Vec<f32> = t["x_u8"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<u8>()
+        .unwrap()
+        .iter()
+        .map(|&p| p as f32 / 255.0)
+        .collect();
+    let n = pixels.len() / (28 * 28);
+    let x = Tensor::from_vec(pixels, (n, 1, 28, 28), &Device::Cpu).unwrap();
+    let labels = t["labels"]
+        .to_vec1::<i64>()
+        .unwrap()
+        .iter()
+        .map(|&l| l as u32)
+        .collect();
+    (x, labels)
 }
